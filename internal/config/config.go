@@ -1,0 +1,180 @@
+// Package config reads taxflow's configuration from the environment: the standard AWS
+// and Temporal variables first, TAXFLOW_* for the rest. A bad value fails at start with
+// the variable's name and the reason.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything a taxflow process needs to know about where it runs.
+type Config struct {
+	AWS      AWS
+	Temporal Temporal
+
+	Prefix    string // TAXFLOW_PREFIX: prefix of every table, bucket and function name
+	Invoker   string // TAXFLOW_INVOKER: "lambda" or "inprocess"
+	APIAddr   string // TAXFLOW_API_ADDR
+	LogFormat string // TAXFLOW_LOG_FORMAT: json or console
+	LogLevel  string // TAXFLOW_LOG_LEVEL
+	BuildDir  string // TAXFLOW_BUILD_DIR: where infra apply builds function binaries
+	RoleARN   string // TAXFLOW_LAMBDA_ROLE_ARN: execution role for functions infra apply creates
+}
+
+// AWS holds the endpoints; empty means "the real AWS endpoint for the region".
+type AWS struct {
+	Region           string // AWS_REGION
+	Endpoint         string // AWS_ENDPOINT_URL
+	EndpointS3       string // AWS_ENDPOINT_URL_S3
+	EndpointDynamoDB string // AWS_ENDPOINT_URL_DYNAMODB
+	EndpointLambda   string // AWS_ENDPOINT_URL_LAMBDA
+}
+
+// Temporal holds the Temporal frontend's address and namespace.
+type Temporal struct {
+	Address   string // TEMPORAL_ADDRESS
+	Namespace string // TEMPORAL_NAMESPACE
+	TaskQueue string // TAXFLOW_TASK_QUEUE
+}
+
+// S3 returns the S3 endpoint, or "" for AWS.
+func (a AWS) S3() string { return first(a.EndpointS3, a.Endpoint) }
+
+// DynamoDB returns the DynamoDB endpoint, or "" for AWS.
+func (a AWS) DynamoDB() string { return first(a.EndpointDynamoDB, a.Endpoint) }
+
+// Lambda returns the Lambda endpoint, or "" for AWS.
+func (a AWS) Lambda() string { return first(a.EndpointLambda, a.Endpoint) }
+
+// Local tells whether any endpoint is set (LocalStack or the local stack).
+func (a AWS) Local() bool { return a.S3() != "" || a.DynamoDB() != "" || a.Lambda() != "" }
+
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		AWS: AWS{
+			Region:           r.str("AWS_REGION", ""),
+			Endpoint:         r.url("AWS_ENDPOINT_URL"),
+			EndpointS3:       r.url("AWS_ENDPOINT_URL_S3"),
+			EndpointDynamoDB: r.url("AWS_ENDPOINT_URL_DYNAMODB"),
+			EndpointLambda:   r.url("AWS_ENDPOINT_URL_LAMBDA"),
+		},
+		Temporal: Temporal{
+			Address:   r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			Namespace: r.str("TEMPORAL_NAMESPACE", "default"),
+			TaskQueue: r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
+		},
+		Prefix:    r.match("TAXFLOW_PREFIX", "taxflow", prefixRE, "lower-case letters, digits and '-', starting with a letter, at most 31 characters"),
+		Invoker:   r.oneOf("TAXFLOW_INVOKER", "lambda", "lambda", "inprocess"),
+		APIAddr:   r.hostPort("TAXFLOW_API_ADDR", "127.0.0.1:8080"),
+		LogFormat: r.oneOf("TAXFLOW_LOG_FORMAT", "json", "json", "console"),
+		LogLevel:  r.oneOf("TAXFLOW_LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error"),
+		BuildDir:  r.str("TAXFLOW_BUILD_DIR", "bin/functions"),
+		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
+	}
+	if c.AWS.Region == "" {
+		if !c.AWS.Local() {
+			r.fail("AWS_REGION", "", "must be set when no AWS_ENDPOINT_URL* is given")
+		}
+		// A local endpoint ignores the region, but request signing needs one.
+		c.AWS.Region = "us-east-1"
+	}
+	if len(r.errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %s", strings.Join(r.errs, "; "))
+	}
+	return c, nil
+}
+
+// reader collects every bad variable, so one start reports them all.
+type reader struct {
+	getenv func(string) string
+	errs   []string
+}
+
+func (r *reader) fail(name, val, why string) {
+	r.errs = append(r.errs, fmt.Sprintf("%s=%q %s", name, val, why))
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) url(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, v, "must be an http(s) URL such as http://127.0.0.1:4566")
+		return ""
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (r *reader) hostPort(name, def string) string {
+	v := r.str(name, def)
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		r.fail(name, v, "must be host:port")
+		return def
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		r.fail(name, v, "port must be 1-65535")
+	}
+	_ = host
+	return v
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := r.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, v, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+func (r *reader) match(name, def string, re *regexp.Regexp, what string) string {
+	v := r.str(name, def)
+	if !re.MatchString(v) {
+		r.fail(name, v, "must be "+what)
+	}
+	return v
+}
+
+// Duration reads a Go duration variable (for example "720h"), used by later settings.
+func Duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("configuration: %s=%q must be a positive duration such as 24h or 15m", name, v)
+	}
+	return d, nil
+}

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsForLocalStack(t *testing.T) {
+	c, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566/"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AWS.S3() != "http://127.0.0.1:4566" || c.AWS.DynamoDB() != "http://127.0.0.1:4566" || c.AWS.Region != "us-east-1" {
+		t.Fatalf("got %+v", c.AWS)
+	}
+	if c.Temporal.Address != "127.0.0.1:7233" || c.Prefix != "taxflow" || c.Invoker != "lambda" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestServiceEndpointWins(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"AWS_ENDPOINT_URL":    "http://127.0.0.1:4566",
+		"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AWS.S3() != "http://127.0.0.1:9000" || c.AWS.Lambda() != "http://127.0.0.1:4566" {
+		t.Fatalf("got %+v", c.AWS)
+	}
+}
+
+func TestAWSNeedsRegion(t *testing.T) {
+	_, err := Load(env(nil))
+	if err == nil || !strings.Contains(err.Error(), "AWS_REGION") {
+		t.Fatalf("want AWS_REGION error, got %v", err)
+	}
+}
+
+func TestEveryBadVariableIsNamed(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"AWS_REGION":                "eu-central-1",
+		"AWS_ENDPOINT_URL_DYNAMODB": "localhost:8000",
+		"TEMPORAL_ADDRESS":          "nowhere",
+		"TAXFLOW_INVOKER":           "rpc",
+		"TAXFLOW_PREFIX":            "Tax_Flow",
+		"TAXFLOW_LOG_LEVEL":         "loud",
+		"TAXFLOW_API_ADDR":          "127.0.0.1:99999",
+	}))
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, name := range []string{"AWS_ENDPOINT_URL_DYNAMODB", "TEMPORAL_ADDRESS", "TAXFLOW_INVOKER", "TAXFLOW_PREFIX", "TAXFLOW_LOG_LEVEL", "TAXFLOW_API_ADDR"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+func TestDuration(t *testing.T) {
+	d, err := Duration(env(map[string]string{"X": "36h"}), "X", time.Hour)
+	if err != nil || d != 36*time.Hour {
+		t.Fatal(d, err)
+	}
+	if d, _ := Duration(env(nil), "X", time.Hour); d != time.Hour {
+		t.Fatal(d)
+	}
+	if _, err := Duration(env(map[string]string{"X": "-1h"}), "X", time.Hour); err == nil || !strings.Contains(err.Error(), "X=") {
+		t.Fatal(err)
+	}
+}

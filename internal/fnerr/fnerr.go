@@ -1,0 +1,82 @@
+// Package fnerr defines the errors a function (Lambda) returns on purpose.
+//
+// A business error means "the request was understood and refused": retrying it cannot
+// change the answer, so callers must not retry. Any other error a function returns
+// (a store that does not answer, a timeout) is transient and may be retried.
+//
+// The error type travels as the Lambda errorType, so the same names reach a caller
+// through AWS, LocalStack, the local Lambda host or an in-process invocation.
+// Messages must never contain personal data: the Lambda runtime logs them.
+package fnerr
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+)
+
+// Business error types. Keep this list and IsBusiness in step.
+const (
+	TypeInvalidInput = "InvalidInput" // the input is malformed: which field, why
+	TypeRejected     = "Rejected"     // a business rule refuses the request
+	TypeNotFound     = "NotFound"     // the record the request names does not exist
+	TypeConflict     = "Conflict"     // the request contradicts the record's current state
+)
+
+// TypeInternal names every other failure of a function; it is retryable.
+const TypeInternal = "InternalError"
+
+// Error is a business error with a stable Type and a message safe to show and log.
+type Error struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+
+// Invalid reports a malformed input field.
+func Invalid(field, reason string) *Error {
+	return &Error{Type: TypeInvalidInput, Message: field + ": " + reason}
+}
+
+// Rejected reports a request refused by a business rule.
+func Rejected(format string, args ...any) *Error {
+	return &Error{Type: TypeRejected, Message: fmt.Sprintf(format, args...)}
+}
+
+// NotFound reports a missing record.
+func NotFound(format string, args ...any) *Error {
+	return &Error{Type: TypeNotFound, Message: fmt.Sprintf(format, args...)}
+}
+
+// Conflict reports a request that contradicts the current state.
+func Conflict(format string, args ...any) *Error {
+	return &Error{Type: TypeConflict, Message: fmt.Sprintf(format, args...)}
+}
+
+// IsBusiness tells whether an errorType names a business (non-retryable) error.
+func IsBusiness(errorType string) bool {
+	switch errorType {
+	case TypeInvalidInput, TypeRejected, TypeNotFound, TypeConflict:
+		return true
+	}
+	return false
+}
+
+// ToInvokeError converts whatever a handler returned into the error the Lambda runtime
+// reports, so that the errorType is ours and not a Go type name such as "wrapError".
+func ToInvokeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ie messages.InvokeResponse_Error
+	if errors.As(err, &ie) {
+		return ie
+	}
+	var be *Error
+	if errors.As(err, &be) {
+		return messages.InvokeResponse_Error{Type: be.Type, Message: be.Message}
+	}
+	return messages.InvokeResponse_Error{Type: TypeInternal, Message: err.Error()}
+}

