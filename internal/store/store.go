@@ -1,0 +1,72 @@
+// Package store holds the DynamoDB plumbing every function shares: the narrow client
+// interface (so handlers are testable without a server) and write-once puts.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// DB is the part of the DynamoDB client taxflow's functions use.
+type DB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+var _ DB = (*dynamodb.Client)(nil)
+
+// PutNew writes item only if no item with its key exists yet (keyAttr is the partition
+// key's name). It reports created=false, and no error, when the item was already there:
+// the write-once rule that makes a retried step harmless.
+func PutNew(ctx context.Context, db DB, table, keyAttr string, item any) (created bool, err error) {
+	av, err := Marshal(item)
+	if err != nil {
+		return false, fmt.Errorf("encode item for %s: %w", table, err)
+	}
+	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(table),
+		Item:                     av,
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": keyAttr},
+	})
+	if IsConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("put into %s: %w", table, err)
+	}
+	return true, nil
+}
+
+// IsConditionFailed tells whether err is DynamoDB refusing a conditional write.
+func IsConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// Items use their json tags as attribute names, so one struct serves the function's
+// payload and its DynamoDB record.
+func jsonTags(o *attributevalue.EncoderOptions) { o.TagKey = "json" }
+
+// Marshal encodes a struct into a DynamoDB item by its json tags.
+func Marshal(v any) (map[string]types.AttributeValue, error) {
+	return attributevalue.MarshalMapWithOptions(v, jsonTags)
+}
+
+// UnmarshalList decodes items into a slice of structs by their json tags.
+func UnmarshalList(items []map[string]types.AttributeValue, out any) error {
+	return attributevalue.UnmarshalListOfMapsWithOptions(items, out, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
+}
+
+// Unmarshal decodes one item into a struct by its json tags.
+func Unmarshal(item map[string]types.AttributeValue, out any) error {
+	return attributevalue.UnmarshalMapWithOptions(item, out, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
+}

@@ -1,0 +1,172 @@
+// Package storetest is an in-memory stand-in for DynamoDB for handler unit tests. It
+// understands the few expression shapes taxflow's functions use and fails loudly on
+// any other, so a handler cannot silently rely on something it does not model.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Key names the partition and (optional) sort key attributes of a table.
+type Key struct{ PK, SK string }
+
+// DB is the fake. Err, when set, is returned by every call (a store that is down).
+type DB struct {
+	mu     sync.Mutex
+	keys   map[string]Key
+	items  map[string]map[string]map[string]types.AttributeValue
+	Err    error
+	Writes int
+}
+
+var _ store.DB = (*DB)(nil)
+
+// New creates a fake with the given tables.
+func New(tables map[string]Key) *DB {
+	return &DB{keys: tables, items: map[string]map[string]map[string]types.AttributeValue{}}
+}
+
+func str(av types.AttributeValue) string {
+	switch v := av.(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value
+	case *types.AttributeValueMemberN:
+		return v.Value
+	}
+	return fmt.Sprint(av)
+}
+
+func (d *DB) id(table string, item map[string]types.AttributeValue) (string, error) {
+	k, ok := d.keys[table]
+	if !ok {
+		return "", fmt.Errorf("ResourceNotFoundException: table %s", table)
+	}
+	pk, ok := item[k.PK]
+	if !ok {
+		return "", fmt.Errorf("ValidationException: missing key %s", k.PK)
+	}
+	id := str(pk)
+	if k.SK != "" {
+		sk, ok := item[k.SK]
+		if !ok {
+			return "", fmt.Errorf("ValidationException: missing key %s", k.SK)
+		}
+		id += "\x00" + str(sk)
+	}
+	return id, nil
+}
+
+var notExists = regexp.MustCompile(`^attribute_not_exists\((#?\w+)\)$`)
+
+func (d *DB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	id, err := d.id(*in.TableName, in.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &dynamodb.GetItemOutput{Item: d.items[*in.TableName][id]}, nil
+}
+
+func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	id, err := d.id(*in.TableName, in.Item)
+	if err != nil {
+		return nil, err
+	}
+	if in.ConditionExpression != nil {
+		if !notExists.MatchString(*in.ConditionExpression) {
+			return nil, fmt.Errorf("storetest: condition %q not modelled", *in.ConditionExpression)
+		}
+		if _, exists := d.items[*in.TableName][id]; exists {
+			return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
+		}
+	}
+	if d.items[*in.TableName] == nil {
+		d.items[*in.TableName] = map[string]map[string]types.AttributeValue{}
+	}
+	d.items[*in.TableName][id] = in.Item
+	d.Writes++
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+var addExpr = regexp.MustCompile(`^ADD (\w+) (:\w+)$`)
+
+func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	m := addExpr.FindStringSubmatch(*in.UpdateExpression)
+	if m == nil {
+		return nil, fmt.Errorf("storetest: update %q not modelled", *in.UpdateExpression)
+	}
+	id, err := d.id(*in.TableName, in.Key)
+	if err != nil {
+		return nil, err
+	}
+	if d.items[*in.TableName] == nil {
+		d.items[*in.TableName] = map[string]map[string]types.AttributeValue{}
+	}
+	item := d.items[*in.TableName][id]
+	if item == nil {
+		item = map[string]types.AttributeValue{}
+		for k, v := range in.Key {
+			item[k] = v
+		}
+	}
+	cur, _ := strconv.Atoi(str(item[m[1]]))
+	add, _ := strconv.Atoi(str(in.ExpressionAttributeValues[m[2]]))
+	item[m[1]] = &types.AttributeValueMemberN{Value: strconv.Itoa(cur + add)}
+	d.items[*in.TableName][id] = item
+	d.Writes++
+	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{m[1]: item[m[1]]}}, nil
+}
+
+var eqExpr = regexp.MustCompile(`^(\w+) = (:\w+)$`)
+
+func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	m := eqExpr.FindStringSubmatch(*in.KeyConditionExpression)
+	if m == nil || in.IndexName != nil {
+		return nil, fmt.Errorf("storetest: query %q not modelled", *in.KeyConditionExpression)
+	}
+	want := str(in.ExpressionAttributeValues[m[2]])
+	var ids []string
+	for id, item := range d.items[*in.TableName] {
+		if str(item[m[1]]) == want {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	out := &dynamodb.QueryOutput{}
+	for _, id := range ids {
+		out.Items = append(out.Items, d.items[*in.TableName][id])
+	}
+	out.Count = int32(len(out.Items))
+	return out, nil
+}
+
+func stringp(s string) *string { return &s }
