@@ -1,0 +1,10 @@
+// Package workflows holds taxflow's processes: deterministic workflow code only, one
+// file per process with its test. Steps run as activities (package activities).
+package workflows
+
+import "go.temporal.io/sdk/worker"
+
+// Register adds every workflow to a worker.
+func Register(w worker.Registry) {
+	w.RegisterWorkflow(SelfCheck)
+}

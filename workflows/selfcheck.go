@@ -1,0 +1,49 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/internal/contract"
+)
+
+// SelfCheckWorkflowInput asks for one self-check of a deployment.
+type SelfCheckWorkflowInput struct {
+	Probe contract.SelfCheckInput `json:"probe"`
+}
+
+// SelfCheckWorkflowResult reports what the check saw.
+type SelfCheckWorkflowResult struct {
+	Attempt       int  `json:"attempt"`
+	JournalWrites int  `json:"journal_writes"`
+	Duplicate     bool `json:"duplicate"`
+}
+
+// SelfCheckID builds the workflow id of a self-check; key is an opaque random id.
+func SelfCheckID(key string) string { return "selfcheck-" + key }
+
+// SelfCheck walks the whole path once: workflow → activity → invoker → function →
+// DynamoDB, for both the self-check function and the audit-journal writer.
+func SelfCheck(ctx workflow.Context, in SelfCheckWorkflowInput) (SelfCheckWorkflowResult, error) {
+	var a *activities.Activities
+	var res SelfCheckWorkflowResult
+	caseID := workflow.GetInfo(ctx).WorkflowExecution.ID
+
+	var probe contract.SelfCheckResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.SelfCheckOptions), a.SelfCheck, in.Probe).Get(ctx, &probe)
+	if err != nil {
+		return res, fmt.Errorf("self-check function: %w", err)
+	}
+	res.Attempt = probe.Attempt
+
+	entry := contract.AuditEntry{CaseID: caseID, At: workflow.Now(ctx), Actor: "system", Action: "selfcheck_passed",
+		Reason: fmt.Sprintf("answered on attempt %d", probe.Attempt)}
+	var audit contract.AuditResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.AuditOptions), a.AppendAudit, entry).Get(ctx, &audit); err != nil {
+		return res, fmt.Errorf("audit journal: %w", err)
+	}
+	res.JournalWrites, res.Duplicate = 1, audit.Duplicate
+	return res, nil
+}
