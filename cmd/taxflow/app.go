@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/functions/catalog"
+	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/infra"
+	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/config"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/logging"
+	"github.com/taxflow/taxflow/internal/temporalclient"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// app is what every long-running command builds from configuration.
+type app struct {
+	cfg     config.Config
+	log     zerolog.Logger
+	clients *awsclient.Clients
+}
+
+func newApp(ctx context.Context) (*app, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	log, err := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := awsclient.New(ctx, cfg.AWS)
+	if err != nil {
+		return nil, err
+	}
+	return &app{cfg: cfg, log: log, clients: clients}, nil
+}
+
+// invoker returns the configured way of calling functions.
+func (a *app) invoker() invoker.Invoker {
+	if a.cfg.Invoker == "inprocess" {
+		deps := fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}
+		return invoker.NewInProcess(catalog.Handlers(deps))
+	}
+	return &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
+}
+
+func (a *app) temporal() (client.Client, error) {
+	return temporalclient.Dial(a.cfg.Temporal, a.log, nil)
+}
+
+// newWorker registers every workflow and activity on the task queue.
+func (a *app) newWorker(c client.Client) worker.Worker {
+	w := worker.New(c, a.cfg.Temporal.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	w.RegisterActivity(&activities.Activities{Invoker: a.invoker()})
+	return w
+}
+
+func runWorker(ctx context.Context) error {
+	a, err := newApp(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := a.temporal()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := a.newWorker(c)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+func runAPI(ctx context.Context) error {
+	a, err := newApp(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := a.temporal()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return serveAPI(ctx, a, c)
+}
+
+func serveAPI(ctx context.Context, a *app, c client.Client) error {
+	srv := &http.Server{
+		Addr:              a.cfg.APIAddr,
+		Handler:           (&api.Server{Temporal: c, Log: a.log}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ln, err := net.Listen("tcp", a.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("TAXFLOW_API_ADDR=%s: %w", a.cfg.APIAddr, err)
+	}
+	a.log.Info().Str("addr", "http://"+a.cfg.APIAddr).Msg("API listening")
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func runInfra(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: taxflow infra apply|template")
+	}
+	switch args[0] {
+	case "template":
+		b, err := infra.Template(infra.Declare())
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(b)
+		return err
+	case "apply":
+		a, err := newApp(ctx)
+		if err != nil {
+			return err
+		}
+		return applyInfra(ctx, a)
+	}
+	return fmt.Errorf("unknown infra command %q: want apply or template", args[0])
+}
+
+func applyInfra(ctx context.Context, a *app) error {
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	report, err := infra.Apply(ctx, a.clients, infra.Declare(), infra.Options{
+		Prefix: a.cfg.Prefix, ModuleDir: wd, BuildDir: a.cfg.BuildDir, RoleARN: a.cfg.RoleARN, Region: a.cfg.AWS.Region,
+	})
+	for _, c := range report {
+		ev := a.log.Info()
+		if c.Action == infra.NotSupported {
+			ev = a.log.Warn()
+		}
+		ev.Str("resource", c.Resource).Str("action", string(c.Action)).Str("detail", c.Detail).Msg("infra")
+	}
+	if err != nil {
+		return fmt.Errorf("infra apply: %w", err)
+	}
+	a.log.Info().Bool("changed", report.Changed()).Dur("took", time.Since(start)).Msg("infra apply done")
+	return nil
+}
+
+// runDoctor runs the self-check workflow once through the configured invoker.
+func runDoctor(ctx context.Context) error {
+	a, err := newApp(ctx)
+	if err != nil {
+		return err
+	}
+	c, err := a.temporal()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return doctor(ctx, a, c)
+}
+
+func doctor(ctx context.Context, a *app, c client.Client) error {
+	key := uuid.NewString()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.SelfCheckID(key), TaskQueue: a.cfg.Temporal.TaskQueue},
+		workflows.SelfCheck, workflows.SelfCheckWorkflowInput{Probe: contract.SelfCheckInput{Key: key}})
+	if err != nil {
+		return fmt.Errorf("start self-check: %w", err)
+	}
+	var res workflows.SelfCheckWorkflowResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("self-check %s: %w", run.GetID(), err)
+	}
+	a.log.Info().Str("workflow_id", run.GetID()).Int("attempt", res.Attempt).Int("journal_writes", res.JournalWrites).Msg("self-check passed: workflow → activity → function → DynamoDB")
+	return nil
+}

@@ -1,0 +1,63 @@
+// Command taxflow is the one binary of taxflow: the local stack, the worker, the API,
+// provisioning, the local Lambda host and operator commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `taxflow: back office for long-running tax processes.
+
+Usage:
+  taxflow dev                 start the local stack, apply infra, run worker and API (Ctrl-C stops all)
+  taxflow worker              run the Temporal worker
+  taxflow api                 run the HTTP API
+  taxflow infra apply         create or update tables, buckets and functions at the configured endpoint
+  taxflow infra template      print the AWS SAM template generated from the declaration
+  taxflow stack up|down|status|env   manage the Docker-less local stack
+  taxflow lambda-host         run the local Lambda host (started by 'stack up')
+  taxflow doctor              run the self-check workflow end to end
+
+Configuration is read from the environment; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "taxflow:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Print(usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "dev":
+		return runDev(ctx)
+	case "worker":
+		return runWorker(ctx)
+	case "api":
+		return runAPI(ctx)
+	case "infra":
+		return runInfra(ctx, rest)
+	case "stack":
+		return runStack(ctx, rest)
+	case "lambda-host":
+		return runLambdaHost(ctx, rest)
+	case "doctor":
+		return runDoctor(ctx)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+}

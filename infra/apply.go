@@ -1,0 +1,427 @@
+package infra
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/taxflow/taxflow/internal/awsclient"
+)
+
+// Action is what apply did to one resource setting.
+type Action string
+
+// Actions apply reports.
+const (
+	Created      Action = "created"
+	Updated      Action = "updated"
+	Unchanged    Action = "unchanged"
+	NotSupported Action = "not supported by this endpoint"
+)
+
+// Change is one line of an apply report.
+type Change struct {
+	Resource string // "table taxflow-audit", "bucket taxflow-documents encryption", ...
+	Action   Action
+	Detail   string
+}
+
+// Report lists what apply did, in order.
+type Report []Change
+
+// Changed tells whether apply created or updated anything.
+func (r Report) Changed() bool {
+	for _, c := range r {
+		if c.Action == Created || c.Action == Updated {
+			return true
+		}
+	}
+	return false
+}
+
+// Options say where functions are built and with which role they run.
+type Options struct {
+	Prefix    string
+	ModuleDir string // the taxflow source tree (for building functions)
+	BuildDir  string
+	RoleARN   string
+	Region    string
+}
+
+// Apply creates or updates every resource of d, idempotently: a second run reports
+// every resource unchanged. A setting the endpoint refuses (MinIO has no public-access
+// block) is reported as not supported; it neither fails apply nor claims success.
+func Apply(ctx context.Context, c *awsclient.Clients, d Declaration, o Options) (Report, error) {
+	var r Report
+	for _, t := range d.Tables {
+		if err := applyTable(ctx, c.DynamoDB, Name(o.Prefix, t.Name), t, &r); err != nil {
+			return r, fmt.Errorf("table %s: %w", t.Name, err)
+		}
+	}
+	for _, b := range d.Buckets {
+		if err := applyBucket(ctx, c.S3, Name(o.Prefix, b.Name), b, o.Region, &r); err != nil {
+			return r, fmt.Errorf("bucket %s: %w", b.Name, err)
+		}
+	}
+	for _, f := range d.Functions {
+		if err := applyFunction(ctx, c.Lambda, f, o, &r); err != nil {
+			return r, fmt.Errorf("function %s: %w", f.Name, err)
+		}
+	}
+	return r, nil
+}
+
+func errCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// ---- DynamoDB ----
+
+func keySchema(pk Key, sk *Key) []ddbtypes.KeySchemaElement {
+	ks := []ddbtypes.KeySchemaElement{{AttributeName: aws.String(pk.Name), KeyType: ddbtypes.KeyTypeHash}}
+	if sk != nil {
+		ks = append(ks, ddbtypes.KeySchemaElement{AttributeName: aws.String(sk.Name), KeyType: ddbtypes.KeyTypeRange})
+	}
+	return ks
+}
+
+func attrDefs(t Table) []ddbtypes.AttributeDefinition {
+	var out []ddbtypes.AttributeDefinition
+	for _, k := range t.attributes() {
+		out = append(out, ddbtypes.AttributeDefinition{AttributeName: aws.String(k.Name), AttributeType: ddbtypes.ScalarAttributeType(k.Type)})
+	}
+	return out
+}
+
+func gsi(ix Index) ddbtypes.GlobalSecondaryIndex {
+	return ddbtypes.GlobalSecondaryIndex{
+		IndexName:  aws.String(ix.Name),
+		KeySchema:  keySchema(ix.PartitionKey, ix.SortKey),
+		Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+	}
+}
+
+func applyTable(ctx context.Context, db *dynamodb.Client, name string, t Table, r *Report) error {
+	res := "table " + name
+	desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	if errCode(err) == "ResourceNotFoundException" {
+		in := &dynamodb.CreateTableInput{
+			TableName:            aws.String(name),
+			BillingMode:          ddbtypes.BillingModePayPerRequest,
+			KeySchema:            keySchema(t.PartitionKey, t.SortKey),
+			AttributeDefinitions: attrDefs(t),
+			SSESpecification:     &ddbtypes.SSESpecification{Enabled: aws.Bool(true)},
+		}
+		for _, ix := range t.Indexes {
+			in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsi(ix))
+		}
+		if _, err := db.CreateTable(ctx, in); err != nil {
+			return err
+		}
+		if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
+			return err
+		}
+		*r = append(*r, Change{Resource: res, Action: Created})
+	} else if err != nil {
+		return err
+	} else {
+		if err := checkKeys(desc.Table, t); err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, ix := range desc.Table.GlobalSecondaryIndexes {
+			have[aws.ToString(ix.IndexName)] = true
+		}
+		changed := false
+		for _, ix := range t.Indexes {
+			if have[ix.Name] {
+				continue
+			}
+			g := gsi(ix)
+			_, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
+				TableName:                   aws.String(name),
+				AttributeDefinitions:        attrDefs(t),
+				GlobalSecondaryIndexUpdates: []ddbtypes.GlobalSecondaryIndexUpdate{{Create: &ddbtypes.CreateGlobalSecondaryIndexAction{IndexName: g.IndexName, KeySchema: g.KeySchema, Projection: g.Projection}}},
+			})
+			if err != nil {
+				return fmt.Errorf("add index %s: %w", ix.Name, err)
+			}
+			changed = true
+		}
+		*r = append(*r, Change{Resource: res, Action: pick(changed)})
+	}
+	if t.TTLAttribute == "" {
+		return nil
+	}
+	ttl, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("read TTL: %w", err)
+	}
+	d := ttl.TimeToLiveDescription
+	if d != nil && d.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabled && aws.ToString(d.AttributeName) == t.TTLAttribute {
+		*r = append(*r, Change{Resource: res + " ttl", Action: Unchanged})
+		return nil
+	}
+	if _, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{TableName: aws.String(name),
+		TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(t.TTLAttribute), Enabled: aws.Bool(true)}}); err != nil {
+		return fmt.Errorf("enable TTL: %w", err)
+	}
+	*r = append(*r, Change{Resource: res + " ttl", Action: Updated, Detail: t.TTLAttribute})
+	return nil
+}
+
+// checkKeys refuses to "update" a table whose keys differ: that needs a migration.
+func checkKeys(desc *ddbtypes.TableDescription, t Table) error {
+	want := keySchema(t.PartitionKey, t.SortKey)
+	if len(desc.KeySchema) != len(want) {
+		return fmt.Errorf("existing table has a different key schema; keys cannot be changed in place")
+	}
+	for i := range want {
+		if aws.ToString(desc.KeySchema[i].AttributeName) != aws.ToString(want[i].AttributeName) || desc.KeySchema[i].KeyType != want[i].KeyType {
+			return fmt.Errorf("existing table has key %s, declared %s", aws.ToString(desc.KeySchema[i].AttributeName), aws.ToString(want[i].AttributeName))
+		}
+	}
+	return nil
+}
+
+func pick(changed bool) Action {
+	if changed {
+		return Updated
+	}
+	return Unchanged
+}
+
+// ---- S3 ----
+
+func applyBucket(ctx context.Context, c *s3.Client, name string, b Bucket, region string, r *Report) error {
+	res := "bucket " + name
+	_, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(name)})
+	switch {
+	case err == nil:
+		*r = append(*r, Change{Resource: res, Action: Unchanged})
+	case errCode(err) == "NotFound" || errCode(err) == "NoSuchBucket":
+		in := &s3.CreateBucketInput{Bucket: aws.String(name)}
+		if region != "" && region != "us-east-1" {
+			in.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(region)}
+		}
+		if _, err := c.CreateBucket(ctx, in); err != nil {
+			return err
+		}
+		*r = append(*r, Change{Resource: res, Action: Created})
+	default:
+		return err
+	}
+
+	// default encryption
+	enc, err := c.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(name)})
+	if err != nil && !isMissingConfig(err) {
+		if unsupported(err) {
+			*r = append(*r, Change{Resource: res + " encryption", Action: NotSupported, Detail: errCode(err)})
+		} else {
+			return fmt.Errorf("read encryption: %w", err)
+		}
+	} else if encryptionIs(enc, b.Encryption) {
+		*r = append(*r, Change{Resource: res + " encryption", Action: Unchanged})
+	} else {
+		_, err := c.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: aws.String(name),
+			ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: []s3types.ServerSideEncryptionRule{{
+				ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{SSEAlgorithm: s3types.ServerSideEncryption(b.Encryption)},
+			}}}})
+		if err := settingResult(r, res+" encryption", err, b.Encryption); err != nil {
+			return err
+		}
+	}
+
+	// lifecycle
+	lc, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(name)})
+	if err != nil && !isMissingConfig(err) && !unsupported(err) {
+		return fmt.Errorf("read lifecycle: %w", err)
+	}
+	if err == nil && lifecycleIs(lc.Rules, b.Lifecycle) {
+		*r = append(*r, Change{Resource: res + " lifecycle", Action: Unchanged})
+	} else {
+		var rules []s3types.LifecycleRule
+		for _, l := range b.Lifecycle {
+			rules = append(rules, s3types.LifecycleRule{ID: aws.String(l.ID), Status: s3types.ExpirationStatusEnabled,
+				Filter:     &s3types.LifecycleRuleFilter{Prefix: aws.String(l.Prefix)},
+				Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(l.ExpireDays)}})
+		}
+		_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(name),
+			LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: rules}})
+		if err := settingResult(r, res+" lifecycle", err, fmt.Sprintf("%d rules", len(rules))); err != nil {
+			return err
+		}
+	}
+
+	// public access block
+	pab, err := c.GetPublicAccessBlock(ctx, &s3.GetPublicAccessBlockInput{Bucket: aws.String(name)})
+	if err == nil && blocksAll(pab.PublicAccessBlockConfiguration) {
+		*r = append(*r, Change{Resource: res + " public access block", Action: Unchanged})
+		return nil
+	}
+	_, err = c.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: aws.String(name),
+		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true),
+			BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
+	return settingResult(r, res+" public access block", err, "all public access blocked")
+}
+
+// settingResult records the outcome of putting a bucket setting.
+func settingResult(r *Report, res string, err error, detail string) error {
+	switch {
+	case err == nil:
+		*r = append(*r, Change{Resource: res, Action: Updated, Detail: detail})
+	case unsupported(err):
+		*r = append(*r, Change{Resource: res, Action: NotSupported, Detail: errCode(err)})
+	default:
+		return fmt.Errorf("%s: %w", res, err)
+	}
+	return nil
+}
+
+func isMissingConfig(err error) bool {
+	switch errCode(err) {
+	case "ServerSideEncryptionConfigurationNotFoundError", "NoSuchLifecycleConfiguration", "NoSuchPublicAccessBlockConfiguration":
+		return true
+	}
+	return false
+}
+
+// unsupported tells whether an S3-compatible endpoint does not implement a setting
+// (MinIO answers 400 to public-access blocks, others 501 NotImplemented).
+func unsupported(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && (re.HTTPStatusCode() == 501 || re.HTTPStatusCode() == 400) {
+		return true
+	}
+	return errCode(err) == "NotImplemented"
+}
+
+func encryptionIs(out *s3.GetBucketEncryptionOutput, alg string) bool {
+	if out == nil || out.ServerSideEncryptionConfiguration == nil {
+		return false
+	}
+	for _, rule := range out.ServerSideEncryptionConfiguration.Rules {
+		if d := rule.ApplyServerSideEncryptionByDefault; d != nil && string(d.SSEAlgorithm) == alg {
+			return true
+		}
+	}
+	return false
+}
+
+func lifecycleIs(have []s3types.LifecycleRule, want []LifecycleRule) bool {
+	got := map[string]LifecycleRule{}
+	for _, h := range have {
+		l := LifecycleRule{ID: aws.ToString(h.ID)}
+		if h.Filter != nil {
+			l.Prefix = aws.ToString(h.Filter.Prefix)
+		}
+		if h.Expiration != nil {
+			l.ExpireDays = aws.ToInt32(h.Expiration.Days)
+		}
+		got[l.ID] = l
+	}
+	exp := map[string]LifecycleRule{}
+	for _, w := range want {
+		exp[w.ID] = w
+	}
+	return maps.Equal(got, exp)
+}
+
+func blocksAll(c *s3types.PublicAccessBlockConfiguration) bool {
+	return c != nil && aws.ToBool(c.BlockPublicAcls) && aws.ToBool(c.BlockPublicPolicy) && aws.ToBool(c.IgnorePublicAcls) && aws.ToBool(c.RestrictPublicBuckets)
+}
+
+// ---- Lambda ----
+
+func applyFunction(ctx context.Context, c *lambda.Client, f Function, o Options, r *Report) error {
+	name := Name(o.Prefix, f.Name)
+	res := "function " + name
+	zip, err := Build(ctx, o.ModuleDir, o.BuildDir, f)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(zip)
+	sha := base64.StdEncoding.EncodeToString(sum[:])
+	env := FunctionEnv(o.Prefix, f)
+
+	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+	if errCode(err) == "ResourceNotFoundException" {
+		_, err := c.CreateFunction(ctx, &lambda.CreateFunctionInput{
+			FunctionName:  aws.String(name),
+			Runtime:       lambdatypes.RuntimeProvidedal2023,
+			Handler:       aws.String("bootstrap"),
+			Role:          aws.String(o.RoleARN),
+			MemorySize:    aws.Int32(f.MemoryMB),
+			Timeout:       aws.Int32(f.TimeoutSec),
+			Architectures: []lambdatypes.Architecture{lambdatypes.Architecture(LambdaArch())},
+			Environment:   &lambdatypes.Environment{Variables: env},
+			Code:          &lambdatypes.FunctionCode{ZipFile: zip},
+		})
+		if err != nil {
+			return err
+		}
+		*r = append(*r, Change{Resource: res, Action: Created})
+		return waitActive(ctx, c, name)
+	}
+	if err != nil {
+		return err
+	}
+	cfg := got.Configuration
+	var haveEnv map[string]string
+	if cfg.Environment != nil {
+		haveEnv = cfg.Environment.Variables
+	}
+	if aws.ToInt32(cfg.MemorySize) != f.MemoryMB || aws.ToInt32(cfg.Timeout) != f.TimeoutSec || !reflect.DeepEqual(sorted(haveEnv), sorted(env)) {
+		if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(name),
+			MemorySize: aws.Int32(f.MemoryMB), Timeout: aws.Int32(f.TimeoutSec), Environment: &lambdatypes.Environment{Variables: env}}); err != nil {
+			return fmt.Errorf("update configuration: %w", err)
+		}
+		if err := waitActive(ctx, c, name); err != nil {
+			return err
+		}
+		*r = append(*r, Change{Resource: res + " configuration", Action: Updated})
+	} else {
+		*r = append(*r, Change{Resource: res + " configuration", Action: Unchanged})
+	}
+	if aws.ToString(cfg.CodeSha256) == sha {
+		*r = append(*r, Change{Resource: res + " code", Action: Unchanged})
+		return nil
+	}
+	if _, err := c.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String(name), ZipFile: zip}); err != nil {
+		return fmt.Errorf("update code: %w", err)
+	}
+	*r = append(*r, Change{Resource: res + " code", Action: Updated, Detail: sha})
+	return waitActive(ctx, c, name)
+}
+
+func waitActive(ctx context.Context, c *lambda.Client, name string) error {
+	return lambda.NewFunctionUpdatedV2Waiter(c).Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)}, 2*time.Minute)
+}
+
+func sorted(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,147 @@
+// Package infra is the one declaration of taxflow's tables, buckets and functions, and
+// the code that applies it to any endpoint (AWS, LocalStack, the local stack). The AWS
+// deployment template (template.yaml) is generated from the same declaration.
+package infra
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/selfcheck"
+	"github.com/taxflow/taxflow/internal/contract"
+)
+
+// Key is a key attribute: its name and DynamoDB type ("S" or "N").
+type Key struct {
+	Name string
+	Type string
+}
+
+// Index is a global secondary index (projection ALL).
+type Index struct {
+	Name         string
+	PartitionKey Key
+	SortKey      *Key
+}
+
+// Table is a DynamoDB table, billed per request.
+type Table struct {
+	Name         string // logical; deployed as <prefix>-<name>
+	PartitionKey Key
+	SortKey      *Key
+	Indexes      []Index
+	TTLAttribute string // "" for none
+}
+
+// LifecycleRule expires objects under a prefix after a number of days.
+type LifecycleRule struct {
+	ID         string
+	Prefix     string
+	ExpireDays int32
+}
+
+// Bucket is an S3 bucket with default encryption and public access blocked.
+type Bucket struct {
+	Name       string // logical; deployed as <prefix>-<name>
+	Encryption string // "AES256" (SSE-S3)
+	Lifecycle  []LifecycleRule
+}
+
+// Access is what a function may do to a table or a bucket; IAM policies follow it.
+type Access struct {
+	Table  string // logical table name, or
+	Bucket string // logical bucket name
+	Write  bool
+}
+
+// Function is a Lambda function built from a Go package.
+type Function struct {
+	Name       string // logical; deployed as <prefix>-<name>
+	Package    string // Go package of its lambda/main.go
+	MemoryMB   int32
+	TimeoutSec int32
+	Env        map[string]string
+	Uses       []Access
+}
+
+// Declaration is everything taxflow needs in an account.
+type Declaration struct {
+	Tables    []Table
+	Buckets   []Bucket
+	Functions []Function
+}
+
+// Declare returns taxflow's resources.
+func Declare() Declaration {
+	s := func(n string) Key { return Key{Name: n, Type: "S"} }
+	sk := func(n string) *Key { k := s(n); return &k }
+	return Declaration{
+		Tables: []Table{
+			{Name: audit.Table, PartitionKey: s("case_id"), SortKey: sk("entry_id")},
+			// Idempotency records of steps with an effect; old ones expire.
+			{Name: selfcheck.Table, PartitionKey: s("key"), TTLAttribute: "expires_at"},
+			// Case projection for fast reads; by_status lists a queue of cases.
+			{Name: "cases", PartitionKey: s("case_id"), Indexes: []Index{
+				{Name: "by_status", PartitionKey: s("status"), SortKey: sk("updated_at")},
+			}},
+		},
+		Buckets: []Bucket{{
+			Name:       "documents",
+			Encryption: "AES256",
+			Lifecycle: []LifecycleRule{
+				// Uploads never confirmed by a step are removed after a day.
+				{ID: "expire-incomplete-uploads", Prefix: "incoming/", ExpireDays: 1},
+				// Generated documents stay in the cabinet for 30 days [004:169].
+				{ID: "expire-generated", Prefix: "generated/", ExpireDays: 30},
+			},
+		}},
+		Functions: []Function{
+			{Name: contract.FnAuditAppend, Package: "./functions/audit/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: audit.Table, Write: true}}},
+			{Name: contract.FnSelfCheck, Package: "./functions/selfcheck/lambda", MemoryMB: 128, TimeoutSec: 3,
+				Uses: []Access{{Table: selfcheck.Table, Write: true}}},
+		},
+	}
+}
+
+// Name is the deployed name of a logical resource.
+func Name(prefix, logical string) string { return prefix + "-" + logical }
+
+// FunctionEnv is the environment every deployed function gets, plus its own.
+func FunctionEnv(prefix string, f Function) map[string]string {
+	env := map[string]string{"TAXFLOW_PREFIX": prefix}
+	for k, v := range f.Env {
+		env[k] = v
+	}
+	return env
+}
+
+// attributes lists a table's key attributes (table and index keys), sorted and unique.
+func (t Table) attributes() []Key {
+	seen := map[string]Key{t.PartitionKey.Name: t.PartitionKey}
+	if t.SortKey != nil {
+		seen[t.SortKey.Name] = *t.SortKey
+	}
+	for _, ix := range t.Indexes {
+		seen[ix.PartitionKey.Name] = ix.PartitionKey
+		if ix.SortKey != nil {
+			seen[ix.SortKey.Name] = *ix.SortKey
+		}
+	}
+	out := make([]Key, 0, len(seen))
+	for _, k := range seen {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// camel turns "audit-append" into "AuditAppend" for template logical ids.
+func camel(s string) string {
+	var b strings.Builder
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == '-' || r == '_' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
+}

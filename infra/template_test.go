@@ -1,0 +1,94 @@
+package infra
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The committed template is exactly what the declaration renders.
+func TestTemplateFileIsGeneratedFromDeclaration(t *testing.T) {
+	want, err := Template(Declare())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("infra/template.yaml is stale: run `go run ./cmd/taxflow infra template > infra/template.yaml`")
+	}
+}
+
+// Read back independently: every declared table (with its keys), bucket and function is
+// in the template, nothing else is, and every function's policies name only what it uses.
+func TestTemplateAgreesWithDeclaration(t *testing.T) {
+	b, err := os.ReadFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Resources map[string]struct {
+			Type       string         `yaml:"Type"`
+			Properties map[string]any `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	d := Declare()
+	name := func(p map[string]any, key string) string {
+		m, _ := p[key].(map[string]any)
+		s, _ := m["Fn::Sub"].(string)
+		return strings.TrimPrefix(s, "${Prefix}-")
+	}
+	seen := map[string]bool{}
+	for _, tb := range d.Tables {
+		r, ok := doc.Resources["Table"+camel(tb.Name)]
+		if !ok || r.Type != "AWS::DynamoDB::Table" || name(r.Properties, "TableName") != tb.Name {
+			t.Fatalf("table %s missing or misnamed", tb.Name)
+		}
+		ks := r.Properties["KeySchema"].([]any)
+		if ks[0].(map[string]any)["AttributeName"] != tb.PartitionKey.Name {
+			t.Errorf("table %s: partition key differs", tb.Name)
+		}
+		if (tb.SortKey == nil) != (len(ks) == 1) || (tb.SortKey != nil && ks[1].(map[string]any)["AttributeName"] != tb.SortKey.Name) {
+			t.Errorf("table %s: sort key differs", tb.Name)
+		}
+		gsis, _ := r.Properties["GlobalSecondaryIndexes"].([]any)
+		if len(gsis) != len(tb.Indexes) {
+			t.Errorf("table %s: %d indexes in template, %d declared", tb.Name, len(gsis), len(tb.Indexes))
+		}
+		seen["Table"+camel(tb.Name)] = true
+	}
+	for _, bk := range d.Buckets {
+		r, ok := doc.Resources["Bucket"+camel(bk.Name)]
+		if !ok || r.Type != "AWS::S3::Bucket" || name(r.Properties, "BucketName") != bk.Name {
+			t.Fatalf("bucket %s missing or misnamed", bk.Name)
+		}
+		seen["Bucket"+camel(bk.Name)] = true
+	}
+	for _, f := range d.Functions {
+		r, ok := doc.Resources["Function"+camel(f.Name)]
+		if !ok || r.Type != "AWS::Serverless::Function" || name(r.Properties, "FunctionName") != f.Name {
+			t.Fatalf("function %s missing or misnamed", f.Name)
+		}
+		if r.Properties["Timeout"] != int(f.TimeoutSec) || r.Properties["CodeUri"] != strings.TrimPrefix(f.Package, "./") {
+			t.Errorf("function %s: timeout or code differs", f.Name)
+		}
+		policies := r.Properties["Policies"].([]any)
+		if len(policies) != len(f.Uses) {
+			t.Errorf("function %s: %d policies for %d declared uses", f.Name, len(policies), len(f.Uses))
+		}
+		seen["Function"+camel(f.Name)] = true
+	}
+	for id := range doc.Resources {
+		if !seen[id] {
+			t.Errorf("template has %s, which the declaration does not", id)
+		}
+	}
+}
