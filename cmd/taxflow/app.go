@@ -44,7 +44,7 @@ func newApp(ctx context.Context) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients, err := awsclient.New(ctx, cfg.AWS)
+	clients, err := awsclient.New(ctx, cfg.AWS, log)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func Load(ctx context.Context) (Deps, error) {
 	if err != nil {
 		return Deps{}, err
 	}
-	clients, err := awsclient.New(ctx, cfg.AWS)
+	clients, err := awsclient.New(ctx, cfg.AWS, log)
 	if err != nil {
 		return Deps{}, err
 	}

@@ -12,6 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	smithylog "github.com/aws/smithy-go/logging"
+	"github.com/rs/zerolog"
+
 	"github.com/taxflow/taxflow/internal/config"
 )
 
@@ -23,8 +26,11 @@ type Clients struct {
 }
 
 // New loads credentials through the standard chain and points each client at its endpoint.
-func New(ctx context.Context, c config.AWS) (*Clients, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(c.Region))
+// The SDK's own log lines go to log at debug level (DynamoDB Local, for one, makes the SDK
+// warn about response checksums on every error answer).
+func New(ctx context.Context, c config.AWS, log zerolog.Logger) (*Clients, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(c.Region),
+		awsconfig.WithLogger(sdkLogger{log.With().Str("component", "aws-sdk").Logger()}))
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
@@ -50,4 +56,10 @@ func New(ctx context.Context, c config.AWS) (*Clients, error) {
 			o.RetryMaxAttempts = 1
 		}),
 	}, nil
+}
+
+type sdkLogger struct{ l zerolog.Logger }
+
+func (s sdkLogger) Logf(_ smithylog.Classification, format string, v ...any) {
+	s.l.Debug().Msgf(format, v...)
 }

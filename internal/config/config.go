@@ -64,6 +64,14 @@ func first(vs ...string) string {
 	return ""
 }
 
+// Variables lists every environment variable Load reads.
+var Variables = []string{
+	"AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA",
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_TASK_QUEUE", "TAXFLOW_PREFIX", "TAXFLOW_INVOKER",
+	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
+}
+
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 
 // Load reads the configuration through getenv (os.Getenv in production).

@@ -28,9 +28,10 @@ import (
 )
 
 // Local credentials of the stack. They protect nothing but a loopback-only test stack.
+// Letters and digits only: DynamoDB Local refuses any other access key id.
 const (
-	AccessKey = "taxflow-local"
-	SecretKey = "taxflow-local-secret"
+	AccessKey = "taxflowlocal"
+	SecretKey = "taxflowlocalsecret"
 )
 
 // Ports of the stack, each configurable through its TAXFLOW_*_PORT variable.
