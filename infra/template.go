@@ -20,11 +20,11 @@ func Template(d Declaration) ([]byte, error) {
 			attrs = append(attrs, map[string]string{"AttributeName": k.Name, "AttributeType": k.Type})
 		}
 		props := map[string]any{
-			"TableName":            sub(t.Name),
-			"BillingMode":          "PAY_PER_REQUEST",
-			"AttributeDefinitions": attrs,
-			"KeySchema":            keysYAML(t.PartitionKey, t.SortKey),
-			"SSESpecification":     map[string]bool{"SSEEnabled": true},
+			"TableName":                        sub(t.Name),
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"AttributeDefinitions":             attrs,
+			"KeySchema":                        keysYAML(t.PartitionKey, t.SortKey),
+			"SSESpecification":                 map[string]bool{"SSEEnabled": true},
 			"PointInTimeRecoverySpecification": map[string]bool{"PointInTimeRecoveryEnabled": true},
 		}
 		if len(t.Indexes) > 0 {
