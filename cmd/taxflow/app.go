@@ -72,7 +72,8 @@ func (a *app) newWorker(c client.Client) worker.Worker {
 	return w
 }
 
-func runWorker(ctx context.Context) error {
+// withTemporal builds the app, connects to Temporal, runs f and closes the connection.
+func withTemporal(ctx context.Context, f func(*app, client.Client) error) error {
 	a, err := newApp(ctx)
 	if err != nil {
 		return err
@@ -82,27 +83,33 @@ func runWorker(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
+	return f(a, c)
+}
+
+// startWorker starts a worker that runs until stop is called.
+func (a *app) startWorker(c client.Client) (stop func(), err error) {
 	w := a.newWorker(c)
 	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
-	<-ctx.Done()
-	w.Stop()
-	return nil
+	return w.Stop, nil
+}
+
+func runWorker(ctx context.Context) error {
+	return withTemporal(ctx, func(a *app, c client.Client) error {
+		stop, err := a.startWorker(c)
+		if err != nil {
+			return err
+		}
+		<-ctx.Done()
+		stop()
+		return nil
+	})
 }
 
 func runAPI(ctx context.Context) error {
-	a, err := newApp(ctx)
-	if err != nil {
-		return err
-	}
-	c, err := a.temporal()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return serveAPI(ctx, a, c)
+	return withTemporal(ctx, func(a *app, c client.Client) error { return serveAPI(ctx, a, c) })
 }
 
 func serveAPI(ctx context.Context, a *app, c client.Client) error {
@@ -175,16 +182,7 @@ func applyInfra(ctx context.Context, a *app) error {
 
 // runDoctor runs the self-check workflow once through the configured invoker.
 func runDoctor(ctx context.Context) error {
-	a, err := newApp(ctx)
-	if err != nil {
-		return err
-	}
-	c, err := a.temporal()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return doctor(ctx, a, c)
+	return withTemporal(ctx, func(a *app, c client.Client) error { return doctor(ctx, a, c) })
 }
 
 func doctor(ctx context.Context, a *app, c client.Client) error {

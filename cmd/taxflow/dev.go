@@ -56,11 +56,11 @@ func runDev(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	w := a.newWorker(c)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	stopWorker, err := a.startWorker(c)
+	if err != nil {
+		return err
 	}
-	defer w.Stop()
+	defer stopWorker()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveAPI(gctx, a, c) })
 	if err := doctor(ctx, a, c); err != nil {
