@@ -1,0 +1,165 @@
+// Package docs judges an uploaded file by its bytes (never by its name or declared
+// content type): which type it is, whether it is complete, and whether it is allowed
+// for its purpose. Errors are written for the taxpayer: what is wrong and what to do.
+package docs
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// MaxSize is the largest file accepted: 10 MB [000:170, 002:48].
+const MaxSize = 10 << 20
+
+// Type is a detected file type.
+type Type string
+
+// Types taxflow recognises.
+const (
+	PDF  Type = "pdf"
+	JPEG Type = "jpg"
+	PNG  Type = "png"
+	XML  Type = "xml"
+	DOCX Type = "docx"
+)
+
+// ContentType is the MIME type stored with the object.
+func (t Type) ContentType() string {
+	return map[Type]string{PDF: "application/pdf", JPEG: "image/jpeg", PNG: "image/png", XML: "application/xml",
+		DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}[t]
+}
+
+// Purpose says which types a document may have.
+type Purpose string
+
+// Purposes and their allowed types (domain.md: identity PDF/JPG/PNG [000:170];
+// declarations and attachments PDF/DOCX/XML [002:48]; refund supporting documents are
+// statements, payslips and reconciliation acts: both sets).
+const (
+	Identity   Purpose = "identity"
+	Attachment Purpose = "attachment"
+	Supporting Purpose = "supporting"
+)
+
+var allowed = map[Purpose][]Type{
+	Identity:   {PDF, JPEG, PNG},
+	Attachment: {PDF, DOCX, XML},
+	Supporting: {PDF, JPEG, PNG, XML, DOCX},
+}
+
+// Rejection is a file refused, with a reason the taxpayer can act on.
+type Rejection struct{ Reason string }
+
+func (r *Rejection) Error() string { return r.Reason }
+
+func reject(format string, a ...any) error { return &Rejection{Reason: fmt.Sprintf(format, a...)} }
+
+// IsRejection tells whether err is a refusal of the file (not a failure to read it).
+func IsRejection(err error) bool {
+	var r *Rejection
+	return errors.As(err, &r)
+}
+
+// Check detects the type of b, checks it is complete and allowed for the purpose.
+func Check(b []byte, p Purpose) (Type, error) {
+	types, ok := allowed[p]
+	if !ok {
+		return "", reject("unknown document purpose %q", p)
+	}
+	if len(b) == 0 {
+		return "", reject("the file is empty: choose the file again and re-upload it")
+	}
+	if len(b) > MaxSize {
+		return "", reject("the file is %.1f MB; at most 10 MB is accepted: compress or split it", float64(len(b))/(1<<20))
+	}
+	t, err := detect(b)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range types {
+		if a == t {
+			return t, nil
+		}
+	}
+	return "", reject("a %s file is not accepted here; accepted: %v", t, types)
+}
+
+func detect(b []byte) (Type, error) {
+	switch {
+	case bytes.HasPrefix(b, []byte("%PDF-")):
+		// A complete PDF ends with %%EOF (allowing trailing whitespace).
+		if !bytes.Contains(b[max(0, len(b)-1024):], []byte("%%EOF")) {
+			return "", reject("the PDF is truncated (no end-of-file marker): upload the complete file")
+		}
+		return PDF, nil
+	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
+		if !bytes.HasSuffix(bytes.TrimRight(b, "\x00"), []byte{0xFF, 0xD9}) {
+			return "", reject("the JPEG image is truncated: upload the complete file")
+		}
+		return JPEG, nil
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		if !bytes.Contains(b[max(0, len(b)-64):], []byte("IEND")) {
+			return "", reject("the PNG image is truncated: upload the complete file")
+		}
+		return PNG, nil
+	case bytes.HasPrefix(b, []byte("PK\x03\x04")):
+		return docx(b)
+	}
+	trimmed := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF")), " \t\r\n")
+	if bytes.HasPrefix(trimmed, []byte("<")) {
+		return xmlDoc(trimmed)
+	}
+	return "", reject("the file is not a PDF, JPG, PNG, XML or DOCX document (judged by its content, not its name)")
+}
+
+func docx(b []byte) (Type, error) {
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return "", reject("the archive is damaged or truncated: upload the complete DOCX file")
+	}
+	has := map[string]bool{}
+	for _, f := range zr.File {
+		has[f.Name] = true
+	}
+	if !has["[Content_Types].xml"] || !has["word/document.xml"] {
+		return "", reject("the archive is not a Word document (DOCX)")
+	}
+	return DOCX, nil
+}
+
+func xmlDoc(b []byte) (Type, error) {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	d.Strict = true
+	// Declarations may be in windows-1251; the structure is what we check here.
+	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
+	depth, root := 0, false
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		var se *xml.SyntaxError
+		if errors.As(err, &se) && strings.Contains(se.Msg, "unexpected EOF") {
+			return "", reject("the XML is truncated: upload the complete file")
+		}
+		if err != nil {
+			return "", reject("the XML is not well-formed (%v): fix or re-export it", err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			root = true
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if !root || depth != 0 {
+		return "", reject("the XML is truncated: upload the complete file")
+	}
+	return XML, nil
+}
