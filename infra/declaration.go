@@ -8,7 +8,13 @@ import (
 	"strings"
 
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/selfcheck"
+	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
@@ -82,12 +88,20 @@ func Declare() Declaration {
 			// Idempotency records of steps with an effect; old ones expire.
 			{Name: selfcheck.Table, PartitionKey: s("key"), TTLAttribute: "expires_at"},
 			// Case projection for fast reads; by_status lists a queue of cases.
-			{Name: "cases", PartitionKey: s("case_id"), Indexes: []Index{
+			{Name: cases.Table, PartitionKey: s("case_id"), Indexes: []Index{
 				{Name: "by_status", PartitionKey: s("status"), SortKey: sk("updated_at")},
 			}},
+			{Name: taxpayer.Table, PartitionKey: s("inn")},
+			{Name: overpayment.Table, PartitionKey: s("inn"), SortKey: sk("entry_id")},
+			{Name: payout.Table, PartitionKey: s("payout_key")},
+			{Name: notify.Table, PartitionKey: s("notification_id"), Indexes: []Index{
+				{Name: "by_state", PartitionKey: s("state"), SortKey: sk("at")},
+			}},
+			// API keys of integrators and staff, stored as SHA-256 hashes.
+			{Name: "apikeys", PartitionKey: s("key_hash")},
 		},
 		Buckets: []Bucket{{
-			Name:       "documents",
+			Name:       document.Bucket,
 			Encryption: "AES256",
 			Lifecycle: []LifecycleRule{
 				// Uploads never confirmed by a step are removed after a day.
@@ -101,6 +115,18 @@ func Declare() Declaration {
 				Uses: []Access{{Table: audit.Table, Write: true}}},
 			{Name: contract.FnSelfCheck, Package: "./functions/selfcheck/lambda", MemoryMB: 128, TimeoutSec: 3,
 				Uses: []Access{{Table: selfcheck.Table, Write: true}}},
+			{Name: contract.FnTaxpayerCheck, Package: "./functions/taxpayer/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: taxpayer.Table}}},
+			{Name: contract.FnOverpayment, Package: "./functions/overpayment/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Table: overpayment.Table}}},
+			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
+				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
+			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
+				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}}},
+			{Name: contract.FnNotify, Package: "./functions/notify/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: notify.Table, Write: true}}},
+			{Name: contract.FnCaseUpdate, Package: "./functions/cases/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: cases.Table, Write: true}}},
 		},
 	}
 }

@@ -8,10 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
@@ -63,27 +59,8 @@ func validate(e contract.AuditEntry) error {
 // Journal returns a case's entries, oldest first.
 func Journal(ctx context.Context, db store.DB, table, caseID string) ([]contract.AuditEntry, error) {
 	var out []contract.AuditEntry
-	var start map[string]types.AttributeValue
-	for {
-		page, err := db.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(table),
-			KeyConditionExpression:    aws.String("case_id = :c"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: caseID}},
-			ExclusiveStartKey:         start,
-			ConsistentRead:            aws.Bool(true),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read journal: %w", err)
-		}
-		var entries []contract.AuditEntry
-		if err := store.UnmarshalList(page.Items, &entries); err != nil {
-			return nil, fmt.Errorf("decode journal: %w", err)
-		}
-		out = append(out, entries...)
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		start = page.LastEvaluatedKey
+	if err := store.QueryAll(ctx, db, table, "case_id", caseID, &out); err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].At.Equal(out[j].At) {

@@ -4,9 +4,17 @@
 package catalog
 
 import (
+	"sort"
+
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/selfcheck"
+	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
@@ -16,6 +24,25 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnSelfCheck: func(d fn.Deps) any {
 		return fn.Handler(selfcheck.Handler{DB: d.DynamoDB, Table: d.Config.Name(selfcheck.Table)}.Check)
+	},
+	contract.FnTaxpayerCheck: func(d fn.Deps) any {
+		return fn.Handler(taxpayer.Handler{DB: d.DynamoDB, Table: d.Config.Name(taxpayer.Table)}.Check)
+	},
+	contract.FnOverpayment: func(d fn.Deps) any {
+		return fn.Handler(overpayment.Handler{DB: d.DynamoDB, Table: d.Config.Name(overpayment.Table)}.Compute)
+	},
+	contract.FnDocumentStore: func(d fn.Deps) any {
+		return fn.Handler(document.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Store)
+	},
+	contract.FnPayout: func(d fn.Deps) any {
+		t := payout.DynamoTreasury{DB: d.DynamoDB, Table: d.Config.Name(payout.Table), MaxTransfer: d.Config.TreasuryMaxTransfer}
+		return fn.Handler(payout.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Treasury: t}.Pay)
+	},
+	contract.FnNotify: func(d fn.Deps) any {
+		return fn.Handler(notify.Handler{DB: d.DynamoDB, Table: d.Config.Name(notify.Table)}.Send)
+	},
+	contract.FnCaseUpdate: func(d fn.Deps) any {
+		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)
 	},
 }
 
@@ -31,11 +58,12 @@ func Handlers(d fn.Deps) map[string]any {
 	return out
 }
 
-// Names lists every function's logical name.
+// Names lists every function's logical name, sorted.
 func Names() []string {
 	out := make([]string, 0, len(constructors))
 	for name := range constructors {
 		out = append(out, name)
 	}
+	sort.Strings(out)
 	return out
 }

@@ -25,6 +25,9 @@ type Config struct {
 	LogLevel  string // TAXFLOW_LOG_LEVEL
 	BuildDir  string // TAXFLOW_BUILD_DIR: where infra apply builds function binaries
 	RoleARN   string // TAXFLOW_LAMBDA_ROLE_ARN: execution role for functions infra apply creates
+
+	// TAXFLOW_TREASURY_MAX_TRANSFER: the local treasury's single-transfer limit, kopecks.
+	TreasuryMaxTransfer int64
 }
 
 // AWS holds the endpoints; empty means "the real AWS endpoint for the region".
@@ -70,6 +73,7 @@ var Variables = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
 	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_TASK_QUEUE", "TAXFLOW_PREFIX", "TAXFLOW_INVOKER",
 	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
+	"TAXFLOW_TREASURY_MAX_TRANSFER",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -97,6 +101,8 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:  r.oneOf("TAXFLOW_LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error"),
 		BuildDir:  r.str("TAXFLOW_BUILD_DIR", "bin/functions"),
 		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
+
+		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
 	}
 	if c.AWS.Region == "" {
 		if !c.AWS.Local() {
@@ -153,6 +159,19 @@ func (r *reader) hostPort(name, def string) string {
 	}
 	_ = host
 	return v
+}
+
+func (r *reader) kopecks(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		r.fail(name, v, "must be a positive whole number of kopecks")
+		return def
+	}
+	return n
 }
 
 func (r *reader) oneOf(name, def string, allowed ...string) string {

@@ -70,3 +70,70 @@ func UnmarshalList(items []map[string]types.AttributeValue, out any) error {
 func Unmarshal(item map[string]types.AttributeValue, out any) error {
 	return attributevalue.UnmarshalMapWithOptions(item, out, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
 }
+
+// PutIfNewer writes item unless the stored item has a version at least as high: a
+// projection updated by retried or reordered steps never goes backwards.
+func PutIfNewer(ctx context.Context, db DB, table, keyAttr string, version int64, item any) (applied bool, err error) {
+	av, err := Marshal(item)
+	if err != nil {
+		return false, fmt.Errorf("encode item for %s: %w", table, err)
+	}
+	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(table),
+		Item:                     av,
+		ConditionExpression:      aws.String("attribute_not_exists(#k) OR #v < :v"),
+		ExpressionAttributeNames: map[string]string{"#k": keyAttr, "#v": "version"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":v": &types.AttributeValueMemberN{Value: fmt.Sprint(version)},
+		},
+	})
+	if IsConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("put into %s: %w", table, err)
+	}
+	return true, nil
+}
+
+// Get reads one item by its key into out; found is false when there is none.
+func Get(ctx context.Context, db DB, table string, key map[string]types.AttributeValue, out any) (found bool, err error) {
+	res, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, fmt.Errorf("get from %s: %w", table, err)
+	}
+	if len(res.Item) == 0 {
+		return false, nil
+	}
+	if err := Unmarshal(res.Item, out); err != nil {
+		return false, fmt.Errorf("decode item from %s: %w", table, err)
+	}
+	return true, nil
+}
+
+// S is a string key attribute.
+func S(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+// QueryAll reads every item of one partition (attr = value) into out (a pointer to a slice).
+func QueryAll(ctx context.Context, db DB, table, attr, value string, out any) error {
+	var items []map[string]types.AttributeValue
+	var start map[string]types.AttributeValue
+	for {
+		page, err := db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(table),
+			KeyConditionExpression:    aws.String(attr + " = :v"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": S(value)},
+			ExclusiveStartKey:         start,
+			ConsistentRead:            aws.Bool(true),
+		})
+		if err != nil {
+			return fmt.Errorf("query %s: %w", table, err)
+		}
+		items = append(items, page.Items...)
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		start = page.LastEvaluatedKey
+	}
+	return UnmarshalList(items, out)
+}

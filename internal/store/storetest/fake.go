@@ -92,10 +92,19 @@ func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dy
 		return nil, err
 	}
 	if in.ConditionExpression != nil {
-		if !notExists.MatchString(*in.ConditionExpression) {
-			return nil, fmt.Errorf("storetest: condition %q not modelled", *in.ConditionExpression)
+		old, exists := d.items[*in.TableName][id]
+		failed := false
+		switch cond := *in.ConditionExpression; {
+		case notExists.MatchString(cond):
+			failed = exists
+		case cond == "attribute_not_exists(#k) OR #v < :v":
+			have, _ := strconv.Atoi(str(old[in.ExpressionAttributeNames["#v"]]))
+			want, _ := strconv.Atoi(str(in.ExpressionAttributeValues[":v"]))
+			failed = exists && have >= want
+		default:
+			return nil, fmt.Errorf("storetest: condition %q not modelled", cond)
 		}
-		if _, exists := d.items[*in.TableName][id]; exists {
+		if failed {
 			return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
 		}
 	}

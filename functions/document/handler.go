@@ -1,0 +1,132 @@
+// Package document validates an uploaded file and stores it for good: the API (or a
+// presigned upload) puts it under incoming/; this function reads it, judges it by its
+// bytes (internal/docs), and either copies it to documents/ with server-side encryption
+// or refuses it with a reason for the taxpayer. Either way the incoming object is
+// removed, so nothing half-stored remains.
+package document
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/fnerr"
+)
+
+// Bucket is the logical name of the documents bucket.
+const Bucket = "documents"
+
+// S3 is the part of the S3 client the function uses.
+type S3 interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+var _ S3 = (*s3.Client)(nil)
+
+// Handler stores documents.
+type Handler struct {
+	S3     S3
+	Bucket string
+}
+
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,79}$`)
+
+// StoredKey is where an accepted document lives.
+func StoredKey(caseID, docID string) string { return "documents/" + caseID + "/" + docID }
+
+// IncomingKey is where an upload waits to be judged.
+func IncomingKey(caseID, docID string) string { return "incoming/" + caseID + "/" + docID }
+
+// Store validates and stores one document. It is idempotent: a retry after the copy
+// finds the stored object and answers the same.
+func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract.DocumentResult, error) {
+	if !idRE.MatchString(in.CaseID) {
+		return contract.DocumentResult{}, fnerr.Invalid("case_id", "must be a case id")
+	}
+	if !idRE.MatchString(in.DocID) {
+		return contract.DocumentResult{}, fnerr.Invalid("doc_id", "must be lower-case letters, digits and '-'")
+	}
+	if in.IncomingKey != IncomingKey(in.CaseID, in.DocID) {
+		return contract.DocumentResult{}, fnerr.Invalid("incoming_key", "must be incoming/<case_id>/<doc_id>")
+	}
+	purpose := docs.Purpose(in.Purpose)
+	stored := StoredKey(in.CaseID, in.DocID)
+
+	// Already stored by an earlier attempt?
+	if head, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &h.Bucket, Key: &stored}); err == nil {
+		return contract.DocumentResult{Accepted: true, Key: stored, Type: head.Metadata["type"], Size: aws.ToInt64(head.ContentLength),
+			SHA256: head.Metadata["sha256"]}, nil
+	} else if !notFound(err) {
+		return contract.DocumentResult{}, fmt.Errorf("look for stored document: %w", err)
+	}
+
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.Bucket, Key: &in.IncomingKey})
+	if notFound(err) {
+		return contract.DocumentResult{}, fnerr.NotFound("no upload at incoming/%s/%s", in.CaseID, in.DocID)
+	}
+	if err != nil {
+		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(obj.Body, docs.MaxSize+1))
+	obj.Body.Close()
+	if err != nil {
+		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
+	}
+	typ, err := docs.Check(body, purpose)
+	if err != nil {
+		if !docs.IsRejection(err) {
+			return contract.DocumentResult{}, err
+		}
+		if err := h.removeIncoming(ctx, in.IncomingKey); err != nil {
+			return contract.DocumentResult{}, err
+		}
+		return contract.DocumentResult{Accepted: false, Reason: err.Error()}, nil
+	}
+	sum := sha256.Sum256(body)
+	digest := hex.EncodeToString(sum[:])
+	_, err = h.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &h.Bucket, Key: &stored, Body: bytes.NewReader(body),
+		ContentType:          aws.String(typ.ContentType()),
+		ServerSideEncryption: s3types.ServerSideEncryptionAes256,
+		Metadata:             map[string]string{"type": string(typ), "sha256": digest, "case": in.CaseID},
+	})
+	if err != nil {
+		return contract.DocumentResult{}, fmt.Errorf("store document: %w", err)
+	}
+	if err := h.removeIncoming(ctx, in.IncomingKey); err != nil {
+		return contract.DocumentResult{}, err
+	}
+	return contract.DocumentResult{Accepted: true, Key: stored, Type: string(typ), Size: int64(len(body)), SHA256: digest}, nil
+}
+
+func (h Handler) removeIncoming(ctx context.Context, key string) error {
+	if _, err := h.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &h.Bucket, Key: &key}); err != nil && !notFound(err) {
+		return fmt.Errorf("remove upload: %w", err)
+	}
+	return nil
+}
+
+func notFound(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		c := ae.ErrorCode()
+		return c == "NoSuchKey" || c == "NotFound" || strings.HasSuffix(c, "NotFound")
+	}
+	return false
+}

@@ -1,0 +1,70 @@
+// Package taxpayer checks a taxpayer's preconditions against the registry: an active
+// account, a confirmed profile and a linked INN [004:200], and the state of the bank
+// requisites a payout would go to.
+package taxpayer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Table is the registry: partition key inn.
+const Table = "taxpayers"
+
+// Handler reads the registry.
+type Handler struct {
+	DB    store.DB
+	Table string
+}
+
+// Lookup reads one taxpayer; found is false when the INN is not registered.
+func Lookup(ctx context.Context, db store.DB, table, inn string) (contract.Taxpayer, bool, error) {
+	var tp contract.Taxpayer
+	found, err := store.Get(ctx, db, table, map[string]types.AttributeValue{"inn": store.S(inn)}, &tp)
+	return tp, found, err
+}
+
+// Check answers whether the taxpayer may use the process, and with which bank state.
+func (h Handler) Check(ctx context.Context, in contract.TaxpayerCheckInput) (contract.TaxpayerCheckResult, error) {
+	if err := domain.ValidateINN("inn", in.INN, true); err != nil {
+		return contract.TaxpayerCheckResult{}, fnerr.Invalid("inn", err.(domain.FieldError).Reason)
+	}
+	tp, found, err := Lookup(ctx, h.DB, h.Table, in.INN)
+	if err != nil {
+		return contract.TaxpayerCheckResult{}, fmt.Errorf("taxpayer check: %w", err)
+	}
+	if !found {
+		return contract.TaxpayerCheckResult{}, fnerr.NotFound("no taxpayer with this INN in the registry")
+	}
+	res := contract.TaxpayerCheckResult{Eligible: true, BankState: BankState(tp)}
+	if tp.Bank != nil {
+		res.AccountLast4 = domain.MaskAccount(tp.Bank.Account)
+	}
+	switch {
+	case tp.AccountState != "active":
+		res.Eligible, res.Reason = false, "the account is not active (blocked or closed)"
+	case !tp.Confirmed:
+		res.Eligible, res.Reason = false, "the profile is not confirmed: confirm the account first"
+	case !tp.INNLinked:
+		res.Eligible, res.Reason = false, "the INN is not linked to the account"
+	}
+	return res, nil
+}
+
+// BankState says whether a payout can go out now.
+func BankState(tp contract.Taxpayer) string {
+	switch {
+	case tp.PendingBank != nil:
+		return contract.BankPending
+	case tp.Bank != nil:
+		return contract.BankVerified
+	}
+	return contract.BankNone
+}

@@ -1,0 +1,154 @@
+package contract
+
+import "time"
+
+// Functions of the refund process (and of every later process that needs them).
+const (
+	FnTaxpayerCheck = "taxpayer-check"
+	FnOverpayment   = "overpayment"
+	FnDocumentStore = "document-store"
+	FnPayout        = "payout"
+	FnNotify        = "notify"
+	FnCaseUpdate    = "case-update"
+)
+
+// Taxpayer is a registry record (table "taxpayers", key inn). Personal data: it stays in
+// DynamoDB and in encrypted payloads, never in logs, ids or search attributes.
+type Taxpayer struct {
+	INN          string          `json:"inn"`
+	Name         string          `json:"name"`
+	AccountState string          `json:"account_state"` // active | blocked
+	Confirmed    bool            `json:"confirmed"`
+	INNLinked    bool            `json:"inn_linked"`
+	Bank         *BankRequisites `json:"bank,omitempty"`         // verified requisites
+	PendingBank  *BankRequisites `json:"pending_bank,omitempty"` // a change being verified
+	Channels     []string        `json:"channels,omitempty"`     // cabinet, email, sms, app
+}
+
+// BankRequisites are where payouts go.
+type BankRequisites struct {
+	BIK     string `json:"bik"`
+	Account string `json:"account"`
+}
+
+// LedgerEntry is a charge or a payment of one tax for one period (table "ledger").
+type LedgerEntry struct {
+	INN     string    `json:"inn"`
+	EntryID string    `json:"entry_id"` // "<period>#<tax>#<n>"
+	Kind    string    `json:"kind"`     // charge | payment
+	Tax     string    `json:"tax"`      // ndfl, property, transport, land
+	Period  int       `json:"period"`
+	Amount  int64     `json:"amount_kopecks"`
+	Date    time.Time `json:"date"`
+}
+
+// TaxpayerCheckInput asks whether a taxpayer may use a process.
+type TaxpayerCheckInput struct {
+	INN string `json:"inn"`
+}
+
+// Bank requisites states.
+const (
+	BankVerified = "verified"
+	BankPending  = "pending"
+	BankNone     = "none"
+)
+
+// TaxpayerCheckResult says whether the preconditions hold [004:200] and where a payout would go.
+type TaxpayerCheckResult struct {
+	Eligible     bool   `json:"eligible"`
+	Reason       string `json:"reason,omitempty"`
+	BankState    string `json:"bank_state"`
+	AccountLast4 string `json:"account_last4,omitempty"`
+}
+
+// OverpaymentInput asks for a taxpayer's balance; Period 0 means every period.
+type OverpaymentInput struct {
+	INN    string `json:"inn"`
+	Period int    `json:"period,omitempty"`
+}
+
+// TaxBalance is payments minus charges of one tax: positive is overpaid, negative a debt.
+type TaxBalance struct {
+	Tax     string `json:"tax"`
+	Balance int64  `json:"balance_kopecks"`
+}
+
+// OverpaymentResult: debts are offset against the overpayment first.
+type OverpaymentResult struct {
+	Overpaid   int64        `json:"overpaid_kopecks"`
+	Debts      int64        `json:"debts_kopecks"`
+	Refundable int64        `json:"refundable_kopecks"`
+	Taxes      []TaxBalance `json:"taxes"`
+}
+
+// DocumentInput asks to validate an uploaded file and store it for good.
+type DocumentInput struct {
+	CaseID      string `json:"case_id"`
+	DocID       string `json:"doc_id"`
+	Purpose     string `json:"purpose"`
+	IncomingKey string `json:"incoming_key"`
+}
+
+// DocumentResult: a refused file is an outcome (Accepted false, Reason for the taxpayer), not an error.
+type DocumentResult struct {
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+	Key      string `json:"key,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+}
+
+// PayoutInput asks for one transfer. PayoutKey makes it happen at most once.
+type PayoutInput struct {
+	PayoutKey string `json:"payout_key"`
+	CaseID    string `json:"case_id"`
+	INN       string `json:"inn"`
+	Amount    int64  `json:"amount_kopecks"`
+}
+
+// PayoutResult is the treasury's receipt.
+type PayoutResult struct {
+	TransferID   string    `json:"transfer_id"`
+	Amount       int64     `json:"amount_kopecks"`
+	AccountLast4 string    `json:"account_last4"`
+	At           time.Time `json:"at"`
+	Duplicate    bool      `json:"duplicate"`
+}
+
+// Notification is a message to the taxpayer or to staff, written to the outbox once.
+type Notification struct {
+	NotificationID string            `json:"notification_id"`
+	CaseID         string            `json:"case_id"`
+	INN            string            `json:"inn,omitempty"`
+	Recipient      string            `json:"recipient"` // taxpayer | reviewer | supervisor | operator
+	Template       string            `json:"template"`
+	Params         map[string]string `json:"params,omitempty"`
+	At             time.Time         `json:"at"`
+	State          string            `json:"state,omitempty"` // pending, set by the function
+}
+
+// NotifyResult says whether the notification was already in the outbox.
+type NotifyResult struct {
+	Duplicate bool `json:"duplicate"`
+}
+
+// CaseRecord is the read projection of a case (table "cases"). Version orders updates:
+// an older version never overwrites a newer one.
+type CaseRecord struct {
+	CaseID    string           `json:"case_id"`
+	Process   string           `json:"process"`
+	Status    string           `json:"status"`
+	Label     string           `json:"label"`
+	Version   int64            `json:"version"`
+	UpdatedAt time.Time        `json:"updated_at"`
+	Deadline  time.Time        `json:"deadline,omitempty"`
+	Escalated bool             `json:"escalated,omitempty"`
+	Amounts   map[string]int64 `json:"amounts,omitempty"`
+}
+
+// CaseUpdateResult says whether the update was applied (false: a newer one is stored).
+type CaseUpdateResult struct {
+	Applied bool `json:"applied"`
+}
