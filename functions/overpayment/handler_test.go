@@ -30,19 +30,19 @@ func TestBalance(t *testing.T) {
 		want    contract.OverpaymentResult
 	}{
 		{"overpaid", []contract.LedgerEntry{e("1", "charge", "ndfl", 2025, 100_000), e("2", "payment", "ndfl", 2025, 150_000)}, 0,
-			contract.OverpaymentResult{Overpaid: 50_000, Refundable: 50_000, Taxes: []contract.TaxBalance{{"ndfl", 50_000}}}},
+			contract.OverpaymentResult{Overpaid: 50_000, Refundable: 50_000, Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}}}},
 		{"debt offset first", []contract.LedgerEntry{
 			e("1", "charge", "ndfl", 2025, 100_000), e("2", "payment", "ndfl", 2025, 150_000),
 			e("3", "charge", "property", 2025, 20_000)}, 0,
 			contract.OverpaymentResult{Overpaid: 50_000, Debts: 20_000, Refundable: 30_000,
-				Taxes: []contract.TaxBalance{{"ndfl", 50_000}, {"property", -20_000}}}},
+				Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}, {Tax: "property", Balance: -20_000}}}},
 		{"debts exceed", []contract.LedgerEntry{e("1", "payment", "ndfl", 2025, 10_000), e("2", "charge", "land", 2024, 30_000)}, 0,
 			contract.OverpaymentResult{Overpaid: 10_000, Debts: 30_000, Refundable: 0,
-				Taxes: []contract.TaxBalance{{"land", -30_000}, {"ndfl", 10_000}}}},
+				Taxes: []contract.TaxBalance{{Tax: "land", Balance: -30_000}, {Tax: "ndfl", Balance: 10_000}}}},
 		{"period filter keeps older debts", []contract.LedgerEntry{
 			e("1", "payment", "ndfl", 2024, 70_000), e("2", "payment", "ndfl", 2025, 40_000), e("3", "charge", "land", 2023, 5_000)}, 2025,
 			contract.OverpaymentResult{Overpaid: 40_000, Debts: 5_000, Refundable: 35_000,
-				Taxes: []contract.TaxBalance{{"land", -5_000}, {"ndfl", 40_000}}}},
+				Taxes: []contract.TaxBalance{{Tax: "land", Balance: -5_000}, {Tax: "ndfl", Balance: 40_000}}}},
 		{"nothing", nil, 0, contract.OverpaymentResult{}},
 	}
 	for _, c := range cases {

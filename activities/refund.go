@@ -1,0 +1,70 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/taxflow/taxflow/internal/contract"
+)
+
+// ReadOptions: registry and ledger reads (functions time out after 10-30 s).
+var ReadOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 45 * time.Second,
+	HeartbeatTimeout:    15 * time.Second,
+	RetryPolicy:         retry(20),
+}
+
+// DocumentOptions: validating and storing a file of up to 10 MB (function: 60 s).
+var DocumentOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 90 * time.Second,
+	HeartbeatTimeout:    15 * time.Second,
+	RetryPolicy:         retry(10),
+}
+
+// PayoutOptions: the transfer is idempotent by payout key, so a retry after a timeout is
+// safe; after the last attempt the case waits for an operator (payout_failed).
+var PayoutOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 40 * time.Second, // function: 20 s
+	HeartbeatTimeout:    15 * time.Second,
+	RetryPolicy:         retry(12),
+}
+
+// RecordOptions: audit journal, case projection and notifications must not be lost.
+var RecordOptions = AuditOptions
+
+// CheckTaxpayer checks the preconditions of a process against the registry.
+func (a *Activities) CheckTaxpayer(ctx context.Context, in contract.TaxpayerCheckInput) (contract.TaxpayerCheckResult, error) {
+	return call[contract.TaxpayerCheckResult](ctx, a.Invoker, contract.FnTaxpayerCheck, in)
+}
+
+// ComputeOverpayment computes the refundable overpayment from the ledger.
+func (a *Activities) ComputeOverpayment(ctx context.Context, in contract.OverpaymentInput) (contract.OverpaymentResult, error) {
+	return call[contract.OverpaymentResult](ctx, a.Invoker, contract.FnOverpayment, in)
+}
+
+// StoreDocument validates an upload and stores it for good.
+func (a *Activities) StoreDocument(ctx context.Context, in contract.DocumentInput) (contract.DocumentResult, error) {
+	return call[contract.DocumentResult](ctx, a.Invoker, contract.FnDocumentStore, in)
+}
+
+// Payout transfers money, at most once per payout key.
+func (a *Activities) Payout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
+}
+
+// Notify queues a notification; without an id, the workflow id and activity id make one.
+func (a *Activities) Notify(ctx context.Context, n contract.Notification) (contract.NotifyResult, error) {
+	if n.NotificationID == "" {
+		info := activity.GetInfo(ctx)
+		n.NotificationID = info.WorkflowExecution.ID + "/" + info.ActivityID
+	}
+	return call[contract.NotifyResult](ctx, a.Invoker, contract.FnNotify, n)
+}
+
+// UpdateCase writes the case's read projection.
+func (a *Activities) UpdateCase(ctx context.Context, r contract.CaseRecord) (contract.CaseUpdateResult, error) {
+	return call[contract.CaseUpdateResult](ctx, a.Invoker, contract.FnCaseUpdate, r)
+}

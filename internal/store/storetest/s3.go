@@ -1,0 +1,70 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// S3 is an in-memory bucket for handler and workflow unit tests.
+type S3 struct {
+	mu      sync.Mutex
+	Objects map[string][]byte
+	Meta    map[string]map[string]string
+	SSE     map[string]string
+}
+
+// NewS3 returns an empty bucket.
+func NewS3() *S3 {
+	return &S3{Objects: map[string][]byte{}, Meta: map[string]map[string]string{}, SSE: map[string]string{}}
+}
+
+// Put stores an object directly (what an upload does).
+func (m *S3) Put(key string, b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Objects[key] = b
+}
+
+func (m *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.Objects[*in.Key]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b)))}, nil
+}
+
+func (m *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Objects[*in.Key], m.Meta[*in.Key], m.SSE[*in.Key] = b, in.Metadata, string(in.ServerSideEncryption)
+	return &s3.PutObjectOutput{ServerSideEncryption: in.ServerSideEncryption}, nil
+}
+
+func (m *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3.Options)) (*s3.HeadObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.Objects[*in.Key]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NotFound", Message: "Not Found"}
+	}
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b))), Metadata: m.Meta[*in.Key]}, nil
+}
+
+func (m *S3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.Objects, *in.Key)
+	return &s3.DeleteObjectOutput{}, nil
+}
