@@ -39,7 +39,8 @@ func (r *refund) record(ctx workflow.Context, from, to, actor, reason string) er
 }
 
 func (r *refund) entry(ctx workflow.Context, action, from, to, actor, reason string) contract.AuditEntry {
-	return contract.AuditEntry{CaseID: r.in.CaseID, At: workflow.Now(ctx), Actor: actor, Action: action, From: from, To: to,
+	r.seq++
+	return contract.AuditEntry{CaseID: r.in.CaseID, At: workflow.Now(ctx), Seq: r.seq, Actor: actor, Action: action, From: from, To: to,
 		Reason: reason, RequestID: r.in.RequestID}
 }
 

@@ -165,7 +165,8 @@ var (
 type refund struct {
 	in      RefundWorkflowInput
 	st      RefundStatus
-	version int64
+	version int64 // of the case projection
+	seq     int64 // of audit entries
 
 	pendingDocs   []RefundDocumentRef
 	decision      *RefundDecision

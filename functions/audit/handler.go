@@ -66,6 +66,9 @@ func Journal(ctx context.Context, db store.DB, table, caseID string) ([]contract
 		if !out[i].At.Equal(out[j].At) {
 			return out[i].At.Before(out[j].At)
 		}
+		if out[i].Seq != out[j].Seq {
+			return out[i].Seq < out[j].Seq
+		}
 		return out[i].EntryID < out[j].EntryID
 	})
 	return out, nil

@@ -18,6 +18,7 @@ type AuditEntry struct {
 	CaseID    string    `json:"case_id"`
 	EntryID   string    `json:"entry_id"`
 	At        time.Time `json:"at"`
+	Seq       int64     `json:"seq,omitempty"` // order among entries of the same instant
 	Actor     string    `json:"actor"`
 	Action    string    `json:"action"`
 	From      string    `json:"from,omitempty"`

@@ -179,3 +179,29 @@ func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamo
 }
 
 func stringp(s string) *string { return &s }
+
+// Items returns a copy of a table's items.
+func (d *DB) Items(table string) []map[string]types.AttributeValue {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []map[string]types.AttributeValue
+	for _, it := range d.items[table] {
+		out = append(out, it)
+	}
+	return out
+}
+
+// Replace overwrites an item (what another system writing the table does).
+func (d *DB) Replace(table, keyAttr string, item any) {
+	av, err := store.Marshal(item)
+	if err != nil {
+		panic(err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, err := d.id(table, av)
+	if err != nil {
+		panic(err)
+	}
+	d.items[table][id] = av
+}

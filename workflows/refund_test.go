@@ -1,0 +1,470 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/functions/payout"
+	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+)
+
+const (
+	testINN  = "500100732259"
+	testCase = "refund-0c6f6f9e-0000-4000-8000-000000000001"
+)
+
+var (
+	testBank = &contract.BankRequisites{BIK: "044525225", Account: "40817810938160925982"}
+	pdfBytes = []byte("%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n")
+)
+
+// harness runs the refund workflow with the real function handlers, in process, over an
+// in-memory DynamoDB and S3; only payout failures can be injected.
+type harness struct {
+	t          *testing.T
+	env        *testsuite.TestWorkflowEnvironment
+	db         *storetest.DB
+	s3         *storetest.S3
+	payoutFail int   // the first N payout calls fail transiently
+	payoutErr  error // every payout call fails with this
+	payouts    int
+	updates    int
+}
+
+func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
+	h := &harness{t: t, s3: storetest.NewS3(), db: storetest.New(map[string]storetest.Key{
+		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
+		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
+	})}
+	ctx := context.Background()
+	if tp.INN != "" {
+		mustPut(t, h.db, "taxpayers", "inn", tp)
+	}
+	for _, e := range ledger {
+		mustPut(t, h.db, "ledger", "entry_id", e)
+	}
+	pay := payout.Handler{DB: h.db, Taxpayers: "taxpayers", Treasury: payout.DynamoTreasury{DB: h.db, Table: "treasury", MaxTransfer: 100_000_000}}
+	handlers := map[string]any{
+		contract.FnTaxpayerCheck: fn.Handler(taxpayer.Handler{DB: h.db, Table: "taxpayers"}.Check),
+		contract.FnOverpayment:   fn.Handler(overpayment.Handler{DB: h.db, Table: "ledger"}.Compute),
+		contract.FnDocumentStore: fn.Handler(document.Handler{S3: h.s3, Bucket: "documents"}.Store),
+		contract.FnNotify:        fn.Handler(notify.Handler{DB: h.db, Table: "outbox"}.Send),
+		contract.FnCaseUpdate:    fn.Handler(cases.Handler{DB: h.db, Table: "cases"}.Update),
+		contract.FnAuditAppend:   fn.Handler(audit.Handler{DB: h.db, Table: "audit"}.Append),
+		contract.FnPayout: fn.Handler(func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+			h.payouts++
+			if h.payoutErr != nil {
+				return contract.PayoutResult{}, h.payoutErr
+			}
+			if h.payoutFail > 0 {
+				h.payoutFail--
+				return contract.PayoutResult{}, errors.New("treasury gateway timeout")
+			}
+			return pay.Pay(ctx, in)
+		}),
+	}
+	var s testsuite.WorkflowTestSuite
+	h.env = s.NewTestWorkflowEnvironment()
+	h.env.RegisterWorkflow(Refund)
+	h.env.RegisterActivity(&activities.Activities{Invoker: invoker.NewInProcess(handlers)})
+	_ = ctx
+	return h
+}
+
+func mustPut(t *testing.T, db *storetest.DB, table, key string, item any) {
+	t.Helper()
+	if _, err := store.PutNew(context.Background(), db, table, key, item); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eligible() contract.Taxpayer {
+	return contract.Taxpayer{INN: testINN, AccountState: "active", Confirmed: true, INNLinked: true, Bank: testBank}
+}
+
+// ledger with an overpayment of ndfl (in kopecks) and an optional debt of property tax
+func ledger(overpaid, debt int64) []contract.LedgerEntry {
+	out := []contract.LedgerEntry{
+		{INN: testINN, EntryID: "2025#ndfl#1", Kind: "charge", Tax: "ndfl", Period: 2025, Amount: 1_000_000},
+		{INN: testINN, EntryID: "2025#ndfl#2", Kind: "payment", Tax: "ndfl", Period: 2025, Amount: 1_000_000 + overpaid},
+	}
+	if debt > 0 {
+		out = append(out, contract.LedgerEntry{INN: testINN, EntryID: "2025#property#1", Kind: "charge", Tax: "property", Period: 2025, Amount: debt})
+	}
+	return out
+}
+
+func input(amount int64, docs ...string) RefundWorkflowInput {
+	in := RefundWorkflowInput{CaseID: testCase, INN: testINN, Period: 2025, Amount: amount, Reason: "overpaid income tax",
+		RequestID: "req-1", Policy: DefaultRefundPolicy()}
+	for _, d := range docs {
+		in.Documents = append(in.Documents, RefundDocumentRef{DocID: d})
+	}
+	return in
+}
+
+func (h *harness) upload(doc string, b []byte) {
+	h.s3.Put(document.IncomingKey(testCase, doc), b)
+}
+
+func (h *harness) run(in RefundWorkflowInput) RefundStatus {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(Refund, in)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	var st RefundStatus
+	if err := h.env.GetWorkflowResult(&st); err != nil {
+		h.t.Fatalf("workflow error: %v", err)
+	}
+	return st
+}
+
+func (h *harness) query() RefundStatus {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(RefundQueryStatus)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st RefundStatus
+	if err := v.Get(&st); err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// decide sends the reviewer's decision through the update, at the given delay.
+func (h *harness) decide(after time.Duration, d RefundDecision, wantErr bool) {
+	h.updates++
+	id := fmt.Sprintf("decide-%d", h.updates)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(RefundUpdateDecide, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() {
+				if wantErr {
+					h.t.Error("decision accepted, want it refused")
+				}
+			},
+			OnReject: func(err error) {
+				if !wantErr {
+					h.t.Errorf("decision refused: %v", err)
+				}
+			},
+			OnComplete: func(any, error) {},
+		}, d)
+	}, after)
+}
+
+func (h *harness) transfers() int {
+	n := 0
+	for range h.db.Items("treasury") {
+		n++
+	}
+	return n
+}
+
+func statuses(st RefundStatus) []string {
+	var out []string
+	for _, tr := range st.History {
+		out = append(out, tr.To)
+	}
+	return out
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRefundHappyPathWithReviewer(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.decide(2*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7", Reason: "documents confirm the overpayment"}, false)
+	st := h.run(input(3_000_000, "d1")) // over the automatic limit: a reviewer decides
+	want := []string{RefundReceived, RefundInReview, RefundApproved, RefundPaid}
+	if !equal(statuses(st), want) || st.Paid != 3_000_000 || st.Interest != 0 || st.DecidedBy != "inspector-7" {
+		t.Fatalf("got %v paid %d interest %d by %s", statuses(st), st.Paid, st.Interest, st.DecidedBy)
+	}
+	if h.transfers() != 1 || st.TransferID == "" || st.Label != "Перечислено" {
+		t.Fatalf("transfers %d, transfer %q, label %q", h.transfers(), st.TransferID, st.Label)
+	}
+	journal, _ := audit.Journal(context.Background(), h.db, "audit", testCase)
+	var changes []string
+	for _, e := range journal {
+		if e.Action == "status_changed" {
+			changes = append(changes, e.To)
+		}
+	}
+	if !equal(changes, want) {
+		t.Fatalf("audit journal %v, want %v", changes, want)
+	}
+	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
+	if rec.Status != RefundPaid || rec.Amounts["paid"] != 3_000_000 {
+		t.Fatalf("projection %+v", rec)
+	}
+	if h.s3.SSE[document.StoredKey(testCase, "d1")] != "AES256" {
+		t.Fatal("document not stored with encryption")
+	}
+}
+
+func TestRefundAutomaticApproval(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid || st.DecidedBy != "system" || st.Paid != 400_000 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundReviewerRejects(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.decide(time.Hour, RefundDecision{Approve: false, Reviewer: "inspector-7"}, true) // no reason: refused by the validator
+	h.decide(2*time.Hour, RefundDecision{Approve: false, Reviewer: "inspector-7", Reason: "the payslips do not match the ledger"}, false)
+	st := h.run(input(3_000_000, "d1"))
+	if st.Status != RefundRejected || st.Reason != "the payslips do not match the ledger" || h.transfers() != 0 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundClaimCappedAtOverpayment(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(2_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.decide(time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st := h.run(input(9_000_000, "d1"))
+	if !st.Capped || st.Approved != 2_000_000 || st.Paid != 2_000_000 {
+		t.Fatalf("got capped %v approved %d paid %d", st.Capped, st.Approved, st.Paid)
+	}
+}
+
+func TestRefundDebtsOffsetFirst(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 200_000)...)
+	h.upload("d1", pdfBytes)
+	h.decide(time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // capped: a reviewer decides
+	st := h.run(input(500_000, "d1"))
+	if st.Debts != 200_000 || st.Refundable != 300_000 || st.Paid != 300_000 || !st.Capped {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundRejectedWhenDebtsExceedOverpayment(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(100_000, 400_000)...)
+	st := h.run(input(100_000))
+	if st.Status != RefundRejected || st.Reason != "no overpayment to refund once debts are offset" {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundPreconditions(t *testing.T) {
+	blocked := eligible()
+	blocked.AccountState = "blocked"
+	unconfirmed := eligible()
+	unconfirmed.Confirmed = false
+	for name, c := range map[string]struct {
+		tp     contract.Taxpayer
+		reason string
+	}{
+		"blocked":     {blocked, "the account is not active (blocked or closed)"},
+		"unconfirmed": {unconfirmed, "the profile is not confirmed: confirm the account first"},
+		"unknown":     {contract.Taxpayer{}, "no taxpayer with this INN in the registry"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, c.tp, ledger(100_000, 0)...)
+			st := h.run(input(100_000))
+			if st.Status != RefundRejected || st.Reason != c.reason {
+				t.Fatalf("got %s %q", st.Status, st.Reason)
+			}
+		})
+	}
+}
+
+func TestRefundWaitsForDocumentsAndReportsRefusedOnes(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("bad", pdfBytes[:10]) // truncated
+	h.env.RegisterDelayedCallback(func() {
+		if st := h.query(); st.Status != RefundAwaitingInfo || len(st.Documents) != 1 || st.Documents[0].Accepted {
+			t.Errorf("before the good upload: %+v", st)
+		}
+		h.upload("good", pdfBytes)
+		h.env.SignalWorkflow(RefundSignalDocument, RefundDocumentRef{DocID: "good"})
+	}, 3*24*time.Hour)
+	st := h.run(input(400_000, "bad"))
+	if st.Status != RefundPaid || len(st.Documents) != 2 || !st.Documents[1].Accepted {
+		t.Fatalf("got %+v", st)
+	}
+	want := []string{RefundReceived, RefundAwaitingInfo, RefundInReview, RefundApproved, RefundPaid}
+	if !equal(statuses(st), want) {
+		t.Fatalf("history %v", statuses(st))
+	}
+	if _, left := h.s3.Objects[document.IncomingKey(testCase, "bad")]; left {
+		t.Fatal("the refused upload was left behind")
+	}
+}
+
+func TestRefundRejectedWhenNoDocumentsInTime(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	st := h.run(input(400_000))
+	if st.Status != RefundRejected || st.Reason != "no supporting documents were received in time" {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
+	tp := eligible()
+	tp.PendingBank = &contract.BankRequisites{BIK: "044525225", Account: "40817810938160925982"}
+	h := newHarness(t, tp, ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if st.Status != RefundApproved || !st.BankHold || h.payouts != 0 {
+			t.Errorf("while held: status %s hold %v payouts %d", st.Status, st.BankHold, h.payouts)
+		}
+		// the back office verifies the change: the registry now has it as verified
+		verified := eligible()
+		h.db.Replace("taxpayers", "inn", verified)
+		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
+	}, 4*24*time.Hour)
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid || st.BankHold || h.transfers() != 1 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	// the reviewer decides 40 days after the request: 10 days late
+	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st := h.run(input(3_650_000, "d1"))
+	// 3 650 000 kopecks × 16 % × 10 days / 365 = 16 000 kopecks
+	if !st.Reminded || !st.Escalated || st.DaysLate != 10 || st.Interest != 16_000 || st.Paid != 3_666_000 {
+		t.Fatalf("reminded %v escalated %v days %d interest %d paid %d", st.Reminded, st.Escalated, st.DaysLate, st.Interest, st.Paid)
+	}
+	var toSupervisor, toReviewer int
+	for _, item := range h.db.Items("outbox") {
+		var n contract.Notification
+		if err := store.Unmarshal(item, &n); err != nil {
+			t.Fatal(err)
+		}
+		switch n.Template {
+		case "refund.deadline_passed":
+			toSupervisor++
+		case "refund.deadline_reminder":
+			toReviewer++
+		}
+	}
+	if toSupervisor != 1 || toReviewer != 1 {
+		t.Fatalf("reminders %d, escalations %d", toReviewer, toSupervisor)
+	}
+}
+
+func TestLateInterest(t *testing.T) {
+	d := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		paid                 time.Time
+		wantDays, wantAmount int64
+	}{
+		{d, 0, 0},
+		{d.Add(time.Minute), 1, 1_600},
+		{d.Add(24 * time.Hour), 1, 1_600},
+		{d.Add(30 * 24 * time.Hour), 30, 48_000},
+	} {
+		days, amount := LateInterest(3_650_000, 1600, d, c.paid)
+		if days != c.wantDays || amount != c.wantAmount {
+			t.Errorf("%v late: got %d days %d, want %d days %d", c.paid.Sub(d), days, amount, c.wantDays, c.wantAmount)
+		}
+	}
+}
+
+func TestRefundWithdrawal(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(RefundUpdateWithdraw, "w1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("withdrawal refused: %v", err) }, OnComplete: func(any, error) {},
+		}, RefundWithdrawal{Reason: "paid by mistake, settled otherwise"})
+	}, 24*time.Hour)
+	// a late decision is refused: the case no longer awaits one
+	h.decide(48*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, true)
+	st := h.run(input(3_000_000, "d1"))
+	if st.Status != RefundWithdrawn || h.payouts != 0 {
+		t.Fatalf("got %s, payouts %d", st.Status, h.payouts)
+	}
+}
+
+func TestRefundPayoutTransientFailureThenPaidExactlyOnce(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.payoutFail = 3
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid || h.payouts != 4 || h.transfers() != 1 {
+		t.Fatalf("status %s, payout calls %d, transfers %d", st.Status, h.payouts, h.transfers())
+	}
+}
+
+func TestRefundPayoutRefusedWaitsForOperator(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.payoutErr = fnerr.Rejected("treasury refused the transfer: account closed")
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if st.Status != RefundPayoutFailed {
+			t.Errorf("want payout_failed visible to operators, got %s", st.Status)
+		}
+		if h.payouts != 1 {
+			t.Errorf("a business refusal was retried: %d calls", h.payouts)
+		}
+		h.payoutErr = nil
+		h.env.SignalWorkflow(RefundSignalRetryPayout, nil)
+	}, 2*24*time.Hour)
+	st := h.run(input(400_000, "d1"))
+	want := []string{RefundReceived, RefundInReview, RefundApproved, RefundPayoutFailed, RefundPaid}
+	if !equal(statuses(st), want) || h.transfers() != 1 {
+		t.Fatalf("history %v transfers %d", statuses(st), h.transfers())
+	}
+}
+
+func TestRefundPayoutRetriesExhaustedThenOperatorNeverComes(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.payoutFail = 1000
+	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+	err := h.env.GetWorkflowError()
+	if err == nil || h.payouts != int(activities.PayoutOptions.RetryPolicy.MaximumAttempts) || h.transfers() != 0 {
+		t.Fatalf("err %v, payout calls %d, transfers %d", err, h.payouts, h.transfers())
+	}
+}
+
+func TestRefundCancelledWorkflowStopsBeforePayout(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour)
+	h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
+	if err := h.env.GetWorkflowError(); err == nil || h.payouts != 0 {
+		t.Fatalf("err %v, payouts %d", err, h.payouts)
+	}
+}
+
