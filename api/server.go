@@ -1,31 +1,109 @@
 // Package api is taxflow's HTTP API for integrators and operators (net/http). The same
-// handler runs as a server (`taxflow api`) and as a Lambda behind API Gateway.
+// handler runs as a server (`taxflow api`) and as a Lambda behind API Gateway
+// (api/lambda). openapi.yaml describes every route; a test keeps them in step.
 package api
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"net/http"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
+
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows"
 )
+
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // Server holds the API's dependencies.
 type Server struct {
-	Temporal client.Client
-	Log      zerolog.Logger
+	Temporal   client.Client
+	Keys       KeyStore
+	S3         *s3.Client
+	DB         store.DB
+	Bucket     string // documents bucket
+	Taxpayers  string // registry table
+	AuditTable string
+	TaskQueue  string
+	Policy     workflows.RefundPolicy
+	Log        zerolog.Logger
 }
 
-// Handler returns the API's routes.
+// route is one method and path; Routes lists them for the OpenAPI check.
+type route struct {
+	method, path string
+	scope        string // "" for public
+	handler      func(*Server, http.ResponseWriter, *http.Request)
+}
+
+var routes = []route{
+	{"GET", "/healthz", "", (*Server).health},
+	{"GET", "/readyz", "", (*Server).ready},
+	{"GET", "/openapi.yaml", "", (*Server).openapi},
+	{"POST", "/v1/refunds", ScopeRefundsWrite, (*Server).createRefund},
+	{"GET", "/v1/refunds/{id}", ScopeRefundsRead, (*Server).getRefund},
+	{"POST", "/v1/refunds/{id}/documents", ScopeRefundsWrite, (*Server).uploadDocument},
+	{"POST", "/v1/refunds/{id}/documents/upload-url", ScopeRefundsWrite, (*Server).presignDocument},
+	{"POST", "/v1/refunds/{id}/documents/{doc}/complete", ScopeRefundsWrite, (*Server).completeDocument},
+	{"POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, (*Server).decideRefund},
+	{"POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, (*Server).withdrawRefund},
+	{"POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, (*Server).retryPayout},
+	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
+}
+
+// Routes lists "METHOD /path" of every route.
+func Routes() []string {
+	out := make([]string, 0, len(routes))
+	for _, r := range routes {
+		out = append(out, r.method+" "+r.path)
+	}
+	return out
+}
+
+// Handler returns the API with authentication, scopes and request logging.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	for _, rt := range routes {
+		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }))
+		if rt.scope != "" {
+			h = s.authenticate(require(rt.scope, h.ServeHTTP))
+		}
+		mux.Handle(rt.method+" "+rt.path, h)
+	}
+	return s.logRequests(mux)
+}
+
+// logRequests logs method, route pattern, status and duration: never bodies or query
+// strings, which may hold personal data.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rw, r)
+		s.Log.Info().Str("method", r.Method).Str("route", r.Pattern).Int("status", rw.status).
+			Dur("took", time.Since(start)).Str("principal", principal(r).ID).Msg("request")
 	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // ready answers 200 only when Temporal answers its health check.
@@ -39,9 +117,25 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(OpenAPI)
+}
+
 // WriteJSON writes v as the JSON body of a response.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Code    string              `json:"code"`
+	Message string              `json:"message"`
+	Fields  []domain.FieldError `json:"fields,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string, fields []domain.FieldError) {
+	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, Fields: fields}})
 }

@@ -156,11 +156,13 @@ type RefundStatus struct {
 // RefundID builds a refund's workflow id from an opaque random or derived id.
 func RefundID(key string) string { return "refund-" + key }
 
-// errors of the update validators, returned to the caller as they are
+// Errors of the update validators. Their types (fnerr's) tell the API which answer to give.
 var (
-	ErrNotAwaitingDecision = errors.New("the case is not awaiting a decision")
-	ErrPayoutStarted       = errors.New("the payout has started; the request can no longer be withdrawn")
+	ErrNotAwaitingDecision = temporal.NewApplicationError("the case is not awaiting a decision", fnerr.TypeConflict)
+	ErrPayoutStarted       = temporal.NewApplicationError("the payout has started or the case is closed; it can no longer be withdrawn", fnerr.TypeConflict)
 )
+
+func invalid(msg string) error { return temporal.NewApplicationError(msg, fnerr.TypeInvalidInput) }
 
 type refund struct {
 	in      RefundWorkflowInput
@@ -214,10 +216,10 @@ func (r *refund) handlers(ctx workflow.Context) error {
 				return ErrNotAwaitingDecision
 			}
 			if d.Reviewer == "" {
-				return errors.New("reviewer: must name the reviewer")
+				return invalid("reviewer: must name the reviewer")
 			}
 			if !d.Approve && d.Reason == "" {
-				return errors.New("reason: a rejection must give the reason the taxpayer will see")
+				return invalid("reason: a rejection must give the reason the taxpayer will see")
 			}
 			return nil
 		}})
@@ -235,7 +237,7 @@ func (r *refund) handlers(ctx workflow.Context) error {
 				return ErrPayoutStarted
 			}
 			if r.withdrawal != nil {
-				return errors.New("the request is already being withdrawn")
+				return temporal.NewApplicationError("the request is already being withdrawn", fnerr.TypeConflict)
 			}
 			return nil
 		}})

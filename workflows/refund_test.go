@@ -467,4 +467,3 @@ func TestRefundCancelledWorkflowStopsBeforePayout(t *testing.T) {
 		t.Fatalf("err %v, payouts %d", err, h.payouts)
 	}
 }
-

@@ -112,10 +112,12 @@ func runAPI(ctx context.Context) error {
 	return withTemporal(ctx, func(a *app, c client.Client) error { return serveAPI(ctx, a, c) })
 }
 
+func (a *app) keys() api.DynamoKeys { return api.Keys(a.cfg, a.clients) }
+
 func serveAPI(ctx context.Context, a *app, c client.Client) error {
 	srv := &http.Server{
 		Addr:              a.cfg.APIAddr,
-		Handler:           (&api.Server{Temporal: c, Log: a.log}).Handler(),
+		Handler:           api.New(a.cfg, a.clients, c, a.log).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ln, err := net.Listen("tcp", a.cfg.APIAddr)

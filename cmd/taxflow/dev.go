@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/taxflow/taxflow/api"
 )
 
 // runDev is the main job: the whole local stack with a demo. It starts what is not
@@ -51,6 +53,17 @@ func runDev(ctx context.Context) error {
 	if err := applyInfra(ctx, a); err != nil {
 		return err
 	}
+	if err := seedData(ctx, a, 500, 2026); err != nil {
+		return err
+	}
+	integratorKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
+	if err != nil {
+		return err
+	}
+	reviewerKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-inspector", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeOperate}})
+	if err != nil {
+		return err
+	}
 	c, err := a.temporal()
 	if err != nil {
 		return err
@@ -66,6 +79,10 @@ func runDev(ctx context.Context) error {
 	if err := doctor(ctx, a, c); err != nil {
 		return err
 	}
-	fmt.Printf("\ntaxflow is running. Temporal UI: http://127.0.0.1:%d  API: http://%s  (Ctrl-C stops it)\n\n", s.Ports.TemporalUI, a.cfg.APIAddr)
+	if err := demoRefund(ctx, a, c, integratorKey, reviewerKey); err != nil {
+		return err
+	}
+	fmt.Printf("\ntaxflow is running. Temporal UI: http://127.0.0.1:%d  API: http://%s  (Ctrl-C stops it)\n", s.Ports.TemporalUI, a.cfg.APIAddr)
+	fmt.Printf("demo keys (this run only): integrator %s  reviewer %s\n\n", integratorKey, reviewerKey)
 	return g.Wait()
 }

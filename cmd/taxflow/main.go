@@ -21,6 +21,8 @@ Usage:
   taxflow stack up|down|status|env   manage the Docker-less local stack
   taxflow lambda-host         run the local Lambda host (started by 'stack up')
   taxflow doctor              run the self-check workflow end to end
+  taxflow seed [--taxpayers N] load the demo dataset (taxpayers, ledgers)
+  taxflow apikey create --principal NAME --scopes a,b   create an API key (printed once)
 
 Configuration is read from the environment; see README.md.
 `
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string) error {
 		return runLambdaHost(ctx, rest)
 	case "doctor":
 		return runDoctor(ctx)
+	case "seed":
+		return runSeed(ctx, rest)
+	case "apikey":
+		return runAPIKey(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -28,6 +28,19 @@ type Config struct {
 
 	// TAXFLOW_TREASURY_MAX_TRANSFER: the local treasury's single-transfer limit, kopecks.
 	TreasuryMaxTransfer int64
+
+	Refund Refund
+}
+
+// Refund holds the refund process's rules (domain.md §3); the API hands them to each
+// new case, so a running case keeps the rules it started with.
+type Refund struct {
+	DeadlineDays   int           // TAXFLOW_REFUND_DEADLINE_DAYS (30 [004:210])
+	ReminderBefore time.Duration // TAXFLOW_REFUND_REMINDER_BEFORE
+	DocumentWait   time.Duration // TAXFLOW_REFUND_DOCUMENT_WAIT
+	RequisitesWait time.Duration // TAXFLOW_REFUND_REQUISITES_WAIT
+	AutoApproveMax int64         // TAXFLOW_REFUND_AUTO_APPROVE_MAX, kopecks; 0 = off
+	InterestRateBP int64         // TAXFLOW_REFUND_INTEREST_RATE_BP, annual, basis points
 }
 
 // AWS holds the endpoints; empty means "the real AWS endpoint for the region".
@@ -73,7 +86,9 @@ var Variables = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
 	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_TASK_QUEUE", "TAXFLOW_PREFIX", "TAXFLOW_INVOKER",
 	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
-	"TAXFLOW_TREASURY_MAX_TRANSFER",
+	"TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
+	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WAIT", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
+	"TAXFLOW_REFUND_INTEREST_RATE_BP",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -103,6 +118,14 @@ func Load(getenv func(string) string) (Config, error) {
 		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
+		Refund: Refund{
+			DeadlineDays:   int(r.number("TAXFLOW_REFUND_DEADLINE_DAYS", 30, 1, 365)),
+			ReminderBefore: r.duration("TAXFLOW_REFUND_REMINDER_BEFORE", 72*time.Hour),
+			DocumentWait:   r.duration("TAXFLOW_REFUND_DOCUMENT_WAIT", 14*24*time.Hour),
+			RequisitesWait: r.duration("TAXFLOW_REFUND_REQUISITES_WAIT", 7*24*time.Hour),
+			AutoApproveMax: r.number("TAXFLOW_REFUND_AUTO_APPROVE_MAX", 1_000_000, 0, 1<<50),
+			InterestRateBP: r.number("TAXFLOW_REFUND_INTEREST_RATE_BP", 1600, 0, 100_000),
+		},
 	}
 	if c.AWS.Region == "" {
 		if !c.AWS.Local() {
@@ -159,6 +182,28 @@ func (r *reader) hostPort(name, def string) string {
 	}
 	_ = host
 	return v
+}
+
+func (r *reader) number(name string, def, lo, hi int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, v, fmt.Sprintf("must be a whole number %d-%d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	d, err := Duration(r.getenv, name, def)
+	if err != nil {
+		r.errs = append(r.errs, strings.TrimPrefix(err.Error(), "configuration: "))
+		return def
+	}
+	return d
 }
 
 func (r *reader) kopecks(name string, def int64) int64 {

@@ -73,3 +73,14 @@ func TestDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRefundRules(t *testing.T) {
+	c, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_REFUND_DEADLINE_DAYS": "45", "TAXFLOW_REFUND_DOCUMENT_WAIT": "48h"}))
+	if err != nil || c.Refund.DeadlineDays != 45 || c.Refund.DocumentWait != 48*time.Hour || c.Refund.InterestRateBP != 1600 {
+		t.Fatalf("%+v %v", c.Refund, err)
+	}
+	_, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_REFUND_DEADLINE_DAYS": "0", "TAXFLOW_REFUND_REMINDER_BEFORE": "soon"}))
+	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_REFUND_DEADLINE_DAYS") || !strings.Contains(err.Error(), "TAXFLOW_REFUND_REMINDER_BEFORE") {
+		t.Fatalf("got %v", err)
+	}
+}

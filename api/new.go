@@ -1,0 +1,42 @@
+package api
+
+import (
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/config"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// New builds the API from configuration; `taxflow api` and the API's Lambda both use it.
+func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log zerolog.Logger) *Server {
+	return &Server{
+		Temporal:   tc,
+		Keys:       Keys(cfg, clients),
+		S3:         clients.S3,
+		DB:         clients.DynamoDB,
+		Bucket:     cfg.Name(document.Bucket),
+		Taxpayers:  cfg.Name(taxpayer.Table),
+		AuditTable: cfg.Name(audit.Table),
+		TaskQueue:  cfg.Temporal.TaskQueue,
+		Policy:     RefundPolicy(cfg.Refund),
+		Log:        log.With().Str("component", "api").Logger(),
+	}
+}
+
+// Keys is the API key store of a deployment.
+func Keys(cfg config.Config, clients *awsclient.Clients) DynamoKeys {
+	return DynamoKeys{DB: clients.DynamoDB, Table: cfg.Name("apikeys")}
+}
+
+// RefundPolicy turns the configured refund rules into the policy new cases start with.
+func RefundPolicy(r config.Refund) workflows.RefundPolicy {
+	p := workflows.DefaultRefundPolicy()
+	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesWait = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesWait
+	p.AutoApproveMax, p.InterestRateBP = r.AutoApproveMax, r.InterestRateBP
+	return p
+}

@@ -1,0 +1,455 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// idempotencyNS derives case ids from idempotency keys: the same caller and key always
+// name the same case.
+var idempotencyNS = uuid.MustParse("5b6b3f4e-1c43-4b8e-9d4e-7f0a9a1c2d10")
+
+// CreateRefundRequest is the body of POST /v1/refunds.
+type CreateRefundRequest struct {
+	INN     string `json:"inn"`
+	Period  int    `json:"period"`
+	Amount  int64  `json:"amount_kopecks"`
+	Reason  string `json:"reason"`
+	BIK     string `json:"bik,omitempty"`
+	Account string `json:"account,omitempty"`
+}
+
+// Validate lists every bad field with its reason (never the value).
+func (c CreateRefundRequest) Validate(now time.Time) []domain.FieldError {
+	var errs []domain.FieldError
+	add := func(err error) {
+		var fe domain.FieldError
+		if errors.As(err, &fe) {
+			errs = append(errs, fe)
+		}
+	}
+	add(domain.ValidateINN("inn", c.INN, true))
+	if c.Period < 2000 || c.Period > now.Year() {
+		errs = append(errs, domain.FieldError{Field: "period", Reason: fmt.Sprintf("must be a past or current tax year, 2000-%d", now.Year())})
+	}
+	if c.Amount <= 0 {
+		errs = append(errs, domain.FieldError{Field: "amount_kopecks", Reason: "must be a whole number of kopecks greater than 0"})
+	}
+	if strings.TrimSpace(c.Reason) == "" || len(c.Reason) > 500 {
+		errs = append(errs, domain.FieldError{Field: "reason", Reason: "must say why (for example, overpaid income tax), at most 500 characters"})
+	}
+	if c.BIK != "" || c.Account != "" {
+		add(domain.ValidateBIK("bik", c.BIK))
+		add(domain.ValidateAccount("account", c.Account, c.BIK))
+	}
+	return errs
+}
+
+var caseIDRE = regexp.MustCompile(`^refund-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// decodeBody reads a JSON body strictly: unknown fields and trailing data are errors.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+jsonProblem(err), nil)
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body has data after the JSON object", nil)
+		return false
+	}
+	return true
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %s must be a %s", te.Field, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	if strings.HasPrefix(err.Error(), "json: unknown field") {
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "unreadable body"
+}
+
+func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" || len(key) > 200 {
+		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 64 KB", nil)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req CreateRefundRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if errs := req.Validate(time.Now()); len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	if req.Account != "" {
+		if status, msg := s.checkRequisites(r.Context(), req); status != 0 {
+			writeError(w, status, "requisites_mismatch", msg, nil)
+			return
+		}
+	}
+	p := principal(r)
+	caseID := workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(p.ID+"\x00"+key)).String())
+	digest := sha256.Sum256(body)
+	requestHash := hex.EncodeToString(digest[:])
+	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
+		Reason: req.Reason, RequestID: requestID(r), Policy: s.Policy}
+	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+		ID:                       caseID,
+		TaskQueue:                s.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		Memo:                     map[string]any{"request_sha256": requestHash, "principal": p.ID},
+		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
+	}, workflows.Refund, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		// The same key again: the same case, if it is the same request.
+		if same, err := s.sameRequest(r.Context(), caseID, requestHash); err != nil {
+			s.internal(w, "read existing case", err)
+			return
+		} else if !same {
+			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+			return
+		}
+		s.writeStatus(w, r, caseID, http.StatusOK)
+	case err != nil:
+		s.internal(w, "start refund", err)
+	default:
+		w.Header().Set("Location", "/v1/refunds/"+caseID)
+		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": caseID, "status": workflows.RefundReceived,
+			"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays})
+	}
+}
+
+// checkRequisites compares the requisites the taxpayer expects with the verified ones.
+func (s *Server) checkRequisites(ctx context.Context, req CreateRefundRequest) (int, string) {
+	tp, found, err := taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
+	if err != nil {
+		return http.StatusServiceUnavailable, "the registry is unavailable; retry later"
+	}
+	if !found {
+		return http.StatusNotFound, "no taxpayer with this INN in the registry"
+	}
+	if tp.Bank == nil || tp.Bank.BIK != req.BIK || tp.Bank.Account != req.Account {
+		return http.StatusConflict, "the bank requisites differ from the verified ones on record; change them in the cabinet first"
+	}
+	return 0, ""
+}
+
+func (s *Server) sameRequest(ctx context.Context, caseID, hash string) (bool, error) {
+	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, caseID, "")
+	if err != nil {
+		return false, err
+	}
+	field, ok := desc.WorkflowExecutionInfo.GetMemo().GetFields()["request_sha256"]
+	if !ok {
+		return false, nil
+	}
+	var got string
+	if err := converter.GetDefaultDataConverter().FromPayload(field, &got); err != nil {
+		return false, err
+	}
+	return got == hash, nil
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 100 {
+		return id
+	}
+	return uuid.NewString()
+}
+
+// caseID reads and checks the {id} path value; a malformed id is as unknown as a missing one.
+func (s *Server) caseID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !caseIDRE.MatchString(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	s.writeStatus(w, r, id, http.StatusOK)
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, code int) {
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.RefundQueryStatus)
+	if s.temporalError(w, "read refund", err) {
+		return
+	}
+	var st workflows.RefundStatus
+	if err := v.Get(&st); err != nil {
+		s.internal(w, "decode refund status", err)
+		return
+	}
+	WriteJSON(w, code, st)
+}
+
+// temporalError answers for a failed Temporal call; it reports whether there was one.
+func (s *Server) temporalError(w http.ResponseWriter, what string, err error) bool {
+	if err == nil {
+		return false
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
+		return true
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case "Conflict":
+			writeError(w, http.StatusConflict, "conflict", app.Message(), nil)
+			return true
+		case "InvalidInput":
+			writeError(w, http.StatusBadRequest, "invalid_request", app.Message(), nil)
+			return true
+		}
+	}
+	s.internal(w, what, err)
+	return true
+}
+
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.Log.Error().Err(err).Str("op", what).Msg("request failed")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "the service could not complete the request; retry later", nil)
+}
+
+var docIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,79}$`)
+
+// uploadDocument takes the file as the request body (at most 10 MB), judges it by its
+// bytes, stores it under incoming/ and tells the case. A refused file stores nothing.
+func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	docID := r.URL.Query().Get("doc_id")
+	if docID == "" {
+		docID = uuid.NewString()
+	}
+	if !docIDRE.MatchString(docID) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "doc_id: lower-case letters, digits and '-'", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
+		return
+	}
+	typ, err := docs.Check(body, docs.Supporting)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
+		return
+	}
+	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
+		return
+	}
+	key := document.IncomingKey(id, docID)
+	_, err = s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256})
+	if err != nil {
+		s.internal(w, "store upload", err)
+		return
+	}
+	if s.signalDocument(w, r, id, docID) {
+		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": len(body)})
+	}
+}
+
+func (s *Server) signalDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
+	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalDocument, workflows.RefundDocumentRef{DocID: docID})
+	return !s.temporalError(w, "signal document", err)
+}
+
+// presignDocument gives a presigned PUT URL for a file of the declared size: S3 refuses
+// an upload of any other size, so the 10 MB limit holds without the API in the path.
+func (s *Server) presignDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Size int64 `json:"size_bytes"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Size <= 0 || req.Size > docs.MaxSize {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "size_bytes", Reason: "must be 1 to 10485760 bytes (10 MB)"}})
+		return
+	}
+	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
+		return
+	}
+	docID := uuid.NewString()
+	key := document.IncomingKey(id, docID)
+	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+		ContentLength: aws.Int64(req.Size)}, s3.WithPresignExpires(15*time.Minute))
+	if err != nil {
+		s.internal(w, "presign upload", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"doc_id": docID, "method": ps.Method, "url": ps.URL, "headers": ps.SignedHeader,
+		"complete": "/v1/refunds/" + id + "/documents/" + docID + "/complete", "expires_in_seconds": 900})
+}
+
+// completeDocument tells the case that a presigned upload has finished.
+func (s *Server) completeDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	docID := r.PathValue("doc")
+	if !docIDRE.MatchString(docID) {
+		writeError(w, http.StatusNotFound, "not_found", "no such upload", nil)
+		return
+	}
+	key := document.IncomingKey(id, docID)
+	if _, err := s.S3.HeadObject(r.Context(), &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "no upload with this doc_id has arrived", nil)
+		return
+	}
+	if s.signalDocument(w, r, id, docID) {
+		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID})
+	}
+}
+
+func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Approve == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+		return
+	}
+	d := workflows.RefundDecision{Approve: *req.Approve, Reason: req.Reason, Reviewer: principal(r).ID}
+	s.update(w, r, id, workflows.RefundUpdateDecide, d)
+}
+
+func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	var req workflows.RefundWithdrawal
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	s.update(w, r, id, workflows.RefundUpdateWithdraw, req)
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string, arg any) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if s.temporalError(w, name, err) {
+		return
+	}
+	var st workflows.RefundStatus
+	if s.temporalError(w, name, h.Get(ctx, &st)) {
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.RefundQueryStatus)
+	if s.temporalError(w, "read refund", err) {
+		return
+	}
+	var st workflows.RefundStatus
+	if err := v.Get(&st); err != nil {
+		s.internal(w, "decode refund status", err)
+		return
+	}
+	if st.Status != workflows.RefundPayoutFailed {
+		writeError(w, http.StatusConflict, "conflict", "the payout has not failed; nothing to retry", nil)
+		return
+	}
+	if s.temporalError(w, "retry payout", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalRetryPayout, nil)) {
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id})
+}
+
+// journal returns the case's audit journal.
+func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
+		return
+	}
+	entries, err := audit.Journal(r.Context(), s.DB, s.AuditTable, id)
+	if err != nil {
+		s.internal(w, "read journal", err)
+		return
+	}
+	if len(entries) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"case_id": id, "entries": entries})
+}
