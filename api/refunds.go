@@ -142,8 +142,10 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		Memo:                     map[string]any{"request_sha256": requestHash, "principal": p.ID},
-		TypedSearchAttributes:    temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
+		// Without this the SDK hands back the existing run silently; we answer 200 for it.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{"request_sha256": requestHash, "principal": p.ID},
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
 	}, workflows.Refund, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -402,6 +404,14 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string,
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
 		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// Temporal says "not found" for a case that exists but has finished.
+		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
+			writeError(w, http.StatusConflict, "conflict", "the case is closed", nil)
+			return
+		}
+	}
 	if s.temporalError(w, name, err) {
 		return
 	}
