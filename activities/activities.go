@@ -120,3 +120,6 @@ func heartbeat(ctx context.Context) (stop func()) {
 	}()
 	return func() { close(done) }
 }
+
+// Noop does nothing: the benchmark's baseline activity.
+func (a *Activities) Noop(context.Context) error { return nil }

@@ -8,4 +8,5 @@ import "go.temporal.io/sdk/worker"
 func Register(w worker.Registry) {
 	w.RegisterWorkflow(SelfCheck)
 	w.RegisterWorkflow(Refund)
+	w.RegisterWorkflow(Bare)
 }

@@ -1,9 +1,12 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"testing"
 
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -85,4 +88,17 @@ func activityCause(t *testing.T, err error) *temporal.ApplicationError {
 		t.Fatalf("want an application error inside, got %v", actErr.Unwrap())
 	}
 	return appErr
+}
+
+func TestBareRunsTheShape(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	acts, _ := inProcess()
+	env.RegisterActivity(acts)
+	calls := 0
+	env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { calls++ })
+	env.ExecuteWorkflow(Bare, BareWorkflowInput{Shape: []int{1, 3, 2}})
+	if err := env.GetWorkflowError(); err != nil || calls != 6 {
+		t.Fatalf("err %v, %d activities, want 6", err, calls)
+	}
 }

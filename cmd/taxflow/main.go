@@ -22,6 +22,7 @@ Usage:
   taxflow lambda-host         run the local Lambda host (started by 'stack up')
   taxflow doctor              run the self-check workflow end to end
   taxflow seed [--taxpayers N] load the demo dataset (taxpayers, ledgers)
+  taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
   taxflow apikey create --principal NAME --scopes a,b   create an API key (printed once)
 
 Configuration is read from the environment; see README.md.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string) error {
 		return runSeed(ctx, rest)
 	case "apikey":
 		return runAPIKey(ctx, rest)
+	case "bench":
+		return runBench(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/functions/catalog"
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// runBench runs N refunds end to end on the configured stack: once with the functions
+// behind the Lambda Invoke API, once in process, and a bare workflow with the refund's
+// activity shape on the same server as the baseline.
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	n := fs.Int("n", 50, "refunds per run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return withTemporal(ctx, func(a *app, c client.Client) error {
+		lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
+		inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
+
+		// Warm up (function instances, connections) and learn the refund's shape.
+		warm, err := benchRefunds(ctx, a, c, lambdaInv, 2)
+		if err != nil {
+			return err
+		}
+		shape, err := activityShape(ctx, c, warm.ids[0])
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, s := range shape {
+			total += s
+		}
+		fmt.Printf("refund: %d activities in %d steps %v; N = %d\n\n", total, len(shape), shape, *n)
+
+		results := map[string]benchResult{}
+		if results["lambda"], err = benchRefunds(ctx, a, c, lambdaInv, *n); err != nil {
+			return err
+		}
+		if results["inprocess"], err = benchRefunds(ctx, a, c, inproc, *n); err != nil {
+			return err
+		}
+		if results["bare"], err = benchBare(ctx, a, c, shape, *n); err != nil {
+			return err
+		}
+		base := results["bare"]
+		fmt.Printf("%-28s %10s %10s %10s   %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)")
+		for _, name := range []string{"bare", "inprocess", "lambda"} {
+			r := results[name]
+			fmt.Printf("%-28s %10.2f %10s %10s   %.2f, %.2f\n", map[string]string{
+				"bare": "bare workflow (no-op)", "inprocess": "refund, in-process functions", "lambda": "refund, Lambda host"}[name],
+				r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond),
+				r.throughput/base.throughput, float64(base.p50)/float64(r.p50))
+		}
+		return nil
+	})
+}
+
+type benchResult struct {
+	ids        []string
+	throughput float64
+	p50, p99   time.Duration
+}
+
+// prepare registers taxpayers with an overpayment and uploads one statement per case.
+func prepare(ctx context.Context, a *app, n int) ([]workflows.RefundWorkflowInput, error) {
+	policy := workflows.DefaultRefundPolicy()
+	out := make([]workflows.RefundWorkflowInput, n)
+	for i := range out {
+		inn := domain.CompleteINN12(fmt.Sprintf("99%08d", rand.IntN(100_000_000)))
+		bik := "044525225"
+		tp := contract.Taxpayer{INN: inn, Name: "БЕНЧ", AccountState: "active", Confirmed: true, INNLinked: true,
+			Bank: &contract.BankRequisites{BIK: bik, Account: domain.CompleteAccount(fmt.Sprintf("40817810%012d", rand.Int64N(1e12)), bik)}}
+		if _, err := store.PutNew(ctx, a.clients.DynamoDB, a.cfg.Name(taxpayer.Table), "inn", tp); err != nil {
+			return nil, err
+		}
+		for _, e := range []contract.LedgerEntry{
+			{INN: inn, EntryID: "2025#ndfl#1", Kind: "charge", Tax: "ndfl", Period: 2025, Amount: 1_000_000},
+			{INN: inn, EntryID: "2025#ndfl#2", Kind: "payment", Tax: "ndfl", Period: 2025, Amount: 1_500_000},
+		} {
+			if _, err := store.PutNew(ctx, a.clients.DynamoDB, a.cfg.Name(overpayment.Table), "entry_id", e); err != nil {
+				return nil, err
+			}
+		}
+		id := workflows.RefundID(uuid.NewString())
+		key := document.IncomingKey(id, "statement")
+		pdf := []byte("%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n")
+		if _, err := a.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(a.cfg.Name(document.Bucket)), Key: &key, Body: bytes.NewReader(pdf)}); err != nil {
+			return nil, err
+		}
+		out[i] = workflows.RefundWorkflowInput{CaseID: id, INN: inn, Period: 2025, Amount: 400_000, Reason: "bench",
+			RequestID: "bench", Documents: []workflows.RefundDocumentRef{{DocID: "statement"}}, Policy: policy}
+	}
+	return out, nil
+}
+
+func benchWorker(a *app, c client.Client, inv invoker.Invoker) (string, func(), error) {
+	queue := "bench-" + uuid.NewString()
+	w := worker.New(c, queue, worker.Options{MaxConcurrentActivityExecutionSize: 200, MaxConcurrentWorkflowTaskExecutionSize: 50})
+	workflows.Register(w)
+	w.RegisterActivity(&activities.Activities{Invoker: inv})
+	if err := w.Start(); err != nil {
+		return "", nil, err
+	}
+	return queue, w.Stop, nil
+}
+
+func benchRefunds(ctx context.Context, a *app, c client.Client, inv invoker.Invoker, n int) (benchResult, error) {
+	inputs, err := prepare(ctx, a, n)
+	if err != nil {
+		return benchResult{}, fmt.Errorf("prepare: %w", err)
+	}
+	queue, stop, err := benchWorker(a, c, inv)
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer stop()
+	return measure(ctx, n, func(i int) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: inputs[i].CaseID, TaskQueue: queue}, workflows.Refund, inputs[i])
+	}, func(run client.WorkflowRun) error {
+		var st workflows.RefundStatus
+		if err := run.Get(ctx, &st); err != nil {
+			return err
+		}
+		if st.Status != workflows.RefundPaid {
+			return fmt.Errorf("%s ended %s (%s)", st.CaseID, st.Status, st.Reason)
+		}
+		return nil
+	})
+}
+
+func benchBare(ctx context.Context, a *app, c client.Client, shape []int, n int) (benchResult, error) {
+	queue, stop, err := benchWorker(a, c, invoker.NewInProcess(nil))
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer stop()
+	return measure(ctx, n, func(int) (client.WorkflowRun, error) {
+		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bench-bare-" + uuid.NewString(), TaskQueue: queue},
+			workflows.Bare, workflows.BareWorkflowInput{Shape: shape})
+	}, func(run client.WorkflowRun) error { return run.Get(ctx, nil) })
+}
+
+// measure starts n workflows at once and waits for each: throughput over the whole
+// run, latency from each start to its completion.
+func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, error), wait func(client.WorkflowRun) error) (benchResult, error) {
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		ids       []string
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := time.Now()
+			run, err := start(i)
+			if err == nil {
+				err = wait(run)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			latencies = append(latencies, time.Since(s))
+			ids = append(ids, run.GetID())
+		}(i)
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	if firstErr != nil {
+		return benchResult{}, firstErr
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
+	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+}
+
+// activityShape reads a finished workflow's history: how many activities each workflow
+// task scheduled.
+func activityShape(ctx context.Context, c client.Client, id string) ([]int, error) {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var shape []int
+	last := int64(-1)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, err
+		}
+		if ev.GetEventType() != enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			continue
+		}
+		batch := ev.GetActivityTaskScheduledEventAttributes().GetWorkflowTaskCompletedEventId()
+		if batch == last {
+			shape[len(shape)-1]++
+		} else {
+			shape = append(shape, 1)
+			last = batch
+		}
+	}
+	return shape, nil
+}
