@@ -21,15 +21,18 @@ var (
 func (r *refund) record(ctx workflow.Context, from, to, actor, reason string) error {
 	r.st.Status, r.st.Label = to, RefundLabels[to]
 	r.st.History = append(r.st.History, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
-	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(to))
+	if from != "" { // the first status is set when the case starts
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(to))
+	}
 	var a *activities.Activities
 	rctx := workflow.WithActivityOptions(ctx, activities.RecordOptions)
 	r.version++
-	futures := []workflow.Future{
+	futures := append(r.pending,
 		workflow.ExecuteActivity(rctx, a.AppendAudit, r.entry(ctx, "status_changed", from, to, actor, reason)),
 		workflow.ExecuteActivity(rctx, a.UpdateCase, r.caseRecord(ctx)),
 		workflow.ExecuteActivity(rctx, a.Notify, r.notification(ctx, "taxpayer", "refund."+to, "label", r.st.Label, "reason", reason)),
-	}
+	)
+	r.pending = nil
 	for _, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
 			return fmt.Errorf("record transition to %s: %w", to, err)
@@ -45,9 +48,13 @@ func (r *refund) entry(ctx workflow.Context, action, from, to, actor, reason str
 }
 
 func (r *refund) audit(ctx workflow.Context, action, from, to, actor, reason string) error {
+	return r.auditAsync(ctx, action, from, to, actor, reason).Get(ctx, nil)
+}
+
+func (r *refund) auditAsync(ctx workflow.Context, action, from, to, actor, reason string) workflow.Future {
 	var a *activities.Activities
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.AppendAudit,
-		r.entry(ctx, action, from, to, actor, reason)).Get(ctx, nil)
+		r.entry(ctx, action, from, to, actor, reason))
 }
 
 func (r *refund) caseRecord(ctx workflow.Context) contract.CaseRecord {

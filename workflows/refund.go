@@ -170,6 +170,9 @@ type refund struct {
 	version int64 // of the case projection
 	seq     int64 // of audit entries
 
+	bankState string            // as the last registry check saw it
+	pending   []workflow.Future // journal writes not yet waited for
+
 	pendingDocs   []RefundDocumentRef
 	decision      *RefundDecision
 	withdrawal    *RefundWithdrawal
@@ -301,26 +304,24 @@ func (r *refund) run(ctx workflow.Context) error {
 	var a *activities.Activities
 	read := workflow.WithActivityOptions(ctx, activities.ReadOptions)
 
-	// 1. Preconditions: active account, confirmed profile, linked INN [004:200].
+	// 1-2. Preconditions (active account, confirmed profile, linked INN [004:200]) and
+	// the overpayment from the ledger, read at once: both are reads.
+	checkF := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN})
+	opF := workflow.ExecuteActivity(read, a.ComputeOverpayment, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period})
 	var check contract.TaxpayerCheckResult
-	err := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN}).Get(ctx, &check)
-	if reason, ok := businessReason(err); ok {
-		return r.reject(ctx, "system", reason)
-	} else if err != nil {
-		return err
+	var op contract.OverpaymentResult
+	checkErr, opErr := checkF.Get(ctx, &check), opF.Get(ctx, &op)
+	for _, err := range []error{checkErr, opErr} {
+		if reason, ok := businessReason(err); ok {
+			return r.reject(ctx, "system", reason)
+		} else if err != nil {
+			return err
+		}
 	}
 	if !check.Eligible {
 		return r.reject(ctx, "system", check.Reason)
 	}
-
-	// 2. Overpayment from the ledger, debts offset first; the claim is capped.
-	var op contract.OverpaymentResult
-	err = workflow.ExecuteActivity(read, a.ComputeOverpayment, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period}).Get(ctx, &op)
-	if reason, ok := businessReason(err); ok {
-		return r.reject(ctx, "system", reason)
-	} else if err != nil {
-		return err
-	}
+	r.bankState = check.BankState
 	r.st.Overpaid, r.st.Debts, r.st.Refundable = op.Overpaid, op.Debts, op.Refundable
 	if op.Refundable <= 0 {
 		return r.reject(ctx, "system", "no overpayment to refund once debts are offset")
@@ -424,9 +425,8 @@ func (r *refund) storeDocuments(ctx workflow.Context) error {
 				return err
 			}
 		}
-		if err := r.audit(ctx, action, r.st.Status, r.st.Status, "system", res.Reason); err != nil {
-			return err
-		}
+		// Waited for with the next status change, so it costs no step of its own.
+		r.pending = append(r.pending, r.auditAsync(ctx, action, r.st.Status, r.st.Status, "system", res.Reason))
 	}
 	return nil
 }
@@ -435,9 +435,14 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 	var a *activities.Activities
 	read := workflow.WithActivityOptions(ctx, activities.ReadOptions)
 	for {
-		var check contract.TaxpayerCheckResult
-		if err := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN}).Get(ctx, &check); err != nil {
-			return err
+		// The first check's answer stands unless a hold is being waited out; the payout
+		// function refuses (Conflict) if a change began meanwhile, and we come back here.
+		check := contract.TaxpayerCheckResult{BankState: r.bankState}
+		if r.st.BankHold || r.bankState == "" {
+			if err := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN}).Get(ctx, &check); err != nil {
+				return err
+			}
+			r.bankState = check.BankState
 		}
 		if check.BankState == contract.BankVerified {
 			if r.st.BankHold {
@@ -469,6 +474,7 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 		if err != nil || r.withdrawal != nil {
 			return err
 		}
+		r.bankState = ""
 		if !ok && !r.st.Escalated {
 			r.st.Escalated = true
 			if err := r.notify(ctx, "supervisor", "refund.requisites_overdue"); err != nil {
@@ -495,6 +501,18 @@ func (r *refund) pay(ctx workflow.Context) error {
 			}
 			r.final = true
 			return nil
+		}
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == fnerr.TypeConflict {
+			// A requisites change began after the check: hold until it is settled.
+			r.bankState = ""
+			if err := r.awaitRequisites(ctx); err != nil {
+				return err
+			}
+			if r.withdrawal != nil {
+				return r.withdraw(ctx)
+			}
+			continue
 		}
 		// Retries exhausted, or the treasury refused: an operator must look.
 		reason := "the payout failed after every retry"

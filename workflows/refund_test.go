@@ -467,3 +467,26 @@ func TestRefundCancelledWorkflowStopsBeforePayout(t *testing.T) {
 		t.Fatalf("err %v, payouts %d", err, h.payouts)
 	}
 }
+
+func TestRefundRequisitesChangeAfterCheckIsCaughtByPayout(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() {
+		// a change of requisites begins after the preconditions were checked
+		changing := eligible()
+		changing.PendingBank = &contract.BankRequisites{BIK: "044525225", Account: "40817810938160925982"}
+		h.db.Replace("taxpayers", "inn", changing)
+	}, 30*time.Minute)
+	h.decide(time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	h.env.RegisterDelayedCallback(func() {
+		if st := h.query(); !st.BankHold || h.transfers() != 0 {
+			t.Errorf("want the payout held, got hold %v transfers %d", st.BankHold, h.transfers())
+		}
+		h.db.Replace("taxpayers", "inn", eligible())
+		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
+	}, 3*24*time.Hour)
+	st := h.run(input(3_000_000, "d1"))
+	if st.Status != RefundPaid || h.transfers() != 1 || st.BankHold {
+		t.Fatalf("got %+v, transfers %d", st, h.transfers())
+	}
+}
