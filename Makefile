@@ -10,7 +10,13 @@ TEST_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/test \
 	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_TEST_DYNAMODB_PORT:-18000} TAXFLOW_S3_PORT=$${TAXFLOW_TEST_S3_PORT:-19000} \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_TEST_S3_CONSOLE_PORT:-19001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_TEST_LAMBDA_PORT:-19009}
 
-.PHONY: setup build dev up down status test unit integration lint template clean
+# `make bench` runs on a third stack of its own.
+BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench TAXFLOW_TEMPORAL_PORT=27233 TAXFLOW_TEMPORAL_UI_PORT=28233 \
+	TAXFLOW_DYNAMODB_PORT=28000 TAXFLOW_S3_PORT=29000 TAXFLOW_S3_CONSOLE_PORT=29001 TAXFLOW_LAMBDA_PORT=29009
+BENCH_N ?= 50
+BENCH_ROUNDS ?= 3
+
+.PHONY: setup build dev up down status test unit integration bench lint template clean
 
 setup: ## install the pinned tools into .tools/ (a second run is a no-op)
 	@bash localstack/native/setup.sh
@@ -42,7 +48,13 @@ unit:
 	@$(GO) test -race -count=1 ./...
 
 integration: build ## start a fresh test stack, run the integration tests, stop it whatever happens
-	@bash localstack/native/integration.sh $(TEST_ENV)
+	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
+	  $(GO) test -tags integration -count=1 -timeout 20m -v ./internal/e2e/...
+
+bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks
+	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
+	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS)' 
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

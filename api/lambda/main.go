@@ -27,7 +27,7 @@ func main() {
 	if err != nil {
 		log.Fatal().Err(err).Msg("api cannot start")
 	}
-	tc, err := temporalclient.Dial(cfg.Temporal, log, nil)
+	tc, err := temporalclient.Dial(cfg.Temporal, log)
 	if err != nil {
 		log.Fatal().Err(err).Msg("api cannot start")
 	}

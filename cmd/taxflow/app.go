@@ -61,7 +61,7 @@ func (a *app) invoker() invoker.Invoker {
 }
 
 func (a *app) temporal() (client.Client, error) {
-	return temporalclient.Dial(a.cfg.Temporal, a.log, nil)
+	return temporalclient.Dial(a.cfg.Temporal, a.log)
 }
 
 // newWorker registers every workflow and activity on the task queue.

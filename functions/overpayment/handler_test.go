@@ -76,3 +76,13 @@ func TestComputeReadsLedger(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkBalance(b *testing.B) {
+	var entries []contract.LedgerEntry
+	for i := 0; i < 60; i++ {
+		entries = append(entries, e("x", []string{"charge", "payment"}[i%2], []string{"ndfl", "land", "property"}[i%3], 2020+i%6, int64(1000*i)))
+	}
+	for b.Loop() {
+		Balance(entries, 0)
+	}
+}

@@ -52,11 +52,17 @@ type AWS struct {
 	EndpointLambda   string // AWS_ENDPOINT_URL_LAMBDA
 }
 
-// Temporal holds the Temporal frontend's address and namespace.
+// Temporal holds the Temporal frontend's address and namespace, and the keys that
+// encrypt every payload.
 type Temporal struct {
 	Address   string // TEMPORAL_ADDRESS
 	Namespace string // TEMPORAL_NAMESPACE
 	TaskQueue string // TAXFLOW_TASK_QUEUE
+
+	// TAXFLOW_PAYLOAD_KEY: base64 of 32 random bytes; TAXFLOW_PAYLOAD_KEYS_OLD: earlier
+	// keys, comma-separated, that still decrypt after a rotation.
+	PayloadKey     string
+	OldPayloadKeys []string
 }
 
 // S3 returns the S3 endpoint, or "" for AWS.
@@ -86,7 +92,7 @@ var Variables = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
 	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_TASK_QUEUE", "TAXFLOW_PREFIX", "TAXFLOW_INVOKER",
 	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
-	"TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
+	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
 	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WAIT", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
 	"TAXFLOW_REFUND_INTEREST_RATE_BP",
 }
@@ -108,6 +114,7 @@ func Load(getenv func(string) string) (Config, error) {
 			Address:   r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 			Namespace: r.str("TEMPORAL_NAMESPACE", "default"),
 			TaskQueue: r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
+			PayloadKey: r.str("TAXFLOW_PAYLOAD_KEY", ""),
 		},
 		Prefix:    r.match("TAXFLOW_PREFIX", "taxflow", prefixRE, "lower-case letters, digits and '-', starting with a letter, at most 31 characters"),
 		Invoker:   r.oneOf("TAXFLOW_INVOKER", "lambda", "lambda", "inprocess"),
@@ -133,6 +140,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		// A local endpoint ignores the region, but request signing needs one.
 		c.AWS.Region = "us-east-1"
+	}
+	if old := r.str("TAXFLOW_PAYLOAD_KEYS_OLD", ""); old != "" {
+		c.Temporal.OldPayloadKeys = strings.Split(old, ",")
 	}
 	if len(r.errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(r.errs, "; "))

@@ -72,3 +72,14 @@ func FuzzCheckNeverPanics(f *testing.F) {
 		_, _ = Check(b, Supporting)
 	})
 }
+
+func BenchmarkCheckPDF1MB(b *testing.B) {
+	pdf := append([]byte("%PDF-1.7\n"), make([]byte, 1<<20)...)
+	pdf = append(pdf, []byte("\n%%EOF\n")...)
+	b.SetBytes(int64(len(pdf)))
+	for b.Loop() {
+		if _, err := Check(pdf, Supporting); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

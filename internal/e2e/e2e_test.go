@@ -79,7 +79,7 @@ func TestMain(m *testing.M) {
 		println("e2e: infra apply:", err.Error())
 		os.Exit(1)
 	}
-	tc, err := temporalclient.Dial(cfg.Temporal, zerolog.Nop(), nil)
+	tc, err := temporalclient.Dial(cfg.Temporal, zerolog.Nop())
 	if err != nil {
 		panic(err)
 	}

@@ -97,9 +97,12 @@ func or(v, def string) string {
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
-// Env is the environment that points taxflow (and the AWS CLI or SDKs) at this stack.
+// Env is the environment that points taxflow (and the AWS CLI or SDKs) at this stack,
+// with the stack's own payload key.
 func (s Stack) Env() []string {
+	key, _ := s.secret("payload.key")
 	return []string{
+		"TAXFLOW_PAYLOAD_KEY=" + key,
 		"AWS_ACCESS_KEY_ID=" + AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
 		"AWS_REGION=us-east-1",
@@ -209,8 +212,12 @@ func (s Stack) services() []service {
 }
 
 // kmsKey returns this stack's MinIO KMS key (32 random bytes, base64), made once.
-func (s Stack) kmsKey() (string, error) {
-	path := filepath.Join(s.Dir, "data", "minio-kms.key")
+func (s Stack) kmsKey() (string, error) { return s.secret("minio-kms.key") }
+
+// secret returns a key of this stack (32 random bytes, base64), made once and kept in
+// its data directory.
+func (s Stack) secret(name string) (string, error) {
+	path := filepath.Join(s.Dir, "data", name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}

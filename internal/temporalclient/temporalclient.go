@@ -1,26 +1,59 @@
-// Package temporalclient dials the Temporal frontend with taxflow's logger and data converter.
+// Package temporalclient dials the Temporal frontend with taxflow's logger and the
+// payload codec that encrypts every payload and failure message.
 package temporalclient
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/taxflow/taxflow/internal/codec"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/logging"
 )
 
-// Dial connects to Temporal. dc may be nil for the default data converter.
-func Dial(c config.Temporal, log zerolog.Logger, dc converter.DataConverter) (client.Client, error) {
-	opts := client.Options{
-		HostPort:      c.Address,
-		Namespace:     c.Namespace,
-		Logger:        logging.NewTemporal(log.With().Str("component", "temporal").Logger()),
-		DataConverter: dc,
+// DataConverter builds the encrypting data converter from the configured keys. Without
+// a key it refuses: personal data must not reach Temporal's history in clear text.
+func DataConverter(c config.Temporal) (converter.DataConverter, error) {
+	if c.PayloadKey == "" {
+		return nil, errors.New("configuration: TAXFLOW_PAYLOAD_KEY is not set: payloads hold personal data and are encrypted; " +
+			"set it to 32 random bytes, base64 (openssl rand -base64 32); `taxflow stack env` prints the local stack's")
 	}
-	cl, err := client.Dial(opts)
+	key, err := codec.ParseKey(c.PayloadKey)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: TAXFLOW_PAYLOAD_KEY %w", err)
+	}
+	var old [][]byte
+	for i, o := range c.OldPayloadKeys {
+		k, err := codec.ParseKey(o)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: TAXFLOW_PAYLOAD_KEYS_OLD (key %d) %w", i+1, err)
+		}
+		old = append(old, k)
+	}
+	cd, err := codec.New(key, old...)
+	if err != nil {
+		return nil, err
+	}
+	return codec.DataConverter(cd), nil
+}
+
+// Dial connects to Temporal with the encrypting data converter.
+func Dial(c config.Temporal, log zerolog.Logger) (client.Client, error) {
+	dc, err := DataConverter(c)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.Dial(client.Options{
+		HostPort:         c.Address,
+		Namespace:        c.Namespace,
+		Logger:           logging.NewTemporal(log.With().Str("component", "temporal").Logger()),
+		DataConverter:    dc,
+		FailureConverter: codec.FailureConverter(dc),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.Address, c.Namespace, err)
 	}
