@@ -111,9 +111,9 @@ func Load(getenv func(string) string) (Config, error) {
 			EndpointLambda:   r.url("AWS_ENDPOINT_URL_LAMBDA"),
 		},
 		Temporal: Temporal{
-			Address:   r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-			Namespace: r.str("TEMPORAL_NAMESPACE", "default"),
-			TaskQueue: r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
+			Address:    r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			Namespace:  r.str("TEMPORAL_NAMESPACE", "default"),
+			TaskQueue:  r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
 			PayloadKey: r.str("TAXFLOW_PAYLOAD_KEY", ""),
 		},
 		Prefix:    r.match("TAXFLOW_PREFIX", "taxflow", prefixRE, "lower-case letters, digits and '-', starting with a letter, at most 31 characters"),

@@ -352,4 +352,3 @@ func transfers(t *testing.T, ids []string) int {
 	}
 	return n
 }
-
