@@ -21,7 +21,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/taxflow/taxflow/functions/audit"
@@ -136,7 +135,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	digest := sha256.Sum256(body)
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
-		Reason: req.Reason, RequestID: requestID(r), Policy: s.Policy}
+		Reason: req.Reason, RequestID: requestID(r), RequestSHA256: requestHash, CreatedBy: p.ID, Policy: s.Policy}
 	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID:                       caseID,
 		TaskQueue:                s.TaskQueue,
@@ -144,7 +143,6 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK hands back the existing run silently; we answer 200 for it.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"request_sha256": requestHash, "principal": p.ID},
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
 	}, workflows.Refund, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -183,20 +181,17 @@ func (s *Server) checkRequisites(ctx context.Context, req CreateRefundRequest) (
 	return 0, ""
 }
 
+// sameRequest tells whether the case was created by the same request body.
 func (s *Server) sameRequest(ctx context.Context, caseID, hash string) (bool, error) {
-	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, caseID, "")
+	v, err := s.Temporal.QueryWorkflow(ctx, caseID, "", workflows.RefundQueryStatus)
 	if err != nil {
 		return false, err
 	}
-	field, ok := desc.WorkflowExecutionInfo.GetMemo().GetFields()["request_sha256"]
-	if !ok {
-		return false, nil
-	}
-	var got string
-	if err := converter.GetDefaultDataConverter().FromPayload(field, &got); err != nil {
+	var st workflows.RefundStatus
+	if err := v.Get(&st); err != nil {
 		return false, err
 	}
-	return got == hash, nil
+	return st.RequestSHA256 == hash, nil
 }
 
 func requestID(r *http.Request) string {

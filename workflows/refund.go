@@ -81,14 +81,18 @@ type RefundDocumentRef struct {
 
 // RefundWorkflowInput is a refund request.
 type RefundWorkflowInput struct {
-	CaseID    string              `json:"case_id"`
-	INN       string              `json:"inn"`
-	Period    int                 `json:"period"`
-	Amount    int64               `json:"amount_kopecks"`
-	Reason    string              `json:"reason"`
-	RequestID string              `json:"request_id"`
-	Documents []RefundDocumentRef `json:"documents,omitempty"`
-	Policy    RefundPolicy        `json:"policy"`
+	CaseID    string `json:"case_id"`
+	INN       string `json:"inn"`
+	Period    int    `json:"period"`
+	Amount    int64  `json:"amount_kopecks"`
+	Reason    string `json:"reason"`
+	RequestID string `json:"request_id"`
+	// RequestSHA256 identifies the request body, so a reused idempotency key with another
+	// body can be told apart from a retry.
+	RequestSHA256 string              `json:"request_sha256,omitempty"`
+	CreatedBy     string              `json:"created_by,omitempty"`
+	Documents     []RefundDocumentRef `json:"documents,omitempty"`
+	Policy        RefundPolicy        `json:"policy"`
 }
 
 // RefundDecision is a reviewer's decision.
@@ -128,29 +132,30 @@ type RefundDocument struct {
 
 // RefundStatus is what the status query returns (no personal data).
 type RefundStatus struct {
-	CaseID      string           `json:"case_id"`
-	Status      string           `json:"status"`
-	Label       string           `json:"label"`
-	RequestedAt time.Time        `json:"requested_at"`
-	Deadline    time.Time        `json:"deadline"`
-	Period      int              `json:"period"`
-	Claimed     int64            `json:"claimed_kopecks"`
-	Overpaid    int64            `json:"overpaid_kopecks"`
-	Debts       int64            `json:"debts_kopecks"`
-	Refundable  int64            `json:"refundable_kopecks"`
-	Approved    int64            `json:"approved_kopecks"`
-	Capped      bool             `json:"capped"`
-	Interest    int64            `json:"interest_kopecks"`
-	DaysLate    int64            `json:"days_late"`
-	Paid        int64            `json:"paid_kopecks"`
-	TransferID  string           `json:"transfer_id,omitempty"`
-	Reminded    bool             `json:"reminded"`
-	Escalated   bool             `json:"escalated"`
-	BankHold    bool             `json:"bank_hold"`
-	Reason      string           `json:"reason,omitempty"`
-	DecidedBy   string           `json:"decided_by,omitempty"`
-	Documents   []RefundDocument `json:"documents"`
-	History     []Transition     `json:"history"`
+	CaseID        string           `json:"case_id"`
+	RequestSHA256 string           `json:"request_sha256,omitempty"`
+	Status        string           `json:"status"`
+	Label         string           `json:"label"`
+	RequestedAt   time.Time        `json:"requested_at"`
+	Deadline      time.Time        `json:"deadline"`
+	Period        int              `json:"period"`
+	Claimed       int64            `json:"claimed_kopecks"`
+	Overpaid      int64            `json:"overpaid_kopecks"`
+	Debts         int64            `json:"debts_kopecks"`
+	Refundable    int64            `json:"refundable_kopecks"`
+	Approved      int64            `json:"approved_kopecks"`
+	Capped        bool             `json:"capped"`
+	Interest      int64            `json:"interest_kopecks"`
+	DaysLate      int64            `json:"days_late"`
+	Paid          int64            `json:"paid_kopecks"`
+	TransferID    string           `json:"transfer_id,omitempty"`
+	Reminded      bool             `json:"reminded"`
+	Escalated     bool             `json:"escalated"`
+	BankHold      bool             `json:"bank_hold"`
+	Reason        string           `json:"reason,omitempty"`
+	DecidedBy     string           `json:"decided_by,omitempty"`
+	Documents     []RefundDocument `json:"documents"`
+	History       []Transition     `json:"history"`
 }
 
 // RefundID builds a refund's workflow id from an opaque random or derived id.
@@ -186,7 +191,7 @@ type refund struct {
 func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) {
 	r := &refund{in: in}
 	now := workflow.Now(ctx)
-	r.st = RefundStatus{CaseID: in.CaseID, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
+	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []RefundDocument{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
 	if err := r.handlers(ctx); err != nil {

@@ -27,6 +27,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/document"
@@ -212,6 +213,22 @@ func TestRefundEndToEndOverHTTP(t *testing.T) {
 	}
 	if strings.Contains(string(out), inn) {
 		t.Fatal("the journal holds the INN")
+	}
+	// Personal data rests in Temporal's history only encrypted.
+	it := shared.temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	events := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events++
+		if strings.Contains(ev.String(), inn) {
+			t.Fatalf("history event %d (%s) holds the INN in clear text", ev.GetEventId(), ev.GetEventType())
+		}
+	}
+	if events < 10 {
+		t.Fatalf("only %d history events read", events)
 	}
 }
 
