@@ -54,10 +54,16 @@ var SelfCheckOptions = workflow.ActivityOptions{
 // idempotency key is the workflow id and activity id, the same on every retry.
 func (a *Activities) AppendAudit(ctx context.Context, e contract.AuditEntry) (contract.AuditResult, error) {
 	if e.EntryID == "" {
-		info := activity.GetInfo(ctx)
-		e.EntryID = info.WorkflowExecution.ID + "/" + info.ActivityID
+		e.EntryID = stepKey(ctx)
 	}
 	return call[contract.AuditResult](ctx, a.Invoker, contract.FnAuditAppend, e)
+}
+
+// stepKey is the idempotency key of this step: the workflow id and activity id, the
+// same on every retry of the activity.
+func stepKey(ctx context.Context) string {
+	info := activity.GetInfo(ctx)
+	return info.WorkflowExecution.ID + "/" + info.ActivityID
 }
 
 // SelfCheck runs the self-check function.

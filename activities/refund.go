@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/internal/contract"
@@ -58,8 +57,7 @@ func (a *Activities) Payout(ctx context.Context, in contract.PayoutInput) (contr
 // Notify queues a notification; without an id, the workflow id and activity id make one.
 func (a *Activities) Notify(ctx context.Context, n contract.Notification) (contract.NotifyResult, error) {
 	if n.NotificationID == "" {
-		info := activity.GetInfo(ctx)
-		n.NotificationID = info.WorkflowExecution.ID + "/" + info.ActivityID
+		n.NotificationID = stepKey(ctx)
 	}
 	return call[contract.NotifyResult](ctx, a.Invoker, contract.FnNotify, n)
 }

@@ -183,15 +183,21 @@ func (s *Server) checkRequisites(ctx context.Context, req CreateRefundRequest) (
 
 // sameRequest tells whether the case was created by the same request body.
 func (s *Server) sameRequest(ctx context.Context, caseID, hash string) (bool, error) {
-	v, err := s.Temporal.QueryWorkflow(ctx, caseID, "", workflows.RefundQueryStatus)
-	if err != nil {
-		return false, err
-	}
+	st, err := s.refundStatus(ctx, caseID)
+	return err == nil && st.RequestSHA256 == hash, err
+}
+
+// refundStatus asks the case for its status.
+func (s *Server) refundStatus(ctx context.Context, id string) (workflows.RefundStatus, error) {
 	var st workflows.RefundStatus
-	if err := v.Get(&st); err != nil {
-		return false, err
+	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.RefundQueryStatus)
+	if err != nil {
+		return st, err
 	}
-	return st.RequestSHA256 == hash, nil
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decode refund status: %w", err)
+	}
+	return st, nil
 }
 
 func requestID(r *http.Request) string {
@@ -220,13 +226,8 @@ func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, code int) {
-	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.RefundQueryStatus)
+	st, err := s.refundStatus(r.Context(), id)
 	if s.temporalError(w, "read refund", err) {
-		return
-	}
-	var st workflows.RefundStatus
-	if err := v.Get(&st); err != nil {
-		s.internal(w, "decode refund status", err)
 		return
 	}
 	WriteJSON(w, code, st)
@@ -422,13 +423,8 @@ func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.RefundQueryStatus)
+	st, err := s.refundStatus(r.Context(), id)
 	if s.temporalError(w, "read refund", err) {
-		return
-	}
-	var st workflows.RefundStatus
-	if err := v.Get(&st); err != nil {
-		s.internal(w, "decode refund status", err)
 		return
 	}
 	if st.Status != workflows.RefundPayoutFailed {
