@@ -10,29 +10,52 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
-// Typed search attributes (registered on the server); never personal data.
+// Typed search attributes (registered on the server); never personal data in clear text.
 var (
 	SearchProcess = temporal.NewSearchAttributeKeyKeyword("TaxflowProcess")
 	SearchStatus  = temporal.NewSearchAttributeKeyKeyword("TaxflowStatus")
+	// SearchSubject is a keyed hash of the taxpayer's INN (never the INN), so that the
+	// cases of one taxpayer can be found, for example when consent is revoked.
+	SearchSubject = temporal.NewSearchAttributeKeyKeyword("TaxflowSubject")
 )
 
-// record moves the case to a new status: history, search attributes, and in parallel the
-// audit journal, the case projection and the taxpayer's notification [004:210].
-func (r *refund) record(ctx workflow.Context, from, to, actor, reason string) error {
-	r.st.Status, r.st.Label = to, RefundLabels[to]
-	r.st.History = append(r.st.History, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
+// journal keeps a case's record: status and history, and for every change the audit
+// journal, the case projection and the taxpayer's notification [000:86, 004:210-211].
+// Each process owns one and points it at its status fields.
+type journal struct {
+	process   string
+	caseID    string
+	inn       string
+	requestID string
+	labels    map[string]string
+
+	status  *string
+	label   *string
+	history *[]Transition
+	// project describes the case for the read projection (amounts, deadline, flags).
+	project func(workflow.Context) contract.CaseRecord
+
+	version int64             // of the case projection
+	seq     int64             // of audit entries
+	pending []workflow.Future // journal writes waited for with the next change
+}
+
+// record moves the case to a new status; the three writes run in parallel.
+func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
+	from := *j.status
+	*j.status, *j.label = to, j.labels[to]
+	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
 	if from != "" { // the first status is set when the case starts
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(to))
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
 	}
 	var a *activities.Activities
 	rctx := workflow.WithActivityOptions(ctx, activities.RecordOptions)
-	r.version++
-	futures := append(r.pending,
-		workflow.ExecuteActivity(rctx, a.AppendAudit, r.entry(ctx, "status_changed", from, to, actor, reason)),
-		workflow.ExecuteActivity(rctx, a.UpdateCase, r.caseRecord(ctx)),
-		workflow.ExecuteActivity(rctx, a.Notify, r.notification(ctx, "taxpayer", "refund."+to, "label", r.st.Label, "reason", reason)),
+	futures := append(j.pending,
+		workflow.ExecuteActivity(rctx, a.AppendAudit, j.entry(ctx, "status_changed", from, to, actor, reason)),
+		workflow.ExecuteActivity(rctx, a.UpdateCase, j.caseRecord(ctx)),
+		workflow.ExecuteActivity(rctx, a.Notify, j.notification(ctx, "taxpayer", j.process+"."+to, "label", *j.label, "reason", reason)),
 	)
-	r.pending = nil
+	j.pending = nil
 	for _, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
 			return fmt.Errorf("record transition to %s: %w", to, err)
@@ -41,38 +64,40 @@ func (r *refund) record(ctx workflow.Context, from, to, actor, reason string) er
 	return nil
 }
 
-func (r *refund) entry(ctx workflow.Context, action, from, to, actor, reason string) contract.AuditEntry {
-	r.seq++
-	return contract.AuditEntry{CaseID: r.in.CaseID, At: workflow.Now(ctx), Seq: r.seq, Actor: actor, Action: action, From: from, To: to,
-		Reason: reason, RequestID: r.in.RequestID}
+func (j *journal) entry(ctx workflow.Context, action, from, to, actor, reason string) contract.AuditEntry {
+	j.seq++
+	return contract.AuditEntry{CaseID: j.caseID, At: workflow.Now(ctx), Seq: j.seq, Actor: actor, Action: action, From: from, To: to,
+		Reason: reason, RequestID: j.requestID}
 }
 
-func (r *refund) audit(ctx workflow.Context, action, from, to, actor, reason string) error {
-	return r.auditAsync(ctx, action, from, to, actor, reason).Get(ctx, nil)
+// audit writes a journal entry that is not a status change (the status stays).
+func (j *journal) audit(ctx workflow.Context, action, actor, reason string) error {
+	return j.auditAsync(ctx, action, actor, reason).Get(ctx, nil)
 }
 
-func (r *refund) auditAsync(ctx workflow.Context, action, from, to, actor, reason string) workflow.Future {
+func (j *journal) auditAsync(ctx workflow.Context, action, actor, reason string) workflow.Future {
 	var a *activities.Activities
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.AppendAudit,
-		r.entry(ctx, action, from, to, actor, reason))
+		j.entry(ctx, action, *j.status, *j.status, actor, reason))
 }
 
-func (r *refund) caseRecord(ctx workflow.Context) contract.CaseRecord {
-	return contract.CaseRecord{CaseID: r.in.CaseID, Process: "refund", Status: r.st.Status, Label: r.st.Label, Version: r.version,
-		UpdatedAt: workflow.Now(ctx), Deadline: r.st.Deadline, Escalated: r.st.Escalated,
-		Amounts: map[string]int64{"claimed": r.st.Claimed, "approved": r.st.Approved, "interest": r.st.Interest, "paid": r.st.Paid}}
+func (j *journal) caseRecord(ctx workflow.Context) contract.CaseRecord {
+	j.version++
+	rec := j.project(ctx)
+	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, *j.status, *j.label, j.version, workflow.Now(ctx)
+	return rec
 }
 
-func (r *refund) project(ctx workflow.Context) error {
+// refresh rewrites the case projection (a flag or an amount changed, not the status).
+func (j *journal) refresh(ctx workflow.Context) error {
 	var a *activities.Activities
-	r.version++
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.UpdateCase, r.caseRecord(ctx)).Get(ctx, nil)
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.UpdateCase, j.caseRecord(ctx)).Get(ctx, nil)
 }
 
-func (r *refund) notification(ctx workflow.Context, recipient, template string, params ...string) contract.Notification {
-	n := contract.Notification{CaseID: r.in.CaseID, Recipient: recipient, Template: template, At: workflow.Now(ctx), Params: map[string]string{}}
+func (j *journal) notification(ctx workflow.Context, recipient, template string, params ...string) contract.Notification {
+	n := contract.Notification{CaseID: j.caseID, Recipient: recipient, Template: template, At: workflow.Now(ctx), Params: map[string]string{}}
 	if recipient == "taxpayer" {
-		n.INN = r.in.INN
+		n.INN = j.inn
 	}
 	for i := 0; i+1 < len(params); i += 2 {
 		if params[i+1] != "" {
@@ -82,8 +107,9 @@ func (r *refund) notification(ctx workflow.Context, recipient, template string, 
 	return n
 }
 
-func (r *refund) notify(ctx workflow.Context, recipient, template string, params ...string) error {
+// notify queues a notification to the taxpayer or to staff.
+func (j *journal) notify(ctx workflow.Context, recipient, template string, params ...string) error {
 	var a *activities.Activities
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.Notify,
-		r.notification(ctx, recipient, template, params...)).Get(ctx, nil)
+		j.notification(ctx, recipient, template, params...)).Get(ctx, nil)
 }

@@ -170,13 +170,11 @@ var (
 func invalid(msg string) error { return temporal.NewApplicationError(msg, fnerr.TypeInvalidInput) }
 
 type refund struct {
-	in      RefundWorkflowInput
-	st      RefundStatus
-	version int64 // of the case projection
-	seq     int64 // of audit entries
+	in RefundWorkflowInput
+	st RefundStatus
+	j  *journal
 
-	bankState string            // as the last registry check saw it
-	pending   []workflow.Future // journal writes not yet waited for
+	bankState string // as the last registry check saw it
 
 	pendingDocs   []RefundDocumentRef
 	decision      *RefundDecision
@@ -194,11 +192,14 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []RefundDocument{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
+	r.j = &journal{process: "refund", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: RefundLabels,
+		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
+	r.st.Status = "" // the first record sets it
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err
 	}
 	r.watchDeadline(ctx)
-	if err := r.record(ctx, "", RefundReceived, "taxpayer", in.Reason); err != nil {
+	if err := r.j.record(ctx, RefundReceived, "taxpayer", in.Reason); err != nil {
 		return r.st, err
 	}
 	err := r.run(ctx)
@@ -289,7 +290,7 @@ func (r *refund) watchDeadline(ctx workflow.Context) {
 			}
 			if !r.final && !r.payoutStarted {
 				r.st.Reminded = true
-				_ = r.notify(ctx, "reviewer", "refund.deadline_reminder")
+				_ = r.j.notify(ctx, "reviewer", "refund.deadline_reminder")
 			}
 		}
 		if workflow.Sleep(ctx, r.st.Deadline.Sub(workflow.Now(ctx))) != nil {
@@ -299,9 +300,9 @@ func (r *refund) watchDeadline(ctx workflow.Context) {
 			return
 		}
 		r.st.Escalated = true
-		_ = r.notify(ctx, "supervisor", "refund.deadline_passed")
-		_ = r.audit(ctx, "deadline_passed", r.st.Status, r.st.Status, "system", "30-day review deadline passed")
-		_ = r.project(ctx)
+		_ = r.j.notify(ctx, "supervisor", "refund.deadline_passed")
+		_ = r.j.audit(ctx, "deadline_passed", "system", "30-day review deadline passed")
+		_ = r.j.refresh(ctx)
 	})
 }
 
@@ -343,7 +344,7 @@ func (r *refund) run(ctx workflow.Context) error {
 			break
 		}
 		if r.st.Status != RefundAwaitingInfo {
-			if err := r.record(ctx, r.st.Status, RefundAwaitingInfo, "system", "supporting documents are required"); err != nil {
+			if err := r.j.record(ctx, RefundAwaitingInfo, "system", "supporting documents are required"); err != nil {
 				return err
 			}
 		}
@@ -360,7 +361,7 @@ func (r *refund) run(ctx workflow.Context) error {
 	}
 
 	// 4. Review: automatic where the rules allow, otherwise a reviewer's decision.
-	if err := r.record(ctx, r.st.Status, RefundInReview, "system", ""); err != nil {
+	if err := r.j.record(ctx, RefundInReview, "system", ""); err != nil {
 		return err
 	}
 	if r.in.Policy.AutoApproveMax > 0 && !r.st.Capped && r.st.Approved <= r.in.Policy.AutoApproveMax {
@@ -381,7 +382,7 @@ func (r *refund) run(ctx workflow.Context) error {
 	if !r.decision.Approve {
 		return r.reject(ctx, r.decision.Reviewer, r.decision.Reason)
 	}
-	if err := r.record(ctx, RefundInReview, RefundApproved, r.decision.Reviewer, r.decision.Reason); err != nil {
+	if err := r.j.record(ctx, RefundApproved, r.decision.Reviewer, r.decision.Reason); err != nil {
 		return err
 	}
 
@@ -426,12 +427,12 @@ func (r *refund) storeDocuments(ctx workflow.Context) error {
 		action := "document_accepted"
 		if !res.Accepted {
 			action = "document_refused"
-			if err := r.notify(ctx, "taxpayer", "refund.document_refused", "doc_id", d.DocID, "reason", res.Reason); err != nil {
+			if err := r.j.notify(ctx, "taxpayer", "refund.document_refused", "doc_id", d.DocID, "reason", res.Reason); err != nil {
 				return err
 			}
 		}
 		// Waited for with the next status change, so it costs no step of its own.
-		r.pending = append(r.pending, r.auditAsync(ctx, action, r.st.Status, r.st.Status, "system", res.Reason))
+		r.j.pending = append(r.j.pending, r.j.auditAsync(ctx, action, "system", res.Reason))
 	}
 	return nil
 }
@@ -452,7 +453,7 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 		if check.BankState == contract.BankVerified {
 			if r.st.BankHold {
 				r.st.BankHold = false
-				if err := r.audit(ctx, "payout_released", r.st.Status, r.st.Status, "system", "bank requisites verified"); err != nil {
+				if err := r.j.audit(ctx, "payout_released", "system", "bank requisites verified"); err != nil {
 					return err
 				}
 			}
@@ -464,13 +465,13 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 			if check.BankState == contract.BankNone {
 				reason = "no verified bank requisites on record: add them in the cabinet"
 			}
-			if err := r.audit(ctx, "payout_held", r.st.Status, r.st.Status, "system", reason); err != nil {
+			if err := r.j.audit(ctx, "payout_held", "system", reason); err != nil {
 				return err
 			}
-			if err := r.notify(ctx, "taxpayer", "refund.payout_held", "reason", reason); err != nil {
+			if err := r.j.notify(ctx, "taxpayer", "refund.payout_held", "reason", reason); err != nil {
 				return err
 			}
-			if err := r.project(ctx); err != nil {
+			if err := r.j.refresh(ctx); err != nil {
 				return err
 			}
 		}
@@ -482,7 +483,7 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 		r.bankState = ""
 		if !ok && !r.st.Escalated {
 			r.st.Escalated = true
-			if err := r.notify(ctx, "supervisor", "refund.requisites_overdue"); err != nil {
+			if err := r.j.notify(ctx, "supervisor", "refund.requisites_overdue"); err != nil {
 				return err
 			}
 		}
@@ -501,7 +502,7 @@ func (r *refund) pay(ctx workflow.Context) error {
 			contract.PayoutInput{PayoutKey: r.in.CaseID, CaseID: r.in.CaseID, INN: r.in.INN, Amount: amount}).Get(ctx, &res)
 		if err == nil {
 			r.st.Paid, r.st.TransferID = res.Amount, res.TransferID
-			if err := r.record(ctx, r.st.Status, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
+			if err := r.j.record(ctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
 				return err
 			}
 			r.final = true
@@ -524,10 +525,10 @@ func (r *refund) pay(ctx workflow.Context) error {
 		if br, ok := businessReason(err); ok {
 			reason = br
 		}
-		if err := r.record(ctx, r.st.Status, RefundPayoutFailed, "system", reason); err != nil {
+		if err := r.j.record(ctx, RefundPayoutFailed, "system", reason); err != nil {
 			return err
 		}
-		if err := r.notify(ctx, "operator", "refund.payout_failed", "reason", reason); err != nil {
+		if err := r.j.notify(ctx, "operator", "refund.payout_failed", "reason", reason); err != nil {
 			return err
 		}
 		r.retryPayout = false
@@ -538,7 +539,7 @@ func (r *refund) pay(ctx workflow.Context) error {
 		if !ok {
 			return temporal.NewNonRetryableApplicationError("payout failed and no operator retried it", "PayoutFailed", nil)
 		}
-		if err := r.audit(ctx, "payout_retry", r.st.Status, r.st.Status, "operator", ""); err != nil {
+		if err := r.j.audit(ctx, "payout_retry", "operator", ""); err != nil {
 			return err
 		}
 	}
@@ -561,14 +562,14 @@ func LateInterest(amount, rateBP int64, deadline, paidAt time.Time) (days, inter
 
 func (r *refund) reject(ctx workflow.Context, actor, reason string) error {
 	r.st.Reason = reason
-	err := r.record(ctx, r.st.Status, RefundRejected, actor, reason)
+	err := r.j.record(ctx, RefundRejected, actor, reason)
 	r.final = true
 	return err
 }
 
 func (r *refund) withdraw(ctx workflow.Context) error {
 	r.st.Reason = r.withdrawal.Reason
-	err := r.record(ctx, r.st.Status, RefundWithdrawn, "taxpayer", r.withdrawal.Reason)
+	err := r.j.record(ctx, RefundWithdrawn, "taxpayer", r.withdrawal.Reason)
 	r.final = true
 	return err
 }
@@ -580,4 +581,10 @@ func businessReason(err error) (string, bool) {
 		return appErr.Message(), true
 	}
 	return "", false
+}
+
+// project describes the case for the read projection.
+func (r *refund) project(workflow.Context) contract.CaseRecord {
+	return contract.CaseRecord{Deadline: r.st.Deadline, Escalated: r.st.Escalated,
+		Amounts: map[string]int64{"claimed": r.st.Claimed, "approved": r.st.Approved, "interest": r.st.Interest, "paid": r.st.Paid}}
 }
