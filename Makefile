@@ -16,7 +16,7 @@ BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench TAXFLOW_TEMPORAL_PORT=27233 TA
 BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 
-.PHONY: setup build dev up down status test unit integration bench lint template clean
+.PHONY: setup build dev up down status test unit fuzz integration bench lint template clean
 
 setup: ## install the pinned tools into .tools/ (a second run is a no-op)
 	@bash localstack/native/setup.sh
@@ -36,7 +36,7 @@ down: build ## stop the local stack
 status: build
 	@$(BIN) stack status
 
-test: setup build lint unit integration ## every test: unit (with -race) and integration on the local stack
+test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -46,6 +46,12 @@ lint:
 
 unit:
 	@$(GO) test -race -count=1 ./...
+
+FUZZ_TIME ?= 3s
+fuzz: ## each fuzz target briefly, from its committed seed corpus (testdata/fuzz)
+	@for t in FuzzINN FuzzSNILS FuzzPassport FuzzNormalizeName; do \
+	  $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TIME) ./internal/domain/ || exit 1; done
+	@$(GO) test -run '^$$' -fuzz '^FuzzCheckNeverPanics$$' -fuzztime $(FUZZ_TIME) ./internal/docs/
 
 integration: build ## start a fresh test stack, run the integration tests, stop it whatever happens
 	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
