@@ -1,0 +1,111 @@
+// Package esign checks a qualified electronic signature certificate [002:195-209]:
+// readable (PEM or DER), within its validity period, issued by a trusted certification
+// authority, not revoked (per the configured CRL), and issued to this taxpayer (the INN
+// and SNILS attributes of a Russian qualified certificate's subject). Every refusal
+// tells the taxpayer to update the signature, as the cabinet does [002:209].
+//
+// Go's crypto/x509 verifies RSA and ECDSA chains; certificates signed with GOST R
+// 34.10-2012 need a GOST-capable verifier behind the same Verify function.
+package esign
+
+import (
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Subject attribute OIDs of Russian qualified certificates (order of the FSB No. 795).
+var (
+	OIDINN   = asn1.ObjectIdentifier{1, 2, 643, 3, 131, 1, 1}
+	OIDSNILS = asn1.ObjectIdentifier{1, 2, 643, 100, 3}
+)
+
+// Trust is what a certificate is checked against.
+type Trust struct {
+	Roots *x509.CertPool
+	CRLs  []*x509.RevocationList
+}
+
+// Refusal is a certificate refused, with a reason for the taxpayer.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return r.Reason }
+
+const update = ": update your electronic signature and upload the new certificate"
+
+func refuse(why string) error { return &Refusal{Reason: why + update} }
+
+// IsRefusal tells whether err refuses the certificate.
+func IsRefusal(err error) bool {
+	var r *Refusal
+	return errors.As(err, &r)
+}
+
+// Parse reads a certificate from PEM or DER.
+func Parse(b []byte) (*x509.Certificate, error) {
+	if blk, _ := pem.Decode(b); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, &Refusal{Reason: "the file is a " + strings.ToLower(blk.Type) + ", not a certificate: upload the certificate (.cer, PEM or DER)"}
+		}
+		b = blk.Bytes
+	}
+	c, err := x509.ParseCertificate(b)
+	if err != nil {
+		return nil, &Refusal{Reason: "the file is not a readable certificate (PEM or DER): export the certificate again"}
+	}
+	return c, nil
+}
+
+// Subject returns the INN and SNILS a certificate was issued to ("" when absent).
+func Subject(c *x509.Certificate) (inn, snils string) {
+	for _, n := range c.Subject.Names {
+		v, _ := n.Value.(string)
+		switch {
+		case n.Type.Equal(OIDINN):
+			inn = v
+		case n.Type.Equal(OIDSNILS):
+			snils = v
+		}
+	}
+	return inn, snils
+}
+
+// Verify checks the certificate for the taxpayer with the given INN and SNILS at now.
+func Verify(c *x509.Certificate, t Trust, inn, snils string, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return refuse(fmt.Sprintf("the certificate is not valid until %s", c.NotBefore.UTC().Format(time.DateOnly)))
+	}
+	if now.After(c.NotAfter) {
+		return refuse(fmt.Sprintf("the certificate expired on %s", c.NotAfter.UTC().Format(time.DateOnly)))
+	}
+	chains, err := c.Verify(x509.VerifyOptions{Roots: t.Roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return refuse("the certificate was not issued by an accredited certification authority")
+	}
+	issuer := c
+	if len(chains) > 0 && len(chains[0]) > 1 {
+		issuer = chains[0][1]
+	}
+	for _, crl := range t.CRLs {
+		if crl.CheckSignatureFrom(issuer) != nil {
+			continue // another authority's list
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(c.SerialNumber) == 0 {
+				return refuse(fmt.Sprintf("the certificate was revoked on %s", e.RevocationTime.UTC().Format(time.DateOnly)))
+			}
+		}
+	}
+	gotINN, gotSNILS := Subject(c)
+	if gotINN == "" && gotSNILS == "" {
+		return refuse("the certificate names no INN or SNILS, so it cannot identify you")
+	}
+	if gotINN != "" && gotINN != inn || gotSNILS != "" && gotSNILS != snils {
+		return refuse("the certificate was issued to another person (its INN or SNILS differs from yours)")
+	}
+	return nil
+}
