@@ -9,6 +9,9 @@ import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/esigncheck"
+	"github.com/taxflow/taxflow/functions/identity"
+	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
@@ -40,6 +43,15 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnNotify: func(d fn.Deps) any {
 		return fn.Handler(notify.Handler{DB: d.DynamoDB, Table: d.Config.Name(notify.Table)}.Send)
+	},
+	contract.FnIdentityMatch: func(d fn.Deps) any {
+		return fn.Handler(identity.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Match)
+	},
+	contract.FnIdentityConfirm: func(d fn.Deps) any {
+		return fn.Handler(identityconfirm.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Confirm)
+	},
+	contract.FnESignCheck: func(d fn.Deps) any {
+		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}).Check)
 	},
 	contract.FnCaseUpdate: func(d fn.Deps) any {
 		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)

@@ -43,7 +43,8 @@ func (h Handler) Check(ctx context.Context, in contract.TaxpayerCheckInput) (con
 	if !found {
 		return contract.TaxpayerCheckResult{}, fnerr.NotFound("no taxpayer with this INN in the registry")
 	}
-	res := contract.TaxpayerCheckResult{Eligible: true, BankState: BankState(tp)}
+	res := contract.TaxpayerCheckResult{Eligible: true, BankState: BankState(tp), Consent: tp.Consent, INNLinked: tp.INNLinked,
+		SNILSLinked: tp.SNILSLinked, Confirmed: tp.Confirmed}
 	if tp.Bank != nil {
 		res.AccountLast4 = domain.MaskAccount(tp.Bank.Account)
 	}

@@ -23,6 +23,27 @@ type Taxpayer struct {
 	Bank         *BankRequisites `json:"bank,omitempty"`         // verified requisites
 	PendingBank  *BankRequisites `json:"pending_bank,omitempty"` // a change being verified
 	Channels     []string        `json:"channels,omitempty"`     // cabinet, email, sms, app
+
+	// Identity: what the registry knows, and the confirmed mark [004:27].
+	SNILS           string          `json:"snils,omitempty"`
+	SNILSLinked     bool            `json:"snils_linked,omitempty"`
+	Surname         string          `json:"surname,omitempty"`
+	FirstName       string          `json:"first_name,omitempty"`
+	Patronymic      string          `json:"patronymic,omitempty"`
+	BirthDate       string          `json:"birth_date,omitempty"` // YYYY-MM-DD
+	Passport        *PassportRecord `json:"passport,omitempty"`
+	BankIdentified  bool            `json:"bank_identified,omitempty"` // a partner bank identified the person
+	Consent         bool            `json:"consent,omitempty"`         // to personal-data processing [001:53-67]
+	ConsentAt       *time.Time      `json:"consent_at,omitempty"`
+	ConfirmedAt     *time.Time      `json:"confirmed_at,omitempty"`
+	ConfirmedMethod string          `json:"confirmed_method,omitempty"`
+}
+
+// PassportRecord is the registry's passport: series, number, date of issue.
+type PassportRecord struct {
+	Series   string `json:"series"`
+	Number   string `json:"number"`
+	IssuedOn string `json:"issued_on"` // YYYY-MM-DD
 }
 
 // BankRequisites are where payouts go.
@@ -60,6 +81,11 @@ type TaxpayerCheckResult struct {
 	Reason       string `json:"reason,omitempty"`
 	BankState    string `json:"bank_state"`
 	AccountLast4 string `json:"account_last4,omitempty"`
+	// for identity verification
+	Consent     bool `json:"consent"`
+	INNLinked   bool `json:"inn_linked"`
+	SNILSLinked bool `json:"snils_linked"`
+	Confirmed   bool `json:"confirmed"`
 }
 
 // OverpaymentInput asks for a taxpayer's balance; Period 0 means every period.

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -136,4 +138,54 @@ func QueryAll(ctx context.Context, db DB, table, attr, value string, out any) er
 		start = page.LastEvaluatedKey
 	}
 	return UnmarshalList(items, out)
+}
+
+// SetFields sets attributes of an existing item (condition: it exists). found is false,
+// with no error, when there is no such item.
+func SetFields(ctx context.Context, db DB, table string, key map[string]types.AttributeValue, fields map[string]any) (found bool, err error) {
+	names := map[string]string{"#k": firstKey(key)}
+	values := map[string]types.AttributeValue{}
+	var sets []string
+	i := 0
+	for _, name := range sortedKeys(fields) {
+		av, err := attributevalue.MarshalWithOptions(fields[name], func(o *attributevalue.EncoderOptions) { o.TagKey = "json" })
+		if err != nil {
+			return false, fmt.Errorf("encode %s: %w", name, err)
+		}
+		n, v := fmt.Sprintf("#f%d", i), fmt.Sprintf(":v%d", i)
+		names[n], values[v] = name, av
+		sets = append(sets, n+" = "+v)
+		i++
+	}
+	_, err = db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(table),
+		Key:                       key,
+		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ")),
+		ConditionExpression:       aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	if IsConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("update %s: %w", table, err)
+	}
+	return true, nil
+}
+
+func firstKey(m map[string]types.AttributeValue) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

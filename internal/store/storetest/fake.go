@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -117,12 +118,16 @@ func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dy
 }
 
 var addExpr = regexp.MustCompile(`^ADD (\w+) (:\w+)$`)
+var setExpr = regexp.MustCompile(`(#\w+) = (:\w+)`)
 
 func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.Err != nil {
 		return nil, d.Err
+	}
+	if strings.HasPrefix(*in.UpdateExpression, "SET ") {
+		return d.set(in)
 	}
 	m := addExpr.FindStringSubmatch(*in.UpdateExpression)
 	if m == nil {
@@ -204,4 +209,29 @@ func (d *DB) Replace(table, keyAttr string, item any) {
 		panic(err)
 	}
 	d.items[table][id] = av
+}
+
+// set models "SET #a = :a, #b = :b" with the condition attribute_exists(#k).
+func (d *DB) set(in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
+	if in.ConditionExpression == nil || *in.ConditionExpression != "attribute_exists(#k)" {
+		return nil, fmt.Errorf("storetest: update without the existence condition not modelled")
+	}
+	id, err := d.id(*in.TableName, in.Key)
+	if err != nil {
+		return nil, err
+	}
+	item, ok := d.items[*in.TableName][id]
+	if !ok {
+		return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
+	}
+	next := map[string]types.AttributeValue{}
+	for k, v := range item {
+		next[k] = v
+	}
+	for _, m := range setExpr.FindAllStringSubmatch(*in.UpdateExpression, -1) {
+		next[in.ExpressionAttributeNames[m[1]]] = in.ExpressionAttributeValues[m[2]]
+	}
+	d.items[*in.TableName][id] = next
+	d.Writes++
+	return &dynamodb.UpdateItemOutput{}, nil
 }

@@ -1,0 +1,77 @@
+package contract
+
+import "time"
+
+// Functions of identity verification.
+const (
+	FnIdentityMatch   = "identity-match"
+	FnESignCheck      = "esign-check"
+	FnIdentityConfirm = "identity-confirm"
+)
+
+// Identity methods [001:41-45, 002:111].
+const (
+	MethodDocuments  = "documents"
+	MethodESignature = "esignature"
+	MethodBank       = "bank"
+	MethodVideo      = "video"
+)
+
+// PersonData is what the taxpayer submits to be identified.
+type PersonData struct {
+	INN            string `json:"inn"`
+	SNILS          string `json:"snils"`
+	Surname        string `json:"surname"`
+	FirstName      string `json:"first_name"`
+	Patronymic     string `json:"patronymic,omitempty"`
+	BirthDate      string `json:"birth_date"` // YYYY-MM-DD
+	PassportSeries string `json:"passport_series"`
+	PassportNumber string `json:"passport_number"`
+}
+
+// IdentityMatchInput asks to compare submitted data and documents with the registry.
+type IdentityMatchInput struct {
+	Person    PersonData `json:"person"`
+	Documents []string   `json:"documents,omitempty"` // S3 keys of stored identity documents
+	At        time.Time  `json:"at"`                  // the time to judge validity at (workflow time)
+}
+
+// Match outcomes.
+const (
+	MatchYes          = "match"
+	MatchNo           = "mismatch"
+	MatchInconclusive = "inconclusive"
+)
+
+// IdentityMatchResult: Reasons say what did not match, in words for the taxpayer [000:57].
+type IdentityMatchResult struct {
+	Outcome string   `json:"outcome"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// ESignCheckInput asks to check a qualified certificate for the taxpayer.
+type ESignCheckInput struct {
+	Certificate []byte    `json:"certificate"` // PEM or DER
+	INN         string    `json:"inn"`
+	SNILS       string    `json:"snils"`
+	At          time.Time `json:"at"`
+}
+
+// ESignCheckResult says whether the certificate identifies the taxpayer.
+type ESignCheckResult struct {
+	Valid  bool   `json:"valid"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// IdentityConfirmInput sets the confirmed mark with time and method [001:52, 004:27].
+type IdentityConfirmInput struct {
+	INN    string    `json:"inn"`
+	Method string    `json:"method"`
+	CaseID string    `json:"case_id"`
+	At     time.Time `json:"at"`
+}
+
+// IdentityConfirmResult acknowledges the mark.
+type IdentityConfirmResult struct {
+	Confirmed bool `json:"confirmed"`
+}
