@@ -66,3 +66,18 @@ func (a *Activities) Notify(ctx context.Context, n contract.Notification) (contr
 func (a *Activities) UpdateCase(ctx context.Context, r contract.CaseRecord) (contract.CaseUpdateResult, error) {
 	return call[contract.CaseUpdateResult](ctx, a.Invoker, contract.FnCaseUpdate, r)
 }
+
+// MatchIdentity compares submitted data and documents with the registry.
+func (a *Activities) MatchIdentity(ctx context.Context, in contract.IdentityMatchInput) (contract.IdentityMatchResult, error) {
+	return call[contract.IdentityMatchResult](ctx, a.Invoker, contract.FnIdentityMatch, in)
+}
+
+// CheckESignature checks a qualified certificate for the taxpayer.
+func (a *Activities) CheckESignature(ctx context.Context, in contract.ESignCheckInput) (contract.ESignCheckResult, error) {
+	return call[contract.ESignCheckResult](ctx, a.Invoker, contract.FnESignCheck, in)
+}
+
+// ConfirmIdentity sets the confirmed mark.
+func (a *Activities) ConfirmIdentity(ctx context.Context, in contract.IdentityConfirmInput) (contract.IdentityConfirmResult, error) {
+	return call[contract.IdentityConfirmResult](ctx, a.Invoker, contract.FnIdentityConfirm, in)
+}

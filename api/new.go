@@ -36,7 +36,7 @@ func Keys(cfg config.Config, clients *awsclient.Clients) DynamoKeys {
 // RefundPolicy turns the configured refund rules into the policy new cases start with.
 func RefundPolicy(r config.Refund) workflows.RefundPolicy {
 	p := workflows.DefaultRefundPolicy()
-	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesWait = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesWait
+	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesDays = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesDays
 	p.AutoApproveMax, p.InterestRateBP = r.AutoApproveMax, r.InterestRateBP
 	return p
 }

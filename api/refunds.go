@@ -306,7 +306,7 @@ func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) signalDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
-	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalDocument, workflows.RefundDocumentRef{DocID: docID})
+	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalDocument, workflows.DocumentRef{DocID: docID})
 	return !s.temporalError(w, "signal document", err)
 }
 

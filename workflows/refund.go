@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
@@ -57,7 +58,7 @@ type RefundPolicy struct {
 	DocumentWait    time.Duration `json:"document_wait"`    // how long to wait for supporting documents
 	AutoApproveMax  int64         `json:"auto_approve_max"` // kopecks; 0 turns automatic approval off
 	InterestRateBP  int64         `json:"interest_rate_bp"` // annual rate for late payment, basis points
-	RequisitesWait  time.Duration `json:"requisites_wait"`  // how long a requisites check may hold the payout before escalation
+	RequisitesDays  int           `json:"requisites_days"`  // working days a requisites check may hold the payout [004:116]
 	OperatorTimeout time.Duration `json:"operator_timeout"` // how long a failed payout waits for an operator
 }
 
@@ -69,13 +70,13 @@ func DefaultRefundPolicy() RefundPolicy {
 		DocumentWait:    14 * 24 * time.Hour,
 		AutoApproveMax:  1_000_000, // 10 000 ₽
 		InterestRateBP:  1600,      // 16 % a year
-		RequisitesWait:  7 * 24 * time.Hour,
+		RequisitesDays:  5,
 		OperatorTimeout: 30 * 24 * time.Hour,
 	}
 }
 
-// RefundDocumentRef names an upload waiting under incoming/<case>/<doc>.
-type RefundDocumentRef struct {
+// DocumentRef names an upload waiting under incoming/<case>/<doc>.
+type DocumentRef struct {
 	DocID string `json:"doc_id"`
 }
 
@@ -89,10 +90,10 @@ type RefundWorkflowInput struct {
 	RequestID string `json:"request_id"`
 	// RequestSHA256 identifies the request body, so a reused idempotency key with another
 	// body can be told apart from a retry.
-	RequestSHA256 string              `json:"request_sha256,omitempty"`
-	CreatedBy     string              `json:"created_by,omitempty"`
-	Documents     []RefundDocumentRef `json:"documents,omitempty"`
-	Policy        RefundPolicy        `json:"policy"`
+	RequestSHA256 string        `json:"request_sha256,omitempty"`
+	CreatedBy     string        `json:"created_by,omitempty"`
+	Documents     []DocumentRef `json:"documents,omitempty"`
+	Policy        RefundPolicy  `json:"policy"`
 }
 
 // RefundDecision is a reviewer's decision.
@@ -121,8 +122,8 @@ type Transition struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
-// RefundDocument is a supporting document as the case knows it.
-type RefundDocument struct {
+// Document is a supporting document as the case knows it.
+type Document struct {
 	DocID    string `json:"doc_id"`
 	Accepted bool   `json:"accepted"`
 	Reason   string `json:"reason,omitempty"`
@@ -132,30 +133,32 @@ type RefundDocument struct {
 
 // RefundStatus is what the status query returns (no personal data).
 type RefundStatus struct {
-	CaseID        string           `json:"case_id"`
-	RequestSHA256 string           `json:"request_sha256,omitempty"`
-	Status        string           `json:"status"`
-	Label         string           `json:"label"`
-	RequestedAt   time.Time        `json:"requested_at"`
-	Deadline      time.Time        `json:"deadline"`
-	Period        int              `json:"period"`
-	Claimed       int64            `json:"claimed_kopecks"`
-	Overpaid      int64            `json:"overpaid_kopecks"`
-	Debts         int64            `json:"debts_kopecks"`
-	Refundable    int64            `json:"refundable_kopecks"`
-	Approved      int64            `json:"approved_kopecks"`
-	Capped        bool             `json:"capped"`
-	Interest      int64            `json:"interest_kopecks"`
-	DaysLate      int64            `json:"days_late"`
-	Paid          int64            `json:"paid_kopecks"`
-	TransferID    string           `json:"transfer_id,omitempty"`
-	Reminded      bool             `json:"reminded"`
-	Escalated     bool             `json:"escalated"`
-	BankHold      bool             `json:"bank_hold"`
-	Reason        string           `json:"reason,omitempty"`
-	DecidedBy     string           `json:"decided_by,omitempty"`
-	Documents     []RefundDocument `json:"documents"`
-	History       []Transition     `json:"history"`
+	CaseID        string    `json:"case_id"`
+	RequestSHA256 string    `json:"request_sha256,omitempty"`
+	Status        string    `json:"status"`
+	Label         string    `json:"label"`
+	RequestedAt   time.Time `json:"requested_at"`
+	Deadline      time.Time `json:"deadline"`
+	Period        int       `json:"period"`
+	Claimed       int64     `json:"claimed_kopecks"`
+	Overpaid      int64     `json:"overpaid_kopecks"`
+	Debts         int64     `json:"debts_kopecks"`
+	Refundable    int64     `json:"refundable_kopecks"`
+	Approved      int64     `json:"approved_kopecks"`
+	Capped        bool      `json:"capped"`
+	Interest      int64     `json:"interest_kopecks"`
+	DaysLate      int64     `json:"days_late"`
+	Paid          int64     `json:"paid_kopecks"`
+	TransferID    string    `json:"transfer_id,omitempty"`
+	Reminded      bool      `json:"reminded"`
+	Escalated     bool      `json:"escalated"`
+	BankHold      bool      `json:"bank_hold"`
+	// RequisitesDue: until when (5 working days) a requisites check may hold the payout.
+	RequisitesDue *time.Time   `json:"requisites_due,omitempty"`
+	Reason        string       `json:"reason,omitempty"`
+	DecidedBy     string       `json:"decided_by,omitempty"`
+	Documents     []Document   `json:"documents"`
+	History       []Transition `json:"history"`
 }
 
 // RefundID builds a refund's workflow id from an opaque random or derived id.
@@ -176,7 +179,7 @@ type refund struct {
 
 	bankState string // as the last registry check saw it
 
-	pendingDocs   []RefundDocumentRef
+	pendingDocs   []DocumentRef
 	decision      *RefundDecision
 	withdrawal    *RefundWithdrawal
 	requisites    *RefundRequisites
@@ -190,7 +193,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r := &refund{in: in}
 	now := workflow.Now(ctx)
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
-		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []RefundDocument{}}
+		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
 	r.j = &journal{process: "refund", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: RefundLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
@@ -260,7 +263,7 @@ func (r *refund) handlers(ctx workflow.Context) error {
 		for {
 			s := workflow.NewSelector(ctx)
 			s.AddReceive(docs, func(c workflow.ReceiveChannel, _ bool) {
-				var d RefundDocumentRef
+				var d DocumentRef
 				c.Receive(ctx, &d)
 				r.pendingDocs = append(r.pendingDocs, d)
 			})
@@ -423,7 +426,7 @@ func (r *refund) storeDocuments(ctx workflow.Context) error {
 		} else if err != nil {
 			return err
 		}
-		r.st.Documents = append(r.st.Documents, RefundDocument{DocID: d.DocID, Accepted: res.Accepted, Reason: res.Reason, Type: res.Type, Key: res.Key})
+		r.st.Documents = append(r.st.Documents, Document{DocID: d.DocID, Accepted: res.Accepted, Reason: res.Reason, Type: res.Type, Key: res.Key})
 		action := "document_accepted"
 		if !res.Accepted {
 			action = "document_refused"
@@ -476,7 +479,20 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 			}
 		}
 		r.requisites = nil
-		ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.RequisitesWait, func() bool { return r.requisites != nil || r.withdrawal != nil })
+		if r.st.RequisitesDue == nil {
+			now, days := workflow.Now(ctx), r.in.Policy.RequisitesDays
+			var due time.Time
+			// The calendar is data that can change between deploys: record the deadline once.
+			if err := workflow.SideEffect(ctx, func(workflow.Context) any { return calendar.Shared().AddWorkingDays(now, days) }).Get(&due); err != nil {
+				return err
+			}
+			r.st.RequisitesDue = &due
+		}
+		wait := max(r.st.RequisitesDue.Sub(workflow.Now(ctx)), 0)
+		if r.st.Escalated {
+			wait = r.in.Policy.OperatorTimeout
+		}
+		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.requisites != nil || r.withdrawal != nil })
 		if err != nil || r.withdrawal != nil {
 			return err
 		}

@@ -115,7 +115,7 @@ func input(amount int64, docs ...string) RefundWorkflowInput {
 	in := RefundWorkflowInput{CaseID: testCase, INN: testINN, Period: 2025, Amount: amount, Reason: "overpaid income tax",
 		RequestID: "req-1", Policy: DefaultRefundPolicy()}
 	for _, d := range docs {
-		in.Documents = append(in.Documents, RefundDocumentRef{DocID: d})
+		in.Documents = append(in.Documents, DocumentRef{DocID: d})
 	}
 	return in
 }
@@ -309,7 +309,7 @@ func TestRefundWaitsForDocumentsAndReportsRefusedOnes(t *testing.T) {
 			t.Errorf("before the good upload: %+v", st)
 		}
 		h.upload("good", pdfBytes)
-		h.env.SignalWorkflow(RefundSignalDocument, RefundDocumentRef{DocID: "good"})
+		h.env.SignalWorkflow(RefundSignalDocument, DocumentRef{DocID: "good"})
 	}, 3*24*time.Hour)
 	st := h.run(input(400_000, "bad"))
 	if st.Status != RefundPaid || len(st.Documents) != 2 || !st.Documents[1].Accepted {
@@ -488,5 +488,35 @@ func TestRefundRequisitesChangeAfterCheckIsCaughtByPayout(t *testing.T) {
 	st := h.run(input(3_000_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 || st.BankHold {
 		t.Fatalf("got %+v, transfers %d", st, h.transfers())
+	}
+}
+
+func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
+	tp := eligible()
+	tp.PendingBank = &contract.BankRequisites{BIK: "044525225", Account: "40817810938160925982"}
+	h := newHarness(t, tp, ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if !st.BankHold || !st.Escalated || st.RequisitesDue == nil {
+			t.Errorf("after 12 days on hold: hold %v escalated %v due %v", st.BankHold, st.Escalated, st.RequisitesDue)
+		}
+		h.db.Replace("taxpayers", "inn", eligible())
+		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
+	}, 12*24*time.Hour)
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid || h.transfers() != 1 {
+		t.Fatalf("got %+v", st)
+	}
+	var overdue int
+	for _, item := range h.db.Items("outbox") {
+		var n contract.Notification
+		store.Unmarshal(item, &n)
+		if n.Template == "refund.requisites_overdue" {
+			overdue++
+		}
+	}
+	if overdue != 1 {
+		t.Fatalf("%d escalations", overdue)
 	}
 }

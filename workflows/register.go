@@ -9,4 +9,5 @@ func Register(w worker.Registry) {
 	w.RegisterWorkflow(SelfCheck)
 	w.RegisterWorkflow(Refund)
 	w.RegisterWorkflow(Bare)
+	w.RegisterWorkflow(IdentityVerification)
 }

@@ -132,7 +132,7 @@ func prepare(ctx context.Context, a *app, n int) ([]workflows.RefundWorkflowInpu
 			return nil, err
 		}
 		out[i] = workflows.RefundWorkflowInput{CaseID: id, INN: inn, Period: 2025, Amount: 400_000, Reason: "bench",
-			RequestID: "bench", Documents: []workflows.RefundDocumentRef{{DocID: "statement"}}, Policy: policy}
+			RequestID: "bench", Documents: []workflows.DocumentRef{{DocID: "statement"}}, Policy: policy}
 	}
 	return out, nil
 }

@@ -44,7 +44,7 @@ func (h Handler) Check(ctx context.Context, in contract.TaxpayerCheckInput) (con
 		return contract.TaxpayerCheckResult{}, fnerr.NotFound("no taxpayer with this INN in the registry")
 	}
 	res := contract.TaxpayerCheckResult{Eligible: true, BankState: BankState(tp), Consent: tp.Consent, INNLinked: tp.INNLinked,
-		SNILSLinked: tp.SNILSLinked, Confirmed: tp.Confirmed}
+		SNILSLinked: tp.SNILSLinked, Confirmed: tp.Confirmed, BankIdentified: tp.BankIdentified}
 	if tp.Bank != nil {
 		res.AccountLast4 = domain.MaskAccount(tp.Bank.Account)
 	}

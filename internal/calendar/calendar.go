@@ -202,3 +202,14 @@ func (c *Calendar) Years() []int {
 	sort.Ints(out)
 	return out
 }
+
+var (
+	sharedOnce sync.Once
+	shared     *Calendar
+)
+
+// Shared is one Default calendar for the whole process.
+func Shared() *Calendar {
+	sharedOnce.Do(func() { shared = Default() })
+	return shared
+}

@@ -86,6 +86,8 @@ type TaxpayerCheckResult struct {
 	INNLinked   bool `json:"inn_linked"`
 	SNILSLinked bool `json:"snils_linked"`
 	Confirmed   bool `json:"confirmed"`
+	// BankIdentified: a partner bank already identified the person [001:45].
+	BankIdentified bool `json:"bank_identified"`
 }
 
 // OverpaymentInput asks for a taxpayer's balance; Period 0 means every period.
