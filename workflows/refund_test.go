@@ -13,7 +13,10 @@ import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
+	identityfn "github.com/taxflow/taxflow/functions/identity"
+	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
@@ -49,10 +52,8 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
-	h := &harness{t: t, s3: storetest.NewS3(), db: storetest.New(map[string]storetest.Key{
-		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
-		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
-	})}
+	h := &harness{t: t}
+	h.db, h.s3 = newStores()
 	ctx := context.Background()
 	if tp.INN != "" {
 		mustPut(t, h.db, "taxpayers", "inn", tp)
@@ -61,31 +62,50 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 		mustPut(t, h.db, "ledger", "entry_id", e)
 	}
 	pay := payout.Handler{DB: h.db, Taxpayers: "taxpayers", Treasury: payout.DynamoTreasury{DB: h.db, Table: "treasury", MaxTransfer: 100_000_000}}
-	handlers := map[string]any{
-		contract.FnTaxpayerCheck: fn.Handler(taxpayer.Handler{DB: h.db, Table: "taxpayers"}.Check),
-		contract.FnOverpayment:   fn.Handler(overpayment.Handler{DB: h.db, Table: "ledger"}.Compute),
-		contract.FnDocumentStore: fn.Handler(document.Handler{S3: h.s3, Bucket: "documents"}.Store),
-		contract.FnNotify:        fn.Handler(notify.Handler{DB: h.db, Table: "outbox"}.Send),
-		contract.FnCaseUpdate:    fn.Handler(cases.Handler{DB: h.db, Table: "cases"}.Update),
-		contract.FnAuditAppend:   fn.Handler(audit.Handler{DB: h.db, Table: "audit"}.Append),
-		contract.FnPayout: fn.Handler(func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
-			h.payouts++
-			if h.payoutErr != nil {
-				return contract.PayoutResult{}, h.payoutErr
-			}
-			if h.payoutFail > 0 {
-				h.payoutFail--
-				return contract.PayoutResult{}, errors.New("treasury gateway timeout")
-			}
-			return pay.Pay(ctx, in)
-		}),
-	}
+	handlers := realHandlers(h.db, h.s3)
+	handlers[contract.FnPayout] = fn.Handler(func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+		h.payouts++
+		if h.payoutErr != nil {
+			return contract.PayoutResult{}, h.payoutErr
+		}
+		if h.payoutFail > 0 {
+			h.payoutFail--
+			return contract.PayoutResult{}, errors.New("treasury gateway timeout")
+		}
+		return pay.Pay(ctx, in)
+	})
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflow(Refund)
-	h.env.RegisterActivity(&activities.Activities{Invoker: invoker.NewInProcess(handlers)})
+	registerActivities(h.env, handlers)
 	_ = ctx
 	return h
+}
+
+// realHandlers are the functions' real handlers over in-memory stores.
+func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
+	return map[string]any{
+		contract.FnTaxpayerCheck:   fn.Handler(taxpayer.Handler{DB: db, Table: "taxpayers"}.Check),
+		contract.FnOverpayment:     fn.Handler(overpayment.Handler{DB: db, Table: "ledger"}.Compute),
+		contract.FnDocumentStore:   fn.Handler(document.Handler{S3: s3, Bucket: "documents"}.Store),
+		contract.FnNotify:          fn.Handler(notify.Handler{DB: db, Table: "outbox"}.Send),
+		contract.FnCaseUpdate:      fn.Handler(cases.Handler{DB: db, Table: "cases"}.Update),
+		contract.FnAuditAppend:     fn.Handler(audit.Handler{DB: db, Table: "audit"}.Append),
+		contract.FnIdentityMatch:   fn.Handler(identityfn.Handler{DB: db, Taxpayers: "taxpayers", S3: s3, Bucket: "documents"}.Match),
+		contract.FnIdentityConfirm: fn.Handler(identityconfirm.Handler{DB: db, Taxpayers: "taxpayers"}.Confirm),
+		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents"}).Check),
+	}
+}
+
+func registerActivities(env *testsuite.TestWorkflowEnvironment, handlers map[string]any) {
+	env.RegisterActivity(&activities.Activities{Invoker: invoker.NewInProcess(handlers)})
+}
+
+func newStores() (*storetest.DB, *storetest.S3) {
+	return storetest.New(map[string]storetest.Key{
+		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
+		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
+	}), storetest.NewS3()
 }
 
 func mustPut(t *testing.T, db *storetest.DB, table, key string, item any) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
@@ -48,6 +49,10 @@ func (h *Handler) Check(ctx context.Context, in contract.ESignCheckInput) (contr
 	case in.At.IsZero():
 		return contract.ESignCheckResult{}, fnerr.Invalid("at", "must be set")
 	}
+	snils, err := domain.NormalizeSNILS("snils", in.SNILS)
+	if err != nil {
+		return contract.ESignCheckResult{}, fnerr.Invalid("snils", err.(domain.FieldError).Reason)
+	}
 	cert, err := esign.Parse(in.Certificate)
 	if err != nil {
 		return contract.ESignCheckResult{Valid: false, Reason: err.Error()}, nil
@@ -56,7 +61,7 @@ func (h *Handler) Check(ctx context.Context, in contract.ESignCheckInput) (contr
 	if err != nil {
 		return contract.ESignCheckResult{}, err
 	}
-	if err := esign.Verify(cert, trust, in.INN, in.SNILS, in.At); err != nil {
+	if err := esign.Verify(cert, trust, in.INN, snils, in.At); err != nil {
 		if esign.IsRefusal(err) {
 			return contract.ESignCheckResult{Valid: false, Reason: err.Error()}, nil
 		}

@@ -1,0 +1,363 @@
+package workflows
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/esigncheck"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/esign/esigntest"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+)
+
+const (
+	idCase  = "identity-0c6f6f9e-0000-4000-8000-000000000002"
+	idSNILS = "11223344595"
+)
+
+type idHarness struct {
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	db      *storetest.DB
+	s3      *storetest.S3
+	ca      *esigntest.CA
+	updates int
+}
+
+func registered() contract.Taxpayer {
+	return contract.Taxpayer{INN: testINN, AccountState: "active", INNLinked: true, SNILS: idSNILS, SNILSLinked: true,
+		Surname: "СЕМЁНОВ", FirstName: "ИВАН", Patronymic: "ПЕТРОВИЧ", BirthDate: "1985-04-12", Consent: true,
+		Passport: &contract.PassportRecord{Series: "4509", Number: "123456", IssuedOn: "2010-05-20"}}
+}
+
+func person() contract.PersonData {
+	return contract.PersonData{INN: testINN, SNILS: "112-233-445 95", Surname: "Семенов", FirstName: "Иван", Patronymic: "Петрович",
+		BirthDate: "12.04.1985", PassportSeries: "4509", PassportNumber: "123456"}
+}
+
+func newIDHarness(t *testing.T, tp contract.Taxpayer) *idHarness {
+	h := &idHarness{t: t}
+	h.db, h.s3 = newStores()
+	if tp.INN != "" {
+		mustPut(t, h.db, "taxpayers", "inn", tp)
+	}
+	ca, err := esigntest.NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ca = ca
+	h.s3.Put(esigncheck.RootsKey, ca.RootPEM())
+	crl, _ := ca.CRL(time.Now(), 66)
+	h.s3.Put(esigncheck.CRLKey, crl)
+	var s testsuite.WorkflowTestSuite
+	h.env = s.NewTestWorkflowEnvironment()
+	h.env.RegisterWorkflow(IdentityVerification)
+	registerActivities(h.env, realHandlers(h.db, h.s3))
+	return h
+}
+
+func jpegOf(w, hgt int) []byte {
+	var buf bytes.Buffer
+	_ = jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, w, hgt)), nil)
+	return buf.Bytes()
+}
+
+func (h *idHarness) upload(doc string, b []byte) {
+	h.s3.Put(document.IncomingKey(idCase, doc), b)
+}
+
+func idInput(method string, docs ...string) IdentityWorkflowInput {
+	in := IdentityWorkflowInput{CaseID: idCase, RequestID: "req-1", Method: method, Submission: IdentitySubmission{Person: person()},
+		Policy: DefaultIdentityPolicy()}
+	for _, d := range docs {
+		in.Submission.Documents = append(in.Submission.Documents, DocumentRef{DocID: d})
+	}
+	return in
+}
+
+func (h *idHarness) run(in IdentityWorkflowInput) IdentityStatus {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(IdentityVerification, in)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	var st IdentityStatus
+	if err := h.env.GetWorkflowResult(&st); err != nil {
+		h.t.Fatalf("workflow error: %v", err)
+	}
+	return st
+}
+
+func (h *idHarness) query() IdentityStatus {
+	v, err := h.env.QueryWorkflow(IdentityQueryStatus)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st IdentityStatus
+	_ = v.Get(&st)
+	return st
+}
+
+func (h *idHarness) review(after time.Duration, rv IdentityReview, wantErr bool) {
+	h.updates++
+	id := fmt.Sprintf("review-%d", h.updates)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(IdentityUpdateReview, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() {
+				if wantErr {
+					h.t.Error("review accepted, want it refused")
+				}
+			},
+			OnReject: func(err error) {
+				if !wantErr {
+					h.t.Errorf("review refused: %v", err)
+				}
+			},
+			OnComplete: func(any, error) {},
+		}, rv)
+	}, after)
+}
+
+func (h *idHarness) confirmed() contract.Taxpayer {
+	var tp contract.Taxpayer
+	for _, item := range h.db.Items("taxpayers") {
+		_ = store.Unmarshal(item, &tp)
+	}
+	return tp
+}
+
+func idStatuses(st IdentityStatus) string {
+	var out []string
+	for _, tr := range st.History {
+		out = append(out, tr.To)
+	}
+	return strings.Join(out, ">")
+}
+
+func TestIdentityByDocuments(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("passport", jpegOf(1200, 800))
+	st := h.run(idInput(contract.MethodDocuments, "passport"))
+	if st.Status != IdentityVerified || st.Label != "Идентификация пройдена" || st.Attempts != 1 || st.ConfirmedAt == nil {
+		t.Fatalf("got %+v", st)
+	}
+	tp := h.confirmed()
+	if !tp.Confirmed || tp.ConfirmedMethod != "documents" || tp.ConfirmedAt == nil {
+		t.Fatalf("confirmed mark not set: %+v", tp)
+	}
+}
+
+func TestIdentityByESignature(t *testing.T) {
+	now := time.Now()
+	for name, c := range map[string]struct {
+		serial     int64
+		inn        string
+		from, to   time.Time
+		wantStatus string
+		wantReason string
+	}{
+		"valid":       {10, testINN, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0), IdentityVerified, ""},
+		"expired":     {11, testINN, now.AddDate(-2, 0, 0), now.AddDate(0, 0, -1), IdentityRejected, "expired"},
+		"revoked":     {66, testINN, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0), IdentityRejected, "revoked"},
+		"another INN": {12, "7707083893", now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0), IdentityRejected, "another person"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newIDHarness(t, registered())
+			cert, err := h.ca.Issue(c.serial, c.inn, idSNILS, c.from, c.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := idInput(contract.MethodESignature)
+			in.Submission.Certificate = cert
+			in.Policy.MaxAttempts = 1
+			st := h.run(in)
+			if st.Status != c.wantStatus {
+				t.Fatalf("got %s %v", st.Status, st.Reasons)
+			}
+			if c.wantReason != "" && (len(st.Reasons) == 0 || !strings.Contains(st.Reasons[0], c.wantReason) || !strings.Contains(st.Reasons[0], "update your electronic signature")) {
+				t.Fatalf("reasons %v, want %q and the advice to update the signature", st.Reasons, c.wantReason)
+			}
+		})
+	}
+}
+
+func TestIdentityByBank(t *testing.T) {
+	tp := registered()
+	tp.BankIdentified = true
+	h := newIDHarness(t, tp)
+	if st := h.run(idInput(contract.MethodBank)); st.Status != IdentityVerified {
+		t.Fatalf("got %+v", st)
+	}
+	h = newIDHarness(t, registered())
+	in := idInput(contract.MethodBank)
+	in.Policy.MaxAttempts = 1
+	if st := h.run(in); st.Status != IdentityRejected || !strings.Contains(st.Reasons[0], "no partner bank") {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestIdentityByVideoGoesToOperator(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.review(time.Hour, IdentityReview{Approve: true, Operator: "op-3"}, false)
+	st := h.run(idInput(contract.MethodVideo))
+	if idStatuses(st) != "received>checking>manual_review>verified" || st.ReviewedBy != "op-3" || h.confirmed().ConfirmedMethod != "video" {
+		t.Fatalf("got %s by %s", idStatuses(st), st.ReviewedBy)
+	}
+}
+
+func TestIdentityMismatchThenResubmissionSucceeds(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person.PassportNumber = "654321"
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if st.Status != IdentityNeedsDocuments || len(st.Reasons) == 0 || !strings.Contains(st.Reasons[0], "passport series or number") {
+			t.Errorf("after the mismatch: %s %v", st.Status, st.Reasons)
+		}
+		h.upload("p2", jpegOf(1200, 800))
+		h.env.SignalWorkflow(IdentitySignalResubmit, IdentitySubmission{Person: person(), Documents: []DocumentRef{{DocID: "p2"}}})
+	}, 2*24*time.Hour)
+	st := h.run(in)
+	if idStatuses(st) != "received>checking>needs_documents>checking>verified" || st.Attempts != 2 {
+		t.Fatalf("got %s after %d attempts", idStatuses(st), st.Attempts)
+	}
+	var mismatch int
+	for _, item := range h.db.Items("outbox") {
+		var n contract.Notification
+		_ = store.Unmarshal(item, &n)
+		if n.Template == "identity.mismatch" && strings.Contains(n.Params["reasons"], "passport") {
+			mismatch++
+		}
+	}
+	if mismatch != 1 {
+		t.Fatalf("the taxpayer was told the reason %d times", mismatch)
+	}
+}
+
+func TestIdentityUnreadableImageIsAReason(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("small", jpegOf(300, 200))
+	in := idInput(contract.MethodDocuments, "small")
+	in.Policy.MaxAttempts = 1
+	st := h.run(in)
+	if st.Status != IdentityRejected || !strings.Contains(st.Reasons[0], "too small to read") {
+		t.Fatalf("got %s %v", st.Status, st.Reasons)
+	}
+}
+
+func TestIdentityAttemptsExhausted(t *testing.T) {
+	h := newIDHarness(t, registered())
+	bad := person()
+	bad.BirthDate = "13.04.1985"
+	h.upload("p1", jpegOf(1200, 800))
+	for i, at := range []time.Duration{24 * time.Hour, 48 * time.Hour} {
+		doc := fmt.Sprintf("p%d", i+2)
+		h.env.RegisterDelayedCallback(func() {
+			h.upload(doc, jpegOf(1200, 800))
+			h.env.SignalWorkflow(IdentitySignalResubmit, IdentitySubmission{Person: bad, Documents: []DocumentRef{{DocID: doc}}})
+		}, at)
+	}
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person = bad
+	st := h.run(in)
+	if st.Status != IdentityRejected || st.Attempts != 3 || !strings.Contains(st.Reasons[0], "attempts exhausted") {
+		t.Fatalf("got %s after %d: %v", st.Status, st.Attempts, st.Reasons)
+	}
+	if h.confirmed().Confirmed {
+		t.Fatal("confirmed after a rejection")
+	}
+}
+
+func TestIdentityResubmissionTimeoutExpires(t *testing.T) {
+	h := newIDHarness(t, registered())
+	in := idInput(contract.MethodDocuments) // no documents at all
+	st := h.run(in)
+	if idStatuses(st) != "received>checking>needs_documents>expired" {
+		t.Fatalf("got %s", idStatuses(st))
+	}
+}
+
+func TestIdentityInconclusiveRejectedByOperator(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person.Surname = "Семеног"                                    // one letter off: an operator looks
+	h.review(time.Hour, IdentityReview{Approve: false, Operator: "op-3"}, true) // no reason: refused
+	h.review(2*time.Hour, IdentityReview{Approve: false, Operator: "op-3", Reason: "the photo does not match"}, false)
+	st := h.run(in)
+	if idStatuses(st) != "received>checking>manual_review>rejected" || st.Reasons[0] != "the photo does not match" || st.Escalated {
+		t.Fatalf("got %s %v escalated %v", idStatuses(st), st.Reasons, st.Escalated)
+	}
+}
+
+func TestIdentityReviewSLAEscalates(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.review(10*24*time.Hour, IdentityReview{Approve: true, Operator: "op-9"}, false)
+	st := h.run(idInput(contract.MethodVideo))
+	if st.Status != IdentityVerified || !st.Escalated || st.ReviewDue == nil {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestIdentityConsentRevokedMidwayAndRestored(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person.PassportNumber = "000000"
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: false})
+		h.upload("p2", jpegOf(1200, 800))
+		h.env.SignalWorkflow(IdentitySignalResubmit, IdentitySubmission{Person: person(), Documents: []DocumentRef{{DocID: "p2"}}})
+	}, 24*time.Hour)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if !st.Paused || st.Status != IdentityNeedsDocuments {
+			t.Errorf("with consent revoked: paused %v status %s", st.Paused, st.Status)
+		}
+		h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: true})
+	}, 5*24*time.Hour)
+	st := h.run(in)
+	if st.Status != IdentityVerified || st.Paused {
+		t.Fatalf("got %s paused %v", st.Status, st.Paused)
+	}
+	journal := h.db.Items("audit")
+	var paused, resumed bool
+	for _, item := range journal {
+		var e contract.AuditEntry
+		_ = store.Unmarshal(item, &e)
+		paused = paused || e.Action == "paused"
+		resumed = resumed || e.Action == "resumed"
+	}
+	if !paused || !resumed {
+		t.Fatal("the pause is not in the journal")
+	}
+}
+
+func TestIdentityRefusedWithoutConsent(t *testing.T) {
+	tp := registered()
+	tp.Consent = false
+	h := newIDHarness(t, tp)
+	st := h.run(idInput(contract.MethodBank))
+	if st.Status != IdentityRejected || !strings.Contains(st.Reasons[0], "consent") {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestIdentityCancelled(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodVideo))
+	if err := h.env.GetWorkflowError(); err == nil || h.confirmed().Confirmed {
+		t.Fatalf("err %v", err)
+	}
+}
