@@ -20,6 +20,7 @@ const (
 	IdentityUpdateReview   = "review"   // operator: approve, or reject with a reason
 	IdentitySignalResubmit = "resubmit" // the taxpayer's corrected data, documents or certificate
 	IdentitySignalConsent  = "consent"  // consent to personal-data processing given or revoked
+	IdentitySignalDocument = "document" // an upload is waiting under incoming/<case>/<doc>
 )
 
 // Identity statuses.
@@ -175,6 +176,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	}
 	resubmit := workflow.GetSignalChannel(ctx, IdentitySignalResubmit)
 	consent := workflow.GetSignalChannel(ctx, IdentitySignalConsent)
+	docs := workflow.GetSignalChannel(ctx, IdentitySignalDocument)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			s := workflow.NewSelector(ctx)
@@ -182,6 +184,11 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				var sub IdentitySubmission
 				c.Receive(ctx, &sub)
 				r.resubmit = &sub
+			})
+			s.AddReceive(docs, func(c workflow.ReceiveChannel, _ bool) {
+				var d DocumentRef
+				c.Receive(ctx, &d)
+				r.sub.Documents = append(r.sub.Documents, d)
 			})
 			s.AddReceive(consent, func(c workflow.ReceiveChannel, _ bool) {
 				var cs IdentityConsent
@@ -227,6 +234,12 @@ func (r *identity) run(ctx workflow.Context) error {
 		return r.finish(ctx, IdentityRejected, "system", "the INN and the SNILS must both be linked to the account [002:118]")
 	}
 
+	// The documents method needs an upload before its first check; waiting for it costs no attempt.
+	if r.in.Method == contract.MethodDocuments && len(r.sub.Documents) == 0 {
+		if ok, err := r.awaitSubmission(ctx, "upload a scan of the passport pages with the data and the photo [000:53]"); err != nil || !ok {
+			return err
+		}
+	}
 	for {
 		if err := r.gate(ctx); err != nil {
 			return err
@@ -254,21 +267,32 @@ func (r *identity) run(ctx workflow.Context) error {
 		if r.st.Attempts >= r.in.Policy.MaxAttempts {
 			return r.finish(ctx, IdentityRejected, "system", "attempts exhausted: "+joinReasons(reasons))
 		}
-		by := workflow.Now(ctx).Add(r.in.Policy.ResubmitWait)
-		r.st.ResubmitBy = &by
-		if err := r.j.record(ctx, IdentityNeedsDocuments, "system", joinReasons(reasons)); err != nil {
+		if ok, err := r.awaitSubmission(ctx, joinReasons(reasons)); err != nil || !ok {
 			return err
 		}
-		r.resubmit = nil
-		ok, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.resubmit != nil })
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return r.finish(ctx, IdentityExpired, "system", "no re-submission in time")
-		}
+	}
+}
+
+// awaitSubmission waits, up to the re-submission period, for corrected data or a new
+// upload; ok is false when the case expired instead.
+func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, err error) {
+	by := workflow.Now(ctx).Add(r.in.Policy.ResubmitWait)
+	r.st.ResubmitBy = &by
+	if err := r.j.record(ctx, IdentityNeedsDocuments, "system", why); err != nil {
+		return false, err
+	}
+	r.resubmit = nil
+	ok, err = workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.resubmit != nil || len(r.sub.Documents) > 0 })
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission in time")
+	}
+	if r.resubmit != nil {
 		r.apply(*r.resubmit)
 	}
+	return true, nil
 }
 
 // apply takes a re-submission: new data replaces old, new documents are added.
@@ -278,7 +302,7 @@ func (r *identity) apply(sub IdentitySubmission) {
 		r.sub.Person = sub.Person
 		r.sub.Person.INN = inn
 	}
-	r.sub.Documents = sub.Documents
+	r.sub.Documents = append(r.sub.Documents, sub.Documents...)
 	if len(sub.Certificate) > 0 {
 		r.sub.Certificate = sub.Certificate
 	}
@@ -312,7 +336,8 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 	}
 	// documents: store the uploads, then compare with the registry.
 	var refused []string
-	for _, d := range r.sub.Documents {
+	batch := r.sub.Documents
+	for _, d := range batch {
 		var res contract.DocumentResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.DocumentOptions), a.StoreDocument,
 			contract.DocumentInput{CaseID: r.in.CaseID, DocID: d.DocID, Purpose: "identity", IncomingKey: "incoming/" + r.in.CaseID + "/" + d.DocID}).Get(ctx, &res)
@@ -328,7 +353,8 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 			refused = append(refused, "document "+d.DocID+": "+res.Reason)
 		}
 	}
-	r.sub.Documents = nil
+	// uploads that arrived meanwhile stay for the next check
+	r.sub.Documents = r.sub.Documents[len(batch):]
 	if len(r.storedDocs) == 0 {
 		return contract.MatchNo, append(refused, "upload a scan of the passport pages with the data and the photo [000:53]"), nil
 	}

@@ -282,7 +282,7 @@ func TestIdentityResubmissionTimeoutExpires(t *testing.T) {
 	h := newIDHarness(t, registered())
 	in := idInput(contract.MethodDocuments) // no documents at all
 	st := h.run(in)
-	if idStatuses(st) != "received>checking>needs_documents>expired" {
+	if idStatuses(st) != "received>needs_documents>expired" || st.Attempts != 0 {
 		t.Fatalf("got %s", idStatuses(st))
 	}
 }
@@ -359,5 +359,17 @@ func TestIdentityCancelled(t *testing.T) {
 	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodVideo))
 	if err := h.env.GetWorkflowError(); err == nil || h.confirmed().Confirmed {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestIdentityDocumentsArriveAfterStart(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.env.RegisterDelayedCallback(func() {
+		h.upload("scan", jpegOf(1200, 800))
+		h.env.SignalWorkflow(IdentitySignalDocument, DocumentRef{DocID: "scan"})
+	}, time.Hour)
+	st := h.run(idInput(contract.MethodDocuments))
+	if idStatuses(st) != "received>needs_documents>checking>verified" || st.Attempts != 1 {
+		t.Fatalf("got %s after %d attempts", idStatuses(st), st.Attempts)
 	}
 }
