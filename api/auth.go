@@ -19,11 +19,19 @@ import (
 
 // Scopes an API key may hold.
 const (
-	ScopeRefundsRead   = "refunds:read"   // integrators, reviewers, operators
-	ScopeRefundsWrite  = "refunds:write"  // integrators: create, upload, withdraw
-	ScopeRefundsDecide = "refunds:decide" // reviewers
-	ScopeOperate       = "operate"        // operators: retry a failed payout
+	ScopeRefundsRead    = "refunds:read"    // integrators, reviewers, operators
+	ScopeRefundsWrite   = "refunds:write"   // integrators: create, upload, withdraw
+	ScopeRefundsDecide  = "refunds:decide"  // reviewers
+	ScopeOperate        = "operate"         // operators: retry a failed payout
+	ScopeIdentityRead   = "identity:read"   // integrators, operators
+	ScopeIdentityWrite  = "identity:write"  // integrators: start, upload, re-submit
+	ScopeIdentityReview = "identity:review" // operators: approve or reject
+	ScopeConsent        = "consent:write"   // integrators: record consent and its revocation
 )
+
+// Scopes lists every scope.
+var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate,
+	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent}
 
 // Principal is who called: an integrator, a reviewer, an operator.
 type Principal struct {
@@ -75,8 +83,8 @@ func (d DynamoKeys) Lookup(ctx context.Context, keyHash string) (Principal, bool
 // Create stores a new key for a principal and returns the key (shown once).
 func (d DynamoKeys) Create(ctx context.Context, p Principal) (string, error) {
 	for _, s := range p.Scopes {
-		if !slices.Contains([]string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate}, s) {
-			return "", fmt.Errorf("scope %q: want %s, %s, %s or %s", s, ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate)
+		if !slices.Contains(Scopes, s) {
+			return "", fmt.Errorf("scope %q: want one of %s", s, strings.Join(Scopes, ", "))
 		}
 	}
 	if p.ID == "" {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
@@ -24,6 +26,9 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		AuditTable: cfg.Name(audit.Table),
 		TaskQueue:  cfg.Temporal.TaskQueue,
 		Policy:     RefundPolicy(cfg.Refund),
+		IdentityPolicy: workflows.IdentityPolicy{MaxAttempts: cfg.Identity.MaxAttempts, ResubmitWait: cfg.Identity.ResubmitWait,
+			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays},
+		SubjectKey: subjectKey(cfg.Temporal.PayloadKey),
 		Log:        log.With().Str("component", "api").Logger(),
 	}
 }
@@ -39,4 +44,11 @@ func RefundPolicy(r config.Refund) workflows.RefundPolicy {
 	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesDays = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesDays
 	p.AutoApproveMax, p.InterestRateBP = r.AutoApproveMax, r.InterestRateBP
 	return p
+}
+
+// subjectKey derives the search-attribute hash key from the payload key, so one secret
+// protects both and rotating it is one operation.
+func subjectKey(payloadKey string) []byte {
+	sum := sha256.Sum256([]byte("taxflow-subject:" + payloadKey))
+	return sum[:]
 }

@@ -240,7 +240,7 @@ func (s *Server) temporalError(w http.ResponseWriter, what string, err error) bo
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
+		writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
 		return true
 	}
 	var app *temporal.ApplicationError
@@ -380,7 +380,7 @@ func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := workflows.RefundDecision{Approve: *req.Approve, Reason: req.Reason, Reviewer: principal(r).ID}
-	s.update(w, r, id, workflows.RefundUpdateDecide, d)
+	s.updateAs(w, r, id, workflows.RefundUpdateDecide, d, &workflows.RefundStatus{})
 }
 
 func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
@@ -392,10 +392,11 @@ func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
-	s.update(w, r, id, workflows.RefundUpdateWithdraw, req)
+	s.updateAs(w, r, id, workflows.RefundUpdateWithdraw, req, &workflows.RefundStatus{})
 }
 
-func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string, arg any) {
+// updateAs sends an update and answers with its result, decoded into out.
+func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
@@ -411,11 +412,10 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, id, name string,
 	if s.temporalError(w, name, err) {
 		return
 	}
-	var st workflows.RefundStatus
-	if s.temporalError(w, name, h.Get(ctx, &st)) {
+	if s.temporalError(w, name, h.Get(ctx, out)) {
 		return
 	}
-	WriteJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {

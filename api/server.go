@@ -33,6 +33,10 @@ type Server struct {
 	AuditTable string
 	TaskQueue  string
 	Policy     workflows.RefundPolicy
+	// IdentityPolicy is what new identity verifications start with.
+	IdentityPolicy workflows.IdentityPolicy
+	// SubjectKey keys the hash that stands for an INN in search attributes.
+	SubjectKey []byte
 	Log        zerolog.Logger
 }
 
@@ -56,6 +60,13 @@ var routes = []route{
 	{"POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, (*Server).withdrawRefund},
 	{"POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, (*Server).retryPayout},
 	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
+	{"POST", "/v1/identity-verifications", ScopeIdentityWrite, (*Server).createIdentity},
+	{"GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, (*Server).getIdentity},
+	{"POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, (*Server).uploadIdentityDocument},
+	{"POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, (*Server).resubmitIdentity},
+	{"POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, (*Server).reviewIdentity},
+	{"POST", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
+	{"DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
 }
 
 // Routes lists "METHOD /path" of every route.

@@ -56,11 +56,13 @@ func runDev(ctx context.Context) error {
 	if err := seedData(ctx, a, 500, 2026); err != nil {
 		return err
 	}
-	integratorKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
+	integratorKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite,
+		api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
 	if err != nil {
 		return err
 	}
-	reviewerKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-inspector", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeOperate}})
+	reviewerKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-inspector", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeOperate,
+		api.ScopeIdentityRead, api.ScopeIdentityReview}})
 	if err != nil {
 		return err
 	}

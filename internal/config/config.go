@@ -29,7 +29,15 @@ type Config struct {
 	// TAXFLOW_TREASURY_MAX_TRANSFER: the local treasury's single-transfer limit, kopecks.
 	TreasuryMaxTransfer int64
 
-	Refund Refund
+	Refund   Refund
+	Identity Identity
+}
+
+// Identity holds identity verification's rules (domain.md §1).
+type Identity struct {
+	MaxAttempts          int           // TAXFLOW_IDENTITY_MAX_ATTEMPTS (3)
+	ResubmitWait         time.Duration // TAXFLOW_IDENTITY_RESUBMIT_WAIT (30 days)
+	ReviewSLAWorkingDays int           // TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS (1)
 }
 
 // Refund holds the refund process's rules (domain.md §3); the API hands them to each
@@ -94,7 +102,8 @@ var Variables = []string{
 	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
 	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
 	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WORKING_DAYS", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
-	"TAXFLOW_REFUND_INTEREST_RATE_BP",
+	"TAXFLOW_REFUND_INTEREST_RATE_BP", "TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
+	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -125,6 +134,11 @@ func Load(getenv func(string) string) (Config, error) {
 		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
+		Identity: Identity{
+			MaxAttempts:          int(r.number("TAXFLOW_IDENTITY_MAX_ATTEMPTS", 3, 1, 10)),
+			ResubmitWait:         r.duration("TAXFLOW_IDENTITY_RESUBMIT_WAIT", 30*24*time.Hour),
+			ReviewSLAWorkingDays: int(r.number("TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", 1, 1, 30)),
+		},
 		Refund: Refund{
 			DeadlineDays:   int(r.number("TAXFLOW_REFUND_DEADLINE_DAYS", 30, 1, 365)),
 			ReminderBefore: r.duration("TAXFLOW_REFUND_REMINDER_BEFORE", 72*time.Hour),

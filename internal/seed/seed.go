@@ -48,12 +48,27 @@ func Generate(n int, seed uint64) Dataset {
 		seen[inn] = true
 		bik := biks[rng.IntN(len(biks))]
 		account := domain.CompleteAccount(fmt.Sprintf("40817810%012d", rng.Int64N(1_000_000_000_000)), bik)
+		sur, first, pat := surnames[rng.IntN(len(surnames))], firstNames[rng.IntN(len(firstNames))], patronyms[rng.IntN(len(patronyms))]
+		birth := time.Date(1950+rng.IntN(55), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC)
+		issued := birth.AddDate(45, 1+rng.IntN(6), 0)
+		if issued.After(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) {
+			issued = birth.AddDate(20, 1+rng.IntN(6), 0)
+		}
+		nine := fmt.Sprintf("%09d", 2_000_000+rng.IntN(997_000_000))
+		consentAt := time.Date(2024, time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC)
 		tp := contract.Taxpayer{
 			INN:          inn,
-			Name:         fmt.Sprintf("%s %s %s", surnames[rng.IntN(len(surnames))], firstNames[rng.IntN(len(firstNames))], patronyms[rng.IntN(len(patronyms))]),
+			Name:         sur + " " + first + " " + pat,
 			AccountState: "active", Confirmed: true, INNLinked: true,
 			Bank:     &contract.BankRequisites{BIK: bik, Account: account},
 			Channels: []string{"cabinet", "email"},
+			SNILS:    nine + domain.SNILSControl(nine), SNILSLinked: true,
+			Surname: sur, FirstName: first, Patronymic: pat, BirthDate: birth.Format(time.DateOnly),
+			Passport: &contract.PassportRecord{Series: regions[rng.IntN(len(regions))] + fmt.Sprintf("%02d", rng.IntN(30)),
+				Number: fmt.Sprintf("%06d", rng.IntN(1_000_000)), IssuedOn: issued.Format(time.DateOnly)},
+			BankIdentified: rng.IntN(100) < 30,
+			Consent:        rng.IntN(100) < 90,
+			ConsentAt:      &consentAt,
 		}
 		switch r := rng.IntN(100); {
 		case r < 5:

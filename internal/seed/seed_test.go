@@ -25,6 +25,12 @@ func TestGenerateIsValidRealisticAndRepeatable(t *testing.T) {
 		if err := domain.ValidateAccount("account", tp.Bank.Account, tp.Bank.BIK); err != nil {
 			t.Fatalf("invalid account generated: %v", err)
 		}
+		if _, err := domain.NormalizeSNILS("snils", tp.SNILS); err != nil {
+			t.Fatalf("invalid SNILS generated: %v", err)
+		}
+		if _, err := domain.ParsePassport("passport", tp.Passport.Series+tp.Passport.Number); err != nil {
+			t.Fatalf("invalid passport generated: %v", err)
+		}
 		b := overpayment.Balance(byINN[tp.INN], 0)
 		if b.Overpaid > 0 {
 			overpaid++

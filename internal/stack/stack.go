@@ -149,6 +149,7 @@ func (s Stack) services() []service {
 					"--log-format", "json", "--log-level", "warn",
 					"--search-attribute", "TaxflowProcess=Keyword",
 					"--search-attribute", "TaxflowStatus=Keyword",
+					"--search-attribute", "TaxflowSubject=Keyword",
 				), nil
 			},
 			healthy: func(ctx context.Context) error {

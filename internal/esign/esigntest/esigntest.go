@@ -56,7 +56,9 @@ func (a *CA) Issue(serial int64, inn, snils string, from, to time.Time) ([]byte,
 }
 
 // RootPEM is the CA certificate as PEM.
-func (a *CA) RootPEM() []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Cert.Raw}) }
+func (a *CA) RootPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Cert.Raw})
+}
 
 // CRL is a DER revocation list revoking the serials.
 func (a *CA) CRL(now time.Time, serials ...int64) ([]byte, error) {

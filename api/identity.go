@@ -1,0 +1,323 @@
+package api
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/identity"
+	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// Subject is the keyed hash of an INN that identifies a taxpayer's cases in search
+// attributes without revealing the INN.
+func (s *Server) Subject(inn string) string {
+	m := hmac.New(sha256.New, s.SubjectKey)
+	m.Write([]byte(inn))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// CreateIdentityRequest is the body of POST /v1/identity-verifications.
+type CreateIdentityRequest struct {
+	Method      string              `json:"method"`
+	Person      contract.PersonData `json:"person"`
+	Certificate []byte              `json:"certificate,omitempty"` // base64 of PEM or DER, for esignature
+}
+
+var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}
+
+// Validate lists every bad field.
+func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldError) {
+	p, errs := identity.Validate(c.Person)
+	for i := range errs {
+		errs[i].Field = "person." + errs[i].Field
+	}
+	if !methods[c.Method] {
+		errs = append(errs, domain.FieldError{Field: "method", Reason: "must be documents, esignature, bank or video"})
+	}
+	if c.Method == contract.MethodESignature && len(c.Certificate) == 0 {
+		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "the esignature method needs the certificate (.cer, PEM or DER, base64)"})
+	}
+	if len(c.Certificate) > 64<<10 {
+		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "larger than 64 KB: not a certificate"})
+	}
+	return p, errs
+}
+
+var identityIDRE = regexp.MustCompile(`^identity-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (s *Server) identityID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !identityIDRE.MatchString(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such identity verification", nil)
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" || len(key) > 200 {
+		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 128<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 128 KB", nil)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req CreateIdentityRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	person, errs := req.Validate()
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	tp, found, err := taxpayer.Lookup(r.Context(), s.DB, s.Taxpayers, person.INN)
+	switch {
+	case err != nil:
+		s.internal(w, "read registry", err)
+		return
+	case !found:
+		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
+		return
+	case !tp.Consent:
+		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
+		return
+	}
+	p := principal(r)
+	caseID := workflows.IdentityID(uuid.NewSHA1(idempotencyNS, []byte("identity\x00"+p.ID+"\x00"+key)).String())
+	digest := sha256.Sum256(body)
+	hash := hex.EncodeToString(digest[:])
+	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,
+		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate}, Policy: s.IdentityPolicy}
+	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+		ID: caseID, TaskQueue: s.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("identity"),
+			workflows.SearchStatus.ValueSet(workflows.IdentityReceived), workflows.SearchSubject.ValueSet(s.Subject(person.INN))),
+	}, workflows.IdentityVerification, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		st, err := s.identityStatus(r, caseID)
+		if s.temporalError(w, "read identity verification", err) {
+			return
+		}
+		if st.RequestSHA256 != hash {
+			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+			return
+		}
+		WriteJSON(w, http.StatusOK, st)
+	case err != nil:
+		s.internal(w, "start identity verification", err)
+	default:
+		w.Header().Set("Location", "/v1/identity-verifications/"+caseID)
+		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": caseID, "status": workflows.IdentityReceived,
+			"label": workflows.IdentityLabels[workflows.IdentityReceived]})
+	}
+}
+
+func (s *Server) identityStatus(r *http.Request, id string) (workflows.IdentityStatus, error) {
+	var st workflows.IdentityStatus
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.IdentityQueryStatus)
+	if err != nil {
+		return st, err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, fmt.Errorf("decode identity status: %w", err)
+	}
+	return st, nil
+}
+
+func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.identityID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.identityStatus(r, id)
+	if s.temporalError(w, "read identity verification", err) {
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
+}
+
+// uploadIdentityDocument takes a passport scan or photo (PDF, JPG or PNG, ≤ 10 MB).
+func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.identityID(w, r)
+	if !ok {
+		return
+	}
+	docID := r.URL.Query().Get("doc_id")
+	if docID == "" {
+		docID = uuid.NewString()
+	}
+	if !docIDRE.MatchString(docID) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "doc_id: lower-case letters, digits and '-'", nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
+		return
+	}
+	typ, err := docs.Check(body, docs.Identity)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
+		return
+	}
+	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
+		return
+	}
+	key := document.IncomingKey(id, docID)
+	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
+		s.internal(w, "store upload", err)
+		return
+	}
+	err = s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalDocument, workflows.DocumentRef{DocID: docID})
+	if s.temporalError(w, "signal document", err) {
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": len(body)})
+}
+
+// resubmitIdentity sends corrected data or a new certificate after a mismatch.
+func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.identityID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Person      *contract.PersonData `json:"person,omitempty"`
+		Certificate []byte               `json:"certificate,omitempty"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	var sub workflows.IdentitySubmission
+	if req.Person != nil {
+		p, errs := identity.Validate(*req.Person)
+		for i := range errs {
+			errs[i].Field = "person." + errs[i].Field
+		}
+		if len(errs) > 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+			return
+		}
+		sub.Person = p
+	}
+	sub.Certificate = req.Certificate
+	if req.Person == nil && len(req.Certificate) == 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate (new documents go to …/documents)", nil)
+		return
+	}
+	st, err := s.identityStatus(r, id)
+	if s.temporalError(w, "read identity verification", err) {
+		return
+	}
+	if st.Status != workflows.IdentityNeedsDocuments {
+		writeError(w, http.StatusConflict, "conflict", "the verification is not waiting for a re-submission", nil)
+		return
+	}
+	if s.temporalError(w, "resubmit", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalResubmit, sub)) {
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id})
+}
+
+func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.identityID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Approve == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+		return
+	}
+	s.updateAs(w, r, id, workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: *req.Approve, Reason: req.Reason, Operator: principal(r).ID},
+		&workflows.IdentityStatus{})
+}
+
+// setConsent records consent (POST) or its revocation (DELETE) [001:53-67] and tells the
+// taxpayer's verifications in progress: a revocation pauses them, consent resumes them.
+func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
+	inn := r.PathValue("inn")
+	if err := domain.ValidateINN("inn", inn, true); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{err.(domain.FieldError)})
+		return
+	}
+	granted := r.Method == http.MethodPost
+	now := time.Now().UTC()
+	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)},
+		map[string]any{"consent": granted, "consent_at": now})
+	if err != nil {
+		s.internal(w, "record consent", err)
+		return
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
+		return
+	}
+	query := fmt.Sprintf("TaxflowProcess = 'identity' AND TaxflowSubject = '%s' AND ExecutionStatus = 'Running'", s.Subject(inn))
+	signalled := 0
+	var token []byte
+	for {
+		page, err := s.Temporal.ListWorkflow(r.Context(), &listRequest{Query: query, NextPageToken: token})
+		if err != nil {
+			s.internal(w, "list verifications", err)
+			return
+		}
+		for _, ex := range page.Executions {
+			err := s.Temporal.SignalWorkflow(r.Context(), ex.Execution.WorkflowId, "", workflows.IdentitySignalConsent, workflows.IdentityConsent{Granted: granted})
+			var nf *serviceerror.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				s.internal(w, "signal consent", err)
+				return
+			}
+			signalled++
+		}
+		if token = page.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"consent": granted, "at": now, "verifications_notified": signalled})
+}
+
+type listRequest = workflowservice.ListWorkflowExecutionsRequest
