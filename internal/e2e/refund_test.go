@@ -74,8 +74,7 @@ func startAPI(t *testing.T, queue string) (integrator, reviewer *apiClient, keys
 	t.Helper()
 	s := api.New(shared.cfg, shared.clients, shared.temporal, zerolog.Nop())
 	s.TaskQueue = queue
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
+	url := newServer(t, s)
 	keyStore := api.Keys(shared.cfg, shared.clients)
 	ik, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
 	if err != nil {
@@ -85,8 +84,17 @@ func startAPI(t *testing.T, queue string) (integrator, reviewer *apiClient, keys
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &apiClient{t, srv.URL + "|" + ik}, &apiClient{t, srv.URL + "|" + rk}, [2]string{ik, rk}
+	return &apiClient{t, url + "|" + ik}, &apiClient{t, url + "|" + rk}, [2]string{ik, rk}
 }
+
+// newServer serves the API for the test and returns its base URL.
+func newServer(t *testing.T, s *api.Server) string {
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func zerologNop() zerolog.Logger { return zerolog.Nop() }
 
 func (c *apiClient) do(method, path string, body []byte, headers ...string) (int, []byte) {
 	c.t.Helper()
