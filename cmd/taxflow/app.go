@@ -20,6 +20,7 @@ import (
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/infra"
 	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
@@ -93,7 +94,19 @@ func (a *app) startWorker(c client.Client) (stop func(), err error) {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
+	warnProvisional(a.log, time.Now())
 	return w.Stop, nil
+}
+
+// warnProvisional says once, at start, when a working-day SLA will use a year whose
+// production calendar decree is not loaded (computed from the Labour Code alone).
+func warnProvisional(log zerolog.Logger, now time.Time) {
+	for _, y := range []int{now.Year(), now.Year() + 1} {
+		if calendar.Shared().Provisional(y) {
+			log.Warn().Int("year", y).Ints("loaded", calendar.Shared().Years()).
+				Msg("production calendar: no decree loaded for this year; working days are computed from the Labour Code (art. 112) and are provisional: add internal/calendar/data/<year>.txt")
+		}
+	}
 }
 
 func runWorker(ctx context.Context) error {
