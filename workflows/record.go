@@ -40,26 +40,28 @@ type journal struct {
 	pending []workflow.Future // journal writes waited for with the next change
 }
 
-// record moves the case to a new status; the three writes run in parallel.
+// record moves the case to a new status; the three writes run in parallel, and the
+// status the query shows changes only once they are done, so a status a caller can see
+// is always already in the audit journal.
 func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
 	from := *j.status
-	*j.status, *j.label = to, j.labels[to]
-	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
-	if from != "" { // the first status is set when the case starts
-		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
-	}
 	var a *activities.Activities
 	rctx := workflow.WithActivityOptions(ctx, activities.RecordOptions)
 	futures := append(j.pending,
 		workflow.ExecuteActivity(rctx, a.AppendAudit, j.entry(ctx, "status_changed", from, to, actor, reason)),
-		workflow.ExecuteActivity(rctx, a.UpdateCase, j.caseRecord(ctx)),
-		workflow.ExecuteActivity(rctx, a.Notify, j.notification(ctx, "taxpayer", j.process+"."+to, "label", *j.label, "reason", reason)),
+		workflow.ExecuteActivity(rctx, a.UpdateCase, j.caseRecordAs(ctx, to)),
+		workflow.ExecuteActivity(rctx, a.Notify, j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason)),
 	)
 	j.pending = nil
 	for _, f := range futures {
 		if err := f.Get(ctx, nil); err != nil {
 			return fmt.Errorf("record transition to %s: %w", to, err)
 		}
+	}
+	*j.status, *j.label = to, j.labels[to]
+	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
+	if from != "" { // the first status is set when the case starts
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
 	}
 	return nil
 }
@@ -82,9 +84,13 @@ func (j *journal) auditAsync(ctx workflow.Context, action, actor, reason string)
 }
 
 func (j *journal) caseRecord(ctx workflow.Context) contract.CaseRecord {
+	return j.caseRecordAs(ctx, *j.status)
+}
+
+func (j *journal) caseRecordAs(ctx workflow.Context, status string) contract.CaseRecord {
 	j.version++
 	rec := j.project(ctx)
-	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, *j.status, *j.label, j.version, workflow.Now(ctx)
+	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.version, workflow.Now(ctx)
 	return rec
 }
 
