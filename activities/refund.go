@@ -81,3 +81,13 @@ func (a *Activities) CheckESignature(ctx context.Context, in contract.ESignCheck
 func (a *Activities) ConfirmIdentity(ctx context.Context, in contract.IdentityConfirmInput) (contract.IdentityConfirmResult, error) {
 	return call[contract.IdentityConfirmResult](ctx, a.Invoker, contract.FnIdentityConfirm, in)
 }
+
+// CheckUnblock compares a self-service unblock request with the registry.
+func (a *Activities) CheckUnblock(ctx context.Context, in contract.UnblockCheckInput) (contract.UnblockCheckResult, error) {
+	return call[contract.UnblockCheckResult](ctx, a.Invoker, contract.FnUnblockCheck, in)
+}
+
+// ClearIdentity clears the confirmed mark after an unblock.
+func (a *Activities) ClearIdentity(ctx context.Context, in contract.IdentityClearInput) (contract.IdentityConfirmResult, error) {
+	return call[contract.IdentityConfirmResult](ctx, a.Invoker, contract.FnIdentityClear, in)
+}

@@ -16,11 +16,13 @@ import (
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
 	identityfn "github.com/taxflow/taxflow/functions/identity"
+	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/invoker"
@@ -94,6 +96,8 @@ func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 		contract.FnIdentityMatch:   fn.Handler(identityfn.Handler{DB: db, Taxpayers: "taxpayers", S3: s3, Bucket: "documents"}.Match),
 		contract.FnIdentityConfirm: fn.Handler(identityconfirm.Handler{DB: db, Taxpayers: "taxpayers"}.Confirm),
 		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents"}).Check),
+		contract.FnUnblockCheck:    fn.Handler(unblock.Handler{DB: db, Taxpayers: "taxpayers"}.Check),
+		contract.FnIdentityClear:   fn.Handler(identityclear.Handler{DB: db, Taxpayers: "taxpayers"}.Clear),
 	}
 }
 

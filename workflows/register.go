@@ -10,4 +10,5 @@ func Register(w worker.Registry) {
 	w.RegisterWorkflow(Refund)
 	w.RegisterWorkflow(Bare)
 	w.RegisterWorkflow(IdentityVerification)
+	w.RegisterWorkflow(Account)
 }

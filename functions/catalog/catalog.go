@@ -12,12 +12,14 @@ import (
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/identity"
+	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
@@ -52,6 +54,12 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnESignCheck: func(d fn.Deps) any {
 		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}).Check)
+	},
+	contract.FnUnblockCheck: func(d fn.Deps) any {
+		return fn.Handler(unblock.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Check)
+	},
+	contract.FnIdentityClear: func(d fn.Deps) any {
+		return fn.Handler(identityclear.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Clear)
 	},
 	contract.FnCaseUpdate: func(d fn.Deps) any {
 		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)

@@ -1,0 +1,285 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+)
+
+type accHarness struct {
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	db      *storetest.DB
+	seq     int
+	updates int
+}
+
+func newAccHarness(t *testing.T) *accHarness {
+	h := &accHarness{t: t}
+	h.db, _ = newStores()
+	tp := registered()
+	tp.Confirmed = true
+	tp.BankIdentified = true
+	mustPut(t, h.db, "taxpayers", "inn", tp)
+	var s testsuite.WorkflowTestSuite
+	h.env = s.NewTestWorkflowEnvironment()
+	h.env.RegisterWorkflow(Account)
+	h.env.RegisterWorkflow(IdentityVerification)
+	registerActivities(h.env, realHandlers(h.db, storetest.NewS3()))
+	return h
+}
+
+func accInput() AccountWorkflowInput {
+	return AccountWorkflowInput{AccountID: "account-test", INN: testINN, Policy: DefaultAccountPolicy()}
+}
+
+// events sends n events of a type at the given time; ids are unique unless repeated.
+func (h *accHarness) events(at time.Duration, typ string, n int) {
+	var evs []AccountEvent
+	for i := 0; i < n; i++ {
+		h.seq++
+		evs = append(evs, AccountEvent{EventID: fmt.Sprintf("e%d", h.seq), Type: typ})
+	}
+	h.env.RegisterDelayedCallback(func() {
+		for _, e := range evs {
+			h.env.SignalWorkflow(AccountSignalEvent, e)
+		}
+	}, at)
+}
+
+func (h *accHarness) query() AccountStatus {
+	v, err := h.env.QueryWorkflow(AccountQueryStatus)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st AccountStatus
+	_ = v.Get(&st)
+	return st
+}
+
+// expect checks the state at a time.
+func (h *accHarness) expect(at time.Duration, check func(AccountStatus)) {
+	h.env.RegisterDelayedCallback(func() { check(h.query()) }, at)
+}
+
+func (h *accHarness) update(at time.Duration, name string, arg any, wantErr bool) {
+	h.updates++
+	id := fmt.Sprintf("u%d", h.updates)
+	h.env.RegisterDelayedCallback(func() {
+		cb := &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(err error) {
+			if !wantErr {
+				h.t.Errorf("%s refused: %v", name, err)
+			}
+		}, OnComplete: func(_ any, err error) {
+			if (err != nil) != wantErr {
+				h.t.Errorf("%s: err %v, want error %v", name, err, wantErr)
+			}
+		}}
+		if arg == nil {
+			h.env.UpdateWorkflow(name, id, cb)
+		} else {
+			h.env.UpdateWorkflow(name, id, cb, arg)
+		}
+	}, at)
+}
+
+// run runs the account workflow until it is cancelled at end.
+func (h *accHarness) run(in AccountWorkflowInput, end time.Duration) {
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, end)
+	h.env.ExecuteWorkflow(Account, in)
+}
+
+func (h *accHarness) confirmed() bool {
+	for _, item := range h.db.Items("taxpayers") {
+		var tp contract.Taxpayer
+		_ = store.Unmarshal(item, &tp)
+		return tp.Confirmed
+	}
+	return false
+}
+
+func TestAccountLocksAndLiftsItselfEscalating(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.expect(2*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending || st.Until == nil || st.TriesLeft != 3 || st.Label != "Временная блокировка" {
+			t.Errorf("first lock: %+v", st.AccountState)
+		}
+	})
+	h.expect(17*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive {
+			t.Errorf("after 15 min: %s", st.Status)
+		}
+		if h.confirmed() {
+			t.Error("the confirmed mark survived the unblock")
+		}
+	})
+	h.events(20*time.Minute, contract.EventLoginFailed, 5)
+	h.expect(21*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending || len(st.Locks) != 2 {
+			t.Errorf("second lock: %+v", st.AccountState)
+		}
+	})
+	h.expect(50*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending {
+			t.Errorf("the second lock lasts an hour: %s", st.Status)
+		}
+	})
+	h.events(90*time.Minute, contract.EventLoginFailed, 5)
+	h.expect(3*time.Hour, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist || len(st.OpenPaths) != 1 || st.OpenPaths[0] != "specialist" {
+			t.Errorf("third lock within 24 h: %+v %v", st.AccountState, st.OpenPaths)
+		}
+	})
+	h.expect(48*time.Hour, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist {
+			t.Errorf("a specialist-only lock lifted by itself: %s", st.Status)
+		}
+	})
+	h.run(accInput(), 50*time.Hour)
+}
+
+func TestAccountSuccessResetsAndDuplicatesCountOnce(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, 4)
+	h.events(2*time.Minute, contract.EventLoginSucceeded, 1)
+	h.events(3*time.Minute, contract.EventLoginFailed, 4)
+	// the same four events again: de-duplicated by id
+	h.env.RegisterDelayedCallback(func() {
+		for i := h.seq - 3; i <= h.seq; i++ {
+			h.env.SignalWorkflow(AccountSignalEvent, AccountEvent{EventID: fmt.Sprintf("e%d", i), Type: contract.EventLoginFailed})
+		}
+	}, 4*time.Minute)
+	h.expect(5*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || st.Failures != 4 || st.EventsSeen != 9 {
+			t.Errorf("got %+v", st.AccountState)
+		}
+	})
+	h.run(accInput(), time.Hour)
+}
+
+func TestAccountSelfService(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.update(2*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "Семенов Иван Петрович", PassportSeries: "4508"}, true)
+	h.expect(3*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending || st.TriesLeft != 2 {
+			t.Errorf("after a wrong try: %+v", st.AccountState)
+		}
+	})
+	h.update(4*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "семёнов  иван петрович", PassportSeries: "45 09"}, false)
+	h.expect(5*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || h.confirmed() {
+			t.Errorf("after the right data: %s, confirmed %v", st.Status, h.confirmed())
+		}
+	})
+	h.update(6*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "x", PassportSeries: "1111"}, true) // not locked
+	h.run(accInput(), time.Hour)
+}
+
+func TestAccountSelfServiceTriesExhausted(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, 5)
+	for i := 0; i < 3; i++ {
+		h.update(time.Duration(2+i)*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "Петров Пётр", PassportSeries: "0000"}, true)
+	}
+	h.expect(10*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist {
+			t.Errorf("after three wrong tries: %+v", st.AccountState)
+		}
+	})
+	h.expect(2*time.Hour, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist {
+			t.Errorf("lifted by itself: %s", st.Status)
+		}
+	})
+	h.run(accInput(), 3*time.Hour)
+}
+
+func TestAccountSuspiciousActivityNeedsIdentity(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventSuspicious, 1)
+	h.expect(2*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAwaitingIdentity {
+			t.Errorf("got %s", st.Status)
+		}
+	})
+	h.update(3*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "Семенов Иван Петрович", PassportSeries: "4509"}, true)
+	in := IdentityWorkflowInput{CaseID: "identity-0c6f6f9e-0000-4000-8000-0000000000aa", Method: contract.MethodBank,
+		Submission: IdentitySubmission{Person: person()}, Policy: DefaultIdentityPolicy()}
+	h.update(4*time.Minute, AccountUpdateIdentity, in, false)
+	h.expect(time.Hour, func(st AccountStatus) {
+		if st.Status != AccountActive {
+			t.Errorf("after identity confirmed: %+v", st.AccountState)
+		}
+	})
+	h.run(accInput(), 2*time.Hour)
+}
+
+func TestAccountSpecialistSLAAndDecision(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventDataIncorrect, 1)
+	h.update(2*time.Minute, AccountUpdateSpecialist, nil, false)
+	h.update(3*time.Minute, AccountUpdateSpecialist, nil, true) // asked already
+	h.expect(30*time.Hour, func(st AccountStatus) {
+		if !st.Escalated || st.Status != AccountAwaitingSpecialist {
+			t.Errorf("after the 24 h SLA: %+v", st.AccountState)
+		}
+	})
+	h.update(31*time.Hour, AccountUpdateDecision, SpecialistDecision{Approve: false, Specialist: "sp-1"}, true) // no reason
+	h.update(32*time.Hour, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"}, false)
+	h.expect(33*time.Hour, func(st AccountStatus) {
+		if st.Status != AccountActive || st.Escalated {
+			t.Errorf("after the decision: %+v", st.AccountState)
+		}
+	})
+	h.run(accInput(), 34*time.Hour)
+}
+
+func TestAccountContinuesAsNewWithItsState(t *testing.T) {
+	h := newAccHarness(t)
+	in := accInput()
+	in.Policy.ContinueAfter = 10
+	h.events(time.Minute, contract.EventLoginFailed, 3)
+	h.events(time.Minute, contract.EventLoginSucceeded, 1)
+	h.events(time.Minute, contract.EventLoginFailed, 8) // 12 events: the run ends after 10 applied
+	h.env.ExecuteWorkflow(Account, in)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next AccountWorkflowInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || next.State.EventsSeen+len(next.Pending) != 12 || len(next.Seen) != next.State.EventsSeen {
+		t.Fatalf("carried: state %+v, %d pending, %d ids", next.State, len(next.Pending), len(next.Seen))
+	}
+	// The next run applies what was pending: 5 failures after the success lock the account.
+	h2 := newAccHarness(t)
+	h2.seq = 100
+	h2.expect(time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending || st.EventsSeen != 12 {
+			t.Errorf("after continue-as-new: %+v", st.AccountState)
+		}
+	})
+	// an id seen in the first run is still a duplicate
+	h2.env.RegisterDelayedCallback(func() {
+		h2.env.SignalWorkflow(AccountSignalEvent, AccountEvent{EventID: "e1", Type: contract.EventLoginFailed})
+	}, 2*time.Minute)
+	h2.expect(3*time.Minute, func(st AccountStatus) {
+		if st.EventsSeen != 12 {
+			t.Errorf("a duplicate across runs was applied: %d", st.EventsSeen)
+		}
+	})
+	h2.run(next, time.Hour)
+}
