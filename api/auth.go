@@ -19,19 +19,24 @@ import (
 
 // Scopes an API key may hold.
 const (
-	ScopeRefundsRead    = "refunds:read"    // integrators, reviewers, operators
-	ScopeRefundsWrite   = "refunds:write"   // integrators: create, upload, withdraw
-	ScopeRefundsDecide  = "refunds:decide"  // reviewers
-	ScopeOperate        = "operate"         // operators: retry a failed payout
-	ScopeIdentityRead   = "identity:read"   // integrators, operators
-	ScopeIdentityWrite  = "identity:write"  // integrators: start, upload, re-submit
-	ScopeIdentityReview = "identity:review" // operators: approve or reject
-	ScopeConsent        = "consent:write"   // integrators: record consent and its revocation
+	ScopeRefundsRead       = "refunds:read"        // integrators, reviewers, operators
+	ScopeRefundsWrite      = "refunds:write"       // integrators: create, upload, withdraw
+	ScopeRefundsDecide     = "refunds:decide"      // reviewers
+	ScopeOperate           = "operate"             // operators: retry a failed payout
+	ScopeIdentityRead      = "identity:read"       // integrators, operators
+	ScopeIdentityWrite     = "identity:write"      // integrators: start, upload, re-submit
+	ScopeIdentityReview    = "identity:review"     // operators: approve or reject
+	ScopeConsent           = "consent:write"       // integrators: record consent and its revocation
+	ScopeAccountEvents     = "accounts:events"     // the authentication system
+	ScopeAccountRead       = "accounts:read"       // integrators, specialists
+	ScopeAccountUnblock    = "accounts:unblock"    // integrators, for the taxpayer
+	ScopeAccountSpecialist = "accounts:specialist" // specialists
 )
 
 // Scopes lists every scope.
 var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate,
-	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent}
+	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
+	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist}
 
 // Principal is who called: an integrator, a reviewer, an operator.
 type Principal struct {

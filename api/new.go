@@ -28,8 +28,9 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		Policy:     RefundPolicy(cfg.Refund),
 		IdentityPolicy: workflows.IdentityPolicy{MaxAttempts: cfg.Identity.MaxAttempts, ResubmitWait: cfg.Identity.ResubmitWait,
 			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays},
-		SubjectKey: subjectKey(cfg.Temporal.PayloadKey),
-		Log:        log.With().Str("component", "api").Logger(),
+		SubjectKey:    subjectKey(cfg.Temporal.PayloadKey),
+		AccountPolicy: accountPolicy(cfg.Account),
+		Log:           log.With().Str("component", "api").Logger(),
 	}
 }
 
@@ -51,4 +52,11 @@ func RefundPolicy(r config.Refund) workflows.RefundPolicy {
 func subjectKey(payloadKey string) []byte {
 	sum := sha256.Sum256([]byte("taxflow-subject:" + payloadKey))
 	return sum[:]
+}
+
+func accountPolicy(a config.Account) workflows.AccountPolicy {
+	p := workflows.DefaultAccountPolicy()
+	p.Threshold, p.LockPeriods, p.SelfServiceTries, p.SpecialistSLA = a.Threshold, a.LockPeriods, a.SelfServiceTries, a.SpecialistSLA
+	p.SpecialistAfter = a.SpecialistAfter
+	return p
 }

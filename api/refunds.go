@@ -252,6 +252,9 @@ func (s *Server) temporalError(w http.ResponseWriter, what string, err error) bo
 		case "InvalidInput":
 			writeError(w, http.StatusBadRequest, "invalid_request", app.Message(), nil)
 			return true
+		case "Rejected":
+			writeError(w, http.StatusUnprocessableEntity, "rejected", app.Message(), nil)
+			return true
 		}
 	}
 	s.internal(w, what, err)
@@ -399,8 +402,12 @@ func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
 func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
+	var args []any
+	if arg != nil {
+		args = []any{arg}
+	}
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		// Temporal says "not found" for a case that exists but has finished.

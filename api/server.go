@@ -35,6 +35,8 @@ type Server struct {
 	Policy     workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
+	// AccountPolicy is the lockout policy accounts start with.
+	AccountPolicy workflows.AccountPolicy
 	// SubjectKey keys the hash that stands for an INN in search attributes.
 	SubjectKey []byte
 	Log        zerolog.Logger
@@ -67,6 +69,12 @@ var routes = []route{
 	{"POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, (*Server).reviewIdentity},
 	{"POST", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
 	{"DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
+	{"POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, (*Server).accountEvent},
+	{"GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, (*Server).accountLock},
+	{"POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, (*Server).accountSelfService},
+	{"POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, (*Server).accountIdentity},
+	{"POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, (*Server).accountSpecialistRequest},
+	{"POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, (*Server).accountSpecialistDecision},
 }
 
 // Routes lists "METHOD /path" of every route.

@@ -46,6 +46,7 @@ var AccountLabels = map[string]string{
 type AccountPolicy struct {
 	Threshold         int             `json:"threshold"`          // consecutive failures that lock (5 [001:175])
 	LockPeriods       []time.Duration `json:"lock_periods"`       // 15 min, 1 h, 24 h [001:160, 004:229]
+	SpecialistAfter   int             `json:"specialist_after"`   // the n-th lock within 24 h needs a specialist (3 [000:38])
 	SelfServiceTries  int             `json:"self_service_tries"` // per lock
 	SpecialistSLA     time.Duration   `json:"specialist_sla"`     // 24 h [001:193]
 	ContinueAfter     int             `json:"continue_after"`     // events per run before continue-as-new
@@ -55,7 +56,7 @@ type AccountPolicy struct {
 
 // DefaultAccountPolicy is domain.md's defaults.
 func DefaultAccountPolicy() AccountPolicy {
-	return AccountPolicy{Threshold: 5, LockPeriods: []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour},
+	return AccountPolicy{Threshold: 5, LockPeriods: []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}, SpecialistAfter: 3,
 		SelfServiceTries: 3, SpecialistSLA: 24 * time.Hour, ContinueAfter: 1000, RememberEventIDs: 2000}
 }
 
@@ -341,13 +342,14 @@ func (r *account) lockForFailures(ctx workflow.Context) error {
 	r.st.Locks = append(recent, now)
 	r.st.Failures = 0
 	n := len(r.st.Locks)
-	if n >= len(r.in.Policy.LockPeriods) {
+	if n >= r.in.Policy.SpecialistAfter {
 		return r.lock(ctx, AccountAwaitingSpecialist, fmt.Sprintf("lock %d within 24 hours: only a specialist may unblock", n))
 	}
-	until := now.Add(r.in.Policy.LockPeriods[n-1])
+	period := r.in.Policy.LockPeriods[min(n, len(r.in.Policy.LockPeriods))-1]
+	until := now.Add(period)
 	r.st.Until = &until
 	r.st.TriesLeft = r.in.Policy.SelfServiceTries
-	return r.lock(ctx, AccountAutoUnlockPending, fmt.Sprintf("%d failed logins in a row; lifts by itself after %s", r.in.Policy.Threshold, r.in.Policy.LockPeriods[n-1]))
+	return r.lock(ctx, AccountAutoUnlockPending, fmt.Sprintf("%d failed logins in a row; lifts by itself after %s", r.in.Policy.Threshold, period))
 }
 
 func (r *account) lock(ctx workflow.Context, status, reason string) error {

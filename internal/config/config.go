@@ -31,6 +31,16 @@ type Config struct {
 
 	Refund   Refund
 	Identity Identity
+	Account  Account
+}
+
+// Account holds the lockout policy (domain.md §4).
+type Account struct {
+	Threshold        int             // TAXFLOW_LOCK_THRESHOLD (5 [001:175]; [000:38] says 3)
+	LockPeriods      []time.Duration // TAXFLOW_LOCK_PERIODS (15m,1h,24h)
+	SpecialistAfter  int             // TAXFLOW_LOCK_SPECIALIST_AFTER (3: the third lock within 24 h [000:38])
+	SelfServiceTries int             // TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES (3)
+	SpecialistSLA    time.Duration   // TAXFLOW_UNBLOCK_SPECIALIST_SLA (24h [001:193])
 }
 
 // Identity holds identity verification's rules (domain.md §1).
@@ -103,7 +113,8 @@ var Variables = []string{
 	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
 	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WORKING_DAYS", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
 	"TAXFLOW_REFUND_INTEREST_RATE_BP", "TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
-	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS",
+	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
+	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -134,6 +145,13 @@ func Load(getenv func(string) string) (Config, error) {
 		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
+		Account: Account{
+			Threshold:        int(r.number("TAXFLOW_LOCK_THRESHOLD", 5, 1, 100)),
+			LockPeriods:      r.durations("TAXFLOW_LOCK_PERIODS", []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}),
+			SpecialistAfter:  int(r.number("TAXFLOW_LOCK_SPECIALIST_AFTER", 3, 1, 20)),
+			SelfServiceTries: int(r.number("TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", 3, 1, 10)),
+			SpecialistSLA:    r.duration("TAXFLOW_UNBLOCK_SPECIALIST_SLA", 24*time.Hour),
+		},
 		Identity: Identity{
 			MaxAttempts:          int(r.number("TAXFLOW_IDENTITY_MAX_ATTEMPTS", 3, 1, 10)),
 			ResubmitWait:         r.duration("TAXFLOW_IDENTITY_RESUBMIT_WAIT", 30*24*time.Hour),
@@ -228,6 +246,23 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (r *reader) durations(name string, def []time.Duration) []time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			r.fail(name, v, "must be positive durations separated by commas, such as 15m,1h,24h")
+			return def
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func (r *reader) kopecks(name string, def int64) int64 {

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// accountINN reads and checks the {inn} path value.
+func (s *Server) accountINN(w http.ResponseWriter, r *http.Request) (string, bool) {
+	inn := r.PathValue("inn")
+	if err := domain.ValidateINN("inn", inn, true); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{err.(domain.FieldError)})
+		return "", false
+	}
+	return inn, true
+}
+
+func (s *Server) accountID(inn string) string { return workflows.AccountID(s.Subject(inn)) }
+
+var eventIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
+
+var eventTypes = map[string]bool{contract.EventLoginFailed: true, contract.EventLoginSucceeded: true,
+	contract.EventSuspicious: true, contract.EventDataIncorrect: true}
+
+// accountEvent takes a login outcome or security event; it reaches the account's
+// workflow, started on the first event (signal-with-start).
+func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	var e contract.AccountEvent
+	if !decodeBody(w, r, &e) {
+		return
+	}
+	var errs []domain.FieldError
+	if !eventIDRE.MatchString(e.EventID) {
+		errs = append(errs, domain.FieldError{Field: "event_id", Reason: "1-100 letters, digits, '.', '_', ':' or '-'; unique per event"})
+	}
+	if !eventTypes[e.Type] {
+		errs = append(errs, domain.FieldError{Field: "type", Reason: "must be login_failed, login_succeeded, suspicious_activity or data_incorrect"})
+	}
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	id := s.accountID(inn)
+	_, err := s.Temporal.SignalWithStartWorkflow(r.Context(), id, workflows.AccountSignalEvent, e, client.StartWorkflowOptions{
+		ID: id, TaskQueue: s.TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("account"),
+			workflows.SearchStatus.ValueSet(workflows.AccountActive), workflows.SearchSubject.ValueSet(s.Subject(inn))),
+	}, workflows.Account, workflows.AccountWorkflowInput{AccountID: id, INN: inn, Policy: s.AccountPolicy})
+	if err != nil {
+		s.internal(w, "deliver account event", err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"event_id": e.EventID})
+}
+
+// accountLock answers the lock state: code, label, until when, and which paths are open.
+func (s *Server) accountLock(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.Temporal.QueryWorkflow(r.Context(), s.accountID(inn), "", workflows.AccountQueryStatus)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// No event yet: never locked.
+		WriteJSON(w, http.StatusOK, workflows.AccountStatus{AccountState: workflows.AccountState{Status: workflows.AccountActive,
+			Label: workflows.AccountLabels[workflows.AccountActive]}, OpenPaths: []string{}})
+		return
+	}
+	if s.temporalError(w, "read account", err) {
+		return
+	}
+	var st workflows.AccountStatus
+	if err := v.Get(&st); err != nil {
+		s.internal(w, "decode account", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) accountSelfService(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	var req workflows.SelfServiceRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	var errs []domain.FieldError
+	if err := domain.ValidateName("full_name", req.FullName, true); err != nil {
+		errs = append(errs, err.(domain.FieldError))
+	}
+	if _, err := domain.ParsePassport("passport_series", req.PassportSeries+"000000"); err != nil {
+		errs = append(errs, domain.FieldError{Field: "passport_series", Reason: "must be the 4 digits of the passport series"})
+	}
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateSelfService, req, &workflows.AccountStatus{})
+}
+
+// accountIdentity starts the identity re-verification a suspicious-activity lock needs.
+func (s *Server) accountIdentity(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	var req CreateIdentityRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	req.Person.INN = inn
+	person, errs := req.Validate()
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	in := workflows.IdentityWorkflowInput{CaseID: workflows.IdentityID(uuid.NewString()), RequestID: requestID(r), Method: req.Method,
+		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate}, Policy: s.IdentityPolicy}
+	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateIdentity, in, &workflows.AccountStatus{})
+}
+
+func (s *Server) accountSpecialistRequest(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateSpecialist, nil, &workflows.AccountStatus{})
+}
+
+func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Request) {
+	inn, ok := s.accountINN(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Approve == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+		return
+	}
+	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateDecision,
+		workflows.SpecialistDecision{Approve: *req.Approve, Reason: req.Reason, Specialist: principal(r).ID}, &workflows.AccountStatus{})
+}
