@@ -91,3 +91,13 @@ func (a *Activities) CheckUnblock(ctx context.Context, in contract.UnblockCheckI
 func (a *Activities) ClearIdentity(ctx context.Context, in contract.IdentityClearInput) (contract.IdentityConfirmResult, error) {
 	return call[contract.IdentityConfirmResult](ctx, a.Invoker, contract.FnIdentityClear, in)
 }
+
+// CheckDeclaration runs a declaration's automatic checks.
+func (a *Activities) CheckDeclaration(ctx context.Context, in contract.DeclarationCheckInput) (contract.DeclarationCheckResult, error) {
+	return call[contract.DeclarationCheckResult](ctx, a.Invoker, contract.FnDeclarationCheck, in)
+}
+
+// GenerateDecision renders and stores a decision document.
+func (a *Activities) GenerateDecision(ctx context.Context, in contract.DecisionPDFInput) (contract.DecisionPDFResult, error) {
+	return call[contract.DecisionPDFResult](ctx, a.Invoker, contract.FnDecisionPDF, in)
+}

@@ -90,10 +90,13 @@ type RefundWorkflowInput struct {
 	RequestID string `json:"request_id"`
 	// RequestSHA256 identifies the request body, so a reused idempotency key with another
 	// body can be told apart from a retry.
-	RequestSHA256 string        `json:"request_sha256,omitempty"`
-	CreatedBy     string        `json:"created_by,omitempty"`
-	Documents     []DocumentRef `json:"documents,omitempty"`
-	Policy        RefundPolicy  `json:"policy"`
+	RequestSHA256 string `json:"request_sha256,omitempty"`
+	CreatedBy     string `json:"created_by,omitempty"`
+	// LinkedDeclaration: the accepted declaration that claimed this refund; it is the
+	// supporting document.
+	LinkedDeclaration string        `json:"linked_declaration,omitempty"`
+	Documents         []DocumentRef `json:"documents,omitempty"`
+	Policy            RefundPolicy  `json:"policy"`
 }
 
 // RefundDecision is a reviewer's decision.
@@ -195,6 +198,9 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
+	if in.LinkedDeclaration != "" {
+		r.st.Documents = append(r.st.Documents, Document{DocID: "declaration", Accepted: true, Type: "declaration", Key: in.LinkedDeclaration})
+	}
 	r.j = &journal{process: "refund", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: RefundLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	r.st.Status = "" // the first record sets it

@@ -544,3 +544,6 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 		t.Fatalf("%d escalations", overdue)
 	}
 }
+
+// fnHandler wraps a handler as the Lambda runtime would see it.
+func fnHandler[In, Out any](h func(context.Context, In) (Out, error)) any { return fn.Handler(h) }

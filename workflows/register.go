@@ -11,4 +11,5 @@ func Register(w worker.Registry) {
 	w.RegisterWorkflow(Bare)
 	w.RegisterWorkflow(IdentityVerification)
 	w.RegisterWorkflow(Account)
+	w.RegisterWorkflow(Declaration)
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/decisionpdf"
+	"github.com/taxflow/taxflow/functions/declaration"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
@@ -21,6 +23,7 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/ndfl"
 )
 
 var constructors = map[string]func(fn.Deps) any{
@@ -60,6 +63,12 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnIdentityClear: func(d fn.Deps) any {
 		return fn.Handler(identityclear.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Clear)
+	},
+	contract.FnDeclarationCheck: func(d fn.Deps) any {
+		return fn.Handler(declaration.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), Rules: ndfl.DefaultRules()}.Check)
+	},
+	contract.FnDecisionPDF: func(d fn.Deps) any {
+		return fn.Handler(decisionpdf.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Generate)
 	},
 	contract.FnCaseUpdate: func(d fn.Deps) any {
 		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)

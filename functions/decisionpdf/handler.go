@@ -1,0 +1,65 @@
+// Package decisionpdf generates the decision document of a desk review [000:143] as a
+// PDF and stores it in S3 (never expiring, unlike generated certificates).
+package decisionpdf
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/pdfdoc"
+)
+
+// Handler writes decision documents.
+type Handler struct {
+	S3     document.S3
+	Bucket string
+}
+
+// Key is where a case's n-th decision is stored.
+func Key(caseID string, n int) string { return fmt.Sprintf("decisions/%s/decision-%d.pdf", caseID, n) }
+
+// Labels of decisions, for the document.
+var Labels = map[string]string{"confirmed": "Декларация подтверждена", "additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
+
+// Generate renders and stores the document; the same input writes the same key again.
+func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (contract.DecisionPDFResult, error) {
+	switch {
+	case in.CaseID == "" || in.Number <= 0:
+		return contract.DecisionPDFResult{}, fnerr.Invalid("case_id", "a case and a decision number are required")
+	case Labels[in.Decision] == "":
+		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, additional_tax or refused")
+	case in.Grounds == "":
+		return contract.DecisionPDFResult{}, fnerr.Invalid("grounds", "a decision states its grounds")
+	}
+	c := in.Computed
+	pdf := pdfdoc.Write(pdfdoc.Document{
+		Title: fmt.Sprintf("Решение по камеральной проверке 3-НДФЛ за %d год", in.Period),
+		Lines: []string{
+			"Case: " + in.CaseID + fmt.Sprintf(" (decision %d)", in.Number),
+			"Date: " + in.At.In(time.FixedZone("MSK", 3*3600)).Format("02.01.2006"),
+			"Decision: " + in.Decision + " (" + Labels[in.Decision] + ")",
+			"Grounds: " + in.Grounds,
+			"Income: " + domain.Kopecks(c.Income).String() + "; deductions: " + domain.Kopecks(c.Deductions).String() + "; tax base: " + domain.Kopecks(c.Base).String(),
+			"Tax: " + domain.Kopecks(c.Tax).String() + "; withheld: " + domain.Kopecks(c.Withheld).String() +
+				"; payable: " + domain.Kopecks(c.Payable).String() + "; refund: " + domain.Kopecks(c.Refund).String(),
+			"Inspector: " + in.Inspector,
+			"The decision may be appealed through the cabinet within the period the notice states.",
+		},
+	})
+	key := Key(in.CaseID, in.Number)
+	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.Bucket, Key: &key, Body: bytes.NewReader(pdf),
+		ContentType: aws.String("application/pdf"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
+		return contract.DecisionPDFResult{}, fmt.Errorf("store decision: %w", err)
+	}
+	return contract.DecisionPDFResult{Key: key, Size: int64(len(pdf))}, nil
+}

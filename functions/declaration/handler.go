@@ -1,0 +1,76 @@
+// Package declaration runs the automatic checks of a stored 3-НДФЛ declaration (JSON or
+// XML): required fields, INN, period and the arithmetic (internal/ndfl) [000:123, 004:128].
+package declaration
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/ndfl"
+)
+
+// Handler checks declarations.
+type Handler struct {
+	S3     document.S3
+	Bucket string
+	Rules  ndfl.Rules
+}
+
+// Parse reads a declaration in its format.
+func Parse(b []byte, format string) (ndfl.Declaration, error) {
+	var d ndfl.Declaration
+	var err error
+	switch format {
+	case "json":
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&d)
+	case "xml":
+		err = xml.Unmarshal(b, &struct {
+			XMLName xml.Name `xml:"declaration"`
+			*ndfl.Declaration
+		}{Declaration: &d})
+	default:
+		return d, fmt.Errorf("format must be json or xml")
+	}
+	if err != nil {
+		return d, fmt.Errorf("the declaration cannot be read as %s: %v", strings.ToUpper(format), err)
+	}
+	return d, nil
+}
+
+// Check reads the declaration from S3 and checks it.
+func (h Handler) Check(ctx context.Context, in contract.DeclarationCheckInput) (contract.DeclarationCheckResult, error) {
+	if !strings.HasPrefix(in.Key, "declarations/"+in.CaseID+"/") || in.CaseID == "" {
+		return contract.DeclarationCheckResult{}, fnerr.Invalid("key", "must be declarations/<case_id>/…")
+	}
+	if in.At.IsZero() {
+		return contract.DeclarationCheckResult{}, fnerr.Invalid("at", "must be set")
+	}
+	obj, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.Bucket, Key: &in.Key})
+	if err != nil {
+		return contract.DeclarationCheckResult{}, fmt.Errorf("read declaration: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(obj.Body, 10<<20))
+	obj.Body.Close()
+	if err != nil {
+		return contract.DeclarationCheckResult{}, fmt.Errorf("read declaration: %w", err)
+	}
+	d, err := Parse(b, in.Format)
+	if err != nil {
+		return contract.DeclarationCheckResult{Problems: []domain.FieldError{{Field: "declaration", Reason: err.Error()}}}, nil
+	}
+	c, problems := h.Rules.Check(d, in.At)
+	return contract.DeclarationCheckResult{OK: len(problems) == 0, Problems: problems, INN: d.INN, Period: d.Period,
+		Computed: contract.DeclarationComputed(c)}, nil
+}
