@@ -19,24 +19,29 @@ import (
 
 // Scopes an API key may hold.
 const (
-	ScopeRefundsRead       = "refunds:read"        // integrators, reviewers, operators
-	ScopeRefundsWrite      = "refunds:write"       // integrators: create, upload, withdraw
-	ScopeRefundsDecide     = "refunds:decide"      // reviewers
-	ScopeOperate           = "operate"             // operators: retry a failed payout
-	ScopeIdentityRead      = "identity:read"       // integrators, operators
-	ScopeIdentityWrite     = "identity:write"      // integrators: start, upload, re-submit
-	ScopeIdentityReview    = "identity:review"     // operators: approve or reject
-	ScopeConsent           = "consent:write"       // integrators: record consent and its revocation
-	ScopeAccountEvents     = "accounts:events"     // the authentication system
-	ScopeAccountRead       = "accounts:read"       // integrators, specialists
-	ScopeAccountUnblock    = "accounts:unblock"    // integrators, for the taxpayer
-	ScopeAccountSpecialist = "accounts:specialist" // specialists
+	ScopeRefundsRead        = "refunds:read"        // integrators, reviewers, operators
+	ScopeRefundsWrite       = "refunds:write"       // integrators: create, upload, withdraw
+	ScopeRefundsDecide      = "refunds:decide"      // reviewers
+	ScopeOperate            = "operate"             // operators: retry a failed payout
+	ScopeIdentityRead       = "identity:read"       // integrators, operators
+	ScopeIdentityWrite      = "identity:write"      // integrators: start, upload, re-submit
+	ScopeIdentityReview     = "identity:review"     // operators: approve or reject
+	ScopeConsent            = "consent:write"       // integrators: record consent and its revocation
+	ScopeAccountEvents      = "accounts:events"     // the authentication system
+	ScopeAccountRead        = "accounts:read"       // integrators, specialists
+	ScopeAccountUnblock     = "accounts:unblock"    // integrators, for the taxpayer
+	ScopeAccountSpecialist  = "accounts:specialist" // specialists
+	ScopeDeclarationsRead   = "declarations:read"   // integrators, inspectors
+	ScopeDeclarationsWrite  = "declarations:write"  // integrators: submit, correct, attach, appeal
+	ScopeDeclarationsReview = "declarations:review" // inspectors
+	ScopeTasksRead          = "tasks:read"          // staff: the task list
 )
 
 // Scopes lists every scope.
 var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate,
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
-	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist}
+	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
+	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead}
 
 // Principal is who called: an integrator, a reviewer, an operator.
 type Principal struct {

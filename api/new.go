@@ -30,7 +30,9 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays},
 		SubjectKey:    subjectKey(cfg.Temporal.PayloadKey),
 		AccountPolicy: accountPolicy(cfg.Account),
-		Log:           log.With().Str("component", "api").Logger(),
+		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,
+			AppealWindow: cfg.Declaration.AppealWindow, Refund: RefundPolicy(cfg.Refund)},
+		Log: log.With().Str("component", "api").Logger(),
 	}
 }
 

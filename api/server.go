@@ -35,6 +35,8 @@ type Server struct {
 	Policy     workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
+	// DeclarationPolicy is what new declarations are reviewed under.
+	DeclarationPolicy workflows.DeclarationPolicy
 	// AccountPolicy is the lockout policy accounts start with.
 	AccountPolicy workflows.AccountPolicy
 	// SubjectKey keys the hash that stands for an INN in search attributes.
@@ -75,6 +77,15 @@ var routes = []route{
 	{"POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, (*Server).accountIdentity},
 	{"POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, (*Server).accountSpecialistRequest},
 	{"POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, (*Server).accountSpecialistDecision},
+	{"POST", "/v1/declarations", ScopeDeclarationsWrite, (*Server).createDeclaration},
+	{"GET", "/v1/declarations/{id}", ScopeDeclarationsRead, (*Server).getDeclaration},
+	{"POST", "/v1/declarations/{id}/correction", ScopeDeclarationsWrite, (*Server).correctDeclaration},
+	{"POST", "/v1/declarations/{id}/documents", ScopeDeclarationsWrite, (*Server).declarationDocuments},
+	{"POST", "/v1/declarations/{id}/appeal", ScopeDeclarationsWrite, (*Server).appealDeclaration},
+	{"POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, (*Server).requestDeclarationDocuments},
+	{"POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, (*Server).decideDeclaration},
+	{"GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, (*Server).decisionDocument},
+	{"GET", "/v1/tasks", ScopeTasksRead, (*Server).tasks},
 }
 
 // Routes lists "METHOD /path" of every route.

@@ -32,6 +32,15 @@ type Config struct {
 	Refund   Refund
 	Identity Identity
 	Account  Account
+	// Declaration review (domain.md §2)
+	Declaration Declaration
+}
+
+// Declaration holds declaration review's terms.
+type Declaration struct {
+	ReviewMonths   int           // TAXFLOW_DECLARATION_REVIEW_MONTHS (3: the desk-audit term)
+	ReminderBefore time.Duration // TAXFLOW_DECLARATION_REMINDER_BEFORE (336h)
+	AppealWindow   time.Duration // TAXFLOW_DECLARATION_APPEAL_WINDOW (720h)
 }
 
 // Account holds the lockout policy (domain.md §4).
@@ -115,6 +124,7 @@ var Variables = []string{
 	"TAXFLOW_REFUND_INTEREST_RATE_BP", "TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
 	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
 	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
+	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_WINDOW",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -145,6 +155,11 @@ func Load(getenv func(string) string) (Config, error) {
 		RoleARN:   r.str("TAXFLOW_LAMBDA_ROLE_ARN", "arn:aws:iam::000000000000:role/taxflow-local"),
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
+		Declaration: Declaration{
+			ReviewMonths:   int(r.number("TAXFLOW_DECLARATION_REVIEW_MONTHS", 3, 1, 24)),
+			ReminderBefore: r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
+			AppealWindow:   r.duration("TAXFLOW_DECLARATION_APPEAL_WINDOW", 30*24*time.Hour),
+		},
 		Account: Account{
 			Threshold:        int(r.number("TAXFLOW_LOCK_THRESHOLD", 5, 1, 100)),
 			LockPeriods:      r.durations("TAXFLOW_LOCK_PERIODS", []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}),

@@ -1,0 +1,352 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxflow/taxflow/functions/declaration"
+	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+var declarationIDRE = regexp.MustCompile(`^declaration-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (s *Server) declarationID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !declarationIDRE.MatchString(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such declaration", nil)
+		return "", false
+	}
+	return id, true
+}
+
+// readDeclaration takes the body as JSON or XML (by Content-Type) and checks it can be read.
+func readDeclaration(w http.ResponseWriter, r *http.Request) (body []byte, format string, ok bool) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/xml", "text/xml":
+		format = "xml"
+	case "application/json", "":
+		format = "json"
+	default:
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the declaration as application/json or application/xml", nil)
+		return nil, "", false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the declaration is larger than 10 MB", nil)
+		return nil, "", false
+	}
+	d, err := declaration.Parse(body, format)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_declaration", err.Error(), nil)
+		return nil, "", false
+	}
+	if err := domain.ValidateINN("inn", d.INN, true); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{err.(domain.FieldError)})
+		return nil, "", false
+	}
+	return body, format, true
+}
+
+func (s *Server) putDeclaration(r *http.Request, id string, version int, format string, body []byte) (workflows.DeclarationSubmission, error) {
+	key := fmt.Sprintf("declarations/%s/v%d.%s", id, version, format)
+	ct := map[string]string{"json": "application/json", "xml": "application/xml"}[format]
+	_, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String(ct), ServerSideEncryption: s3types.ServerSideEncryptionAes256})
+	return workflows.DeclarationSubmission{Key: key, Format: format}, err
+}
+
+// createDeclaration submits a 3-НДФЛ. The confirmation (qualified e-signature or SMS code,
+// both accepted [002:322, 004:127]) comes in X-Confirmation-Method and -Reference.
+func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" || len(key) > 200 {
+		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters)", nil)
+		return
+	}
+	method := r.Header.Get("X-Confirmation-Method")
+	if method != "esignature" && method != "sms" || r.Header.Get("X-Confirmation-Reference") == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "X-Confirmation-Method",
+			Reason: "the declaration must be confirmed by esignature or sms, with X-Confirmation-Reference naming the signature or code check"}})
+		return
+	}
+	body, format, ok := readDeclaration(w, r)
+	if !ok {
+		return
+	}
+	d, _ := declaration.Parse(body, format)
+	p := principal(r)
+	id := workflows.DeclarationID(uuid.NewSHA1(idempotencyNS, []byte("declaration\x00"+p.ID+"\x00"+key)).String())
+	digest := sha256.Sum256(append(body, method...))
+	hash := hex.EncodeToString(digest[:])
+	if st, err := s.declarationStatus(r, id); err == nil {
+		if st.RequestSHA256 != hash {
+			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+			return
+		}
+		WriteJSON(w, http.StatusOK, st)
+		return
+	}
+	sub, err := s.putDeclaration(r, id, 1, format, body)
+	if err != nil {
+		s.internal(w, "store declaration", err)
+		return
+	}
+	in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r), RequestSHA256: hash, Submission: sub,
+		Confirmation: method, ClaimsRefund: d.DeclaredRefund > 0, Policy: s.DeclarationPolicy}
+	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("declaration"),
+			workflows.SearchStatus.ValueSet(workflows.DeclarationReceived), workflows.SearchSubject.ValueSet(s.Subject(d.INN))),
+	}, workflows.Declaration, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		st, err := s.declarationStatus(r, id)
+		if s.temporalError(w, "read declaration", err) {
+			return
+		}
+		WriteJSON(w, http.StatusOK, st)
+	case err != nil:
+		s.internal(w, "start declaration", err)
+	default:
+		w.Header().Set("Location", "/v1/declarations/"+id)
+		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": id, "status": workflows.DeclarationReceived,
+			"label": workflows.DeclarationLabels[workflows.DeclarationReceived]})
+	}
+}
+
+func (s *Server) declarationStatus(r *http.Request, id string) (workflows.DeclarationStatus, error) {
+	var st workflows.DeclarationStatus
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.DeclarationQueryStatus)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.declarationStatus(r, id)
+	if s.temporalError(w, "read declaration", err) {
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
+}
+
+// correctDeclaration sends a corrected declaration after the automatic checks failed.
+func (s *Server) correctDeclaration(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	body, format, ok := readDeclaration(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.declarationStatus(r, id)
+	if s.temporalError(w, "read declaration", err) {
+		return
+	}
+	if st.Status != workflows.DeclarationClarification || st.Requested != "" {
+		writeError(w, http.StatusConflict, "conflict", "the declaration is not waiting for a correction", nil)
+		return
+	}
+	sub, err := s.putDeclaration(r, id, st.Versions+1, format, body)
+	if err != nil {
+		s.internal(w, "store declaration", err)
+		return
+	}
+	if s.temporalError(w, "correct", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.DeclarationSignalCorrection, sub)) {
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id, "key": sub.Key})
+}
+
+// declarationDocuments takes attachments (PDF, DOCX or XML); while an inspector waits
+// for documents, the upload answers the request.
+func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
+		return
+	}
+	typ, err := docs.Check(body, docs.Attachment)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
+		return
+	}
+	st, err := s.declarationStatus(r, id)
+	if s.temporalError(w, "read declaration", err) {
+		return
+	}
+	docID := uuid.NewString()
+	key := "declarations/" + id + "/attachments/" + docID + "." + string(typ)
+	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
+		s.internal(w, "store attachment", err)
+		return
+	}
+	answered := false
+	if st.Status == workflows.DeclarationClarification && st.Requested != "" {
+		if s.temporalError(w, "answer", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.DeclarationSignalAnswer, nil)) {
+			return
+		}
+		answered = true
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "answers_request": answered})
+}
+
+func (s *Server) requestDeclarationDocuments(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		What string `json:"what"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.updateAs(w, r, id, workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: req.What, Inspector: principal(r).ID},
+		&workflows.DeclarationStatus{})
+}
+
+func (s *Server) decideDeclaration(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Decision string `json:"decision"`
+		Grounds  string `json:"grounds"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.updateAs(w, r, id, workflows.DeclarationUpdateDecide,
+		workflows.DeclarationDecision{Decision: req.Decision, Grounds: req.Grounds, Inspector: principal(r).ID}, &workflows.DeclarationStatus{})
+}
+
+func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	var req workflows.Appeal
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.updateAs(w, r, id, workflows.DeclarationUpdateAppeal, req, &workflows.DeclarationStatus{})
+}
+
+// decisionDocument answers a short-lived presigned URL of the latest decision document.
+func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.declarationID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.declarationStatus(r, id)
+	if s.temporalError(w, "read declaration", err) {
+		return
+	}
+	if st.DecisionKey == "" {
+		writeError(w, http.StatusNotFound, "not_found", "no decision yet", nil)
+		return
+	}
+	const ttl = 5 * time.Minute
+	ps, err := s3.NewPresignClient(s.S3).PresignGetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Bucket, Key: &st.DecisionKey},
+		s3.WithPresignExpires(ttl))
+	if err != nil {
+		s.internal(w, "presign decision", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
+}
+
+// roles map a role to the human steps it works on: one task list for every process.
+var roles = map[string][][2]string{
+	"inspector":  {{"declaration", workflows.DeclarationInReview}},
+	"reviewer":   {{"refund", workflows.RefundInReview}, {"identity", workflows.IdentityManualReview}},
+	"specialist": {{"account", workflows.AccountAwaitingSpecialist}},
+	"operator":   {{"refund", workflows.RefundPayoutFailed}},
+}
+
+// Task is one human step waiting.
+type Task struct {
+	CaseID  string    `json:"case_id"`
+	Process string    `json:"process"`
+	Status  string    `json:"status"`
+	Since   time.Time `json:"started"`
+}
+
+// tasks lists the open human steps of a role, from Temporal's visibility.
+func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
+	role := r.URL.Query().Get("role")
+	steps, ok := roles[role]
+	if !ok {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"}})
+		return
+	}
+	var clauses []string
+	for _, st := range steps {
+		clauses = append(clauses, fmt.Sprintf("(TaxflowProcess = '%s' AND TaxflowStatus = '%s')", st[0], st[1]))
+	}
+	query := "ExecutionStatus = 'Running' AND (" + strings.Join(clauses, " OR ") + ")"
+	out := []Task{}
+	var token []byte
+	for len(out) < 1000 {
+		page, err := s.Temporal.ListWorkflow(r.Context(), &listRequest{Query: query, NextPageToken: token, PageSize: 200})
+		if err != nil {
+			s.internal(w, "list tasks", err)
+			return
+		}
+		for _, ex := range page.Executions {
+			t := Task{CaseID: ex.Execution.WorkflowId, Since: ex.StartTime.AsTime()}
+			for k, p := range ex.SearchAttributes.GetIndexedFields() {
+				var v string
+				_ = json.Unmarshal(p.Data, &v)
+				switch k {
+				case "TaxflowProcess":
+					t.Process = v
+				case "TaxflowStatus":
+					t.Status = v
+				}
+			}
+			out = append(out, t)
+		}
+		if token = page.NextPageToken; len(token) == 0 {
+			break
+		}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"role": role, "tasks": out})
+}
