@@ -1,0 +1,156 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/pdfdoc"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+func declarationXML(inn string, declaredTax int64) []byte {
+	return []byte(fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<declaration><inn>%s</inn><period>2025</period>
+<incomes><income><source>ООО Ромашка</source><kind>salary</kind><amount_kopecks>120000000</amount_kopecks></income></incomes>
+<withheld_kopecks>15600000</withheld_kopecks>
+<deductions><deduction><kind>social</kind><amount_kopecks>10000000</amount_kopecks><documents><document>receipt-1</document></documents></deduction></deductions>
+<declared_tax_kopecks>%d</declared_tax_kopecks><declared_refund_kopecks>1300000</declared_refund_kopecks></declaration>`, inn, declaredTax))
+}
+
+func (c *apiClient) declaration(id string) workflows.DeclarationStatus {
+	c.t.Helper()
+	code, out := c.do("GET", "/v1/declarations/"+id, nil)
+	if code != http.StatusOK {
+		c.t.Fatalf("GET %s: %d %s", id, code, out)
+	}
+	var st workflows.DeclarationStatus
+	_ = json.Unmarshal(out, &st)
+	return st
+}
+
+func (c *apiClient) waitDeclaration(id, want string) workflows.DeclarationStatus {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := c.declaration(id)
+		if st.Status == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s stayed %s (problems %v), want %s", id, st.Status, st.Problems, want)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+// From submission (XML, SMS confirmation) through a failed check, a correction, an
+// inspector's request and the taxpayer's answer to a decision whose PDF is downloaded
+// through its presigned URL and read back.
+func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
+	queue := startWorker(t, lambdaInvoker())
+	s := api.New(shared.cfg, shared.clients, shared.temporal, zerologNop())
+	s.TaskQueue = queue
+	base := newServer(t, s)
+	keys := api.Keys(shared.cfg, shared.clients)
+	ck, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite}})
+	ik, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsReview, api.ScopeTasksRead}})
+	cabinet, inspector := &apiClient{t, base + "|" + ck}, &apiClient{t, base + "|" + ik}
+	inn := domain.CompleteINN12(fmt.Sprintf("66%08d", rand.IntN(100_000_000)))
+
+	code, out := cabinet.do("POST", "/v1/declarations", declarationXML(inn, 14_000_000), "Idempotency-Key", uuid.NewString(),
+		"Content-Type", "application/xml", "X-Confirmation-Method", "sms", "X-Confirmation-Reference", "sms-check-1")
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %s", code, out)
+	}
+	var created struct {
+		CaseID string `json:"case_id"`
+	}
+	_ = json.Unmarshal(out, &created)
+	id := created.CaseID
+	st := cabinet.waitDeclaration(id, workflows.DeclarationClarification)
+	if len(st.Problems) != 1 || st.Problems[0].Field != "declared_tax_kopecks" || st.Confirmation != "sms" {
+		t.Fatalf("problems %v", st.Problems)
+	}
+	if code, out := cabinet.do("POST", "/v1/declarations/"+id+"/correction", declarationXML(inn, 14_300_000), "Content-Type", "application/xml"); code != http.StatusAccepted {
+		t.Fatalf("correction: %d %s", code, out)
+	}
+	cabinet.waitDeclaration(id, workflows.DeclarationInReview)
+
+	// The inspector finds it in the task list.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out := inspector.do("GET", "/v1/tasks?role=inspector", nil)
+		var list struct {
+			Tasks []api.Task `json:"tasks"`
+		}
+		_ = json.Unmarshal(out, &list)
+		if slices.ContainsFunc(list.Tasks, func(tk api.Task) bool { return tk.CaseID == id && tk.Process == "declaration" }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the declaration never appeared in the inspector's task list: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out := inspector.do("POST", "/v1/declarations/"+id+"/request-documents", []byte(`{"what":"чеки об оплате обучения"}`)); code != http.StatusOK {
+		t.Fatalf("request: %d %s", code, out)
+	}
+	code, out = cabinet.do("POST", "/v1/declarations/"+id+"/documents", []byte("%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n"))
+	if code != http.StatusAccepted || !strings.Contains(string(out), `"answers_request":true`) {
+		t.Fatalf("answer: %d %s", code, out)
+	}
+	cabinet.waitDeclaration(id, workflows.DeclarationInReview)
+	code, out = inspector.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"чеки подтверждают социальный вычет"}`))
+	if code != http.StatusOK {
+		t.Fatalf("decision: %d %s", code, out)
+	}
+	st = cabinet.waitDeclaration(id, workflows.DeclarationDecided)
+	want := "received>auto_check>clarification_required>auto_check>accepted>in_review>clarification_required>in_review>decided"
+	var got []string
+	for _, tr := range st.History {
+		got = append(got, tr.To)
+	}
+	if strings.Join(got, ">") != want || st.Computed.Tax != 14_300_000 || st.Computed.Refund != 1_300_000 {
+		t.Fatalf("history %v computed %+v", got, st.Computed)
+	}
+	// The accepted declaration claimed a refund: a refund case was started for it.
+	if st.RefundCase == "" {
+		t.Fatal("no refund started for the declared refund")
+	}
+	if _, err := shared.temporal.DescribeWorkflowExecution(context.Background(), st.RefundCase, ""); err != nil {
+		t.Fatalf("refund case %s: %v", st.RefundCase, err)
+	}
+
+	code, out = cabinet.do("GET", "/v1/declarations/"+id+"/decision-document", nil)
+	var doc struct {
+		URL string `json:"url"`
+	}
+	if code != http.StatusOK || json.Unmarshal(out, &doc) != nil {
+		t.Fatalf("decision document: %d %s", code, out)
+	}
+	resp, err := http.Get(doc.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page, exact, err := pdfdoc.Text(pdf)
+	if resp.StatusCode != http.StatusOK || err != nil || !strings.Contains(exact, "чеки подтверждают социальный вычет") ||
+		!strings.Contains(strings.Join(page, " "), "Decision: confirmed") {
+		t.Fatalf("downloaded decision: %d %v %q", resp.StatusCode, err, exact)
+	}
+}
