@@ -101,3 +101,25 @@ func (a *Activities) CheckDeclaration(ctx context.Context, in contract.Declarati
 func (a *Activities) GenerateDecision(ctx context.Context, in contract.DecisionPDFInput) (contract.DecisionPDFResult, error) {
 	return call[contract.DecisionPDFResult](ctx, a.Invoker, contract.FnDecisionPDF, in)
 }
+
+// SweepOptions: a page of a sweep takes at most the function's 120 s.
+var SweepOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 180 * time.Second,
+	HeartbeatTimeout:    30 * time.Second,
+	RetryPolicy:         retry(20),
+}
+
+// SweepReminders sends one page of deadline reminders.
+func (a *Activities) SweepReminders(ctx context.Context, in contract.SweepPage) (contract.SweepResult, error) {
+	return call[contract.SweepResult](ctx, a.Invoker, contract.FnReminderSweep, in)
+}
+
+// SweepInactive handles one page of the inactive-accounts job.
+func (a *Activities) SweepInactive(ctx context.Context, in contract.SweepPage) (contract.SweepResult, error) {
+	return call[contract.SweepResult](ctx, a.Invoker, contract.FnInactiveSweep, in)
+}
+
+// SweepRetention handles one page of the document-retention job.
+func (a *Activities) SweepRetention(ctx context.Context, in contract.SweepPage) (contract.SweepResult, error) {
+	return call[contract.SweepResult](ctx, a.Invoker, contract.FnRetentionSweep, in)
+}

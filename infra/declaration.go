@@ -13,6 +13,7 @@ import (
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
+	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -97,6 +98,10 @@ func Declare() Declaration {
 			{Name: notify.Table, PartitionKey: s("notification_id"), Indexes: []Index{
 				{Name: "by_state", PartitionKey: s("state"), SortKey: sk("at")},
 			}},
+			// Tax obligations; by_due finds those due on a day (partition: the month).
+			{Name: reminders.Table, PartitionKey: s("obligation_id"), Indexes: []Index{
+				{Name: reminders.Index, PartitionKey: s("due_month"), SortKey: sk("due_date")},
+			}},
 			// API keys of integrators and staff, stored as SHA-256 hashes.
 			{Name: "apikeys", PartitionKey: s("key_hash")},
 		},
@@ -138,6 +143,12 @@ func Declare() Declaration {
 			{Name: contract.FnDeclarationCheck, Package: "./functions/declaration/lambda", MemoryMB: 256, TimeoutSec: 30,
 				Uses: []Access{{Bucket: document.Bucket}}},
 			{Name: contract.FnDecisionPDF, Package: "./functions/decisionpdf/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
+			{Name: contract.FnReminderSweep, Package: "./functions/reminders/lambda", MemoryMB: 256, TimeoutSec: 120,
+				Uses: []Access{{Table: reminders.Table}, {Table: taxpayer.Table}, {Table: notify.Table, Write: true}}},
+			{Name: contract.FnInactiveSweep, Package: "./functions/inactive/lambda", MemoryMB: 256, TimeoutSec: 120,
+				Uses: []Access{{Table: taxpayer.Table, Write: true}, {Table: notify.Table, Write: true}}},
+			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnCaseUpdate, Package: "./functions/cases/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: cases.Table, Write: true}}},

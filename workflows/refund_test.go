@@ -18,9 +18,12 @@ import (
 	identityfn "github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
+	"github.com/taxflow/taxflow/functions/inactive"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
+	"github.com/taxflow/taxflow/functions/reminders"
+	"github.com/taxflow/taxflow/functions/retention"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -98,6 +101,9 @@ func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents"}).Check),
 		contract.FnUnblockCheck:    fn.Handler(unblock.Handler{DB: db, Taxpayers: "taxpayers"}.Check),
 		contract.FnIdentityClear:   fn.Handler(identityclear.Handler{DB: db, Taxpayers: "taxpayers"}.Clear),
+		contract.FnReminderSweep:   fn.Handler(reminders.Handler{DB: db, Obligations: "obligations", Taxpayers: "taxpayers", Outbox: "outbox"}.Sweep),
+		contract.FnInactiveSweep:   fn.Handler(inactive.Handler{DB: db, Taxpayers: "taxpayers", Outbox: "outbox"}.Sweep),
+		contract.FnRetentionSweep:  fn.Handler(retention.Handler{S3: s3, Bucket: "documents"}.Sweep),
 	}
 }
 
@@ -109,6 +115,7 @@ func newStores() (*storetest.DB, *storetest.S3) {
 	return storetest.New(map[string]storetest.Key{
 		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
 		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
+		"obligations": {PK: "obligation_id"},
 	}), storetest.NewS3()
 }
 

@@ -12,4 +12,5 @@ func Register(w worker.Registry) {
 	w.RegisterWorkflow(IdentityVerification)
 	w.RegisterWorkflow(Account)
 	w.RegisterWorkflow(Declaration)
+	w.RegisterWorkflow(Sweep)
 }

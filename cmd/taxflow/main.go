@@ -23,6 +23,7 @@ Usage:
   taxflow doctor              run the self-check workflow end to end
   taxflow seed [--taxpayers N] load the demo dataset (taxpayers, ledgers)
   taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
+  taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --principal NAME --scopes a,b   create an API key (printed once)
 
 Configuration is read from the environment; see README.md.
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string) error {
 		return runAPIKey(ctx, rest)
 	case "bench":
 		return runBench(ctx, rest)
+	case "schedules":
+		return runSchedules(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -16,9 +16,12 @@ import (
 	"github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
+	"github.com/taxflow/taxflow/functions/inactive"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
+	"github.com/taxflow/taxflow/functions/reminders"
+	"github.com/taxflow/taxflow/functions/retention"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/unblock"
@@ -69,6 +72,16 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnDecisionPDF: func(d fn.Deps) any {
 		return fn.Handler(decisionpdf.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Generate)
+	},
+	contract.FnReminderSweep: func(d fn.Deps) any {
+		return fn.Handler(reminders.Handler{DB: d.DynamoDB, Obligations: d.Config.Name(reminders.Table),
+			Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
+	},
+	contract.FnInactiveSweep: func(d fn.Deps) any {
+		return fn.Handler(inactive.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
+	},
+	contract.FnRetentionSweep: func(d fn.Deps) any {
+		return fn.Handler(retention.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Sweep)
 	},
 	contract.FnCaseUpdate: func(d fn.Deps) any {
 		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)

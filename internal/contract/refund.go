@@ -37,6 +37,10 @@ type Taxpayer struct {
 	ConsentAt       *time.Time      `json:"consent_at,omitempty"`
 	ConfirmedAt     *time.Time      `json:"confirmed_at,omitempty"`
 	ConfirmedMethod string          `json:"confirmed_method,omitempty"`
+	// Activity [000:40]: the last login; the inactivity job's notice and deletion flag.
+	LastActivity      string     `json:"last_activity,omitempty"` // YYYY-MM-DD
+	InactiveNoticeAt  *time.Time `json:"inactive_notice_at,omitempty"`
+	DeletionFlaggedAt *time.Time `json:"deletion_flagged_at,omitempty"`
 }
 
 // PassportRecord is the registry's passport: series, number, date of issue.
@@ -154,7 +158,8 @@ type Notification struct {
 	Template       string            `json:"template"`
 	Params         map[string]string `json:"params,omitempty"`
 	At             time.Time         `json:"at"`
-	State          string            `json:"state,omitempty"` // pending, set by the function
+	Channels       []string          `json:"channels,omitempty"` // as the taxpayer chose; empty: the cabinet
+	State          string            `json:"state,omitempty"`    // pending, set by the function
 }
 
 // NotifyResult says whether the notification was already in the outbox.

@@ -155,7 +155,7 @@ func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...fu
 	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{m[1]: item[m[1]]}}, nil
 }
 
-var eqExpr = regexp.MustCompile(`^(\w+) = (:\w+)$`)
+var eqExpr = regexp.MustCompile(`^(\w+) = (:\w+)(?: AND (\w+) = (:\w+))?$`)
 
 func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	d.mu.Lock()
@@ -164,18 +164,42 @@ func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamo
 		return nil, d.Err
 	}
 	m := eqExpr.FindStringSubmatch(*in.KeyConditionExpression)
-	if m == nil || in.IndexName != nil {
+	if m == nil {
 		return nil, fmt.Errorf("storetest: query %q not modelled", *in.KeyConditionExpression)
 	}
 	want := str(in.ExpressionAttributeValues[m[2]])
 	var ids []string
 	for id, item := range d.items[*in.TableName] {
-		if str(item[m[1]]) == want {
-			ids = append(ids, id)
+		if _, has := item[m[1]]; !has || str(item[m[1]]) != want {
+			continue
 		}
+		if m[3] != "" && str(item[m[3]]) != str(in.ExpressionAttributeValues[m[4]]) {
+			continue
+		}
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	out := &dynamodb.QueryOutput{}
+	for _, id := range ids {
+		out.Items = append(out.Items, d.items[*in.TableName][id])
+	}
+	out.Count = int32(len(out.Items))
+	return out, nil
+}
+
+// Scan returns every item of a table in one page.
+func (d *DB) Scan(_ context.Context, in *dynamodb.ScanInput, _ ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	out := &dynamodb.ScanOutput{}
+	ids := make([]string, 0, len(d.items[*in.TableName]))
+	for id := range d.items[*in.TableName] {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	for _, id := range ids {
 		out.Items = append(out.Items, d.items[*in.TableName][id])
 	}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -17,18 +21,41 @@ type S3 struct {
 	Objects map[string][]byte
 	Meta    map[string]map[string]string
 	SSE     map[string]string
+	Times   map[string]time.Time
 }
 
 // NewS3 returns an empty bucket.
 func NewS3() *S3 {
-	return &S3{Objects: map[string][]byte{}, Meta: map[string]map[string]string{}, SSE: map[string]string{}}
+	return &S3{Objects: map[string][]byte{}, Meta: map[string]map[string]string{}, SSE: map[string]string{}, Times: map[string]time.Time{}}
 }
 
 // Put stores an object directly (what an upload does).
-func (m *S3) Put(key string, b []byte) {
+func (m *S3) Put(key string, b []byte) { m.PutAt(key, b, time.Now()) }
+
+// PutAt stores an object as last modified at t.
+func (m *S3) PutAt(key string, b []byte, t time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.Objects[key] = b
+	m.Objects[key], m.Times[key] = b, t
+}
+
+// ListObjectsV2 lists keys under a prefix in one page.
+func (m *S3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := &s3.ListObjectsV2Output{IsTruncated: aws.Bool(false)}
+	var keys []string
+	for k := range m.Objects {
+		if strings.HasPrefix(k, aws.ToString(in.Prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t := m.Times[k]
+		out.Contents = append(out.Contents, s3types.Object{Key: aws.String(k), LastModified: &t, Size: aws.Int64(int64(len(m.Objects[k])))})
+	}
+	return out, nil
 }
 
 func (m *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
@@ -48,7 +75,7 @@ func (m *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.O
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.Objects[*in.Key], m.Meta[*in.Key], m.SSE[*in.Key] = b, in.Metadata, string(in.ServerSideEncryption)
+	m.Objects[*in.Key], m.Meta[*in.Key], m.SSE[*in.Key], m.Times[*in.Key] = b, in.Metadata, string(in.ServerSideEncryption), time.Now()
 	return &s3.PutObjectOutput{ServerSideEncryption: in.ServerSideEncryption}, nil
 }
 

@@ -1,0 +1,92 @@
+// Package schedules declares taxflow's Temporal Schedules and applies them idempotently.
+// Fleet-wide jobs run from Schedules, never from cron workflows.
+package schedules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// Schedule is one declared schedule.
+type Schedule struct {
+	ID       string
+	Calendar client.ScheduleCalendarSpec
+	Input    workflows.SweepWorkflowInput
+	Overlap  enumspb.ScheduleOverlapPolicy
+	CatchUp  time.Duration
+}
+
+func daily(hour int) client.ScheduleCalendarSpec {
+	return client.ScheduleCalendarSpec{Hour: []client.ScheduleRange{{Start: hour}}, Minute: []client.ScheduleRange{{Start: 0}},
+		Second: []client.ScheduleRange{{Start: 0}}}
+}
+
+// Declare lists the schedules (times in Moscow).
+func Declare(inactiveGraceDays int) []Schedule {
+	return []Schedule{
+		{ID: "taxflow-deadline-reminders", Calendar: daily(6),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobReminders, LeadDays: []int{30, 7, 1}},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE, CatchUp: 7 * 24 * time.Hour},
+		{ID: "taxflow-inactive-accounts", Calendar: daily(3),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobInactive, GraceDays: inactiveGraceDays},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
+		{ID: "taxflow-document-retention", Calendar: daily(4),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobRetention, KeepDays: 30},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
+	}
+}
+
+func (s Schedule) spec() client.ScheduleSpec {
+	return client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{s.Calendar}, TimeZoneName: "Europe/Moscow"}
+}
+
+func (s Schedule) action(taskQueue string) *client.ScheduleWorkflowAction {
+	return &client.ScheduleWorkflowAction{ID: s.ID + "-run", Workflow: workflows.Sweep, Args: []any{s.Input}, TaskQueue: taskQueue}
+}
+
+// Apply creates each schedule or updates it to the declaration; a second run changes
+// nothing that matters (the same spec, action and policies are written again).
+func Apply(ctx context.Context, c client.Client, taskQueue string, list []Schedule) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range list {
+		h := c.ScheduleClient().GetHandle(ctx, s.ID)
+		_, err := h.Describe(ctx)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{ID: s.ID, Spec: s.spec(), Action: s.action(taskQueue),
+				Overlap: s.Overlap, CatchupWindow: s.CatchUp})
+			if err != nil {
+				return out, fmt.Errorf("create schedule %s: %w", s.ID, err)
+			}
+			out[s.ID] = "created"
+		case err != nil:
+			return out, fmt.Errorf("read schedule %s: %w", s.ID, err)
+		default:
+			err := h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				sc := in.Description.Schedule
+				spec := s.spec()
+				sc.Spec = &spec
+				sc.Action = s.action(taskQueue)
+				if sc.Policy == nil {
+					sc.Policy = &client.SchedulePolicies{}
+				}
+				sc.Policy.Overlap, sc.Policy.CatchupWindow = s.Overlap, s.CatchUp
+				return &client.ScheduleUpdate{Schedule: &sc}, nil
+			}})
+			if err != nil {
+				return out, fmt.Errorf("update schedule %s: %w", s.ID, err)
+			}
+			out[s.ID] = "updated"
+		}
+	}
+	return out, nil
+}
