@@ -15,6 +15,7 @@ BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench TAXFLOW_TEMPORAL_PORT=27233 TA
 	TAXFLOW_DYNAMODB_PORT=28000 TAXFLOW_S3_PORT=29000 TAXFLOW_S3_CONSOLE_PORT=29001 TAXFLOW_LAMBDA_PORT=29009
 BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
+BENCH_SWEEP ?= 100000
 
 .PHONY: setup build dev up down status test unit fuzz integration bench lint template clean
 
@@ -60,7 +61,7 @@ integration: build ## start a fresh test stack, run the integration tests, stop 
 bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
-	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS)' 
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP)' 
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

@@ -38,10 +38,14 @@ func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	n := fs.Int("n", 50, "refunds per run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every variant once, in a rotating order, and the median is reported")
+	sweep := fs.Int("sweep", 0, "instead: time a reminder sweep over this many obligations")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	return withTemporal(ctx, func(a *app, c client.Client) error {
+		if *sweep > 0 {
+			return benchSweep(ctx, a, c, *sweep)
+		}
 		lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
 		inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
 
