@@ -12,10 +12,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -23,7 +20,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -177,38 +173,15 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	docID := r.URL.Query().Get("doc_id")
-	if docID == "" {
-		docID = uuid.NewString()
-	}
-	if !docIDRE.MatchString(docID) {
-		writeError(w, http.StatusBadRequest, "invalid_request", "doc_id: lower-case letters, digits and '-'", nil)
+	docID, typ, size, ok := s.storeUpload(w, r, id, docs.Identity)
+	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
-		return
-	}
-	typ, err := docs.Check(body, docs.Identity)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
-		return
-	}
-	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
-		return
-	}
-	key := document.IncomingKey(id, docID)
-	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
-		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
-		s.internal(w, "store upload", err)
-		return
-	}
-	err = s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalDocument, workflows.DocumentRef{DocID: docID})
+	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalDocument, workflows.DocumentRef{DocID: docID})
 	if s.temporalError(w, "signal document", err) {
 		return
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": len(body)})
+	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
 }
 
 // resubmitIdentity sends corrected data or a new certificate after a mismatch.

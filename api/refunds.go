@@ -268,43 +268,49 @@ func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 
 var docIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,79}$`)
 
-// uploadDocument takes the file as the request body (at most 10 MB), judges it by its
-// bytes, stores it under incoming/ and tells the case. A refused file stores nothing.
-func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	docID := r.URL.Query().Get("doc_id")
+// storeUpload takes a file as the request body (at most 10 MB), judges it by its bytes
+// for the purpose, and stores it under incoming/<case>/<doc>. A refused file stores
+// nothing. ok is false when an answer has been written.
+func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, purpose docs.Purpose) (docID string, typ docs.Type, size int, ok bool) {
+	docID = r.URL.Query().Get("doc_id")
 	if docID == "" {
 		docID = uuid.NewString()
 	}
 	if !docIDRE.MatchString(docID) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "doc_id: lower-case letters, digits and '-'", nil)
-		return
+		return "", "", 0, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
 	if err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
-		return
+		return "", "", 0, false
 	}
-	typ, err := docs.Check(body, docs.Supporting)
+	typ, err = docs.Check(body, purpose)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
-		return
+		return "", "", 0, false
 	}
 	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
-		return
+		return "", "", 0, false
 	}
 	key := document.IncomingKey(id, docID)
-	_, err = s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
-		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256})
-	if err != nil {
+	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
 		s.internal(w, "store upload", err)
+		return "", "", 0, false
+	}
+	return docID, typ, len(body), true
+}
+
+// uploadDocument takes a supporting document and tells the case.
+func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.caseID(w, r)
+	if !ok {
 		return
 	}
-	if s.signalDocument(w, r, id, docID) {
-		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": len(body)})
+	docID, typ, size, ok := s.storeUpload(w, r, id, docs.Supporting)
+	if ok && s.signalDocument(w, r, id, docID) {
+		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
 	}
 }
 
