@@ -143,16 +143,20 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
+	// Events are taken off the channel only here, on the main coroutine: a receiving
+	// goroutine could hold an event the moment the run continues as new, and lose it.
+	events := workflow.GetSignalChannel(ctx, AccountSignalEvent)
 	for {
 		// Apply what arrived, then wait for more or for the next deadline.
+		r.drain(events)
 		if err := r.apply(ctx); err != nil {
 			return err
 		}
 		if r.events >= in.Policy.ContinueAfter && !r.child {
-			return r.continueAsNew(ctx)
+			return r.continueAsNew(ctx, events)
 		}
 		wait, hasTimer := r.nextDeadline(ctx)
-		cond := func() bool { return len(r.pending) > 0 || r.dirty }
+		cond := func() bool { return len(r.pending) > 0 || events.Len() > 0 || r.dirty }
 		if hasTimer {
 			if _, err := workflow.AwaitWithTimeout(ctx, wait, cond); err != nil {
 				return err
@@ -199,14 +203,6 @@ func (r *account) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, AccountQueryStatus, func() (AccountStatus, error) { return r.status(), nil }); err != nil {
 		return err
 	}
-	events := workflow.GetSignalChannel(ctx, AccountSignalEvent)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var e AccountEvent
-			events.Receive(ctx, &e)
-			r.pending = append(r.pending, e)
-		}
-	})
 	locked := func(statuses ...string) func() error {
 		return func() error {
 			for _, s := range statuses {
@@ -516,21 +512,24 @@ func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountSta
 	return r.status(), r.j.audit(ctx, "specialist_refused", d.Specialist, d.Reason)
 }
 
-// continueAsNew starts a fresh run with the whole state, the de-duplication window and
-// every event received but not yet applied; handlers in flight finish first.
-func (r *account) continueAsNew(ctx workflow.Context) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
-	}
-	// Drain what has arrived but not been taken off the channel yet.
-	ch := workflow.GetSignalChannel(ctx, AccountSignalEvent)
+// drain moves every event waiting on the channel to the pending queue.
+func (r *account) drain(ch workflow.ReceiveChannel) {
 	for {
 		var e AccountEvent
 		if !ch.ReceiveAsync(&e) {
-			break
+			return
 		}
 		r.pending = append(r.pending, e)
 	}
+}
+
+// continueAsNew starts a fresh run with the whole state, the de-duplication window and
+// every event received but not yet applied; handlers in flight finish first.
+func (r *account) continueAsNew(ctx workflow.Context, events workflow.ReceiveChannel) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	r.drain(events) // what arrived while handlers finished
 	st := r.st
 	next := r.in
 	next.State, next.Pending, next.Seen = &st, r.pending, r.st.RecentEventIDs
