@@ -149,17 +149,10 @@ func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return
 	}
-	var req struct {
-		Approve *bool  `json:"approve"`
-		Reason  string `json:"reason"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if req.Approve == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+	approve, reason, ok := readApproval(w, r)
+	if !ok {
 		return
 	}
 	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateDecision,
-		workflows.SpecialistDecision{Approve: *req.Approve, Reason: req.Reason, Specialist: principal(r).ID}, &workflows.AccountStatus{})
+		workflows.SpecialistDecision{Approve: approve, Reason: reason, Specialist: principal(r).ID}, &workflows.AccountStatus{})
 }

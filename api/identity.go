@@ -233,18 +233,11 @@ func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Approve *bool  `json:"approve"`
-		Reason  string `json:"reason"`
-	}
-	if !decodeBody(w, r, &req) {
+	approve, reason, ok := readApproval(w, r)
+	if !ok {
 		return
 	}
-	if req.Approve == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
-		return
-	}
-	s.updateAs(w, r, id, workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: *req.Approve, Reason: req.Reason, Operator: principal(r).ID},
+	s.updateAs(w, r, id, workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: reason, Operator: principal(r).ID},
 		&workflows.IdentityStatus{})
 }
 

@@ -377,18 +377,11 @@ func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Approve *bool  `json:"approve"`
-		Reason  string `json:"reason"`
-	}
-	if !decodeBody(w, r, &req) {
+	approve, reason, ok := readApproval(w, r)
+	if !ok {
 		return
 	}
-	if req.Approve == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
-		return
-	}
-	d := workflows.RefundDecision{Approve: *req.Approve, Reason: req.Reason, Reviewer: principal(r).ID}
+	d := workflows.RefundDecision{Approve: approve, Reason: reason, Reviewer: principal(r).ID}
 	s.updateAs(w, r, id, workflows.RefundUpdateDecide, d, &workflows.RefundStatus{})
 }
 
@@ -466,4 +459,20 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"case_id": id, "entries": entries})
+}
+
+// readApproval reads a human decision's body: {"approve": true|false, "reason": "…"}.
+func readApproval(w http.ResponseWriter, r *http.Request) (approve bool, reason string, ok bool) {
+	var req struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
+	}
+	if !decodeBody(w, r, &req) {
+		return false, "", false
+	}
+	if req.Approve == nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+		return false, "", false
+	}
+	return *req.Approve, req.Reason, true
 }
