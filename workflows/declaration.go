@@ -257,24 +257,10 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 
 // watchDeadline reminds inspectors before the review deadline and escalates after it.
 func (r *declaration) watchDeadline(ctx workflow.Context) {
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		if d := r.st.Deadline.Add(-r.in.Policy.ReminderBefore).Sub(workflow.Now(ctx)); d > 0 {
-			if workflow.Sleep(ctx, d) != nil {
-				return
-			}
-			if r.st.Decisions == 0 {
-				r.st.Reminded = true
-				_ = r.j.notify(ctx, "reviewer", "declaration.deadline_reminder")
-			}
-		}
-		if workflow.Sleep(ctx, r.st.Deadline.Sub(workflow.Now(ctx))) != nil || r.st.Decisions > 0 {
-			return
-		}
-		r.st.Escalated = true
-		_ = r.j.notify(ctx, "supervisor", "declaration.deadline_passed")
-		_ = r.j.audit(ctx, "deadline_passed", "system", "desk-review term passed")
-		_ = r.j.refresh(ctx)
-	})
+	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
+		settled: func() bool { return r.st.Decisions > 0 },
+		remind:  "declaration.deadline_reminder", escalate: "declaration.deadline_passed", reason: "desk-review term passed",
+		reminded: &r.st.Reminded, escalated: &r.st.Escalated})
 }
 
 func (r *declaration) run(ctx workflow.Context) error {

@@ -196,3 +196,14 @@ func TestDeclarationCancelled(t *testing.T) {
 		t.Fatal("want the cancellation")
 	}
 }
+
+// The stored declaration unreadable for good (S3 keeps failing) exhausts the check's retries.
+func TestDeclarationCheckRetriesExhausted(t *testing.T) {
+	h := newDeclHarness(t)
+	in := h.input(goodDeclaration(), false)
+	delete(h.s3.Objects, in.Submission.Key)
+	h.env.ExecuteWorkflow(Declaration, in)
+	if appErr := activityCause(t, h.env.GetWorkflowError()); appErr.NonRetryable() {
+		t.Fatalf("got %v", appErr)
+	}
+}

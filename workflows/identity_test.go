@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -371,5 +373,22 @@ func TestIdentityDocumentsArriveAfterStart(t *testing.T) {
 	st := h.run(idInput(contract.MethodDocuments))
 	if idStatuses(st) != "received>needs_documents>checking>verified" || st.Attempts != 1 {
 		t.Fatalf("got %s after %d attempts", idStatuses(st), st.Attempts)
+	}
+}
+
+// The registry match failing transiently for good exhausts its retries; nothing is confirmed.
+func TestIdentityRetriesExhausted(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	handlers := realHandlers(h.db, h.s3)
+	handlers[contract.FnIdentityMatch] = fnHandler(func(context.Context, contract.IdentityMatchInput) (contract.IdentityMatchResult, error) {
+		return contract.IdentityMatchResult{}, errors.New("registry timeout")
+	})
+	var s testsuite.WorkflowTestSuite
+	h.env = s.NewTestWorkflowEnvironment()
+	registerActivities(h.env, handlers)
+	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodDocuments, "p1"))
+	if appErr := activityCause(t, h.env.GetWorkflowError()); appErr.Type() != "InternalError" || h.confirmed().Confirmed {
+		t.Fatalf("got %v, confirmed %v", appErr, h.confirmed().Confirmed)
 	}
 }

@@ -151,3 +151,14 @@ func TestSweepInactiveAndRetention(t *testing.T) {
 		t.Fatal("a fresh generated document was removed")
 	}
 }
+
+// A store that stays down exhausts the activity's retries and fails the run, visibly.
+func TestSweepRetriesExhausted(t *testing.T) {
+	db, _ := newStores()
+	db.Err = errors.New("connection refused")
+	env := sweepEnv(db)
+	env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobReminders, Date: "2026-12-01", LeadDays: []int{7}})
+	if appErr := activityCause(t, env.GetWorkflowError()); appErr.Type() != "InternalError" {
+		t.Fatalf("got %v", appErr)
+	}
+}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -118,4 +119,38 @@ func (j *journal) notify(ctx workflow.Context, recipient, template string, param
 	var a *activities.Activities
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.Notify,
 		j.notification(ctx, recipient, template, params...)).Get(ctx, nil)
+}
+
+// deadlineWatch reminds staff before a case's deadline and escalates when it passes,
+// unless the case no longer needs it (settled says so when each timer fires).
+type deadlineWatch struct {
+	deadline       time.Time
+	reminderBefore time.Duration
+	settled        func() bool
+	remind         string // template to the reviewer
+	escalate       string // template to the supervisor
+	reason         string // journal entry at escalation
+	reminded       *bool
+	escalated      *bool
+}
+
+func (j *journal) watch(ctx workflow.Context, w deadlineWatch) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		if d := w.deadline.Add(-w.reminderBefore).Sub(workflow.Now(ctx)); w.reminderBefore > 0 && d > 0 {
+			if workflow.Sleep(ctx, d) != nil {
+				return
+			}
+			if !w.settled() {
+				*w.reminded = true
+				_ = j.notify(ctx, "reviewer", w.remind)
+			}
+		}
+		if workflow.Sleep(ctx, w.deadline.Sub(workflow.Now(ctx))) != nil || w.settled() {
+			return
+		}
+		*w.escalated = true
+		_ = j.notify(ctx, "supervisor", w.escalate)
+		_ = j.audit(ctx, "deadline_passed", "system", w.reason)
+		_ = j.refresh(ctx)
+	})
 }

@@ -288,31 +288,13 @@ func (r *refund) handlers(ctx workflow.Context) error {
 	return nil
 }
 
-// watchDeadline reminds the reviewer before the deadline and escalates when it passes,
-// unless the case has finished by then.
+// watchDeadline reminds the reviewer before the 30-day deadline and escalates when it
+// passes, unless the case has finished or its payout has started.
 func (r *refund) watchDeadline(ctx workflow.Context) {
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		remindAt := r.st.Deadline.Add(-r.in.Policy.ReminderBefore)
-		if d := remindAt.Sub(workflow.Now(ctx)); r.in.Policy.ReminderBefore > 0 && d > 0 {
-			if workflow.Sleep(ctx, d) != nil {
-				return
-			}
-			if !r.final && !r.payoutStarted {
-				r.st.Reminded = true
-				_ = r.j.notify(ctx, "reviewer", "refund.deadline_reminder")
-			}
-		}
-		if workflow.Sleep(ctx, r.st.Deadline.Sub(workflow.Now(ctx))) != nil {
-			return
-		}
-		if r.final || r.st.Status == RefundPaid {
-			return
-		}
-		r.st.Escalated = true
-		_ = r.j.notify(ctx, "supervisor", "refund.deadline_passed")
-		_ = r.j.audit(ctx, "deadline_passed", "system", "30-day review deadline passed")
-		_ = r.j.refresh(ctx)
-	})
+	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
+		settled: func() bool { return r.final || r.payoutStarted || r.st.Status == RefundPaid },
+		remind:  "refund.deadline_reminder", escalate: "refund.deadline_passed", reason: "30-day review deadline passed",
+		reminded: &r.st.Reminded, escalated: &r.st.Escalated})
 }
 
 func (r *refund) run(ctx workflow.Context) error {

@@ -4,8 +4,6 @@
 package catalog
 
 import (
-	"sort"
-
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
@@ -97,15 +95,5 @@ func Handlers(d fn.Deps) map[string]any {
 	for name, c := range constructors {
 		out[name] = c(d)
 	}
-	return out
-}
-
-// Names lists every function's logical name, sorted.
-func Names() []string {
-	out := make([]string, 0, len(constructors))
-	for name := range constructors {
-		out = append(out, name)
-	}
-	sort.Strings(out)
 	return out
 }

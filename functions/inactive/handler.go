@@ -6,6 +6,8 @@ package inactive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -68,7 +70,7 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 				}
 			}
 		case tp.InactiveNoticeAt == nil:
-			r, err := out.Send(ctx, contract.Notification{NotificationID: "inactive#" + tp.INN + "#" + tp.LastActivity, CaseID: "inactive-" + tp.INN[len(tp.INN)-4:],
+			r, err := out.Send(ctx, contract.Notification{NotificationID: "inactive#" + ref(tp.INN) + "#" + tp.LastActivity, CaseID: "inactive-" + ref(tp.INN),
 				INN: tp.INN, Recipient: "taxpayer", Template: "account.inactive_notice", At: day, Channels: tp.Channels,
 				Params: map[string]string{"grace_days": fmt.Sprint(in.GraceDays)}})
 			if err != nil {
@@ -84,7 +86,7 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 			if _, err := store.SetFields(ctx, h.DB, h.Taxpayers, key, map[string]any{"deletion_flagged_at": day}); err != nil {
 				return res, err
 			}
-			if _, err := out.Send(ctx, contract.Notification{NotificationID: "flagged#" + tp.INN + "#" + tp.LastActivity, CaseID: "inactive-" + tp.INN[len(tp.INN)-4:],
+			if _, err := out.Send(ctx, contract.Notification{NotificationID: "flagged#" + ref(tp.INN) + "#" + tp.LastActivity, CaseID: "inactive-" + ref(tp.INN),
 				Recipient: "operator", Template: "account.flagged_for_deletion", At: day}); err != nil {
 				return res, err
 			}
@@ -92,4 +94,10 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 		}
 	}
 	return res, nil
+}
+
+// ref names a taxpayer in ids without the INN itself: a hash, stable across runs.
+func ref(inn string) string {
+	sum := sha256.Sum256([]byte("taxflow-inactive:" + inn))
+	return hex.EncodeToString(sum[:8])
 }

@@ -44,17 +44,8 @@ func (c *apiClient) declaration(id string) workflows.DeclarationStatus {
 
 func (c *apiClient) waitDeclaration(id, want string) workflows.DeclarationStatus {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st := c.declaration(id)
-		if st.Status == want {
-			return st
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s stayed %s (problems %v), want %s", id, st.Status, st.Problems, want)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
+	return poll(c.t, id+" to be "+want, func() workflows.DeclarationStatus { return c.declaration(id) },
+		func(st workflows.DeclarationStatus) bool { return st.Status == want })
 }
 
 // From submission (XML, SMS confirmation) through a failed check, a correction, an

@@ -75,17 +75,7 @@ func (c *apiClient) identity(id string) workflows.IdentityStatus {
 
 func (c *apiClient) waitIdentity(id string, want func(workflows.IdentityStatus) bool, what string) workflows.IdentityStatus {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st := c.identity(id)
-		if want(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: waited for %s, status %s paused %v reasons %v", id, what, st.Status, st.Paused, st.Reasons)
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
+	return poll(c.t, id+": "+what, func() workflows.IdentityStatus { return c.identity(id) }, want)
 }
 
 func status(s string) func(workflows.IdentityStatus) bool {

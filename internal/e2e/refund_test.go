@@ -139,14 +139,21 @@ func (c *apiClient) status(id string) workflows.RefundStatus {
 
 func (c *apiClient) waitStatus(id, want string) workflows.RefundStatus {
 	c.t.Helper()
+	return poll(c.t, id+" to be "+want, func() workflows.RefundStatus { return c.status(id) },
+		func(st workflows.RefundStatus) bool { return st.Status == want })
+}
+
+// poll reads until done says so, for at most 90 s; on failure it shows the last read.
+func poll[T any](t *testing.T, what string, read func() T, done func(T) bool) T {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		st := c.status(id)
-		if st.Status == want {
-			return st
+		v := read()
+		if done(v) {
+			return v
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s stayed %s, want %s", id, st.Status, want)
+			t.Fatalf("waited for %s; last seen %+v", what, v)
 		}
 		time.Sleep(150 * time.Millisecond)
 	}

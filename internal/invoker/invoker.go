@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -55,16 +54,6 @@ func NewInProcess(handlers map[string]any) *InProcess {
 		p.handlers[name] = lambda.NewHandler(h)
 	}
 	return p
-}
-
-// Names lists the registered function names, sorted.
-func (p *InProcess) Names() []string {
-	names := make([]string, 0, len(p.handlers))
-	for n := range p.handlers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // Invoke runs the handler. A panic inside it is reported like the Lambda runtime

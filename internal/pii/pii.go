@@ -37,12 +37,3 @@ func RedactBytes(b []byte) []byte {
 	}
 	return out
 }
-
-// Last4 shows only the last four characters of an identifier, for messages a person
-// must be able to match against their own documents.
-func Last4(id string) string {
-	if len(id) <= 4 {
-		return "****"
-	}
-	return "****" + id[len(id)-4:]
-}

@@ -24,15 +24,6 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestLast4(t *testing.T) {
-	if got := Last4("40817810099910004312"); got != "****4312" {
-		t.Fatal(got)
-	}
-	if got := Last4("12"); got != "****" {
-		t.Fatal(got)
-	}
-}
-
 func BenchmarkRedactLogLine(b *testing.B) {
 	line := []byte(`{"level":"info","case_id":"refund-0c6f6f9e-0000-4000-8000-000000000001","status":"paid","took":12.5,"message":"request"}`)
 	for b.Loop() {

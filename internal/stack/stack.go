@@ -23,8 +23,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
-
-	"github.com/taxflow/taxflow/internal/config"
 )
 
 // Local credentials of the stack. They protect nothing but a loopback-only test stack.
@@ -111,16 +109,6 @@ func (s Stack) Env() []string {
 		"AWS_ENDPOINT_URL_LAMBDA=http://" + addr(s.Ports.Lambda),
 		"TEMPORAL_ADDRESS=" + addr(s.Ports.Temporal),
 		"TEMPORAL_NAMESPACE=default",
-	}
-}
-
-// AWS is the AWS part of the configuration for this stack.
-func (s Stack) AWS() config.AWS {
-	return config.AWS{
-		Region:           "us-east-1",
-		EndpointS3:       "http://" + addr(s.Ports.S3),
-		EndpointDynamoDB: "http://" + addr(s.Ports.DynamoDB),
-		EndpointLambda:   "http://" + addr(s.Ports.Lambda),
 	}
 }
 
