@@ -17,7 +17,14 @@ BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 
-.PHONY: setup build dev up down status test unit fuzz integration bench lint template clean
+.PHONY: help setup build dev up down status test unit fuzz integration bench lint template clean
+.DEFAULT_GOAL := help
+
+help: ## list the targets (a plain `make` does this)
+	@echo "taxflow — the two commands: make dev (whole local stack + demo, Ctrl-C stops it) and make test"
+	@echo
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 20
+
 
 setup: ## install the pinned tools into .tools/ (a second run is a no-op)
 	@bash localstack/native/setup.sh
@@ -34,18 +41,18 @@ up: setup build ## start the local stack in the background
 down: build ## stop the local stack
 	@$(BIN) stack down
 
-status: build
+status: build ## show which parts of the local stack run
 	@$(BIN) stack status
 
 test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 
-lint:
+lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	@$(GO) vet ./...
 	@$(GO) vet -tags integration ./internal/e2e/...
 
-unit:
+unit: ## unit tests with -race
 	@$(GO) test -race -count=1 ./...
 
 FUZZ_TIME ?= 3s
@@ -66,5 +73,5 @@ bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare w
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml
 
-clean: down
+clean: down ## stop the stack, remove bin/ and .run/
 	rm -rf bin .run
