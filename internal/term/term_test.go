@@ -31,7 +31,7 @@ func check(t *testing.T, r row, got Result) {
 			r.name, got.LastDay.Format(time.DateOnly), got.Moved, got.Provisional, r.lastDay, r.moved, r.provYear)
 	}
 	// art. 6.1 p.8: the term ends at 24:00 Moscow time of the last day
-	wantEnd := at(r.lastDay + "T00:00:00+03:00").AddDate(0, 0, 1)
+	wantEnd := at(r.lastDay+"T00:00:00+03:00").AddDate(0, 0, 1)
 	if !got.End.Equal(wantEnd) {
 		t.Errorf("%s: ends %s, want 24:00 MSK of the last day (%s)", r.name, got.End, wantEnd)
 	}
