@@ -2,7 +2,7 @@
 // 004:32]: one page of the obligations due on date+lead, one notification each through
 // the outbox, on the channels the taxpayer chose. The notification id is the obligation
 // and the lead time, so however often a day is swept (retries, re-runs, overlaps,
-// backfills) each reminder is sent once.
+// backfills) each reminder is sent once. A paid obligation gets no reminder.
 package reminders
 
 import (
@@ -66,11 +66,18 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 	if err != nil {
 		return contract.SweepResult{}, fmt.Errorf("read obligations: %w", err)
 	}
-	var obligations []contract.Obligation
-	if err := store.UnmarshalList(page.Items, &obligations); err != nil {
+	var all []contract.Obligation
+	if err := store.UnmarshalList(page.Items, &all); err != nil {
 		return contract.SweepResult{}, err
 	}
-	res := contract.SweepResult{Processed: len(obligations), Cursor: store.EncodeCursor(page.LastEvaluatedKey)}
+	res := contract.SweepResult{Processed: len(all), Cursor: store.EncodeCursor(page.LastEvaluatedKey)}
+	// A paid obligation needs no reminder [004:81]; it still counts as processed.
+	obligations := make([]contract.Obligation, 0, len(all))
+	for _, o := range all {
+		if !o.Paid() {
+			obligations = append(obligations, o)
+		}
+	}
 	channels, err := h.channels(ctx, obligations)
 	if err != nil {
 		return contract.SweepResult{}, err
@@ -90,7 +97,7 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 				NotificationID: fmt.Sprintf("reminder#%s#%d", o.ObligationID, in.LeadDays),
 				CaseID:         o.ObligationID, INN: o.INN, Recipient: "taxpayer",
 				Template: fmt.Sprintf("reminder.%dd", in.LeadDays), At: day,
-				Params:   map[string]string{"tax": o.Tax, "amount": domain.Kopecks(o.Amount).String(), "due_date": o.DueDate},
+				Params:   params(o),
 				Channels: channels[o.INN],
 			})
 			mu.Lock()
@@ -112,6 +119,18 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 		return contract.SweepResult{}, fmt.Errorf("send reminders: %w", firstErr)
 	}
 	return res, nil
+}
+
+// params are the template's values; a report (a declaration to file) has no amount.
+func params(o contract.Obligation) map[string]string {
+	p := map[string]string{"tax": o.Tax, "amount": domain.Kopecks(o.Amount).String(), "due_date": o.DueDate}
+	if o.Kind != "" {
+		p["kind"] = o.Kind
+	}
+	if o.Period != 0 {
+		p["period"] = fmt.Sprint(o.Period)
+	}
+	return p
 }
 
 // channels reads each distinct taxpayer's chosen channels once per page.

@@ -1,5 +1,7 @@
 package contract
 
+import "time"
+
 // Functions of the scheduled jobs.
 const (
 	FnReminderSweep  = "reminder-sweep"
@@ -15,7 +17,28 @@ type Obligation struct {
 	Amount       int64  `json:"amount_kopecks"`
 	DueDate      string `json:"due_date"`  // YYYY-MM-DD
 	DueMonth     string `json:"due_month"` // YYYY-MM: the index partition
+	// Kind: payment (pay by the due date) or report (file by it); empty is a payment.
+	Kind   string `json:"kind,omitempty"`
+	Period int    `json:"period,omitempty"` // the tax period the obligation is for
+	// Status [004:81]: empty or "due" until paid; "paid" stops the reminders.
+	Status string     `json:"status,omitempty"`
+	PaidAt *time.Time `json:"paid_at,omitempty"`
+	// Basis is the statutory source of the due date (for example "Tax Code art. 409 p.1").
+	Basis string `json:"basis,omitempty"`
+	// DueProvisional: the due date was moved over a calendar year with no decree loaded.
+	DueProvisional bool `json:"due_provisional,omitempty"`
 }
+
+// Obligation kinds and statuses.
+const (
+	ObligationPayment = "payment"
+	ObligationReport  = "report"
+	ObligationDue     = "due"
+	ObligationPaid    = "paid"
+)
+
+// Paid tells whether the obligation is settled (no reminder is sent for it).
+func (o Obligation) Paid() bool { return o.Status == ObligationPaid }
 
 // SweepPage asks for one page of a sweep; Cursor is opaque (empty to start).
 type SweepPage struct {
