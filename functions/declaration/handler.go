@@ -1,5 +1,7 @@
 // Package declaration runs the automatic checks of a stored 3-НДФЛ declaration (JSON or
-// XML): required fields, INN, period and the arithmetic (internal/ndfl) [000:123, 004:128].
+// XML): required fields, INN, period (a past year in Moscow time; a refund or deduction
+// for the 3 preceding years only, Tax Code art. 78 p.7) and the arithmetic (internal/ndfl)
+// [000:123, 004:128].
 package declaration
 
 import (
@@ -72,5 +74,12 @@ func (h Handler) Check(ctx context.Context, in contract.DeclarationCheckInput) (
 	}
 	c, problems := h.Rules.Check(d, in.At)
 	return contract.DeclarationCheckResult{OK: len(problems) == 0, Problems: problems, INN: d.INN, Period: d.Period,
-		Computed: contract.DeclarationComputed(c)}, nil
+		Computed: computed(c)}, nil
+}
+
+// computed is the part of our arithmetic the processes carry (the base split and the
+// carry-over stay in ndfl until a process needs them).
+func computed(c ndfl.Computed) contract.DeclarationComputed {
+	return contract.DeclarationComputed{Income: c.Income, Deductions: c.Deductions, Base: c.Base, Tax: c.Tax,
+		Withheld: c.Withheld, Payable: c.Payable, Refund: c.Refund}
 }

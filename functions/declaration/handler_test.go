@@ -50,3 +50,34 @@ func TestCheckJSONAndXMLAlike(t *testing.T) {
 		t.Fatal("a key outside the case accepted")
 	}
 }
+
+// Tax Code art. 78 p.7: a refund is claimed for the 3 preceding years only; the tax year
+// is Moscow's (a 2025 declaration filed at 01:30 MSK on 1 January 2026 is in time).
+func TestCheckPeriodRules(t *testing.T) {
+	s3 := storetest.NewS3()
+	h := Handler{S3: s3, Bucket: "b", Rules: ndfl.DefaultRules()}
+	old := strings.Replace(jsonDecl, `"period":2025`, `"period":2022`, 1)
+	s3.Put("declarations/c2/v1.json", []byte(old))
+	s3.Put("declarations/c2/v2.json", []byte(jsonDecl))
+	cases := []struct {
+		key    string
+		at     time.Time
+		ok     bool
+		reason string
+	}{
+		{"declarations/c2/v1.json", time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), false, "art. 78 p.7"},
+		{"declarations/c2/v1.json", time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC), true, ""},
+		{"declarations/c2/v2.json", time.Date(2025, 12, 31, 22, 30, 0, 0, time.UTC), true, ""},
+		{"declarations/c2/v2.json", time.Date(2025, 12, 31, 20, 30, 0, 0, time.UTC), false, "past tax year"},
+	}
+	for _, c := range cases {
+		res, err := h.Check(context.Background(), contract.DeclarationCheckInput{CaseID: "c2", Key: c.key, Format: "json", At: c.at})
+		if err != nil || res.OK != c.ok {
+			t.Errorf("%s at %s: %+v %v", c.key, c.at, res, err)
+			continue
+		}
+		if !c.ok && (len(res.Problems) == 0 || res.Problems[0].Field != "period" || !strings.Contains(res.Problems[0].Reason, c.reason)) {
+			t.Errorf("%s at %s: problems %v, want period: %q", c.key, c.at, res.Problems, c.reason)
+		}
+	}
+}

@@ -8,8 +8,6 @@ import (
 
 var now = time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
 
-func rub(r int64) int64 { return r * 100 }
-
 // Cases worked out by hand.
 func TestTaxGolden(t *testing.T) {
 	r := DefaultRules()
@@ -59,7 +57,7 @@ func TestCheckValid(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	want := Computed{Income: rub(1_200_000), Deductions: rub(100_000), Base: rub(1_100_000), Tax: rub(143_000), Withheld: rub(156_000), Refund: rub(13_000)}
+	want := Computed{Income: rub(1_200_000), Deductions: rub(100_000), Base: rub(1_100_000), MainBase: rub(1_100_000), Tax: rub(143_000), Withheld: rub(156_000), Refund: rub(13_000)}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
@@ -75,7 +73,7 @@ func TestCheckProblemsByField(t *testing.T) {
 		{"inn", func(d *Declaration) { d.INN = "500100732258" }, "inn", "check digits"},
 		{"future period", func(d *Declaration) { d.Period = 2026 }, "period", "past tax year"},
 		{"no income", func(d *Declaration) { d.Incomes = nil }, "incomes", "at least one"},
-		{"income kind", func(d *Declaration) { d.Incomes[0].Kind = "gift" }, "incomes[0].kind", "salary"},
+		{"income kind", func(d *Declaration) { d.Incomes[0].Kind = "lottery" }, "incomes[0].kind", "salary"},
 		{"no documents", func(d *Declaration) { d.Deductions[0].Documents = nil }, "deductions[0].documents", "supporting documents"},
 		{"over the limit", func(d *Declaration) { d.Deductions[0].Amount = rub(200_000) }, "deductions[0].amount_kopecks", "exceed the limit"},
 		{"wrong arithmetic", func(d *Declaration) { d.DeclaredTax = rub(140_000) }, "declared_tax_kopecks", "143000.00"},
@@ -93,5 +91,123 @@ func TestCheckProblemsByField(t *testing.T) {
 			}
 			t.Fatalf("want %s: %q, got %v", c.field, c.reason, problems)
 		})
+	}
+}
+
+// Art. 52 p.6: the exact tax is rounded to full roubles once. The issue: 1 003,81 ₽ ×
+// 13 % = 130,4953 ₽ was rounded to 130,50 ₽ and then to 131 ₽.
+func TestTaxRoundedOnceArt52p6(t *testing.T) {
+	for _, c := range []struct {
+		base, want int64
+	}{
+		{100_381, rub(130)}, // 130.4953 → 130 (the code gave 131)
+		{100_385, rub(131)}, // 130.5005 → 131
+		{384, 0},            // 0.4992 → 0
+		{385, rub(1)},       // 0.5005 → 1
+	} {
+		if got := DefaultRules().Tax(c.base, 2025); got != c.want {
+			t.Errorf("tax on %d kopecks = %d, want %d", c.base, got, c.want)
+		}
+	}
+}
+
+func decl(period int, incomes []Income, deductions ...Deduction) Declaration {
+	return Declaration{INN: "500100732259", Period: period, Incomes: incomes, Deductions: deductions}
+}
+
+func salary(r int64) Income {
+	return Income{Source: "ООО Ромашка", Kind: "salary", Amount: rub(r)}
+}
+func sale(r int64) Income {
+	return Income{Source: "Покупатель", Kind: "property_sale", Amount: rub(r)}
+}
+func docs(d Deduction) Deduction { d.Documents = []string{"doc-1"}; return d }
+func ded(kind, typ string, r int64) Deduction {
+	return docs(Deduction{Kind: kind, Type: typ, Amount: rub(r)})
+}
+
+// Art. 210 p.2.1, art. 224 p.1, 1.1: from 2025 the sale of property is a separate base
+// at 13/15 % (2.4 M ₽); the 5-step scale applies to the main base only. In 2023–2024 the
+// sale is taxed at 13 % whatever its size.
+func TestSeparateBasesArt210Art224(t *testing.T) {
+	cases := []struct {
+		name string
+		d    Declaration
+		tax  int64
+	}{
+		// The issue: salary 2 M + flat sale 10 M. Code: the scale on 12 M = 1 962 000.
+		// Main 2 M × 13 % = 260 000; sale 2.4 M × 13 % + 7.6 M × 15 % = 312 000 + 1 140 000.
+		{"2025 salary and sale", decl(2025, []Income{salary(2_000_000), sale(10_000_000)}), rub(1_712_000)},
+		// 2024: 2 M × 13 % + 10 M × 13 % (the sale is outside the 5 M threshold) = 1 560 000.
+		// Code: 5 M × 13 % + 7 M × 15 % = 1 700 000.
+		{"2024 salary and sale", decl(2024, []Income{salary(2_000_000), sale(10_000_000)}), rub(1_560_000)},
+		// 2025: a gift of 3 M and insurance of 1 M share the separate base with the sale.
+		// 4 M: 2.4 M × 13 % + 1.6 M × 15 % = 312 000 + 240 000 = 552 000; salary 1 M: 130 000.
+		{"2025 gift and insurance", decl(2025, []Income{salary(1_000_000), {Source: "Даритель", Kind: "gift", Amount: rub(3_000_000)},
+			{Source: "СК", Kind: "insurance", Amount: rub(1_000_000)}}), rub(682_000)},
+	}
+	for _, c := range cases {
+		got, problems := DefaultRules().Check(c.d, now)
+		if got.Tax != c.tax {
+			t.Errorf("%s: tax %d, want %d (%+v %v)", c.name, got.Tax, c.tax, got, problems)
+		}
+	}
+}
+
+// Deductions of art. 218–220 and their limits; art. 78 p.7 (3 preceding years); Moscow year.
+func TestDeductionRules(t *testing.T) {
+	cases := []struct {
+		name   string
+		d      Declaration
+		now    time.Time
+		field  string // "" = no problem but the declared figures
+		reason string
+	}{
+		{"mortgage interest 3 M (art. 220 p.4)", decl(2025, []Income{salary(30_000_000)}, ded("mortgage_interest", "", 3_000_000)), now, "", ""},
+		{"mortgage interest over 3 M", decl(2025, []Income{salary(30_000_000)}, ded("mortgage_interest", "", 3_000_001)), now, "deductions[0].amount_kopecks", "art. 220 p.4"},
+		{"property 2 M for life (art. 220 p.3)", decl(2025, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "property", Amount: rub(600_000), PriorUsed: rub(1_500_000)})), now, "deductions[0].amount_kopecks", "for life"},
+		{"expensive treatment has no limit (art. 219 p.2)", decl(2025, []Income{salary(3_000_000)}, ded("social", "expensive_treatment", 1_000_000)), now, "", ""},
+		{"child education 110 k per child in 2024", decl(2024, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "social", Type: "child_education", Child: 1, Amount: rub(120_000)})), now, "deductions[0].amount_kopecks", "art. 219 p.1 subp.2"},
+		{"child education 50 k per child in 2023", decl(2023, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "social", Type: "child_education", Child: 1, Amount: rub(60_000)})), now, "deductions[0].amount_kopecks", "50000.00"},
+		{"two children, 110 k each", decl(2024, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "social", Type: "child_education", Child: 1, Amount: rub(110_000)}),
+			docs(Deduction{Kind: "social", Type: "child_education", Child: 2, Amount: rub(110_000)})), now, "", ""},
+		{"social 120 k in 2023", decl(2023, []Income{salary(3_000_000)}, ded("social", "treatment", 100_000), ded("social", "fitness", 30_000)), now,
+			"deductions[1].amount_kopecks", "art. 219 p.2"},
+		// 600 000 a year = 50 000 a month: within 450 000 for 9 months (art. 218 p.1 subp.4)
+		{"child deduction stops at 450 k (2025)", decl(2025, []Income{salary(600_000)},
+			docs(Deduction{Kind: "standard", Type: "child", Child: 2, Months: 12, Amount: rub(33_600)})), now, "deductions[0].months", "9 months"},
+		{"second child 2 800 a month in 2025", decl(2025, []Income{salary(300_000)},
+			docs(Deduction{Kind: "standard", Type: "child", Child: 2, Months: 12, Amount: rub(33_600)})), now, "", ""},
+		{"second child 1 400 a month in 2024", decl(2024, []Income{salary(300_000)},
+			docs(Deduction{Kind: "standard", Type: "child", Child: 2, Months: 12, Amount: rub(33_600)})), now, "deductions[0].amount_kopecks", "1400.00"},
+		{"GTO only from 2025", decl(2024, []Income{salary(300_000)}, ded("standard", "gto", 18_000)), now, "deductions[0].type", "2025"},
+		{"sale of housing 1 M (art. 220 p.2)", decl(2025, []Income{sale(3_000_000)}, ded("property_sale", "housing", 1_000_001)), now, "deductions[0].amount_kopecks", "1000000.00"},
+		{"sale of a car 250 k", decl(2025, []Income{sale(400_000)}, ded("property_sale", "other", 250_000)), now, "", ""},
+		// art. 78 p.7: in 2026 deductions are claimed for 2023–2025 only
+		{"a deduction for 2022 in 2026", decl(2022, []Income{salary(1_000_000)}, ded("social", "treatment", 50_000)), now, "period", "art. 78 p.7"},
+		{"a deduction for 2023 in 2026", decl(2023, []Income{salary(1_000_000)}, ded("social", "treatment", 50_000)), now, "", ""},
+		// The issue: filed at 01:30 MSK on 1 January 2026 (22:30 UTC on 31 December 2025).
+		{"2025 filed on 1 January 2026 MSK", decl(2025, []Income{salary(1_000_000)}), time.Date(2025, 12, 31, 22, 30, 0, 0, time.UTC), "", ""},
+		{"2025 filed on 31 December 2025 MSK", decl(2025, []Income{salary(1_000_000)}), time.Date(2025, 12, 31, 20, 30, 0, 0, time.UTC), "period", "past tax year"},
+	}
+	for _, c := range cases {
+		got, problems := DefaultRules().Check(c.d, c.now)
+		var other []string
+		found := c.field == ""
+		for _, p := range problems {
+			switch {
+			case p.Field == c.field && strings.Contains(p.Reason, c.reason):
+				found = true
+			case !strings.HasPrefix(p.Field, "declared_"):
+				other = append(other, p.Error())
+			}
+		}
+		if !found || (c.field == "" && len(other) > 0) {
+			t.Errorf("%s: want %s %q; got %v (computed %+v)", c.name, c.field, c.reason, problems, got)
+		}
 	}
 }
