@@ -510,4 +510,3 @@ func childMonths(monthly []int64, limit int64) int {
 	}
 	return 12
 }
-
