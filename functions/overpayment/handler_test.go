@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -14,6 +15,7 @@ import (
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 const inn = "500100732259"
@@ -30,19 +32,37 @@ func TestBalance(t *testing.T) {
 		want    contract.OverpaymentResult
 	}{
 		{"overpaid", []contract.LedgerEntry{e("1", "charge", "ndfl", 2025, 100_000), e("2", "payment", "ndfl", 2025, 150_000)}, 0,
-			contract.OverpaymentResult{Overpaid: 50_000, Refundable: 50_000, Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}}}},
+			contract.OverpaymentResult{Overpaid: 50_000, Refundable: 50_000, Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}},
+				Periods: []contract.TaxBalance{{Tax: "ndfl", Period: 2025, Balance: 50_000}}}},
 		{"debt offset first", []contract.LedgerEntry{
 			e("1", "charge", "ndfl", 2025, 100_000), e("2", "payment", "ndfl", 2025, 150_000),
 			e("3", "charge", "property", 2025, 20_000)}, 0,
 			contract.OverpaymentResult{Overpaid: 50_000, Debts: 20_000, Refundable: 30_000,
-				Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}, {Tax: "property", Balance: -20_000}}}},
+				Taxes:   []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}, {Tax: "property", Balance: -20_000}},
+				Periods: []contract.TaxBalance{{Tax: "ndfl", Period: 2025, Balance: 50_000}, {Tax: "property", Period: 2025, Balance: -20_000}}}},
 		{"debts exceed", []contract.LedgerEntry{e("1", "payment", "ndfl", 2025, 10_000), e("2", "charge", "land", 2024, 30_000)}, 0,
 			contract.OverpaymentResult{Overpaid: 10_000, Debts: 30_000, Refundable: 0,
-				Taxes: []contract.TaxBalance{{Tax: "land", Balance: -30_000}, {Tax: "ndfl", Balance: 10_000}}}},
+				Taxes:   []contract.TaxBalance{{Tax: "land", Balance: -30_000}, {Tax: "ndfl", Balance: 10_000}},
+				Periods: []contract.TaxBalance{{Tax: "land", Period: 2024, Balance: -30_000}, {Tax: "ndfl", Period: 2025, Balance: 10_000}}}},
 		{"period filter keeps older debts", []contract.LedgerEntry{
 			e("1", "payment", "ndfl", 2024, 70_000), e("2", "payment", "ndfl", 2025, 40_000), e("3", "charge", "land", 2023, 5_000)}, 2025,
 			contract.OverpaymentResult{Overpaid: 40_000, Debts: 5_000, Refundable: 35_000,
-				Taxes: []contract.TaxBalance{{Tax: "land", Balance: -5_000}, {Tax: "ndfl", Balance: 40_000}}}},
+				Taxes: []contract.TaxBalance{{Tax: "land", Balance: -5_000}, {Tax: "ndfl", Balance: 40_000}},
+				Periods: []contract.TaxBalance{{Tax: "land", Period: 2023, Balance: -5_000}, {Tax: "ndfl", Period: 2024, Balance: 70_000},
+					{Tax: "ndfl", Period: 2025, Balance: 40_000}}}},
+		// The issue: 2024 charged 1 000 ₽ and paid 1 000 ₽, 2025 overpaid 500 ₽. The code
+		// skipped the 2024 payment but kept its charge: "period 2025: refundable 0".
+		{"a fully paid earlier year is no debt", []contract.LedgerEntry{
+			e("1", "charge", "ndfl", 2024, 100_000), e("2", "payment", "ndfl", 2024, 100_000),
+			e("3", "charge", "ndfl", 2025, 100_000), e("4", "payment", "ndfl", 2025, 150_000)}, 2025,
+			contract.OverpaymentResult{Overpaid: 50_000, Refundable: 50_000, Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 50_000}},
+				Periods: []contract.TaxBalance{{Tax: "ndfl", Period: 2024, Balance: 0}, {Tax: "ndfl", Period: 2025, Balance: 50_000}}}},
+		// An unpaid earlier year still is a debt, offset first (domain.md §3).
+		{"an unpaid earlier year is a debt", []contract.LedgerEntry{
+			e("1", "charge", "ndfl", 2024, 100_000), e("2", "payment", "ndfl", 2024, 60_000),
+			e("3", "charge", "ndfl", 2025, 100_000), e("4", "payment", "ndfl", 2025, 150_000)}, 2025,
+			contract.OverpaymentResult{Overpaid: 50_000, Debts: 40_000, Refundable: 10_000, Taxes: []contract.TaxBalance{{Tax: "ndfl", Balance: 10_000}},
+				Periods: []contract.TaxBalance{{Tax: "ndfl", Period: 2024, Balance: -40_000}, {Tax: "ndfl", Period: 2025, Balance: 50_000}}}},
 		{"nothing", nil, 0, contract.OverpaymentResult{}},
 	}
 	for _, c := range cases {
@@ -54,6 +74,66 @@ func TestBalance(t *testing.T) {
 				t.Fatalf("got %s, want %s", a, b)
 			}
 		})
+	}
+}
+
+func paid(id string, period int, amount int64, date string) contract.LedgerEntry {
+	x := e(id, "payment", "ndfl", period, amount)
+	x.Date, _ = time.Parse(time.RFC3339, date)
+	return x
+}
+
+// Tax Code art. 78 p.7: an overpayment is refundable within 3 years of the payment.
+func TestBalanceThreeYearWindow(t *testing.T) {
+	claim := time.Date(2026, 11, 23, 12, 0, 0, 0, term.Moscow)
+	cases := []struct {
+		name                          string
+		entries                       []contract.LedgerEntry
+		period                        int
+		claimAt                       time.Time
+		overpaid, expired, refundable int64
+	}{
+		{"paid more than 3 years ago", []contract.LedgerEntry{e("1", "charge", "ndfl", 2022, 100_000),
+			paid("2", 2022, 100_000, "2023-07-14T10:00:00+03:00"), paid("3", 2022, 50_000, "2023-07-15T10:00:00+03:00")}, 2022, claim, 0, 50_000, 0},
+		// 15 Jul 2026 + 24:00 MSK is the last moment (art. 6.1 p.3, 8)
+		{"claimed on the last day", []contract.LedgerEntry{e("1", "charge", "ndfl", 2022, 100_000),
+			paid("2", 2022, 100_000, "2023-07-14T10:00:00+03:00"), paid("3", 2022, 50_000, "2023-07-15T10:00:00+03:00")}, 2022,
+			time.Date(2026, 7, 15, 23, 30, 0, 0, term.Moscow), 50_000, 0, 50_000},
+		// the overpayment is made of the latest payments: 30 000 of 2026 is refundable, 20 000 of 2023 is not
+		{"old and new payments", []contract.LedgerEntry{e("1", "charge", "ndfl", 2023, 100_000),
+			paid("2", 2023, 120_000, "2023-06-01T10:00:00+03:00"), paid("3", 2023, 30_000, "2026-01-10T10:00:00+03:00")}, 0, claim, 30_000, 20_000, 30_000},
+		{"no claim time: no window", []contract.LedgerEntry{e("1", "charge", "ndfl", 2022, 100_000),
+			paid("2", 2022, 150_000, "2020-07-14T10:00:00+03:00")}, 2022, time.Time{}, 50_000, 0, 50_000},
+	}
+	for _, c := range cases {
+		got := BalanceAt(c.entries, c.period, c.claimAt)
+		if got.Overpaid != c.overpaid || got.Expired != c.expired || got.Refundable != c.refundable {
+			t.Errorf("%s: got %+v; want overpaid %d expired %d refundable %d", c.name, got, c.overpaid, c.expired, c.refundable)
+		}
+	}
+}
+
+// art. 78 p.7 with art. 6.1 p.3, 7, 8: 3 years to the same date, moved off non-working
+// days, until 24:00 Moscow time.
+func TestRefundClaimWithinLimit(t *testing.T) {
+	msk := func(s string) time.Time { x, _ := time.Parse(time.RFC3339, s); return x }
+	for _, c := range []struct {
+		paid, claim string
+		ok          bool
+	}{
+		{"2023-07-15T10:00:00+03:00", "2026-07-15T23:59:00+03:00", true},
+		{"2023-07-15T10:00:00+03:00", "2026-07-16T00:00:00+03:00", false},
+		// 28 Feb 2026 is a Saturday: the term ends on Monday 2 March
+		{"2023-02-28T10:00:00+03:00", "2026-03-02T18:00:00+03:00", true},
+		{"2023-02-28T10:00:00+03:00", "2026-03-03T00:00:01+03:00", false},
+		// a leap day: 28 Feb 2027 is a Sunday → 1 March 2027
+		{"2024-02-29T10:00:00+03:00", "2027-03-01T12:00:00+03:00", true},
+		// 23:30 UTC on 15 Jul 2023 is already 16 Jul in Moscow
+		{"2023-07-15T23:30:00Z", "2026-07-16T12:00:00+03:00", true},
+	} {
+		if got := RefundClaimWithinLimit(msk(c.paid), msk(c.claim)); got != c.ok {
+			t.Errorf("paid %s, claimed %s: %v, want %v", c.paid, c.claim, got, c.ok)
+		}
 	}
 }
 

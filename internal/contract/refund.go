@@ -94,15 +94,20 @@ type TaxpayerCheckResult struct {
 	BankIdentified bool `json:"bank_identified"`
 }
 
-// OverpaymentInput asks for a taxpayer's balance; Period 0 means every period.
+// OverpaymentInput asks for a taxpayer's balance; Period 0 means every period. At is
+// when the refund is claimed: payments older than 3 years then are not refundable
+// (Tax Code art. 78 p.7); zero skips that check.
 type OverpaymentInput struct {
-	INN    string `json:"inn"`
-	Period int    `json:"period,omitempty"`
+	INN    string    `json:"inn"`
+	Period int       `json:"period,omitempty"`
+	At     time.Time `json:"at,omitempty"`
 }
 
-// TaxBalance is payments minus charges of one tax: positive is overpaid, negative a debt.
+// TaxBalance is payments minus charges of one tax (of one period, where Period is set):
+// positive is overpaid, negative a debt.
 type TaxBalance struct {
 	Tax     string `json:"tax"`
+	Period  int    `json:"period,omitempty"`
 	Balance int64  `json:"balance_kopecks"`
 }
 
@@ -112,6 +117,11 @@ type OverpaymentResult struct {
 	Debts      int64        `json:"debts_kopecks"`
 	Refundable int64        `json:"refundable_kopecks"`
 	Taxes      []TaxBalance `json:"taxes"`
+	// Periods are the balances of each tax and period.
+	Periods []TaxBalance `json:"periods,omitempty"`
+	// Expired: overpayment formed by payments older than 3 years at the claim, no longer
+	// refundable (art. 78 p.7).
+	Expired int64 `json:"expired_kopecks,omitempty"`
 }
 
 // DocumentInput asks to validate an uploaded file and store it for good.
