@@ -145,3 +145,34 @@ func MaskAccount(account string) string {
 	}
 	return "****" + account[len(account)-4:]
 }
+
+// payoutPrefixes are the balance accounts (Bank of Russia chart of accounts, Regulation
+// No. 809-P) a tax refund to an individual may be paid into, each with the rouble
+// currency code 810 in digits 6–8: 40817 current accounts of resident individuals,
+// 40820 current accounts of non-resident individuals, 42301 and 42601 demand deposits of
+// resident and non-resident individuals. Term deposits (42302–42307) take no incoming
+// transfers; 40802 is an individual entrepreneur's business account; 407xx belong to
+// organisations; 30xxx are banks' own transit accounts.
+var payoutPrefixes = []string{"40817810", "40820810", "42301810", "42601810"}
+
+// ValidatePayoutAccount checks that a refund may be paid into the account: a valid
+// account for the BIK (ValidateAccount), in roubles (810), of an individual (see
+// payoutPrefixes) [domain.md, "Rules added after review"].
+func ValidatePayoutAccount(field, account, bik string) error {
+	if err := ValidateAccount(field, account, bik); err != nil {
+		return err
+	}
+	for _, p := range payoutPrefixes {
+		if strings.HasPrefix(account, p) {
+			return nil
+		}
+	}
+	switch {
+	case account[5:8] != "810":
+		return FieldError{field, "is not a rouble account: a refund is paid in roubles (currency code 810)"}
+	case strings.HasPrefix(account, "40802"):
+		return FieldError{field, "is an individual entrepreneur's business account: give a personal current account (40817…)"}
+	default:
+		return FieldError{field, "is not an individual's current or demand-deposit account: give an account starting 40817810, 40820810, 42301810 or 42601810"}
+	}
+}

@@ -66,3 +66,33 @@ func TestKopecksString(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// domain.md: payout accounts are rouble (810) accounts of an individual.
+func TestValidatePayoutAccount(t *testing.T) {
+	const bik = "044525225"
+	acc := func(first8 string) string { return CompleteAccount(first8+"000000000001", bik) }
+	for _, c := range []struct {
+		name, account, reason string
+	}{
+		{"resident current account", acc("40817810"), ""},
+		{"non-resident current account", acc("40820810"), ""},
+		{"demand deposit", acc("42301810"), ""},
+		{"dollar account", acc("40817840"), "rouble"},
+		{"euro deposit", acc("42301978"), "rouble"},
+		{"entrepreneur", acc("40802810"), "entrepreneur"},
+		{"organisation", acc("40702810"), "individual"},
+		{"term deposit", acc("42305810"), "individual"},
+		{"bank transit", acc("30232810"), "individual"},
+		{"bad key", "40817810000000000001", "control key"},
+	} {
+		err := ValidatePayoutAccount("account", c.account, bik)
+		switch {
+		case c.reason == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.reason != "" && (err == nil || !strings.Contains(err.Error(), c.reason)):
+			t.Errorf("%s: got %v, want %q", c.name, err, c.reason)
+		case err != nil && strings.Contains(err.Error(), c.account):
+			t.Errorf("%s: the error repeats the account", c.name)
+		}
+	}
+}
