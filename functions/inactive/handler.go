@@ -1,4 +1,5 @@
-// Package inactive finds accounts without activity for 12 months [000:40]: the first
+// Package inactive finds accounts without activity for a configured number of months
+// (SweepPage.InactiveMonths, default 12 [000:40]): the first
 // sweep that finds one sends a notice; if it is still inactive a grace period after the
 // notice, it is flagged for deletion (never deleted here: deletion is a separate,
 // deliberate step).
@@ -21,6 +22,9 @@ import (
 	"github.com/taxflow/taxflow/internal/store"
 )
 
+// DefaultMonths is the inactivity period when the page names none [000:40].
+const DefaultMonths = 12
+
 // Handler sweeps the registry a page at a time.
 type Handler struct {
 	DB        store.DB
@@ -36,6 +40,12 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 	}
 	if in.GraceDays <= 0 {
 		return contract.SweepResult{}, fnerr.Invalid("grace_days", "must be greater than 0")
+	}
+	switch {
+	case in.InactiveMonths == 0:
+		in.InactiveMonths = DefaultMonths
+	case in.InactiveMonths < 0 || in.InactiveMonths > 120:
+		return contract.SweepResult{}, fnerr.Invalid("inactive_months", "must be 1-120")
 	}
 	if in.Limit <= 0 || in.Limit > 1000 {
 		in.Limit = 500
@@ -54,7 +64,7 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 	}
 	res := contract.SweepResult{Processed: len(tps), Cursor: store.EncodeCursor(page.LastEvaluatedKey)}
 	out := notify.Handler{DB: h.DB, Table: h.Outbox}
-	cutoff := day.AddDate(-1, 0, 0)
+	cutoff := day.AddDate(0, -in.InactiveMonths, 0)
 	for _, tp := range tps {
 		last, err := time.Parse(time.DateOnly, tp.LastActivity)
 		if err != nil {

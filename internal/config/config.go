@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/taxflow/taxflow/internal/duedates"
+	"github.com/taxflow/taxflow/internal/keyrate"
 )
 
 // Config is everything a taxflow process needs to know about where it runs.
@@ -34,6 +37,26 @@ type Config struct {
 	Account  Account
 	// Declaration review (domain.md §2)
 	Declaration Declaration
+	// Inactive accounts (domain.md §5)
+	Inactive Inactive
+	// Tax rules kept as data, loaded and validated at start
+	Data Data
+}
+
+// Inactive holds the inactivity job's terms [000:40].
+type Inactive struct {
+	Months int           // TAXFLOW_INACTIVE_MONTHS (12): no activity this long → notice
+	Grace  time.Duration // TAXFLOW_INACTIVE_GRACE (1440h): notice → flagged for deletion
+}
+
+// Data are the tax-rule tables. Each file is optional (empty: the table built into the
+// binary); Load reads and validates both, so a gap, an overlap or an unsorted entry
+// stops the process at start with the file and the entry named.
+type Data struct {
+	KeyRateFile  string             // TAXFLOW_KEY_RATE_FILE: Bank of Russia key rates (internal/keyrate)
+	DueDatesFile string             // TAXFLOW_DUE_DATES_FILE: statutory due dates (internal/duedates)
+	KeyRates     *keyrate.Table     // loaded from KeyRateFile
+	DueDates     *duedates.Schedule // loaded from DueDatesFile
 }
 
 // Declaration holds declaration review's terms.
@@ -125,6 +148,7 @@ var Variables = []string{
 	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
 	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
 	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_WINDOW",
+	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -160,6 +184,11 @@ func Load(getenv func(string) string) (Config, error) {
 			ReminderBefore: r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
 			AppealWindow:   r.duration("TAXFLOW_DECLARATION_APPEAL_WINDOW", 30*24*time.Hour),
 		},
+		Inactive: Inactive{
+			Months: int(r.number("TAXFLOW_INACTIVE_MONTHS", 12, 1, 120)),
+			Grace:  r.duration("TAXFLOW_INACTIVE_GRACE", 60*24*time.Hour),
+		},
+		Data: Data{KeyRateFile: r.str("TAXFLOW_KEY_RATE_FILE", ""), DueDatesFile: r.str("TAXFLOW_DUE_DATES_FILE", "")},
 		Account: Account{
 			Threshold:        int(r.number("TAXFLOW_LOCK_THRESHOLD", 5, 1, 100)),
 			LockPeriods:      r.durations("TAXFLOW_LOCK_PERIODS", []time.Duration{15 * time.Minute, time.Hour, 24 * time.Hour}),
@@ -187,6 +216,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		// A local endpoint ignores the region, but request signing needs one.
 		c.AWS.Region = "us-east-1"
+	}
+	var err error
+	if c.Data.KeyRates, err = keyrate.Open(c.Data.KeyRateFile, time.Now()); err != nil {
+		r.fail("TAXFLOW_KEY_RATE_FILE", c.Data.KeyRateFile, err.Error())
+	}
+	if c.Data.DueDates, err = duedates.Open(c.Data.DueDatesFile); err != nil {
+		r.fail("TAXFLOW_DUE_DATES_FILE", c.Data.DueDatesFile, err.Error())
 	}
 	if old := r.str("TAXFLOW_PAYLOAD_KEYS_OLD", ""); old != "" {
 		c.Temporal.OldPayloadKeys = strings.Split(old, ",")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,40 @@ func TestRefundRules(t *testing.T) {
 	_, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_REFUND_DEADLINE_DAYS": "0", "TAXFLOW_REFUND_REMINDER_BEFORE": "soon"}))
 	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_REFUND_DEADLINE_DAYS") || !strings.Contains(err.Error(), "TAXFLOW_REFUND_REMINDER_BEFORE") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The issue: the 12 months of inactivity were hard-coded [000:40].
+func TestInactivityAndDataFiles(t *testing.T) {
+	base := map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+	c, err := Load(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Inactive.Months != 12 || c.Inactive.Grace != 60*24*time.Hour || c.Data.KeyRates == nil || c.Data.DueDates == nil {
+		t.Fatalf("defaults: %+v %+v", c.Inactive, c.Data)
+	}
+	base["TAXFLOW_INACTIVE_MONTHS"] = "6"
+	if c, err = Load(env(base)); err != nil || c.Inactive.Months != 6 {
+		t.Fatalf("6 months: %+v %v", c.Inactive, err)
+	}
+	dir := t.TempDir()
+	gap := dir + "/key-rate.json"
+	if err := os.WriteFile(gap, []byte(`{"description":"t","checked_through":"2025-12-31","rates":[
+{"from":"2025-01-01","to":"2025-06-30","rate_bp":2100,"decision":"d","source":"s"},
+{"from":"2025-07-02","to":"","rate_bp":1800,"decision":"d","source":"s"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"TAXFLOW_INACTIVE_MONTHS": "must be a whole number 1-120",
+		"TAXFLOW_KEY_RATE_FILE":   "gap: entry 1 ends on 2025-06-30, so 2025-07-01 has no rate",
+		"TAXFLOW_DUE_DATES_FILE":  "no such file",
+	} {
+		bad := map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+			"TAXFLOW_INACTIVE_MONTHS": "0", "TAXFLOW_KEY_RATE_FILE": gap, "TAXFLOW_DUE_DATES_FILE": dir + "/none.json"}
+		_, err := Load(env(bad))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want %q in %v", name, want, err)
+		}
 	}
 }

@@ -48,6 +48,9 @@ type SweepPage struct {
 	Limit    int    `json:"limit"`
 	// GraceDays: inactive accounts flagged this long after the notice [000:40].
 	GraceDays int `json:"grace_days,omitempty"`
+	// InactiveMonths: an account without activity this long gets the notice [000:40];
+	// 0 means the default of 12 (config TAXFLOW_INACTIVE_MONTHS).
+	InactiveMonths int `json:"inactive_months,omitempty"`
 	// KeepDays: retention of generated documents [004:169].
 	KeepDays int `json:"keep_days,omitempty"`
 }
