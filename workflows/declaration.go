@@ -368,7 +368,7 @@ func (r *declaration) review(ctx workflow.Context) error {
 	d := *r.decision
 	var doc contract.DecisionPDFResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.DocumentOptions), a.GenerateDecision,
-		contract.DecisionPDFInput{CaseID: r.in.CaseID, Number: r.st.Decisions + 1, Decision: d.Decision, Grounds: d.Grounds,
+		contract.DecisionPDFInput{CaseID: r.in.CaseID, INN: r.in.INN, Number: r.st.Decisions + 1, Decision: d.Decision, Grounds: d.Grounds,
 			Inspector: d.Inspector, Period: r.st.Period, Computed: *r.st.Computed, At: workflow.Now(ctx)}).Get(ctx, &doc)
 	if err != nil {
 		return err

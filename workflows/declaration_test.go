@@ -13,7 +13,7 @@ import (
 	declarationfn "github.com/taxflow/taxflow/functions/declaration"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/ndfl"
-	"github.com/taxflow/taxflow/internal/pdfdoc"
+	"github.com/taxflow/taxflow/internal/pdfdoc/pdfdoctest"
 	"github.com/taxflow/taxflow/internal/store/storetest"
 )
 
@@ -99,6 +99,7 @@ func declStatuses(st DeclarationStatus) string {
 
 func TestDeclarationAcceptedReviewedDecided(t *testing.T) {
 	h := newDeclHarness(t)
+	h.env.SetStartTime(time.Date(2026, 4, 20, 6, 0, 0, 0, time.UTC))
 	h.update(24*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: "confirmed", Grounds: "документы подтверждают вычет", Inspector: "insp-1"}, false)
 	st := h.run(h.input(goodDeclaration(), false))
 	if declStatuses(st) != "received>auto_check>accepted>in_review>decided" || st.Decision != "confirmed" || st.Computed.Refund != rub(13_000) {
@@ -108,9 +109,17 @@ func TestDeclarationAcceptedReviewedDecided(t *testing.T) {
 	if h.s3.SSE[st.DecisionKey] != "AES256" {
 		t.Fatal("decision not stored encrypted")
 	}
-	page, exact, err := pdfdoc.Text(pdf)
-	if err != nil || !strings.Contains(exact, "документы подтверждают вычет") || !strings.Contains(strings.Join(page, " "), "Decision: confirmed") {
-		t.Fatalf("decision document: %v %q %q", err, exact, page)
+	text := pdfdoctest.Text(t, pdf)
+	for _, want := range []string{"Решение по итогам камеральной налоговой проверки", "за 2025 год", "№ " + declCase + "/1",
+		"Дата решения 21.04.2026", "Налогоплательщик (ИНН) ********2259", "Декларация подтверждена (код решения: confirmed)",
+		"Основания документы подтверждают вычет", "Сумма налога 143 000,00 ₽", "Удержано налоговыми агентами 156 000,00 ₽",
+		"К возврату 13 000,00 ₽", "Инспектор: insp-1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%q not in the decision document:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, testINN) {
+		t.Error("the decision document shows the full INN")
 	}
 }
 

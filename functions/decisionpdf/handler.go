@@ -1,12 +1,11 @@
 // Package decisionpdf generates the decision document of a desk review [000:143] as a
-// PDF and stores it in S3 (never expiring, unlike generated certificates).
+// PDF in Russian and stores it in S3 (never expiring, unlike generated certificates).
 package decisionpdf
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -31,7 +30,8 @@ func Key(caseID string, n int) string { return fmt.Sprintf("decisions/%s/decisio
 // Labels of decisions, for the document.
 var Labels = map[string]string{"confirmed": "Декларация подтверждена", "additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
 
-// Generate renders and stores the document; the same input writes the same key again.
+// Generate renders and stores the document; the same input writes the same bytes to the
+// same key again.
 func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (contract.DecisionPDFResult, error) {
 	switch {
 	case in.CaseID == "" || in.Number <= 0:
@@ -40,26 +40,54 @@ func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (co
 		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, additional_tax or refused")
 	case in.Grounds == "":
 		return contract.DecisionPDFResult{}, fnerr.Invalid("grounds", "a decision states its grounds")
+	case in.At.IsZero():
+		return contract.DecisionPDFResult{}, fnerr.Invalid("at", "a decision is dated")
 	}
-	c := in.Computed
-	pdf := pdfdoc.Write(pdfdoc.Document{
-		Title: fmt.Sprintf("Решение по камеральной проверке 3-НДФЛ за %d год", in.Period),
-		Lines: []string{
-			"Case: " + in.CaseID + fmt.Sprintf(" (decision %d)", in.Number),
-			"Date: " + in.At.In(time.FixedZone("MSK", 3*3600)).Format("02.01.2006"),
-			"Decision: " + in.Decision + " (" + Labels[in.Decision] + ")",
-			"Grounds: " + in.Grounds,
-			"Income: " + domain.Kopecks(c.Income).String() + "; deductions: " + domain.Kopecks(c.Deductions).String() + "; tax base: " + domain.Kopecks(c.Base).String(),
-			"Tax: " + domain.Kopecks(c.Tax).String() + "; withheld: " + domain.Kopecks(c.Withheld).String() +
-				"; payable: " + domain.Kopecks(c.Payable).String() + "; refund: " + domain.Kopecks(c.Refund).String(),
-			"Inspector: " + in.Inspector,
-			"The decision may be appealed through the cabinet within the period the notice states.",
-		},
-	})
+	pdf, err := pdfdoc.Write(decision(in))
+	if err != nil {
+		return contract.DecisionPDFResult{}, fmt.Errorf("render decision %d of %s: %w", in.Number, in.CaseID, err)
+	}
 	key := Key(in.CaseID, in.Number)
 	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.Bucket, Key: &key, Body: bytes.NewReader(pdf),
 		ContentType: aws.String("application/pdf"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
 		return contract.DecisionPDFResult{}, fmt.Errorf("store decision: %w", err)
 	}
 	return contract.DecisionPDFResult{Key: key, Size: int64(len(pdf))}, nil
+}
+
+// decision is the document as it is printed. The taxpayer is named by the masked INN only:
+// the document travels by e-mail and download links, and the case number identifies it.
+func decision(in contract.DecisionPDFInput) pdfdoc.Document {
+	inn := "не указан" // decisions scheduled before the INN was passed along
+	if in.INN != "" {
+		inn = domain.MaskINN(in.INN)
+	}
+	c := in.Computed
+	return pdfdoc.Document{
+		Title:  fmt.Sprintf("Решение по итогам камеральной налоговой проверки\nналоговой декларации по форме 3-НДФЛ за %d год", in.Period),
+		Number: fmt.Sprintf("%s/%d", in.CaseID, in.Number),
+		Date:   in.At,
+		Sections: []pdfdoc.Section{
+			{Fields: []pdfdoc.Field{
+				{Label: "Налогоплательщик (ИНН)", Value: inn},
+				{Label: "Номер дела", Value: in.CaseID},
+				{Label: "Номер решения по делу", Value: fmt.Sprint(in.Number)},
+				{Label: "Налоговый период", Value: fmt.Sprintf("%d год", in.Period)},
+				{Label: "Дата решения", Value: pdfdoc.Day(in.At)},
+			}},
+			{Heading: "Решение", Text: fmt.Sprintf("%s (код решения: %s).", Labels[in.Decision], in.Decision)},
+			{Heading: "Основания", Text: in.Grounds},
+			{Heading: "Расчёт налога", Fields: []pdfdoc.Field{
+				{Label: "Доходы", Value: pdfdoc.Rubles(c.Income)},
+				{Label: "Налоговые вычеты", Value: pdfdoc.Rubles(c.Deductions)},
+				{Label: "Налоговая база", Value: pdfdoc.Rubles(c.Base)},
+				{Label: "Сумма налога", Value: pdfdoc.Rubles(c.Tax)},
+				{Label: "Удержано налоговыми агентами", Value: pdfdoc.Rubles(c.Withheld)},
+				{Label: "К доплате", Value: pdfdoc.Rubles(c.Payable)},
+				{Label: "К возврату", Value: pdfdoc.Rubles(c.Refund)},
+			}},
+			{Heading: "Порядок обжалования", Text: "Решение может быть обжаловано через личный кабинет налогоплательщика в срок, указанный в уведомлении о решении."},
+		},
+		Signature: "Инспектор: " + in.Inspector,
+	}
 }

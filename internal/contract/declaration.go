@@ -43,6 +43,7 @@ type DeclarationCheckResult struct {
 // DecisionPDFInput is the decision to put in a document [000:143].
 type DecisionPDFInput struct {
 	CaseID    string              `json:"case_id"`
+	INN       string              `json:"inn"`    // the document prints it masked
 	Number    int                 `json:"number"` // the n-th decision on the case (appeals make more)
 	Decision  string              `json:"decision"`
 	Grounds   string              `json:"grounds"`

@@ -138,6 +138,15 @@ func (k Kopecks) String() string {
 	return fmt.Sprintf("%s%d.%02d ₽", sign, int64(k)/100, int64(k)%100)
 }
 
+// MaskINN keeps an INN's length and shows only its last four digits, for documents that
+// must say whose they are without printing the INN in clear.
+func MaskINN(inn string) string {
+	if len(inn) <= 4 {
+		return "****"
+	}
+	return strings.Repeat("*", len(inn)-4) + inn[len(inn)-4:]
+}
+
 // MaskAccount shows only the last four digits of an account.
 func MaskAccount(account string) string {
 	if len(account) < 4 {

@@ -96,3 +96,11 @@ func TestValidatePayoutAccount(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskINN(t *testing.T) {
+	for in, want := range map[string]string{"500100732259": "********2259", "7707083893": "******3893", "123": "****", "": "****"} {
+		if got := MaskINN(in); got != want {
+			t.Errorf("MaskINN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/pdfdoc"
+	"github.com/taxflow/taxflow/internal/pdfdoc/pdfdoctest"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -139,9 +140,22 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	}
 	pdf, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	page, exact, err := pdfdoc.Text(pdf)
-	if resp.StatusCode != http.StatusOK || err != nil || !strings.Contains(exact, "чеки подтверждают социальный вычет") ||
-		!strings.Contains(strings.Join(page, " "), "Decision: confirmed") {
-		t.Fatalf("downloaded decision: %d %v %q", resp.StatusCode, err, exact)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("downloaded decision: %d %s", resp.StatusCode, pdf)
+	}
+	text := pdfdoctest.Text(t, pdf)
+	decided := st.History[len(st.History)-1].At
+	for _, want := range []string{"Решение по итогам камеральной налоговой проверки", "№ " + id + "/1", "Дата решения " + pdfdoc.Day(decided),
+		"Налогоплательщик (ИНН) ********" + inn[8:], "Декларация подтверждена (код решения: confirmed)",
+		"Основания чеки подтверждают социальный вычет", "Сумма налога 143 000,00 ₽", "К возврату 13 000,00 ₽"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%q not in the downloaded decision:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, inn) {
+		t.Error("the downloaded decision shows the full INN")
+	}
+	if fonts := pdfdoctest.Fonts(t, pdf); len(fonts) == 0 || !fonts[0].Embedded {
+		t.Errorf("the downloaded decision has no embedded font: %+v", fonts)
 	}
 }

@@ -1,144 +1,170 @@
-// Package pdfdoc writes small one-page PDF documents (decisions, notices) with no
-// dependencies, and reads their text back. The page uses the standard Helvetica font,
-// which has no Cyrillic glyphs, so Cyrillic is transliterated on the page (GOST 7.79
-// system B); the exact text is kept in the document information in UTF-16.
+// Package pdfdoc renders taxflow's generated documents (decisions, notices) as PDF with
+// github.com/go-pdf/fpdf. The text is set in DejaVu Sans, embedded in the file (a subset of
+// the glyphs used), because the documents are in Russian and the PDF standard fonts have no
+// Cyrillic, and because Lambda's provided.al2023 image has no system fonts to fall back on.
+// The same Document always renders to the same bytes.
 package pdfdoc
 
 import (
 	"bytes"
-	"encoding/binary"
+	_ "embed"
+	"errors"
 	"fmt"
-	"regexp"
 	"strings"
-	"unicode/utf16"
+	"time"
+
+	"github.com/go-pdf/fpdf"
+
+	"github.com/taxflow/taxflow/internal/calendar"
 )
 
-// Document is what goes on the page.
-type Document struct {
-	Title string
-	Lines []string
-}
-
-var translit = map[rune]string{
-	'А': "A", 'Б': "B", 'В': "V", 'Г': "G", 'Д': "D", 'Е': "E", 'Ё': "Yo", 'Ж': "Zh", 'З': "Z", 'И': "I", 'Й': "J",
-	'К': "K", 'Л': "L", 'М': "M", 'Н': "N", 'О': "O", 'П': "P", 'Р': "R", 'С': "S", 'Т': "T", 'У': "U", 'Ф': "F",
-	'Х': "X", 'Ц': "Cz", 'Ч': "Ch", 'Ш': "Sh", 'Щ': "Shh", 'Ъ': "''", 'Ы': "Y'", 'Ь': "'", 'Э': "E'", 'Ю': "Yu", 'Я': "Ya",
-}
-
-// Latin transliterates Cyrillic and drops what Helvetica cannot show.
-func Latin(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		upper := []rune(strings.ToUpper(string(r)))[0]
-		if t, ok := translit[upper]; ok {
-			if upper != r {
-				t = strings.ToLower(t)
-			}
-			b.WriteString(t)
-			continue
-		}
-		switch {
-		case r == '₽':
-			b.WriteString("RUB")
-		case r >= 32 && r < 127:
-			b.WriteRune(r)
-		case r == '\n' || r == '\t':
-			b.WriteRune(' ')
-		default:
-			b.WriteRune('?')
-		}
-	}
-	return b.String()
-}
-
-func escape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "(", `\(`, ")", `\)`).Replace(s)
-}
-
-// utf16Hex is a PDF text string in UTF-16BE with a byte-order mark.
-func utf16Hex(s string) string {
-	var buf bytes.Buffer
-	buf.Write([]byte{0xFE, 0xFF})
-	for _, u := range utf16.Encode([]rune(s)) {
-		_ = binary.Write(&buf, binary.BigEndian, u)
-	}
-	return fmt.Sprintf("<%X>", buf.Bytes())
-}
-
-// wrap splits a line into pieces of at most n characters at spaces.
-func wrap(s string, n int) []string {
-	var out []string
-	for len(s) > n {
-		cut := strings.LastIndex(s[:n], " ")
-		if cut <= 0 {
-			cut = n
-		}
-		out = append(out, s[:cut])
-		s = strings.TrimLeft(s[cut:], " ")
-	}
-	return append(out, s)
-}
-
-// Write renders the document as PDF 1.4.
-func Write(d Document) []byte {
-	var content bytes.Buffer
-	content.WriteString("BT /F1 16 Tf 56 780 Td (" + escape(Latin(d.Title)) + ") Tj ET\n")
-	y := 750
-	for _, line := range d.Lines {
-		for _, piece := range wrap(Latin(line), 90) {
-			if y < 60 {
-				break
-			}
-			fmt.Fprintf(&content, "BT /F1 11 Tf 56 %d Td (%s) Tj ET\n", y, escape(piece))
-			y -= 16
-		}
-	}
-	full := d.Title + "\n" + strings.Join(d.Lines, "\n")
-	objects := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-		fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", content.Len(), content.String()),
-		fmt.Sprintf("<< /Title %s /Subject %s /Producer (taxflow) >>", utf16Hex(d.Title), utf16Hex(full)),
-	}
-	var out bytes.Buffer
-	out.WriteString("%PDF-1.4\n%\xE2\xE3\xCF\xD3\n")
-	offsets := make([]int, len(objects))
-	for i, o := range objects {
-		offsets[i] = out.Len()
-		fmt.Fprintf(&out, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := out.Len()
-	fmt.Fprintf(&out, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&out, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&out, "trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, len(objects), xref)
-	return out.Bytes()
-}
-
+// DejaVu Sans 2.37 from Debian's fonts-dejavu-core; the licence is fonts/LICENSE.
 var (
-	tjRE      = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\) Tj`)
-	subjectRE = regexp.MustCompile(`/Subject <FEFF([0-9A-F]*)>`)
+	//go:embed fonts/DejaVuSans.ttf
+	regularTTF []byte
+	//go:embed fonts/DejaVuSans-Bold.ttf
+	boldTTF []byte
 )
 
-// Text reads back the page's text lines and the exact text from the document information.
-func Text(pdf []byte) (page []string, exact string, err error) {
-	if !bytes.HasPrefix(pdf, []byte("%PDF-")) || !bytes.Contains(pdf, []byte("%%EOF")) {
-		return nil, "", fmt.Errorf("not a complete PDF")
+// Font is the family name the documents are set in (pdffonts shows it as the embedded font).
+const Font = "DejaVuSans"
+
+// Document is what goes on the pages.
+type Document struct {
+	Title     string    // bold, centred; wraps when long, "\n" breaks it
+	Number    string    // printed as «№ Number» under the title
+	Date      time.Time // printed as ДД.ММ.ГГГГ (Moscow) opposite the number; also the file's dates
+	Sections  []Section //
+	Signature string    // the closing line, e.g. «Инспектор: …»
+}
+
+// Section is a heading followed by label–value rows and then text. "\n" in Text starts a
+// new paragraph.
+type Section struct {
+	Heading string
+	Fields  []Field
+	Text    string
+}
+
+// Field is one row of a two-column table.
+type Field struct{ Label, Value string }
+
+// Page geometry in millimetres (A4).
+const (
+	left, right, top, bottom = 20.0, 15.0, 20.0, 20.0
+	labelWidth               = 80.0
+	lineHeight               = 5.5
+)
+
+// Write renders the document.
+func Write(d Document) ([]byte, error) {
+	if d.Title == "" || d.Date.IsZero() {
+		// a zero date would make fpdf stamp the current time and the bytes differ per run
+		return nil, errors.New("pdfdoc: a document needs a title and a date")
 	}
-	for _, m := range tjRE.FindAllSubmatch(pdf, -1) {
-		page = append(page, strings.NewReplacer(`\(`, "(", `\)`, ")", `\\`, `\`).Replace(string(m[1])))
+	pdf := fpdf.New("P", "mm", "A4", "")
+	// fixed dates and sorted resource catalogs: the same document makes the same bytes
+	pdf.SetCatalogSort(true)
+	pdf.SetCreationDate(d.Date.UTC())
+	pdf.SetModificationDate(d.Date.UTC())
+	pdf.SetProducer("taxflow", false)
+	pdf.SetTitle(strings.Join(strings.Fields(d.Title), " "), true)
+	pdf.SetLang("ru-RU")
+	pdf.AddUTF8FontFromBytes(Font, "", regularTTF)
+	pdf.AddUTF8FontFromBytes(Font, "B", boldTTF)
+	pdf.SetMargins(left, top, right)
+	pdf.SetAutoPageBreak(true, bottom)
+	pdf.AliasNbPages("{nb}")
+	pdf.SetFooterFunc(func() {
+		pdf.SetY(-bottom + 5)
+		pdf.SetFont(Font, "", 8)
+		pdf.CellFormat(0, 4, fmt.Sprintf("Страница %d из {nb}", pdf.PageNo()), "", 0, "C", false, 0, "")
+	})
+	pdf.AddPage()
+	width, _ := pdf.GetPageSize()
+	width -= left + right
+
+	pdf.SetFont(Font, "B", 14)
+	pdf.MultiCell(0, 7, d.Title, "", "C", false)
+	pdf.Ln(4)
+	pdf.SetFont(Font, "", 11)
+	if d.Number != "" {
+		pdf.CellFormat(width/2, lineHeight, "№ "+d.Number, "", 0, "L", false, 0, "")
 	}
-	if m := subjectRE.FindSubmatch(pdf); m != nil {
-		var units []uint16
-		for i := 0; i+4 <= len(m[1]); i += 4 {
-			var u uint16
-			fmt.Sscanf(string(m[1][i:i+4]), "%04X", &u)
-			units = append(units, u)
+	pdf.SetX(left + width/2)
+	pdf.CellFormat(width/2, lineHeight, Day(d.Date), "", 1, "R", false, 0, "")
+
+	for _, s := range d.Sections {
+		pdf.Ln(4)
+		if s.Heading != "" {
+			pdf.SetFont(Font, "B", 11)
+			pdf.MultiCell(0, lineHeight+0.5, s.Heading, "", "L", false)
+			pdf.Ln(1)
 		}
-		exact = string(utf16.Decode(units))
+		pdf.SetFont(Font, "", 11)
+		for _, f := range s.Fields {
+			row(pdf, width, f)
+		}
+		for _, p := range strings.Split(s.Text, "\n") {
+			if p = strings.TrimSpace(p); p != "" {
+				pdf.MultiCell(0, lineHeight, p, "", "J", false)
+				pdf.Ln(1)
+			}
+		}
 	}
-	return page, exact, nil
+	if d.Signature != "" {
+		pdf.Ln(10)
+		pdf.SetFont(Font, "", 11)
+		pdf.MultiCell(0, lineHeight, d.Signature, "", "L", false)
+	}
+
+	var out bytes.Buffer
+	if err := pdf.Output(&out); err != nil {
+		return nil, fmt.Errorf("pdfdoc: render %q: %w", d.Title, err)
+	}
+	return out.Bytes(), nil
+}
+
+// row prints a label and its value side by side, both wrapping within their column, and
+// moves the whole row to the next page when it does not fit.
+func row(pdf *fpdf.Fpdf, width float64, f Field) {
+	// SplitText also breaks at no-break spaces, which MultiCell does not: it may count a line
+	// too many, which only moves a row to the next page a little early.
+	n := max(len(pdf.SplitText(f.Label, labelWidth-2)), len(pdf.SplitText(f.Value, width-labelWidth)), 1)
+	_, pageHeight := pdf.GetPageSize()
+	if pdf.GetY()+float64(n)*lineHeight > pageHeight-bottom {
+		pdf.AddPage()
+	}
+	y := pdf.GetY()
+	pdf.SetTextColor(80, 80, 80)
+	pdf.MultiCell(labelWidth-2, lineHeight, f.Label, "", "L", false)
+	end := pdf.GetY()
+	pdf.SetTextColor(0, 0, 0)
+	pdf.SetXY(left+labelWidth, y)
+	pdf.MultiCell(width-labelWidth, lineHeight, f.Value, "", "L", false)
+	pdf.SetXY(left, max(end, pdf.GetY()))
+}
+
+// Day is a date as documents print it: ДД.ММ.ГГГГ in Moscow time.
+func Day(t time.Time) string { return t.In(calendar.Moscow).Format("02.01.2006") }
+
+// Rubles prints an amount in kopecks the Russian way, «6 500,00 ₽»: thousands apart, a
+// decimal comma and the rouble sign. The spaces are no-break spaces (U+00A0) so that an
+// amount never wraps across lines.
+func Rubles(kopecks int64) string {
+	sign, u := "", uint64(kopecks)
+	if kopecks < 0 {
+		sign, u = "-", -u // two's complement: also right for the most negative int64
+	}
+	whole := fmt.Sprint(u / 100)
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteRune('\u00a0')
+		}
+		b.WriteRune(r)
+	}
+	fmt.Fprintf(&b, ",%02d\u00a0₽", u%100)
+	return b.String()
 }

@@ -55,6 +55,19 @@ install_dynamodb_launcher() {
   echo "$sum" >"$tools/dynamodb-launcher.version"
 }
 
+# Tests read generated PDFs back with poppler's pdftotext and pdffonts (Debian poppler-utils).
+install_poppler() {
+  if command -v pdftotext >/dev/null 2>&1 && command -v pdffonts >/dev/null 2>&1; then echo "setup: poppler-utils present"; return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing poppler-utils (pdftotext, pdffonts) with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends poppler-utils >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends poppler-utils >/dev/null; }
+    return
+  fi
+  echo "setup: pdftotext is missing: install poppler-utils (Debian: sudo apt-get install poppler-utils) so the tests can read generated PDFs (they skip that check without it, and fail under CI=true)." >&2
+}
+
+install_poppler
 install_dynamodb &
 ddb=$!
 install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
