@@ -78,6 +78,7 @@ func runDev(ctx context.Context) error {
 	defer stopWorker()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveAPI(gctx, a, c) })
+	g.Go(func() error { return serveCodec(gctx, a) })
 	if err := doctor(ctx, a, c); err != nil {
 		return err
 	}

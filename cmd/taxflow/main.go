@@ -16,6 +16,7 @@ Usage:
   taxflow dev                 start the local stack, apply infra, run worker and API (Ctrl-C stops all)
   taxflow worker              run the Temporal worker
   taxflow api                 run the HTTP API
+  taxflow codec-server        decrypt payloads for Temporal's Web UI and CLI (the remote codec protocol)
   taxflow infra apply         create or update tables, buckets and functions at the configured endpoint
   taxflow infra template      print the AWS SAM template generated from the declaration
   taxflow stack up|down|status|env   manage the Docker-less local stack
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string) error {
 		return runWorker(ctx)
 	case "api":
 		return runAPI(ctx)
+	case "codec-server":
+		return runCodecServer(ctx)
 	case "infra":
 		return runInfra(ctx, rest)
 	case "stack":

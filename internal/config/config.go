@@ -41,6 +41,18 @@ type Config struct {
 	Inactive Inactive
 	// Tax rules kept as data, loaded and validated at start
 	Data Data
+
+	Codec Codec
+}
+
+// Codec configures the codec server, which decrypts payloads for Temporal's Web UI and CLI.
+type Codec struct {
+	Addr string // TAXFLOW_CODEC_ADDR
+	// TAXFLOW_CODEC_TOKEN: the local Web UI's credential, a path segment of its codec
+	// endpoint (the UI sends no Authorization header without SSO); empty turns it off.
+	Token string
+	// TAXFLOW_CODEC_ORIGINS: browser origins (the Web UI's) that may call, comma-separated.
+	Origins []string
 }
 
 // Inactive holds the inactivity job's terms [000:40].
@@ -149,9 +161,14 @@ var Variables = []string{
 	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
 	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_WINDOW",
 	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
+	"TAXFLOW_CODEC_ADDR", "TAXFLOW_CODEC_TOKEN", "TAXFLOW_CODEC_ORIGINS",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+// codecTokenRE: a token travels in a URL path, so only URL-safe characters, and long
+// enough not to be guessed.
+var codecTokenRE = regexp.MustCompile(`^([A-Za-z0-9_-]{32,})?$`)
 
 // Load reads the configuration through getenv (os.Getenv in production).
 func Load(getenv func(string) string) (Config, error) {
@@ -200,6 +217,11 @@ func Load(getenv func(string) string) (Config, error) {
 			MaxAttempts:          int(r.number("TAXFLOW_IDENTITY_MAX_ATTEMPTS", 3, 1, 10)),
 			ResubmitWait:         r.duration("TAXFLOW_IDENTITY_RESUBMIT_WAIT", 30*24*time.Hour),
 			ReviewSLAWorkingDays: int(r.number("TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", 1, 1, 30)),
+		},
+		Codec: Codec{
+			Addr:    r.hostPort("TAXFLOW_CODEC_ADDR", "127.0.0.1:8089"),
+			Token:   r.codecToken("TAXFLOW_CODEC_TOKEN"),
+			Origins: r.origins("TAXFLOW_CODEC_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"),
 		},
 		Refund: Refund{
 			DeadlineDays:   int(r.number("TAXFLOW_REFUND_DEADLINE_DAYS", 30, 1, 365)),
@@ -312,6 +334,32 @@ func (r *reader) durations(name string, def []time.Duration) []time.Duration {
 			return def
 		}
 		out = append(out, d)
+	}
+	return out
+}
+
+// codecToken reads a secret, so a bad value is named but never repeated.
+func (r *reader) codecToken(name string) string {
+	v := r.str(name, "")
+	if !codecTokenRE.MatchString(v) {
+		r.errs = append(r.errs, name+" must be empty or at least 32 URL-safe characters (A-Z, a-z, 0-9, '-', '_')")
+		return ""
+	}
+	return v
+}
+
+// origins reads browser origins: scheme://host[:port], no path, as a browser sends them.
+func (r *reader) origins(name, def string) []string {
+	v := r.str(name, def)
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			r.fail(name, v, "must be origins such as http://127.0.0.1:8233, comma-separated")
+			return nil
+		}
+		out = append(out, strings.TrimSuffix(o, "/"))
 	}
 	return out
 }

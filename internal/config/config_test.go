@@ -120,3 +120,26 @@ func TestInactivityAndDataFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestCodecServer(t *testing.T) {
+	c, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}))
+	if err != nil || c.Codec.Addr != "127.0.0.1:8089" || c.Codec.Token != "" ||
+		strings.Join(c.Codec.Origins, " ") != "http://127.0.0.1:8233 http://localhost:8233" {
+		t.Fatalf("defaults %+v %v", c.Codec, err)
+	}
+	token := strings.Repeat("aZ9_-", 8)
+	c, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_CODEC_TOKEN": token,
+		"TAXFLOW_CODEC_ORIGINS": "https://temporal.example.org/, http://localhost:1"}))
+	if err != nil || c.Codec.Token != token || strings.Join(c.Codec.Origins, " ") != "https://temporal.example.org http://localhost:1" {
+		t.Fatalf("set %+v %v", c.Codec, err)
+	}
+	_, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_CODEC_TOKEN": "short/secret",
+		"TAXFLOW_CODEC_ORIGINS": "http://ui.example.org/path", "TAXFLOW_CODEC_ADDR": "nowhere"}))
+	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_CODEC_TOKEN") || !strings.Contains(err.Error(), "TAXFLOW_CODEC_ORIGINS") ||
+		!strings.Contains(err.Error(), "TAXFLOW_CODEC_ADDR") {
+		t.Fatalf("want every codec variable named, got %v", err)
+	}
+	if strings.Contains(err.Error(), "short/secret") {
+		t.Fatalf("the error repeats the token: %v", err)
+	}
+}

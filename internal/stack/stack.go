@@ -32,9 +32,10 @@ const (
 	SecretKey = "taxflowlocalsecret"
 )
 
-// Ports of the stack, each configurable through its TAXFLOW_*_PORT variable.
+// Ports of the stack, each configurable through its TAXFLOW_*_PORT variable. Codec is
+// where the Web UI expects the codec server (`taxflow codec-server`, or `taxflow dev`).
 type Ports struct {
-	Temporal, TemporalUI, DynamoDB, S3, S3Console, Lambda int
+	Temporal, TemporalUI, DynamoDB, S3, S3Console, Lambda, Codec int
 }
 
 // Stack describes one local stack: where its tools, data and logs are, and its ports.
@@ -72,6 +73,7 @@ func FromEnv(getenv func(string) string, self string) (Stack, error) {
 		S3:         port("TAXFLOW_S3_PORT", 9000),
 		S3Console:  port("TAXFLOW_S3_CONSOLE_PORT", 9001),
 		Lambda:     port("TAXFLOW_LAMBDA_PORT", 9009),
+		Codec:      port("TAXFLOW_CODEC_PORT", 8089),
 	}
 	if len(errs) > 0 {
 		return Stack{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
@@ -96,9 +98,12 @@ func or(v, def string) string {
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // Env is the environment that points taxflow (and the AWS CLI or SDKs) at this stack,
-// with the stack's own payload key.
+// with the stack's own payload key and the codec server's address, token and endpoint
+// (for `temporal workflow show --codec-endpoint "$TAXFLOW_CODEC_ENDPOINT"`).
 func (s Stack) Env() []string {
 	key, _ := s.secret("payload.key")
+	token, _ := s.CodecToken()
+	ui := strconv.Itoa(s.Ports.TemporalUI)
 	return []string{
 		"TAXFLOW_PAYLOAD_KEY=" + key,
 		"AWS_ACCESS_KEY_ID=" + AccessKey,
@@ -109,7 +114,24 @@ func (s Stack) Env() []string {
 		"AWS_ENDPOINT_URL_LAMBDA=http://" + addr(s.Ports.Lambda),
 		"TEMPORAL_ADDRESS=" + addr(s.Ports.Temporal),
 		"TEMPORAL_NAMESPACE=default",
+		"TAXFLOW_CODEC_ADDR=" + addr(s.Ports.Codec),
+		"TAXFLOW_CODEC_TOKEN=" + token,
+		"TAXFLOW_CODEC_ORIGINS=http://127.0.0.1:" + ui + ",http://localhost:" + ui,
+		"TAXFLOW_CODEC_ENDPOINT=" + s.codecEndpoint(token),
 	}
+}
+
+// CodecToken returns the local Web UI's codec credential: 32 random bytes, URL-safe
+// (it is a path segment of the UI's codec endpoint), made once per run directory and
+// readable by its owner only.
+func (s Stack) CodecToken() (string, error) {
+	return s.secretWith("codec.token", base64.RawURLEncoding)
+}
+
+// codecEndpoint is the codec server's URL with the token: the Web UI and the Temporal
+// CLI append /decode or /encode to it.
+func (s Stack) codecEndpoint(token string) string {
+	return "http://" + addr(s.Ports.Codec) + "/codec/" + token
 }
 
 // service is one process of the stack.
@@ -128,11 +150,17 @@ func (s Stack) services() []service {
 		{
 			name:  "temporal",
 			ports: []int{s.Ports.Temporal, s.Ports.TemporalUI},
-			where: fmt.Sprintf("Temporal %s, Web UI http://%s", addr(s.Ports.Temporal), addr(s.Ports.TemporalUI)),
+			where: fmt.Sprintf("Temporal %s, Web UI http://%s (payloads decoded by the codec server at http://%s)",
+				addr(s.Ports.Temporal), addr(s.Ports.TemporalUI), addr(s.Ports.Codec)),
 			command: func() (*exec.Cmd, error) {
+				token, err := s.CodecToken()
+				if err != nil {
+					return nil, fmt.Errorf("codec token: %w", err)
+				}
 				return exec.Command(tools("bin", "temporal"), "server", "start-dev",
 					"--ip", "127.0.0.1", "--port", strconv.Itoa(s.Ports.Temporal),
 					"--ui-ip", "127.0.0.1", "--ui-port", strconv.Itoa(s.Ports.TemporalUI),
+					"--ui-codec-endpoint", s.codecEndpoint(token),
 					"--db-filename", data("temporal.db"), "--namespace", "default",
 					"--log-format", "json", "--log-level", "warn",
 					"--search-attribute", "TaxflowProcess=Keyword",
@@ -157,6 +185,8 @@ func (s Stack) services() []service {
 					"-cp", dir+"/DynamoDBLocal.jar:"+dir+"/DynamoDBLocal_lib/*:"+dir,
 					"LoopbackDynamoDB", "127.0.0.1", "-sharedDb", "-disableTelemetry",
 					"-dbPath", data("dynamodb"), "-port", strconv.Itoa(s.Ports.DynamoDB))
+				// It writes dynamodb-local-metadata.json into its working directory.
+				cmd.Dir = data("dynamodb")
 				return cmd, os.MkdirAll(data("dynamodb"), 0o755)
 			},
 			healthy: func(ctx context.Context) error {
@@ -205,7 +235,9 @@ func (s Stack) kmsKey() (string, error) { return s.secret("minio-kms.key") }
 
 // secret returns a key of this stack (32 random bytes, base64), made once and kept in
 // its data directory.
-func (s Stack) secret(name string) (string, error) {
+func (s Stack) secret(name string) (string, error) { return s.secretWith(name, base64.StdEncoding) }
+
+func (s Stack) secretWith(name string, encoding *base64.Encoding) (string, error) {
 	path := filepath.Join(s.Dir, "data", name)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
@@ -214,7 +246,7 @@ func (s Stack) secret(name string) (string, error) {
 	if _, err := rand.Read(k); err != nil {
 		return "", err
 	}
-	enc := base64.StdEncoding.EncodeToString(k)
+	enc := encoding.EncodeToString(k)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
@@ -270,8 +302,21 @@ func (s Stack) Up(ctx context.Context, report func(string)) error {
 	return nil
 }
 
-func (s Stack) start(svc service) error {
+// command builds a service's process. It runs inside the run directory, so whatever a
+// tool writes into its working directory stays there, never in the repository.
+func (s Stack) command(svc service) (*exec.Cmd, error) {
 	cmd, err := svc.command()
+	if err != nil {
+		return nil, err
+	}
+	if cmd.Dir == "" {
+		cmd.Dir = s.Dir
+	}
+	return cmd, os.MkdirAll(cmd.Dir, 0o755)
+}
+
+func (s Stack) start(svc service) error {
+	cmd, err := s.command(svc)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,16 @@ import (
 // DataConverter builds the encrypting data converter from the configured keys. Without
 // a key it refuses: personal data must not reach Temporal's history in clear text.
 func DataConverter(c config.Temporal) (converter.DataConverter, error) {
+	cd, err := PayloadCodec(c)
+	if err != nil {
+		return nil, err
+	}
+	return codec.DataConverter(cd), nil
+}
+
+// PayloadCodec builds the payload codec from the configured keys (the codec server
+// serves it as is).
+func PayloadCodec(c config.Temporal) (*codec.Codec, error) {
 	if c.PayloadKey == "" {
 		return nil, errors.New("configuration: TAXFLOW_PAYLOAD_KEY is not set: payloads hold personal data and are encrypted; " +
 			"set it to 32 random bytes, base64 (openssl rand -base64 32); `taxflow stack env` prints the local stack's")
@@ -34,11 +44,7 @@ func DataConverter(c config.Temporal) (converter.DataConverter, error) {
 		}
 		old = append(old, k)
 	}
-	cd, err := codec.New(key, old...)
-	if err != nil {
-		return nil, err
-	}
-	return codec.DataConverter(cd), nil
+	return codec.New(key, old...)
 }
 
 // Dial connects to Temporal with the encrypting data converter.
