@@ -1,8 +1,8 @@
 // Package reminders sends deadline reminders for tax obligations [000:248, 002:349,
-// 004:32]: one page of the obligations due on date+lead, one notification each through
-// the outbox, on the channels the taxpayer chose. The notification id is the obligation
-// and the lead time, so however often a day is swept (retries, re-runs, overlaps,
-// backfills) each reminder is sent once.
+// 004:32]: one page of the obligations due on date+lead, one notification for each one
+// not yet paid through the outbox, on the channels the taxpayer chose. The notification
+// id is the obligation and the lead time, so however often a day is swept (retries,
+// re-runs, overlaps, backfills) each reminder is sent once.
 package reminders
 
 import (
@@ -71,6 +71,14 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 		return contract.SweepResult{}, err
 	}
 	res := contract.SweepResult{Processed: len(obligations), Cursor: store.EncodeCursor(page.LastEvaluatedKey)}
+	// A tax already paid needs no reminder: counted as processed, nothing sent.
+	unpaid := obligations[:0]
+	for _, o := range obligations {
+		if !o.Paid {
+			unpaid = append(unpaid, o)
+		}
+	}
+	obligations = unpaid
 	channels, err := h.channels(ctx, obligations)
 	if err != nil {
 		return contract.SweepResult{}, err

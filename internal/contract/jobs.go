@@ -15,6 +15,8 @@ type Obligation struct {
 	Amount       int64  `json:"amount_kopecks"`
 	DueDate      string `json:"due_date"`  // YYYY-MM-DD
 	DueMonth     string `json:"due_month"` // YYYY-MM: the index partition
+	// Paid: settled before it fell due; a paid obligation gets no reminder.
+	Paid bool `json:"paid,omitempty"`
 }
 
 // SweepPage asks for one page of a sweep; Cursor is opaque (empty to start).
