@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -273,24 +274,33 @@ func Load(ctx context.Context, db *dynamodb.Client, t Tables, d Dataset) error {
 			return err
 		}
 	}
+	// DynamoDB Local answers a batch in tens of milliseconds: several at once.
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for i := 0; i < len(reqs); i += 25 {
 		batch := map[string][]types.WriteRequest{}
 		for j := i; j < min(i+25, len(reqs)); j++ {
 			batch[tables[j]] = append(batch[tables[j]], reqs[j])
 		}
-		for attempt := 0; len(batch) > 0; attempt++ {
-			if attempt > 10 {
-				return fmt.Errorf("load seed data: items still unprocessed after %d attempts", attempt)
+		g.Go(func() error {
+			for attempt := 0; len(batch) > 0; attempt++ {
+				if attempt > 10 {
+					return fmt.Errorf("load seed data: items still unprocessed after %d attempts", attempt)
+				}
+				out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: batch})
+				if err != nil {
+					return fmt.Errorf("load seed data: %w", err)
+				}
+				batch = out.UnprocessedItems
+				if len(batch) > 0 {
+					time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+				}
 			}
-			out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: batch})
-			if err != nil {
-				return fmt.Errorf("load seed data: %w", err)
-			}
-			batch = out.UnprocessedItems
-			if len(batch) > 0 {
-				time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-			}
-		}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return nil
 }
