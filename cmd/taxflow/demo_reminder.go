@@ -77,7 +77,9 @@ func (m *demo) reminder() outcome {
 	seen := map[string]bool{}
 	for _, a := range desc.Info.RecentActions {
 		if a.StartWorkflowResult != nil {
-			seen[a.StartWorkflowResult.WorkflowID] = true
+			// By run: a backfilled day's run keeps its workflow id (action and nominal
+			// time), so a day backfilled again starts a new run under the same id.
+			seen[a.StartWorkflowResult.FirstExecutionRunID] = true
 		}
 	}
 	how := "triggered now"
@@ -98,7 +100,7 @@ func (m *demo) reminder() outcome {
 			return nil, err
 		}
 		for _, a := range d.Info.RecentActions {
-			if r := a.StartWorkflowResult; r != nil && !seen[r.WorkflowID] {
+			if r := a.StartWorkflowResult; r != nil && !seen[r.FirstExecutionRunID] {
 				return r, nil
 			}
 		}
