@@ -1,4 +1,5 @@
-# taxflow — the two commands: `make dev` (the whole local stack with a demo) and `make test`.
+# taxflow — the two commands: `make dev` (the whole local stack with a demo) and `make test`;
+# `make demo` is `make dev` that stops after the demo and fails when a process did not end as it should.
 SHELL := /bin/bash
 GO    ?= go
 export TAXFLOW_TOOLS ?= $(CURDIR)/.tools
@@ -19,7 +20,7 @@ BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 
-.PHONY: help setup build dev up down status test unit fuzz integration bench lint template clean
+.PHONY: help setup build dev demo up down status test unit fuzz integration bench lint template clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -34,8 +35,12 @@ setup: ## install the pinned tools into .tools/ (a second run is a no-op)
 build: ## build the taxflow binary
 	@$(GO) build -o $(BIN) ./cmd/taxflow
 
-dev: setup build ## the main job: local stack + infra + worker + API + demo; Ctrl-C stops it
-	@$(BIN) dev
+# DEMO_FLAGS: --date YYYY-MM-DD, --seed S, --taxpayers N (see bin/taxflow demo --help)
+dev: setup build ## the main job: local stack + infra + data + worker + API + demo of every process; Ctrl-C stops it
+	@$(BIN) dev $(DEMO_FLAGS)
+
+demo: setup build ## the same set-up and demo, then stop everything; exit 0 only if every process ended as expected
+	@$(BIN) demo $(DEMO_FLAGS)
 
 up: setup build ## start the local stack in the background
 	@$(BIN) stack up

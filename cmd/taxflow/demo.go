@@ -4,109 +4,309 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/functions/overpayment"
-	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/internal/seed"
-	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/internal/stack"
 )
 
-// demoRefund walks one refund through the HTTP API, as an integrator and a reviewer
-// would: request, upload a PDF, decide, and watch it get paid.
-func demoRefund(ctx context.Context, a *app, _ client.Client, integratorKey, reviewerKey string) error {
-	base := "http://" + a.cfg.APIAddr
-	if err := waitHealthy(ctx, base+"/healthz"); err != nil {
+// The demo walks every process through the HTTP API, as an integrator and the staff
+// would, one function per process (demo_*.go). Each step prints one line; the end prints
+// a summary table and where to look next.
+
+// demoKeys are the API keys of the demo's principals, one per role.
+type demoKeys struct {
+	Integrator, Auth, Reviewer, Operator, Specialist string
+}
+
+var demoPrincipals = []struct {
+	id, role string
+	scopes   []string
+	key      func(*demoKeys) *string
+}{
+	{"demo-cabinet", "integrator (the cabinet)", []string{api.ScopeRefundsRead, api.ScopeRefundsWrite, api.ScopeIdentityRead, api.ScopeIdentityWrite,
+		api.ScopeConsent, api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite, api.ScopeAccountRead, api.ScopeAccountUnblock},
+		func(k *demoKeys) *string { return &k.Integrator }},
+	{"demo-auth", "authentication system", []string{api.ScopeAccountEvents, api.ScopeAccountRead},
+		func(k *demoKeys) *string { return &k.Auth }},
+	{"demo-inspector", "reviewer / inspector", []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeDeclarationsRead, api.ScopeDeclarationsReview,
+		api.ScopeIdentityRead, api.ScopeIdentityReview, api.ScopeTasksRead},
+		func(k *demoKeys) *string { return &k.Reviewer }},
+	{"demo-operator", "operator", []string{api.ScopeOperate, api.ScopeRefundsRead, api.ScopeIdentityRead, api.ScopeIdentityReview, api.ScopeTasksRead},
+		func(k *demoKeys) *string { return &k.Operator }},
+	{"demo-specialist", "specialist", []string{api.ScopeAccountRead, api.ScopeAccountSpecialist, api.ScopeTasksRead},
+		func(k *demoKeys) *string { return &k.Specialist }},
+}
+
+func createDemoKeys(ctx context.Context, a *app) (demoKeys, error) {
+	var k demoKeys
+	for _, p := range demoPrincipals {
+		key, err := a.keys().Create(ctx, api.Principal{ID: p.id, Scopes: p.scopes})
+		if err != nil {
+			return k, fmt.Errorf("create the %s key: %w", p.role, err)
+		}
+		*p.key(&k) = key
+	}
+	return k, nil
+}
+
+// demo is one walk through the processes.
+type demo struct {
+	ctx  context.Context
+	a    *app
+	c    client.Client
+	srv  *api.Server // for the opaque subject of an INN (account case ids)
+	base string
+	d    seed.Dataset
+	keys demoKeys
+	out  io.Writer
+	http *http.Client
+	dir  string // the stack's run directory
+}
+
+// outcome is how one process ended; step is the step that failed.
+type outcome struct {
+	process, caseID, status, label, want string
+	step                                 string
+	err                                  error
+}
+
+func (o outcome) ok() bool { return o.err == nil && o.status == o.want }
+
+// walk tracks one process: its case, its last status, its current step.
+type walk struct {
+	m *demo
+	o outcome
+}
+
+func (m *demo) begin(process, want string) *walk {
+	return &walk{m: m, o: outcome{process: process, want: want}}
+}
+
+func (w *walk) step(name string) { w.o.step = name }
+
+// show prints one line: process, case, status (English code and Russian label), detail.
+func (w *walk) show(status, label, detail string) {
+	w.o.status, w.o.label = status, label
+	fmt.Fprintf(w.m.out, "  %-11s %-48s %-22s «%s»  %s\n", w.o.process, w.o.caseID, status, label, detail)
+}
+
+func (w *walk) fail(err error) outcome {
+	w.o.err = fmt.Errorf("%s: %s: %w", w.o.process, w.o.step, err)
+	fmt.Fprintf(w.m.out, "  %-11s %-48s FAILED at %q: %v\n", w.o.process, w.o.caseID, w.o.step, err)
+	return w.o
+}
+
+var innRE = regexp.MustCompile(`\b\d{10,12}\b`)
+
+// call sends one request with a key and answers the status code and body.
+func (m *demo) call(method, path, key string, body []byte, headers ...string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(m.ctx, method, m.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// expect is call that wants one status code and decodes the answer into out (if not nil).
+func (m *demo) expect(want int, out any, method, path, key string, body []byte, headers ...string) error {
+	code, b, err := m.call(method, path, key, body, headers...)
+	if err != nil {
 		return err
 	}
-	tp, refundable := demoTaxpayer()
-	call := func(method, path, key string, body []byte, headers ...string) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-		if err != nil {
-			return 0, nil, err
+	route, _, _ := strings.Cut(innRE.ReplaceAllString(path, "{inn}"), "?")
+	if code != want {
+		return fmt.Errorf("%s %s answered %d, want %d: %s", method, route, code, want, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode the answer: %w", method, route, err)
 		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Set(headers[i], headers[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, b, err
 	}
-	claim := refundable + 50_000 // a little more than confirmed: capped, so a reviewer decides
-	body, _ := json.Marshal(map[string]any{"inn": tp.INN, "period": 2025, "amount_kopecks": claim, "reason": "overpaid income tax for 2025"})
-	code, out, err := call("POST", "/v1/refunds", integratorKey, body, "Idempotency-Key", uuid.NewString(), "Content-Type", "application/json")
-	if err != nil || code != http.StatusCreated {
-		return fmt.Errorf("demo: create refund: %d %s %v", code, out, err)
-	}
-	var created struct {
-		CaseID string `json:"case_id"`
-	}
-	_ = json.Unmarshal(out, &created)
-	fmt.Printf("\ndemo: refund %s requested (%s claimed, %s confirmed overpayment)\n", created.CaseID, domain.Kopecks(claim), domain.Kopecks(refundable))
-	pdf := []byte("%PDF-1.7\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n")
-	if code, out, err := call("POST", "/v1/refunds/"+created.CaseID+"/documents?doc_id=statement-2025", integratorKey, pdf); err != nil || code != http.StatusAccepted {
-		return fmt.Errorf("demo: upload document: %d %s %v", code, out, err)
-	}
-	fmt.Println("demo: bank statement (PDF) uploaded into S3")
-	var st workflows.RefundStatus
-	for deadline := time.Now().Add(time.Minute); ; {
-		code, out, err := call("GET", "/v1/refunds/"+created.CaseID, integratorKey, nil)
-		if err != nil || code != http.StatusOK {
-			return fmt.Errorf("demo: read refund: %d %s %v", code, out, err)
-		}
-		_ = json.Unmarshal(out, &st)
-		if st.Status == workflows.RefundInReview || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	code, out, err = call("POST", "/v1/refunds/"+created.CaseID+"/decision", reviewerKey, []byte(`{"approve":true,"reason":"statement confirms the overpayment"}`))
-	if err != nil || code != http.StatusOK {
-		return fmt.Errorf("demo: decide: %d %s %v", code, out, err)
-	}
-	for deadline := time.Now().Add(time.Minute); st.Status != workflows.RefundPaid && time.Now().Before(deadline); {
-		time.Sleep(200 * time.Millisecond)
-		_, out, _ = call("GET", "/v1/refunds/"+created.CaseID, integratorKey, nil)
-		_ = json.Unmarshal(out, &st)
-	}
-	fmt.Printf("demo: %s «%s», %s paid (transfer %s)\n", st.Status, st.Label, domain.Kopecks(st.Paid), st.TransferID)
-	for _, tr := range st.History {
-		fmt.Printf("        %s → %s by %s\n", tr.From, tr.To, tr.Actor)
-	}
-	fmt.Printf("try: curl -H 'Authorization: Bearer %s' %s/v1/refunds/%s/journal\n", integratorKey, base, created.CaseID)
 	return nil
 }
 
-// demoTaxpayer picks an eligible seeded taxpayer with a refundable overpayment.
-func demoTaxpayer() (contract.Taxpayer, int64) {
-	d := seed.Generate(500, 2026)
-	by := map[string][]contract.LedgerEntry{}
-	for _, e := range d.Ledger {
-		by[e.INN] = append(by[e.INN], e)
+func jsonBody(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// demoWait bounds every wait for a process to move.
+const demoWait = 90 * time.Second
+
+// poll reads until done says so, for at most demoWait; on failure it says what it waited
+// for and what it saw last.
+func poll[T any](m *demo, what string, read func() (T, error), done func(T) bool, describe func(T) string) (T, error) {
+	deadline := time.Now().Add(demoWait)
+	for {
+		v, err := read()
+		if err == nil && done(v) {
+			return v, nil
+		}
+		if m.ctx.Err() != nil {
+			return v, m.ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return v, fmt.Errorf("waited %s for %s: %w", demoWait, what, err)
+			}
+			return v, fmt.Errorf("waited %s for %s; last seen: %s", demoWait, what, describe(v))
+		}
+		time.Sleep(150 * time.Millisecond)
 	}
-	for _, tp := range d.Taxpayers {
-		b := overpayment.Balance(by[tp.INN], 2025)
-		if tp.AccountState == "active" && tp.Confirmed && tp.PendingBank == nil && b.Refundable > 2_000_000 {
-			return tp, b.Refundable
+}
+
+// waitTask waits until a case is in a role's task list, as the staff find their work.
+func (m *demo) waitTask(role, key, caseID string) error {
+	_, err := poll(m, caseID+" in the "+role+"'s task list", func() ([]api.Task, error) {
+		var list struct {
+			Tasks []api.Task `json:"tasks"`
+		}
+		err := m.expect(http.StatusOK, &list, "GET", "/v1/tasks?role="+role, key, nil)
+		return list.Tasks, err
+	}, func(ts []api.Task) bool {
+		for _, t := range ts {
+			if t.CaseID == caseID {
+				return true
+			}
+		}
+		return false
+	}, func(ts []api.Task) string { return fmt.Sprintf("%d other tasks", len(ts)) })
+	return err
+}
+
+// demoPDF is a small valid PDF: a bank statement or an answer to an inspector.
+func demoPDF(title string) []byte {
+	content := fmt.Sprintf("BT /F1 14 Tf 72 760 Td (%s) Tj ET", title)
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
+		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+	}
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n")
+	offsets := make([]int, len(objs))
+	for i, o := range objs {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return b.Bytes()
+}
+
+// runDemoSteps walks every process, prints the summary and where to look, and returns
+// each process's outcome.
+func runDemoSteps(ctx context.Context, a *app, c client.Client, s stack.Stack, d seed.Dataset, keys demoKeys) []outcome {
+	m := &demo{ctx: ctx, a: a, c: c, srv: api.New(a.cfg, a.clients, c, zerolog.Nop()), base: "http://" + a.cfg.APIAddr, d: d, keys: keys,
+		out: os.Stdout, http: &http.Client{Timeout: 60 * time.Second}, dir: s.Dir}
+	start := time.Now()
+	fmt.Fprintf(m.out, "\ndemo: every process through the HTTP API (reference day %s, tax period %d)\n", d.Today.Format(time.DateOnly), d.LastPeriod)
+	if err := waitHealthy(ctx, m.base+"/readyz"); err != nil {
+		return []outcome{{process: "api", step: "wait for the API", err: err}}
+	}
+	var results []outcome
+	for _, process := range []func() outcome{m.refund, m.identity, m.declaration, m.account, m.reminder} {
+		if ctx.Err() != nil {
+			break
+		}
+		results = append(results, process())
+	}
+	m.summary(results, time.Since(start))
+	m.whereToLook(s, results)
+	return results
+}
+
+// summary prints the table of outcomes.
+func (m *demo) summary(results []outcome, took time.Duration) {
+	fmt.Fprintf(m.out, "\nsummary (%s)\n", took.Round(100*time.Millisecond))
+	fmt.Fprintf(m.out, "  %-11s %-48s %-24s %-34s %s\n", "process", "case", "status", "label", "result")
+	for _, o := range results {
+		result := "OK"
+		if !o.ok() {
+			result = "FAILED"
+			if o.err == nil {
+				result = fmt.Sprintf("FAILED: ended %s, want %s", o.status, o.want)
+			} else {
+				result = fmt.Sprintf("FAILED at %q", o.step)
+			}
+		}
+		fmt.Fprintf(m.out, "  %-11s %-48s %-24s %-34s %s\n", o.process, o.caseID, o.status, "«"+o.label+"»", result)
+	}
+}
+
+func (m *demo) whereToLook(s stack.Stack, results []outcome) {
+	example := "/v1/refunds/<case>/journal"
+	for _, o := range results {
+		if o.process == "refund" && o.caseID != "" {
+			example = "/v1/refunds/" + o.caseID + "/journal"
 		}
 	}
-	return d.Taxpayers[0], 0
+	fmt.Fprintf(m.out, "\nwhere to look next\n")
+	fmt.Fprintf(m.out, "  API          %s   (OpenAPI: %s/openapi.yaml)\n", m.base, m.base)
+	fmt.Fprintf(m.out, "               curl -s -H 'Authorization: Bearer %s' %s%s\n", m.keys.Integrator, m.base, example)
+	fmt.Fprintf(m.out, "  Temporal UI  http://127.0.0.1:%d/namespaces/%s/workflows   (Temporal %s)\n", s.Ports.TemporalUI, m.a.cfg.Temporal.Namespace, m.a.cfg.Temporal.Address)
+	fmt.Fprintf(m.out, "  S3 console   http://127.0.0.1:%d   user %s, password %s, bucket %s\n", s.Ports.S3Console, stack.AccessKey, stack.SecretKey, m.a.cfg.Name(document.Bucket))
+	fmt.Fprintf(m.out, "  logs, data   %s\n", s.Dir)
+	fmt.Fprintf(m.out, "API keys of this data (shown once; stored only as hashes):\n")
+	for _, p := range demoPrincipals {
+		fmt.Fprintf(m.out, "  %-26s %s\n", p.role, *p.key(&m.keys))
+	}
+	fmt.Fprintln(m.out)
+}
+
+// demoError names every process that did not reach its end, and the step where it stopped.
+func demoError(results []outcome) error {
+	var errs []error
+	for _, o := range results {
+		switch {
+		case o.err != nil:
+			errs = append(errs, o.err)
+		case !o.ok():
+			errs = append(errs, fmt.Errorf("%s: ended %s, want %s", o.process, o.status, o.want))
+		}
+	}
+	if len(results) < 5 && len(errs) == 0 {
+		errs = append(errs, errors.New("interrupted before every process ran"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("demo failed: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 func waitHealthy(ctx context.Context, url string) error {
-	for i := 0; i < 100; i++ {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
@@ -114,7 +314,14 @@ func waitHealthy(ctx context.Context, url string) error {
 				return nil
 			}
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", url, ctx.Err())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within 30 s", url)
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s did not answer", url)
 }
+
+func newIdempotencyKey() string { return uuid.NewString() }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,7 +14,9 @@ import (
 const usage = `taxflow: back office for long-running tax processes.
 
 Usage:
-  taxflow dev                 start the local stack, apply infra, run worker and API (Ctrl-C stops all)
+  taxflow dev [--date D]      start the local stack, apply infra, load the data, run worker and API, walk
+                              every process through the API; keep running until Ctrl-C stops it all
+  taxflow demo [--date D]     the same, then stop everything; exit 0 only if every process reached its end
   taxflow worker              run the Temporal worker
   taxflow api                 run the HTTP API
   taxflow codec-server        decrypt payloads for Temporal's Web UI and CLI (the remote codec protocol)
@@ -22,7 +25,7 @@ Usage:
   taxflow stack up|down|status|env   manage the Docker-less local stack
   taxflow lambda-host         run the local Lambda host (started by 'stack up')
   taxflow doctor              run the self-check workflow end to end
-  taxflow seed [--taxpayers N] load the demo dataset (taxpayers, ledgers)
+  taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)
   taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --principal NAME --scopes a,b   create an API key (printed once)
@@ -33,7 +36,7 @@ Configuration is read from the environment; see README.md.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, errHelp) {
 		fmt.Fprintln(os.Stderr, "taxflow:", err)
 		os.Exit(1)
 	}
@@ -47,7 +50,9 @@ func run(ctx context.Context, args []string) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "dev":
-		return runDev(ctx)
+		return runDev(ctx, rest)
+	case "demo":
+		return runDemo(ctx, rest)
 	case "worker":
 		return runWorker(ctx)
 	case "api":

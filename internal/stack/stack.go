@@ -271,27 +271,49 @@ func (s Stack) Check() error {
 }
 
 // Up starts every service that is not running yet and waits until each answers.
-// Running it twice is harmless. A port held by another program is an error naming it.
-func (s Stack) Up(ctx context.Context, report func(string)) error {
+// Running it twice is harmless. A port held by another program is an error naming the
+// port and its variable, found before anything starts; when a start fails later, the
+// services this call started are stopped again, so nothing half-started is left.
+func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 	if err := s.Check(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
+	var toStart []service
 	for _, svc := range s.services() {
 		if pid, ok := s.running(svc.name); ok {
 			report(fmt.Sprintf("%-8s already running (pid %d): %s", svc.name, pid, svc.where))
 			continue
 		}
+		toStart = append(toStart, svc)
+	}
+	for _, svc := range toStart {
 		for _, p := range svc.ports {
 			if err := portFree(p); err != nil {
-				return fmt.Errorf("start %s: port %d is already in use by another program (set its TAXFLOW_*_PORT to move it): %w", svc.name, p, err)
+				return fmt.Errorf("start %s: port %d (%s) is already in use by another program: set %s to a free port or stop that program (%v)",
+					svc.name, p, s.portVar(p), s.portVar(p), err)
 			}
 		}
+	}
+	var started []string
+	defer func() {
+		if err == nil || len(started) == 0 {
+			return
+		}
+		for i := len(started) - 1; i >= 0; i-- {
+			if serr := s.stop(started[i]); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+		err = fmt.Errorf("%w (stopped what this start had started: %s)", err, strings.Join(started, ", "))
+	}()
+	for _, svc := range toStart {
 		if err := s.start(svc); err != nil {
 			return fmt.Errorf("start %s: %w", svc.name, err)
 		}
+		started = append(started, svc.name)
 	}
 	for _, svc := range s.services() {
 		if err := s.waitHealthy(ctx, svc); err != nil {
@@ -300,6 +322,20 @@ func (s Stack) Up(ctx context.Context, report func(string)) error {
 		report(fmt.Sprintf("%-8s up: %s", svc.name, svc.where))
 	}
 	return nil
+}
+
+// portVar names the variable that sets a port of the stack.
+func (s Stack) portVar(port int) string {
+	for _, pv := range []struct {
+		port int
+		name string
+	}{{s.Ports.Temporal, "TAXFLOW_TEMPORAL_PORT"}, {s.Ports.TemporalUI, "TAXFLOW_TEMPORAL_UI_PORT"}, {s.Ports.DynamoDB, "TAXFLOW_DYNAMODB_PORT"},
+		{s.Ports.S3, "TAXFLOW_S3_PORT"}, {s.Ports.S3Console, "TAXFLOW_S3_CONSOLE_PORT"}, {s.Ports.Lambda, "TAXFLOW_LAMBDA_PORT"}} {
+		if pv.port == port {
+			return pv.name
+		}
+	}
+	return "its TAXFLOW_*_PORT"
 }
 
 // command builds a service's process. It runs inside the run directory, so whatever a
@@ -366,28 +402,40 @@ func (s Stack) Down(report func(string)) error {
 	svcs := s.services()
 	for i := len(svcs) - 1; i >= 0; i-- {
 		name := svcs[i].name
-		pid, ok := s.running(name)
-		if !ok {
+		if _, ok := s.running(name); !ok {
 			_ = os.Remove(s.pidFile(name))
 			continue
 		}
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		deadline := time.Now().Add(15 * time.Second)
-		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if alive(pid) {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			time.Sleep(200 * time.Millisecond)
-		}
-		if alive(pid) {
-			errs = append(errs, fmt.Errorf("%s (pid %d) did not stop", name, pid))
+		if err := s.stop(name); err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		_ = os.Remove(s.pidFile(name))
 		report(fmt.Sprintf("%-8s stopped", name))
 	}
 	return errors.Join(errs...)
+}
+
+// stop ends one service's process group: SIGTERM, then SIGKILL after 15 s.
+func (s Stack) stop(name string) error {
+	pid, ok := s.running(name)
+	if !ok {
+		_ = os.Remove(s.pidFile(name))
+		return nil
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(15 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive(pid) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if alive(pid) {
+		return fmt.Errorf("%s (pid %d) did not stop", name, pid)
+	}
+	_ = os.Remove(s.pidFile(name))
+	return nil
 }
 
 // Status reports each service as running or stopped.

@@ -2,11 +2,14 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,5 +112,97 @@ func TestWebUIGetsTheCodecEndpoint(t *testing.T) {
 		if !slices.Contains(s.Env(), want) {
 			t.Errorf("stack env lacks %s: %v", want, s.Env())
 		}
+	}
+}
+
+// fakeTools makes a tools folder whose programs are shell scripts, so Up can be tested
+// without the real tools. Each script records its pid in dir before it runs body.
+func fakeTools(t *testing.T, dir string, bodies map[string]string) string {
+	t.Helper()
+	tools := t.TempDir()
+	for _, p := range []string{"bin", "dynamodb"} {
+		if err := os.MkdirAll(filepath.Join(tools, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"dynamodb/DynamoDBLocal.jar", "dynamodb/LoopbackDynamoDB.class"} {
+		if err := os.WriteFile(filepath.Join(tools, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range bodies {
+		script := fmt.Sprintf("#!/bin/sh\necho $$ > %s/%s.started\n%s\n", dir, filepath.Base(name), body)
+		if err := os.WriteFile(filepath.Join(tools, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tools
+}
+
+func freePorts(t *testing.T) Ports {
+	t.Helper()
+	var ps []int
+	for i := 0; i < 6; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
+		defer l.Close()
+	}
+	return Ports{Temporal: ps[0], TemporalUI: ps[1], DynamoDB: ps[2], S3: ps[3], S3Console: ps[4], Lambda: ps[5]}
+}
+
+func requireJava(t *testing.T) {
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Skip("java is not installed: Check refuses before anything this test looks at")
+	}
+}
+
+// A taken port stops Up before any service starts, and the error names the port and
+// its variable.
+func TestUpRefusesATakenPortBeforeStartingAnything(t *testing.T) {
+	requireJava(t)
+	dir := t.TempDir()
+	tools := fakeTools(t, dir, map[string]string{"bin/temporal": "exec sleep 300", "bin/minio": "exec sleep 300", "self": "exec sleep 300"})
+	s := Stack{Tools: tools, Dir: dir, Self: filepath.Join(tools, "self"), Ports: freePorts(t)}
+	l, err := net.Listen("tcp", addr(s.Ports.S3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = s.Up(context.Background(), func(string) {})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d (TAXFLOW_S3_PORT)", s.Ports.S3)) {
+		t.Fatalf("want an error naming port %d and TAXFLOW_S3_PORT, got %v", s.Ports.S3, err)
+	}
+	started, _ := filepath.Glob(filepath.Join(dir, "*.started"))
+	pids, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if len(started)+len(pids) > 0 {
+		t.Fatalf("something started: %v %v", started, pids)
+	}
+}
+
+// When a service dies during start, the ones this Up started are stopped again.
+func TestUpStopsWhatItStartedWhenAStartFails(t *testing.T) {
+	requireJava(t)
+	dir := t.TempDir()
+	tools := fakeTools(t, dir, map[string]string{"bin/temporal": "exit 3", "bin/minio": "exec sleep 300", "self": "exec sleep 300"})
+	s := Stack{Tools: tools, Dir: dir, Self: filepath.Join(tools, "self"), Ports: freePorts(t)}
+	err := s.Up(context.Background(), func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "temporal exited during start") || !strings.Contains(err.Error(), "stopped what this start had started") {
+		t.Fatalf("got %v", err)
+	}
+	for _, name := range []string{"bin/minio", "self"} {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.Base(name)+".started"))
+		if err != nil {
+			t.Fatalf("%s never started: %v", name, err)
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if pid == 0 || alive(pid) {
+			t.Fatalf("%s (pid %d) still running after the failed start", name, pid)
+		}
+	}
+	if st := s.Status(); st["s3"] || st["lambda"] {
+		t.Fatalf("status after the failed start: %v", st)
 	}
 }
