@@ -75,6 +75,10 @@ type AccountState struct {
 	EventsSeen     int          `json:"events_seen"` // all runs
 	RecentEventIDs []string     `json:"-"`           // de-duplication window, oldest first
 	History        []Transition `json:"history"`     // the last transitions
+
+	// JournalSeq is the last step of the account's record (journal, projection, outbox):
+	// the next run's steps follow it, so no idempotency key is used twice.
+	JournalSeq int64 `json:"journal_seq"`
 }
 
 // AccountWorkflowInput starts (or continues) an account's workflow.
@@ -139,7 +143,7 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	r.pending = in.Pending
 	status := r.st.Status
 	r.j = &journal{process: "account", caseID: in.AccountID, inn: in.INN, labels: AccountLabels,
-		status: &status, label: &r.st.Label, history: &r.st.History, project: r.project}
+		status: &status, label: &r.st.Label, history: &r.st.History, project: r.project, seq: r.st.JournalSeq}
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
@@ -531,6 +535,7 @@ func (r *account) continueAsNew(ctx workflow.Context, events workflow.ReceiveCha
 	}
 	r.drain(events) // what arrived while handlers finished
 	st := r.st
+	st.JournalSeq = r.j.Seq()
 	next := r.in
 	next.State, next.Pending, next.Seen = &st, r.pending, r.st.RecentEventIDs
 	return workflow.NewContinueAsNewError(ctx, Account, next)
