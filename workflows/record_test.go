@@ -72,13 +72,31 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	templates := map[string]int{}
 	for _, n := range outbox(t, h) {
 		templates[n.Template]++
-		if n.State != "pending" || n.INN != testINN {
+		if n.State != "pending" || n.INN != testINN || n.CaseID != testCase {
 			t.Errorf("notification %+v", n)
 		}
 	}
 	for _, to := range []string{RefundReceived, RefundInReview, RefundApproved, RefundPaid} {
 		if templates["refund."+to] != 1 {
 			t.Errorf("notifications %v: want one refund.%s", templates, to)
+		}
+	}
+
+	// The outbox relay delivers each once; a second run finds nothing to do.
+	for run, want := range []contract.SweepResult{{Processed: 4, Sent: 4}, {}} {
+		env := sweepEnv(h.db)
+		env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobOutbox, Date: "2026-11-22"})
+		var res contract.SweepResult
+		if err := env.GetWorkflowResult(&res); err != nil || res != want {
+			t.Fatalf("outbox run %d: %+v %v, want %+v", run+1, res, err, want)
+		}
+	}
+	if n := len(h.db.Items("deliveries")); n != 4 {
+		t.Fatalf("%d deliveries, want 4", n)
+	}
+	for _, n := range outbox(t, h) {
+		if n.State != "sent" {
+			t.Fatalf("not marked sent: %+v", n)
 		}
 	}
 }

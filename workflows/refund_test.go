@@ -12,6 +12,7 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
@@ -103,6 +104,8 @@ func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 		contract.FnRetentionSweep:  fn.Handler(retention.Handler{S3: s3, Bucket: "documents"}.Sweep),
 	}
 	handlers[contract.FnRecordTransition] = fn.Handler(transition.Handler{DB: db, Journal: "audit", Cases: "cases", Outbox: "outbox"}.Record)
+	handlers[contract.FnOutboxDeliver] = fn.Handler(delivery.Handler{DB: db, Outbox: "outbox", Now: time.Now,
+		Channel: delivery.Deliveries{DB: db, Table: "deliveries", Now: time.Now}}.Sweep)
 	return handlers
 }
 
@@ -114,7 +117,7 @@ func newStores() (*storetest.DB, *storetest.S3) {
 	return storetest.New(map[string]storetest.Key{
 		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
 		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
-		"obligations": {PK: "obligation_id"},
+		"obligations": {PK: "obligation_id"}, "deliveries": {PK: "notification_id"},
 	}), storetest.NewS3()
 }
 
