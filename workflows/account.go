@@ -414,10 +414,7 @@ func (r *account) deadlines(ctx workflow.Context) error {
 	}
 	if r.st.SpecialistDue != nil && !r.st.Escalated && !now.Before(*r.st.SpecialistDue) && r.st.Status != AccountActive {
 		r.st.Escalated = true
-		if err := r.j.notify(ctx, "supervisor", "account.specialist_overdue"); err != nil {
-			return err
-		}
-		if err := r.j.audit(ctx, "specialist_overdue", "system", "24-hour unblock SLA passed"); err != nil {
+		if err := r.j.auditNotify(ctx, "specialist_overdue", "system", "24-hour unblock SLA passed", "supervisor", "account.specialist_overdue"); err != nil {
 			return err
 		}
 	}
@@ -498,10 +495,8 @@ func (r *account) requestSpecialist(ctx workflow.Context) (AccountStatus, error)
 	due := workflow.Now(ctx).Add(r.in.Policy.SpecialistSLA)
 	r.st.SpecialistDue = &due
 	r.dirty = true
-	if err := r.j.notify(ctx, "reviewer", "account.specialist_requested"); err != nil {
-		return r.status(), err
-	}
-	return r.status(), r.j.audit(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339))
+	return r.status(), r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
+		"reviewer", "account.specialist_requested")
 }
 
 func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountStatus, error) {
@@ -510,10 +505,7 @@ func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountSta
 	}
 	r.st.SpecialistDue, r.st.Escalated = nil, false
 	r.st.Reason = d.Reason
-	if err := r.j.notify(ctx, "taxpayer", "account.unblock_refused", "reason", d.Reason); err != nil {
-		return r.status(), err
-	}
-	return r.status(), r.j.audit(ctx, "specialist_refused", d.Specialist, d.Reason)
+	return r.status(), r.j.auditNotify(ctx, "specialist_refused", d.Specialist, d.Reason, "taxpayer", "account.unblock_refused", "reason", d.Reason)
 }
 
 // drain moves every event waiting on the channel to the pending queue.

@@ -152,6 +152,13 @@ func (j *journal) notify(ctx workflow.Context, recipient, template string, param
 	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
 }
 
+// auditNotify writes a journal entry and a notification about it in one step (the
+// status stays).
+func (j *journal) auditNotify(ctx workflow.Context, action, actor, reason, recipient, template string, params ...string) error {
+	j.queue(ctx, action, *j.status, *j.status, actor, reason)
+	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
+}
+
 // deadlineWatch reminds staff before a case's deadline and escalates when it passes,
 // unless the case no longer needs it (settled says so when each timer fires).
 type deadlineWatch struct {
