@@ -188,6 +188,7 @@ func (r *account) project(workflow.Context) contract.CaseRecord {
 // status answers the query.
 func (r *account) status() AccountStatus {
 	out := AccountStatus{AccountState: r.st, OpenPaths: []string{}}
+	out.JournalSeq = r.j.Seq() // the live sequence; the state's copy is set at continue-as-new
 	switch r.st.Status {
 	case AccountAutoUnlockPending:
 		out.OpenPaths = append(out.OpenPaths, "wait")
