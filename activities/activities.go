@@ -50,22 +50,6 @@ var SelfCheckOptions = workflow.ActivityOptions{
 	RetryPolicy:         retry(5),
 }
 
-// AppendAudit appends an entry to a case's journal. Without an entry id, the entry's
-// idempotency key is the workflow id and activity id, the same on every retry.
-func (a *Activities) AppendAudit(ctx context.Context, e contract.AuditEntry) (contract.AuditResult, error) {
-	if e.EntryID == "" {
-		e.EntryID = stepKey(ctx)
-	}
-	return call[contract.AuditResult](ctx, a.Invoker, contract.FnAuditAppend, e)
-}
-
-// stepKey is the idempotency key of this step: the workflow id and activity id, the
-// same on every retry of the activity.
-func stepKey(ctx context.Context) string {
-	info := activity.GetInfo(ctx)
-	return info.WorkflowExecution.ID + "/" + info.ActivityID
-}
-
 // SelfCheck runs the self-check function.
 func (a *Activities) SelfCheck(ctx context.Context, in contract.SelfCheckInput) (contract.SelfCheckResult, error) {
 	return call[contract.SelfCheckResult](ctx, a.Invoker, contract.FnSelfCheck, in)

@@ -54,19 +54,6 @@ func (a *Activities) Payout(ctx context.Context, in contract.PayoutInput) (contr
 	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
 }
 
-// Notify queues a notification; without an id, the workflow id and activity id make one.
-func (a *Activities) Notify(ctx context.Context, n contract.Notification) (contract.NotifyResult, error) {
-	if n.NotificationID == "" {
-		n.NotificationID = stepKey(ctx)
-	}
-	return call[contract.NotifyResult](ctx, a.Invoker, contract.FnNotify, n)
-}
-
-// UpdateCase writes the case's read projection.
-func (a *Activities) UpdateCase(ctx context.Context, r contract.CaseRecord) (contract.CaseUpdateResult, error) {
-	return call[contract.CaseUpdateResult](ctx, a.Invoker, contract.FnCaseUpdate, r)
-}
-
 // MatchIdentity compares submitted data and documents with the registry.
 func (a *Activities) MatchIdentity(ctx context.Context, in contract.IdentityMatchInput) (contract.IdentityMatchResult, error) {
 	return call[contract.IdentityMatchResult](ctx, a.Invoker, contract.FnIdentityMatch, in)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
@@ -96,8 +97,10 @@ func Declare() Declaration {
 			{Name: overpayment.Table, PartitionKey: s("inn"), SortKey: sk("entry_id")},
 			{Name: payout.Table, PartitionKey: s("payout_key")},
 			{Name: notify.Table, PartitionKey: s("notification_id"), Indexes: []Index{
-				{Name: "by_state", PartitionKey: s("state"), SortKey: sk("at")},
+				{Name: delivery.Index, PartitionKey: s("state"), SortKey: sk("at")},
 			}},
+			// What the notification channels received, once per notification id.
+			{Name: delivery.Table, PartitionKey: s("notification_id")},
 			// Tax obligations; by_due finds those due on a day (partition: the month).
 			{Name: reminders.Table, PartitionKey: s("obligation_id"), Indexes: []Index{
 				{Name: reminders.Index, PartitionKey: s("due_month"), SortKey: sk("due_date")},
@@ -116,8 +119,11 @@ func Declare() Declaration {
 			},
 		}},
 		Functions: []Function{
-			{Name: contract.FnAuditAppend, Package: "./functions/audit/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: audit.Table, Write: true}}},
+			// One step of a case's record: journal, projection and outbox in one transaction.
+			{Name: contract.FnRecordTransition, Package: "./functions/transition/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: audit.Table, Write: true}, {Table: cases.Table, Write: true}, {Table: notify.Table, Write: true}}},
+			{Name: contract.FnOutboxDeliver, Package: "./functions/delivery/lambda", MemoryMB: 128, TimeoutSec: 120,
+				Uses: []Access{{Table: notify.Table, Write: true}, {Table: delivery.Table, Write: true}}},
 			{Name: contract.FnSelfCheck, Package: "./functions/selfcheck/lambda", MemoryMB: 128, TimeoutSec: 3,
 				Uses: []Access{{Table: selfcheck.Table, Write: true}}},
 			{Name: contract.FnTaxpayerCheck, Package: "./functions/taxpayer/lambda", MemoryMB: 128, TimeoutSec: 10,
@@ -128,8 +134,6 @@ func Declare() Declaration {
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
 				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}}},
-			{Name: contract.FnNotify, Package: "./functions/notify/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: notify.Table, Write: true}}},
 			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,
 				Uses: []Access{{Table: taxpayer.Table}, {Bucket: document.Bucket}}},
 			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,
@@ -150,8 +154,6 @@ func Declare() Declaration {
 				Uses: []Access{{Table: taxpayer.Table, Write: true}, {Table: notify.Table, Write: true}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
-			{Name: contract.FnCaseUpdate, Package: "./functions/cases/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: cases.Table, Write: true}}},
 		},
 	}
 }

@@ -75,6 +75,10 @@ type AccountState struct {
 	EventsSeen     int          `json:"events_seen"` // all runs
 	RecentEventIDs []string     `json:"-"`           // de-duplication window, oldest first
 	History        []Transition `json:"history"`     // the last transitions
+
+	// JournalSeq is the last step of the account's record (journal, projection, outbox):
+	// the next run's steps follow it, so no idempotency key is used twice.
+	JournalSeq int64 `json:"journal_seq"`
 }
 
 // AccountWorkflowInput starts (or continues) an account's workflow.
@@ -139,7 +143,7 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	r.pending = in.Pending
 	status := r.st.Status
 	r.j = &journal{process: "account", caseID: in.AccountID, inn: in.INN, labels: AccountLabels,
-		status: &status, label: &r.st.Label, history: &r.st.History, project: r.project}
+		status: &status, label: &r.st.Label, history: &r.st.History, project: r.project, seq: r.st.JournalSeq}
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
@@ -184,6 +188,7 @@ func (r *account) project(workflow.Context) contract.CaseRecord {
 // status answers the query.
 func (r *account) status() AccountStatus {
 	out := AccountStatus{AccountState: r.st, OpenPaths: []string{}}
+	out.JournalSeq = r.j.Seq() // the live sequence; the state's copy is set at continue-as-new
 	switch r.st.Status {
 	case AccountAutoUnlockPending:
 		out.OpenPaths = append(out.OpenPaths, "wait")
@@ -410,10 +415,7 @@ func (r *account) deadlines(ctx workflow.Context) error {
 	}
 	if r.st.SpecialistDue != nil && !r.st.Escalated && !now.Before(*r.st.SpecialistDue) && r.st.Status != AccountActive {
 		r.st.Escalated = true
-		if err := r.j.notify(ctx, "supervisor", "account.specialist_overdue"); err != nil {
-			return err
-		}
-		if err := r.j.audit(ctx, "specialist_overdue", "system", "24-hour unblock SLA passed"); err != nil {
+		if err := r.j.auditNotify(ctx, "specialist_overdue", "system", "24-hour unblock SLA passed", "supervisor", "account.specialist_overdue"); err != nil {
 			return err
 		}
 	}
@@ -494,10 +496,8 @@ func (r *account) requestSpecialist(ctx workflow.Context) (AccountStatus, error)
 	due := workflow.Now(ctx).Add(r.in.Policy.SpecialistSLA)
 	r.st.SpecialistDue = &due
 	r.dirty = true
-	if err := r.j.notify(ctx, "reviewer", "account.specialist_requested"); err != nil {
-		return r.status(), err
-	}
-	return r.status(), r.j.audit(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339))
+	return r.status(), r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
+		"reviewer", "account.specialist_requested")
 }
 
 func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountStatus, error) {
@@ -506,10 +506,7 @@ func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountSta
 	}
 	r.st.SpecialistDue, r.st.Escalated = nil, false
 	r.st.Reason = d.Reason
-	if err := r.j.notify(ctx, "taxpayer", "account.unblock_refused", "reason", d.Reason); err != nil {
-		return r.status(), err
-	}
-	return r.status(), r.j.audit(ctx, "specialist_refused", d.Specialist, d.Reason)
+	return r.status(), r.j.auditNotify(ctx, "specialist_refused", d.Specialist, d.Reason, "taxpayer", "account.unblock_refused", "reason", d.Reason)
 }
 
 // drain moves every event waiting on the channel to the pending queue.
@@ -531,6 +528,7 @@ func (r *account) continueAsNew(ctx workflow.Context, events workflow.ReceiveCha
 	}
 	r.drain(events) // what arrived while handlers finished
 	st := r.st
+	st.JournalSeq = r.j.Seq()
 	next := r.in
 	next.State, next.Pending, next.Seen = &st, r.pending, r.st.RecentEventIDs
 	return workflow.NewContinueAsNewError(ctx, Account, next)

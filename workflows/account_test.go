@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
@@ -24,8 +27,13 @@ type accHarness struct {
 }
 
 func newAccHarness(t *testing.T) *accHarness {
-	h := &accHarness{t: t}
-	h.db, _ = newStores()
+	db, _ := newStores()
+	return newAccHarnessOn(t, db)
+}
+
+// newAccHarnessOn runs over the given store: a next run sees what the last one wrote.
+func newAccHarnessOn(t *testing.T, db *storetest.DB) *accHarness {
+	h := &accHarness{t: t, db: db}
 	tp := registered()
 	tp.Confirmed = true
 	tp.BankIdentified = true
@@ -264,8 +272,11 @@ func TestAccountContinuesAsNewWithItsState(t *testing.T) {
 	if next.State == nil || next.State.EventsSeen+len(next.Pending) != 12 || len(next.Seen) != next.State.EventsSeen {
 		t.Fatalf("carried: state %+v, %d pending, %d ids", next.State, len(next.Pending), len(next.Seen))
 	}
-	// The next run applies what was pending: 5 failures after the success lock the account.
-	h2 := newAccHarness(t)
+	if next.State.JournalSeq < 1 {
+		t.Fatalf("the journal's sequence was not carried: %d", next.State.JournalSeq)
+	}
+	// The next run, over the same store, applies what was pending.
+	h2 := newAccHarnessOn(t, h.db)
 	h2.seq = 100
 	h2.expect(time.Minute, func(st AccountStatus) {
 		if st.Status != AccountAutoUnlockPending || st.EventsSeen != 12 {
@@ -282,4 +293,29 @@ func TestAccountContinuesAsNewWithItsState(t *testing.T) {
 		}
 	})
 	h2.run(next, time.Hour)
+	// The lock lifted itself in the second run: its step follows the first run's in the
+	// journal and in the projection, with no key used twice and none skipped.
+	journal, err := audit.Journal(context.Background(), h.db, "audit", "account-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	var changes []string
+	for _, e := range journal {
+		seqs = append(seqs, e.Seq)
+		changes = append(changes, e.To)
+	}
+	last := next.State.JournalSeq + 1
+	if len(journal) != int(last) || journal[len(journal)-1].Seq != last || changes[len(changes)-1] != AccountActive {
+		t.Fatalf("journal steps %v, changes %v; want steps 1..%d ending active", seqs, changes, last)
+	}
+	for i, seq := range seqs {
+		if seq != int64(i+1) {
+			t.Fatalf("journal steps %v: not 1..%d", seqs, last)
+		}
+	}
+	rec, _, _ := cases.Get(context.Background(), h.db, "cases", "account-test")
+	if rec.Version != last || rec.Status != AccountActive {
+		t.Fatalf("projection %+v, want version %d active", rec, last)
+	}
 }

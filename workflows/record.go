@@ -23,6 +23,14 @@ var (
 // journal keeps a case's record: status and history, and for every change the audit
 // journal, the case projection and the taxpayer's notification [000:86, 004:210-211].
 // Each process owns one and points it at its status fields.
+//
+// Every write is one step of the record-transition function: the journal entries, the
+// projection and the notifications of one change in one transaction, so they never
+// disagree. A step's idempotency key is the case id and seq, the case's transition
+// sequence, which is the projection's version too. seq lives in the workflow's state:
+// a process that continues as new must carry it (Seq) into the next run, or the next
+// run's steps would collide with the journal it already wrote. Steps are written one at
+// a time (a mutex), so seq order is write order.
 type journal struct {
 	process   string
 	caseID    string
@@ -36,28 +44,26 @@ type journal struct {
 	// project describes the case for the read projection (amounts, deadline, flags).
 	project func(workflow.Context) contract.CaseRecord
 
-	version int64             // of the case projection
-	seq     int64             // of audit entries
-	pending []workflow.Future // journal writes waited for with the next change
+	seq     int64                 // the last step written; carried across continue-as-new
+	queued  []contract.AuditEntry // entries that ride with the next step
+	settle  []workflow.Settable   // their futures, settled when that step is written
+	pending []workflow.Future     // waited for with the next change
+	mu      workflow.Mutex
 }
 
-// record moves the case to a new status; the three writes run in parallel, and the
-// status the query shows changes only once they are done, so a status a caller can see
+// Seq is the last step written, for a process to carry into continue-as-new.
+func (j *journal) Seq() int64 { return j.seq }
+
+// record moves the case to a new status: the journal entry (after any queued ones), the
+// projection with the new status and the taxpayer's notification, in one step. The
+// status the query shows changes only once it is written, so a status a caller can see
 // is always already in the audit journal.
 func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
 	from := *j.status
-	var a *activities.Activities
-	rctx := workflow.WithActivityOptions(ctx, activities.RecordOptions)
-	futures := append(j.pending,
-		workflow.ExecuteActivity(rctx, a.AppendAudit, j.entry(ctx, "status_changed", from, to, actor, reason)),
-		workflow.ExecuteActivity(rctx, a.UpdateCase, j.caseRecordAs(ctx, to)),
-		workflow.ExecuteActivity(rctx, a.Notify, j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason)),
-	)
-	j.pending = nil
-	for _, f := range futures {
-		if err := f.Get(ctx, nil); err != nil {
-			return fmt.Errorf("record transition to %s: %w", to, err)
-		}
+	j.queue(ctx, "status_changed", from, to, actor, reason)
+	err := j.write(ctx, to, j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason))
+	if err != nil {
+		return fmt.Errorf("record transition to %s: %w", to, err)
 	}
 	*j.status, *j.label = to, j.labels[to]
 	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
@@ -67,38 +73,65 @@ func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
 	return nil
 }
 
-func (j *journal) entry(ctx workflow.Context, action, from, to, actor, reason string) contract.AuditEntry {
+// queue adds a journal entry to the next step.
+func (j *journal) queue(ctx workflow.Context, action, from, to, actor, reason string) {
+	j.queued = append(j.queued, contract.AuditEntry{CaseID: j.caseID, At: workflow.Now(ctx), Actor: actor, Action: action, From: from, To: to,
+		Reason: reason, RequestID: j.requestID})
+}
+
+// write records one step: the queued journal entries, the projection with the given
+// status and the notifications. A step that fails for good gives its seq back, so the
+// next step follows the last one written.
+func (j *journal) write(ctx workflow.Context, status string, notes ...contract.Notification) error {
+	if j.mu == nil {
+		j.mu = workflow.NewMutex(ctx)
+	}
+	if err := j.mu.Lock(ctx); err != nil {
+		return err
+	}
+	defer j.mu.Unlock()
+	// The futures waited for are those added before this step: their entries are in it
+	// or in an earlier one, so they are settled by the time it is written.
+	entries, settle, futures := j.queued, j.settle, j.pending
+	j.queued, j.settle, j.pending = nil, nil, nil
 	j.seq++
-	return contract.AuditEntry{CaseID: j.caseID, At: workflow.Now(ctx), Seq: j.seq, Actor: actor, Action: action, From: from, To: to,
-		Reason: reason, RequestID: j.requestID}
+	rec := j.project(ctx)
+	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
+	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
+	var a *activities.Activities
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
+	if err != nil {
+		j.seq--
+	}
+	for _, s := range settle {
+		s.Set(nil, err)
+	}
+	for _, f := range futures {
+		if ferr := f.Get(ctx, nil); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	return err
 }
 
 // audit writes a journal entry that is not a status change (the status stays).
 func (j *journal) audit(ctx workflow.Context, action, actor, reason string) error {
-	return j.auditAsync(ctx, action, actor, reason).Get(ctx, nil)
+	j.queue(ctx, action, *j.status, *j.status, actor, reason)
+	return j.write(ctx, *j.status)
 }
 
+// auditAsync adds a journal entry to the next step, which costs no step of its own; the
+// future is ready once that step is written.
 func (j *journal) auditAsync(ctx workflow.Context, action, actor, reason string) workflow.Future {
-	var a *activities.Activities
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.AppendAudit,
-		j.entry(ctx, action, *j.status, *j.status, actor, reason))
-}
-
-func (j *journal) caseRecord(ctx workflow.Context) contract.CaseRecord {
-	return j.caseRecordAs(ctx, *j.status)
-}
-
-func (j *journal) caseRecordAs(ctx workflow.Context, status string) contract.CaseRecord {
-	j.version++
-	rec := j.project(ctx)
-	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.version, workflow.Now(ctx)
-	return rec
+	j.queue(ctx, action, *j.status, *j.status, actor, reason)
+	f, s := workflow.NewFuture(ctx)
+	j.settle = append(j.settle, s)
+	return f
 }
 
 // refresh rewrites the case projection (a flag or an amount changed, not the status).
 func (j *journal) refresh(ctx workflow.Context) error {
-	var a *activities.Activities
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.UpdateCase, j.caseRecord(ctx)).Get(ctx, nil)
+	return j.write(ctx, *j.status)
 }
 
 func (j *journal) notification(ctx workflow.Context, recipient, template string, params ...string) contract.Notification {
@@ -116,9 +149,14 @@ func (j *journal) notification(ctx workflow.Context, recipient, template string,
 
 // notify queues a notification to the taxpayer or to staff.
 func (j *journal) notify(ctx workflow.Context, recipient, template string, params ...string) error {
-	var a *activities.Activities
-	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.Notify,
-		j.notification(ctx, recipient, template, params...)).Get(ctx, nil)
+	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
+}
+
+// auditNotify writes a journal entry and a notification about it in one step (the
+// status stays).
+func (j *journal) auditNotify(ctx workflow.Context, action, actor, reason, recipient, template string, params ...string) error {
+	j.queue(ctx, action, *j.status, *j.status, actor, reason)
+	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
 }
 
 // deadlineWatch reminds staff before a case's deadline and escalates when it passes,
@@ -149,8 +187,8 @@ func (j *journal) watch(ctx workflow.Context, w deadlineWatch) {
 			return
 		}
 		*w.escalated = true
-		_ = j.notify(ctx, "supervisor", w.escalate)
-		_ = j.audit(ctx, "deadline_passed", "system", w.reason)
-		_ = j.refresh(ctx)
+		// one step: the journal entry, the escalated projection, the supervisor's notice
+		j.queue(ctx, "deadline_passed", *j.status, *j.status, "system", w.reason)
+		_ = j.write(ctx, *j.status, j.notification(ctx, "supervisor", w.escalate))
 	})
 }

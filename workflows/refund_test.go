@@ -12,6 +12,7 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
@@ -19,12 +20,12 @@ import (
 	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/inactive"
-	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/retention"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
@@ -89,13 +90,10 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 
 // realHandlers are the functions' real handlers over in-memory stores.
 func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
-	return map[string]any{
+	handlers := map[string]any{
 		contract.FnTaxpayerCheck:   fn.Handler(taxpayer.Handler{DB: db, Table: "taxpayers"}.Check),
 		contract.FnOverpayment:     fn.Handler(overpayment.Handler{DB: db, Table: "ledger"}.Compute),
 		contract.FnDocumentStore:   fn.Handler(document.Handler{S3: s3, Bucket: "documents"}.Store),
-		contract.FnNotify:          fn.Handler(notify.Handler{DB: db, Table: "outbox"}.Send),
-		contract.FnCaseUpdate:      fn.Handler(cases.Handler{DB: db, Table: "cases"}.Update),
-		contract.FnAuditAppend:     fn.Handler(audit.Handler{DB: db, Table: "audit"}.Append),
 		contract.FnIdentityMatch:   fn.Handler(identityfn.Handler{DB: db, Taxpayers: "taxpayers", S3: s3, Bucket: "documents"}.Match),
 		contract.FnIdentityConfirm: fn.Handler(identityconfirm.Handler{DB: db, Taxpayers: "taxpayers"}.Confirm),
 		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents"}).Check),
@@ -105,6 +103,10 @@ func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 		contract.FnInactiveSweep:   fn.Handler(inactive.Handler{DB: db, Taxpayers: "taxpayers", Outbox: "outbox"}.Sweep),
 		contract.FnRetentionSweep:  fn.Handler(retention.Handler{S3: s3, Bucket: "documents"}.Sweep),
 	}
+	handlers[contract.FnRecordTransition] = fn.Handler(transition.Handler{DB: db, Journal: "audit", Cases: "cases", Outbox: "outbox"}.Record)
+	handlers[contract.FnOutboxDeliver] = fn.Handler(delivery.Handler{DB: db, Outbox: "outbox", Now: time.Now,
+		Channel: delivery.Deliveries{DB: db, Table: "deliveries", Now: time.Now}}.Sweep)
+	return handlers
 }
 
 func registerActivities(env *testsuite.TestWorkflowEnvironment, handlers map[string]any) {
@@ -115,7 +117,7 @@ func newStores() (*storetest.DB, *storetest.S3) {
 	return storetest.New(map[string]storetest.Key{
 		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
 		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
-		"obligations": {PK: "obligation_id"},
+		"obligations": {PK: "obligation_id"}, "deliveries": {PK: "notification_id"},
 	}), storetest.NewS3()
 }
 

@@ -25,7 +25,7 @@ type SelfCheckWorkflowResult struct {
 func SelfCheckID(key string) string { return "selfcheck-" + key }
 
 // SelfCheck walks the whole path once: workflow → activity → invoker → function →
-// DynamoDB, for both the self-check function and the audit-journal writer.
+// DynamoDB, for both the self-check function and the record writer (journal only).
 func SelfCheck(ctx workflow.Context, in SelfCheckWorkflowInput) (SelfCheckWorkflowResult, error) {
 	var a *activities.Activities
 	var res SelfCheckWorkflowResult
@@ -38,10 +38,12 @@ func SelfCheck(ctx workflow.Context, in SelfCheckWorkflowInput) (SelfCheckWorkfl
 	}
 	res.Attempt = probe.Attempt
 
-	entry := contract.AuditEntry{CaseID: caseID, At: workflow.Now(ctx), Actor: "system", Action: "selfcheck_passed",
-		Reason: fmt.Sprintf("answered on attempt %d", probe.Attempt)}
-	var audit contract.AuditResult
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.AuditOptions), a.AppendAudit, entry).Get(ctx, &audit); err != nil {
+	// One journal entry through the record-transition function, as step 1 of the
+	// self-check's case (no projection: a self-check is not a case anyone works on).
+	step := contract.RecordInput{CaseID: caseID, Seq: 1, Entries: []contract.AuditEntry{{At: workflow.Now(ctx), Actor: "system",
+		Action: "selfcheck_passed", Reason: fmt.Sprintf("answered on attempt %d", probe.Attempt)}}}
+	var audit contract.RecordResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, step).Get(ctx, &audit); err != nil {
 		return res, fmt.Errorf("audit journal: %w", err)
 	}
 	res.JournalWrites, res.Duplicate = 1, audit.Duplicate

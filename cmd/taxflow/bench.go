@@ -62,16 +62,19 @@ func runBench(ctx context.Context, args []string) error {
 		for _, s := range shape {
 			total += s
 		}
-		fmt.Printf("refund: %d activities in %d steps %v; N = %d\n\n", total, len(shape), shape, *n)
+		fmt.Printf("refund: %d activities in %d steps %v; N = %d\n", total, len(shape), shape, *n)
+		fmt.Printf("baselines: bare workflow with the refund's shape, and with the refund's shape before issue 12 (%d activities in %d steps %v)\n\n",
+			sum(legacyShape), len(legacyShape), legacyShape)
 
 		// The dev server's store grows as runs go by, so every round runs each variant
 		// once, in a rotating order, and the median round of each is reported.
 		runs := map[string]func() (benchResult, error){
 			"bare":      func() (benchResult, error) { return benchBare(ctx, a, c, shape, *n) },
+			"bare17":    func() (benchResult, error) { return benchBare(ctx, a, c, legacyShape, *n) },
 			"inprocess": func() (benchResult, error) { return benchRefunds(ctx, a, c, inproc, *n) },
 			"lambda":    func() (benchResult, error) { return benchRefunds(ctx, a, c, lambdaInv, *n) },
 		}
-		order := []string{"bare", "inprocess", "lambda"}
+		order := []string{"bare", "bare17", "inprocess", "lambda"}
 		all := map[string][]benchResult{}
 		for round := 0; round < *rounds; round++ {
 			for i := range order {
@@ -90,15 +93,34 @@ func runBench(ctx context.Context, args []string) error {
 			results[name] = rs[len(rs)/2]
 		}
 		fmt.Println()
-		base := results["bare"]
-		fmt.Printf("%-28s %10s %10s %10s   %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)")
-		for _, name := range []string{"bare", "inprocess", "lambda"} {
+		base, base17 := results["bare"], results["bare17"]
+		fmt.Printf("%-34s %10s %10s %10s   %-26s %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)", "vs bare 17 (throughput)")
+		for _, name := range order {
 			r := results[name]
-			fmt.Printf("%-28s %10.2f %10s %10s   %.2f, %.2f\n", map[string]string{
-				"bare": "bare workflow (no-op)", "inprocess": "refund, in-process functions", "lambda": "refund, Lambda host"}[name],
+			fmt.Printf("%-34s %10.2f %10s %10s   %-26s %.2f\n", map[string]string{
+				"bare":      fmt.Sprintf("bare workflow, %d no-op activities", total),
+				"bare17":    fmt.Sprintf("bare workflow, %d no-op activities", sum(legacyShape)),
+				"inprocess": "refund, in-process functions", "lambda": "refund, Lambda host"}[name],
 				r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond),
-				r.throughput/base.throughput, float64(base.p50)/float64(r.p50))
+				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput)
 		}
+
+		// Steps per refund, counted from the histories of every refund run through the
+		// Lambda host (retries included), not assumed.
+		var ids []string
+		for _, r := range all["lambda"] {
+			ids = append(ids, r.ids...)
+		}
+		acts, invocations, err := stepsPerWorkflow(ctx, c, ids)
+		if err != nil {
+			return err
+		}
+		lambda := results["lambda"]
+		fmt.Println()
+		fmt.Printf("activities per refund: %s\n", perRefund(acts, len(ids)))
+		fmt.Printf("lambda invocations per refund: %s\n", perRefund(invocations, len(ids)))
+		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 1.6x)\n", sum(legacyShape), lambda.throughput/base17.throughput)
+		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 0.9x)\n", total, lambda.throughput/base.throughput)
 		return nil
 	})
 }
@@ -230,6 +252,51 @@ func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, er
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
 	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+}
+
+// legacyShape is the refund's happy path before issue 12 (journal, projection and
+// notification were three activities per transition): 17 activities in 7 steps.
+var legacyShape = []int{3, 2, 1, 4, 3, 1, 3}
+
+func sum(xs []int) int {
+	t := 0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// perRefund prints a count per refund: a whole number when every refund had the same.
+func perRefund(total, n int) string {
+	if n == 0 {
+		return "n/a"
+	}
+	if total%n == 0 {
+		return fmt.Sprint(total / n)
+	}
+	return fmt.Sprintf("%.2f", float64(total)/float64(n))
+}
+
+// stepsPerWorkflow reads finished workflows' histories: the activities they scheduled
+// and the function invocations those made. Every refund activity invokes one function
+// once per attempt, and a completed activity's started event carries its last attempt.
+func stepsPerWorkflow(ctx context.Context, c client.Client, ids []string) (scheduled, invocations int, err error) {
+	for _, id := range ids {
+		it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				return 0, 0, fmt.Errorf("history of %s: %w", id, err)
+			}
+			switch ev.GetEventType() {
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				scheduled++
+			case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+				invocations += int(ev.GetActivityTaskStartedEventAttributes().GetAttempt())
+			}
+		}
+	}
+	return scheduled, invocations, nil
 }
 
 // activityShape reads a finished workflow's history: how many activities each workflow

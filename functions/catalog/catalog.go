@@ -4,10 +4,13 @@
 package catalog
 
 import (
+	"time"
+
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
 	"github.com/taxflow/taxflow/functions/declaration"
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/fn"
@@ -22,14 +25,20 @@ import (
 	"github.com/taxflow/taxflow/functions/retention"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/functions/unblock"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/ndfl"
 )
 
 var constructors = map[string]func(fn.Deps) any{
-	contract.FnAuditAppend: func(d fn.Deps) any {
-		return fn.Handler(audit.Handler{DB: d.DynamoDB, Table: d.Config.Name(audit.Table)}.Append)
+	contract.FnRecordTransition: func(d fn.Deps) any {
+		return fn.Handler(transition.Handler{DB: d.DynamoDB, Journal: d.Config.Name(audit.Table), Cases: d.Config.Name(cases.Table),
+			Outbox: d.Config.Name(notify.Table)}.Record)
+	},
+	contract.FnOutboxDeliver: func(d fn.Deps) any {
+		return fn.Handler(delivery.Handler{DB: d.DynamoDB, Outbox: d.Config.Name(notify.Table), Now: time.Now,
+			Channel: delivery.Deliveries{DB: d.DynamoDB, Table: d.Config.Name(delivery.Table), Now: time.Now}}.Sweep)
 	},
 	contract.FnSelfCheck: func(d fn.Deps) any {
 		return fn.Handler(selfcheck.Handler{DB: d.DynamoDB, Table: d.Config.Name(selfcheck.Table)}.Check)
@@ -46,9 +55,6 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnPayout: func(d fn.Deps) any {
 		t := payout.DynamoTreasury{DB: d.DynamoDB, Table: d.Config.Name(payout.Table), MaxTransfer: d.Config.TreasuryMaxTransfer}
 		return fn.Handler(payout.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Treasury: t}.Pay)
-	},
-	contract.FnNotify: func(d fn.Deps) any {
-		return fn.Handler(notify.Handler{DB: d.DynamoDB, Table: d.Config.Name(notify.Table)}.Send)
 	},
 	contract.FnIdentityMatch: func(d fn.Deps) any {
 		return fn.Handler(identity.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Match)
@@ -80,9 +86,6 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnRetentionSweep: func(d fn.Deps) any {
 		return fn.Handler(retention.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Sweep)
-	},
-	contract.FnCaseUpdate: func(d fn.Deps) any {
-		return fn.Handler(cases.Handler{DB: d.DynamoDB, Table: d.Config.Name(cases.Table)}.Update)
 	},
 }
 

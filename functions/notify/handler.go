@@ -17,6 +17,31 @@ const Table = "outbox"
 // Recipients a notification may go to.
 var recipients = map[string]bool{"taxpayer": true, "reviewer": true, "supervisor": true, "operator": true}
 
+// States of an outbox item: pending until a channel has it, then sent.
+const (
+	StatePending = "pending"
+	StateSent    = "sent"
+)
+
+// Check validates a notification before it enters the outbox.
+func Check(n contract.Notification) error {
+	switch {
+	case n.NotificationID == "":
+		return fnerr.Invalid("notification_id", "must not be empty")
+	case n.CaseID == "":
+		return fnerr.Invalid("case_id", "must not be empty")
+	case !recipients[n.Recipient]:
+		return fnerr.Invalid("recipient", "must be taxpayer, reviewer, supervisor or operator")
+	case n.Template == "":
+		return fnerr.Invalid("template", "must not be empty")
+	case n.At.IsZero():
+		return fnerr.Invalid("at", "must be set")
+	case n.Recipient == "taxpayer" && n.INN == "":
+		return fnerr.Invalid("inn", "a notification to the taxpayer names the taxpayer")
+	}
+	return nil
+}
+
 // Handler writes to the outbox.
 type Handler struct {
 	DB    store.DB
@@ -25,21 +50,10 @@ type Handler struct {
 
 // Send queues the notification.
 func (h Handler) Send(ctx context.Context, n contract.Notification) (contract.NotifyResult, error) {
-	switch {
-	case n.NotificationID == "":
-		return contract.NotifyResult{}, fnerr.Invalid("notification_id", "must not be empty")
-	case n.CaseID == "":
-		return contract.NotifyResult{}, fnerr.Invalid("case_id", "must not be empty")
-	case !recipients[n.Recipient]:
-		return contract.NotifyResult{}, fnerr.Invalid("recipient", "must be taxpayer, reviewer, supervisor or operator")
-	case n.Template == "":
-		return contract.NotifyResult{}, fnerr.Invalid("template", "must not be empty")
-	case n.At.IsZero():
-		return contract.NotifyResult{}, fnerr.Invalid("at", "must be set")
-	case n.Recipient == "taxpayer" && n.INN == "":
-		return contract.NotifyResult{}, fnerr.Invalid("inn", "a notification to the taxpayer names the taxpayer")
+	if err := Check(n); err != nil {
+		return contract.NotifyResult{}, err
 	}
-	n.State = "pending"
+	n.State = StatePending
 	n.At = n.At.UTC()
 	created, err := store.PutNew(ctx, h.DB, h.Table, "notification_id", n)
 	if err != nil {

@@ -7,29 +7,23 @@ import "time"
 
 // Function names, logical. The deployed name is "<prefix>-<name>" (see config.Name).
 const (
-	FnAuditAppend = "audit-append"
-	FnSelfCheck   = "selfcheck"
+	FnSelfCheck = "selfcheck"
 )
 
 // AuditEntry is one line of a case's journal: who did what, when, from which status to
-// which, why, on which request. EntryID is the idempotency key: the same entry appended
-// twice is stored once.
+// which, why, on which request. EntryID is "<case id>/<seq>/<n>": the n-th entry of the
+// case's step seq (see RecordInput), written once.
 type AuditEntry struct {
 	CaseID    string    `json:"case_id"`
 	EntryID   string    `json:"entry_id"`
 	At        time.Time `json:"at"`
-	Seq       int64     `json:"seq,omitempty"` // order among entries of the same instant
+	Seq       int64     `json:"seq,omitempty"` // the step that wrote it: orders entries of the same instant
 	Actor     string    `json:"actor"`
 	Action    string    `json:"action"`
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
 	RequestID string    `json:"request_id,omitempty"`
-}
-
-// AuditResult says whether the entry was already in the journal.
-type AuditResult struct {
-	Duplicate bool `json:"duplicate"`
 }
 
 // SelfCheckInput drives the self-check function, which proves a deployment end to end:

@@ -19,6 +19,7 @@ import (
 type Schedule struct {
 	ID       string
 	Calendar client.ScheduleCalendarSpec
+	Every    time.Duration // instead of Calendar: a fixed interval
 	Input    workflows.SweepWorkflowInput
 	Overlap  enumspb.ScheduleOverlapPolicy
 	CatchUp  time.Duration
@@ -41,10 +42,18 @@ func Declare(inactiveGraceDays int) []Schedule {
 		{ID: "taxflow-document-retention", Calendar: daily(4),
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobRetention, KeepDays: 30},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
+		// The outbox relay: notifications the cases wrote reach their channels within a
+		// minute or so; a run that finds nothing costs one query.
+		{ID: "taxflow-outbox", Every: time.Minute,
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobOutbox},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: time.Minute},
 	}
 }
 
 func (s Schedule) spec() client.ScheduleSpec {
+	if s.Every > 0 {
+		return client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Every}}}
+	}
 	return client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{s.Calendar}, TimeZoneName: "Europe/Moscow"}
 }
 

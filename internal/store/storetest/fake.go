@@ -155,7 +155,7 @@ func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...fu
 	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{m[1]: item[m[1]]}}, nil
 }
 
-var eqExpr = regexp.MustCompile(`^(\w+) = (:\w+)(?: AND (\w+) = (:\w+))?$`)
+var eqExpr = regexp.MustCompile(`^(#?\w+) = (:\w+)(?: AND (#?\w+) = (:\w+))?$`)
 
 func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	d.mu.Lock()
@@ -166,6 +166,11 @@ func (d *DB) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamo
 	m := eqExpr.FindStringSubmatch(*in.KeyConditionExpression)
 	if m == nil {
 		return nil, fmt.Errorf("storetest: query %q not modelled", *in.KeyConditionExpression)
+	}
+	for _, i := range []int{1, 3} { // #name placeholders
+		if strings.HasPrefix(m[i], "#") {
+			m[i] = in.ExpressionAttributeNames[m[i]]
+		}
 	}
 	want := str(in.ExpressionAttributeValues[m[2]])
 	var ids []string

@@ -1,4 +1,4 @@
-// Command lambda runs the notify function under the Lambda runtime.
+// Command lambda runs the outbox-deliver function under the Lambda runtime.
 package main
 
 import (
@@ -7,4 +7,4 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
-func main() { fn.Start(catalog.Handler(contract.FnNotify)) }
+func main() { fn.Start(catalog.Handler(contract.FnOutboxDeliver)) }

@@ -1,4 +1,4 @@
-// Command lambda runs the audit function under the Lambda runtime.
+// Command lambda runs the record-transition function under the Lambda runtime.
 package main
 
 import (
@@ -7,4 +7,4 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
-func main() { fn.Start(catalog.Handler(contract.FnAuditAppend)) }
+func main() { fn.Start(catalog.Handler(contract.FnRecordTransition)) }

@@ -1,0 +1,284 @@
+// Package transition records one step of a case — its journal entries, the new version
+// of its read projection and its outbox notifications — in one DynamoDB
+// TransactWriteItems, so that the three can never disagree: a crash leaves either all of
+// them or none.
+//
+// The step's idempotency key is "<case id>/<seq>", seq being the case's transition
+// sequence that the workflow carries (across continue-as-new too). Every item written
+// carries the key and a digest of the step's content. Each item is conditional:
+// journal entries and notifications are written once, the projection only over the
+// version before (optimistic versioning). When a condition fails, the first item that
+// failed tells what happened: it carries this key and digest (the step was written
+// before: a retry, answered as a duplicate), this key with another digest (the key was
+// used for other content: KeyReused, a bug to surface), or another key (the projection
+// is not at the version this step follows: Conflict).
+package transition
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Attributes every item of a step carries.
+const (
+	AttrKey    = "record_key"
+	AttrDigest = "record_digest"
+)
+
+// Handler writes steps. The tables are the deployed names of audit.Table, cases.Table
+// and notify.Table.
+type Handler struct {
+	DB      store.DB
+	Journal string
+	Cases   string
+	Outbox  string
+}
+
+const (
+	maxField = 512
+	maxItems = 100 // DynamoDB's limit of items in one transaction
+)
+
+// item is one write of the transaction and where to read it back.
+type item struct {
+	table string
+	key   map[string]types.AttributeValue
+	put   *types.Put
+}
+
+// Record writes the step, or recognises it as written before.
+func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.RecordResult, error) {
+	if err := validate(in); err != nil {
+		return contract.RecordResult{}, err
+	}
+	key := contract.RecordKey(in.CaseID, in.Seq)
+	digest, err := Digest(in)
+	if err != nil {
+		return contract.RecordResult{}, err
+	}
+	items, err := h.items(in, key, digest)
+	if err != nil {
+		return contract.RecordResult{}, err
+	}
+	tx := make([]types.TransactWriteItem, len(items))
+	for i, it := range items {
+		tx[i] = types.TransactWriteItem{Put: it.put}
+	}
+	_, err = h.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
+	if err == nil {
+		return contract.RecordResult{Key: key}, nil
+	}
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return contract.RecordResult{}, fmt.Errorf("record %s: %w", key, err)
+	}
+	return h.explain(ctx, in, key, digest, items, tce)
+}
+
+func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, error) {
+	var out []item
+	stamp := func(av map[string]types.AttributeValue) {
+		av[AttrKey], av[AttrDigest] = store.S(key), store.S(digest)
+	}
+	for i, e := range in.Entries {
+		e.CaseID, e.EntryID, e.Seq, e.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), in.Seq, e.At.UTC()
+		av, err := store.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode journal entry: %w", err)
+		}
+		stamp(av)
+		out = append(out, item{table: h.Journal,
+			key: map[string]types.AttributeValue{"case_id": store.S(e.CaseID), "entry_id": store.S(e.EntryID)},
+			put: &types.Put{TableName: aws.String(h.Journal), Item: av, ConditionExpression: aws.String("attribute_not_exists(#k)"),
+				ExpressionAttributeNames: map[string]string{"#k": "entry_id"}}})
+	}
+	if in.Case != nil {
+		rec := *in.Case
+		rec.CaseID, rec.Version, rec.UpdatedAt = in.CaseID, in.Seq, rec.UpdatedAt.UTC()
+		av, err := store.Marshal(rec)
+		if err != nil {
+			return nil, fmt.Errorf("encode case projection: %w", err)
+		}
+		stamp(av)
+		put := &types.Put{TableName: aws.String(h.Cases), Item: av}
+		if in.Seq == 1 {
+			put.ConditionExpression, put.ExpressionAttributeNames = aws.String("attribute_not_exists(#k)"), map[string]string{"#k": "case_id"}
+		} else {
+			put.ConditionExpression = aws.String("#v = :v")
+			put.ExpressionAttributeNames = map[string]string{"#v": "version"}
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(in.Seq - 1)}}
+		}
+		out = append(out, item{table: h.Cases, key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}, put: put})
+	}
+	for i, n := range in.Notifications {
+		n.CaseID, n.NotificationID, n.State, n.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), notify.StatePending, n.At.UTC()
+		av, err := store.Marshal(n)
+		if err != nil {
+			return nil, fmt.Errorf("encode notification: %w", err)
+		}
+		stamp(av)
+		out = append(out, item{table: h.Outbox,
+			key: map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
+			put: &types.Put{TableName: aws.String(h.Outbox), Item: av, ConditionExpression: aws.String("attribute_not_exists(#k)"),
+				ExpressionAttributeNames: map[string]string{"#k": "notification_id"}}})
+	}
+	return out, nil
+}
+
+// explain turns a cancelled transaction into the answer: a duplicate, KeyReused,
+// Conflict, or a retryable error (a concurrent transaction on the same items).
+func (h Handler) explain(ctx context.Context, in contract.RecordInput, key, digest string, items []item, tce *types.TransactionCanceledException) (contract.RecordResult, error) {
+	first := -1
+	var codes []string
+	for i, r := range tce.CancellationReasons {
+		code := aws.ToString(r.Code)
+		codes = append(codes, code)
+		if code == "ConditionalCheckFailed" && first < 0 && i < len(items) {
+			first = i
+		}
+	}
+	if first < 0 { // no condition failed: a conflict with a concurrent transaction, throttling
+		return contract.RecordResult{}, fmt.Errorf("record %s: transaction cancelled (%s)", key, strings.Join(codes, ","))
+	}
+	it := items[first]
+	got, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(it.table), Key: it.key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return contract.RecordResult{}, fmt.Errorf("record %s: read back the refused item: %w", key, err)
+	}
+	if len(got.Item) == 0 {
+		if it.table == h.Cases { // a step after the first, and no projection: a step is missing
+			return contract.RecordResult{}, fnerr.Conflict("step %s follows version %d of the case projection, which does not exist", key, in.Seq-1)
+		}
+		// a write-once item that refused the write is gone meanwhile: let the step be tried again
+		return contract.RecordResult{}, fmt.Errorf("record %s: a condition failed on an item that is not there", key)
+	}
+	what := map[string]string{h.Journal: "journal entry", h.Cases: "case projection", h.Outbox: "notification"}[it.table]
+	switch attr(got.Item, AttrKey) {
+	case key:
+		if attr(got.Item, AttrDigest) == digest {
+			return contract.RecordResult{Key: key, Duplicate: true}, nil
+		}
+		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content (%s differs)", key, what)
+	default:
+		if it.table == h.Cases {
+			var rec contract.CaseRecord
+			_ = store.Unmarshal(got.Item, &rec)
+			return contract.RecordResult{}, fnerr.Conflict("step %s follows version %d of the case projection, which is at version %d",
+				key, in.Seq-1, rec.Version)
+		}
+		return contract.RecordResult{}, fnerr.Conflict("step %s: the %s id is taken by step %q", key, what, attr(got.Item, AttrKey))
+	}
+}
+
+func attr(av map[string]types.AttributeValue, name string) string {
+	if s, ok := av[name].(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+// Digest identifies a step's content. Times are left out: they come from the workflow's
+// clock and may differ when a reset runs the same decisions again, which must be
+// recognised as the same step; what was decided may not differ.
+func Digest(in contract.RecordInput) (string, error) {
+	c := contract.RecordInput{CaseID: in.CaseID, Seq: in.Seq}
+	for _, e := range in.Entries {
+		e.At, e.EntryID, e.CaseID, e.Seq = time.Time{}, "", "", 0
+		c.Entries = append(c.Entries, e)
+	}
+	if in.Case != nil {
+		rec := *in.Case
+		rec.UpdatedAt, rec.CaseID, rec.Version = time.Time{}, "", 0
+		c.Case = &rec
+	}
+	for _, n := range in.Notifications {
+		n.At, n.NotificationID, n.CaseID, n.State = time.Time{}, "", "", ""
+		c.Notifications = append(c.Notifications, n)
+	}
+	b, err := json.Marshal(c) // map keys are sorted: the encoding is canonical
+	if err != nil {
+		return "", fmt.Errorf("digest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func validate(in contract.RecordInput) error {
+	switch {
+	case strings.TrimSpace(in.CaseID) == "" || strings.Contains(in.CaseID, "/"):
+		return fnerr.Invalid("case_id", "must not be empty or contain '/'")
+	case len(in.CaseID) > maxField:
+		return fnerr.Invalid("case_id", fmt.Sprintf("longer than %d bytes", maxField))
+	case in.Seq < 1:
+		return fnerr.Invalid("seq", "must be 1 or more")
+	case len(in.Entries) == 0 && in.Case == nil && len(in.Notifications) == 0:
+		return fnerr.Invalid("entries", "a step writes at least one journal entry, projection or notification")
+	}
+	n := len(in.Entries) + len(in.Notifications)
+	if in.Case != nil {
+		n++
+	}
+	if n > maxItems {
+		return fnerr.Invalid("entries", fmt.Sprintf("a step writes at most %d items, not %d", maxItems, n))
+	}
+	for i, e := range in.Entries {
+		if err := checkEntry(fmt.Sprintf("entries[%d].", i), e); err != nil {
+			return err
+		}
+	}
+	if r := in.Case; r != nil {
+		switch {
+		case r.Status == "":
+			return fnerr.Invalid("case.status", "must not be empty")
+		case r.Version != 0 && r.Version != in.Seq:
+			return fnerr.Invalid("case.version", "must be the step's seq")
+		case r.UpdatedAt.IsZero():
+			return fnerr.Invalid("case.updated_at", "must be set")
+		}
+	}
+	for i, n := range in.Notifications {
+		n.CaseID, n.NotificationID = in.CaseID, "derived"
+		if err := notify.Check(n); err != nil {
+			var fe *fnerr.Error
+			if errors.As(err, &fe) {
+				return &fnerr.Error{Type: fe.Type, Message: fmt.Sprintf("notifications[%d].%s", i, fe.Message)}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func checkEntry(field string, e contract.AuditEntry) error {
+	if strings.TrimSpace(e.Actor) == "" {
+		return fnerr.Invalid(field+"actor", "must not be empty")
+	}
+	if strings.TrimSpace(e.Action) == "" {
+		return fnerr.Invalid(field+"action", "must not be empty")
+	}
+	if e.At.IsZero() {
+		return fnerr.Invalid(field+"at", "must be set (the time of the change, from the workflow clock)")
+	}
+	for _, f := range []struct{ name, v string }{{"actor", e.Actor}, {"action", e.Action}, {"from", e.From}, {"to", e.To},
+		{"reason", e.Reason}, {"request_id", e.RequestID}} {
+		if len(f.v) > maxField {
+			return fnerr.Invalid(field+f.name, fmt.Sprintf("longer than %d bytes", maxField))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+package transition
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+)
+
+const caseID = "refund-1"
+
+var at = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func newHandler() (lambda.Handler, *storetest.DB) {
+	db := storetest.New(map[string]storetest.Key{
+		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}})
+	return lambda.NewHandler(fn.Handler(Handler{DB: db, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}.Record)), db
+}
+
+// step is a status transition from → to at seq, with its projection and a notification.
+func step(seq int64, from, to string) contract.RecordInput {
+	return contract.RecordInput{CaseID: caseID, Seq: seq,
+		Entries: []contract.AuditEntry{{At: at, Actor: "system", Action: "status_changed", From: from, To: to}},
+		Case:    &contract.CaseRecord{Process: "refund", Status: to, Label: to, Version: seq, UpdatedAt: at, Amounts: map[string]int64{"claimed": 100}},
+		Notifications: []contract.Notification{{Recipient: "taxpayer", INN: "500100732259", Template: "refund." + to, At: at,
+			Params: map[string]string{"label": to}}},
+	}
+}
+
+func invoke(t *testing.T, h lambda.Handler, in contract.RecordInput) (contract.RecordResult, error) {
+	t.Helper()
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.Invoke(context.Background(), b)
+	if err != nil {
+		return contract.RecordResult{}, err
+	}
+	var res contract.RecordResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, nil
+}
+
+func errType(err error) string {
+	var ie messages.InvokeResponse_Error
+	if errors.As(err, &ie) {
+		return ie.Type
+	}
+	return ""
+}
+
+func TestRecordWritesTheStepInOneTransaction(t *testing.T) {
+	h, db := newHandler()
+	for seq, to := range []string{"received", "in_review", "approved"} {
+		from := ""
+		if seq > 0 {
+			from = []string{"received", "in_review"}[seq-1]
+		}
+		res, err := invoke(t, h, step(int64(seq+1), from, to))
+		if err != nil || res.Duplicate || res.Key != contract.RecordKey(caseID, int64(seq+1)) {
+			t.Fatalf("step %d: %+v %v", seq+1, res, err)
+		}
+	}
+	journal, err := audit.Journal(context.Background(), db, "t-audit", caseID)
+	if err != nil || len(journal) != 3 {
+		t.Fatalf("journal %+v %v", journal, err)
+	}
+	for i, e := range journal {
+		if e.Seq != int64(i+1) || e.EntryID != contract.RecordKey(caseID, int64(i+1))+"/1" || e.CaseID != caseID {
+			t.Errorf("entry %d: %+v", i, e)
+		}
+	}
+	rec, found, err := cases.Get(context.Background(), db, "t-cases", caseID)
+	if err != nil || !found || rec.Version != 3 || rec.Status != "approved" {
+		t.Fatalf("projection %+v found %v err %v", rec, found, err)
+	}
+	outbox := db.Items("t-outbox")
+	if len(outbox) != 3 {
+		t.Fatalf("outbox holds %d notifications", len(outbox))
+	}
+	for _, it := range outbox {
+		var n contract.Notification
+		if err := store.Unmarshal(it, &n); err != nil || n.State != "pending" || !strings.HasPrefix(n.NotificationID, caseID+"/") {
+			t.Errorf("notification %+v %v", n, err)
+		}
+	}
+	if db.Writes != 9 {
+		t.Fatalf("%d item writes, want 9", db.Writes)
+	}
+}
+
+func TestRecordRetryOfTheSameStepIsANoOp(t *testing.T) {
+	h, db := newHandler()
+	in := step(1, "", "received")
+	if _, err := invoke(t, h, in); err != nil {
+		t.Fatal(err)
+	}
+	// The retry carries other times (a reset runs the workflow clock again): the same step.
+	again := step(1, "", "received")
+	again.Entries[0].At, again.Case.UpdatedAt, again.Notifications[0].At = at.Add(time.Hour), at.Add(time.Hour), at.Add(time.Hour)
+	res, err := invoke(t, h, again)
+	if err != nil || !res.Duplicate {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if db.Writes != 3 {
+		t.Fatalf("the retry wrote: %d item writes", db.Writes)
+	}
+	// A retry of an earlier step after a later one is still recognised by its journal entry.
+	if _, err := invoke(t, h, step(2, "received", "in_review")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := invoke(t, h, step(1, "", "received")); err != nil || !res.Duplicate {
+		t.Fatalf("late retry of step 1: %+v %v", res, err)
+	}
+}
+
+func TestRecordSameKeyOtherContentIsKeyReused(t *testing.T) {
+	h, db := newHandler()
+	if _, err := invoke(t, h, step(1, "", "received")); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*contract.RecordInput){
+		"other status":       func(in *contract.RecordInput) { in.Entries[0].To, in.Case.Status = "rejected", "rejected" },
+		"other notification": func(in *contract.RecordInput) { in.Notifications[0].Template = "refund.other" },
+		"other amount":       func(in *contract.RecordInput) { in.Case.Amounts["claimed"] = 101 },
+		"one more entry": func(in *contract.RecordInput) {
+			in.Entries = append(in.Entries, contract.AuditEntry{At: at, Actor: "system", Action: "document_accepted"})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := step(1, "", "received")
+			mutate(&in)
+			_, err := invoke(t, h, in)
+			if errType(err) != fnerr.TypeKeyReused || !fnerr.IsBusiness(errType(err)) {
+				t.Fatalf("want KeyReused, got %v", err)
+			}
+		})
+	}
+	if db.Writes != 3 {
+		t.Fatalf("a refused step wrote: %d item writes", db.Writes)
+	}
+}
+
+func TestRecordStaleOrSkippedVersionIsConflict(t *testing.T) {
+	h, db := newHandler()
+	for seq, to := range []string{"received", "in_review", "approved"} {
+		if _, err := invoke(t, h, step(int64(seq+1), "", to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, in := range map[string]contract.RecordInput{
+		// step 5 follows version 4, which is not there
+		"skipped": step(5, "paid", "closed"),
+		// a projection written over version 1 while the case is at version 3
+		"stale": {CaseID: caseID, Seq: 2, Case: &contract.CaseRecord{Status: "in_review", UpdatedAt: at, Escalated: true}},
+	} {
+		if _, err := invoke(t, h, in); errType(err) != fnerr.TypeConflict {
+			t.Fatalf("%s: want Conflict, got %v", name, err)
+		}
+	}
+	// A later step of a case without a projection (a sequence that was not carried over).
+	if _, err := invoke(t, h, contract.RecordInput{CaseID: "account-2", Seq: 8, Case: &contract.CaseRecord{Status: "active", UpdatedAt: at}}); errType(err) != fnerr.TypeConflict {
+		t.Fatalf("step 8 of a new case: want Conflict, got %v", err)
+	}
+	// The first step of a case whose projection exists (a case id used twice).
+	h2, db2 := newHandler()
+	if _, err := store.PutNew(context.Background(), db2, "t-cases", "case_id", contract.CaseRecord{CaseID: caseID, Status: "paid", Version: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := invoke(t, h2, step(1, "", "received")); errType(err) != fnerr.TypeConflict {
+		t.Fatalf("first step over an existing projection: %v", err)
+	}
+	if db.Writes != 9 || db2.Writes != 1 {
+		t.Fatalf("refused steps wrote: %d, %d", db.Writes, db2.Writes)
+	}
+}
+
+func TestRecordStepsWithoutStatusChange(t *testing.T) {
+	h, db := newHandler()
+	if _, err := invoke(t, h, step(1, "", "received")); err != nil {
+		t.Fatal(err)
+	}
+	// several journal entries and no notification; then a projection only; then a
+	// notification only (with the projection, as the workflows send it)
+	two := contract.RecordInput{CaseID: caseID, Seq: 2, Entries: []contract.AuditEntry{
+		{At: at, Actor: "system", Action: "document_accepted"}, {At: at, Actor: "system", Action: "payout_held", Reason: "requisites"}},
+		Case: &contract.CaseRecord{Status: "received", UpdatedAt: at}}
+	three := contract.RecordInput{CaseID: caseID, Seq: 3, Case: &contract.CaseRecord{Status: "received", UpdatedAt: at, Escalated: true}}
+	four := contract.RecordInput{CaseID: caseID, Seq: 4, Case: &contract.CaseRecord{Status: "received", UpdatedAt: at, Escalated: true},
+		Notifications: []contract.Notification{{Recipient: "supervisor", Template: "refund.deadline_passed", At: at}}}
+	for _, in := range []contract.RecordInput{two, three, four} {
+		if res, err := invoke(t, h, in); err != nil || res.Duplicate {
+			t.Fatalf("seq %d: %+v %v", in.Seq, res, err)
+		}
+	}
+	journal, _ := audit.Journal(context.Background(), db, "t-audit", caseID)
+	if len(journal) != 3 || journal[1].Action != "document_accepted" || journal[2].EntryID != caseID+"/2/2" {
+		t.Fatalf("journal %+v", journal)
+	}
+	rec, _, _ := cases.Get(context.Background(), db, "t-cases", caseID)
+	if rec.Version != 4 || !rec.Escalated {
+		t.Fatalf("projection %+v", rec)
+	}
+	if len(db.Items("t-outbox")) != 2 {
+		t.Fatalf("outbox holds %d", len(db.Items("t-outbox")))
+	}
+	// A journal-only step (no projection: the self-check) is recognised on retry too.
+	self := contract.RecordInput{CaseID: "selfcheck-1", Seq: 1, Entries: []contract.AuditEntry{{At: at, Actor: "system", Action: "selfcheck_passed"}}}
+	for i, want := range []bool{false, true} {
+		if res, err := invoke(t, h, self); err != nil || res.Duplicate != want {
+			t.Fatalf("self-check write %d: %+v %v", i+1, res, err)
+		}
+	}
+}
+
+func TestRecordValidation(t *testing.T) {
+	long := strings.Repeat("x", maxField+1)
+	for name, c := range map[string]struct {
+		mutate func(*contract.RecordInput)
+		field  string
+	}{
+		"no case":             {func(in *contract.RecordInput) { in.CaseID = " " }, "case_id"},
+		"slash in case":       {func(in *contract.RecordInput) { in.CaseID = "a/b" }, "case_id"},
+		"seq 0":               {func(in *contract.RecordInput) { in.Seq = 0 }, "seq"},
+		"nothing to write":    {func(in *contract.RecordInput) { in.Entries, in.Case, in.Notifications = nil, nil, nil }, "entries"},
+		"no actor":            {func(in *contract.RecordInput) { in.Entries[0].Actor = "" }, "entries[0].actor"},
+		"no time":             {func(in *contract.RecordInput) { in.Entries[0].At = time.Time{} }, "entries[0].at"},
+		"reason too long":     {func(in *contract.RecordInput) { in.Entries[0].Reason = long }, "entries[0].reason"},
+		"no status":           {func(in *contract.RecordInput) { in.Case.Status = "" }, "case.status"},
+		"version not seq":     {func(in *contract.RecordInput) { in.Case.Version = 9 }, "case.version"},
+		"bad recipient":       {func(in *contract.RecordInput) { in.Notifications[0].Recipient = "anyone" }, "notifications[0].recipient"},
+		"taxpayer without id": {func(in *contract.RecordInput) { in.Notifications[0].INN = "" }, "notifications[0].inn"},
+		"over 100 items": {func(in *contract.RecordInput) {
+			for i := 0; i < 99; i++ {
+				in.Entries = append(in.Entries, in.Entries[0])
+			}
+		}, "entries"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, db := newHandler()
+			in := step(1, "", "received")
+			c.mutate(&in)
+			_, err := invoke(t, h, in)
+			var ie messages.InvokeResponse_Error
+			if !errors.As(err, &ie) || ie.Type != fnerr.TypeInvalidInput || !strings.HasPrefix(ie.Message, c.field+":") {
+				t.Fatalf("want InvalidInput on %s, got %v", c.field, err)
+			}
+			if db.Writes != 0 {
+				t.Fatal("an invalid step wrote")
+			}
+		})
+	}
+}
+
+func TestRecordStoreDownIsRetryable(t *testing.T) {
+	h, db := newHandler()
+	db.Err = errors.New("connection refused")
+	_, err := invoke(t, h, step(1, "", "received"))
+	if errType(err) != fnerr.TypeInternal || fnerr.IsBusiness(errType(err)) {
+		t.Fatalf("want a retryable internal error, got %v", err)
+	}
+}
+
+func TestDigestIgnoresTimesNotContent(t *testing.T) {
+	a, _ := Digest(step(1, "", "received"))
+	later := step(1, "", "received")
+	later.Entries[0].At = at.Add(time.Minute)
+	b, _ := Digest(later)
+	other := step(1, "", "received")
+	other.Notifications[0].Params["label"] = "x"
+	c, _ := Digest(other)
+	if a != b || a == c {
+		t.Fatalf("digests %s %s %s", a, b, c)
+	}
+}

@@ -1,0 +1,131 @@
+package workflows
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// outbox reads every notification of a case.
+func outbox(t *testing.T, h *harness) []contract.Notification {
+	t.Helper()
+	var out []contract.Notification
+	for _, item := range h.db.Items("outbox") {
+		var n contract.Notification
+		if err := store.Unmarshal(item, &n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// The happy path — one document, automatic approval, payout — takes eight activities,
+// one step of the record per transition, and leaves journal, projection and outbox in
+// step: every transition journaled once, in seq order, with its notification.
+func TestRefundHappyPathStepsAndRecord(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	var started []string
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		started = append(started, info.ActivityType.Name)
+	})
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid {
+		t.Fatalf("got %+v", st)
+	}
+	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument RecordTransition RecordTransition Payout RecordTransition"
+	got := strings.Join(started, " ")
+	// the two reads run at once: either order
+	got = strings.Replace(got, "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
+	if got != want {
+		t.Fatalf("activities:\n got %s\nwant %s", got, want)
+	}
+
+	journal, err := audit.Journal(context.Background(), h.db, "audit", testCase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range journal {
+		lines = append(lines, fmt.Sprintf("%d %s %s", e.Seq, e.Action, e.To))
+	}
+	wantJournal := []string{"1 status_changed received", "2 document_accepted received", "2 status_changed in_review",
+		"3 status_changed approved", "4 status_changed paid"}
+	if !equal(lines, wantJournal) {
+		t.Fatalf("journal %v, want %v", lines, wantJournal)
+	}
+	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
+	if rec.Version != 4 || rec.Status != RefundPaid || rec.Amounts["paid"] != 400_000 {
+		t.Fatalf("projection %+v", rec)
+	}
+	templates := map[string]int{}
+	for _, n := range outbox(t, h) {
+		templates[n.Template]++
+		if n.State != "pending" || n.INN != testINN || n.CaseID != testCase {
+			t.Errorf("notification %+v", n)
+		}
+	}
+	for _, to := range []string{RefundReceived, RefundInReview, RefundApproved, RefundPaid} {
+		if templates["refund."+to] != 1 {
+			t.Errorf("notifications %v: want one refund.%s", templates, to)
+		}
+	}
+
+	// The outbox relay delivers each once; a second run finds nothing to do.
+	for run, want := range []contract.SweepResult{{Processed: 4, Sent: 4}, {}} {
+		env := sweepEnv(h.db)
+		env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobOutbox, Date: "2026-11-22"})
+		var res contract.SweepResult
+		if err := env.GetWorkflowResult(&res); err != nil || res != want {
+			t.Fatalf("outbox run %d: %+v %v, want %+v", run+1, res, err, want)
+		}
+	}
+	if n := len(h.db.Items("deliveries")); n != 4 {
+		t.Fatalf("%d deliveries, want 4", n)
+	}
+	for _, n := range outbox(t, h) {
+		if n.State != "sent" {
+			t.Fatalf("not marked sent: %+v", n)
+		}
+	}
+}
+
+// A deadline escalation is one step: its journal entry, the escalated projection and
+// the supervisor's notice together.
+func TestDeadlineEscalationIsOneStep(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.decide(31*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st := h.run(input(3_000_000, "d1"))
+	if !st.Escalated || st.Status != RefundPaid {
+		t.Fatalf("got %+v", st)
+	}
+	journal, _ := audit.Journal(context.Background(), h.db, "audit", testCase)
+	var escalation contract.AuditEntry
+	for _, e := range journal {
+		if e.Action == "deadline_passed" {
+			escalation = e
+		}
+	}
+	var notice contract.Notification
+	for _, n := range outbox(t, h) {
+		if n.Template == "refund.deadline_passed" {
+			notice = n
+		}
+	}
+	step := contract.RecordKey(testCase, escalation.Seq)
+	if escalation.Seq == 0 || notice.NotificationID != step+"/1" || escalation.EntryID != step+"/1" {
+		t.Fatalf("escalation entry %+v and notice %+v are not one step", escalation, notice)
+	}
+}
