@@ -10,6 +10,7 @@ import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
@@ -95,6 +96,8 @@ func Declare() Declaration {
 			{Name: taxpayer.Table, PartitionKey: s("inn")},
 			{Name: overpayment.Table, PartitionKey: s("inn"), SortKey: sk("entry_id")},
 			{Name: payout.Table, PartitionKey: s("payout_key")},
+			// The refund ledger: balances (reserved + paid ≤ refundable) and reservations.
+			{Name: ledger.Table, PartitionKey: s("key")},
 			{Name: notify.Table, PartitionKey: s("notification_id"), Indexes: []Index{
 				{Name: "by_state", PartitionKey: s("state"), SortKey: sk("at")},
 			}},
@@ -127,7 +130,9 @@ func Declare() Declaration {
 			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
-				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}}},
+				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}, {Table: ledger.Table, Write: true}}},
+			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: overpayment.Table}, {Table: ledger.Table, Write: true}}},
 			{Name: contract.FnNotify, Package: "./functions/notify/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: notify.Table, Write: true}}},
 			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,

@@ -1,0 +1,89 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// TransactWriteItems models DynamoDB's all-or-nothing write of Put items under the
+// conditions taxflow uses: attribute_not_exists(#k) (write once), "#v = :v" (the stored
+// attribute equals a value: optimistic versioning) and the PutIfNewer condition. Like
+// DynamoDB it refuses two operations on one item and more than 100 items, and when a
+// condition fails it writes nothing and reports a reason for every item, in order.
+func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Err != nil {
+		return nil, d.Err
+	}
+	if n := len(in.TransactItems); n == 0 || n > 100 {
+		return nil, fmt.Errorf("ValidationException: a transaction holds 1 to 100 items, not %d", n)
+	}
+	type write struct {
+		table, id string
+		item      map[string]types.AttributeValue
+	}
+	writes := make([]write, 0, len(in.TransactItems))
+	seen := map[string]bool{}
+	reasons := make([]types.CancellationReason, len(in.TransactItems))
+	failed := false
+	for i, ti := range in.TransactItems {
+		p := ti.Put
+		if p == nil || ti.Update != nil || ti.Delete != nil || ti.ConditionCheck != nil {
+			return nil, fmt.Errorf("storetest: only Put items are modelled in a transaction")
+		}
+		id, err := d.id(*p.TableName, p.Item)
+		if err != nil {
+			return nil, err
+		}
+		if seen[*p.TableName+"\x01"+id] {
+			return nil, fmt.Errorf("ValidationException: Transaction request cannot include multiple operations on one item")
+		}
+		seen[*p.TableName+"\x01"+id] = true
+		reasons[i] = types.CancellationReason{Code: stringp("None")}
+		if p.ConditionExpression != nil {
+			old, exists := d.items[*p.TableName][id]
+			ok, err := holds(*p.ConditionExpression, old, exists, p.ExpressionAttributeNames, p.ExpressionAttributeValues)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				failed = true
+				reasons[i] = types.CancellationReason{Code: stringp("ConditionalCheckFailed"), Message: stringp("The conditional request failed")}
+			}
+		}
+		writes = append(writes, write{*p.TableName, id, p.Item})
+	}
+	if failed {
+		return nil, &types.TransactionCanceledException{Message: stringp("Transaction cancelled, please refer cancellation reasons for specific reasons"),
+			CancellationReasons: reasons}
+	}
+	for _, w := range writes {
+		if d.items[w.table] == nil {
+			d.items[w.table] = map[string]map[string]types.AttributeValue{}
+		}
+		d.items[w.table][w.id] = w.item
+		d.Writes++
+	}
+	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+// holds evaluates one of the modelled condition expressions against the stored item.
+func holds(cond string, old map[string]types.AttributeValue, exists bool, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+	switch {
+	case notExists.MatchString(cond):
+		return !exists, nil
+	case cond == "#v = :v":
+		have, ok := old[names["#v"]]
+		return exists && ok && str(have) == str(values[":v"]), nil
+	case cond == "attribute_not_exists(#k) OR #v < :v":
+		var have, want int
+		fmt.Sscan(str(old[names["#v"]]), &have)
+		fmt.Sscan(str(values[":v"]), &want)
+		return !exists || have < want, nil
+	}
+	return false, fmt.Errorf("storetest: condition %q not modelled in a transaction", cond)
+}
