@@ -31,6 +31,14 @@ var PayoutOptions = workflow.ActivityOptions{
 	RetryPolicy:         retry(12),
 }
 
+// LedgerOptions: reserving and releasing money must not be lost either (a lost void
+// would hold the taxpayer's overpayment), so retries go on as long as the journal's.
+var LedgerOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second, // function: 10 s
+	HeartbeatTimeout:    15 * time.Second,
+	RetryPolicy:         retry(50),
+}
+
 // RecordOptions: audit journal, case projection and notifications must not be lost.
 var RecordOptions = AuditOptions
 
@@ -51,6 +59,25 @@ func (a *Activities) StoreDocument(ctx context.Context, in contract.DocumentInpu
 
 // Payout transfers money, at most once per payout key.
 func (a *Activities) Payout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
+}
+
+// Reserve holds a case's refund against the (taxpayer, period)'s refundable overpayment.
+func (a *Activities) Reserve(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	in.Op = contract.LedgerReserve
+	return call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+}
+
+// VoidReservation releases a case's reservation (no payout in flight).
+func (a *Activities) VoidReservation(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	in.Op = contract.LedgerVoid
+	return call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+}
+
+// CancelPayout fences a payout key (no transfer under it afterwards) and reports the
+// transfer if one had happened; with Void it also releases the reservation.
+func (a *Activities) CancelPayout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+	in.Op = contract.PayoutCancel
 	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
 }
 
