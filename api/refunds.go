@@ -40,6 +40,11 @@ import (
 // name the same case.
 var idempotencyNS = uuid.MustParse("5b6b3f4e-1c43-4b8e-9d4e-7f0a9a1c2d10")
 
+// CaseIDFor is the refund case a caller's Idempotency-Key names.
+func CaseIDFor(principalID, key string) string {
+	return workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(principalID+"\x00"+key)).String())
+}
+
 // CreateRefundRequest is the body of POST /v1/refunds.
 type CreateRefundRequest struct {
 	INN     string `json:"inn"`
@@ -166,7 +171,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := principal(r)
-	caseID := workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(p.ID+"\x00"+key)).String())
+	caseID := CaseIDFor(p.ID, key)
 	digest := sha256.Sum256(body)
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,

@@ -320,29 +320,46 @@ func (s Stack) Down(report func(string)) error {
 	var errs []error
 	svcs := s.services()
 	for i := len(svcs) - 1; i >= 0; i-- {
-		name := svcs[i].name
-		pid, ok := s.running(name)
-		if !ok {
-			_ = os.Remove(s.pidFile(name))
-			continue
+		if err := s.stop(svcs[i].name, report); err != nil {
+			errs = append(errs, err)
 		}
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
-		deadline := time.Now().Add(15 * time.Second)
-		for alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		if alive(pid) {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			time.Sleep(200 * time.Millisecond)
-		}
-		if alive(pid) {
-			errs = append(errs, fmt.Errorf("%s (pid %d) did not stop", name, pid))
-			continue
-		}
-		_ = os.Remove(s.pidFile(name))
-		report(fmt.Sprintf("%-8s stopped", name))
 	}
 	return errors.Join(errs...)
+}
+
+// Stop stops one service (temporal, dynamodb, s3 or lambda) and waits until it is gone;
+// Up starts it again. The fault tests stop a store this way in the middle of a run.
+// DynamoDB Local keeps its tables on disk (-dbPath), so they survive.
+func (s Stack) Stop(name string) error {
+	for _, svc := range s.services() {
+		if svc.name == name {
+			return s.stop(name, func(string) {})
+		}
+	}
+	return fmt.Errorf("no service %q in the stack", name)
+}
+
+func (s Stack) stop(name string, report func(string)) error {
+	pid, ok := s.running(name)
+	if !ok {
+		_ = os.Remove(s.pidFile(name))
+		return nil
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(15 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if alive(pid) {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if alive(pid) {
+		return fmt.Errorf("%s (pid %d) did not stop", name, pid)
+	}
+	_ = os.Remove(s.pidFile(name))
+	report(fmt.Sprintf("%-8s stopped", name))
+	return nil
 }
 
 // Status reports each service as running or stopped.
