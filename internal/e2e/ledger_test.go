@@ -46,7 +46,7 @@ func envInt(name string, def int) int {
 // requisites changes and sweeps, invariants checked after every step. A failure prints
 // its seed; TAXFLOW_MODEL_SEED=n reruns it (TAXFLOW_MODEL_SEEDS, _STEPS widen the run).
 func TestLedgerModelAgainstDynamoDBLocal(t *testing.T) {
-	seeds, steps := envInt("TAXFLOW_MODEL_SEEDS", 6), envInt("TAXFLOW_MODEL_STEPS", 120)
+	seeds, steps := envInt("TAXFLOW_MODEL_SEEDS", 16), envInt("TAXFLOW_MODEL_STEPS", 150)
 	first := uint64(time.Now().UnixNano() % 1_000_000)
 	if s := os.Getenv("TAXFLOW_MODEL_SEED"); s != "" {
 		n, _ := strconv.ParseUint(s, 10, 64)
