@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
@@ -79,6 +80,18 @@ func (a *Activities) VoidReservation(ctx context.Context, in contract.LedgerInpu
 func (a *Activities) CancelPayout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
 	in.Op = contract.PayoutCancel
 	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
+}
+
+// SweepReservations voids one page of reservations that expired by the sweep's day (the
+// start of that day in Moscow) with no payout in flight; those with one are counted as
+// Flagged, for an operator.
+func (a *Activities) SweepReservations(ctx context.Context, p contract.SweepPage) (contract.SweepResult, error) {
+	in := contract.LedgerInput{Op: contract.LedgerExpire, Cursor: p.Cursor, Limit: p.Limit}
+	if day, err := time.ParseInLocation(time.DateOnly, p.Date, calendar.Moscow); err == nil {
+		in.Now = day
+	}
+	res, err := call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+	return contract.SweepResult{Processed: res.Scanned, Sent: res.Voided, Flagged: res.InFlight, Cursor: res.Cursor}, err
 }
 
 // Notify queues a notification; without an id, the workflow id and activity id make one.

@@ -18,6 +18,8 @@ const (
 	JobReminders = "reminders"
 	JobInactive  = "inactive"
 	JobRetention = "retention"
+	// JobReservations voids refund reservations that outlived their case (functions/ledger).
+	JobReservations = "reservations"
 )
 
 // SweepWorkflowInput says what to sweep; the cursor fields carry a sweep across
@@ -75,6 +77,8 @@ func Sweep(ctx workflow.Context, in SweepWorkflowInput) (contract.SweepResult, e
 			err = workflow.ExecuteActivity(actx, a.SweepInactive, page).Get(ctx, &res)
 		case JobRetention:
 			err = workflow.ExecuteActivity(actx, a.SweepRetention, page).Get(ctx, &res)
+		case JobReservations:
+			err = workflow.ExecuteActivity(actx, a.SweepReservations, page).Get(ctx, &res)
 		default:
 			return in.Totals, temporal.NewNonRetryableApplicationError("unknown job "+in.Job, "InvalidInput", nil)
 		}

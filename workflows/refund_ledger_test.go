@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/cases"
@@ -341,4 +342,33 @@ func TestRefundPayoutLoopIsBounded(t *testing.T) {
 		t.Fatalf("%d payout calls, reservation %s", h.payouts, h.reservation().State)
 	}
 	_ = activities.PayoutOptions
+}
+
+// The reservation sweep voids a reservation that outlived its case, and only that one.
+func TestSweepVoidsReservationsThatOutlivedTheirCase(t *testing.T) {
+	db, s3 := newStores()
+	for _, e := range ledger(500_000, 0) {
+		mustPut(t, db, "ledger", "entry_id", e)
+	}
+	l := testLedger(db)
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for key, expires := range map[string]time.Time{"refund-dead": day.AddDate(0, 0, -1), "refund-live": day.AddDate(0, 6, 0)} {
+		if _, err := l.Reserve(context.Background(), contract.LedgerInput{Key: key, INN: testINN, Period: 2025, Amount: 100_000, ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(Sweep)
+	registerActivities(env, realHandlers(db, s3))
+	env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobReservations, Date: day.Format(time.DateOnly)})
+	var res contract.SweepResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Sent != 1 || res.Flagged != 0 {
+		t.Fatalf("sweep: %+v %v", res, err)
+	}
+	for key, want := range map[string]string{"refund-dead": contract.ReservationVoided, "refund-live": contract.ReservationReserved} {
+		if r, _, _, _ := l.Get(context.Background(), key); r.State != want {
+			t.Errorf("%s: %s, want %s", key, r.State, want)
+		}
+	}
 }

@@ -41,6 +41,11 @@ func Declare(inactiveGraceDays int) []Schedule {
 		{ID: "taxflow-document-retention", Calendar: daily(4),
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobRetention, KeepDays: 30},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
+		// Refund reservations whose case ended without settling them (a terminated case)
+		// give the overpayment back.
+		{ID: "taxflow-reservation-expiry", Calendar: daily(5),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobReservations},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
 	}
 }
 
