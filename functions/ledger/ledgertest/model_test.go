@@ -11,7 +11,7 @@ import (
 // TestModelInMemory runs many seeds against the in-memory store. TAXFLOW_MODEL_SEED=n
 // reruns one seed; TAXFLOW_MODEL_SEEDS and TAXFLOW_MODEL_STEPS widen the search.
 func TestModelInMemory(t *testing.T) {
-	seeds, steps := envInt("TAXFLOW_MODEL_SEEDS", 300), envInt("TAXFLOW_MODEL_STEPS", 250)
+	seeds, steps := envInt("TAXFLOW_MODEL_SEEDS", 100), envInt("TAXFLOW_MODEL_STEPS", 250)
 	first := uint64(1)
 	if s := os.Getenv("TAXFLOW_MODEL_SEED"); s != "" {
 		n, _ := strconv.ParseUint(s, 10, 64)
