@@ -372,3 +372,24 @@ func TestSweepVoidsReservationsThatOutlivedTheirCase(t *testing.T) {
 		}
 	}
 }
+
+// A requisites hold that nobody settles: escalated after 5 working days, an operator's
+// task after the operator timeout, and, with no operator either, the reservation voided.
+func TestRefundRequisitesNeverSettledEndsForAnOperatorThenVoids(t *testing.T) {
+	h := newHarness(t, pending(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if st.Status != RefundPayoutFailed || !st.RequisitesEscalated || !st.BankHold || st.PayoutError != "bank requisites were not verified in time" {
+			t.Errorf("after 40 days: %+v", st)
+		}
+	}, 40*24*time.Hour)
+	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+	var appErr *temporal.ApplicationError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != "PayoutFailed" {
+		t.Fatalf("want PayoutFailed, got %v", err)
+	}
+	if h.payouts != 0 || h.reservation().State != contract.ReservationVoided || h.balance().Reserved != 0 {
+		t.Fatalf("payouts %d, reservation %+v", h.payouts, h.reservation())
+	}
+}
