@@ -59,7 +59,7 @@ func TestCallEncodesAndDecodes(t *testing.T) {
 	if err != nil || res.TransferID != "tr-1" || res.Amount != 5 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	if f.got != `payout {"payout_key":"k","case_id":"","inn":"","amount_kopecks":5}` {
+	if f.got != `payout {"payout_key":"k","case_id":"","inn":"","amount_kopecks":5,"principal_kopecks":0,"interest_kopecks":0,"reservation":""}` {
 		t.Fatalf("sent %s", f.got)
 	}
 	f.out = []byte(`not json`)

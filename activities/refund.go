@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 )
 
@@ -31,6 +32,14 @@ var PayoutOptions = workflow.ActivityOptions{
 	RetryPolicy:         retry(12),
 }
 
+// LedgerOptions: reserving and releasing money must not be lost either (a lost void
+// would hold the taxpayer's overpayment), so retries go on as long as the journal's.
+var LedgerOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second, // function: 10 s
+	HeartbeatTimeout:    15 * time.Second,
+	RetryPolicy:         retry(50),
+}
+
 // RecordOptions: audit journal, case projection and notifications must not be lost.
 var RecordOptions = AuditOptions
 
@@ -52,6 +61,37 @@ func (a *Activities) StoreDocument(ctx context.Context, in contract.DocumentInpu
 // Payout transfers money, at most once per payout key.
 func (a *Activities) Payout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
 	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
+}
+
+// Reserve holds a case's refund against the (taxpayer, period)'s refundable overpayment.
+func (a *Activities) Reserve(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	in.Op = contract.LedgerReserve
+	return call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+}
+
+// VoidReservation releases a case's reservation (no payout in flight).
+func (a *Activities) VoidReservation(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	in.Op = contract.LedgerVoid
+	return call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+}
+
+// CancelPayout fences a payout key (no transfer under it afterwards) and reports the
+// transfer if one had happened; with Void it also releases the reservation.
+func (a *Activities) CancelPayout(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+	in.Op = contract.PayoutCancel
+	return call[contract.PayoutResult](ctx, a.Invoker, contract.FnPayout, in)
+}
+
+// SweepReservations voids one page of reservations that expired by the sweep's day (the
+// start of that day in Moscow) with no payout in flight; those with one are counted as
+// Flagged, for an operator.
+func (a *Activities) SweepReservations(ctx context.Context, p contract.SweepPage) (contract.SweepResult, error) {
+	in := contract.LedgerInput{Op: contract.LedgerExpire, Cursor: p.Cursor, Limit: p.Limit}
+	if day, err := time.ParseInLocation(time.DateOnly, p.Date, calendar.Moscow); err == nil {
+		in.Now = day
+	}
+	res, err := call[contract.LedgerResult](ctx, a.Invoker, contract.FnLedger, in)
+	return contract.SweepResult{Processed: res.Scanned, Sent: res.Voided, Flagged: res.InFlight, Cursor: res.Cursor}, err
 }
 
 // MatchIdentity compares submitted data and documents with the registry.

@@ -35,13 +35,14 @@ const (
 	ScopeDeclarationsWrite  = "declarations:write"  // integrators: submit, correct, attach, appeal
 	ScopeDeclarationsReview = "declarations:review" // inspectors
 	ScopeTasksRead          = "tasks:read"          // staff: the task list
+	ScopeRequisites         = "requisites:verify"   // back office: the verdict on a change of bank requisites
 )
 
 // Scopes lists every scope.
 var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate,
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
-	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead}
+	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites}
 
 // Principal is who called: an integrator, a reviewer, an operator.
 type Principal struct {

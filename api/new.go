@@ -8,6 +8,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/config"
@@ -23,6 +24,7 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		DB:         clients.DynamoDB,
 		Bucket:     cfg.Name(document.Bucket),
 		Taxpayers:  cfg.Name(taxpayer.Table),
+		Ledger:     cfg.Name(overpayment.Table),
 		AuditTable: cfg.Name(audit.Table),
 		TaskQueue:  cfg.Temporal.TaskQueue,
 		Policy:     RefundPolicy(cfg.Refund),

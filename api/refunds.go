@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,14 +28,22 @@ import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
 
 // idempotencyNS derives case ids from idempotency keys: the same caller and key always
 // name the same case.
 var idempotencyNS = uuid.MustParse("5b6b3f4e-1c43-4b8e-9d4e-7f0a9a1c2d10")
+
+// CaseIDFor is the refund case a caller's Idempotency-Key names.
+func CaseIDFor(principalID, key string) string {
+	return workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(principalID+"\x00"+key)).String())
+}
 
 // CreateRefundRequest is the body of POST /v1/refunds.
 type CreateRefundRequest struct {
@@ -45,7 +55,12 @@ type CreateRefundRequest struct {
 	Account string `json:"account,omitempty"`
 }
 
-// Validate lists every bad field with its reason (never the value).
+// MaxRefundKopecks bounds a claim (10 billion roubles): larger is a typing error, and
+// the interest arithmetic stays far from overflow.
+const MaxRefundKopecks = 1_000_000_000_000
+
+// Validate lists every bad field with its reason (never the value). Tax periods are
+// years in Moscow time: the current one may be claimed, a future one may not.
 func (c CreateRefundRequest) Validate(now time.Time) []domain.FieldError {
 	var errs []domain.FieldError
 	add := func(err error) {
@@ -55,14 +70,15 @@ func (c CreateRefundRequest) Validate(now time.Time) []domain.FieldError {
 		}
 	}
 	add(domain.ValidateINN("inn", c.INN, true))
-	if c.Period < 2000 || c.Period > now.Year() {
-		errs = append(errs, domain.FieldError{Field: "period", Reason: fmt.Sprintf("must be a past or current tax year, 2000-%d", now.Year())})
+	year := now.In(calendar.Moscow).Year()
+	if c.Period < 2000 || c.Period > year {
+		errs = append(errs, domain.FieldError{Field: "period", Reason: fmt.Sprintf("must be a past or current tax year, 2000-%d", year)})
 	}
-	if c.Amount <= 0 {
-		errs = append(errs, domain.FieldError{Field: "amount_kopecks", Reason: "must be a whole number of kopecks greater than 0"})
+	if c.Amount <= 0 || c.Amount > MaxRefundKopecks {
+		errs = append(errs, domain.FieldError{Field: "amount_kopecks", Reason: "must be a whole number of kopecks greater than 0 and at most 1000000000000"})
 	}
-	if strings.TrimSpace(c.Reason) == "" || len(c.Reason) > 500 {
-		errs = append(errs, domain.FieldError{Field: "reason", Reason: "must say why (for example, overpaid income tax), at most 500 characters"})
+	if strings.TrimSpace(c.Reason) == "" || utf8.RuneCountInString(c.Reason) > workflows.MaxReasonChars {
+		errs = append(errs, domain.FieldError{Field: "reason", Reason: fmt.Sprintf("must say why (for example, overpaid income tax), at most %d characters", workflows.MaxReasonChars)})
 	}
 	if c.BIK != "" || c.Account != "" {
 		add(domain.ValidateBIK("bik", c.BIK))
@@ -78,7 +94,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+jsonProblem(err), nil)
+		var fields []domain.FieldError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			fields = []domain.FieldError{{Field: te.Field, Reason: "must be " + jsonKind(te.Type.Kind())}}
+		}
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+jsonProblem(err), fields)
 		return false
 	}
 	if dec.More() {
@@ -86,6 +107,21 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// jsonKind names what a field must hold: a kopeck amount is a whole number, never 1.5.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number (no fraction, no exponent)"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 // jsonProblem describes a decoding error without echoing the input.
@@ -124,6 +160,10 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
+	if status, code, msg, fields := s.checkClaim(r.Context(), req); status != 0 {
+		writeError(w, status, code, msg, fields)
+		return
+	}
 	if req.Account != "" {
 		if status, msg := s.checkRequisites(r.Context(), req); status != 0 {
 			writeError(w, status, "requisites_mismatch", msg, nil)
@@ -131,7 +171,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := principal(r)
-	caseID := workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(p.ID+"\x00"+key)).String())
+	caseID := CaseIDFor(p.ID, key)
 	digest := sha256.Sum256(body)
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
@@ -143,7 +183,8 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK hands back the existing run silently; we answer 200 for it.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes:                    temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived),
+			workflows.SearchSubject.ValueSet(s.Subject(req.INN))),
 	}, workflows.Refund, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -153,7 +194,8 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, "read existing case", err)
 			return
 		} else if !same {
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "already names a case created by a different body: send a new key for a new request"}})
 			return
 		}
 		s.writeStatus(w, r, caseID, http.StatusOK)
@@ -164,6 +206,31 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": caseID, "status": workflows.RefundReceived,
 			"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays})
 	}
+}
+
+// checkClaim refuses, before anything starts, a claim for a taxpayer the registry does
+// not know or for a period in which the ledger holds no payment of this taxpayer (a
+// period that is someone else's, or nobody's): nothing can be refunded there.
+func (s *Server) checkClaim(ctx context.Context, req CreateRefundRequest) (status int, code, msg string, fields []domain.FieldError) {
+	_, found, err := taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
+	if err != nil {
+		return http.StatusServiceUnavailable, "unavailable", "the registry is unavailable; retry later", nil
+	}
+	if !found {
+		return http.StatusUnprocessableEntity, "unknown_taxpayer", "the claim names no registered taxpayer",
+			[]domain.FieldError{{Field: "inn", Reason: "no taxpayer with this INN in the registry"}}
+	}
+	var entries []contract.LedgerEntry
+	if err := store.QueryAll(ctx, s.DB, s.Ledger, "inn", req.INN, &entries); err != nil {
+		return http.StatusServiceUnavailable, "unavailable", "the ledger is unavailable; retry later", nil
+	}
+	for _, e := range entries {
+		if e.Period == req.Period && e.Kind == "payment" {
+			return 0, "", "", nil
+		}
+	}
+	return http.StatusUnprocessableEntity, "no_payments_in_period", "the taxpayer paid nothing in this period, so nothing can be refunded for it",
+		[]domain.FieldError{{Field: "period", Reason: fmt.Sprintf("this taxpayer has no payments for %d", req.Period)}}
 }
 
 // checkRequisites compares the requisites the taxpayer expects with the verified ones.
@@ -394,6 +461,9 @@ func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
+	if !reasonFits(w, req.Reason) {
+		return
+	}
 	s.updateAs(w, r, id, workflows.RefundUpdateWithdraw, req, &workflows.RefundStatus{})
 }
 
@@ -424,23 +494,34 @@ func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name strin
 	WriteJSON(w, http.StatusOK, out)
 }
 
+// retryPayout asks a case whose payout failed to try again. It is an update: the case
+// answers at once whether it is waiting for one (409 otherwise), so a retry is never lost.
 func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.caseID(w, r)
 	if !ok {
 		return
 	}
-	st, err := s.refundStatus(r.Context(), id)
-	if s.temporalError(w, "read refund", err) {
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
 		return
 	}
-	if st.Status != workflows.RefundPayoutFailed {
-		writeError(w, http.StatusConflict, "conflict", "the payout has not failed; nothing to retry", nil)
+	if !reasonFits(w, req.Reason) {
 		return
 	}
-	if s.temporalError(w, "retry payout", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalRetryPayout, nil)) {
-		return
+	retry := workflows.RefundRetry{Operator: principal(r).ID, Reason: req.Reason}
+	s.updateAs(w, r, id, workflows.RefundUpdateRetryPayout, retry, &workflows.RefundStatus{})
+}
+
+// reasonFits answers 400 naming the field when free text is longer than a case keeps.
+func reasonFits(w http.ResponseWriter, reason string) bool {
+	if utf8.RuneCountInString(reason) <= workflows.MaxReasonChars {
+		return true
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id})
+	writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid",
+		[]domain.FieldError{{Field: "reason", Reason: fmt.Sprintf("at most %d characters", workflows.MaxReasonChars)}})
+	return false
 }
 
 // journal returns the case's audit journal.
@@ -472,6 +553,9 @@ func readApproval(w http.ResponseWriter, r *http.Request) (approve bool, reason 
 	}
 	if req.Approve == nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
+		return false, "", false
+	}
+	if !reasonFits(w, req.Reason) {
 		return false, "", false
 	}
 	return *req.Approve, req.Reason, true

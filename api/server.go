@@ -30,6 +30,7 @@ type Server struct {
 	DB         store.DB
 	Bucket     string // documents bucket
 	Taxpayers  string // registry table
+	Ledger     string // charges and payments table
 	AuditTable string
 	TaskQueue  string
 	Policy     workflows.RefundPolicy
@@ -63,6 +64,7 @@ var routes = []route{
 	{"POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, (*Server).decideRefund},
 	{"POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, (*Server).withdrawRefund},
 	{"POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, (*Server).retryPayout},
+	{"POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, (*Server).verifyRequisites},
 	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
 	{"POST", "/v1/identity-verifications", ScopeIdentityWrite, (*Server).createIdentity},
 	{"GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, (*Server).getIdentity},

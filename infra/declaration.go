@@ -11,6 +11,7 @@ import (
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
@@ -96,6 +97,8 @@ func Declare() Declaration {
 			{Name: taxpayer.Table, PartitionKey: s("inn")},
 			{Name: overpayment.Table, PartitionKey: s("inn"), SortKey: sk("entry_id")},
 			{Name: payout.Table, PartitionKey: s("payout_key")},
+			// The refund ledger: balances (reserved + paid ≤ refundable) and reservations.
+			{Name: ledger.Table, PartitionKey: s("key")},
 			{Name: notify.Table, PartitionKey: s("notification_id"), Indexes: []Index{
 				{Name: delivery.Index, PartitionKey: s("state"), SortKey: sk("at")},
 			}},
@@ -133,7 +136,9 @@ func Declare() Declaration {
 			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
-				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}}},
+				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}, {Table: ledger.Table, Write: true}}},
+			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: overpayment.Table}, {Table: ledger.Table, Write: true}}},
 			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,
 				Uses: []Access{{Table: taxpayer.Table}, {Bucket: document.Bucket}}},
 			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,

@@ -20,6 +20,8 @@ const (
 	JobRetention = "retention"
 	// JobOutbox delivers pending notifications (every minute): the outbox's relay.
 	JobOutbox = "outbox"
+	// JobReservations voids refund reservations that outlived their case (functions/ledger).
+	JobReservations = "reservations"
 )
 
 // SweepWorkflowInput says what to sweep; the cursor fields carry a sweep across
@@ -79,6 +81,8 @@ func Sweep(ctx workflow.Context, in SweepWorkflowInput) (contract.SweepResult, e
 			err = workflow.ExecuteActivity(actx, a.SweepRetention, page).Get(ctx, &res)
 		case JobOutbox:
 			err = workflow.ExecuteActivity(actx, a.SweepOutbox, page).Get(ctx, &res)
+		case JobReservations:
+			err = workflow.ExecuteActivity(actx, a.SweepReservations, page).Get(ctx, &res)
 		default:
 			return in.Totals, temporal.NewNonRetryableApplicationError("unknown job "+in.Job, "InvalidInput", nil)
 		}

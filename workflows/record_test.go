@@ -30,8 +30,8 @@ func outbox(t *testing.T, h *harness) []contract.Notification {
 	return out
 }
 
-// The happy path — one document, automatic approval, payout — takes eight activities,
-// one step of the record per transition, and leaves journal, projection and outbox in
+// The happy path — one document, automatic approval, payout — takes nine activities
+// (issue 12: at most 9), one step of the record per transition, one reservation, and leaves journal, projection and outbox in
 // step: every transition journaled once, in seq order, with its notification.
 func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
@@ -44,7 +44,7 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	if st.Status != RefundPaid {
 		t.Fatalf("got %+v", st)
 	}
-	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument RecordTransition RecordTransition Payout RecordTransition"
+	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument RecordTransition Reserve RecordTransition Payout RecordTransition"
 	got := strings.Join(started, " ")
 	// the two reads run at once: either order
 	got = strings.Replace(got, "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)

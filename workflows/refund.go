@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -11,6 +12,7 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
 
@@ -22,8 +24,8 @@ const (
 	RefundUpdateDecide      = "decide"       // reviewer: approve or reject, with a reason
 	RefundUpdateWithdraw    = "withdraw"     // taxpayer: until the payout starts
 	RefundSignalDocument    = "document"     // an upload is waiting under incoming/
-	RefundSignalRequisites  = "requisites"   // back office: a requisites change was verified or rejected
-	RefundSignalRetryPayout = "retry-payout" // operator: try a failed payout again
+	RefundUpdateRequisites  = "requisites"   // back office: the change of requisites was verified or rejected
+	RefundUpdateRetryPayout = "retry-payout" // operator: try a failed payout again
 )
 
 // Refund statuses: code → label shown in the cabinet.
@@ -36,6 +38,7 @@ const (
 	RefundRejected     = "rejected"
 	RefundWithdrawn    = "withdrawn"
 	RefundPayoutFailed = "payout_failed"
+	RefundCancelled    = "cancelled"
 )
 
 // RefundLabels are the Russian labels the cabinet shows [001:107, 004:137].
@@ -48,6 +51,7 @@ var RefundLabels = map[string]string{
 	RefundRejected:     "Отклонено",
 	RefundWithdrawn:    "Отозвано",
 	RefundPayoutFailed: "Ошибка перечисления",
+	RefundCancelled:    "Отменено",
 }
 
 // RefundPolicy is the configuration a refund runs under. The API fills it from
@@ -111,9 +115,19 @@ type RefundWithdrawal struct {
 	Reason string `json:"reason"`
 }
 
-// RefundRequisites is the back office's word on a change of bank requisites.
+// RefundRequisites is the back office's word on a change of bank requisites. The API
+// writes the registry first (the change verified, or dropped), then tells the cases
+// that hold a payout for it.
 type RefundRequisites struct {
-	Verified bool `json:"verified"`
+	Verified bool   `json:"verified"`
+	Reason   string `json:"reason,omitempty"`
+	By       string `json:"by,omitempty"`
+}
+
+// RefundRetry is an operator's request to try a failed payout again.
+type RefundRetry struct {
+	Operator string `json:"operator"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Transition is one line of a case's history.
@@ -148,14 +162,28 @@ type RefundStatus struct {
 	Debts         int64     `json:"debts_kopecks"`
 	Refundable    int64     `json:"refundable_kopecks"`
 	Approved      int64     `json:"approved_kopecks"`
-	Capped        bool      `json:"capped"`
-	Interest      int64     `json:"interest_kopecks"`
-	DaysLate      int64     `json:"days_late"`
-	Paid          int64     `json:"paid_kopecks"`
-	TransferID    string    `json:"transfer_id,omitempty"`
-	Reminded      bool      `json:"reminded"`
-	Escalated     bool      `json:"escalated"`
-	BankHold      bool      `json:"bank_hold"`
+	// Capped: less than claimed is approved; CapReason says why (the confirmed
+	// overpayment, or what other refunds of the period already hold).
+	Capped    bool   `json:"capped"`
+	CapReason string `json:"cap_reason,omitempty"`
+	// Reservation is the state of the case's hold in the refund ledger: reserved,
+	// posted (paid), voided, refused; empty before approval.
+	Reservation string `json:"reservation,omitempty"`
+	Interest    int64  `json:"interest_kopecks"`
+	DaysLate    int64  `json:"days_late"`
+	Paid        int64  `json:"paid_kopecks"`
+	TransferID  string `json:"transfer_id,omitempty"`
+	// PayoutKey names the payout in flight or made (`<case>/payout/<attempt>`).
+	PayoutKey   string `json:"payout_key,omitempty"`
+	PayoutError string `json:"payout_error,omitempty"`
+	Reminded    bool   `json:"reminded"`
+	// DeadlineEscalated: the 30-day review deadline passed unsettled (the supervisor was told).
+	DeadlineEscalated bool `json:"deadline_escalated"`
+	// RequisitesEscalated: a requisites check held the payout past its 5 working days.
+	RequisitesEscalated bool `json:"requisites_escalated"`
+	// Escalated is either of the two (kept for callers that read it before they existed).
+	Escalated bool `json:"escalated"`
+	BankHold  bool `json:"bank_hold"`
 	// RequisitesDue: until when (5 working days) a requisites check may hold the payout.
 	RequisitesDue *time.Time   `json:"requisites_due,omitempty"`
 	Reason        string       `json:"reason,omitempty"`
@@ -167,13 +195,52 @@ type RefundStatus struct {
 // RefundID builds a refund's workflow id from an opaque random or derived id.
 func RefundID(key string) string { return "refund-" + key }
 
+// MaxReasonChars bounds the free text of a reason (decision, withdrawal, requisites,
+// retry). The API refuses longer text with a 400 naming the field; the workflow's
+// validators refuse it too, and what reaches the journal is clipped to what the journal
+// holds, so free text can never fail a case.
+const MaxReasonChars = 500
+
 // Errors of the update validators. Their types (fnerr's) tell the API which answer to give.
 var (
 	ErrNotAwaitingDecision = temporal.NewApplicationError("the case is not awaiting a decision", fnerr.TypeConflict)
 	ErrPayoutStarted       = temporal.NewApplicationError("the payout has started or the case is closed; it can no longer be withdrawn", fnerr.TypeConflict)
+	ErrNotHeldForBank      = temporal.NewApplicationError("the case is not holding a payout for bank requisites", fnerr.TypeConflict)
+	ErrPayoutNotFailed     = temporal.NewApplicationError("the payout has not failed; nothing to retry", fnerr.TypeConflict)
 )
 
 func invalid(msg string) error { return temporal.NewApplicationError(msg, fnerr.TypeInvalidInput) }
+
+func checkReason(field, reason string) error {
+	if utf8.RuneCountInString(reason) > MaxReasonChars {
+		return invalid(fmt.Sprintf("%s: at most %d characters", field, MaxReasonChars))
+	}
+	return nil
+}
+
+// maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
+// a requisites hold or an operator's retry. Past it the case gives up (the reservation is
+// voided) instead of looping.
+const maxPayoutRounds = 8
+
+// reservationLease is how long the ledger keeps a reservation before the expire sweep may
+// void it: longer than this workflow can hold one (every payout round can wait out a
+// requisites check with its escalation and an operator), so only a case that ended
+// without settling it (terminated) loses it.
+func (p RefundPolicy) reservationLease() time.Duration {
+	return time.Duration(maxPayoutRounds)*(21*24*time.Hour+2*p.OperatorTimeout) + 30*24*time.Hour
+}
+
+// payoutAttempt is one payout key and its content, fixed when the key is made: a retry
+// sends exactly this, and different content needs a new key (after the old is cancelled).
+type payoutAttempt struct {
+	N         int    `json:"n"`
+	Key       string `json:"key"`
+	Principal int64  `json:"principal"`
+	Interest  int64  `json:"interest"`
+	DaysLate  int64  `json:"days_late"`
+	Payee     string `json:"payee"`
+}
 
 type refund struct {
 	in RefundWorkflowInput
@@ -181,14 +248,23 @@ type refund struct {
 	j  *journal
 
 	bankState string // as the last registry check saw it
+	payeeRef  string // the verified account it saw
 
-	pendingDocs   []DocumentRef
-	decision      *RefundDecision
-	withdrawal    *RefundWithdrawal
-	requisites    *RefundRequisites
-	retryPayout   bool
-	payoutStarted bool
-	final         bool
+	pendingDocs []DocumentRef
+	decision    *RefundDecision
+	withdrawal  *RefundWithdrawal
+	// requisites is a back-office message not yet acted on; requisitesAcked counts
+	// those acted on, so the update that brought one answers after its effect.
+	requisites      *RefundRequisites
+	ackRequisites   bool
+	requisitesAcked int
+	retry           *RefundRetry
+	attempt         *payoutAttempt
+	attempts        int  // payout keys made so far
+	rounds          int  // of the payout loop
+	holdEscalated   bool // the current requisites hold has passed its 5 working days
+	payoutStarted   bool
+	final           bool
 }
 
 // Refund runs one refund request from receipt to payout (or rejection or withdrawal).
@@ -205,21 +281,33 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	r.st.Status = "" // the first record sets it
 	if err := r.handlers(ctx); err != nil {
-		return r.st, err
+		return r.status(), err
 	}
 	r.watchDeadline(ctx)
-	if err := r.j.record(ctx, RefundReceived, "taxpayer", in.Reason); err != nil {
-		return r.st, err
+	err := r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
+	if err == nil {
+		err = r.run(ctx)
 	}
-	err := r.run(ctx)
+	if err != nil && !r.final {
+		err = r.cleanup(ctx, err)
+	}
 	r.final = true
-	// Let an update that was accepted finish before the workflow completes.
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
-	return r.st, err
+	// Let an update that was accepted finish before the workflow completes (on a
+	// disconnected context: a cancelled case still answers its callers).
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	return r.status(), err
+}
+
+// status is the query's answer: the state, with the combined escalation flag.
+func (r *refund) status() RefundStatus {
+	st := r.st
+	st.Escalated = st.DeadlineEscalated || st.RequisitesEscalated
+	return st
 }
 
 func (r *refund) handlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, RefundQueryStatus, func() (RefundStatus, error) { return r.st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, RefundQueryStatus, func() (RefundStatus, error) { return r.status(), nil }); err != nil {
 		return err
 	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateDecide,
@@ -227,10 +315,10 @@ func (r *refund) handlers(ctx workflow.Context) error {
 			r.decision = &d
 			// answer once the decision has been acted on
 			err := workflow.Await(ctx, func() bool { return r.st.Status != RefundInReview || r.final })
-			return r.st, err
+			return r.status(), err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(d RefundDecision) error {
-			if r.st.Status != RefundInReview || r.decision != nil || r.withdrawal != nil {
+			if r.st.Status != RefundInReview || r.decision != nil || r.withdrawal != nil || r.final {
 				return ErrNotAwaitingDecision
 			}
 			if d.Reviewer == "" {
@@ -239,7 +327,7 @@ func (r *refund) handlers(ctx workflow.Context) error {
 			if !d.Approve && d.Reason == "" {
 				return invalid("reason: a rejection must give the reason the taxpayer will see")
 			}
-			return nil
+			return checkReason("reason", d.Reason)
 		}})
 	if err != nil {
 		return err
@@ -248,41 +336,65 @@ func (r *refund) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, w RefundWithdrawal) (RefundStatus, error) {
 			r.withdrawal = &w
 			err := workflow.Await(ctx, func() bool { return r.final })
-			return r.st, err
+			return r.status(), err
 		},
-		workflow.UpdateHandlerOptions{Validator: func(RefundWithdrawal) error {
+		workflow.UpdateHandlerOptions{Validator: func(w RefundWithdrawal) error {
 			if r.payoutStarted || r.final {
 				return ErrPayoutStarted
 			}
 			if r.withdrawal != nil {
 				return temporal.NewApplicationError("the request is already being withdrawn", fnerr.TypeConflict)
 			}
-			return nil
+			return checkReason("reason", w.Reason)
+		}})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateRequisites,
+		func(ctx workflow.Context, q RefundRequisites) (RefundStatus, error) {
+			seen := r.requisitesAcked
+			r.requisites = &q
+			// answer once the registry has been checked again: released, or still held
+			err := workflow.Await(ctx, func() bool { return r.requisitesAcked > seen || r.final })
+			return r.status(), err
+		},
+		workflow.UpdateHandlerOptions{Validator: func(q RefundRequisites) error {
+			if !r.st.BankHold || r.final || r.requisites != nil {
+				return ErrNotHeldForBank
+			}
+			if !q.Verified && q.Reason == "" {
+				return invalid("reason: a rejected change of requisites must say why")
+			}
+			return checkReason("reason", q.Reason)
+		}})
+	if err != nil {
+		return err
+	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateRetryPayout,
+		func(ctx workflow.Context, q RefundRetry) (RefundStatus, error) {
+			r.retry = &q
+			return r.status(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(q RefundRetry) error {
+			if r.st.Status != RefundPayoutFailed || r.final || r.retry != nil {
+				return ErrPayoutNotFailed
+			}
+			if q.Operator == "" {
+				return invalid("operator: must name the operator")
+			}
+			return checkReason("reason", q.Reason)
 		}})
 	if err != nil {
 		return err
 	}
 	docs := workflow.GetSignalChannel(ctx, RefundSignalDocument)
-	reqs := workflow.GetSignalChannel(ctx, RefundSignalRequisites)
-	retry := workflow.GetSignalChannel(ctx, RefundSignalRetryPayout)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			s := workflow.NewSelector(ctx)
-			s.AddReceive(docs, func(c workflow.ReceiveChannel, _ bool) {
-				var d DocumentRef
-				c.Receive(ctx, &d)
-				r.pendingDocs = append(r.pendingDocs, d)
-			})
-			s.AddReceive(reqs, func(c workflow.ReceiveChannel, _ bool) {
-				var q RefundRequisites
-				c.Receive(ctx, &q)
-				r.requisites = &q
-			})
-			s.AddReceive(retry, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				r.retryPayout = true
-			})
-			s.Select(ctx)
+			var d DocumentRef
+			if !docs.Receive(ctx, &d) {
+				return
+			}
+			r.pendingDocs = append(r.pendingDocs, d)
 		}
 	})
 	return nil
@@ -294,7 +406,7 @@ func (r *refund) watchDeadline(ctx workflow.Context) {
 	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
 		settled: func() bool { return r.final || r.payoutStarted || r.st.Status == RefundPaid },
 		remind:  "refund.deadline_reminder", escalate: "refund.deadline_passed", reason: "30-day review deadline passed",
-		reminded: &r.st.Reminded, escalated: &r.st.Escalated})
+		reminded: &r.st.Reminded, escalated: &r.st.DeadlineEscalated})
 }
 
 func (r *refund) run(ctx workflow.Context) error {
@@ -318,13 +430,15 @@ func (r *refund) run(ctx workflow.Context) error {
 	if !check.Eligible {
 		return r.reject(ctx, "system", check.Reason)
 	}
-	r.bankState = check.BankState
+	r.bankState, r.payeeRef = check.BankState, check.PayeeRef
 	r.st.Overpaid, r.st.Debts, r.st.Refundable = op.Overpaid, op.Debts, op.Refundable
 	if op.Refundable <= 0 {
 		return r.reject(ctx, "system", "no overpayment to refund once debts are offset")
 	}
 	r.st.Approved = min(r.in.Amount, op.Refundable)
-	r.st.Capped = r.in.Amount > op.Refundable
+	if r.st.Capped = r.in.Amount > op.Refundable; r.st.Capped {
+		r.st.CapReason = fmt.Sprintf("the claim exceeds the confirmed overpayment of %s", domainKopecks(op.Refundable))
+	}
 
 	// 3. Supporting documents: at least one accepted.
 	for !r.hasDocument() {
@@ -373,20 +487,46 @@ func (r *refund) run(ctx workflow.Context) error {
 	if !r.decision.Approve {
 		return r.reject(ctx, r.decision.Reviewer, r.decision.Reason)
 	}
-	if err := r.j.record(ctx, RefundApproved, r.decision.Reviewer, r.decision.Reason); err != nil {
+
+	// 5. Approval reserves the amount in the refund ledger: all of it, what is left of
+	// the period's refundable overpayment (capped), or nothing (refused).
+	reason, err := r.reserve(ctx)
+	if err != nil || r.final {
+		return err
+	}
+	if err := r.j.record(ctx, RefundApproved, r.decision.Reviewer, clip(join(r.decision.Reason, reason))); err != nil {
 		return err
 	}
 
-	// 5. Bank requisites: a pending change holds the payout until it is verified.
-	if err := r.awaitRequisites(ctx); err != nil || r.final || r.withdrawal != nil {
-		if r.withdrawal != nil && err == nil {
-			return r.withdraw(ctx)
-		}
-		return err
-	}
-
-	// 6. Payout, exactly once (the payout key is the case id), with interest when late.
+	// 6. Payout, exactly once, to the verified account; a pending change of requisites
+	// holds it first.
 	return r.pay(ctx)
+}
+
+// reserve holds the approved amount in the refund ledger. A capped reservation lowers
+// the approved amount (and says why); a refused one rejects the case.
+func (r *refund) reserve(ctx workflow.Context) (capReason string, err error) {
+	var a *activities.Activities
+	var res contract.LedgerResult
+	in := contract.LedgerInput{Key: r.in.CaseID, CaseID: r.in.CaseID, INN: r.in.INN, Period: r.in.Period, Amount: r.st.Approved,
+		ExpiresAt: workflow.Now(ctx).Add(r.in.Policy.reservationLease())}
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.Reserve, in).Get(ctx, &res)
+	if reason, ok := businessReason(err); ok {
+		return "", r.reject(ctx, "system", "the refund ledger refused the reservation: "+reason)
+	} else if err != nil {
+		return "", err
+	}
+	r.st.Refundable = res.Refundable
+	if res.State == contract.ReservationRefused || res.Amount <= 0 {
+		r.st.Reservation, r.st.Approved = contract.ReservationRefused, 0
+		return "", r.reject(ctx, "system", res.Reason)
+	}
+	r.st.Reservation = contract.ReservationReserved
+	if res.Amount < r.st.Approved {
+		r.st.Approved, r.st.Capped, r.st.CapReason = res.Amount, true, res.Reason
+		return res.Reason, nil
+	}
+	return "", nil
 }
 
 func (r *refund) hasDocument() bool {
@@ -418,42 +558,52 @@ func (r *refund) storeDocuments(ctx workflow.Context) error {
 		action := "document_accepted"
 		if !res.Accepted {
 			action = "document_refused"
-			if err := r.j.notify(ctx, "taxpayer", "refund.document_refused", "doc_id", d.DocID, "reason", res.Reason); err != nil {
+			if err := r.j.notify(ctx, "taxpayer", "refund.document_refused", "doc_id", d.DocID, "reason", clip(res.Reason)); err != nil {
 				return err
 			}
 		}
 		// Waited for with the next status change, so it costs no step of its own.
-		r.j.pending = append(r.j.pending, r.j.auditAsync(ctx, action, "system", res.Reason))
+		r.j.pending = append(r.j.pending, r.j.auditAsync(ctx, action, "system", clip(res.Reason)))
 	}
 	return nil
 }
 
+// errRequisitesOverdue: a requisites check held the payout past its escalation and the
+// operator's time as well.
+var errRequisitesOverdue = errors.New("bank requisites were not verified in time")
+
+// awaitRequisites returns once the registry has verified requisites (or a withdrawal
+// arrived). A pending change, or none on record, holds the payout: until the back office
+// answers (the requisites update), for at most 5 working days, then escalated to a
+// supervisor for at most the operator timeout; then errRequisitesOverdue.
 func (r *refund) awaitRequisites(ctx workflow.Context) error {
 	var a *activities.Activities
 	read := workflow.WithActivityOptions(ctx, activities.ReadOptions)
 	for {
 		// The first check's answer stands unless a hold is being waited out; the payout
-		// function refuses (Conflict) if a change began meanwhile, and we come back here.
-		check := contract.TaxpayerCheckResult{BankState: r.bankState}
+		// function refuses (RequisitesChanged) if a change began meanwhile.
 		if r.st.BankHold || r.bankState == "" {
+			var check contract.TaxpayerCheckResult
 			if err := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN}).Get(ctx, &check); err != nil {
 				return err
 			}
-			r.bankState = check.BankState
+			r.bankState, r.payeeRef = check.BankState, check.PayeeRef
 		}
-		if check.BankState == contract.BankVerified {
+		if r.bankState == contract.BankVerified {
 			if r.st.BankHold {
-				r.st.BankHold = false
+				// A later hold (a change after this one) gets its own 5 working days.
+				r.st.BankHold, r.st.RequisitesDue, r.holdEscalated = false, nil, false
 				if err := r.j.audit(ctx, "payout_released", "system", "bank requisites verified"); err != nil {
 					return err
 				}
 			}
+			r.ack()
 			return nil
 		}
 		if !r.st.BankHold {
 			r.st.BankHold = true
 			reason := "a change of bank requisites is being verified (up to 5 working days)"
-			if check.BankState == contract.BankNone {
+			if r.bankState == contract.BankNone {
 				reason = "no verified bank requisites on record: add them in the cabinet"
 			}
 			if err := r.j.audit(ctx, "payout_held", "system", reason); err != nil {
@@ -466,7 +616,7 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 				return err
 			}
 		}
-		r.requisites = nil
+		r.ack()
 		if r.st.RequisitesDue == nil {
 			now, days := workflow.Now(ctx), r.in.Policy.RequisitesDays
 			var due time.Time
@@ -476,77 +626,262 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 			}
 			r.st.RequisitesDue = &due
 		}
-		wait := max(r.st.RequisitesDue.Sub(workflow.Now(ctx)), 0)
-		if r.st.Escalated {
-			wait = r.in.Policy.OperatorTimeout
+		until := *r.st.RequisitesDue
+		if r.holdEscalated {
+			until = until.Add(r.in.Policy.OperatorTimeout)
 		}
-		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.requisites != nil || r.withdrawal != nil })
-		if err != nil || r.withdrawal != nil {
+		ok, err := workflow.AwaitWithTimeout(ctx, max(until.Sub(workflow.Now(ctx)), 0), func() bool { return r.requisites != nil || r.withdrawal != nil })
+		if err != nil {
 			return err
 		}
-		r.bankState = ""
-		if !ok && !r.st.Escalated {
-			r.st.Escalated = true
-			if err := r.j.notify(ctx, "supervisor", "refund.requisites_overdue"); err != nil {
+		if r.withdrawal != nil && !r.payoutStarted {
+			return nil
+		}
+		if q := r.requisites; q != nil {
+			action := "requisites_verified"
+			if !q.Verified {
+				action = "requisites_rejected"
+			}
+			if err := r.j.audit(ctx, action, or(q.By, "back office"), clip(q.Reason)); err != nil {
+				return err
+			}
+			r.requisites, r.ackRequisites, r.bankState = nil, true, ""
+			continue // check the registry again
+		}
+		if ok {
+			continue
+		}
+		if r.holdEscalated {
+			return errRequisitesOverdue
+		}
+		r.holdEscalated, r.st.RequisitesEscalated = true, true
+		if err := r.j.notify(ctx, "supervisor", "refund.requisites_overdue"); err != nil {
+			return err
+		}
+		if err := r.j.refresh(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// ack answers the requisites update whose message has now been acted on.
+func (r *refund) ack() {
+	if r.ackRequisites {
+		r.ackRequisites = false
+		r.requisitesAcked++
+	}
+}
+
+// pay runs the payout: a key with fixed content, sent until it succeeds; a change of
+// requisites cancels the key (the treasury fences it) and, once settled, makes a new
+// one; any other failure goes to an operator. Every wait has a timer and the loop a bound.
+func (r *refund) pay(ctx workflow.Context) error {
+	var a *activities.Activities
+	for ; ; r.rounds++ {
+		if r.rounds >= maxPayoutRounds {
+			return r.giveUp(ctx, fmt.Sprintf("the payout did not succeed in %d rounds", maxPayoutRounds))
+		}
+		if r.attempt == nil {
+			err := r.awaitRequisites(ctx)
+			if r.withdrawal != nil && !r.payoutStarted {
+				return r.withdraw(ctx)
+			}
+			if errors.Is(err, errRequisitesOverdue) {
+				if done, err := r.operator(ctx, errRequisitesOverdue.Error()); done || err != nil {
+					return err
+				}
+				// The operator has looked: the hold starts a new 5 working days.
+				r.st.RequisitesDue, r.holdEscalated = nil, false
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.prepare(ctx)
+		}
+		r.payoutStarted = true
+		var res contract.PayoutResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.PayoutOptions), a.Payout, r.payoutInput()).Get(ctx, &res)
+		if err == nil {
+			return r.paid(ctx, res)
+		}
+		var appErr *temporal.ApplicationError
+		errType := ""
+		if errors.As(err, &appErr) {
+			errType = appErr.Type()
+		}
+		if errType == fnerr.TypeRequisitesChanged {
+			// The payee the key was made for is no longer the verified account: cancel the
+			// key (money may have left under it already: then it is paid), hold, and make
+			// a new key once the requisites are settled.
+			if transferred, err := r.cancelAttempt(ctx, false, ""); err != nil || transferred {
+				return err
+			}
+			if err := r.j.audit(ctx, "payout_held", "system", clip(appErr.Message())); err != nil {
+				return err
+			}
+			r.bankState = ""
+			continue
+		}
+		if temporal.IsCanceledError(err) {
+			return err
+		}
+		reason := "the payout failed after every retry"
+		if br, ok := businessReason(err); ok {
+			reason = br
+		}
+		if errType == fnerr.TypeKeyReused {
+			reason = "payout key " + r.attempt.Key + " already names a different transfer: " + reason
+		}
+		done, err := r.operator(ctx, reason)
+		if done || err != nil {
+			return err
+		}
+		if errType == fnerr.TypeKeyReused {
+			// The operator has looked: cancel the key and pay under a new one. The
+			// cancellation tells if money left under the old key after all.
+			if transferred, err := r.cancelAttempt(ctx, false, ""); err != nil || transferred {
 				return err
 			}
 		}
 	}
 }
 
-func (r *refund) pay(ctx workflow.Context) error {
+// prepare makes the next payout key and fixes its content: the approved amount, the
+// interest for each day of delay past the deadline up to today, the verified payee.
+func (r *refund) prepare(ctx workflow.Context) {
+	r.attempts++
+	n := r.attempts
+	days, interest := LateInterest(r.st.Approved, r.in.Policy.InterestRateBP, r.st.Deadline, workflow.Now(ctx))
+	r.attempt = &payoutAttempt{N: n, Key: fmt.Sprintf("%s/payout/%d", r.in.CaseID, n), Principal: r.st.Approved,
+		Interest: interest, DaysLate: days, Payee: r.payeeRef}
+	r.st.PayoutKey, r.st.DaysLate, r.st.Interest = r.attempt.Key, days, interest
+}
+
+func (r *refund) payoutInput() contract.PayoutInput {
+	p := r.attempt
+	return contract.PayoutInput{PayoutKey: p.Key, CaseID: r.in.CaseID, INN: r.in.INN, Amount: p.Principal + p.Interest,
+		Principal: p.Principal, Interest: p.Interest, Payee: p.Payee, Reservation: r.in.CaseID}
+}
+
+func (r *refund) paid(ctx workflow.Context, res contract.PayoutResult) error {
+	r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
+	if res.Principal > 0 {
+		r.st.Interest = res.Interest
+	}
+	r.attempt = nil
+	if err := r.j.record(ctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
+		return err
+	}
+	r.final = true
+	return nil
+}
+
+// cancelAttempt fences the current payout key. transferred says the money had left under
+// it; the case is then paid (and recorded so). With void the reservation is released.
+func (r *refund) cancelAttempt(ctx workflow.Context, void bool, reason string) (transferred bool, err error) {
 	var a *activities.Activities
-	r.payoutStarted = true
-	for {
-		now := workflow.Now(ctx)
-		r.st.DaysLate, r.st.Interest = LateInterest(r.st.Approved, r.in.Policy.InterestRateBP, r.st.Deadline, now)
-		amount := r.st.Approved + r.st.Interest
-		var res contract.PayoutResult
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.PayoutOptions), a.Payout,
-			contract.PayoutInput{PayoutKey: r.in.CaseID, CaseID: r.in.CaseID, INN: r.in.INN, Amount: amount}).Get(ctx, &res)
-		if err == nil {
-			r.st.Paid, r.st.TransferID = res.Amount, res.TransferID
-			if err := r.j.record(ctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
-				return err
-			}
-			r.final = true
-			return nil
-		}
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == fnerr.TypeConflict {
-			// A requisites change began after the check: hold until it is settled.
-			r.bankState = ""
-			if err := r.awaitRequisites(ctx); err != nil {
-				return err
-			}
-			if r.withdrawal != nil {
-				return r.withdraw(ctx)
-			}
-			continue
-		}
-		// Retries exhausted, or the treasury refused: an operator must look.
-		reason := "the payout failed after every retry"
-		if br, ok := businessReason(err); ok {
-			reason = br
-		}
-		if err := r.j.record(ctx, RefundPayoutFailed, "system", reason); err != nil {
+	var res contract.PayoutResult
+	in := contract.PayoutInput{PayoutKey: r.attempt.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Void: void, VoidReason: clipN(reason, 300)}
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.CancelPayout, in).Get(ctx, &res); err != nil {
+		return false, err
+	}
+	if res.Transferred {
+		return true, r.paid(ctx, res)
+	}
+	r.attempt = nil
+	if res.Voided {
+		r.st.Reservation = contract.ReservationVoided
+	}
+	return false, nil
+}
+
+// operator puts the case before an operator (payout_failed, a task with the reason) and
+// waits, at most the operator timeout, for a retry. done means the case has ended: no
+// operator came, the reservation is voided and the case gives up.
+func (r *refund) operator(ctx workflow.Context, reason string) (done bool, err error) {
+	r.st.PayoutError = clip(reason)
+	if r.st.Status != RefundPayoutFailed {
+		err = r.j.record(ctx, RefundPayoutFailed, "system", clip(reason))
+	} else {
+		err = r.j.audit(ctx, "payout_failed", "system", clip(reason))
+	}
+	if err != nil {
+		return false, err
+	}
+	if r.rounds+1 >= maxPayoutRounds {
+		return true, r.giveUp(ctx, fmt.Sprintf("the payout failed in %d rounds: %s", maxPayoutRounds, reason))
+	}
+	if err := r.j.notify(ctx, "operator", "refund.payout_failed", "reason", clip(reason)); err != nil {
+		return false, err
+	}
+	ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.OperatorTimeout, func() bool { return r.retry != nil })
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, r.giveUp(ctx, "payout failed and no operator retried it")
+	}
+	q := r.retry
+	r.retry = nil // consumed only now that it has been read
+	return false, r.j.audit(ctx, "payout_retry", q.Operator, clip(q.Reason))
+}
+
+// giveUp ends a case whose payout cannot be made: the key is fenced, the reservation
+// voided (the overpayment is available again), and the case fails for operations to see.
+func (r *refund) giveUp(ctx workflow.Context, reason string) error {
+	if err := r.release(ctx, reason); err != nil || r.final {
+		return err
+	}
+	r.final = true
+	return temporal.NewNonRetryableApplicationError(reason, "PayoutFailed", nil)
+}
+
+// release gives back whatever the case holds in the ledger: it cancels a payout key in
+// flight (if money left under it after all, the case is paid) and voids the reservation.
+func (r *refund) release(ctx workflow.Context, reason string) error {
+	var a *activities.Activities
+	switch {
+	case r.attempt != nil:
+		if _, err := r.cancelAttempt(ctx, true, reason); err != nil || r.final {
 			return err
 		}
-		if err := r.j.notify(ctx, "operator", "refund.payout_failed", "reason", reason); err != nil {
-			return err
-		}
-		r.retryPayout = false
-		ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.OperatorTimeout, func() bool { return r.retryPayout })
+	case r.st.Reservation == contract.ReservationReserved:
+		var res contract.LedgerResult
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.VoidReservation,
+			contract.LedgerInput{Key: r.in.CaseID, Reason: clipN(reason, 300)}).Get(ctx, &res)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return temporal.NewNonRetryableApplicationError("payout failed and no operator retried it", "PayoutFailed", nil)
-		}
-		if err := r.j.audit(ctx, "payout_retry", "operator", ""); err != nil {
-			return err
-		}
+		r.st.Reservation = contract.ReservationVoided
+	default:
+		return nil
 	}
+	return r.j.audit(ctx, "reservation_voided", "system", clip(reason))
+}
+
+// cleanup brings a case that stopped on an error to a final state, on a disconnected
+// context: a cancelled case releases what it holds and records "cancelled"; any other
+// failure releases the reservation, so that the overpayment is not held by a dead case.
+func (r *refund) cleanup(ctx workflow.Context, cause error) error {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if !temporal.IsCanceledError(cause) && ctx.Err() == nil {
+		if err := r.release(dctx, "the case failed"); err != nil {
+			workflow.GetLogger(ctx).Error("refund: releasing the reservation of a failed case failed", "error", err)
+		}
+		return cause
+	}
+	if err := r.release(dctx, "the case was cancelled"); err != nil {
+		return err
+	}
+	if r.final { // the money had left: the case is paid
+		return nil
+	}
+	if err := r.j.record(dctx, RefundCancelled, "system", "the case was cancelled"); err != nil {
+		return err
+	}
+	r.final = true
+	return cause
 }
 
 // LateInterest is the interest for each day of delay past the deadline at an annual
@@ -566,14 +901,20 @@ func LateInterest(amount, rateBP int64, deadline, paidAt time.Time) (days, inter
 
 func (r *refund) reject(ctx workflow.Context, actor, reason string) error {
 	r.st.Reason = reason
-	err := r.j.record(ctx, RefundRejected, actor, reason)
+	if err := r.release(ctx, "rejected"); err != nil || r.final {
+		return err
+	}
+	err := r.j.record(ctx, RefundRejected, actor, clip(reason))
 	r.final = true
 	return err
 }
 
 func (r *refund) withdraw(ctx workflow.Context) error {
 	r.st.Reason = r.withdrawal.Reason
-	err := r.j.record(ctx, RefundWithdrawn, "taxpayer", r.withdrawal.Reason)
+	if err := r.release(ctx, "withdrawn by the taxpayer"); err != nil || r.final {
+		return err
+	}
+	err := r.j.record(ctx, RefundWithdrawn, "taxpayer", clip(r.withdrawal.Reason))
 	r.final = true
 	return err
 }
@@ -589,6 +930,43 @@ func businessReason(err error) (string, bool) {
 
 // project describes the case for the read projection.
 func (r *refund) project(workflow.Context) contract.CaseRecord {
-	return contract.CaseRecord{Deadline: r.st.Deadline, Escalated: r.st.Escalated,
+	return contract.CaseRecord{Deadline: r.st.Deadline, Escalated: r.st.DeadlineEscalated || r.st.RequisitesEscalated,
 		Amounts: map[string]int64{"claimed": r.st.Claimed, "approved": r.st.Approved, "interest": r.st.Interest, "paid": r.st.Paid}}
 }
+
+// journalBytes is what one journal field holds (functions/audit refuses longer ones).
+const journalBytes = 500
+
+// clip shortens free text to what the journal holds, on a rune boundary, marked with "…".
+func clip(s string) string { return clipN(s, journalBytes) }
+
+func clipN(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "…"
+	n -= len(more)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + more
+}
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func domainKopecks(k int64) string { return domain.Kopecks(k).String() }

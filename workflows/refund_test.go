@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/taxflow/taxflow/activities"
@@ -20,6 +21,7 @@ import (
 	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/inactive"
+	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/reminders"
@@ -54,6 +56,9 @@ type harness struct {
 	payoutFail int   // the first N payout calls fail transiently
 	payoutErr  error // every payout call fails with this
 	payouts    int
+	payIns     []contract.PayoutInput // every payout call's input, in order
+	onPay      func(n int) error      // called before the n-th payout call (from 1); an error fails it
+	cancels    int
 	updates    int
 }
 
@@ -67,10 +72,20 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 	for _, e := range ledger {
 		mustPut(t, h.db, "ledger", "entry_id", e)
 	}
-	pay := payout.Handler{DB: h.db, Taxpayers: "taxpayers", Treasury: payout.DynamoTreasury{DB: h.db, Table: "treasury", MaxTransfer: 100_000_000}}
+	pay := payoutHandler(h.db)
 	handlers := realHandlers(h.db, h.s3)
 	handlers[contract.FnPayout] = fn.Handler(func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+		if in.Op == contract.PayoutCancel {
+			h.cancels++
+			return pay.Handle(ctx, in)
+		}
 		h.payouts++
+		h.payIns = append(h.payIns, in)
+		if h.onPay != nil {
+			if err := h.onPay(h.payouts); err != nil {
+				return contract.PayoutResult{}, err
+			}
+		}
 		if h.payoutErr != nil {
 			return contract.PayoutResult{}, h.payoutErr
 		}
@@ -78,7 +93,7 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 			h.payoutFail--
 			return contract.PayoutResult{}, errors.New("treasury gateway timeout")
 		}
-		return pay.Pay(ctx, in)
+		return pay.Handle(ctx, in)
 	})
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
@@ -88,9 +103,20 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 	return h
 }
 
+func testLedger(db *storetest.DB) ledgerfn.Ledger {
+	return ledgerfn.Ledger{DB: db, Table: "reservations", Entries: "ledger"}
+}
+
+func payoutHandler(db *storetest.DB) payout.Handler {
+	return payout.Handler{DB: db, Taxpayers: "taxpayers", Treasury: payout.DynamoTreasury{DB: db, Table: "treasury", MaxTransfer: 100_000_000},
+		Ledger: testLedger(db)}
+}
+
 // realHandlers are the functions' real handlers over in-memory stores.
 func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 	handlers := map[string]any{
+		contract.FnLedger:          fn.Handler(ledgerfn.Handler{Ledger: testLedger(db)}.Handle),
+		contract.FnPayout:          fn.Handler(payoutHandler(db).Handle),
 		contract.FnTaxpayerCheck:   fn.Handler(taxpayer.Handler{DB: db, Table: "taxpayers"}.Check),
 		contract.FnOverpayment:     fn.Handler(overpayment.Handler{DB: db, Table: "ledger"}.Compute),
 		contract.FnDocumentStore:   fn.Handler(document.Handler{S3: s3, Bucket: "documents"}.Store),
@@ -115,7 +141,7 @@ func registerActivities(env *testsuite.TestWorkflowEnvironment, handlers map[str
 
 func newStores() (*storetest.DB, *storetest.S3) {
 	return storetest.New(map[string]storetest.Key{
-		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"},
+		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"}, "reservations": {PK: "key"},
 		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
 		"obligations": {PK: "obligation_id"}, "deliveries": {PK: "notification_id"},
 	}), storetest.NewS3()
@@ -204,12 +230,84 @@ func (h *harness) decide(after time.Duration, d RefundDecision, wantErr bool) {
 	}, after)
 }
 
+// transfers counts the money that left (not the cancelled keys).
 func (h *harness) transfers() int {
 	n := 0
-	for range h.db.Items("treasury") {
-		n++
+	for _, it := range h.db.Items("treasury") {
+		var r payout.Record
+		if err := store.Unmarshal(it, &r); err != nil {
+			h.t.Fatal(err)
+		}
+		if r.Transferred() {
+			n++
+		}
 	}
 	return n
+}
+
+// balance is the ledger's balance of the test taxpayer's 2025.
+func (h *harness) balance() ledgerfn.Balance {
+	h.t.Helper()
+	var b ledgerfn.Balance
+	if _, err := store.Get(context.Background(), h.db, "reservations", map[string]ddbtypes.AttributeValue{"key": store.S(ledgerfn.BalanceKey(testINN, 2025))}, &b); err != nil {
+		h.t.Fatal(err)
+	}
+	return b
+}
+
+// reservation is the test case's reservation in the ledger.
+func (h *harness) reservation() ledgerfn.Reservation {
+	h.t.Helper()
+	r, _, _, err := testLedger(h.db).Get(context.Background(), testCase)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// journal lists the test case's journal entries as "action:to".
+func (h *harness) journal() []contract.AuditEntry {
+	h.t.Helper()
+	j, err := audit.Journal(context.Background(), h.db, "audit", testCase)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j
+}
+
+func hasAction(j []contract.AuditEntry, action string) bool {
+	for _, e := range j {
+		if e.Action == action {
+			return true
+		}
+	}
+	return false
+}
+
+// update sends an update at the given delay; wantErr says whether the validator must refuse it.
+func (h *harness) update(after time.Duration, name string, arg any, wantErr bool, done func(RefundStatus, error)) {
+	h.updates++
+	id := fmt.Sprintf("%s-%d", name, h.updates)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+			OnAccept: func() {
+				if wantErr {
+					h.t.Errorf("%s accepted, want it refused", name)
+				}
+			},
+			OnReject: func(err error) {
+				if !wantErr {
+					h.t.Errorf("%s refused: %v", name, err)
+				}
+			},
+			OnComplete: func(v any, err error) {
+				if done != nil {
+					st, _ := v.(RefundStatus)
+					done(st, err)
+				}
+			},
+		}, arg)
+	}, after)
 }
 
 func statuses(st RefundStatus) []string {
@@ -378,8 +476,8 @@ func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
 		// the back office verifies the change: the registry now has it as verified
 		verified := eligible()
 		h.db.Replace("taxpayers", "inn", verified)
-		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
 	}, 4*24*time.Hour)
+	h.update(4*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || st.BankHold || h.transfers() != 1 {
 		t.Fatalf("got %+v", st)
@@ -393,8 +491,8 @@ func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
 	st := h.run(input(3_650_000, "d1"))
 	// 3 650 000 kopecks × 16 % × 10 days / 365 = 16 000 kopecks
-	if !st.Reminded || !st.Escalated || st.DaysLate != 10 || st.Interest != 16_000 || st.Paid != 3_666_000 {
-		t.Fatalf("reminded %v escalated %v days %d interest %d paid %d", st.Reminded, st.Escalated, st.DaysLate, st.Interest, st.Paid)
+	if !st.Reminded || !st.DeadlineEscalated || !st.Escalated || st.RequisitesEscalated || st.DaysLate != 10 || st.Interest != 16_000 || st.Paid != 3_666_000 {
+		t.Fatalf("reminded %v escalated %v/%v days %d interest %d paid %d", st.Reminded, st.DeadlineEscalated, st.RequisitesEscalated, st.DaysLate, st.Interest, st.Paid)
 	}
 	var toSupervisor, toReviewer int
 	for _, item := range h.db.Items("outbox") {
@@ -471,8 +569,8 @@ func TestRefundPayoutRefusedWaitsForOperator(t *testing.T) {
 			t.Errorf("a business refusal was retried: %d calls", h.payouts)
 		}
 		h.payoutErr = nil
-		h.env.SignalWorkflow(RefundSignalRetryPayout, nil)
 	}, 2*24*time.Hour)
+	h.update(2*24*time.Hour+time.Minute, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3", Reason: "account reopened"}, false, nil)
 	st := h.run(input(400_000, "d1"))
 	want := []string{RefundReceived, RefundInReview, RefundApproved, RefundPayoutFailed, RefundPaid}
 	if !equal(statuses(st), want) || h.transfers() != 1 {
@@ -516,8 +614,8 @@ func TestRefundRequisitesChangeAfterCheckIsCaughtByPayout(t *testing.T) {
 			t.Errorf("want the payout held, got hold %v transfers %d", st.BankHold, h.transfers())
 		}
 		h.db.Replace("taxpayers", "inn", eligible())
-		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
 	}, 3*24*time.Hour)
+	h.update(3*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
 	st := h.run(input(3_000_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 || st.BankHold {
 		t.Fatalf("got %+v, transfers %d", st, h.transfers())
@@ -531,12 +629,12 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() {
 		st := h.query()
-		if !st.BankHold || !st.Escalated || st.RequisitesDue == nil {
-			t.Errorf("after 12 days on hold: hold %v escalated %v due %v", st.BankHold, st.Escalated, st.RequisitesDue)
+		if !st.BankHold || !st.RequisitesEscalated || !st.Escalated || st.DeadlineEscalated || st.RequisitesDue == nil {
+			t.Errorf("after 12 days on hold: hold %v escalated %v/%v/%v due %v", st.BankHold, st.RequisitesEscalated, st.Escalated, st.DeadlineEscalated, st.RequisitesDue)
 		}
 		h.db.Replace("taxpayers", "inn", eligible())
-		h.env.SignalWorkflow(RefundSignalRequisites, RefundRequisites{Verified: true})
 	}, 12*24*time.Hour)
+	h.update(12*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 {
 		t.Fatalf("got %+v", st)

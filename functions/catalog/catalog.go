@@ -18,6 +18,7 @@ import (
 	"github.com/taxflow/taxflow/functions/identityclear"
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/inactive"
+	"github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
@@ -54,7 +55,10 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnPayout: func(d fn.Deps) any {
 		t := payout.DynamoTreasury{DB: d.DynamoDB, Table: d.Config.Name(payout.Table), MaxTransfer: d.Config.TreasuryMaxTransfer}
-		return fn.Handler(payout.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Treasury: t}.Pay)
+		return fn.Handler(payout.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Treasury: t, Ledger: ledgerOf(d)}.Handle)
+	},
+	contract.FnLedger: func(d fn.Deps) any {
+		return fn.Handler(ledger.Handler{Ledger: ledgerOf(d)}.Handle)
 	},
 	contract.FnIdentityMatch: func(d fn.Deps) any {
 		return fn.Handler(identity.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Match)
@@ -87,6 +91,11 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnRetentionSweep: func(d fn.Deps) any {
 		return fn.Handler(retention.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Sweep)
 	},
+}
+
+// ledgerOf is the refund ledger over the deployment's tables.
+func ledgerOf(d fn.Deps) ledger.Ledger {
+	return ledger.Ledger{DB: d.DynamoDB, Table: d.Config.Name(ledger.Table), Entries: d.Config.Name(overpayment.Table)}
 }
 
 // Handler returns the constructor of one function, for its lambda/main.go.

@@ -5,6 +5,8 @@ package taxpayer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -47,6 +49,7 @@ func (h Handler) Check(ctx context.Context, in contract.TaxpayerCheckInput) (con
 		SNILSLinked: tp.SNILSLinked, Confirmed: tp.Confirmed, BankIdentified: tp.BankIdentified}
 	if tp.Bank != nil {
 		res.AccountLast4 = domain.MaskAccount(tp.Bank.Account)
+		res.PayeeRef = PayeeRef(*tp.Bank)
 	}
 	switch {
 	case tp.AccountState != "active":
@@ -57,6 +60,13 @@ func (h Handler) Check(ctx context.Context, in contract.TaxpayerCheckInput) (con
 		res.Eligible, res.Reason = false, "the INN is not linked to the account"
 	}
 	return res, nil
+}
+
+// PayeeRef names verified requisites without showing them: a digest of BIK and account.
+// A payout is prepared for one PayeeRef and goes only to the account it names.
+func PayeeRef(b contract.BankRequisites) string {
+	sum := sha256.Sum256([]byte("taxflow-payee\x00" + b.BIK + "\x00" + b.Account))
+	return hex.EncodeToString(sum[:12])
 }
 
 // BankState says whether a payout can go out now.

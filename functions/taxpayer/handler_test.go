@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -28,9 +29,9 @@ func TestCheck(t *testing.T) {
 		wantType string
 	}{
 		{"eligible", &contract.Taxpayer{INN: inn, AccountState: "active", Confirmed: true, INNLinked: true, Bank: bank}, inn,
-			contract.TaxpayerCheckResult{Eligible: true, BankState: "verified", AccountLast4: "****5982"}, ""},
+			contract.TaxpayerCheckResult{Eligible: true, BankState: "verified", AccountLast4: "****5982", PayeeRef: PayeeRef(*bank)}, ""},
 		{"pending bank", &contract.Taxpayer{INN: inn, AccountState: "active", Confirmed: true, INNLinked: true, Bank: bank, PendingBank: bank}, inn,
-			contract.TaxpayerCheckResult{Eligible: true, BankState: "pending", AccountLast4: "****5982"}, ""},
+			contract.TaxpayerCheckResult{Eligible: true, BankState: "pending", AccountLast4: "****5982", PayeeRef: PayeeRef(*bank)}, ""},
 		{"blocked", &contract.Taxpayer{INN: inn, AccountState: "blocked", Confirmed: true, INNLinked: true}, inn,
 			contract.TaxpayerCheckResult{Eligible: false, Reason: "the account is not active (blocked or closed)", BankState: "none"}, ""},
 		{"not confirmed", &contract.Taxpayer{INN: inn, AccountState: "active", INNLinked: true}, inn,
@@ -69,5 +70,16 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestPayeeRefNamesTheAccountWithoutShowingIt(t *testing.T) {
+	a := contract.BankRequisites{BIK: "044525225", Account: "40817810938160925982"}
+	b := contract.BankRequisites{BIK: "044525225", Account: "40817810000000012345"}
+	if PayeeRef(a) != PayeeRef(a) || PayeeRef(a) == PayeeRef(b) || len(PayeeRef(a)) != 24 {
+		t.Fatalf("%s %s", PayeeRef(a), PayeeRef(b))
+	}
+	if strings.Contains(PayeeRef(a), "5982") {
+		t.Fatal("the reference shows the account")
 	}
 }

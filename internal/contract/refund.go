@@ -85,6 +85,9 @@ type TaxpayerCheckResult struct {
 	Reason       string `json:"reason,omitempty"`
 	BankState    string `json:"bank_state"`
 	AccountLast4 string `json:"account_last4,omitempty"`
+	// PayeeRef names the verified account (a keyed digest, not the number): a payout is
+	// prepared for it and refused if the verified account is another one by then.
+	PayeeRef string `json:"payee_ref,omitempty"`
 	// for identity verification
 	Consent     bool `json:"consent"`
 	INNLinked   bool `json:"inn_linked"`
@@ -142,21 +145,48 @@ type DocumentResult struct {
 	SHA256   string `json:"sha256,omitempty"`
 }
 
-// PayoutInput asks for one transfer. PayoutKey makes it happen at most once.
+// Payout operations.
+const (
+	PayoutPay    = "pay"    // transfer (the default)
+	PayoutCancel = "cancel" // fence the payout key: no transfer may happen under it afterwards
+)
+
+// PayoutInput asks for one transfer, or for its cancellation. PayoutKey makes it happen at
+// most once (`<case>/payout/<attempt>`): its content (amount, principal, interest, payee)
+// is fixed when the key is made and never changes on a retry.
 type PayoutInput struct {
+	Op        string `json:"op,omitempty"`
 	PayoutKey string `json:"payout_key"`
 	CaseID    string `json:"case_id"`
 	INN       string `json:"inn"`
-	Amount    int64  `json:"amount_kopecks"`
+	// Amount is the transfer: Principal (the refund, from the ledger's reservation) plus
+	// Interest (for a late payment, not taken from the overpayment).
+	Amount    int64 `json:"amount_kopecks"`
+	Principal int64 `json:"principal_kopecks"`
+	Interest  int64 `json:"interest_kopecks"`
+	// Payee is the PayeeRef of the verified account the payout was prepared for.
+	Payee string `json:"payee,omitempty"`
+	// Reservation is the ledger's reservation key (the case id) the payout settles.
+	Reservation string `json:"reservation"`
+	// Cancel: also void the reservation (a final failure or a cancelled case).
+	Void       bool   `json:"void,omitempty"`
+	VoidReason string `json:"void_reason,omitempty"`
 }
 
-// PayoutResult is the treasury's receipt.
+// PayoutResult is the treasury's receipt, or what a cancellation found.
 type PayoutResult struct {
-	TransferID   string    `json:"transfer_id"`
+	TransferID   string    `json:"transfer_id,omitempty"`
 	Amount       int64     `json:"amount_kopecks"`
-	AccountLast4 string    `json:"account_last4"`
+	Principal    int64     `json:"principal_kopecks"`
+	Interest     int64     `json:"interest_kopecks"`
+	AccountLast4 string    `json:"account_last4,omitempty"`
 	At           time.Time `json:"at"`
 	Duplicate    bool      `json:"duplicate"`
+	// Cancel: Transferred says the money had left under the key (and the reservation is
+	// now posted); otherwise the key is fenced and, when asked, the reservation voided.
+	Transferred bool `json:"transferred,omitempty"`
+	Cancelled   bool `json:"cancelled,omitempty"`
+	Voided      bool `json:"voided,omitempty"`
 }
 
 // Notification is a message to the taxpayer or to staff, written to the outbox once.

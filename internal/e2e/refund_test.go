@@ -367,20 +367,40 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// transfers counts the treasury's records for the given cases (payout key = case id).
+// transfers counts the money that left for the given cases: transferred records of the
+// treasury (cancelled keys are not transfers), whatever their payout keys.
 func transfers(t *testing.T, ids []string) int {
 	t.Helper()
+	byCase := treasuryByCase(t)
 	n := 0
 	for _, id := range ids {
-		out, err := shared.clients.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
-			TableName: aws.String(shared.cfg.Name(payout.Table)), ConsistentRead: aws.Bool(true),
-			Key: map[string]ddbtypes.AttributeValue{"payout_key": &ddbtypes.AttributeValueMemberS{Value: id}}})
+		n += len(byCase[id])
+	}
+	return n
+}
+
+// treasuryByCase reads the treasury's transfers, by case.
+func treasuryByCase(t *testing.T) map[string][]payout.Record {
+	t.Helper()
+	out := map[string][]payout.Record{}
+	var start map[string]ddbtypes.AttributeValue
+	for {
+		page, err := shared.clients.DynamoDB.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(shared.cfg.Name(payout.Table)),
+			ExclusiveStartKey: start, ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(out.Item) > 0 {
-			n++
+		var recs []payout.Record
+		if err := store.UnmarshalList(page.Items, &recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Transferred() {
+				out[r.CaseID] = append(out[r.CaseID], r)
+			}
+		}
+		if start = page.LastEvaluatedKey; len(start) == 0 {
+			return out
 		}
 	}
-	return n
 }

@@ -25,6 +25,10 @@ const (
 	// TypeKeyReused: an idempotency key already names an effect with other content. It is
 	// a bug to surface (two facts share a key), never a reason to retry or to pick a new key.
 	TypeKeyReused = "KeyReused"
+	// TypeRequisitesChanged: a payout cannot go out to the payee it was prepared for (a
+	// change of bank requisites is pending, none are verified, or the verified account is
+	// another one). The caller holds the payout until the requisites are settled.
+	TypeRequisitesChanged = "RequisitesChanged"
 )
 
 // TypeInternal names every other failure of a function; it is retryable.
@@ -53,6 +57,11 @@ func KeyReused(format string, args ...any) *Error {
 	return &Error{Type: TypeKeyReused, Message: fmt.Sprintf(format, args...)}
 }
 
+// RequisitesChanged reports a payout held by the state of the bank requisites.
+func RequisitesChanged(format string, args ...any) *Error {
+	return &Error{Type: TypeRequisitesChanged, Message: fmt.Sprintf(format, args...)}
+}
+
 // NotFound reports a missing record.
 func NotFound(format string, args ...any) *Error {
 	return &Error{Type: TypeNotFound, Message: fmt.Sprintf(format, args...)}
@@ -66,7 +75,7 @@ func Conflict(format string, args ...any) *Error {
 // IsBusiness tells whether an errorType names a business (non-retryable) error.
 func IsBusiness(errorType string) bool {
 	switch errorType {
-	case TypeInvalidInput, TypeRejected, TypeNotFound, TypeConflict, TypeKeyReused:
+	case TypeInvalidInput, TypeRejected, TypeNotFound, TypeConflict, TypeKeyReused, TypeRequisitesChanged:
 		return true
 	}
 	return false

@@ -31,7 +31,7 @@ func TestToInvokeErrorMarksOtherErrorsInternal(t *testing.T) {
 }
 
 func TestIsBusiness(t *testing.T) {
-	for _, typ := range []string{TypeInvalidInput, TypeRejected, TypeNotFound, TypeConflict, TypeKeyReused} {
+	for _, typ := range []string{TypeInvalidInput, TypeRejected, TypeNotFound, TypeConflict, TypeKeyReused, TypeRequisitesChanged} {
 		if !IsBusiness(typ) {
 			t.Errorf("%s must be a business error", typ)
 		}

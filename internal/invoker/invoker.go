@@ -43,15 +43,15 @@ var ErrUnknownFunction = errors.New("unknown function")
 // InProcess runs handlers in this process. The default for unit tests and for
 // `TAXFLOW_INVOKER=inprocess`.
 type InProcess struct {
-	handlers map[string]lambda.Handler
+	handlers map[string]any
 }
 
-// NewInProcess wraps each handler function with lambda.NewHandler, so that payloads are
+// NewInProcess runs each handler function through lambda.NewHandler, so that payloads are
 // decoded and results encoded exactly as the Lambda runtime does it.
 func NewInProcess(handlers map[string]any) *InProcess {
-	p := &InProcess{handlers: make(map[string]lambda.Handler, len(handlers))}
+	p := &InProcess{handlers: make(map[string]any, len(handlers))}
 	for name, h := range handlers {
-		p.handlers[name] = lambda.NewHandler(h)
+		p.handlers[name] = h
 	}
 	return p
 }
@@ -59,7 +59,7 @@ func NewInProcess(handlers map[string]any) *InProcess {
 // Invoke runs the handler. A panic inside it is reported like the Lambda runtime
 // reports one: as a function error, never as a crash of the caller.
 func (p *InProcess) Invoke(ctx context.Context, fn string, payload []byte) (out []byte, err error) {
-	h, ok := p.handlers[fn]
+	raw, ok := p.handlers[fn]
 	if !ok {
 		return nil, fmt.Errorf("invoke %s: %w", fn, ErrUnknownFunction)
 	}
@@ -68,7 +68,10 @@ func (p *InProcess) Invoke(ctx context.Context, fn string, payload []byte) (out 
 			out, err = nil, &FunctionError{Function: fn, Type: "Runtime.Panic", Message: fmt.Sprint(r)}
 		}
 	}()
-	out, err = h.Invoke(ctx, payload)
+	// A handler of lambda.NewHandler encodes every result into one buffer of its own
+	// and returns a slice of it (the Lambda runtime invokes one at a time). Calls here
+	// run concurrently, so each gets a handler, and a buffer, of its own.
+	out, err = lambda.NewHandler(raw).Invoke(ctx, payload)
 	if err != nil {
 		return nil, asFunctionError(fn, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -110,4 +112,22 @@ func TestLambdaSuccessAndTransportError(t *testing.T) {
 	if err == nil || errors.As(err, &fe) {
 		t.Fatalf("transport error must not look like a function error: %v", err)
 	}
+}
+
+// Activities invoke one function concurrently: each call must get its own result.
+func TestInProcessConcurrentCallsKeepTheirResults(t *testing.T) {
+	p := NewInProcess(handlers())
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := fmt.Sprintf(`{"say":"call %d with a longer payload"}`, i)
+			out, err := p.Invoke(context.Background(), "echo", []byte(want))
+			if err != nil || string(out) != want {
+				t.Errorf("call %d: %s %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -47,6 +47,11 @@ func Declare(inactiveGraceDays int) []Schedule {
 		{ID: "taxflow-outbox", Every: time.Minute,
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobOutbox},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: time.Minute},
+		// Refund reservations whose case ended without settling them (a terminated case)
+		// give the overpayment back.
+		{ID: "taxflow-reservation-expiry", Calendar: daily(5),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobReservations},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
 	}
 }
 

@@ -415,6 +415,18 @@ func (s Stack) Down(report func(string)) error {
 	return errors.Join(errs...)
 }
 
+// Stop stops one service (temporal, dynamodb, s3 or lambda) and waits until it is gone;
+// Up starts it again. The fault tests stop a store this way in the middle of a run.
+// DynamoDB Local keeps its tables on disk (-dbPath), so they survive.
+func (s Stack) Stop(name string) error {
+	for _, svc := range s.services() {
+		if svc.name == name {
+			return s.stop(name)
+		}
+	}
+	return fmt.Errorf("no service %q in the stack", name)
+}
+
 // stop ends one service's process group: SIGTERM, then SIGKILL after 15 s.
 func (s Stack) stop(name string) error {
 	pid, ok := s.running(name)

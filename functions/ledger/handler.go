@@ -1,0 +1,553 @@
+// Package ledger holds refunds to the ledger's invariant: for each taxpayer and tax
+// period, reserved + paid ≤ refundable, at every moment, enforced by conditional
+// DynamoDB transactions rather than by the good manners of the workflows that call it.
+//
+// It is the two-phase transfer (as TigerBeetle does it): approval reserves an amount,
+// the payout posts it (reserved → paid), and a rejection, a withdrawal, a cancellation
+// or a payout that finally fails voids it (reserved → released). A reservation that
+// outlives its case is voided by the expire sweep.
+//
+// # Items
+//
+// One table ("reservations", partition key "key") holds two kinds of item:
+//
+//   - the balance of a (taxpayer, period), key "bal#<inn>#<period>": refundable, reserved,
+//     paid (kopecks) and a version;
+//   - a reservation, key "res#<case id>": the amount requested and reserved, its state
+//     (reserved → posted | voided), the payout key in flight, a version.
+//
+// Every change writes the reservation and its balance in one TransactWriteItems, each
+// Put conditional on the version it was computed from (or on the item not existing yet).
+// Two writers that computed from the same state cannot both succeed: the loser re-reads
+// and decides again, so the check "reserved + paid + amount ≤ refundable" is always made
+// against the state the write replaces.
+//
+// # What "refundable" is
+//
+// Refundable is the overpayment of the period as functions/overpayment computes it from
+// the charges and payments ledger (per tax, payments minus charges; debts offset first),
+// over all taxes of the period: a claim names a period, not a tax, so the balance is per
+// (taxpayer, period). The charges and payments ledger does not record the refunds we pay,
+// so refundable is gross of them: what we have reserved and paid is this table's paid and
+// reserved, never subtracted twice.
+//
+// The ledger changes (a payment arrives, a charge is added), so every Reserve recomputes
+// refundable and stores it with the balance (the version orders it). A larger refundable
+// makes more available. A smaller one never takes back what is already reserved or paid
+// (each was granted when the rule allowed it); it only refuses new reservations until
+// reserved + paid fits again, and it is not stored while it would break the invariant,
+// so the stored balance always satisfies reserved + paid ≤ refundable. Post and Void do
+// not recompute: they move an amount from reserved to paid, or release it, and so never
+// raise reserved + paid.
+//
+// A claim larger than what is available is capped to what is available (the refund is at
+// most the confirmed overpayment, domain.md §3); when nothing is available it is refused
+// and nothing is stored. Both answers carry the figures and the reason for the journal.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Table holds balances and reservations: partition key "key".
+const Table = "reservations"
+
+// Item kinds.
+const (
+	kindBalance     = "balance"
+	kindReservation = "reservation"
+)
+
+// Balance is a (taxpayer, period)'s refundable overpayment and what is committed against it.
+type Balance struct {
+	Key        string    `json:"key"`
+	Kind       string    `json:"kind"`
+	INN        string    `json:"inn"`
+	Period     int       `json:"period"`
+	Refundable int64     `json:"refundable_kopecks"`
+	Reserved   int64     `json:"reserved_kopecks"`
+	Paid       int64     `json:"paid_kopecks"`
+	Version    int64     `json:"version"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Available is what may still be reserved.
+func (b Balance) Available() int64 { return b.Refundable - b.Reserved - b.Paid }
+
+// Reservation is one case's hold on a balance.
+type Reservation struct {
+	Key        string    `json:"key"`
+	Kind       string    `json:"kind"`
+	CaseID     string    `json:"case_id"`
+	BalanceKey string    `json:"balance_key"`
+	Requested  int64     `json:"requested_kopecks"`
+	Amount     int64     `json:"amount_kopecks"`
+	State      string    `json:"state"`
+	PayoutKey  string    `json:"payout_key,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Version    int64     `json:"version"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// BalanceKey names the balance of a taxpayer's period.
+func BalanceKey(inn string, period int) string { return "bal#" + inn + "#" + strconv.Itoa(period) }
+
+// ReservationKey names a case's reservation.
+func ReservationKey(key string) string { return "res#" + key }
+
+// Ledger is the store side of the invariant; the payout function uses it too.
+type Ledger struct {
+	DB      store.DB
+	Table   string // reservations
+	Entries string // the charges and payments ledger (functions/overpayment)
+	Now     func() time.Time
+}
+
+// maxTries bounds the optimistic retries of one operation under contention; past it the
+// operation fails as transient and the caller (Temporal) retries it later.
+const maxTries = 40
+
+func (l Ledger) now() time.Time {
+	if l.Now != nil {
+		return l.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Handler serves the ledger function.
+type Handler struct {
+	Ledger Ledger
+}
+
+// Handle runs one operation.
+func (h Handler) Handle(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	switch in.Op {
+	case contract.LedgerReserve:
+		return h.Ledger.Reserve(ctx, in)
+	case contract.LedgerVoid:
+		return h.Ledger.Void(ctx, in.Key, in.Reason)
+	case contract.LedgerGet:
+		if in.Key == "" {
+			return contract.LedgerResult{}, fnerr.Invalid("key", "must name the reservation")
+		}
+		res, bal, found, err := h.Ledger.Get(ctx, in.Key)
+		if err != nil || !found {
+			return contract.LedgerResult{Key: in.Key, State: contract.ReservationNone}, err
+		}
+		return result(res, bal), nil
+	case contract.LedgerExpire:
+		return h.Ledger.Expire(ctx, in)
+	}
+	return contract.LedgerResult{}, fnerr.Invalid("op", "must be one of reserve, void, get, expire")
+}
+
+func result(r Reservation, b Balance) contract.LedgerResult {
+	return contract.LedgerResult{Key: strings.TrimPrefix(r.Key, "res#"), State: r.State, Requested: r.Requested, Amount: r.Amount,
+		Capped: r.Amount < r.Requested, Reason: r.Reason, Refundable: b.Refundable, Reserved: b.Reserved, Paid: b.Paid, PayoutKey: r.PayoutKey}
+}
+
+// Get reads a reservation and its balance.
+func (l Ledger) Get(ctx context.Context, key string) (Reservation, Balance, bool, error) {
+	var r Reservation
+	found, err := store.Get(ctx, l.DB, l.Table, map[string]types.AttributeValue{"key": store.S(ReservationKey(key))}, &r)
+	if err != nil || !found {
+		return r, Balance{}, false, err
+	}
+	var b Balance
+	if _, err := store.Get(ctx, l.DB, l.Table, map[string]types.AttributeValue{"key": store.S(r.BalanceKey)}, &b); err != nil {
+		return r, b, false, err
+	}
+	return r, b, true, nil
+}
+
+func (l Ledger) balance(ctx context.Context, key string) (Balance, bool, error) {
+	var b Balance
+	found, err := store.Get(ctx, l.DB, l.Table, map[string]types.AttributeValue{"key": store.S(key)}, &b)
+	return b, found, err
+}
+
+// Refundable computes the period's refundable overpayment from the charges and payments ledger.
+func (l Ledger) Refundable(ctx context.Context, inn string, period int) (int64, error) {
+	var entries []contract.LedgerEntry
+	if err := store.QueryAll(ctx, l.DB, l.Entries, "inn", inn, &entries); err != nil {
+		return 0, fmt.Errorf("read the charges and payments ledger: %w", err)
+	}
+	return overpayment.Balance(entries, period).Refundable, nil
+}
+
+// Reserve holds up to in.Amount for the case in.Key against the balance of (in.INN,
+// in.Period): all of it when available, what is available when less is (capped), or
+// nothing when nothing is (refused, and nothing is stored). The same key again answers
+// what was reserved; the same key with another amount or period is KeyReused.
+func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	switch {
+	case in.Key == "":
+		return contract.LedgerResult{}, fnerr.Invalid("key", "must name the case")
+	case in.Amount <= 0:
+		return contract.LedgerResult{}, fnerr.Invalid("amount_kopecks", "must be greater than 0")
+	case in.Period < 2000 || in.Period > 2100:
+		return contract.LedgerResult{}, fnerr.Invalid("period", "must be a year such as 2025")
+	}
+	if err := domain.ValidateINN("inn", in.INN, true); err != nil {
+		return contract.LedgerResult{}, fnerr.Invalid("inn", err.(domain.FieldError).Reason)
+	}
+	balKey := BalanceKey(in.INN, in.Period)
+	refundable, err := l.Refundable(ctx, in.INN, in.Period)
+	if err != nil {
+		return contract.LedgerResult{}, err
+	}
+	for try := 0; try < maxTries; try++ {
+		res, bal, found, err := l.Get(ctx, in.Key)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		if found {
+			if res.Requested != in.Amount || res.BalanceKey != balKey {
+				return contract.LedgerResult{}, fnerr.KeyReused("reservation %s already holds another claim (%s requested)", in.Key, domain.Kopecks(res.Requested))
+			}
+			out := result(res, bal)
+			out.Duplicate = true
+			return out, nil
+		}
+		bal, exists, err := l.balance(ctx, balKey)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		if !exists {
+			bal = Balance{Key: balKey, Kind: kindBalance, INN: in.INN, Period: in.Period}
+		}
+		committed := bal.Reserved + bal.Paid
+		available := refundable - committed
+		if available <= 0 {
+			reason := fmt.Sprintf("nothing left to refund for %d: %s of the refundable %s is already reserved or paid", in.Period,
+				domain.Kopecks(committed), domain.Kopecks(refundable))
+			if refundable <= 0 {
+				reason = fmt.Sprintf("no overpayment to refund for %d once debts are offset", in.Period)
+			}
+			return contract.LedgerResult{Key: in.Key, State: contract.ReservationRefused, Requested: in.Amount, Reason: reason,
+				Refundable: refundable, Reserved: bal.Reserved, Paid: bal.Paid}, nil
+		}
+		grant := min(in.Amount, available)
+		now := l.now()
+		r := Reservation{Key: ReservationKey(in.Key), Kind: kindReservation, CaseID: or(in.CaseID, in.Key), BalanceKey: balKey,
+			Requested: in.Amount, Amount: grant, State: contract.ReservationReserved, Version: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: in.ExpiresAt.UTC()}
+		if grant < in.Amount {
+			r.Reason = fmt.Sprintf("capped to %s: the claim of %s exceeds what is left of the refundable %s for %d (%s already reserved or paid)",
+				domain.Kopecks(grant), domain.Kopecks(in.Amount), domain.Kopecks(refundable), in.Period, domain.Kopecks(committed))
+		}
+		next := bal
+		next.Refundable, next.Reserved, next.Version, next.UpdatedAt = refundable, bal.Reserved+grant, bal.Version+1, now
+		err = l.write(ctx, versioned{r, 0}, versioned{next, bal.Version})
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		return result(r, next), nil
+	}
+	return contract.LedgerResult{}, fmt.Errorf("reserve %s: the balance stayed contended for %d tries", in.Key, maxTries)
+}
+
+// Void releases a case's reservation. Voiding a voided one answers it again; a key that
+// never reserved anything answers state "none". A reservation with a payout in flight is
+// not voided here (Conflict): the payout is cancelled first, which knows whether money left.
+func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerResult, error) {
+	if key == "" {
+		return contract.LedgerResult{}, fnerr.Invalid("key", "must name the case")
+	}
+	for try := 0; try < maxTries; try++ {
+		res, bal, found, err := l.Get(ctx, key)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		if !found {
+			return contract.LedgerResult{Key: key, State: contract.ReservationNone}, nil
+		}
+		switch {
+		case res.State == contract.ReservationVoided:
+			out := result(res, bal)
+			out.Duplicate = true
+			return out, nil
+		case res.State == contract.ReservationPosted:
+			return contract.LedgerResult{}, fnerr.Conflict("reservation %s has been paid out; it cannot be voided", key)
+		case res.PayoutKey != "":
+			return contract.LedgerResult{}, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
+		}
+		if bal.Reserved < res.Amount {
+			return contract.LedgerResult{}, fmt.Errorf("balance %s holds %d reserved, less than reservation %s's %d", bal.Key, bal.Reserved, key, res.Amount)
+		}
+		now := l.now()
+		nr, nb := res, bal
+		nr.State, nr.Reason, nr.Version, nr.UpdatedAt = contract.ReservationVoided, clip(reason, 300), res.Version+1, now
+		nb.Reserved, nb.Version, nb.UpdatedAt = bal.Reserved-res.Amount, bal.Version+1, now
+		err = l.write(ctx, versioned{nr, res.Version}, versioned{nb, bal.Version})
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		return result(nr, nb), nil
+	}
+	return contract.LedgerResult{}, fmt.Errorf("void %s: contended for %d tries", key, maxTries)
+}
+
+// ClaimPayout makes payoutKey the one payout that may settle the reservation, for
+// exactly its amount. The same key again is harmless; another key while one is in
+// flight is refused (the first must be cancelled), and so is a payout of a voided
+// reservation or of one paid under another key.
+func (l Ledger) ClaimPayout(ctx context.Context, key, payoutKey string, principal int64) (Reservation, error) {
+	for try := 0; try < maxTries; try++ {
+		res, _, found, err := l.Get(ctx, key)
+		if err != nil {
+			return res, err
+		}
+		if !found {
+			return res, fnerr.Conflict("no reservation for %s: nothing may be paid without one", key)
+		}
+		if res.Amount != principal {
+			return res, fnerr.KeyReused("reservation %s holds %s, the payout asks for %s", key, domain.Kopecks(res.Amount), domain.Kopecks(principal))
+		}
+		switch {
+		case res.State == contract.ReservationVoided:
+			return res, fnerr.Conflict("reservation %s was voided; nothing may be paid", key)
+		case res.State == contract.ReservationPosted && res.PayoutKey == payoutKey:
+			return res, nil
+		case res.State == contract.ReservationPosted:
+			return res, fnerr.Conflict("reservation %s was paid under another payout key", key)
+		case res.PayoutKey == payoutKey:
+			return res, nil
+		case res.PayoutKey != "":
+			return res, fnerr.Conflict("another payout (%s) is in flight for %s: cancel it first", res.PayoutKey, key)
+		}
+		next := res
+		next.PayoutKey, next.Version, next.UpdatedAt = payoutKey, res.Version+1, l.now()
+		err = l.write(ctx, versioned{next, res.Version})
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		return next, err
+	}
+	return Reservation{}, fmt.Errorf("claim payout %s: contended for %d tries", payoutKey, maxTries)
+}
+
+// ReleasePayout clears a payout key that the treasury has cancelled without a transfer,
+// so that another may be claimed or the reservation voided.
+func (l Ledger) ReleasePayout(ctx context.Context, key, payoutKey string) error {
+	for try := 0; try < maxTries; try++ {
+		res, _, found, err := l.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !found || res.PayoutKey != payoutKey || res.State == contract.ReservationVoided {
+			return nil
+		}
+		if res.State == contract.ReservationPosted {
+			return fnerr.Conflict("reservation %s was paid under %s; the key cannot be released", key, payoutKey)
+		}
+		next := res
+		next.PayoutKey, next.Version, next.UpdatedAt = "", res.Version+1, l.now()
+		err = l.write(ctx, versioned{next, res.Version})
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("release payout %s: contended for %d tries", payoutKey, maxTries)
+}
+
+// Post settles the reservation as paid under payoutKey: reserved → paid, once.
+func (l Ledger) Post(ctx context.Context, key, payoutKey string) (contract.LedgerResult, error) {
+	for try := 0; try < maxTries; try++ {
+		res, bal, found, err := l.Get(ctx, key)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		if !found {
+			return contract.LedgerResult{}, fnerr.Conflict("no reservation for %s to post", key)
+		}
+		switch {
+		case res.State == contract.ReservationPosted && res.PayoutKey == payoutKey:
+			out := result(res, bal)
+			out.Duplicate = true
+			return out, nil
+		case res.State != contract.ReservationReserved || res.PayoutKey != payoutKey:
+			// Money left under a key the reservation does not name: a bug to surface.
+			return contract.LedgerResult{}, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
+		case bal.Reserved < res.Amount:
+			return contract.LedgerResult{}, fmt.Errorf("balance %s holds %d reserved, less than reservation %s's %d", bal.Key, bal.Reserved, key, res.Amount)
+		}
+		now := l.now()
+		nr, nb := res, bal
+		nr.State, nr.Version, nr.UpdatedAt = contract.ReservationPosted, res.Version+1, now
+		nb.Reserved, nb.Paid, nb.Version, nb.UpdatedAt = bal.Reserved-res.Amount, bal.Paid+res.Amount, bal.Version+1, now
+		err = l.write(ctx, versioned{nr, res.Version}, versioned{nb, bal.Version})
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		return result(nr, nb), nil
+	}
+	return contract.LedgerResult{}, fmt.Errorf("post %s: contended for %d tries", key, maxTries)
+}
+
+// Expire voids, one page at a time, reservations still held past their expiry with no
+// payout in flight: their case ended without settling them (a terminated workflow, for
+// one). Those with a payout in flight are counted for an operator, never voided here:
+// only the payout's cancellation can tell whether money left.
+func (l Ledger) Expire(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	now := in.Now
+	if now.IsZero() {
+		now = l.now()
+	}
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 500
+	}
+	scan := &dynamodb.ScanInput{TableName: aws.String(l.Table), Limit: aws.Int32(int32(limit)),
+		FilterExpression:          aws.String("#kind = :r AND #state = :s"),
+		ExpressionAttributeNames:  map[string]string{"#kind": "kind", "#state": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": store.S(kindReservation), ":s": store.S(contract.ReservationReserved)},
+		ConsistentRead:            aws.Bool(true)}
+	if in.Cursor != "" {
+		scan.ExclusiveStartKey = map[string]types.AttributeValue{"key": store.S(in.Cursor)}
+	}
+	page, err := l.DB.Scan(ctx, scan)
+	if err != nil {
+		return contract.LedgerResult{}, fmt.Errorf("scan reservations: %w", err)
+	}
+	var items []Reservation
+	if err := store.UnmarshalList(page.Items, &items); err != nil {
+		return contract.LedgerResult{}, fmt.Errorf("decode reservations: %w", err)
+	}
+	out := contract.LedgerResult{State: "swept"}
+	for _, r := range items {
+		// The filter is applied again here: a store that ignores it must not widen the sweep.
+		if r.Kind != kindReservation || r.State != contract.ReservationReserved || r.ExpiresAt.IsZero() || r.ExpiresAt.After(now) {
+			continue
+		}
+		out.Scanned++
+		if r.PayoutKey != "" {
+			out.InFlight++
+			continue
+		}
+		res, err := l.Void(ctx, strings.TrimPrefix(r.Key, "res#"), "expired: the case ended without settling the reservation")
+		var fe *fnerr.Error
+		if errors.As(err, &fe) {
+			out.InFlight++ // a payout was claimed meanwhile
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if res.State == contract.ReservationVoided && !res.Duplicate {
+			out.Voided++
+		}
+	}
+	if k, ok := page.LastEvaluatedKey["key"].(*types.AttributeValueMemberS); ok {
+		out.Cursor = k.Value
+	}
+	return out, nil
+}
+
+// versioned is one Put of a transaction: the item, and the version it was computed from
+// (0: the item must not exist yet).
+type versioned struct {
+	item    any
+	version int64
+}
+
+func (l Ledger) write(ctx context.Context, items ...versioned) error {
+	tx := make([]types.TransactWriteItem, 0, len(items))
+	for _, it := range items {
+		av, err := store.Marshal(it.item)
+		if err != nil {
+			return fmt.Errorf("encode ledger item: %w", err)
+		}
+		put := &types.Put{TableName: aws.String(l.Table), Item: av}
+		if it.version == 0 {
+			put.ConditionExpression = aws.String("attribute_not_exists(#k)")
+			put.ExpressionAttributeNames = map[string]string{"#k": "key"}
+		} else {
+			put.ConditionExpression = aws.String("#v = :v")
+			put.ExpressionAttributeNames = map[string]string{"#v": "version"}
+			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: strconv.FormatInt(it.version, 10)}}
+		}
+		tx = append(tx, types.TransactWriteItem{Put: put})
+	}
+	if _, err := l.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx}); err != nil {
+		return fmt.Errorf("write ledger: %w", err)
+	}
+	return nil
+}
+
+// isContention tells whether a transaction lost to another writer: a version condition
+// failed, or DynamoDB refused two transactions on one item at once.
+func isContention(err error) bool {
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		for _, r := range canceled.CancellationReasons {
+			if c := aws.ToString(r.Code); c != "" && c != "None" && c != "ConditionalCheckFailed" && c != "TransactionConflict" {
+				return false
+			}
+		}
+		return true
+	}
+	var conflict *types.TransactionConflictException
+	return errors.As(err, &conflict) || store.IsConditionFailed(err)
+}
+
+// backoff waits a little, more after each lost try, with jitter so that contenders part.
+func backoff(ctx context.Context, try int) {
+	d := time.Duration(1+rand.IntN(5*(try+1))) * time.Millisecond
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func or(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+// clip shortens free text to at most n bytes on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,68 @@
+package contract
+
+import "time"
+
+// FnLedger reserves, voids and sweeps refund reservations against the refundable
+// overpayment of a taxpayer's tax period (see functions/ledger).
+const FnLedger = "ledger"
+
+// Ledger operations.
+const (
+	LedgerReserve = "reserve" // hold an amount for a case (idempotent by key)
+	LedgerVoid    = "void"    // release a case's reservation (rejection, withdrawal, cancellation, final failure)
+	LedgerGet     = "get"     // read a reservation and its balance
+	LedgerExpire  = "expire"  // sweep: void reservations that outlived their case
+)
+
+// Reservation states. Refused is only reported, never stored: a refused claim holds nothing.
+const (
+	ReservationReserved = "reserved"
+	ReservationPosted   = "posted"
+	ReservationVoided   = "voided"
+	ReservationRefused  = "refused"
+	ReservationNone     = "none" // Void or Get of a key that never reserved anything
+)
+
+// LedgerInput asks the ledger for one operation. Key is the reservation key: the case id,
+// which reserves at most once in its life.
+type LedgerInput struct {
+	Op     string `json:"op"`
+	Key    string `json:"key,omitempty"`
+	CaseID string `json:"case_id,omitempty"`
+	INN    string `json:"inn,omitempty"`
+	Period int    `json:"period,omitempty"`
+	// Amount is what the case asks to reserve (reserve), in kopecks.
+	Amount int64 `json:"amount_kopecks,omitempty"`
+	// ExpiresAt: after it the expire sweep voids the reservation if it is still held
+	// without a payout in flight (the case must have ended without settling it).
+	ExpiresAt time.Time `json:"expires_at,omitempty"`
+	// Reason of a void, for the reservation's record (no personal data).
+	Reason string `json:"reason,omitempty"`
+	// Expire: the sweep's page (Cursor opaque, Limit items) and the time it runs at.
+	Cursor string    `json:"cursor,omitempty"`
+	Limit  int       `json:"limit,omitempty"`
+	Now    time.Time `json:"now,omitempty"`
+}
+
+// LedgerResult is the reservation after the operation and its balance's figures.
+type LedgerResult struct {
+	Key       string `json:"key,omitempty"`
+	State     string `json:"state"`
+	Requested int64  `json:"requested_kopecks"`
+	// Amount is what is reserved (or was posted or voided): at most Requested.
+	Amount int64 `json:"amount_kopecks"`
+	// Capped: less than requested was available; Reason says why, for the journal.
+	Capped bool   `json:"capped,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// The balance of the (taxpayer, period) after the operation.
+	Refundable int64  `json:"refundable_kopecks"`
+	Reserved   int64  `json:"reserved_kopecks"`
+	Paid       int64  `json:"paid_kopecks"`
+	PayoutKey  string `json:"payout_key,omitempty"`
+	Duplicate  bool   `json:"duplicate,omitempty"`
+	// Expire: what the page did.
+	Voided   int    `json:"voided,omitempty"`
+	InFlight int    `json:"in_flight,omitempty"` // expired, but a payout key is active: an operator must look
+	Scanned  int    `json:"scanned,omitempty"`
+	Cursor   string `json:"cursor,omitempty"`
+}
