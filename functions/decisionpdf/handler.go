@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -17,6 +16,7 @@ import (
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/pdfdoc"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 // Handler writes decision documents.
@@ -29,7 +29,8 @@ type Handler struct {
 func Key(caseID string, n int) string { return fmt.Sprintf("decisions/%s/decision-%d.pdf", caseID, n) }
 
 // Labels of decisions, for the document.
-var Labels = map[string]string{"confirmed": "Декларация подтверждена", "additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
+var Labels = map[string]string{"confirmed": "Декларация подтверждена", "partly_confirmed": "Возврат подтверждён частично",
+	"additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
 
 // Generate renders and stores the document; the same input writes the same key again.
 func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (contract.DecisionPDFResult, error) {
@@ -37,24 +38,31 @@ func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (co
 	case in.CaseID == "" || in.Number <= 0:
 		return contract.DecisionPDFResult{}, fnerr.Invalid("case_id", "a case and a decision number are required")
 	case Labels[in.Decision] == "":
-		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, additional_tax or refused")
+		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, partly_confirmed, additional_tax or refused")
+	case in.ConfirmedRefund < 0 || in.ConfirmedRefund > in.Computed.Refund:
+		return contract.DecisionPDFResult{}, fnerr.Invalid("confirmed_refund_kopecks", "must be 0 up to the refund computed")
 	case in.Grounds == "":
 		return contract.DecisionPDFResult{}, fnerr.Invalid("grounds", "a decision states its grounds")
 	}
 	c := in.Computed
+	lines := []string{
+		"Case: " + in.CaseID + fmt.Sprintf(" (decision %d)", in.Number),
+		"Date: " + in.At.In(term.Moscow).Format("02.01.2006"),
+		"Decision: " + in.Decision + " (" + Labels[in.Decision] + ")",
+		"Grounds: " + in.Grounds,
+		"Income: " + domain.Kopecks(c.Income).String() + "; deductions: " + domain.Kopecks(c.Deductions).String() + "; tax base: " + domain.Kopecks(c.Base).String(),
+		"Tax: " + domain.Kopecks(c.Tax).String() + "; withheld: " + domain.Kopecks(c.Withheld).String() +
+			"; payable: " + domain.Kopecks(c.Payable).String() + "; refund: " + domain.Kopecks(c.Refund).String(),
+	}
+	if c.Refund > 0 {
+		// Only the refund the review confirms is paid (Tax Code art. 78, 88).
+		lines = append(lines, "Refund confirmed: "+domain.Kopecks(in.ConfirmedRefund).String())
+	}
+	lines = append(lines, "Inspector: "+in.Inspector,
+		"The decision may be appealed through the cabinet within one month of its delivery (Tax Code art. 139.1 p.2).")
 	pdf := pdfdoc.Write(pdfdoc.Document{
 		Title: fmt.Sprintf("Решение по камеральной проверке 3-НДФЛ за %d год", in.Period),
-		Lines: []string{
-			"Case: " + in.CaseID + fmt.Sprintf(" (decision %d)", in.Number),
-			"Date: " + in.At.In(time.FixedZone("MSK", 3*3600)).Format("02.01.2006"),
-			"Decision: " + in.Decision + " (" + Labels[in.Decision] + ")",
-			"Grounds: " + in.Grounds,
-			"Income: " + domain.Kopecks(c.Income).String() + "; deductions: " + domain.Kopecks(c.Deductions).String() + "; tax base: " + domain.Kopecks(c.Base).String(),
-			"Tax: " + domain.Kopecks(c.Tax).String() + "; withheld: " + domain.Kopecks(c.Withheld).String() +
-				"; payable: " + domain.Kopecks(c.Payable).String() + "; refund: " + domain.Kopecks(c.Refund).String(),
-			"Inspector: " + in.Inspector,
-			"The decision may be appealed through the cabinet within the period the notice states.",
-		},
+		Lines: lines,
 	})
 	key := Key(in.CaseID, in.Number)
 	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.Bucket, Key: &key, Body: bytes.NewReader(pdf),

@@ -59,11 +59,13 @@ type Data struct {
 	DueDates     *duedates.Schedule // loaded from DueDatesFile
 }
 
-// Declaration holds declaration review's terms.
+// Declaration holds declaration review's terms, each counted by Tax Code art. 6.1.
 type Declaration struct {
-	ReviewMonths   int           // TAXFLOW_DECLARATION_REVIEW_MONTHS (3: the desk-audit term)
-	ReminderBefore time.Duration // TAXFLOW_DECLARATION_REMINDER_BEFORE (336h)
-	AppealWindow   time.Duration // TAXFLOW_DECLARATION_APPEAL_WINDOW (720h)
+	ReviewMonths    int           // TAXFLOW_DECLARATION_REVIEW_MONTHS (3: the desk-audit term, art. 88 p.2)
+	ReminderBefore  time.Duration // TAXFLOW_DECLARATION_REMINDER_BEFORE (336h)
+	AppealMonths    int           // TAXFLOW_DECLARATION_APPEAL_MONTHS (1: from the decision's delivery, art. 139.1 p.2)
+	ExplanationDays int           // TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS (5: art. 88 p.3)
+	DocumentDays    int           // TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS (10: art. 93 p.3)
 }
 
 // Account holds the lockout policy (domain.md §4).
@@ -147,7 +149,8 @@ var Variables = []string{
 	"TAXFLOW_REFUND_INTEREST_RATE_BP", "TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
 	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
 	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
-	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_WINDOW",
+	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_MONTHS",
+	"TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS", "TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS",
 	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
 }
 
@@ -180,9 +183,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
 		Declaration: Declaration{
-			ReviewMonths:   int(r.number("TAXFLOW_DECLARATION_REVIEW_MONTHS", 3, 1, 24)),
-			ReminderBefore: r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
-			AppealWindow:   r.duration("TAXFLOW_DECLARATION_APPEAL_WINDOW", 30*24*time.Hour),
+			ReviewMonths:    int(r.number("TAXFLOW_DECLARATION_REVIEW_MONTHS", 3, 1, 24)),
+			ReminderBefore:  r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
+			AppealMonths:    int(r.number("TAXFLOW_DECLARATION_APPEAL_MONTHS", 1, 1, 12)),
+			ExplanationDays: int(r.number("TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS", 5, 1, 60)),
+			DocumentDays:    int(r.number("TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS", 10, 1, 60)),
 		},
 		Inactive: Inactive{
 			Months: int(r.number("TAXFLOW_INACTIVE_MONTHS", 12, 1, 120)),
