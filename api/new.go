@@ -27,7 +27,7 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		TaskQueue:  cfg.Temporal.TaskQueue,
 		Policy:     RefundPolicy(cfg.Refund),
 		IdentityPolicy: workflows.IdentityPolicy{MaxAttempts: cfg.Identity.MaxAttempts, ResubmitWait: cfg.Identity.ResubmitWait,
-			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays},
+			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays, ConsentWait: cfg.Identity.ConsentWait},
 		SubjectKey:    subjectKey(cfg.Temporal.PayloadKey),
 		AccountPolicy: accountPolicy(cfg.Account),
 		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,

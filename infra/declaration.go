@@ -140,6 +140,9 @@ func Declare() Declaration {
 				Uses: []Access{{Table: taxpayer.Table}}},
 			{Name: contract.FnIdentityClear, Package: "./functions/identityclear/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: taxpayer.Table, Write: true}}},
+			// Destroys a case's documents when consent is withdrawn for good (152-FZ art. 21 p.5).
+			{Name: contract.FnCaseDocumentsDelete, Package: "./functions/casedocs/lambda", MemoryMB: 128, TimeoutSec: 60,
+				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnDeclarationCheck, Package: "./functions/declaration/lambda", MemoryMB: 256, TimeoutSec: 30,
 				Uses: []Access{{Bucket: document.Bucket}}},
 			{Name: contract.FnDecisionPDF, Package: "./functions/decisionpdf/lambda", MemoryMB: 256, TimeoutSec: 30,

@@ -5,6 +5,7 @@ package catalog
 
 import (
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
 	"github.com/taxflow/taxflow/functions/declaration"
@@ -64,6 +65,9 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnIdentityClear: func(d fn.Deps) any {
 		return fn.Handler(identityclear.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Clear)
+	},
+	contract.FnCaseDocumentsDelete: func(d fn.Deps) any {
+		return fn.Handler(casedocs.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Delete)
 	},
 	contract.FnDeclarationCheck: func(d fn.Deps) any {
 		return fn.Handler(declaration.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), Rules: ndfl.DefaultRules()}.Check)
