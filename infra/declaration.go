@@ -149,6 +149,8 @@ func Declare() Declaration {
 				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
 			{Name: contract.FnReminderSweep, Package: "./functions/reminders/lambda", MemoryMB: 256, TimeoutSec: 120,
 				Uses: []Access{{Table: reminders.Table}, {Table: taxpayer.Table}, {Table: notify.Table, Write: true}}},
+			{Name: contract.FnObligationSweep, Package: "./functions/obligations/lambda", MemoryMB: 256, TimeoutSec: 120,
+				Uses: []Access{{Table: overpayment.Table}, {Table: reminders.Table, Write: true}}},
 			{Name: contract.FnInactiveSweep, Package: "./functions/inactive/lambda", MemoryMB: 256, TimeoutSec: 120,
 				Uses: []Access{{Table: taxpayer.Table, Write: true}, {Table: notify.Table, Write: true}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,

@@ -17,6 +17,7 @@ import (
 	"github.com/taxflow/taxflow/functions/identityconfirm"
 	"github.com/taxflow/taxflow/functions/inactive"
 	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/obligations"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/reminders"
@@ -78,6 +79,10 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnReminderSweep: func(d fn.Deps) any {
 		return fn.Handler(reminders.Handler{DB: d.DynamoDB, Obligations: d.Config.Name(reminders.Table),
 			Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
+	},
+	contract.FnObligationSweep: func(d fn.Deps) any {
+		return fn.Handler(obligations.Handler{DB: d.DynamoDB, Ledger: d.Config.Name(overpayment.Table),
+			Obligations: d.Config.Name(reminders.Table), Schedule: d.Config.Data.DueDates}.Sweep)
 	},
 	contract.FnInactiveSweep: func(d fn.Deps) any {
 		return fn.Handler(inactive.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
