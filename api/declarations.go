@@ -69,8 +69,8 @@ func readDeclaration(w http.ResponseWriter, r *http.Request) (body []byte, forma
 	return body, format, true
 }
 
-func (s *Server) putDeclaration(r *http.Request, id string, version int, format string, body []byte) (workflows.DeclarationSubmission, error) {
-	key := fmt.Sprintf("declarations/%s/v%d.%s", id, version, format)
+func (s *Server) putDeclaration(r *http.Request, id, version, format string, body []byte) (workflows.DeclarationSubmission, error) {
+	key := fmt.Sprintf("declarations/%s/%s.%s", id, version, format)
 	ct := map[string]string{"json": "application/json", "xml": "application/xml"}[format]
 	_, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
 		ContentType: aws.String(ct), ServerSideEncryption: s3types.ServerSideEncryptionAes256})
@@ -108,7 +108,7 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, st)
 		return
 	}
-	sub, err := s.putDeclaration(r, id, 1, format, body)
+	sub, err := s.putDeclaration(r, id, "v1", format, body)
 	if err != nil {
 		s.internal(w, "store declaration", err)
 		return
@@ -159,7 +159,11 @@ func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, st)
 }
 
-// correctDeclaration sends a corrected declaration after the automatic checks failed.
+// correctDeclaration files a corrected (уточнённая) declaration (Tax Code art. 81). Before
+// a decision it is always taken: after failed checks it is what the taxpayer was asked
+// for; during the desk review it ends the running review and starts a new one with a new
+// term (art. 88 p.9.1). The answer is the same case with its new review (200); after a
+// decision, 409: that is a new declaration.
 func (s *Server) correctDeclaration(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.declarationID(w, r)
 	if !ok {
@@ -173,19 +177,18 @@ func (s *Server) correctDeclaration(w http.ResponseWriter, r *http.Request) {
 	if s.temporalError(w, "read declaration", err) {
 		return
 	}
-	if st.Status != workflows.DeclarationClarification || st.Requested != "" {
-		writeError(w, http.StatusConflict, "conflict", "the declaration is not waiting for a correction", nil)
+	if st.Decisions > 0 {
+		writeError(w, http.StatusConflict, "conflict", "a decision has been taken on this declaration: file a new declaration for the period", nil)
 		return
 	}
-	sub, err := s.putDeclaration(r, id, st.Versions+1, format, body)
+	// Each correction gets its own object: two corrections sent at once never overwrite
+	// each other, and the workflow takes one and refuses the other.
+	sub, err := s.putDeclaration(r, id, fmt.Sprintf("v%d-%s", st.Versions+1, uuid.NewString()[:8]), format, body)
 	if err != nil {
 		s.internal(w, "store declaration", err)
 		return
 	}
-	if s.temporalError(w, "correct", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.DeclarationSignalCorrection, sub)) {
-		return
-	}
-	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id, "key": sub.Key})
+	s.updateAs(w, r, id, workflows.DeclarationUpdateCorrect, sub, &workflows.DeclarationStatus{})
 }
 
 // declarationDocuments takes attachments (PDF, DOCX or XML); while an inspector waits
@@ -233,11 +236,12 @@ func (s *Server) requestDeclarationDocuments(w http.ResponseWriter, r *http.Requ
 	}
 	var req struct {
 		What string `json:"what"`
+		Kind string `json:"kind"` // explanations (5 working days) or documents (10, the default)
 	}
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: req.What, Inspector: principal(r).ID},
+	s.updateAs(w, r, id, workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: req.What, Kind: req.Kind, Inspector: principal(r).ID},
 		&workflows.DeclarationStatus{})
 }
 
@@ -247,14 +251,15 @@ func (s *Server) decideDeclaration(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Decision string `json:"decision"`
-		Grounds  string `json:"grounds"`
+		Decision      string `json:"decision"`
+		RefundKopecks int64  `json:"refund_kopecks"` // partly_confirmed: the refund confirmed
+		Grounds       string `json:"grounds"`
 	}
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateDecide,
-		workflows.DeclarationDecision{Decision: req.Decision, Grounds: req.Grounds, Inspector: principal(r).ID}, &workflows.DeclarationStatus{})
+	s.updateAs(w, r, id, workflows.DeclarationUpdateDecide, workflows.DeclarationDecision{Decision: req.Decision, RefundKopecks: req.RefundKopecks,
+		Grounds: req.Grounds, Inspector: principal(r).ID}, &workflows.DeclarationStatus{})
 }
 
 func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {

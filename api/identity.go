@@ -242,7 +242,9 @@ func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
 }
 
 // setConsent records consent (POST) or its revocation (DELETE) [001:53-67] and tells the
-// taxpayer's verifications in progress: a revocation pauses them, consent resumes them.
+// taxpayer's verifications in progress: a revocation pauses them (and, not followed by
+// consent within the identity policy's ConsentWait, closes them and destroys their
+// documents: 152-FZ art. 21 p.5), consent resumes them.
 func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 	inn := r.PathValue("inn")
 	if err := domain.ValidateINN("inn", inn, true); err != nil {

@@ -29,11 +29,12 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		TaskQueue:  cfg.Temporal.TaskQueue,
 		Policy:     RefundPolicy(cfg.Refund),
 		IdentityPolicy: workflows.IdentityPolicy{MaxAttempts: cfg.Identity.MaxAttempts, ResubmitWait: cfg.Identity.ResubmitWait,
-			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays},
+			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays, ConsentWait: cfg.Identity.ConsentWait},
 		SubjectKey:    subjectKey(cfg.Temporal.PayloadKey),
 		AccountPolicy: accountPolicy(cfg.Account),
 		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,
-			AppealWindow: cfg.Declaration.AppealWindow, Refund: RefundPolicy(cfg.Refund)},
+			AppealMonths: cfg.Declaration.AppealMonths, ExplanationDays: cfg.Declaration.ExplanationDays, DocumentDays: cfg.Declaration.DocumentDays,
+			Refund: RefundPolicy(cfg.Refund)},
 		Log: log.With().Str("component", "api").Logger(),
 	}
 }

@@ -44,7 +44,9 @@ var AccountLabels = map[string]string{
 
 // AccountPolicy is the lockout configuration.
 type AccountPolicy struct {
-	Threshold         int             `json:"threshold"`          // consecutive failures that lock (5 [001:175])
+	// Threshold: consecutive failed logins allowed; the next one locks. "More than five
+	// times in a row" [001:175]: with 5 the 6th failure locks ([000:38] "more than three": 3).
+	Threshold         int             `json:"threshold"`
 	LockPeriods       []time.Duration `json:"lock_periods"`       // 15 min, 1 h, 24 h [001:160, 004:229]
 	SpecialistAfter   int             `json:"specialist_after"`   // the n-th lock within 24 h needs a specialist (3 [000:38])
 	SelfServiceTries  int             `json:"self_service_tries"` // per lock
@@ -312,7 +314,7 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 			return nil // already locked: the lock stands
 		}
 		r.st.Failures++
-		if r.st.Failures < r.in.Policy.Threshold {
+		if r.st.Failures <= r.in.Policy.Threshold { // locks only when more than Threshold [001:175]
 			return nil
 		}
 		return r.lockForFailures(ctx)
@@ -330,7 +332,7 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 	return nil
 }
 
-// lockForFailures locks after the threshold: 15 min, then 1 h, then 24 h; the third
+// lockForFailures locks once the failures exceed the threshold: 15 min, then 1 h, then 24 h; the third
 // lock within 24 h waits for a specialist [000:38].
 func (r *account) lockForFailures(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
@@ -350,7 +352,7 @@ func (r *account) lockForFailures(ctx workflow.Context) error {
 	until := now.Add(period)
 	r.st.Until = &until
 	r.st.TriesLeft = r.in.Policy.SelfServiceTries
-	return r.lock(ctx, AccountAutoUnlockPending, fmt.Sprintf("%d failed logins in a row; lifts by itself after %s", r.in.Policy.Threshold, period))
+	return r.lock(ctx, AccountAutoUnlockPending, fmt.Sprintf("more than %d failed logins in a row; lifts by itself after %s", r.in.Policy.Threshold, period))
 }
 
 func (r *account) lock(ctx workflow.Context, status, reason string) error {
@@ -378,12 +380,17 @@ func (r *account) transition(ctx workflow.Context, to, actor, reason string) err
 	return nil
 }
 
-// unlock opens the account and clears the confirmed mark, which must be earned again [004:27].
-func (r *account) unlock(ctx workflow.Context, actor, reason string) error {
+// unlock opens the account. The confirmed mark lasts until the password is changed or
+// access is recovered [004:27]: a recovery (specialist unblock, identity re-verification,
+// self-service unblock, which the seeds list among the access-recovery procedures
+// [002:150-163]) clears it, to be earned again; a lock that lifts by itself leaves it.
+func (r *account) unlock(ctx workflow.Context, actor, reason string, recovery bool) error {
 	var a *activities.Activities
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.ClearIdentity,
-		contract.IdentityClearInput{INN: r.in.INN, CaseID: r.in.AccountID}).Get(ctx, nil); err != nil {
-		return err
+	if recovery {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.ClearIdentity,
+			contract.IdentityClearInput{INN: r.in.INN, CaseID: r.in.AccountID}).Get(ctx, nil); err != nil {
+			return err
+		}
 	}
 	r.st.Until, r.st.SpecialistDue, r.st.Escalated, r.st.TriesLeft, r.st.IdentityCase, r.st.Failures = nil, nil, false, 0, "", 0
 	r.st.Reason = reason
@@ -409,7 +416,7 @@ func (r *account) nextDeadline(ctx workflow.Context) (time.Duration, bool) {
 func (r *account) deadlines(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	if r.st.Status == AccountAutoUnlockPending && r.st.Until != nil && !now.Before(*r.st.Until) {
-		if err := r.unlock(ctx, "system", "the temporary lock expired"); err != nil {
+		if err := r.unlock(ctx, "system", "the temporary lock expired", false); err != nil {
 			return err
 		}
 	}
@@ -434,7 +441,7 @@ func (r *account) selfService(ctx workflow.Context, req SelfServiceRequest) (Acc
 		return r.status(), nil
 	}
 	if res.Match {
-		return r.status(), r.unlock(ctx, "taxpayer", "self-service unblock: INN, full name and passport series matched")
+		return r.status(), r.unlock(ctx, "taxpayer", "self-service unblock: INN, full name and passport series matched", true)
 	}
 	r.st.TriesLeft--
 	if err := r.j.audit(ctx, "self_service_refused", "taxpayer", fmt.Sprintf("data did not match; %d tries left", r.st.TriesLeft)); err != nil {
@@ -486,7 +493,7 @@ func (r *account) identityDone(ctx workflow.Context, st IdentityStatus) error {
 		return nil
 	}
 	if st.Status == IdentityVerified {
-		return r.unlock(ctx, "system", "identity confirmed again ("+st.CaseID+")")
+		return r.unlock(ctx, "system", "identity confirmed again ("+st.CaseID+")", true)
 	}
 	r.st.IdentityCase = ""
 	return r.j.audit(ctx, "identity_failed", "system", st.Status)
@@ -502,7 +509,7 @@ func (r *account) requestSpecialist(ctx workflow.Context) (AccountStatus, error)
 
 func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountStatus, error) {
 	if d.Approve {
-		return r.status(), r.unlock(ctx, d.Specialist, "unblocked by a specialist: "+d.Reason)
+		return r.status(), r.unlock(ctx, d.Specialist, "unblocked by a specialist: "+d.Reason, true)
 	}
 	r.st.SpecialistDue, r.st.Escalated = nil, false
 	r.st.Reason = d.Reason

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,9 +116,12 @@ func (h *accHarness) confirmed() bool {
 	return false
 }
 
+// lockBurst is the failures that lock: more than the threshold ("more than five" [001:175]).
+const lockBurst = 6
+
 func TestAccountLocksAndLiftsItselfEscalating(t *testing.T) {
 	h := newAccHarness(t)
-	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.events(time.Minute, contract.EventLoginFailed, lockBurst)
 	h.expect(2*time.Minute, func(st AccountStatus) {
 		if st.Status != AccountAutoUnlockPending || st.Until == nil || st.TriesLeft != 3 || st.Label != "Временная блокировка" {
 			t.Errorf("first lock: %+v", st.AccountState)
@@ -127,11 +131,12 @@ func TestAccountLocksAndLiftsItselfEscalating(t *testing.T) {
 		if st.Status != AccountActive {
 			t.Errorf("after 15 min: %s", st.Status)
 		}
-		if h.confirmed() {
-			t.Error("the confirmed mark survived the unblock")
+		// [004:27]: only a password change or an access recovery ends the confirmed mark
+		if !h.confirmed() {
+			t.Error("a lock that lifted by itself cleared the confirmed mark")
 		}
 	})
-	h.events(20*time.Minute, contract.EventLoginFailed, 5)
+	h.events(20*time.Minute, contract.EventLoginFailed, lockBurst)
 	h.expect(21*time.Minute, func(st AccountStatus) {
 		if st.Status != AccountAutoUnlockPending || len(st.Locks) != 2 {
 			t.Errorf("second lock: %+v", st.AccountState)
@@ -142,7 +147,7 @@ func TestAccountLocksAndLiftsItselfEscalating(t *testing.T) {
 			t.Errorf("the second lock lasts an hour: %s", st.Status)
 		}
 	})
-	h.events(90*time.Minute, contract.EventLoginFailed, 5)
+	h.events(90*time.Minute, contract.EventLoginFailed, lockBurst)
 	h.expect(3*time.Hour, func(st AccountStatus) {
 		if st.Status != AccountAwaitingSpecialist || len(st.OpenPaths) != 1 || st.OpenPaths[0] != "specialist" {
 			t.Errorf("third lock within 24 h: %+v %v", st.AccountState, st.OpenPaths)
@@ -177,7 +182,7 @@ func TestAccountSuccessResetsAndDuplicatesCountOnce(t *testing.T) {
 
 func TestAccountSelfService(t *testing.T) {
 	h := newAccHarness(t)
-	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.events(time.Minute, contract.EventLoginFailed, lockBurst)
 	h.update(2*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "Семенов Иван Петрович", PassportSeries: "4508"}, true)
 	h.expect(3*time.Minute, func(st AccountStatus) {
 		if st.Status != AccountAutoUnlockPending || st.TriesLeft != 2 {
@@ -196,7 +201,7 @@ func TestAccountSelfService(t *testing.T) {
 
 func TestAccountSelfServiceTriesExhausted(t *testing.T) {
 	h := newAccHarness(t)
-	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.events(time.Minute, contract.EventLoginFailed, lockBurst)
 	for i := 0; i < 3; i++ {
 		h.update(time.Duration(2+i)*time.Minute, AccountUpdateSelfService, SelfServiceRequest{FullName: "Петров Пётр", PassportSeries: "0000"}, true)
 	}
@@ -228,6 +233,9 @@ func TestAccountSuspiciousActivityNeedsIdentity(t *testing.T) {
 	h.expect(time.Hour, func(st AccountStatus) {
 		if st.Status != AccountActive {
 			t.Errorf("after identity confirmed: %+v", st.AccountState)
+		}
+		if h.confirmed() { // the re-verification is an access recovery [004:27]
+			t.Error("the confirmed mark survived the re-verification")
 		}
 	})
 	h.run(accInput(), 2*time.Hour)
@@ -318,4 +326,55 @@ func TestAccountContinuesAsNewWithItsState(t *testing.T) {
 	if rec.Version != last || rec.Status != AccountActive {
 		t.Fatalf("projection %+v, want version %d active", rec, last)
 	}
+}
+
+// "More than five" consecutive failed logins lock [001:175]: the fifth does not, the
+// sixth does; a success in between starts the count again.
+func TestAccountLocksOnSixthConsecutiveFailure001_175(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, 5)
+	h.expect(2*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || st.Failures != 5 {
+			t.Errorf("after five failures: %s, %d failures", st.Status, st.Failures)
+		}
+	})
+	h.events(3*time.Minute, contract.EventLoginSucceeded, 1)
+	h.events(4*time.Minute, contract.EventLoginFailed, 5)
+	h.expect(5*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || st.Failures != 5 {
+			t.Errorf("five more after a success: %s, %d failures", st.Status, st.Failures)
+		}
+	})
+	h.events(6*time.Minute, contract.EventLoginFailed, 1)
+	h.expect(7*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAutoUnlockPending || len(st.Locks) != 1 || !strings.Contains(st.Reason, "more than 5") {
+			t.Errorf("after the sixth: %+v", st.AccountState)
+		}
+	})
+	h.run(accInput(), time.Hour)
+}
+
+// The confirmed mark lasts until the password is changed or access is recovered
+// [004:27]: a lock that lifts by itself keeps it, a specialist's unblock clears it.
+func TestAccountConfirmedMarkKeptByAutoUnlockClearedBySpecialist004_27(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventLoginFailed, lockBurst)
+	h.expect(20*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || !h.confirmed() {
+			t.Errorf("after the lock lifted by itself: %s, confirmed %v", st.Status, h.confirmed())
+		}
+	})
+	h.events(30*time.Minute, contract.EventDataIncorrect, 1)
+	h.expect(31*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist || !h.confirmed() {
+			t.Errorf("locked for a specialist: %s, confirmed %v", st.Status, h.confirmed())
+		}
+	})
+	h.update(40*time.Minute, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"}, false)
+	h.expect(41*time.Minute, func(st AccountStatus) {
+		if st.Status != AccountActive || h.confirmed() {
+			t.Errorf("after the specialist's unblock: %s, confirmed %v", st.Status, h.confirmed())
+		}
+	})
+	h.run(accInput(), time.Hour)
 }

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -11,18 +13,35 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 // Declaration (3-НДФЛ) review, domain.md §2, seed-rules A2.
 
 // Names of the declaration workflow's handlers.
 const (
-	DeclarationQueryStatus      = "status"
-	DeclarationSignalCorrection = "correction"        // the taxpayer's corrected declaration
-	DeclarationSignalAnswer     = "answer"            // the taxpayer's documents for an inspector's request
-	DeclarationUpdateRequest    = "request_documents" // inspector [000:142]
-	DeclarationUpdateDecide     = "decide"            // inspector: decision with grounds [000:143]
-	DeclarationUpdateAppeal     = "appeal"            // taxpayer, within the window [000:143]
+	DeclarationQueryStatus   = "status"
+	DeclarationUpdateCorrect = "correct"           // the taxpayer's corrected declaration (art. 81)
+	DeclarationSignalAnswer  = "answer"            // the taxpayer's documents for an inspector's request
+	DeclarationUpdateRequest = "request_documents" // inspector [000:142]
+	DeclarationUpdateDecide  = "decide"            // inspector: decision with grounds [000:143]
+	DeclarationUpdateAppeal  = "appeal"            // taxpayer, within the window [000:143]
+)
+
+// Decisions an inspector may take, and what each means for a refund the declaration claims
+// (Tax Code art. 78, 88): confirmed pays the refund computed, partly_confirmed the amount
+// the decision names, additional_tax and refused pay nothing.
+const (
+	DecisionConfirmed       = "confirmed"
+	DecisionPartlyConfirmed = "partly_confirmed"
+	DecisionAdditionalTax   = "additional_tax"
+	DecisionRefused         = "refused"
+)
+
+// Kinds of an inspector's request and the working days the taxpayer has to answer.
+const (
+	RequestExplanations = "explanations" // art. 88 p.3: 5 working days
+	RequestDocuments    = "documents"    // art. 93 p.3: 10 working days
 )
 
 // Declaration statuses.
@@ -47,17 +66,39 @@ var DeclarationLabels = map[string]string{
 	DeclarationAppealed:      "Подана апелляция",
 }
 
-// DeclarationPolicy is what a declaration is reviewed under.
+// DeclarationPolicy is what a declaration is reviewed under. Every term is counted by
+// Tax Code art. 6.1 over the production calendar (internal/term), in Moscow time.
 type DeclarationPolicy struct {
-	ReviewMonths   int           `json:"review_months"`   // desk-review term, 3 months
-	ReminderBefore time.Duration `json:"reminder_before"` // inspectors reminded before the deadline
-	AppealWindow   time.Duration `json:"appeal_window"`   // how long a decision may be appealed
-	Refund         RefundPolicy  `json:"refund"`          // for the refund an accepted declaration starts
+	ReviewMonths    int           `json:"review_months"`            // desk-review term from the filing, 3 months (art. 88 p.2)
+	ReminderBefore  time.Duration `json:"reminder_before"`          // inspectors reminded before the deadline
+	AppealMonths    int           `json:"appeal_months"`            // from the decision's delivery, 1 month (art. 139.1 p.2)
+	ExplanationDays int           `json:"explanation_working_days"` // to answer a request for explanations, 5 (art. 88 p.3)
+	DocumentDays    int           `json:"document_working_days"`    // to answer a request for documents, 10 (art. 93 p.3)
+	Refund          RefundPolicy  `json:"refund"`                   // for the refund a decision confirms
 }
 
 // DefaultDeclarationPolicy is domain.md's defaults.
 func DefaultDeclarationPolicy() DeclarationPolicy {
-	return DeclarationPolicy{ReviewMonths: 3, ReminderBefore: 14 * 24 * time.Hour, AppealWindow: 30 * 24 * time.Hour, Refund: DefaultRefundPolicy()}
+	return DeclarationPolicy{ReviewMonths: 3, ReminderBefore: 14 * 24 * time.Hour, AppealMonths: 1, ExplanationDays: 5, DocumentDays: 10,
+		Refund: DefaultRefundPolicy()}
+}
+
+// withDefaults fills terms a policy leaves at zero (an input from before they existed).
+func (p DeclarationPolicy) withDefaults() DeclarationPolicy {
+	d := DefaultDeclarationPolicy()
+	if p.ReviewMonths <= 0 {
+		p.ReviewMonths = d.ReviewMonths
+	}
+	if p.AppealMonths <= 0 {
+		p.AppealMonths = d.AppealMonths
+	}
+	if p.ExplanationDays <= 0 {
+		p.ExplanationDays = d.ExplanationDays
+	}
+	if p.DocumentDays <= 0 {
+		p.DocumentDays = d.DocumentDays
+	}
+	return p
 }
 
 // DeclarationSubmission names a stored version of the declaration.
@@ -78,17 +119,21 @@ type DeclarationWorkflowInput struct {
 	Policy        DeclarationPolicy     `json:"policy"`
 }
 
-// DocumentRequest is an inspector's request for documents.
+// DocumentRequest is an inspector's request for explanations or documents.
 type DocumentRequest struct {
 	What      string `json:"what"`
+	Kind      string `json:"kind,omitempty"` // explanations or documents (the default)
 	Inspector string `json:"inspector"`
 }
 
 // DeclarationDecision is an inspector's decision.
 type DeclarationDecision struct {
-	Decision  string `json:"decision"` // confirmed, additional_tax, refused
-	Grounds   string `json:"grounds"`
-	Inspector string `json:"inspector"`
+	Decision string `json:"decision"` // confirmed, partly_confirmed, additional_tax, refused
+	// RefundKopecks: the refund a partly_confirmed decision confirms (more than 0, less than
+	// the refund computed); the other decisions name none.
+	RefundKopecks int64  `json:"refund_kopecks,omitempty"`
+	Grounds       string `json:"grounds"`
+	Inspector     string `json:"inspector"`
 }
 
 // Appeal is the taxpayer's appeal of a decision.
@@ -107,18 +152,30 @@ type DeclarationStatus struct {
 	Versions      int                           `json:"versions"`
 	Problems      []domain.FieldError           `json:"problems,omitempty"`
 	Computed      *contract.DeclarationComputed `json:"computed,omitempty"`
-	Deadline      time.Time                     `json:"deadline"`
-	Reminded      bool                          `json:"reminded"`
-	Escalated     bool                          `json:"escalated"`
-	Requested     string                        `json:"requested,omitempty"` // what the inspector asked for
-	Decision      string                        `json:"decision,omitempty"`
-	Grounds       string                        `json:"grounds,omitempty"`
-	DecidedBy     string                        `json:"decided_by,omitempty"`
-	DecisionKey   string                        `json:"decision_key,omitempty"`
-	Decisions     int                           `json:"decisions"`
-	AppealBy      *time.Time                    `json:"appeal_by,omitempty"`
-	RefundCase    string                        `json:"refund_case,omitempty"`
-	History       []Transition                  `json:"history"`
+	// Deadline is the end of the desk review's term (24:00 Moscow time of DeadlineDay):
+	// ReviewMonths from the filing of the version under review (art. 88 p.2, 9.1; art. 6.1).
+	Deadline    time.Time `json:"deadline"`
+	DeadlineDay string    `json:"deadline_day,omitempty"` // YYYY-MM-DD, Moscow
+	// DeadlineProvisional lists calendar years without a production-calendar decree that
+	// the deadline was counted over: it may move when the decree is published.
+	DeadlineProvisional []int  `json:"deadline_provisional_years,omitempty"`
+	Reminded            bool   `json:"reminded"`
+	Escalated           bool   `json:"escalated"`
+	Requested           string `json:"requested,omitempty"`    // what the inspector asked for
+	RequestKind         string `json:"request_kind,omitempty"` // explanations or documents
+	// AnswerBy: the answer to the open request is due before this instant (art. 88 p.3,
+	// art. 93 p.3); after it the review goes on without the answer.
+	AnswerBy    *time.Time `json:"answer_by,omitempty"`
+	Decision    string     `json:"decision,omitempty"`
+	Grounds     string     `json:"grounds,omitempty"`
+	DecidedBy   string     `json:"decided_by,omitempty"`
+	DecisionKey string     `json:"decision_key,omitempty"`
+	Decisions   int        `json:"decisions"`
+	AppealBy    *time.Time `json:"appeal_by,omitempty"`
+	// ConfirmedRefund is the refund the latest decision confirms; only it is ever paid.
+	ConfirmedRefund int64        `json:"confirmed_refund_kopecks,omitempty"`
+	RefundCase      string       `json:"refund_case,omitempty"`
+	History         []Transition `json:"history"`
 }
 
 // DeclarationID builds a declaration's workflow id.
@@ -130,31 +187,47 @@ type declaration struct {
 	j   *journal
 	sub DeclarationSubmission
 
-	correction *DeclarationSubmission
-	answer     bool
-	request    *DocumentRequest
-	decision   *DeclarationDecision
-	appeal     *Appeal
-	excluded   string // the inspector an appeal must not go back to
+	correction  *DeclarationSubmission
+	correctedAt time.Time // when the correction was filed: the new review's term runs from it
+	generation  int       // desk reviews started; a correction starts the next one
+	answer      bool
+	request     *DocumentRequest
+	decision    *DeclarationDecision
+	appeal      *Appeal
+	excluded    string // the inspector an appeal must not go back to
+	stopWatch   workflow.CancelFunc
+	done        bool // the case has ended (or failed): no handler waits any longer
 }
 
+// errCorrected ends the running review: a corrected declaration was filed (art. 88 p.9.1).
+var errCorrected = errors.New("a corrected declaration ends the running review")
+
 // Declaration reviews a 3-НДФЛ: automatic checks, clarification, desk review, decision
-// document, appeal; an accepted declaration claiming a refund starts the refund.
+// document, appeal. A corrected declaration filed before the decision ends the running
+// review and starts a new one; a refund the declaration claims starts only once a
+// decision confirms it, for the amount confirmed.
 func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (DeclarationStatus, error) {
+	in.Policy = in.Policy.withDefaults()
 	r := &declaration{in: in, sub: in.Submission}
-	now := workflow.Now(ctx)
-	r.st = DeclarationStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Confirmation: in.Confirmation, Versions: 1,
-		Deadline: now.AddDate(0, in.Policy.ReviewMonths, 0)}
+	r.st = DeclarationStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Confirmation: in.Confirmation, Versions: 1}
 	r.j = &journal{process: "declaration", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: DeclarationLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err
 	}
-	r.watchDeadline(ctx)
+	// The term runs from the filing: the moment the API started the case.
+	deadline, err := r.reviewTerm(ctx, workflow.GetInfo(ctx).WorkflowStartTime)
+	if err != nil {
+		return r.st, err
+	}
 	if err := r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation); err != nil {
 		return r.st, err
 	}
-	err := r.run(ctx)
+	if err := r.startReview(ctx, deadline); err != nil {
+		return r.st, err
+	}
+	err = r.run(ctx)
+	r.done = true
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	return r.st, err
 }
@@ -162,7 +235,7 @@ func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (Declaration
 func (r *declaration) project(workflow.Context) contract.CaseRecord {
 	rec := contract.CaseRecord{Deadline: r.st.Deadline, Escalated: r.st.Escalated}
 	if c := r.st.Computed; c != nil {
-		rec.Amounts = map[string]int64{"tax": c.Tax, "payable": c.Payable, "refund": c.Refund}
+		rec.Amounts = map[string]int64{"tax": c.Tax, "payable": c.Payable, "refund": c.Refund, "confirmed_refund": r.st.ConfirmedRefund}
 	}
 	return rec
 }
@@ -172,15 +245,39 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		return err
 	}
 	inReview := func() error {
-		if r.st.Status != DeclarationInReview || r.request != nil || r.decision != nil {
+		if r.st.Status != DeclarationInReview || r.request != nil || r.decision != nil || r.correction != nil {
 			return temporal.NewApplicationError("the declaration is not in desk review", fnerr.TypeConflict)
+		}
+		return nil
+	}
+	// A review that a correction ended answers the inspector's pending step with a conflict,
+	// and a case that ended (or failed) before acting on a message says so.
+	superseded := func(gen int) error {
+		if r.generation != gen {
+			return temporal.NewApplicationError("a corrected declaration was filed: a new review has started", fnerr.TypeConflict)
+		}
+		return nil
+	}
+	ended := func(reached bool) error {
+		if !reached {
+			return temporal.NewApplicationError("the case ended before this could be done", fnerr.TypeConflict)
 		}
 		return nil
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateRequest,
 		func(ctx workflow.Context, q DocumentRequest) (DeclarationStatus, error) {
+			gen := r.generation
+			if q.Kind == "" {
+				q.Kind = RequestDocuments
+			}
 			r.request = &q
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationClarification })
+			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
+			if err == nil {
+				err = superseded(gen)
+			}
+			if err == nil {
+				err = ended(r.st.Status == DeclarationClarification)
+			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(q DocumentRequest) error {
@@ -190,6 +287,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			if q.What == "" || q.Inspector == "" {
 				return invalid("what: say which documents are needed; inspector: who asks")
 			}
+			if q.Kind != "" && q.Kind != RequestExplanations && q.Kind != RequestDocuments {
+				return invalid("kind: must be explanations (5 working days, art. 88 p.3) or documents (10 working days, art. 93 p.3)")
+			}
 			return nil
 		}}); err != nil {
 		return err
@@ -197,7 +297,10 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateDecide,
 		func(ctx workflow.Context, d DeclarationDecision) (DeclarationStatus, error) {
 			r.decision = &d
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationDecided })
+			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationDecided || r.done })
+			if err == nil {
+				err = ended(r.st.Status == DeclarationDecided)
+			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(d DeclarationDecision) error {
@@ -205,8 +308,12 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 				return err
 			}
 			switch {
-			case d.Decision != "confirmed" && d.Decision != "additional_tax" && d.Decision != "refused":
-				return invalid("decision: must be confirmed, additional_tax or refused")
+			case d.Decision != DecisionConfirmed && d.Decision != DecisionPartlyConfirmed && d.Decision != DecisionAdditionalTax && d.Decision != DecisionRefused:
+				return invalid("decision: must be confirmed, partly_confirmed, additional_tax or refused")
+			case d.Decision == DecisionPartlyConfirmed && (r.st.Computed == nil || d.RefundKopecks <= 0 || d.RefundKopecks >= r.st.Computed.Refund):
+				return invalid("refund_kopecks: a partly confirmed decision names the refund it confirms, more than 0 and less than the refund claimed")
+			case d.Decision != DecisionPartlyConfirmed && d.RefundKopecks != 0:
+				return invalid("refund_kopecks: only a partly_confirmed decision names an amount")
 			case d.Grounds == "":
 				return invalid("grounds: a decision states its grounds [000:143]")
 			case d.Inspector == "":
@@ -221,11 +328,14 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateAppeal,
 		func(ctx workflow.Context, a Appeal) (DeclarationStatus, error) {
 			r.appeal = &a
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview })
+			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview || r.done })
+			if err == nil {
+				err = ended(r.st.Status == DeclarationInReview)
+			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(a Appeal) error {
-			if r.st.Status != DeclarationDecided || r.appeal != nil || r.st.AppealBy == nil || workflow.Now(ctx).After(*r.st.AppealBy) {
+			if r.st.Status != DeclarationDecided || r.appeal != nil || r.st.AppealBy == nil || !workflow.Now(ctx).Before(*r.st.AppealBy) {
 				return temporal.NewApplicationError("no decision open to appeal", fnerr.TypeConflict)
 			}
 			if a.Reason == "" {
@@ -235,75 +345,144 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
-	corrections := workflow.GetSignalChannel(ctx, DeclarationSignalCorrection)
+	// A corrected declaration (art. 81) is taken at any time before the first decision:
+	// it ends the running review and starts a new one (art. 88 p.9.1). The update answers
+	// once the workflow has taken it, with the new version and deadline.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateCorrect,
+		func(ctx workflow.Context, sub DeclarationSubmission) (DeclarationStatus, error) {
+			versions := r.st.Versions
+			r.correction, r.correctedAt = &sub, workflow.Now(ctx)
+			err := workflow.Await(ctx, func() bool { return r.st.Versions > versions || r.done })
+			if err == nil {
+				err = ended(r.st.Versions > versions)
+			}
+			return r.st, err
+		},
+		workflow.UpdateHandlerOptions{Validator: func(sub DeclarationSubmission) error {
+			switch {
+			case r.st.Decisions > 0 || r.decision != nil:
+				return temporal.NewApplicationError("a decision has been taken on this declaration: file a new declaration for the period", fnerr.TypeConflict)
+			case r.correction != nil:
+				return temporal.NewApplicationError("another corrected declaration is being taken", fnerr.TypeConflict)
+			case r.st.Status == "":
+				return temporal.NewApplicationError("the declaration is not yet received", fnerr.TypeConflict)
+			case sub.Format != "json" && sub.Format != "xml":
+				return invalid("format: must be json or xml")
+			case len(sub.Key) <= len("declarations/"+r.in.CaseID+"/") || sub.Key[:len("declarations/"+r.in.CaseID+"/")] != "declarations/"+r.in.CaseID+"/":
+				return invalid("key: must be declarations/<case_id>/…")
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
 	answers := workflow.GetSignalChannel(ctx, DeclarationSignalAnswer)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			s := workflow.NewSelector(ctx)
-			s.AddReceive(corrections, func(c workflow.ReceiveChannel, _ bool) {
-				var sub DeclarationSubmission
-				c.Receive(ctx, &sub)
-				r.correction = &sub
-			})
-			s.AddReceive(answers, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				r.answer = true
-			})
-			s.Select(ctx)
+			answers.Receive(ctx, nil)
+			r.answer = true
 		}
 	})
 	return nil
 }
 
-// watchDeadline reminds inspectors before the review deadline and escalates after it.
-func (r *declaration) watchDeadline(ctx workflow.Context) {
-	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
+// termOf computes a statutory term once and keeps it in the history: the production
+// calendar is data that may change between deploys, and a running case keeps its term.
+func termOf(ctx workflow.Context, f func(term.Terms) term.Result) (term.Result, error) {
+	var res term.Result
+	err := workflow.SideEffect(ctx, func(workflow.Context) any { return f(term.Default()) }).Get(&res)
+	return res, err
+}
+
+// reviewTerm is the desk review's term from a filing: ReviewMonths by art. 6.1 p.5, 7,
+// ending at 24:00 Moscow time of the last day (art. 88 p.2).
+func (r *declaration) reviewTerm(ctx workflow.Context, filed time.Time) (term.Result, error) {
+	res, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(filed, r.in.Policy.ReviewMonths) })
+	if err != nil {
+		return res, err
+	}
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = res.End, res.LastDay.Format(time.DateOnly), res.Provisional
+	r.st.Reminded, r.st.Escalated = false, false
+	return res, nil
+}
+
+// startReview notes a provisional deadline in the journal and watches the deadline:
+// reminders before it, escalation after it. A new review (after a correction) stops the
+// previous review's watch.
+func (r *declaration) startReview(ctx workflow.Context, deadline term.Result) error {
+	if deadline.IsProvisional() {
+		if err := r.j.audit(ctx, "deadline_provisional", "system", "desk review ends "+deadline.String()+
+			": the production calendar of that year is not yet decreed, so the last day may move"); err != nil {
+			return err
+		}
+	}
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	wctx, cancel := workflow.WithCancel(ctx)
+	r.stopWatch = cancel
+	r.j.watch(wctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
 		settled: func() bool { return r.st.Decisions > 0 },
 		remind:  "declaration.deadline_reminder", escalate: "declaration.deadline_passed", reason: "desk-review term passed",
 		reminded: &r.st.Reminded, escalated: &r.st.Escalated})
+	return nil
+}
+
+// takeCorrection makes the corrected declaration the version under review, with a new
+// term from its filing (art. 88 p.9.1, art. 81).
+func (r *declaration) takeCorrection(ctx workflow.Context) error {
+	r.sub, r.correction = *r.correction, nil
+	r.generation++
+	r.request, r.decision, r.answer = nil, nil, false
+	r.st.Requested, r.st.RequestKind, r.st.AnswerBy, r.st.Computed, r.st.Problems = "", "", nil, nil, nil
+	deadline, err := r.reviewTerm(ctx, r.correctedAt)
+	if err != nil {
+		return err
+	}
+	version := r.st.Versions + 1
+	if err := r.j.record(ctx, DeclarationAutoCheck, "taxpayer", fmt.Sprintf(
+		"corrected declaration, version %d: the running review ends and a new one starts (Tax Code art. 81, art. 88 p.9.1); desk review until %s",
+		version, r.st.DeadlineDay)); err != nil {
+		return err
+	}
+	// the update that filed the correction answers now, with the new review's status
+	r.st.Versions = version
+	return r.startReview(ctx, deadline)
 }
 
 func (r *declaration) run(ctx workflow.Context) error {
-	var a *activities.Activities
-	// Automatic checks, repeated for each correction until the declaration passes.
+	// Automatic checks and the desk review of the latest version, until a decision.
+	checked := false // the version under review has its auto_check recorded
 	for {
-		if err := r.j.record(ctx, DeclarationAutoCheck, "system", ""); err != nil {
-			return err
-		}
-		var res contract.DeclarationCheckResult
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.ReadOptions), a.CheckDeclaration,
-			contract.DeclarationCheckInput{CaseID: r.in.CaseID, Key: r.sub.Key, Format: r.sub.Format, At: workflow.Now(ctx)}).Get(ctx, &res); err != nil {
-			return err
-		}
-		r.st.Problems, r.st.Period = res.Problems, res.Period
-		if res.OK {
-			c := res.Computed
-			r.st.Computed = &c
+		err := r.examine(ctx, checked)
+		if !errors.Is(err, errCorrected) {
+			if err != nil {
+				return err
+			}
 			break
 		}
-		if err := r.j.record(ctx, DeclarationClarification, "system", problemsText(res.Problems)); err != nil {
+		if err := r.takeCorrection(ctx); err != nil {
 			return err
 		}
-		r.correction = nil
-		if err := workflow.Await(ctx, func() bool { return r.correction != nil }); err != nil {
-			return err
-		}
-		r.sub = *r.correction
-		r.st.Versions++
-	}
-	if err := r.j.record(ctx, DeclarationAccepted, "system", ""); err != nil {
-		return err
-	}
-	if err := r.startRefund(ctx); err != nil {
-		return err
+		checked = true
 	}
 	for {
-		if err := r.review(ctx); err != nil {
+		if err := r.refundDecided(ctx); err != nil {
 			return err
 		}
-		// The decision may be appealed within the window; then another inspector reviews.
-		by := workflow.Now(ctx).Add(r.in.Policy.AppealWindow)
+		// The decision may be appealed within a month of its delivery (art. 139.1 p.2);
+		// then another inspector reviews.
+		decided := workflow.Now(ctx)
+		window, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(decided, r.in.Policy.AppealMonths) })
+		if err != nil {
+			return err
+		}
+		by := window.End
 		r.st.AppealBy = &by
+		if window.IsProvisional() {
+			if err := r.j.audit(ctx, "appeal_window_provisional", "system", "appeal until "+window.String()); err != nil {
+				return err
+			}
+		}
 		r.appeal = nil
 		ok, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.appeal != nil })
 		if err != nil || !ok {
@@ -314,16 +493,75 @@ func (r *declaration) run(ctx workflow.Context) error {
 		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", r.appeal.Reason); err != nil {
 			return err
 		}
+		if err := r.review(ctx); err != nil {
+			return err
+		}
 	}
 }
 
-// startRefund starts the refund an accepted declaration claims, for the computed amount.
-func (r *declaration) startRefund(ctx workflow.Context) error {
-	if !r.in.ClaimsRefund || r.st.Computed.Refund <= 0 {
+// examine runs the automatic checks of the version under review, repeated for each
+// correction until one passes, then the desk review up to a decision. It returns
+// errCorrected when a corrected declaration ends the review.
+func (r *declaration) examine(ctx workflow.Context, checked bool) error {
+	var a *activities.Activities
+	if !checked {
+		if err := r.j.record(ctx, DeclarationAutoCheck, "system", ""); err != nil {
+			return err
+		}
+	}
+	var res contract.DeclarationCheckResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.ReadOptions), a.CheckDeclaration,
+		contract.DeclarationCheckInput{CaseID: r.in.CaseID, Key: r.sub.Key, Format: r.sub.Format, At: workflow.Now(ctx)}).Get(ctx, &res); err != nil {
+		return err
+	}
+	if r.correction != nil { // a newer version came while this one was checked
+		return errCorrected
+	}
+	r.st.Problems, r.st.Period = res.Problems, res.Period
+	if !res.OK {
+		if err := r.j.record(ctx, DeclarationClarification, "system", problemsText(res.Problems)); err != nil {
+			return err
+		}
+		if err := workflow.Await(ctx, func() bool { return r.correction != nil }); err != nil {
+			return err
+		}
+		return errCorrected
+	}
+	c := res.Computed
+	r.st.Computed = &c
+	if err := r.j.record(ctx, DeclarationAccepted, "system", ""); err != nil {
+		return err
+	}
+	return r.review(ctx)
+}
+
+// refundDecided starts the refund the decision confirms, once per declaration: a refund
+// is paid only for an overpayment the desk review confirmed (Tax Code art. 78, 88).
+func (r *declaration) refundDecided(ctx workflow.Context) error {
+	if r.st.RefundCase != "" || r.st.ConfirmedRefund <= 0 {
+		return nil
+	}
+	return r.startRefund(ctx, r.st.ConfirmedRefund)
+}
+
+// confirmedRefund is the refund a decision confirms.
+func (r *declaration) confirmedRefund(d DeclarationDecision) int64 {
+	switch d.Decision {
+	case DecisionConfirmed:
+		return r.st.Computed.Refund
+	case DecisionPartlyConfirmed:
+		return min(d.RefundKopecks, r.st.Computed.Refund)
+	}
+	return 0
+}
+
+// startRefund starts the refund a decision confirmed, for the amount confirmed.
+func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
+	if amount <= 0 {
 		return nil
 	}
 	id := "refund-" + r.in.CaseID[len("declaration-"):]
-	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: r.st.Computed.Refund,
+	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: amount,
 		Reason: "refund claimed in declaration " + r.in.CaseID, RequestID: r.in.RequestID, LinkedDeclaration: r.in.CaseID,
 		Policy: r.in.Policy.Refund}
 	attrs := []temporal.SearchAttributeUpdate{SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(RefundReceived)}
@@ -343,7 +581,9 @@ func (r *declaration) startRefund(ctx workflow.Context) error {
 	return r.j.audit(ctx, "refund_started", "system", id)
 }
 
-// review is one desk review: document requests, then a decision with a document.
+// review is one desk review: requests for explanations or documents, each with its term
+// to answer, then a decision with a document. It returns errCorrected when a corrected
+// declaration ends it.
 func (r *declaration) review(ctx workflow.Context) error {
 	var a *activities.Activities
 	if err := r.j.record(ctx, DeclarationInReview, "system", ""); err != nil {
@@ -351,37 +591,72 @@ func (r *declaration) review(ctx workflow.Context) error {
 	}
 	for {
 		r.request, r.decision = nil, nil
-		if err := workflow.Await(ctx, func() bool { return r.request != nil || r.decision != nil }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return r.request != nil || r.decision != nil || r.correction != nil }); err != nil {
 			return err
+		}
+		if r.correction != nil {
+			return errCorrected
 		}
 		if r.decision != nil {
 			break
 		}
-		r.st.Requested = r.request.What
-		if err := r.j.record(ctx, DeclarationClarification, r.request.Inspector, r.request.What); err != nil {
-			return err
-		}
-		r.answer = false
-		if err := workflow.Await(ctx, func() bool { return r.answer }); err != nil {
-			return err
-		}
-		r.st.Requested = ""
-		// the taxpayer's answer returns the declaration to review [002:81]
-		if err := r.j.record(ctx, DeclarationInReview, "taxpayer", "documents provided"); err != nil {
+		if err := r.awaitAnswer(ctx, *r.request); err != nil {
 			return err
 		}
 	}
 	d := *r.decision
+	confirmed := r.confirmedRefund(d)
 	var doc contract.DecisionPDFResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.DocumentOptions), a.GenerateDecision,
 		contract.DecisionPDFInput{CaseID: r.in.CaseID, INN: r.in.INN, Number: r.st.Decisions + 1, Decision: d.Decision, Grounds: d.Grounds,
-			Inspector: d.Inspector, Period: r.st.Period, Computed: *r.st.Computed, At: workflow.Now(ctx)}).Get(ctx, &doc)
+			Inspector: d.Inspector, Period: r.st.Period, Computed: *r.st.Computed, ConfirmedRefund: confirmed, At: workflow.Now(ctx)}).Get(ctx, &doc)
 	if err != nil {
 		return err
 	}
 	r.st.Decisions++
 	r.st.Decision, r.st.Grounds, r.st.DecidedBy, r.st.DecisionKey = d.Decision, d.Grounds, d.Inspector, doc.Key
-	return r.j.record(ctx, DeclarationDecided, d.Inspector, d.Decision+": "+d.Grounds)
+	r.st.ConfirmedRefund = confirmed
+	reason := d.Decision + ": " + d.Grounds
+	if r.st.Computed.Refund > 0 {
+		reason += fmt.Sprintf("; refund confirmed: %d kopecks", r.st.ConfirmedRefund)
+	}
+	return r.j.record(ctx, DeclarationDecided, d.Inspector, reason)
+}
+
+// awaitAnswer waits for the taxpayer's answer to a request within its term: explanations
+// 5 working days (art. 88 p.3), documents 10 (art. 93 p.3), from the day after the request.
+// When the term passes unanswered, the review goes on without the answer.
+func (r *declaration) awaitAnswer(ctx workflow.Context, q DocumentRequest) error {
+	days, article := r.in.Policy.DocumentDays, "Tax Code art. 93 p.3"
+	if q.Kind == RequestExplanations {
+		days, article = r.in.Policy.ExplanationDays, "Tax Code art. 88 p.3"
+	}
+	asked := workflow.Now(ctx)
+	due, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(asked, days) })
+	if err != nil {
+		return err
+	}
+	by := due.End
+	r.st.Requested, r.st.RequestKind, r.st.AnswerBy = q.What, q.Kind, &by
+	if err := r.j.record(ctx, DeclarationClarification, q.Inspector, fmt.Sprintf("%s (%s within %d working days, %s: until %s)",
+		q.What, q.Kind, days, article, due.String())); err != nil {
+		return err
+	}
+	r.answer = false
+	answered, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.answer || r.correction != nil })
+	if err != nil {
+		return err
+	}
+	if r.correction != nil {
+		return errCorrected
+	}
+	r.st.Requested, r.st.RequestKind, r.st.AnswerBy = "", "", nil
+	if !answered {
+		return r.j.record(ctx, DeclarationInReview, "system", fmt.Sprintf(
+			"no answer to the %s request by %s (%s): the review goes on without it", q.Kind, due.LastDay.Format(time.DateOnly), article))
+	}
+	// the taxpayer's answer returns the declaration to review [002:81]
+	return r.j.record(ctx, DeclarationInReview, "taxpayer", "documents provided")
 }
 
 func problemsText(ps []domain.FieldError) string {

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/functions/decisionpdf"
 	declarationfn "github.com/taxflow/taxflow/functions/declaration"
@@ -15,6 +17,7 @@ import (
 	"github.com/taxflow/taxflow/internal/ndfl"
 	"github.com/taxflow/taxflow/internal/pdfdoc/pdfdoctest"
 	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 const declCase = "declaration-0c6f6f9e-0000-4000-8000-000000000003"
@@ -22,6 +25,7 @@ const declCase = "declaration-0c6f6f9e-0000-4000-8000-000000000003"
 type declHarness struct {
 	t       *testing.T
 	env     *testsuite.TestWorkflowEnvironment
+	db      *storetest.DB
 	s3      *storetest.S3
 	updates int
 }
@@ -39,7 +43,7 @@ func goodDeclaration() ndfl.Declaration {
 func newDeclHarness(t *testing.T) *declHarness {
 	h := &declHarness{t: t}
 	db, s3 := newStores()
-	h.s3 = s3
+	h.db, h.s3 = db, s3
 	handlers := realHandlers(db, s3)
 	handlers[contract.FnDeclarationCheck] = fnHandler(declarationfn.Handler{S3: s3, Bucket: "documents", Rules: ndfl.DefaultRules()}.Check)
 	handlers[contract.FnDecisionPDF] = fnHandler(decisionpdf.Handler{S3: s3, Bucket: "documents"}.Generate)
@@ -89,6 +93,64 @@ func (h *declHarness) run(in DeclarationWorkflowInput) DeclarationStatus {
 	return st
 }
 
+func (h *declHarness) query() DeclarationStatus {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(DeclarationQueryStatus)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st DeclarationStatus
+	if err := v.Get(&st); err != nil {
+		h.t.Fatal(err)
+	}
+	return st
+}
+
+// expect checks the status at a time after the start.
+func (h *declHarness) expect(at time.Duration, check func(DeclarationStatus)) {
+	h.env.RegisterDelayedCallback(func() { check(h.query()) }, at)
+}
+
+// updateResult sends an update and hands its outcome (refused by the validator, or
+// completed with a result or an error) to check; a test that uses it fails unless the
+// update was answered.
+func (h *declHarness) updateResult(at time.Duration, name string, arg any, check func(st DeclarationStatus, err error)) {
+	h.updates++
+	id := fmt.Sprintf("u%d", h.updates)
+	answered := false
+	h.t.Cleanup(func() {
+		if !answered {
+			h.t.Errorf("update %s at %s never answered", name, at)
+		}
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { answered = true; check(DeclarationStatus{}, err) },
+			OnComplete: func(v any, err error) {
+				answered = true
+				st, _ := v.(DeclarationStatus)
+				check(st, err)
+			}}, arg)
+	}, at)
+}
+
+// startAt starts the workflow's clock at a Moscow time.
+func (h *declHarness) startAt(y int, m time.Month, d, hour, minute int) time.Time {
+	start := time.Date(y, m, d, hour, minute, 0, 0, term.Moscow)
+	h.env.SetStartTime(start)
+	return start
+}
+
+// transitionTo finds the last transition to a status.
+func transitionTo(st DeclarationStatus, to string) (Transition, bool) {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		if st.History[i].To == to {
+			return st.History[i], true
+		}
+	}
+	return Transition{}, false
+}
+
 func declStatuses(st DeclarationStatus) string {
 	var out []string
 	for _, tr := range st.History {
@@ -129,14 +191,12 @@ func TestDeclarationFailsChecksThenCorrected(t *testing.T) {
 	bad.DeclaredTax = rub(140_000)
 	bad.Deductions[0].Documents = nil
 	h.env.RegisterDelayedCallback(func() {
-		v, _ := h.env.QueryWorkflow(DeclarationQueryStatus)
-		var st DeclarationStatus
-		_ = v.Get(&st)
+		st := h.query()
 		if st.Status != DeclarationClarification || len(st.Problems) == 0 || st.Problems[0].Field != "deductions[0].documents" {
 			t.Errorf("before the correction: %s %v", st.Status, st.Problems)
 		}
-		h.env.SignalWorkflow(DeclarationSignalCorrection, h.store(2, goodDeclaration()))
 	}, 48*time.Hour)
+	h.update(48*time.Hour, DeclarationUpdateCorrect, h.store(2, goodDeclaration()), false)
 	h.update(72*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: "confirmed", Grounds: "ok", Inspector: "insp-1"}, false)
 	st := h.run(h.input(bad, false))
 	if declStatuses(st) != "received>auto_check>clarification_required>auto_check>accepted>in_review>decided" || st.Versions != 2 || len(st.Problems) != 0 {
@@ -214,5 +274,249 @@ func TestDeclarationCheckRetriesExhausted(t *testing.T) {
 	h.env.ExecuteWorkflow(Declaration, in)
 	if appErr := activityCause(t, h.env.GetWorkflowError()); appErr.NonRetryable() {
 		t.Fatalf("got %v", appErr)
+	}
+}
+
+// Tax Code art. 88 p.2, art. 6.1 p.5, 7, 8: the desk review lasts 3 months from the
+// filing; a last day that is not a working day moves to the next working day, and the
+// term ends at 24:00 Moscow time. 30 November 2025 + 3 months is 28 February 2026, a
+// Saturday: the review ends on Monday 2 March 2026.
+func TestDeclarationReviewDeadlineArt88p2MonthsByArt61(t *testing.T) {
+	for _, c := range []struct {
+		y           int
+		m           time.Month
+		d           int
+		day         string
+		provisional []int
+	}{
+		{2025, time.November, 30, "2026-03-02", nil},         // 28.02.2026 is a Saturday
+		{2025, time.October, 31, "2026-02-02", nil},          // 31.01.2026 (Saturday) → Monday 2 February
+		{2026, time.March, 12, "2026-06-15", nil},            // 12.06.2026 Russia Day, then the weekend
+		{2026, time.November, 30, "2027-03-01", []int{2027}}, // 28.02.2027 Sunday; no decree for 2027 yet
+	} {
+		t.Run(c.day, func(t *testing.T) {
+			h := newDeclHarness(t)
+			h.startAt(c.y, c.m, c.d, 15, 0)
+			d := goodDeclaration()
+			d.Period = c.y - 1 // a past year (the 2024 figures are the same)
+			h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+			st := h.run(h.input(d, false))
+			last, _ := term.ParseDate(c.day)
+			if st.DeadlineDay != c.day || !st.Deadline.Equal(last.AddDate(0, 0, 1)) || fmt.Sprint(st.DeadlineProvisional) != fmt.Sprint(c.provisional) {
+				t.Fatalf("deadline %s (%s), provisional %v; want %s, 24:00 Moscow, provisional %v",
+					st.DeadlineDay, st.Deadline.In(term.Moscow), st.DeadlineProvisional, c.day, c.provisional)
+			}
+		})
+	}
+}
+
+// Tax Code art. 88 p.3: explanations within 5 working days; art. 93 p.3: documents within
+// 10. Requested on Monday 2 March 2026: explanations are due by 10 March (8 March is a
+// Sunday holiday moved to Monday 9 March), documents by 17 March. Unanswered, the review
+// goes on without them.
+func TestDeclarationUnansweredRequestArt88p3Art93p3ReviewGoesOn(t *testing.T) {
+	for _, c := range []struct {
+		kind, day string
+	}{{RequestExplanations, "2026-03-10"}, {RequestDocuments, "2026-03-17"}} {
+		t.Run(c.kind, func(t *testing.T) {
+			h := newDeclHarness(t)
+			start := h.startAt(2026, time.March, 2, 10, 0)
+			last, _ := term.ParseDate(c.day)
+			end := last.AddDate(0, 0, 1) // 24:00 Moscow of the last day
+			h.update(time.Hour, DeclarationUpdateRequest, DocumentRequest{What: "пояснения по вычету", Kind: c.kind, Inspector: "insp-2"}, false)
+			h.expect(end.Sub(start)-time.Minute, func(st DeclarationStatus) {
+				if st.Status != DeclarationClarification || st.AnswerBy == nil || !st.AnswerBy.Equal(end) || st.RequestKind != c.kind {
+					t.Errorf("a minute before the term ends: %s, answer by %v", st.Status, st.AnswerBy)
+				}
+			})
+			h.expect(end.Sub(start)+time.Minute, func(st DeclarationStatus) {
+				tr, _ := transitionTo(st, DeclarationInReview)
+				if st.Status != DeclarationInReview || st.AnswerBy != nil || tr.Actor != "system" || !strings.Contains(tr.Reason, "no answer") ||
+					!strings.Contains(tr.Reason, c.day) {
+					t.Errorf("a minute after the term: %s, last transition %+v", st.Status, tr)
+				}
+			})
+			h.update(end.Sub(start)+time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-2"}, false)
+			st := h.run(h.input(goodDeclaration(), false))
+			if declStatuses(st) != "received>auto_check>accepted>in_review>clarification_required>in_review>decided" {
+				t.Fatalf("got %s", declStatuses(st))
+			}
+		})
+	}
+}
+
+// Tax Code art. 139.1 p.2: an appeal within one month of the decision's delivery, moved
+// off non-working days (art. 6.1 p.7). Decided on 9 April 2026: 9 May is Victory Day (a
+// Saturday) and 11 May its moved holiday, so the appeal may come until 24:00 on 12 May;
+// 30 days (720 h) would have ended on 9 May.
+func TestDeclarationAppealWindowArt1391OneMonthMovedOffHolidays(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2026, time.April, 9, 10, 0)
+	end := time.Date(2026, time.May, 13, 0, 0, 0, 0, term.Moscow)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	h.expect(2*time.Hour, func(st DeclarationStatus) {
+		if st.AppealBy == nil || !st.AppealBy.Equal(end) {
+			t.Errorf("appeal by %v, want %s", st.AppealBy, end)
+		}
+	})
+	at := time.Date(2026, time.May, 12, 20, 0, 0, 0, term.Moscow).Sub(start)
+	h.updateResult(at, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, func(st DeclarationStatus, err error) {
+		if err != nil || st.Status != DeclarationInReview {
+			t.Errorf("appeal on 12 May: %v %s", err, st.Status)
+		}
+	})
+	h.update(at+time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "документы найдены", Inspector: "insp-3"}, false)
+	st := h.run(h.input(goodDeclaration(), false))
+	if declStatuses(st) != "received>auto_check>accepted>in_review>decided>appealed>in_review>decided" {
+		t.Fatalf("got %s", declStatuses(st))
+	}
+}
+
+// Without an appeal the case closes when the month ends: at 24:00 Moscow time on 12 May
+// 2026, not 720 hours after the decision.
+func TestDeclarationAppealWindowArt1391ClosesAtItsEnd(t *testing.T) {
+	h := newDeclHarness(t)
+	h.startAt(2026, time.April, 9, 10, 0)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	st := h.run(h.input(goodDeclaration(), false))
+	end := time.Date(2026, time.May, 13, 0, 0, 0, 0, term.Moscow)
+	if st.Status != DeclarationDecided || st.Decisions != 1 || st.AppealBy != nil || !h.env.Now().Equal(end) {
+		t.Fatalf("got %s, closed at %s, want %s", declStatuses(st), h.env.Now().In(term.Moscow), end)
+	}
+}
+
+// Tax Code art. 88 p.9.1, art. 81: a corrected declaration filed during the desk review
+// ends the running review and starts a new one, whose 3-month term runs from the
+// correction; the inspector's open request falls with the old review.
+func TestDeclarationCorrectionDuringReviewArt88p91StartsNewReview(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2026, time.March, 2, 10, 0)
+	h.update(time.Hour, DeclarationUpdateRequest, DocumentRequest{What: "чеки", Inspector: "insp-1"}, false)
+	corrected := goodDeclaration()
+	corrected.Incomes[0].Source = "ООО Ромашка (уточнено)"
+	// Filed on 12 March 2026: the new review ends on 15 June (12 June is Russia Day, then the weekend).
+	at := time.Date(2026, time.March, 12, 9, 0, 0, 0, term.Moscow).Sub(start)
+	h.updateResult(at, DeclarationUpdateCorrect, h.store(2, corrected), func(st DeclarationStatus, err error) {
+		if err != nil || st.Versions != 2 || st.Status != DeclarationAutoCheck || st.DeadlineDay != "2026-06-15" || st.Requested != "" {
+			t.Errorf("correction answered %v: %+v", err, st)
+		}
+	})
+	h.expect(at+time.Hour, func(st DeclarationStatus) {
+		if st.Status != DeclarationInReview || st.Versions != 2 {
+			t.Errorf("after the correction: %s v%d", st.Status, st.Versions)
+		}
+	})
+	h.update(at+2*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+	// After the decision a correction is refused: that is a new declaration.
+	h.updateResult(at+3*time.Hour, DeclarationUpdateCorrect, h.store(3, corrected), func(_ DeclarationStatus, err error) {
+		if err == nil || !strings.Contains(err.Error(), "decision") {
+			t.Errorf("a correction after the decision: %v", err)
+		}
+	})
+	st := h.run(h.input(goodDeclaration(), false))
+	want := "received>auto_check>accepted>in_review>clarification_required>auto_check>accepted>in_review>decided"
+	if declStatuses(st) != want || st.Versions != 2 || st.DeadlineDay != "2026-06-15" {
+		t.Fatalf("got %s v%d deadline %s", declStatuses(st), st.Versions, st.DeadlineDay)
+	}
+	tr, _ := transitionTo(st, DeclarationAutoCheck)
+	if tr.Actor != "taxpayer" || !strings.Contains(tr.Reason, "art. 88 p.9.1") {
+		t.Fatalf("the new review's journal entry: %+v", tr)
+	}
+}
+
+// A correction after the automatic checks failed also starts the term anew (art. 88 p.9.1).
+func TestDeclarationCorrectionAfterFailedCheckMovesDeadline(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2025, time.November, 30, 12, 0)
+	good := goodDeclaration()
+	good.Period = 2024
+	bad := good
+	bad.DeclaredTax = rub(140_000)
+	at := time.Date(2025, time.December, 31, 12, 0, 0, 0, term.Moscow).Sub(start) // + 3 months = 31 March 2026, a Tuesday
+	h.update(at, DeclarationUpdateCorrect, h.store(2, good), false)
+	h.update(at+time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+	st := h.run(h.input(bad, false))
+	if st.DeadlineDay != "2026-03-31" || st.Versions != 2 {
+		t.Fatalf("deadline %s, versions %d", st.DeadlineDay, st.Versions)
+	}
+}
+
+// refundStarts replaces the Refund child and records what each start asked for.
+func (h *declHarness) refundStarts() *[]RefundWorkflowInput {
+	var started []RefundWorkflowInput
+	h.env.OnWorkflow(Refund, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in RefundWorkflowInput) (RefundStatus, error) {
+		started = append(started, in)
+		return RefundStatus{CaseID: in.CaseID}, nil
+	})
+	return &started
+}
+
+// Tax Code art. 78, 88: a refund claimed in a declaration is paid only for the
+// overpayment the desk review confirms. Nothing starts at the automatic check.
+func TestDeclarationRefundWaitsForDecisionArt78Art88(t *testing.T) {
+	for _, c := range []struct {
+		decision DeclarationDecision
+		want     int64 // 0: no refund started
+	}{
+		{DeclarationDecision{Decision: DecisionConfirmed}, rub(13_000)},
+		{DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: rub(5_000)}, rub(5_000)},
+		{DeclarationDecision{Decision: DecisionRefused}, 0},
+		{DeclarationDecision{Decision: DecisionAdditionalTax}, 0},
+	} {
+		t.Run(c.decision.Decision, func(t *testing.T) {
+			h := newDeclHarness(t)
+			started := h.refundStarts()
+			h.expect(10*time.Hour, func(st DeclarationStatus) {
+				if st.Status != DeclarationInReview || st.RefundCase != "" || len(*started) != 0 {
+					t.Errorf("before the decision: %s, refund %q, %d started", st.Status, st.RefundCase, len(*started))
+				}
+			})
+			d := c.decision
+			d.Grounds, d.Inspector = "проверено", "insp-1"
+			h.update(24*time.Hour, DeclarationUpdateDecide, d, false)
+			st := h.run(h.input(goodDeclaration(), true))
+			if st.ConfirmedRefund != c.want {
+				t.Fatalf("confirmed %d, want %d", st.ConfirmedRefund, c.want)
+			}
+			if c.want == 0 {
+				if len(*started) != 0 || st.RefundCase != "" {
+					t.Fatalf("a refund started after %s: %+v", d.Decision, *started)
+				}
+				return
+			}
+			if len(*started) != 1 || (*started)[0].Amount != c.want || st.RefundCase != "refund-0c6f6f9e-0000-4000-8000-000000000003" {
+				t.Fatalf("refunds started %+v, case %q", *started, st.RefundCase)
+			}
+		})
+	}
+}
+
+func TestDeclarationPartlyConfirmedNeedsAnAmount(t *testing.T) {
+	h := newDeclHarness(t)
+	for i, amount := range []int64{0, rub(13_000), rub(20_000)} {
+		h.updateResult(time.Duration(i+1)*time.Hour, DeclarationUpdateDecide,
+			DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: amount, Grounds: "x", Inspector: "insp-1"},
+			func(_ DeclarationStatus, err error) {
+				if err == nil || !strings.Contains(err.Error(), "refund_kopecks") {
+					t.Errorf("partly confirmed %d: %v", amount, err)
+				}
+			})
+	}
+	h.update(5*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "x", Inspector: "insp-1"}, false)
+	if st := h.run(h.input(goodDeclaration(), false)); st.Decisions != 1 {
+		t.Fatalf("got %s", declStatuses(st))
+	}
+}
+
+// Tax years are Moscow years (domain.md, rules added after review): a 2025 declaration
+// filed at 01:30 Moscow time on 1 January 2026 — still 31 December 2025 in UTC — is for a
+// past year and passes the checks.
+func TestDeclarationFiledOnNewYearNightMoscowIsPastYear(t *testing.T) {
+	h := newDeclHarness(t)
+	h.env.SetStartTime(time.Date(2025, time.December, 31, 22, 30, 0, 0, time.UTC))
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+	st := h.run(h.input(goodDeclaration(), false))
+	if declStatuses(st) != "received>auto_check>accepted>in_review>decided" || len(st.Problems) != 0 || st.Period != 2025 {
+		t.Fatalf("got %s %v", declStatuses(st), st.Problems)
 	}
 }

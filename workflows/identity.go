@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -10,6 +11,7 @@ import (
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 // Identity verification, domain.md §1, seed-rules A1.
@@ -32,6 +34,9 @@ const (
 	IdentityVerified       = "verified"
 	IdentityRejected       = "rejected"
 	IdentityExpired        = "expired"
+	// IdentityClosed: consent was withdrawn and not given again; the case's documents
+	// were destroyed (152-FZ art. 21 p.5).
+	IdentityClosed = "closed"
 )
 
 // IdentityLabels are the labels the cabinet shows [001:51].
@@ -43,6 +48,7 @@ var IdentityLabels = map[string]string{
 	IdentityVerified:       "Идентификация пройдена",
 	IdentityRejected:       "Отклонено",
 	IdentityExpired:        "Срок истёк",
+	IdentityClosed:         "Закрыто: согласие отозвано",
 }
 
 // IdentityPolicy is the configuration a verification runs under (from the API at start).
@@ -50,11 +56,19 @@ type IdentityPolicy struct {
 	MaxAttempts          int           `json:"max_attempts"`            // 3
 	ResubmitWait         time.Duration `json:"resubmit_wait"`           // 30 days
 	ReviewSLAWorkingDays int           `json:"review_sla_working_days"` // 1 working day
+	// ConsentWait: how long a case paused by a withdrawn consent waits for it to be given
+	// again before it closes and its documents are destroyed. Personal data are destroyed
+	// within 30 days of the withdrawal (152-FZ art. 21 p.5): 29 days leave the last day
+	// for the deletion and its retries.
+	ConsentWait time.Duration `json:"consent_wait"`
 }
+
+// DefaultConsentWait is 29 days: the destruction is done inside the 30 days of 152-FZ art. 21 p.5.
+const DefaultConsentWait = 29 * 24 * time.Hour
 
 // DefaultIdentityPolicy is domain.md's defaults.
 func DefaultIdentityPolicy() IdentityPolicy {
-	return IdentityPolicy{MaxAttempts: 3, ResubmitWait: 30 * 24 * time.Hour, ReviewSLAWorkingDays: 1}
+	return IdentityPolicy{MaxAttempts: 3, ResubmitWait: 30 * 24 * time.Hour, ReviewSLAWorkingDays: 1, ConsentWait: DefaultConsentWait}
 }
 
 // IdentitySubmission is what the taxpayer submits, at the start or again.
@@ -88,22 +102,26 @@ type IdentityConsent struct {
 
 // IdentityStatus is what the status query returns (no personal data).
 type IdentityStatus struct {
-	CaseID        string       `json:"case_id"`
-	RequestSHA256 string       `json:"request_sha256,omitempty"`
-	Method        string       `json:"method"`
-	Status        string       `json:"status"`
-	Label         string       `json:"label"`
-	Attempts      int          `json:"attempts"`
-	MaxAttempts   int          `json:"max_attempts"`
-	Reasons       []string     `json:"reasons,omitempty"`
-	ResubmitBy    *time.Time   `json:"resubmit_by,omitempty"`
-	ReviewDue     *time.Time   `json:"review_due,omitempty"`
-	Escalated     bool         `json:"escalated"`
-	Paused        bool         `json:"paused"`
-	ConfirmedAt   *time.Time   `json:"confirmed_at,omitempty"`
-	ReviewedBy    string       `json:"reviewed_by,omitempty"`
-	Documents     []Document   `json:"documents"`
-	History       []Transition `json:"history"`
+	CaseID        string     `json:"case_id"`
+	RequestSHA256 string     `json:"request_sha256,omitempty"`
+	Method        string     `json:"method"`
+	Status        string     `json:"status"`
+	Label         string     `json:"label"`
+	Attempts      int        `json:"attempts"`
+	MaxAttempts   int        `json:"max_attempts"`
+	Reasons       []string   `json:"reasons,omitempty"`
+	ResubmitBy    *time.Time `json:"resubmit_by,omitempty"`
+	ReviewDue     *time.Time `json:"review_due,omitempty"`
+	Escalated     bool       `json:"escalated"`
+	Paused        bool       `json:"paused"`
+	// While consent is withdrawn: when, and when the case closes and its documents are
+	// destroyed unless consent is given again (152-FZ art. 21 p.5).
+	ConsentWithdrawnAt *time.Time   `json:"consent_withdrawn_at,omitempty"`
+	DestroyBy          *time.Time   `json:"destroy_by,omitempty"`
+	ConfirmedAt        *time.Time   `json:"confirmed_at,omitempty"`
+	ReviewedBy         string       `json:"reviewed_by,omitempty"`
+	Documents          []Document   `json:"documents"`
+	History            []Transition `json:"history"`
 }
 
 // IdentityID builds a verification's workflow id.
@@ -115,15 +133,20 @@ type identity struct {
 	j   *journal
 	sub IdentitySubmission // the current submission
 
-	consent    bool
-	resubmit   *IdentitySubmission
-	review     *IdentityReview
-	storedDocs []string // S3 keys of accepted documents of the current submission
+	consent     bool
+	withdrawnAt time.Time // when consent was withdrawn (zero while it stands)
+	closed      bool      // consent stayed withdrawn: the case closed and its documents are gone
+	resubmit    *IdentitySubmission
+	review      *IdentityReview
+	storedDocs  []string // S3 keys of accepted documents of the current submission
 }
 
 // IdentityVerification verifies a taxpayer's identity by one method, with re-submission
 // after a mismatch, operator review when the result is inconclusive, and consent gating.
 func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (IdentityStatus, error) {
+	if in.Policy.ConsentWait <= 0 { // an input from before the rule
+		in.Policy.ConsentWait = DefaultConsentWait
+	}
 	r := &identity{in: in, sub: in.Submission, consent: true}
 	r.st = IdentityStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Method: in.Method, MaxAttempts: in.Policy.MaxAttempts, Documents: []Document{}}
 	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels,
@@ -141,9 +164,12 @@ func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (Ident
 
 func (r *identity) project(workflow.Context) contract.CaseRecord {
 	rec := contract.CaseRecord{Escalated: r.st.Escalated, Amounts: map[string]int64{"attempts": int64(r.st.Attempts)}}
-	if r.st.ReviewDue != nil {
+	switch {
+	case r.st.Paused && r.st.DestroyBy != nil:
+		rec.Deadline = *r.st.DestroyBy
+	case r.st.ReviewDue != nil:
 		rec.Deadline = *r.st.ReviewDue
-	} else if r.st.ResubmitBy != nil {
+	case r.st.ResubmitBy != nil:
 		rec.Deadline = *r.st.ResubmitBy
 	}
 	return rec
@@ -156,12 +182,15 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateReview,
 		func(ctx workflow.Context, rv IdentityReview) (IdentityStatus, error) {
 			r.review = &rv
-			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview })
+			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview || r.closed })
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(rv IdentityReview) error {
 			if r.st.Status != IdentityManualReview || r.review != nil {
 				return temporal.NewApplicationError("the verification is not awaiting an operator's review", fnerr.TypeConflict)
+			}
+			if !r.consent { // withdrawn consent stops processing (152-FZ art. 21 p.5)
+				return temporal.NewApplicationError("the taxpayer has withdrawn consent to the processing of personal data", fnerr.TypeConflict)
 			}
 			if rv.Operator == "" {
 				return invalid("operator: must name the operator")
@@ -193,6 +222,12 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			s.AddReceive(consent, func(c workflow.ReceiveChannel, _ bool) {
 				var cs IdentityConsent
 				c.Receive(ctx, &cs)
+				switch {
+				case !cs.Granted && r.consent:
+					r.withdrawnAt = workflow.Now(ctx)
+				case cs.Granted:
+					r.withdrawnAt = time.Time{}
+				}
 				r.consent = cs.Granted
 			})
 			s.Select(ctx)
@@ -201,20 +236,53 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	return nil
 }
 
-// gate waits while consent is revoked; deadlines keep running meanwhile.
-func (r *identity) gate(ctx workflow.Context) error {
+// gate stops processing while consent is withdrawn; deadlines keep running meanwhile.
+// Consent not given again within ConsentWait of the withdrawal closes the case and
+// destroys its documents (152-FZ art. 21 p.5): gate then reports closed, and the caller
+// ends the workflow.
+func (r *identity) gate(ctx workflow.Context) (closed bool, err error) {
 	if r.consent {
-		return nil
+		return false, nil
 	}
-	r.st.Paused = true
-	if err := r.j.audit(ctx, "paused", "system", "consent to personal-data processing revoked"); err != nil {
+	withdrawn := r.withdrawnAt
+	by := withdrawn.Add(r.in.Policy.ConsentWait)
+	r.st.Paused, r.st.ConsentWithdrawnAt, r.st.DestroyBy = true, &withdrawn, &by
+	if err := r.j.audit(ctx, "paused", "system", "consent to personal-data processing withdrawn: processing stops; the case closes and its documents are destroyed on "+
+		by.In(term.Moscow).Format(time.DateOnly)+" unless consent is given again (152-FZ art. 21 p.5)"); err != nil {
+		return false, err
+	}
+	if err := r.j.refresh(ctx); err != nil {
+		return false, err
+	}
+	restored := r.consent
+	if !restored {
+		if d := by.Sub(workflow.Now(ctx)); d > 0 {
+			if restored, err = workflow.AwaitWithTimeout(ctx, d, func() bool { return r.consent }); err != nil {
+				return false, err
+			}
+		}
+	}
+	if !restored {
+		return true, r.close(ctx)
+	}
+	r.st.Paused, r.st.ConsentWithdrawnAt, r.st.DestroyBy = false, nil, nil
+	return false, r.j.audit(ctx, "resumed", "system", "consent given again")
+}
+
+// close destroys the case's documents, then ends the case; the journal says why. It runs
+// on a disconnected context: once begun, a cancellation must not leave documents behind.
+func (r *identity) close(ctx workflow.Context) error {
+	var a *activities.Activities
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	var res contract.CaseDocumentsDeleteResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.RecordOptions), a.DeleteCaseDocuments,
+		contract.CaseDocumentsDeleteInput{CaseID: r.in.CaseID}).Get(dctx, &res); err != nil {
 		return err
 	}
-	if err := workflow.Await(ctx, func() bool { return r.consent }); err != nil {
-		return err
-	}
-	r.st.Paused = false
-	return r.j.audit(ctx, "resumed", "system", "consent given again")
+	r.closed, r.storedDocs = true, nil
+	r.st.Paused, r.st.Documents, r.st.ResubmitBy, r.st.ReviewDue = false, []Document{}, nil, nil
+	return r.j.record(dctx, IdentityClosed, "system", fmt.Sprintf(
+		"consent withdrawn and not given again: processing ended and the case's documents destroyed (%d objects; 152-FZ art. 21 p.5)", res.Deleted))
 }
 
 func (r *identity) run(ctx workflow.Context) error {
@@ -241,7 +309,7 @@ func (r *identity) run(ctx workflow.Context) error {
 		}
 	}
 	for {
-		if err := r.gate(ctx); err != nil {
+		if closed, err := r.gate(ctx); err != nil || closed {
 			return err
 		}
 		r.st.Attempts++
@@ -282,9 +350,21 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 		return false, err
 	}
 	r.resubmit = nil
-	ok, err = workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.resubmit != nil || len(r.sub.Documents) > 0 })
-	if err != nil {
-		return false, err
+	for {
+		submitted := func() bool { return r.resubmit != nil || len(r.sub.Documents) > 0 }
+		ok = submitted()
+		if d := by.Sub(workflow.Now(ctx)); !ok && d > 0 {
+			if ok, err = workflow.AwaitWithTimeout(ctx, d, func() bool { return submitted() || !r.consent }); err != nil {
+				return false, err
+			}
+		}
+		if !r.consent { // withdrawn while waiting: stop until it is given again, or close
+			if closed, err := r.gate(ctx); err != nil || closed {
+				return false, err
+			}
+			continue
+		}
+		break
 	}
 	if !ok {
 		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission in time")
@@ -385,8 +465,8 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 	if err := r.j.notify(ctx, "reviewer", "identity.review_requested"); err != nil {
 		return err
 	}
-	ok, err := workflow.AwaitWithTimeout(ctx, due.Sub(workflow.Now(ctx)), func() bool { return r.review != nil })
-	if err != nil {
+	ok, err := r.awaitReview(ctx, due)
+	if err != nil || r.closed {
 		return err
 	}
 	if !ok {
@@ -400,7 +480,7 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 		if err := r.j.refresh(ctx); err != nil {
 			return err
 		}
-		if err := workflow.Await(ctx, func() bool { return r.review != nil }); err != nil {
+		if _, err := r.awaitReview(ctx, time.Time{}); err != nil || r.closed {
 			return err
 		}
 	}
@@ -411,9 +491,36 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 	return r.confirm(ctx, r.review.Operator)
 }
 
+// awaitReview waits for the operator until due (zero: without a bound); a withdrawn
+// consent stops the wait until it is given again, or closes the case (r.closed). ok is
+// false when due passed without a review.
+func (r *identity) awaitReview(ctx workflow.Context, due time.Time) (ok bool, err error) {
+	for {
+		cond := func() bool { return r.review != nil || !r.consent }
+		if due.IsZero() {
+			err = workflow.Await(ctx, cond)
+			ok = true
+		} else if d := due.Sub(workflow.Now(ctx)); d > 0 {
+			ok, err = workflow.AwaitWithTimeout(ctx, d, cond)
+		} else {
+			ok = cond()
+		}
+		if err != nil {
+			return false, err
+		}
+		if ok && !r.consent && r.review == nil {
+			if closed, err := r.gate(ctx); err != nil || closed {
+				return false, err
+			}
+			continue
+		}
+		return ok && r.review != nil, nil
+	}
+}
+
 // confirm sets the confirmed mark with time and method, then records success.
 func (r *identity) confirm(ctx workflow.Context, actor string) error {
-	if err := r.gate(ctx); err != nil {
+	if closed, err := r.gate(ctx); err != nil || closed {
 		return err
 	}
 	var a *activities.Activities

@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -33,6 +34,7 @@ type idHarness struct {
 	s3      *storetest.S3
 	ca      *esigntest.CA
 	updates int
+	deletes []string // cases whose documents were destroyed
 }
 
 func registered() contract.Taxpayer {
@@ -63,7 +65,12 @@ func newIDHarness(t *testing.T, tp contract.Taxpayer) *idHarness {
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflow(IdentityVerification)
-	registerActivities(h.env, realHandlers(h.db, h.s3))
+	handlers := realHandlers(h.db, h.s3)
+	handlers[contract.FnCaseDocumentsDelete] = fnHandler(func(ctx context.Context, in contract.CaseDocumentsDeleteInput) (contract.CaseDocumentsDeleteResult, error) {
+		h.deletes = append(h.deletes, in.CaseID)
+		return casedocs.Handler{S3: h.s3, Bucket: "documents"}.Delete(ctx, in)
+	})
+	registerActivities(h.env, handlers)
 	return h
 }
 
@@ -390,5 +397,66 @@ func TestIdentityRetriesExhausted(t *testing.T) {
 	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodDocuments, "p1"))
 	if appErr := activityCause(t, h.env.GetWorkflowError()); appErr.Type() != "InternalError" || h.confirmed().Confirmed {
 		t.Fatalf("got %v, confirmed %v", appErr, h.confirmed().Confirmed)
+	}
+}
+
+// Withdrawn consent stops processing, and personal data are destroyed within 30 days of
+// the withdrawal (152-FZ art. 21 p.5): consent not given again within 29 days closes the
+// case and deletes its stored documents and waiting uploads.
+func TestIdentityConsentWithdrawnNotRestoredClosesAndDestroys152FZArt21p5(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person.PassportNumber = "000000" // a mismatch: the case waits for a re-submission
+	start := time.Date(2026, time.March, 2, 10, 0, 0, 0, time.UTC)
+	h.env.SetStartTime(start)
+	withdrawn := 12 * time.Hour
+	h.env.RegisterDelayedCallback(func() {
+		h.upload("late", jpegOf(1200, 800)) // an upload never signalled: it goes too
+		h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: false})
+	}, withdrawn)
+	h.env.RegisterDelayedCallback(func() {
+		st := h.query()
+		if !st.Paused || st.Status != IdentityNeedsDocuments || st.DestroyBy == nil || !st.DestroyBy.Equal(start.Add(withdrawn+DefaultConsentWait)) {
+			t.Errorf("paused: %v %s destroy by %v", st.Paused, st.Status, st.DestroyBy)
+		}
+		if len(h.deletes) != 0 || h.s3.Objects[document.StoredKey(idCase, "p1")] == nil {
+			t.Error("documents destroyed before the term")
+		}
+	}, withdrawn+DefaultConsentWait-time.Minute)
+	st := h.run(in)
+	last := st.History[len(st.History)-1]
+	if st.Status != IdentityClosed || last.To != IdentityClosed || !strings.Contains(last.Reason, "consent withdrawn") ||
+		!strings.Contains(last.Reason, "152-FZ art. 21 p.5") || st.Paused {
+		t.Fatalf("got %s, last %+v", idStatuses(st), last)
+	}
+	// the timer fired at the end of the wait, inside the 30 days the law allows
+	if at := h.env.Now(); !at.Equal(start.Add(withdrawn+DefaultConsentWait)) || !at.Before(start.Add(withdrawn+30*24*time.Hour)) {
+		t.Fatalf("closed at %s", at)
+	}
+	if len(h.deletes) != 1 || h.deletes[0] != idCase {
+		t.Fatalf("deletions %v", h.deletes)
+	}
+	for k := range h.s3.Objects {
+		if strings.Contains(k, idCase) {
+			t.Fatalf("%s survived", k)
+		}
+	}
+	if h.confirmed().Confirmed {
+		t.Fatal("confirmed")
+	}
+}
+
+// Consent withdrawn while the case waits for an operator: the operator may not decide
+// meanwhile; given again in time, the review goes on.
+func TestIdentityConsentWithdrawnDuringReviewBlocksTheOperator(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: false}) }, time.Hour)
+	h.review(2*time.Hour, IdentityReview{Approve: true, Operator: "op-1"}, true)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: true}) }, 3*24*time.Hour)
+	h.review(4*24*time.Hour, IdentityReview{Approve: true, Operator: "op-1"}, false)
+	st := h.run(idInput(contract.MethodVideo))
+	if st.Status != IdentityVerified || st.Paused || len(h.deletes) != 0 {
+		t.Fatalf("got %s paused %v deletes %v", idStatuses(st), st.Paused, h.deletes)
 	}
 }

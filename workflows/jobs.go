@@ -22,18 +22,23 @@ const (
 	JobOutbox = "outbox"
 	// JobReservations voids refund reservations that outlived their case (functions/ledger).
 	JobReservations = "reservations"
+	JobObligations  = "obligations" // statutory obligations of a period from the ledger's charges
 )
 
 // SweepWorkflowInput says what to sweep; the cursor fields carry a sweep across
 // continue-as-new.
 type SweepWorkflowInput struct {
-	Job         string `json:"job"`
-	Date        string `json:"date,omitempty"`          // YYYY-MM-DD; default: the scheduled day (Moscow)
-	LeadDays    []int  `json:"lead_days,omitempty"`     // reminders: 30, 7, 1
-	GraceDays   int    `json:"grace_days,omitempty"`    // inactive accounts
-	KeepDays    int    `json:"keep_days,omitempty"`     // retention
-	PageSize    int    `json:"page_size,omitempty"`     // items a page
-	PagesPerRun int    `json:"pages_per_run,omitempty"` // pages before continue-as-new
+	Job       string `json:"job"`
+	Date      string `json:"date,omitempty"`       // YYYY-MM-DD; default: the scheduled day (Moscow)
+	LeadDays  []int  `json:"lead_days,omitempty"`  // reminders: 30, 7, 1
+	GraceDays int    `json:"grace_days,omitempty"` // inactive accounts: notice → flagged
+	// InactiveMonths: inactive accounts, no activity this long → notice [000:40]
+	// (TAXFLOW_INACTIVE_MONTHS; 0: the function's default of 12).
+	InactiveMonths int `json:"inactive_months,omitempty"`
+	Period         int `json:"period,omitempty"`        // obligations: the tax period; 0: the year before Date
+	KeepDays       int `json:"keep_days,omitempty"`     // retention
+	PageSize       int `json:"page_size,omitempty"`     // items a page
+	PagesPerRun    int `json:"pages_per_run,omitempty"` // pages before continue-as-new
 
 	Lead   int                  `json:"lead,omitempty"` // index into LeadDays
 	Cursor string               `json:"cursor,omitempty"`
@@ -65,7 +70,8 @@ func Sweep(ctx workflow.Context, in SweepWorkflowInput) (contract.SweepResult, e
 		if pages == in.PagesPerRun {
 			return in.Totals, workflow.NewContinueAsNewError(ctx, Sweep, in)
 		}
-		page := contract.SweepPage{Date: in.Date, Cursor: in.Cursor, Limit: in.PageSize, GraceDays: in.GraceDays, KeepDays: in.KeepDays}
+		page := contract.SweepPage{Date: in.Date, Cursor: in.Cursor, Limit: in.PageSize, GraceDays: in.GraceDays, KeepDays: in.KeepDays,
+			InactiveMonths: in.InactiveMonths, Period: in.Period}
 		var res contract.SweepResult
 		var err error
 		switch in.Job {
@@ -83,6 +89,8 @@ func Sweep(ctx workflow.Context, in SweepWorkflowInput) (contract.SweepResult, e
 			err = workflow.ExecuteActivity(actx, a.SweepOutbox, page).Get(ctx, &res)
 		case JobReservations:
 			err = workflow.ExecuteActivity(actx, a.SweepReservations, page).Get(ctx, &res)
+		case JobObligations:
+			err = workflow.ExecuteActivity(actx, a.SweepObligations, page).Get(ctx, &res)
 		default:
 			return in.Totals, temporal.NewNonRetryableApplicationError("unknown job "+in.Job, "InvalidInput", nil)
 		}
@@ -93,6 +101,7 @@ func Sweep(ctx workflow.Context, in SweepWorkflowInput) (contract.SweepResult, e
 		in.Totals.Sent += res.Sent
 		in.Totals.Duplicates += res.Duplicates
 		in.Totals.Flagged += res.Flagged
+		in.Totals.Created += res.Created
 		in.Cursor = res.Cursor
 		if in.Cursor != "" {
 			continue

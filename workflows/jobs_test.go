@@ -13,7 +13,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
+	"github.com/taxflow/taxflow/functions/obligations"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/duedates"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
 )
@@ -160,5 +162,70 @@ func TestSweepRetriesExhausted(t *testing.T) {
 	env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobReminders, Date: "2026-12-01", LeadDays: []int{7}})
 	if appErr := activityCause(t, env.GetWorkflowError()); appErr.Type() != "InternalError" {
 		t.Fatalf("got %v", appErr)
+	}
+}
+
+// The inactivity sweep takes its months from the input (TAXFLOW_INACTIVE_MONTHS through
+// the schedule): 6 months without activity gets the notice, where the default 12 would not.
+func TestSweepInactiveMonthsFromTheInput(t *testing.T) {
+	db, _ := newStores()
+	tp := registered()
+	tp.LastActivity = "2026-05-01"
+	mustPut(t, db, "taxpayers", "inn", tp)
+	for _, c := range []struct {
+		months int
+		sent   int
+	}{{0, 0}, {12, 0}, {6, 1}} {
+		env := sweepEnv(db)
+		env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobInactive, Date: "2026-12-01", GraceDays: 60, InactiveMonths: c.months})
+		var res contract.SweepResult
+		if err := env.GetWorkflowResult(&res); err != nil || res.Sent != c.sent {
+			t.Fatalf("%d months: %+v %v", c.months, res, err)
+		}
+	}
+}
+
+// Something creates the obligations the reminders read: the obligations job turns the
+// ledger's charges of the last period into statutory obligations (Tax Code art. 228,
+// 363, 397, 409; internal/duedates), paging with continue-as-new, and a second pass
+// changes nothing.
+func TestSweepObligationsFromTheLedger(t *testing.T) {
+	db, s3 := newStores()
+	for i, inn := range []string{testINN, "7707083893", "772754017540"} {
+		mustPut(t, db, "ledger", "entry_id", contract.LedgerEntry{INN: inn, EntryID: "2025#property#1", Kind: "charge", Tax: "property",
+			Period: 2025, Amount: int64(100_000 * (i + 1))})
+	}
+	schedule, err := duedates.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handlers := realHandlers(db, s3)
+	handlers[contract.FnObligationSweep] = fnHandler(obligations.Handler{DB: db, Ledger: "ledger", Obligations: "obligations", Schedule: schedule}.Sweep)
+	run := func() contract.SweepResult {
+		var s testsuite.WorkflowTestSuite
+		env := s.NewTestWorkflowEnvironment()
+		env.RegisterWorkflow(Sweep)
+		registerActivities(env, handlers)
+		// the scheduled day, 2 March 2026 in Moscow: the period is 2025
+		env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobObligations, Date: "2026-03-02"})
+		var res contract.SweepResult
+		if err := env.GetWorkflowResult(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := run(); res.Created != 3 || res.Processed != 3 {
+		t.Fatalf("first pass: %+v", res)
+	}
+	items := db.Items("obligations")
+	for _, item := range items {
+		var o contract.Obligation
+		_ = store.Unmarshal(item, &o)
+		if o.DueDate != "2026-12-01" || o.Tax != "property" || o.Period != 2025 || o.Status != contract.ObligationDue {
+			t.Fatalf("obligation %+v", o)
+		}
+	}
+	if res := run(); res.Created != 0 || res.Duplicates != 3 || len(db.Items("obligations")) != 3 {
+		t.Fatalf("second pass: %+v", res)
 	}
 }

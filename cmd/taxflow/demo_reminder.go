@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/functions/notify"
-	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/internal/seed"
@@ -32,11 +30,8 @@ const (
 func (m *demo) reminder() outcome {
 	w := m.begin("reminder", reminderSent)
 	w.step("apply the schedules")
-	grace, err := config.Duration(os.Getenv, "TAXFLOW_INACTIVE_GRACE", 60*24*time.Hour)
-	if err != nil {
-		return w.fail(err)
-	}
-	declared := schedules.Declare(int(grace.Hours() / 24))
+	inactive := m.a.cfg.Inactive
+	declared := schedules.Declare(inactive.Months, int(inactive.Grace.Hours()/24))
 	applied, err := schedules.Apply(m.ctx, m.c, m.a.cfg.Temporal.TaskQueue, declared)
 	if err != nil {
 		return w.fail(err)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/schedules"
 )
 
@@ -19,15 +17,12 @@ func runSchedules(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return errors.New("usage: taxflow schedules apply|list|pause ID|unpause ID|trigger ID")
 	}
-	grace, err := config.Duration(os.Getenv, "TAXFLOW_INACTIVE_GRACE", 60*24*time.Hour)
-	if err != nil {
-		return err
-	}
 	return withTemporal(ctx, func(a *app, c client.Client) error {
 		sc := c.ScheduleClient()
 		switch args[0] {
 		case "apply":
-			res, err := schedules.Apply(ctx, c, a.cfg.Temporal.TaskQueue, schedules.Declare(int(grace.Hours()/24)))
+			inactive := a.cfg.Inactive
+			res, err := schedules.Apply(ctx, c, a.cfg.Temporal.TaskQueue, schedules.Declare(inactive.Months, int(inactive.Grace.Hours()/24)))
 			ids := make([]string, 0, len(res))
 			for id := range res {
 				ids = append(ids, id)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
 	"github.com/taxflow/taxflow/functions/declaration"
@@ -20,6 +21,7 @@ import (
 	"github.com/taxflow/taxflow/functions/inactive"
 	"github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/obligations"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/reminders"
@@ -75,6 +77,9 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnIdentityClear: func(d fn.Deps) any {
 		return fn.Handler(identityclear.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Clear)
 	},
+	contract.FnCaseDocumentsDelete: func(d fn.Deps) any {
+		return fn.Handler(casedocs.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Delete)
+	},
 	contract.FnDeclarationCheck: func(d fn.Deps) any {
 		return fn.Handler(declaration.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), Rules: ndfl.DefaultRules()}.Check)
 	},
@@ -84,6 +89,10 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnReminderSweep: func(d fn.Deps) any {
 		return fn.Handler(reminders.Handler{DB: d.DynamoDB, Obligations: d.Config.Name(reminders.Table),
 			Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
+	},
+	contract.FnObligationSweep: func(d fn.Deps) any {
+		return fn.Handler(obligations.Handler{DB: d.DynamoDB, Ledger: d.Config.Name(overpayment.Table),
+			Obligations: d.Config.Name(reminders.Table), Schedule: d.Config.Data.DueDates}.Sweep)
 	},
 	contract.FnInactiveSweep: func(d fn.Deps) any {
 		return fn.Handler(inactive.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)

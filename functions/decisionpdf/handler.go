@@ -28,7 +28,8 @@ type Handler struct {
 func Key(caseID string, n int) string { return fmt.Sprintf("decisions/%s/decision-%d.pdf", caseID, n) }
 
 // Labels of decisions, for the document.
-var Labels = map[string]string{"confirmed": "Декларация подтверждена", "additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
+var Labels = map[string]string{"confirmed": "Декларация подтверждена", "partly_confirmed": "Возврат подтверждён частично",
+	"additional_tax": "Доначислен налог", "refused": "В вычете отказано"}
 
 // Generate renders and stores the document; the same input writes the same bytes to the
 // same key again.
@@ -37,7 +38,9 @@ func (h Handler) Generate(ctx context.Context, in contract.DecisionPDFInput) (co
 	case in.CaseID == "" || in.Number <= 0:
 		return contract.DecisionPDFResult{}, fnerr.Invalid("case_id", "a case and a decision number are required")
 	case Labels[in.Decision] == "":
-		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, additional_tax or refused")
+		return contract.DecisionPDFResult{}, fnerr.Invalid("decision", "must be confirmed, partly_confirmed, additional_tax or refused")
+	case in.ConfirmedRefund < 0 || in.ConfirmedRefund > in.Computed.Refund:
+		return contract.DecisionPDFResult{}, fnerr.Invalid("confirmed_refund_kopecks", "must be 0 up to the refund computed")
 	case in.Grounds == "":
 		return contract.DecisionPDFResult{}, fnerr.Invalid("grounds", "a decision states its grounds")
 	case in.At.IsZero():
@@ -63,6 +66,19 @@ func decision(in contract.DecisionPDFInput) pdfdoc.Document {
 		inn = domain.MaskINN(in.INN)
 	}
 	c := in.Computed
+	amounts := []pdfdoc.Field{
+		{Label: "Доходы", Value: pdfdoc.Rubles(c.Income)},
+		{Label: "Налоговые вычеты", Value: pdfdoc.Rubles(c.Deductions)},
+		{Label: "Налоговая база", Value: pdfdoc.Rubles(c.Base)},
+		{Label: "Сумма налога", Value: pdfdoc.Rubles(c.Tax)},
+		{Label: "Удержано налоговыми агентами", Value: pdfdoc.Rubles(c.Withheld)},
+		{Label: "К доплате", Value: pdfdoc.Rubles(c.Payable)},
+		{Label: "К возврату", Value: pdfdoc.Rubles(c.Refund)},
+	}
+	if c.Refund > 0 {
+		// Only the refund the review confirms is paid (Tax Code art. 78, 88).
+		amounts = append(amounts, pdfdoc.Field{Label: "Возврат подтверждён", Value: pdfdoc.Rubles(in.ConfirmedRefund)})
+	}
 	return pdfdoc.Document{
 		Title:  fmt.Sprintf("Решение по итогам камеральной налоговой проверки\nналоговой декларации по форме 3-НДФЛ за %d год", in.Period),
 		Number: fmt.Sprintf("%s/%d", in.CaseID, in.Number),
@@ -77,16 +93,8 @@ func decision(in contract.DecisionPDFInput) pdfdoc.Document {
 			}},
 			{Heading: "Решение", Text: fmt.Sprintf("%s (код решения: %s).", Labels[in.Decision], in.Decision)},
 			{Heading: "Основания", Text: in.Grounds},
-			{Heading: "Расчёт налога", Fields: []pdfdoc.Field{
-				{Label: "Доходы", Value: pdfdoc.Rubles(c.Income)},
-				{Label: "Налоговые вычеты", Value: pdfdoc.Rubles(c.Deductions)},
-				{Label: "Налоговая база", Value: pdfdoc.Rubles(c.Base)},
-				{Label: "Сумма налога", Value: pdfdoc.Rubles(c.Tax)},
-				{Label: "Удержано налоговыми агентами", Value: pdfdoc.Rubles(c.Withheld)},
-				{Label: "К доплате", Value: pdfdoc.Rubles(c.Payable)},
-				{Label: "К возврату", Value: pdfdoc.Rubles(c.Refund)},
-			}},
-			{Heading: "Порядок обжалования", Text: "Решение может быть обжаловано через личный кабинет налогоплательщика в срок, указанный в уведомлении о решении."},
+			{Heading: "Расчёт налога", Fields: amounts},
+			{Heading: "Порядок обжалования", Text: "Решение может быть обжаловано через личный кабинет налогоплательщика в течение одного месяца со дня его получения (п. 2 ст. 139.1 НК РФ)."},
 		},
 		Signature: "Инспектор: " + in.Inspector,
 	}

@@ -99,3 +99,27 @@ func TestDecisionFonts(t *testing.T) {
 		t.Fatalf("fonts (pdffonts) differ from %s:\ngot:\n%swant:\n%s", golden, got.String(), want)
 	}
 }
+
+// A partly confirmed decision states the refund it confirms (Tax Code art. 78, 88).
+func TestGeneratePartlyConfirmedStatesTheRefund(t *testing.T) {
+	s3 := storetest.NewS3()
+	h := Handler{S3: s3, Bucket: "b"}
+	in := contract.DecisionPDFInput{CaseID: "declaration-1", Number: 1, Decision: "partly_confirmed", Grounds: "часть чеков не подтверждена",
+		Inspector: "insp-1", Period: 2025, At: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC), ConfirmedRefund: 500_000,
+		Computed: contract.DeclarationComputed{Tax: 14_300_000, Refund: 1_300_000}}
+	res, err := h.Generate(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := pdfdoctest.Text(t, s3.Objects[res.Key])
+	// 22:00 UTC on 1 March is 2 March in Moscow
+	for _, want := range []string{"Возврат подтверждён частично", "Возврат подтверждён 5 000,00 ₽", "02.03.2026"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("%q not in the decision:\n%s", want, text)
+		}
+	}
+	in.ConfirmedRefund = 2_000_000
+	if _, err := h.Generate(context.Background(), in); err == nil {
+		t.Fatal("a confirmed refund above the one computed accepted")
+	}
+}

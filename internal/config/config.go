@@ -71,11 +71,13 @@ type Data struct {
 	DueDates     *duedates.Schedule // loaded from DueDatesFile
 }
 
-// Declaration holds declaration review's terms.
+// Declaration holds declaration review's terms, each counted by Tax Code art. 6.1.
 type Declaration struct {
-	ReviewMonths   int           // TAXFLOW_DECLARATION_REVIEW_MONTHS (3: the desk-audit term)
-	ReminderBefore time.Duration // TAXFLOW_DECLARATION_REMINDER_BEFORE (336h)
-	AppealWindow   time.Duration // TAXFLOW_DECLARATION_APPEAL_WINDOW (720h)
+	ReviewMonths    int           // TAXFLOW_DECLARATION_REVIEW_MONTHS (3: the desk-audit term, art. 88 p.2)
+	ReminderBefore  time.Duration // TAXFLOW_DECLARATION_REMINDER_BEFORE (336h)
+	AppealMonths    int           // TAXFLOW_DECLARATION_APPEAL_MONTHS (1: from the decision's delivery, art. 139.1 p.2)
+	ExplanationDays int           // TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS (5: art. 88 p.3)
+	DocumentDays    int           // TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS (10: art. 93 p.3)
 }
 
 // Account holds the lockout policy (domain.md §4).
@@ -92,6 +94,10 @@ type Identity struct {
 	MaxAttempts          int           // TAXFLOW_IDENTITY_MAX_ATTEMPTS (3)
 	ResubmitWait         time.Duration // TAXFLOW_IDENTITY_RESUBMIT_WAIT (30 days)
 	ReviewSLAWorkingDays int           // TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS (1)
+	// TAXFLOW_IDENTITY_CONSENT_WAIT (696h = 29 days, at most 720h): withdrawn consent not
+	// given again in this time closes the case and destroys its documents, inside the 30
+	// days of 152-FZ art. 21 p.5.
+	ConsentWait time.Duration
 }
 
 // Refund holds the refund process's rules (domain.md §3); the API hands them to each
@@ -157,9 +163,10 @@ var Variables = []string{
 	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
 	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WORKING_DAYS", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
 	"TAXFLOW_REFUND_INTEREST_RATE_BP", "TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
-	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
+	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_IDENTITY_CONSENT_WAIT", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
 	"TAXFLOW_UNBLOCK_SELF_SERVICE_TRIES", "TAXFLOW_UNBLOCK_SPECIALIST_SLA",
-	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_WINDOW",
+	"TAXFLOW_DECLARATION_REVIEW_MONTHS", "TAXFLOW_DECLARATION_REMINDER_BEFORE", "TAXFLOW_DECLARATION_APPEAL_MONTHS",
+	"TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS", "TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS",
 	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
 	"TAXFLOW_CODEC_ADDR", "TAXFLOW_CODEC_TOKEN", "TAXFLOW_CODEC_ORIGINS",
 }
@@ -197,9 +204,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 		TreasuryMaxTransfer: r.kopecks("TAXFLOW_TREASURY_MAX_TRANSFER", 100_000_000),
 		Declaration: Declaration{
-			ReviewMonths:   int(r.number("TAXFLOW_DECLARATION_REVIEW_MONTHS", 3, 1, 24)),
-			ReminderBefore: r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
-			AppealWindow:   r.duration("TAXFLOW_DECLARATION_APPEAL_WINDOW", 30*24*time.Hour),
+			ReviewMonths:    int(r.number("TAXFLOW_DECLARATION_REVIEW_MONTHS", 3, 1, 24)),
+			ReminderBefore:  r.duration("TAXFLOW_DECLARATION_REMINDER_BEFORE", 14*24*time.Hour),
+			AppealMonths:    int(r.number("TAXFLOW_DECLARATION_APPEAL_MONTHS", 1, 1, 12)),
+			ExplanationDays: int(r.number("TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS", 5, 1, 60)),
+			DocumentDays:    int(r.number("TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS", 10, 1, 60)),
 		},
 		Inactive: Inactive{
 			Months: int(r.number("TAXFLOW_INACTIVE_MONTHS", 12, 1, 120)),
@@ -217,6 +226,7 @@ func Load(getenv func(string) string) (Config, error) {
 			MaxAttempts:          int(r.number("TAXFLOW_IDENTITY_MAX_ATTEMPTS", 3, 1, 10)),
 			ResubmitWait:         r.duration("TAXFLOW_IDENTITY_RESUBMIT_WAIT", 30*24*time.Hour),
 			ReviewSLAWorkingDays: int(r.number("TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", 1, 1, 30)),
+			ConsentWait:          r.duration("TAXFLOW_IDENTITY_CONSENT_WAIT", 29*24*time.Hour),
 		},
 		Codec: Codec{
 			Addr:    r.hostPort("TAXFLOW_CODEC_ADDR", "127.0.0.1:8089"),
@@ -245,6 +255,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.Data.DueDates, err = duedates.Open(c.Data.DueDatesFile); err != nil {
 		r.fail("TAXFLOW_DUE_DATES_FILE", c.Data.DueDatesFile, err.Error())
+	}
+	if w := c.Identity.ConsentWait; w <= 0 || w > 30*24*time.Hour {
+		r.fail("TAXFLOW_IDENTITY_CONSENT_WAIT", w.String(), "must be more than 0 and at most 720h: personal data are destroyed within 30 days of a withdrawal (152-FZ art. 21 p.5)")
 	}
 	if old := r.str("TAXFLOW_PAYLOAD_KEYS_OLD", ""); old != "" {
 		c.Temporal.OldPayloadKeys = strings.Split(old, ",")

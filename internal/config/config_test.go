@@ -143,3 +143,17 @@ func TestCodecServer(t *testing.T) {
 		t.Fatalf("the error repeats the token: %v", err)
 	}
 }
+
+// Personal data are destroyed within 30 days of a withdrawal (152-FZ art. 21 p.5): the
+// consent wait defaults to 29 days and may not be longer than 30.
+func TestConsentWaitWithinThirtyDays(t *testing.T) {
+	base := map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+	c, err := Load(env(base))
+	if err != nil || c.Identity.ConsentWait != 29*24*time.Hour {
+		t.Fatalf("default: %v %v", c.Identity.ConsentWait, err)
+	}
+	base["TAXFLOW_IDENTITY_CONSENT_WAIT"] = "744h"
+	if _, err := Load(env(base)); err == nil || !strings.Contains(err.Error(), "TAXFLOW_IDENTITY_CONSENT_WAIT") {
+		t.Fatalf("31 days accepted: %v", err)
+	}
+}

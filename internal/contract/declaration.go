@@ -50,7 +50,9 @@ type DecisionPDFInput struct {
 	Inspector string              `json:"inspector"`
 	Period    int                 `json:"period"`
 	Computed  DeclarationComputed `json:"computed"`
-	At        time.Time           `json:"at"`
+	// ConfirmedRefund is the refund the decision confirms (Tax Code art. 78, 88).
+	ConfirmedRefund int64     `json:"confirmed_refund_kopecks,omitempty"`
+	At              time.Time `json:"at"`
 }
 
 // DecisionPDFResult is where the document is.

@@ -75,3 +75,16 @@ type IdentityConfirmInput struct {
 type IdentityConfirmResult struct {
 	Confirmed bool `json:"confirmed"`
 }
+
+// FnCaseDocumentsDelete destroys a case's documents (ФЗ-152 art. 21 p.5).
+const FnCaseDocumentsDelete = "case-documents-delete"
+
+// CaseDocumentsDeleteInput names the case whose documents are destroyed.
+type CaseDocumentsDeleteInput struct {
+	CaseID string `json:"case_id"`
+}
+
+// CaseDocumentsDeleteResult counts the objects removed (0 when a retry finds none left).
+type CaseDocumentsDeleteResult struct {
+	Deleted int `json:"deleted"`
+}

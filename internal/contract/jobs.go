@@ -7,6 +7,8 @@ const (
 	FnReminderSweep  = "reminder-sweep"
 	FnInactiveSweep  = "inactive-sweep"
 	FnRetentionSweep = "retention-sweep"
+	// FnObligationSweep creates the statutory obligations of a tax period from the ledger.
+	FnObligationSweep = "obligation-sweep"
 )
 
 // Obligation is a tax payment or report due (table "obligations", index by_due).
@@ -53,13 +55,18 @@ type SweepPage struct {
 	InactiveMonths int `json:"inactive_months,omitempty"`
 	// KeepDays: retention of generated documents [004:169].
 	KeepDays int `json:"keep_days,omitempty"`
+	// Period: the tax period whose obligations the obligations job creates; 0 means the
+	// Moscow year before Date.
+	Period int `json:"period,omitempty"`
 }
 
 // SweepResult counts one page; Cursor is empty when the sweep is done.
 type SweepResult struct {
-	Processed  int    `json:"processed"`
-	Sent       int    `json:"sent"`
-	Duplicates int    `json:"duplicates"`
-	Flagged    int    `json:"flagged,omitempty"`
-	Cursor     string `json:"cursor,omitempty"`
+	Processed  int `json:"processed"`
+	Sent       int `json:"sent"`
+	Duplicates int `json:"duplicates"`
+	Flagged    int `json:"flagged,omitempty"`
+	// Created: obligations written (new, or an unpaid one brought up to date).
+	Created int    `json:"created,omitempty"`
+	Cursor  string `json:"cursor,omitempty"`
 }

@@ -43,7 +43,7 @@ func (m *modelAccount) apply(e contract.AccountEvent, policy workflows.AccountPo
 		if m.status != workflows.AccountActive {
 			return
 		}
-		if m.failures++; m.failures >= policy.Threshold {
+		if m.failures++; m.failures > policy.Threshold { // "more than five" [001:175]
 			m.failures = 0
 			m.locks++ // the burst lasts far less than 15 minutes: no lock lifts meanwhile
 			m.status = workflows.AccountAutoUnlockPending
@@ -160,7 +160,7 @@ func TestAccountSelfServiceOverHTTP(t *testing.T) {
 		api.Principal{ID: "e2e-auth", Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead, api.ScopeAccountUnblock}})
 	c := &apiClient{t, base + "|" + key}
 	p := newPerson(t, true)
-	for i := 0; i < 5; i++ {
+	for i := 0; i < s.AccountPolicy.Threshold+1; i++ { // more than the threshold locks [001:175]
 		body, _ := json.Marshal(contract.AccountEvent{EventID: uuid.NewString(), Type: contract.EventLoginFailed})
 		if code, out := c.do("POST", "/v1/accounts/"+p.INN+"/events", body); code != http.StatusAccepted {
 			t.Fatalf("event: %d %s", code, out)

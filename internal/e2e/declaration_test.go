@@ -77,8 +77,22 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	if len(st.Problems) != 1 || st.Problems[0].Field != "declared_tax_kopecks" || st.Confirmation != "sms" {
 		t.Fatalf("problems %v", st.Problems)
 	}
-	if code, out := cabinet.do("POST", "/v1/declarations/"+id+"/correction", declarationXML(inn, 14_300_000), "Content-Type", "application/xml"); code != http.StatusAccepted {
+	if code, out := cabinet.do("POST", "/v1/declarations/"+id+"/correction", declarationXML(inn, 14_300_000), "Content-Type", "application/xml"); code != http.StatusOK {
 		t.Fatalf("correction: %d %s", code, out)
+	}
+	st = cabinet.waitDeclaration(id, workflows.DeclarationInReview)
+	// The refund claimed waits for the inspector's decision (Tax Code art. 78, 88).
+	if st.RefundCase != "" || st.Versions != 2 {
+		t.Fatalf("in review: refund %q, versions %d", st.RefundCase, st.Versions)
+	}
+	// A corrected declaration during the desk review ends it and starts a new one on the
+	// same case, with a new term from the correction (art. 88 p.9.1, art. 81; the
+	// workflow tests show the term moving).
+	code, out = cabinet.do("POST", "/v1/declarations/"+id+"/correction", declarationXML(inn, 14_300_000), "Content-Type", "application/xml")
+	var corrected workflows.DeclarationStatus
+	if code != http.StatusOK || json.Unmarshal(out, &corrected) != nil || corrected.CaseID != id || corrected.Versions != 3 ||
+		corrected.Status != workflows.DeclarationAutoCheck || corrected.DeadlineDay == "" || corrected.Deadline.Before(st.Deadline) {
+		t.Fatalf("correction during the review: %d %s", code, out)
 	}
 	cabinet.waitDeclaration(id, workflows.DeclarationInReview)
 
@@ -98,7 +112,9 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if code, out := inspector.do("POST", "/v1/declarations/"+id+"/request-documents", []byte(`{"what":"чеки об оплате обучения"}`)); code != http.StatusOK {
+	code, out = inspector.do("POST", "/v1/declarations/"+id+"/request-documents", []byte(`{"what":"чеки об оплате обучения","kind":"documents"}`))
+	var requested workflows.DeclarationStatus
+	if code != http.StatusOK || json.Unmarshal(out, &requested) != nil || requested.AnswerBy == nil || requested.RequestKind != "documents" {
 		t.Fatalf("request: %d %s", code, out)
 	}
 	code, out = cabinet.do("POST", "/v1/declarations/"+id+"/documents", []byte("%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n"))
@@ -110,13 +126,16 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("decision: %d %s", code, out)
 	}
-	st = cabinet.waitDeclaration(id, workflows.DeclarationDecided)
-	want := "received>auto_check>clarification_required>auto_check>accepted>in_review>clarification_required>in_review>decided"
+	cabinet.waitDeclaration(id, workflows.DeclarationDecided)
+	// The refund starts after the decision, for the refund it confirmed.
+	st = poll(t, id+" to start its refund", func() workflows.DeclarationStatus { return cabinet.declaration(id) },
+		func(st workflows.DeclarationStatus) bool { return st.RefundCase != "" })
+	want := "received>auto_check>clarification_required>auto_check>accepted>in_review>auto_check>accepted>in_review>clarification_required>in_review>decided"
 	var got []string
 	for _, tr := range st.History {
 		got = append(got, tr.To)
 	}
-	if strings.Join(got, ">") != want || st.Computed.Tax != 14_300_000 || st.Computed.Refund != 1_300_000 {
+	if strings.Join(got, ">") != want || st.Computed.Tax != 14_300_000 || st.Computed.Refund != 1_300_000 || st.ConfirmedRefund != 1_300_000 {
 		t.Fatalf("history %v computed %+v", got, st.Computed)
 	}
 	// The accepted declaration claimed a refund: a refund case was started for it.

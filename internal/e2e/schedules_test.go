@@ -40,7 +40,7 @@ func outboxHas(t *testing.T, id string) bool {
 func TestSchedulesApplyTriggerAndRemindOnce(t *testing.T) {
 	ctx := context.Background()
 	queue := startWorker(t, lambdaInvoker())
-	list := schedules.Declare(60)
+	list := schedules.Declare(12, 60)
 	for i := range list {
 		list[i].ID = list[i].ID + "-" + uuid.NewString()[:8] // this test's own schedules
 	}

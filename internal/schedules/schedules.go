@@ -30,14 +30,15 @@ func daily(hour int) client.ScheduleCalendarSpec {
 		Second: []client.ScheduleRange{{Start: 0}}}
 }
 
-// Declare lists the schedules (times in Moscow).
-func Declare(inactiveGraceDays int) []Schedule {
+// Declare lists the schedules (times in Moscow); the inactivity job's terms come from
+// configuration (TAXFLOW_INACTIVE_MONTHS, TAXFLOW_INACTIVE_GRACE).
+func Declare(inactiveMonths, inactiveGraceDays int) []Schedule {
 	return []Schedule{
 		{ID: "taxflow-deadline-reminders", Calendar: daily(6),
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobReminders, LeadDays: []int{30, 7, 1}},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_BUFFER_ONE, CatchUp: 7 * 24 * time.Hour},
 		{ID: "taxflow-inactive-accounts", Calendar: daily(3),
-			Input:   workflows.SweepWorkflowInput{Job: workflows.JobInactive, GraceDays: inactiveGraceDays},
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobInactive, InactiveMonths: inactiveMonths, GraceDays: inactiveGraceDays},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
 		{ID: "taxflow-document-retention", Calendar: daily(4),
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobRetention, KeepDays: 30},
@@ -51,6 +52,12 @@ func Declare(inactiveGraceDays int) []Schedule {
 		// give the overpayment back.
 		{ID: "taxflow-reservation-expiry", Calendar: daily(5),
 			Input:   workflows.SweepWorkflowInput{Job: workflows.JobReservations},
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
+		// The obligations of the last tax period, from the ledger: daily, since charges of a
+		// period arrive all through the next year and payments settle them; before the
+		// reminders, so a new obligation is reminded of the same morning.
+		{ID: "taxflow-obligations", Calendar: daily(2),
+			Input:   workflows.SweepWorkflowInput{Job: workflows.JobObligations},
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchUp: 24 * time.Hour},
 	}
 }

@@ -1,0 +1,13 @@
+package activities
+
+import (
+	"context"
+
+	"github.com/taxflow/taxflow/internal/contract"
+)
+
+// DeleteCaseDocuments destroys a case's documents after consent was withdrawn for good
+// (152-FZ art. 21 p.5); it runs with RecordOptions, since it must not be lost either.
+func (a *Activities) DeleteCaseDocuments(ctx context.Context, in contract.CaseDocumentsDeleteInput) (contract.CaseDocumentsDeleteResult, error) {
+	return call[contract.CaseDocumentsDeleteResult](ctx, a.Invoker, contract.FnCaseDocumentsDelete, in)
+}
