@@ -59,11 +59,14 @@ func do(h http.Handler, method, path, key, body string, headers ...string) *http
 
 func errorOf(t *testing.T, rec *httptest.ResponseRecorder) Error {
 	t.Helper()
-	var body map[string]Error
+	var body Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("not an error body: %s", rec.Body)
 	}
-	return body["error"]
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" || body.Status != rec.Code || body.Code == "" || body.Code != body.Error.Code {
+		t.Fatalf("not a problem document (%s): %s", ct, rec.Body)
+	}
+	return body.Error
 }
 
 func TestAuthentication(t *testing.T) {

@@ -159,13 +159,29 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Error is the body of every error answer.
+// Error is the code, message and fields of an error answer; Problem carries it.
 type Error struct {
 	Code    string              `json:"code"`
 	Message string              `json:"message"`
 	Fields  []domain.FieldError `json:"fields,omitempty"`
 }
 
+// Problem is the body of every error answer: an RFC 9457 problem document
+// (application/problem+json) with code and fields as extension members. Error repeats
+// them as the first version's {"error": {...}} did, so its clients keep working.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Code   string              `json:"code"`
+	Fields []domain.FieldError `json:"fields,omitempty"`
+	Error  Error               `json:"error"`
+}
+
 func writeError(w http.ResponseWriter, status int, code, msg string, fields []domain.FieldError) {
-	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, Fields: fields}})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: msg,
+		Code: code, Fields: fields, Error: Error{Code: code, Message: msg, Fields: fields}})
 }

@@ -104,12 +104,20 @@ func (c *apiClient) do(method, path string, body []byte, headers ...string) (int
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	// Say what the body is, as a real client would (the spec requires it).
+	if len(body) > 0 && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if json.Valid(body) {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	checkContract(c.t, req, body, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, b
 }
 
