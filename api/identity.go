@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -108,8 +107,7 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
 		return
 	}
-	p := principal(r)
-	caseID := workflows.IdentityID(uuid.NewSHA1(idempotencyNS, []byte("identity\x00"+p.ID+"\x00"+key)).String())
+	caseID := workflows.IdentityID(caseKey(r))
 	digest := sha256.Sum256(body)
 	hash := hex.EncodeToString(digest[:])
 	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,

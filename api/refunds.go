@@ -131,7 +131,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := principal(r)
-	caseID := workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(p.ID+"\x00"+key)).String())
+	caseID := workflows.RefundID(caseKey(r))
 	digest := sha256.Sum256(body)
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
@@ -196,6 +196,9 @@ func (s *Server) refundStatus(ctx context.Context, id string) (workflows.RefundS
 	}
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decode refund status: %w", err)
+	}
+	if st.Status == "" { // queried before its first record: it has been received
+		st.Status, st.Label = workflows.RefundReceived, workflows.RefundLabels[workflows.RefundReceived]
 	}
 	return st, nil
 }

@@ -8,9 +8,11 @@ import (
 	_ "embed"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
@@ -31,8 +33,11 @@ type Server struct {
 	Bucket     string // documents bucket
 	Taxpayers  string // registry table
 	AuditTable string
-	TaskQueue  string
-	Policy     workflows.RefundPolicy
+	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
+	Owners      string
+	Idempotency string
+	TaskQueue   string
+	Policy      workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
 	// DeclarationPolicy is what new declarations are reviewed under.
@@ -97,28 +102,60 @@ func Routes() []string {
 	return out
 }
 
-// Handler returns the API with authentication, scopes and request logging.
+// creates are the operations that start a case: each is idempotent per tenant and
+// records the new case's owner. The value is the case id prefix.
+var creates = map[string]string{
+	"POST /v1/refunds":                "refund-",
+	"POST /v1/identity-verifications": "identity-",
+	"POST /v1/declarations":           "declaration-",
+}
+
+// Handler returns the API with authentication, scopes, tenancy and request logging.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
+		name := rt.method + " " + rt.path
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }))
+		if prefix, ok := creates[name]; ok {
+			h = s.idempotent(name, prefix, h)
+		}
+		if strings.Contains(rt.path, "{id}") {
+			h = s.ownCase(h)
+		}
+		if name == "GET /v1/tasks" {
+			h = ownQueue(h)
+		}
 		if rt.scope != "" {
 			h = s.authenticate(require(rt.scope, h.ServeHTTP))
 		}
-		mux.Handle(rt.method+" "+rt.path, h)
+		mux.Handle(name, h)
 	}
 	return s.logRequests(mux)
 }
 
-// logRequests logs method, route pattern, status and duration: never bodies or query
-// strings, which may hold personal data.
+type logKey struct{}
+
+// logInfo is filled in by authenticate, deeper in the chain, for the access log.
+type logInfo struct{ principal Principal }
+
+// logRequests logs key id, tenant, request id, route template, status and latency: never
+// bodies, query strings or path values, which may hold personal data (an INN).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		reqID := r.Header.Get("X-Request-Id")
+		if reqID == "" || len(reqID) > 100 || strings.ContainsFunc(reqID, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			reqID = uuid.NewString()
+			r.Header.Set("X-Request-Id", reqID)
+		}
+		w.Header().Set("X-Request-Id", reqID)
+		info := &logInfo{}
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r)
+		r = r.WithContext(context.WithValue(r.Context(), logKey{}, info))
+		next.ServeHTTP(rw, r) // the mux sets r.Pattern
 		s.Log.Info().Str("method", r.Method).Str("route", r.Pattern).Int("status", rw.status).
-			Dur("took", time.Since(start)).Str("principal", principal(r).ID).Msg("request")
+			Dur("took", time.Since(start)).Str("request_id", reqID).Str("key_id", info.principal.KeyID).
+			Str("tenant", info.principal.Tenant).Str("role", info.principal.Role).Msg("request")
 	})
 }
 

@@ -104,6 +104,10 @@ func Declare() Declaration {
 			}},
 			// API keys of integrators and staff, stored as SHA-256 hashes.
 			{Name: "apikeys", PartitionKey: s("key_hash")},
+			// The tenant that owns each case (api.OwnersTable): other tenants' reads answer 404.
+			{Name: "case_owners", PartitionKey: s("case_id")},
+			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
+			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
 		},
 		Buckets: []Bucket{{
 			Name:       document.Bucket,

@@ -56,13 +56,12 @@ func runDev(ctx context.Context) error {
 	if err := seedData(ctx, a, 500, 2026); err != nil {
 		return err
 	}
-	integratorKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite,
+	integratorKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-cabinet", Tenant: "demo-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite,
 		api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
 	if err != nil {
 		return err
 	}
-	reviewerKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-inspector", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeOperate,
-		api.ScopeIdentityRead, api.ScopeIdentityReview}})
+	reviewerKey, err := a.keys().Create(ctx, api.Principal{ID: "demo-inspector", Tenant: "tax-office", Role: api.RoleReviewer})
 	if err != nil {
 		return err
 	}

@@ -58,8 +58,8 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	s.TaskQueue = queue
 	base := newServer(t, s)
 	keys := api.Keys(shared.cfg, shared.clients)
-	ck, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite}})
-	ik, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsReview, api.ScopeTasksRead}})
+	ck, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite}})
+	ik, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector", Tenant: "tax-office", Role: api.RoleInspector, Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsReview, api.ScopeTasksRead}})
 	cabinet, inspector := &apiClient{t, base + "|" + ck}, &apiClient{t, base + "|" + ik}
 	inn := domain.CompleteINN12(fmt.Sprintf("66%08d", rand.IntN(100_000_000)))
 

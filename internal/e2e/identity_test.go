@@ -51,11 +51,11 @@ func startIdentityAPI(t *testing.T, queue string) (*apiClient, *apiClient) {
 	s.TaskQueue = queue
 	srv := newServer(t, s)
 	keys := api.Keys(shared.cfg, shared.clients)
-	ik, err := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
+	ik, err := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := keys.Create(context.Background(), api.Principal{ID: "e2e-operator", Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityReview}})
+	ok, err := keys.Create(context.Background(), api.Principal{ID: "e2e-operator", Tenant: "tax-office", Role: api.RoleReviewer, Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityReview}})
 	if err != nil {
 		t.Fatal(err)
 	}
