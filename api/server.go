@@ -119,6 +119,9 @@ func (s *Server) Handler() http.Handler {
 		if prefix, ok := creates[name]; ok {
 			h = s.idempotent(name, prefix, h)
 		}
+		if decisions[name] {
+			h = s.separateDuties(h)
+		}
 		if strings.Contains(rt.path, "{id}") {
 			h = s.ownCase(h)
 		}

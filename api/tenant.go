@@ -143,6 +143,32 @@ func (s *Server) ownCase(next http.Handler) http.Handler {
 	})
 }
 
+// decisions are the operations that decide a case: the principal that created the case
+// may not decide it (separation of duties), whatever scopes its keys hold. An inspector
+// who decided a declaration cannot decide its appeal: the workflow refuses that (409).
+var decisions = map[string]bool{
+	"POST /v1/refunds/{id}/decision":               true,
+	"POST /v1/identity-verifications/{id}/review":  true,
+	"POST /v1/declarations/{id}/decision":          true,
+	"POST /v1/declarations/{id}/request-documents": true,
+}
+
+// separateDuties refuses a decision by the principal that created the case.
+func (s *Server) separateDuties(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, createdBy, found, err := s.CaseOwner(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.internal(w, "read case owner", err)
+			return
+		}
+		if found && createdBy == principal(r).ID {
+			writeError(w, http.StatusForbidden, "separation_of_duties", "the principal that created this case cannot decide it", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // ownQueue lets staff list only their own role's work queue.
 func ownQueue(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -293,3 +293,32 @@ func TestAccessLogCarriesKeyAndTenantNeverPersonalData(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, rec.Body)
 }
+
+// The principal that created a case cannot decide it, even through a staff key.
+func TestCreatorCannotDecideItsOwnCase(t *testing.T) {
+	s, keys := newTestServer()
+	keys.Add("alice-reviewer", Principal{ID: "alice", Tenant: "tax-office", Role: RoleReviewer, Scopes: RoleScopes[RoleReviewer]})
+	keys.Add("alice-inspector", Principal{ID: "alice", Tenant: "tax-office", Role: RoleInspector, Scopes: RoleScopes[RoleInspector]})
+	h := s.Handler()
+	for name := range decisions {
+		method, path, _ := strings.Cut(name, " ")
+		prefix := map[string]string{"/v1/refunds/": "refund-", "/v1/identity-verifications/": "identity-", "/v1/declarations/": "declaration-"}
+		id := ""
+		for p, pre := range prefix {
+			if strings.HasPrefix(path, p) {
+				id = pre + uuid.NewString()
+			}
+		}
+		if _, err := store.PutNew(context.Background(), s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		key := "alice-reviewer"
+		if strings.HasPrefix(path, "/v1/declarations/") {
+			key = "alice-inspector"
+		}
+		rec := do(h, method, strings.Replace(path, "{id}", id, 1), key, `{"approve":true}`)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "separation_of_duties") {
+			t.Errorf("%s by its creator: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+}
