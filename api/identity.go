@@ -249,8 +249,11 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	granted := r.Method == http.MethodPost
 	now := time.Now().UTC()
-	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)},
-		map[string]any{"consent": granted, "consent_at": now})
+	rec, ok := s.consentRecord(w, r, granted, now)
+	if !ok {
+		return
+	}
+	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)}, rec)
 	if err != nil {
 		s.internal(w, "record consent", err)
 		return

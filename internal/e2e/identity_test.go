@@ -138,7 +138,10 @@ func TestIdentityByDocumentsOverHTTPWithConsentPause(t *testing.T) {
 		t.Fatalf("upload: %d %s", code, out)
 	}
 	cabinet.waitIdentity(id, func(st workflows.IdentityStatus) bool { return st.Paused }, "the pause")
-	if code, out := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", nil); code != http.StatusOK {
+	if code, _ := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", nil); code != http.StatusBadRequest {
+		t.Fatalf("consent without its document: %d, want 400", code)
+	}
+	if code, out := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", []byte(`{"channel":"cabinet","document_id":"consent-2026-11-23-001"}`)); code != http.StatusOK {
 		t.Fatalf("consent: %d %s", code, out)
 	}
 	st := cabinet.waitIdentity(id, status(workflows.IdentityVerified), "verified")
