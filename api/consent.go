@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 // ConsentRequest is how consent to personal-data processing is given [001:53-67]: the
@@ -47,4 +48,17 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request, granted b
 	}
 	return map[string]any{"consent": true, "consent_at": now, "consent_by": p.ID, "consent_tenant": p.Tenant,
 		"consent_channel": req.Channel, "consent_document": req.DocumentID}, true
+}
+
+// GenericMismatch is what integrators are told when identity data does not match: which
+// field differs (and so what the registry holds) stays with the staff who review it.
+const GenericMismatch = "the data could not be confirmed; check it with the taxpayer and re-submit, or ask for a review"
+
+// redactReasons replaces the reasons of an identity verification with one generic reason
+// for anyone but staff.
+func redactReasons(p Principal, st *workflows.IdentityStatus) {
+	if p.Staff() || len(st.Reasons) == 0 {
+		return
+	}
+	st.Reasons = []string{GenericMismatch}
 }

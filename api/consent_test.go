@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 // Consent without its channel or document is refused, and nothing is written.
@@ -22,5 +23,19 @@ func TestConsentWithoutDocumentRecordsNothing(t *testing.T) {
 	}
 	if db.Writes != 0 {
 		t.Fatalf("%d writes for refused consents", db.Writes)
+	}
+}
+
+func TestMismatchReasonsAreGenericForIntegrators(t *testing.T) {
+	st := workflows.IdentityStatus{Reasons: []string{"surname differs from the registry", "passport number differs"}}
+	staff := st
+	staff.Reasons = append([]string{}, st.Reasons...)
+	redactReasons(Principal{Role: RoleIntegrator}, &st)
+	if len(st.Reasons) != 1 || st.Reasons[0] != GenericMismatch {
+		t.Fatalf("integrator sees %v", st.Reasons)
+	}
+	redactReasons(Principal{Role: RoleReviewer}, &staff)
+	if len(staff.Reasons) != 2 {
+		t.Fatalf("reviewer sees %v", staff.Reasons)
 	}
 }

@@ -150,6 +150,7 @@ func (s *Server) identityStatus(r *http.Request, id string) (workflows.IdentityS
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decode identity status: %w", err)
 	}
+	redactReasons(principal(r), &st)
 	return st, nil
 }
 
