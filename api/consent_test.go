@@ -39,3 +39,40 @@ func TestMismatchReasonsAreGenericForIntegrators(t *testing.T) {
 		t.Fatalf("reviewer sees %v", staff.Reasons)
 	}
 }
+
+// Identity attempts for one taxpayer: five an hour, then 429 with Retry-After; another
+// taxpayer is not affected.
+func TestIdentityAttemptsAreRateLimitedPerTaxpayer(t *testing.T) {
+	s, _ := tenantServer(t)
+	var reached int
+	h := s.authenticate(s.limitIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		w.WriteHeader(http.StatusAccepted)
+	})))
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/accounts/{inn}/unblock/identity", h)
+	mux.Handle("POST /v1/identity-verifications", h)
+	body := `{"method":"documents","person":{"inn":"500100732259"}}`
+	for i := 1; i <= IdentityAttemptsPerWindow+1; i++ {
+		rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", body)
+		if i <= IdentityAttemptsPerWindow && rec.Code != http.StatusAccepted {
+			t.Fatalf("attempt %d: %d", i, rec.Code)
+		}
+		if i > IdentityAttemptsPerWindow {
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("attempt %d: %d, Retry-After %q", i, rec.Code, rec.Header().Get("Retry-After"))
+			}
+			_ = errorOf(t, rec)
+		}
+	}
+	// The same taxpayer through the account path counts too; another taxpayer does not.
+	if rec := do(mux, "POST", "/v1/accounts/500100732259/unblock/identity", "alpha-auth-system", "{}"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("same taxpayer via the account: %d", rec.Code)
+	}
+	if rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", `{"person":{"inn":"773301001003"}}`); rec.Code != http.StatusAccepted {
+		t.Fatalf("another taxpayer: %d", rec.Code)
+	}
+	if reached != IdentityAttemptsPerWindow+1 {
+		t.Fatalf("handler reached %d times", reached)
+	}
+}

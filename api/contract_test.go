@@ -54,6 +54,9 @@ func TestOpenAPIDescribesEveryOperationAndError(t *testing.T) {
 			if op.RequestBody != nil {
 				want = append(want, "413")
 			}
+			if identityLimited[name] {
+				want = append(want, "429")
+			}
 			for _, code := range want {
 				if op.Responses.Value(code) == nil {
 					t.Errorf("%s: answers %s, which the spec does not list", name, code)
