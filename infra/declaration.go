@@ -182,7 +182,7 @@ func Declare() Declaration {
 				Uses: []Access{
 					{Table: "apikeys", Actions: []string{"GetItem", "UpdateItem"}},
 					{Table: "case_owners", Actions: []string{"GetItem", "PutItem"}},
-					{Table: "api_idempotency", Actions: []string{"GetItem", "PutItem"}},
+					{Table: "api_idempotency", Actions: []string{"GetItem", "PutItem", "UpdateItem"}},
 					{Table: taxpayer.Table, Actions: []string{"GetItem", "UpdateItem"}},
 					{Table: audit.Table, Actions: []string{"Query"}},
 					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
