@@ -173,6 +173,15 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 		Body: bytes.NewReader(ca.RootPEM())}); err != nil {
 		t.Fatal(err)
 	}
+	// A current revocation list of the authority: without one the check cannot complete.
+	crl, err := ca.CRL(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.CRLKey),
+		Body: bytes.NewReader(crl)}); err != nil {
+		t.Fatal(err)
+	}
 	p := newPerson(t, true)
 	snils, _ := domain.NormalizeSNILS("snils", p.SNILS)
 	cert, _ := ca.Issue(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
