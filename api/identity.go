@@ -41,6 +41,10 @@ type CreateIdentityRequest struct {
 	Method      string              `json:"method"`
 	Person      contract.PersonData `json:"person"`
 	Certificate []byte              `json:"certificate,omitempty"` // base64 of PEM or DER, for esignature
+	// Proof of possession, for esignature: a challenge nonce (POST
+	// /v1/identity-verifications/challenges) and the certificate's signature over it.
+	Nonce     string `json:"nonce,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
 }
 
 var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}

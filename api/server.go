@@ -72,6 +72,7 @@ var routes = []route{
 	{"POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, (*Server).retryPayout},
 	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
 	{"POST", "/v1/identity-verifications", ScopeIdentityWrite, (*Server).createIdentity},
+	{"POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, (*Server).esignChallenge},
 	{"GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, (*Server).getIdentity},
 	{"POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, (*Server).uploadIdentityDocument},
 	{"POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, (*Server).resubmitIdentity},
@@ -118,6 +119,9 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range routes {
 		name := rt.method + " " + rt.path
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }))
+		if name == "POST /v1/identity-verifications" {
+			h = s.proveESignature(h)
+		}
 		if identityLimited[name] {
 			h = s.limitIdentity(h)
 		}

@@ -184,10 +184,32 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 	}
 	p := newPerson(t, true)
 	snils, _ := domain.NormalizeSNILS("snils", p.SNILS)
-	cert, _ := ca.Issue(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
-	code, id := cabinet.startIdentity(contract.MethodESignature, p, cert)
-	if code != http.StatusCreated {
-		t.Fatalf("start: %d", code)
+	cert, key, _ := ca.IssueWithKey(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
+	// A bare certificate proves nothing: it is public.
+	if code, _ := cabinet.startIdentity(contract.MethodESignature, p, cert); code != http.StatusBadRequest {
+		t.Fatalf("a certificate without proof of possession: %d, want 400", code)
+	}
+	code, out := cabinet.do("POST", "/v1/identity-verifications/challenges", nil)
+	var ch struct{ Nonce string }
+	if code != http.StatusCreated || json.Unmarshal(out, &ch) != nil {
+		t.Fatalf("challenge: %d %s", code, out)
+	}
+	sig, err := esigntest.Sign(key, []byte(ch.Nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"method": contract.MethodESignature, "person": p, "certificate": cert, "nonce": ch.Nonce, "signature": sig})
+	code, out = cabinet.do("POST", "/v1/identity-verifications", body, "Idempotency-Key", uuid.NewString())
+	var started struct {
+		CaseID string `json:"case_id"`
+	}
+	if code != http.StatusCreated || json.Unmarshal(out, &started) != nil {
+		t.Fatalf("start: %d %s", code, out)
+	}
+	id := started.CaseID
+	// The same nonce again: replayed, refused.
+	if code, _ := cabinet.do("POST", "/v1/identity-verifications", body, "Idempotency-Key", uuid.NewString()); code != http.StatusBadRequest {
+		t.Fatalf("a replayed nonce: %d, want 400", code)
 	}
 	if st := cabinet.waitIdentity(id, status(workflows.IdentityVerified), "verified"); st.Method != contract.MethodESignature {
 		t.Fatalf("%+v", st)
