@@ -158,4 +158,20 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	if fonts := pdfdoctest.Fonts(t, pdf); len(fonts) == 0 || !fonts[0].Embedded {
 		t.Errorf("the downloaded decision has no embedded font: %+v", fonts)
 	}
+
+	// An appeal goes to a different inspector: the one who decided is refused (409).
+	if code, out := cabinet.do("POST", "/v1/declarations/"+id+"/appeal", []byte(`{"reason":"the deduction was understated"}`)); code != http.StatusOK {
+		t.Fatalf("appeal: %d %s", code, out)
+	}
+	if code, out := inspector.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"as before"}`)); code != http.StatusConflict {
+		t.Fatalf("the deciding inspector decided the appeal: %d %s", code, out)
+	}
+	ik2, err := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector-2", Tenant: "tax-office", Role: api.RoleInspector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &apiClient{t, base + "|" + ik2}
+	if code, out := second.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"the appeal is not founded"}`)); code != http.StatusOK {
+		t.Fatalf("another inspector decides the appeal: %d %s", code, out)
+	}
 }
