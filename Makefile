@@ -4,6 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 export TAXFLOW_TOOLS ?= $(CURDIR)/.tools
 BIN   := $(CURDIR)/bin/taxflow
+REDOCLY = $(TAXFLOW_TOOLS)/redocly/node_modules/.bin/redocly
 
 # The test stack runs on its own ports and run directory, so it never meets a dev stack.
 TEST_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/test \
@@ -55,11 +56,13 @@ status: build ## show which parts of the local stack run
 
 test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and the OpenAPI linter (redocly, pinned) over api/openapi.yaml
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	@$(GO) vet ./...
 	@$(GO) vet -tags integration ./internal/e2e/...
+	@test -x "$(REDOCLY)" || { echo "lint: $(REDOCLY) is missing: run make setup"; exit 1; }
+	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$(REDOCLY)" lint --format=summary api/openapi.yaml
 
 unit: ## unit tests with -race
 	@$(GO) test -race -count=1 ./...

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/taxflow/taxflow/internal/store/storetest"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -37,11 +38,19 @@ func TestRouterAndOpenAPIListTheSameRoutes(t *testing.T) {
 }
 
 func testServer() (http.Handler, *MemoryKeys) {
-	keys := &MemoryKeys{}
-	keys.Add("integrator-key", Principal{ID: "cabinet", Scopes: []string{ScopeRefundsRead, ScopeRefundsWrite}})
-	keys.Add("reader-key", Principal{ID: "auditor", Scopes: []string{ScopeRefundsRead}})
-	s := &Server{Keys: keys, Log: zerolog.Nop(), Policy: workflows.DefaultRefundPolicy()}
+	s, keys := newTestServer()
 	return s.Handler(), keys
+}
+
+// newTestServer is the API over in-memory keys and a fake DynamoDB (no Temporal: the
+// tests stop before a handler would call it).
+func newTestServer() (*Server, *MemoryKeys) {
+	keys := &MemoryKeys{}
+	keys.Add("integrator-key", Principal{ID: "cabinet", Tenant: "cabinet", Role: RoleIntegrator, Scopes: []string{ScopeRefundsRead, ScopeRefundsWrite}})
+	keys.Add("reader-key", Principal{ID: "auditor", Tenant: "cabinet", Role: RoleIntegrator, Scopes: []string{ScopeRefundsRead}})
+	db := storetest.New(map[string]storetest.Key{"owners": {PK: "case_id"}, "idempotency": {PK: "key"}})
+	s := &Server{Keys: keys, Log: zerolog.Nop(), Policy: workflows.DefaultRefundPolicy(), DB: db, Owners: "owners", Idempotency: "idempotency"}
+	return s, keys
 }
 
 func do(h http.Handler, method, path, key, body string, headers ...string) *httptest.ResponseRecorder {
@@ -59,11 +68,14 @@ func do(h http.Handler, method, path, key, body string, headers ...string) *http
 
 func errorOf(t *testing.T, rec *httptest.ResponseRecorder) Error {
 	t.Helper()
-	var body map[string]Error
+	var body Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatalf("not an error body: %s", rec.Body)
 	}
-	return body["error"]
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" || body.Status != rec.Code || body.Code == "" || body.Code != body.Error.Code {
+		t.Fatalf("not a problem document (%s): %s", ct, rec.Body)
+	}
+	return body.Error
 }
 
 func TestAuthentication(t *testing.T) {

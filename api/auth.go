@@ -8,10 +8,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/internal/store"
@@ -44,16 +48,21 @@ var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, S
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
 	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites}
 
-// Principal is who called: an integrator, a reviewer, an operator.
+// Principal is who called: the key's tenant (an integrator organisation, or the tax
+// office for staff), its role, and the scopes the role grants.
 type Principal struct {
 	ID     string   `json:"principal"`
 	Scopes []string `json:"scopes"`
+	Tenant string   `json:"tenant"`
+	Role   string   `json:"role"`
+	KeyID  string   `json:"key_id,omitempty"`
 }
 
 // Can tells whether the principal holds a scope.
 func (p Principal) Can(scope string) bool { return slices.Contains(p.Scopes, scope) }
 
-// KeyStore finds the principal of an API key by the key's hash.
+// KeyStore finds the principal of an API key by the key's hash. An expired or revoked
+// key is not found.
 type KeyStore interface {
 	Lookup(ctx context.Context, keyHash string) (Principal, bool, error)
 }
@@ -73,42 +82,138 @@ func NewKey() (string, error) {
 	return "tfk_" + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// keyFormat is what NewKey makes; anything else is refused before a lookup.
+var keyFormat = regexp.MustCompile(`^tfk_[A-Za-z0-9_-]{43}$`)
+
+// DefaultKeyTTL is how long a key lives when its creator names no expiry.
+const DefaultKeyTTL = 90 * 24 * time.Hour
+
 // DynamoKeys is the key store in DynamoDB (table "apikeys", key key_hash).
 type DynamoKeys struct {
 	DB    store.DB
 	Table string
+	Now   func() time.Time // nil: time.Now
+}
+
+// KeyInfo is what an operator sees of a key: never the key or its hash.
+type KeyInfo struct {
+	Principal
+	CreatedAt  int64 `json:"created_at"`             // Unix seconds
+	ExpiresAt  int64 `json:"expires_at"`             // Unix seconds
+	RevokedAt  int64 `json:"revoked_at,omitempty"`   // Unix seconds; 0 while valid
+	LastUsedAt int64 `json:"last_used_at,omitempty"` // Unix seconds, to the minute
 }
 
 type keyRecord struct {
 	KeyHash string `json:"key_hash"`
-	Principal
+	KeyInfo
 }
 
-// Lookup finds a key.
+func (d DynamoKeys) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// Lookup finds a valid key and notes its use (at most once a minute per key).
 func (d DynamoKeys) Lookup(ctx context.Context, keyHash string) (Principal, bool, error) {
 	var rec keyRecord
 	found, err := store.Get(ctx, d.DB, d.Table, map[string]types.AttributeValue{"key_hash": store.S(keyHash)}, &rec)
-	return rec.Principal, found, err
+	if err != nil || !found {
+		return Principal{}, false, err
+	}
+	now := d.now().Unix()
+	if rec.RevokedAt != 0 || rec.ExpiresAt <= now || rec.Tenant == "" || rec.Role == "" {
+		return Principal{}, false, nil
+	}
+	if now-rec.LastUsedAt >= 60 {
+		// Best effort: a failed note must not refuse a valid caller.
+		_, _ = store.SetFields(ctx, d.DB, d.Table, map[string]types.AttributeValue{"key_hash": store.S(keyHash)}, map[string]any{"last_used_at": now})
+	}
+	return rec.Principal, true, nil
 }
 
-// Create stores a new key for a principal and returns the key (shown once).
+// Create stores a new key for a principal, valid for DefaultKeyTTL, and returns the key
+// (shown once). Tenant and Role are required; Scopes default to the role's.
 func (d DynamoKeys) Create(ctx context.Context, p Principal) (string, error) {
-	for _, s := range p.Scopes {
-		if !slices.Contains(Scopes, s) {
-			return "", fmt.Errorf("scope %q: want one of %s", s, strings.Join(Scopes, ", "))
+	key, _, err := d.CreateKey(ctx, p, d.now().Add(DefaultKeyTTL))
+	return key, err
+}
+
+// CreateKey stores a new key valid until expires; it returns the key (shown once) and
+// its id (for list and revoke).
+func (d DynamoKeys) CreateKey(ctx context.Context, p Principal, expires time.Time) (key, keyID string, err error) {
+	p, err = ValidatePrincipal(p)
+	if err != nil {
+		return "", "", err
+	}
+	if !expires.After(d.now()) {
+		return "", "", fmt.Errorf("expires: %s is not in the future", expires.Format(time.RFC3339))
+	}
+	if key, err = NewKey(); err != nil {
+		return "", "", err
+	}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return "", "", err
+	}
+	p.KeyID = "key_" + hex.EncodeToString(id)
+	rec := keyRecord{KeyHash: HashKey(key), KeyInfo: KeyInfo{Principal: p, CreatedAt: d.now().Unix(), ExpiresAt: expires.Unix()}}
+	if _, err := store.PutNew(ctx, d.DB, d.Table, "key_hash", rec); err != nil {
+		return "", "", fmt.Errorf("store key: %w", err)
+	}
+	return key, p.KeyID, nil
+}
+
+// List returns the keys of a tenant ("" for every tenant), newest first.
+func (d DynamoKeys) List(ctx context.Context, tenant string) ([]KeyInfo, error) {
+	var out []KeyInfo
+	var start map[string]types.AttributeValue
+	for {
+		page, err := d.DB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(d.Table), ExclusiveStartKey: start})
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", d.Table, err)
+		}
+		var recs []keyRecord
+		if err := store.UnmarshalList(page.Items, &recs); err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if tenant == "" || r.Tenant == tenant {
+				out = append(out, r.KeyInfo)
+			}
+		}
+		if start = page.LastEvaluatedKey; len(start) == 0 {
+			break
 		}
 	}
-	if p.ID == "" {
-		return "", fmt.Errorf("principal: must not be empty")
+	slices.SortFunc(out, func(a, b KeyInfo) int { return int(b.CreatedAt - a.CreatedAt) })
+	return out, nil
+}
+
+// Revoke ends a key at once; it reports false when there is no key with this id.
+func (d DynamoKeys) Revoke(ctx context.Context, keyID string) (bool, error) {
+	var start map[string]types.AttributeValue
+	for {
+		page, err := d.DB.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(d.Table), ExclusiveStartKey: start})
+		if err != nil {
+			return false, fmt.Errorf("scan %s: %w", d.Table, err)
+		}
+		var recs []keyRecord
+		if err := store.UnmarshalList(page.Items, &recs); err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			if r.KeyID == keyID {
+				return store.SetFields(ctx, d.DB, d.Table, map[string]types.AttributeValue{"key_hash": store.S(r.KeyHash)},
+					map[string]any{"revoked_at": d.now().Unix()})
+			}
+		}
+		if start = page.LastEvaluatedKey; len(start) == 0 {
+			return false, nil
+		}
 	}
-	key, err := NewKey()
-	if err != nil {
-		return "", err
-	}
-	if _, err := store.PutNew(ctx, d.DB, d.Table, "key_hash", keyRecord{KeyHash: HashKey(key), Principal: p}); err != nil {
-		return "", err
-	}
-	return key, nil
 }
 
 // MemoryKeys is a key store for tests and for one-off local runs.
@@ -148,6 +253,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "send an API key: Authorization: Bearer <key>", nil)
 			return
 		}
+		if !keyFormat.MatchString(key) && !testKeys(s.Keys) {
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "malformed API key: want tfk_ and 43 characters", nil)
+			return
+		}
 		p, ok, err := s.Keys.Lookup(r.Context(), HashKey(key))
 		if err != nil {
 			s.Log.Error().Err(err).Msg("key lookup failed")
@@ -155,8 +264,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		if !ok {
-			writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown API key", nil)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown, expired or revoked API key", nil)
 			return
+		}
+		if info, ok := r.Context().Value(logKey{}).(*logInfo); ok {
+			info.principal = p
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
@@ -177,3 +289,6 @@ func require(scope string, h http.HandlerFunc) http.HandlerFunc {
 		h(w, r)
 	}
 }
+
+// testKeys lets the in-memory store (unit tests, one-off runs) use readable keys.
+func testKeys(k KeyStore) bool { _, ok := k.(*MemoryKeys); return ok }

@@ -96,8 +96,7 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, _ := declaration.Parse(body, format)
-	p := principal(r)
-	id := workflows.DeclarationID(uuid.NewSHA1(idempotencyNS, []byte("declaration\x00"+p.ID+"\x00"+key)).String())
+	id := workflows.DeclarationID(caseKey(r))
 	digest := sha256.Sum256(append(body, method...))
 	hash := hex.EncodeToString(digest[:])
 	if st, err := s.declarationStatus(r, id); err == nil {

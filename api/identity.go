@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
@@ -42,6 +41,10 @@ type CreateIdentityRequest struct {
 	Method      string              `json:"method"`
 	Person      contract.PersonData `json:"person"`
 	Certificate []byte              `json:"certificate,omitempty"` // base64 of PEM or DER, for esignature
+	// Proof of possession, for esignature: a challenge nonce (POST
+	// /v1/identity-verifications/challenges) and the certificate's signature over it.
+	Nonce     string `json:"nonce,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
 }
 
 var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}
@@ -108,8 +111,7 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
 		return
 	}
-	p := principal(r)
-	caseID := workflows.IdentityID(uuid.NewSHA1(idempotencyNS, []byte("identity\x00"+p.ID+"\x00"+key)).String())
+	caseID := workflows.IdentityID(caseKey(r))
 	digest := sha256.Sum256(body)
 	hash := hex.EncodeToString(digest[:])
 	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,
@@ -152,6 +154,7 @@ func (s *Server) identityStatus(r *http.Request, id string) (workflows.IdentityS
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decode identity status: %w", err)
 	}
+	redactReasons(principal(r), &st)
 	return st, nil
 }
 
@@ -253,8 +256,11 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	granted := r.Method == http.MethodPost
 	now := time.Now().UTC()
-	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)},
-		map[string]any{"consent": granted, "consent_at": now})
+	rec, ok := s.consentRecord(w, r, granted, now)
+	if !ok {
+		return
+	}
+	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)}, rec)
 	if err != nil {
 		s.internal(w, "record consent", err)
 		return

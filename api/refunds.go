@@ -36,15 +36,6 @@ import (
 	"github.com/taxflow/taxflow/workflows"
 )
 
-// idempotencyNS derives case ids from idempotency keys: the same caller and key always
-// name the same case.
-var idempotencyNS = uuid.MustParse("5b6b3f4e-1c43-4b8e-9d4e-7f0a9a1c2d10")
-
-// CaseIDFor is the refund case a caller's Idempotency-Key names.
-func CaseIDFor(principalID, key string) string {
-	return workflows.RefundID(uuid.NewSHA1(idempotencyNS, []byte(principalID+"\x00"+key)).String())
-}
-
 // CreateRefundRequest is the body of POST /v1/refunds.
 type CreateRefundRequest struct {
 	INN     string `json:"inn"`
@@ -94,6 +85,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+			return false
+		}
 		var fields []domain.FieldError
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -171,7 +166,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := principal(r)
-	caseID := CaseIDFor(p.ID, key)
+	caseID := workflows.RefundID(caseKey(r))
 	digest := sha256.Sum256(body)
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
@@ -263,6 +258,9 @@ func (s *Server) refundStatus(ctx context.Context, id string) (workflows.RefundS
 	}
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decode refund status: %w", err)
+	}
+	if st.Status == "" { // queried before its first record: it has been received
+		st.Status, st.Label = workflows.RefundReceived, workflows.RefundLabels[workflows.RefundReceived]
 	}
 	return st, nil
 }

@@ -7,13 +7,17 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
+	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
@@ -32,8 +36,11 @@ type Server struct {
 	Taxpayers  string // registry table
 	Ledger     string // charges and payments table
 	AuditTable string
-	TaskQueue  string
-	Policy     workflows.RefundPolicy
+	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
+	Owners      string
+	Idempotency string
+	TaskQueue   string
+	Policy      workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
 	// DeclarationPolicy is what new declarations are reviewed under.
@@ -67,6 +74,7 @@ var routes = []route{
 	{"POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, (*Server).verifyRequisites},
 	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
 	{"POST", "/v1/identity-verifications", ScopeIdentityWrite, (*Server).createIdentity},
+	{"POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, (*Server).esignChallenge},
 	{"GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, (*Server).getIdentity},
 	{"POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, (*Server).uploadIdentityDocument},
 	{"POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, (*Server).resubmitIdentity},
@@ -99,28 +107,124 @@ func Routes() []string {
 	return out
 }
 
-// Handler returns the API with authentication, scopes and request logging.
+// creates are the operations that start a case: each is idempotent per tenant and
+// records the new case's owner. The value is the case id prefix.
+var creates = map[string]string{
+	"POST /v1/refunds":                "refund-",
+	"POST /v1/identity-verifications": "identity-",
+	"POST /v1/declarations":           "declaration-",
+}
+
+// Handler returns the API with authentication, scopes, tenancy and request logging.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
+		name := rt.method + " " + rt.path
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }))
+		if name == "POST /v1/identity-verifications" {
+			h = s.proveESignature(h)
+		}
+		if identityLimited[name] {
+			h = s.limitIdentity(h)
+		}
+		if prefix, ok := creates[name]; ok {
+			h = s.idempotent(name, prefix, h)
+		}
+		if decisions[name] {
+			h = s.separateDuties(h)
+		}
+		if strings.Contains(rt.path, "{id}") {
+			h = s.ownCase(h)
+		}
+		if name == "GET /v1/tasks" {
+			h = ownQueue(h)
+		}
 		if rt.scope != "" {
 			h = s.authenticate(require(rt.scope, h.ServeHTTP))
 		}
-		mux.Handle(rt.method+" "+rt.path, h)
+		mux.Handle(name, limitBody(bodyLimit(rt.method, rt.path), h))
 	}
-	return s.logRequests(mux)
+	return s.logRequests(securityHeaders(mux))
 }
 
-// logRequests logs method, route pattern, status and duration: never bodies or query
-// strings, which may hold personal data.
+// Body limits: files and declarations up to 10 MB, every other body 128 KB.
+const (
+	FileBodyLimit = docs.MaxSize
+	JSONBodyLimit = 128 << 10
+)
+
+func bodyLimit(method, path string) int64 {
+	if method == "POST" && (strings.HasSuffix(path, "/documents") || path == "/v1/declarations" || path == "/v1/declarations/{id}/correction") {
+		return FileBodyLimit
+	}
+	return JSONBodyLimit
+}
+
+// limitBody answers 413 before reading when the declared length is over the route's
+// limit, and caps what a handler can read when none is declared (chunked).
+func limitBody(limit int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than this operation accepts (%d bytes)", limit), nil)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders are sent with every answer: the API serves JSON only, never a page
+// to frame, sniff or cache.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// HTTPServer is the API's server with every timeout set: a slow or idle client cannot
+// hold a connection (ReadTimeout covers a 10 MB upload at ~200 KB/s).
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+type logKey struct{}
+
+// logInfo is filled in by authenticate, deeper in the chain, for the access log.
+type logInfo struct{ principal Principal }
+
+// logRequests logs key id, tenant, request id, route template, status and latency: never
+// bodies, query strings or path values, which may hold personal data (an INN).
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		reqID := r.Header.Get("X-Request-Id")
+		if reqID == "" || len(reqID) > 100 || strings.ContainsFunc(reqID, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			reqID = uuid.NewString()
+			r.Header.Set("X-Request-Id", reqID)
+		}
+		w.Header().Set("X-Request-Id", reqID)
+		info := &logInfo{}
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r)
+		r = r.WithContext(context.WithValue(r.Context(), logKey{}, info))
+		next.ServeHTTP(rw, r) // the mux sets r.Pattern
 		s.Log.Info().Str("method", r.Method).Str("route", r.Pattern).Int("status", rw.status).
-			Dur("took", time.Since(start)).Str("principal", principal(r).ID).Msg("request")
+			Dur("took", time.Since(start)).Str("request_id", reqID).Str("key_id", info.principal.KeyID).
+			Str("tenant", info.principal.Tenant).Str("role", info.principal.Role).Msg("request")
 	})
 }
 
@@ -161,13 +265,29 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Error is the body of every error answer.
+// Error is the code, message and fields of an error answer; Problem carries it.
 type Error struct {
 	Code    string              `json:"code"`
 	Message string              `json:"message"`
 	Fields  []domain.FieldError `json:"fields,omitempty"`
 }
 
+// Problem is the body of every error answer: an RFC 9457 problem document
+// (application/problem+json) with code and fields as extension members. Error repeats
+// them as the first version's {"error": {...}} did, so its clients keep working.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Code   string              `json:"code"`
+	Fields []domain.FieldError `json:"fields,omitempty"`
+	Error  Error               `json:"error"`
+}
+
 func writeError(w http.ResponseWriter, status int, code, msg string, fields []domain.FieldError) {
-	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: msg, Fields: fields}})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: msg,
+		Code: code, Fields: fields, Error: Error{Code: code, Message: msg, Fields: fields}})
 }

@@ -55,13 +55,21 @@ type Bucket struct {
 	Name       string // logical; deployed as <prefix>-<name>
 	Encryption string // "AES256" (SSE-S3)
 	Lifecycle  []LifecycleRule
+	// Versioned keeps overwritten and deleted objects (recoverable); old versions expire
+	// after NoncurrentDays. The template sets it; the local stack's MinIO runs without.
+	Versioned      bool
+	NoncurrentDays int32
 }
 
-// Access is what a function may do to a table or a bucket; IAM policies follow it.
+// Access is what a function may do to a table or a bucket; its IAM policy grants exactly
+// Actions (DynamoDB or S3 action names without the service prefix: "GetItem",
+// "PutObject"). Without Actions, Write picks a broad default, which the grants test
+// refuses wherever the code does not call all of it.
 type Access struct {
-	Table  string // logical table name, or
-	Bucket string // logical bucket name
-	Write  bool
+	Table   string // logical table name, or
+	Bucket  string // logical bucket name
+	Write   bool
+	Actions []string
 }
 
 // Function is a Lambda function built from a Go package.
@@ -74,11 +82,21 @@ type Function struct {
 	Uses       []Access
 }
 
+// API is the HTTP API deployed with the template (API Gateway HTTP API in front of the
+// API's Lambda); the local stack serves it with `taxflow api` instead.
+type API struct {
+	Function        Function
+	ThrottleRate    float64 // steady requests per second, across all callers
+	ThrottleBurst   int32
+	LogRetentionDay int32
+}
+
 // Declaration is everything taxflow needs in an account.
 type Declaration struct {
 	Tables    []Table
 	Buckets   []Bucket
 	Functions []Function
+	API       API
 }
 
 // Declare returns taxflow's resources.
@@ -110,10 +128,16 @@ func Declare() Declaration {
 			}},
 			// API keys of integrators and staff, stored as SHA-256 hashes.
 			{Name: "apikeys", PartitionKey: s("key_hash")},
+			// The tenant that owns each case (api.OwnersTable): other tenants' reads answer 404.
+			{Name: "case_owners", PartitionKey: s("case_id")},
+			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
+			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
 		},
 		Buckets: []Bucket{{
-			Name:       document.Bucket,
-			Encryption: "AES256",
+			Name:           document.Bucket,
+			Encryption:     "AES256",
+			Versioned:      true,
+			NoncurrentDays: 30,
 			Lifecycle: []LifecycleRule{
 				// Uploads never confirmed by a step are removed after a day.
 				{ID: "expire-incomplete-uploads", Prefix: "incoming/", ExpireDays: 1},
@@ -124,46 +148,61 @@ func Declare() Declaration {
 		Functions: []Function{
 			// One step of a case's record: journal, projection and outbox in one transaction.
 			{Name: contract.FnRecordTransition, Package: "./functions/transition/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: audit.Table, Write: true}, {Table: cases.Table, Write: true}, {Table: notify.Table, Write: true}}},
+				Uses: []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
+					{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}}},
 			{Name: contract.FnOutboxDeliver, Package: "./functions/delivery/lambda", MemoryMB: 128, TimeoutSec: 120,
-				Uses: []Access{{Table: notify.Table, Write: true}, {Table: delivery.Table, Write: true}}},
-			{Name: contract.FnSelfCheck, Package: "./functions/selfcheck/lambda", MemoryMB: 128, TimeoutSec: 3,
-				Uses: []Access{{Table: selfcheck.Table, Write: true}}},
-			{Name: contract.FnTaxpayerCheck, Package: "./functions/taxpayer/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: taxpayer.Table}}},
-			{Name: contract.FnOverpayment, Package: "./functions/overpayment/lambda", MemoryMB: 256, TimeoutSec: 30,
-				Uses: []Access{{Table: overpayment.Table}}},
-			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
-				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
-			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
-				Uses: []Access{{Table: taxpayer.Table}, {Table: payout.Table, Write: true}, {Table: ledger.Table, Write: true}}},
+				Uses: []Access{{Table: notify.Table, Actions: []string{"Query", "UpdateItem"}}, {Table: delivery.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: overpayment.Table}, {Table: ledger.Table, Write: true}}},
-			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,
-				Uses: []Access{{Table: taxpayer.Table}, {Bucket: document.Bucket}}},
-			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: taxpayer.Table, Write: true}}},
-			{Name: contract.FnESignCheck, Package: "./functions/esigncheck/lambda", MemoryMB: 128, TimeoutSec: 15,
-				Uses: []Access{{Bucket: document.Bucket}}},
-			{Name: contract.FnUnblockCheck, Package: "./functions/unblock/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: taxpayer.Table}}},
-			{Name: contract.FnIdentityClear, Package: "./functions/identityclear/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: taxpayer.Table, Write: true}}},
+				Uses: []Access{{Table: overpayment.Table, Actions: []string{"Query"}}, {Table: ledger.Table, Actions: []string{"GetItem", "PutItem", "Scan"}}}},
 			// Destroys a case's documents when consent is withdrawn for good (152-FZ art. 21 p.5).
 			{Name: contract.FnCaseDocumentsDelete, Package: "./functions/casedocs/lambda", MemoryMB: 128, TimeoutSec: 60,
-				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
-			{Name: contract.FnDeclarationCheck, Package: "./functions/declaration/lambda", MemoryMB: 256, TimeoutSec: 30,
-				Uses: []Access{{Bucket: document.Bucket}}},
-			{Name: contract.FnDecisionPDF, Package: "./functions/decisionpdf/lambda", MemoryMB: 256, TimeoutSec: 30,
-				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
-			{Name: contract.FnReminderSweep, Package: "./functions/reminders/lambda", MemoryMB: 256, TimeoutSec: 120,
-				Uses: []Access{{Table: reminders.Table}, {Table: taxpayer.Table}, {Table: notify.Table, Write: true}}},
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
 			{Name: contract.FnObligationSweep, Package: "./functions/obligations/lambda", MemoryMB: 256, TimeoutSec: 120,
-				Uses: []Access{{Table: overpayment.Table}, {Table: reminders.Table, Write: true}}},
+				Uses: []Access{{Table: overpayment.Table, Actions: []string{"Query", "Scan"}}, {Table: reminders.Table, Actions: []string{"GetItem", "PutItem", "Query"}}}},
+			{Name: contract.FnSelfCheck, Package: "./functions/selfcheck/lambda", MemoryMB: 128, TimeoutSec: 3,
+				Uses: []Access{{Table: selfcheck.Table, Actions: []string{"UpdateItem"}}}},
+			{Name: contract.FnTaxpayerCheck, Package: "./functions/taxpayer/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}}},
+			{Name: contract.FnOverpayment, Package: "./functions/overpayment/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Table: overpayment.Table, Actions: []string{"Query"}}}},
+			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}}}},
+			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: payout.Table, Actions: []string{"GetItem", "PutItem"}},
+					{Table: ledger.Table, Actions: []string{"GetItem", "PutItem"}}}},
+			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
+			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"UpdateItem"}}}},
+			{Name: contract.FnESignCheck, Package: "./functions/esigncheck/lambda", MemoryMB: 128, TimeoutSec: 15,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
+			{Name: contract.FnUnblockCheck, Package: "./functions/unblock/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}}},
+			{Name: contract.FnIdentityClear, Package: "./functions/identityclear/lambda", MemoryMB: 128, TimeoutSec: 10,
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"UpdateItem"}}}},
+			{Name: contract.FnDeclarationCheck, Package: "./functions/declaration/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
+			{Name: contract.FnDecisionPDF, Package: "./functions/decisionpdf/lambda", MemoryMB: 256, TimeoutSec: 30,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"PutObject"}}}},
+			{Name: contract.FnReminderSweep, Package: "./functions/reminders/lambda", MemoryMB: 256, TimeoutSec: 120,
+				Uses: []Access{{Table: reminders.Table, Actions: []string{"Query"}}, {Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnInactiveSweep, Package: "./functions/inactive/lambda", MemoryMB: 256, TimeoutSec: 120,
-				Uses: []Access{{Table: taxpayer.Table, Write: true}, {Table: notify.Table, Write: true}}},
+				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"Scan", "UpdateItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
-				Uses: []Access{{Bucket: document.Bucket, Write: true}}},
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
+		},
+		API: API{
+			Function: Function{Name: "api", Package: "./api/lambda", MemoryMB: 256, TimeoutSec: 29,
+				Uses: []Access{
+					{Table: "apikeys", Actions: []string{"GetItem", "UpdateItem"}},
+					{Table: "case_owners", Actions: []string{"GetItem", "PutItem"}},
+					{Table: "api_idempotency", Actions: []string{"GetItem", "PutItem", "UpdateItem"}},
+					{Table: taxpayer.Table, Actions: []string{"GetItem", "UpdateItem"}},
+					{Table: audit.Table, Actions: []string{"Query"}},
+					{Table: overpayment.Table, Actions: []string{"Query"}},
+					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
+				}},
+			ThrottleRate: 50, ThrottleBurst: 100, LogRetentionDay: 90,
 		},
 	}
 }

@@ -72,7 +72,28 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 		}
 		seen["Bucket"+camel(bk.Name)] = true
 	}
-	for _, f := range d.Functions {
+	for _, bk := range d.Buckets {
+		v, _ := doc.Resources["Bucket"+camel(bk.Name)].Properties["VersioningConfiguration"].(map[string]any)
+		if bk.Versioned != (v["Status"] == "Enabled") {
+			t.Errorf("bucket %s: versioning %v, declared %v", bk.Name, v, bk.Versioned)
+		}
+	}
+	// The API: its function, the HTTP API in front (throttled), log groups and alarms.
+	for _, id := range []string{"HttpApi", "LogsHttpApi", "AlarmServerErrors", "AlarmFunctionErrors", "AlarmFunctionThrottles"} {
+		if _, ok := doc.Resources[id]; !ok {
+			t.Errorf("template lacks %s", id)
+		}
+		seen[id] = true
+	}
+	if thr, _ := doc.Resources["HttpApi"].Properties["DefaultRouteSettings"].(map[string]any); thr["ThrottlingRateLimit"] == nil || thr["ThrottlingBurstLimit"] == nil {
+		t.Errorf("the HTTP API is not throttled: %v", thr)
+	}
+	for _, f := range append(d.Functions, d.API.Function) {
+		logs, ok := doc.Resources["Logs"+camel(f.Name)]
+		if !ok || logs.Properties["RetentionInDays"] == nil {
+			t.Errorf("function %s: no log group with a retention", f.Name)
+		}
+		seen["Logs"+camel(f.Name)] = true
 		r, ok := doc.Resources["Function"+camel(f.Name)]
 		if !ok || r.Type != "AWS::Serverless::Function" || name(r.Properties, "FunctionName") != f.Name {
 			t.Fatalf("function %s missing or misnamed", f.Name)

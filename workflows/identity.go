@@ -409,6 +409,9 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 		} else if err != nil {
 			return "", nil, err
 		}
+		if res.Inconclusive {
+			return contract.MatchInconclusive, []string{res.Reason}, nil
+		}
 		if !res.Valid {
 			return contract.MatchNo, []string{res.Reason}, nil
 		}

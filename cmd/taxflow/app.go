@@ -128,11 +128,7 @@ func runAPI(ctx context.Context) error {
 func (a *app) keys() api.DynamoKeys { return api.Keys(a.cfg, a.clients) }
 
 func serveAPI(ctx context.Context, a *app, c client.Client) error {
-	srv := &http.Server{
-		Addr:              a.cfg.APIAddr,
-		Handler:           api.New(a.cfg, a.clients, c, a.log).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := api.New(a.cfg, a.clients, c, a.log).HTTPServer(a.cfg.APIAddr)
 	ln, err := net.Listen("tcp", a.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("TAXFLOW_API_ADDR=%s: %w", a.cfg.APIAddr, err)

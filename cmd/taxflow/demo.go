@@ -29,34 +29,29 @@ import (
 
 // demoKeys are the API keys of the demo's principals, one per role.
 type demoKeys struct {
-	Integrator, Auth, Reviewer, Operator, Specialist string
+	Integrator, Auth, Reviewer, Inspector, Operator, Specialist string
 }
 
+// demoPrincipals: the cabinet (an integrator tenant) with its authentication system, and
+// the tax office's staff, one key per role, each with its role's scopes.
 var demoPrincipals = []struct {
-	id, role string
-	scopes   []string
-	key      func(*demoKeys) *string
+	id, tenant, role, what string
+	key                    func(*demoKeys) *string
 }{
-	{"demo-cabinet", "integrator (the cabinet)", []string{api.ScopeRefundsRead, api.ScopeRefundsWrite, api.ScopeIdentityRead, api.ScopeIdentityWrite,
-		api.ScopeConsent, api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite, api.ScopeAccountRead, api.ScopeAccountUnblock},
-		func(k *demoKeys) *string { return &k.Integrator }},
-	{"demo-auth", "authentication system", []string{api.ScopeAccountEvents, api.ScopeAccountRead},
-		func(k *demoKeys) *string { return &k.Auth }},
-	{"demo-inspector", "reviewer / inspector", []string{api.ScopeRefundsRead, api.ScopeRefundsDecide, api.ScopeDeclarationsRead, api.ScopeDeclarationsReview,
-		api.ScopeIdentityRead, api.ScopeIdentityReview, api.ScopeTasksRead},
-		func(k *demoKeys) *string { return &k.Reviewer }},
-	{"demo-operator", "operator", []string{api.ScopeOperate, api.ScopeRefundsRead, api.ScopeIdentityRead, api.ScopeIdentityReview, api.ScopeTasksRead},
-		func(k *demoKeys) *string { return &k.Operator }},
-	{"demo-specialist", "specialist", []string{api.ScopeAccountRead, api.ScopeAccountSpecialist, api.ScopeTasksRead},
-		func(k *demoKeys) *string { return &k.Specialist }},
+	{"demo-cabinet", "demo-cabinet", api.RoleIntegrator, "integrator (the cabinet)", func(k *demoKeys) *string { return &k.Integrator }},
+	{"demo-auth", "demo-cabinet", api.RoleAuthSystem, "authentication system", func(k *demoKeys) *string { return &k.Auth }},
+	{"demo-reviewer", "tax-office", api.RoleReviewer, "refund and identity reviewer", func(k *demoKeys) *string { return &k.Reviewer }},
+	{"demo-inspector", "tax-office", api.RoleInspector, "declaration inspector", func(k *demoKeys) *string { return &k.Inspector }},
+	{"demo-operator", "tax-office", api.RoleOperator, "operator", func(k *demoKeys) *string { return &k.Operator }},
+	{"demo-specialist", "tax-office", api.RoleSpecialist, "unblock specialist", func(k *demoKeys) *string { return &k.Specialist }},
 }
 
 func createDemoKeys(ctx context.Context, a *app) (demoKeys, error) {
 	var k demoKeys
 	for _, p := range demoPrincipals {
-		key, err := a.keys().Create(ctx, api.Principal{ID: p.id, Scopes: p.scopes})
+		key, err := a.keys().Create(ctx, api.Principal{ID: p.id, Tenant: p.tenant, Role: p.role})
 		if err != nil {
-			return k, fmt.Errorf("create the %s key: %w", p.role, err)
+			return k, fmt.Errorf("create the %s key: %w", p.what, err)
 		}
 		*p.key(&k) = key
 	}
@@ -279,7 +274,7 @@ func (m *demo) whereToLook(s stack.Stack, results []outcome) {
 	fmt.Fprintf(m.out, "  logs, data   %s\n", s.Dir)
 	fmt.Fprintf(m.out, "API keys of this data (shown once; stored only as hashes):\n")
 	for _, p := range demoPrincipals {
-		fmt.Fprintf(m.out, "  %-26s %s\n", p.role, *p.key(&m.keys))
+		fmt.Fprintf(m.out, "  %-26s %s\n", p.what, *p.key(&m.keys))
 	}
 	fmt.Fprintln(m.out)
 }

@@ -75,11 +75,11 @@ func (m *demo) declaration() outcome {
 	w.show(st.Status, st.Label, detail)
 
 	w.step("the inspector finds it in the task list")
-	if err := m.waitTask("inspector", m.keys.Reviewer, w.o.caseID); err != nil {
+	if err := m.waitTask("inspector", m.keys.Inspector, w.o.caseID); err != nil {
 		return w.fail(err)
 	}
 	w.step("the inspector asks for documents")
-	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/request-documents", m.keys.Reviewer,
+	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/request-documents", m.keys.Inspector,
 		jsonBody(map[string]string{"what": "документы, подтверждающие вычет"})); err != nil {
 		return w.fail(err)
 	}
@@ -105,7 +105,7 @@ func (m *demo) declaration() outcome {
 	w.show(st.Status, st.Label, "documents received (PDF, stored in S3); the review goes on")
 
 	w.step("the inspector decides")
-	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/decision", m.keys.Reviewer,
+	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/decision", m.keys.Inspector,
 		jsonBody(map[string]string{"decision": "confirmed", "grounds": "документы подтверждают заявленный вычет"})); err != nil {
 		return w.fail(err)
 	}

@@ -28,7 +28,8 @@ Usage:
   taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)
   taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
-  taxflow apikey create --principal NAME --scopes a,b   create an API key (printed once)
+  taxflow apikey create --tenant T --role R [--expires 90d]   create an API key (printed once, stored hashed)
+  taxflow apikey list [--tenant T] | revoke KEY_ID           list keys with their last use; revoke one
 
 Configuration is read from the environment; see README.md.
 `

@@ -65,6 +65,9 @@ func (h *Handler) Check(ctx context.Context, in contract.ESignCheckInput) (contr
 		if esign.IsRefusal(err) {
 			return contract.ESignCheckResult{Valid: false, Reason: err.Error()}, nil
 		}
+		if esign.IsUnknown(err) {
+			return contract.ESignCheckResult{Valid: false, Inconclusive: true, Reason: err.Error()}, nil
+		}
 		return contract.ESignCheckResult{}, err
 	}
 	return contract.ESignCheckResult{Valid: true}, nil

@@ -25,8 +25,21 @@ func TestCheckWithTrustFromS3(t *testing.T) {
 	crl, _ := ca.CRL(now, 5)
 	h = &Handler{S3: s3, Bucket: "b"}
 	res, err := h.Check(context.Background(), in)
-	if err != nil || !res.Valid { // no CRL yet: valid
-		t.Fatalf("valid: %+v %v", res, err)
+	if err != nil || res.Valid || !res.Inconclusive { // no CRL: revocation unknown, never valid
+		t.Fatalf("without a revocation list: %+v %v", res, err)
+	}
+	empty, _ := ca.CRL(now)
+	s3.Put(CRLKey, empty)
+	h = &Handler{S3: s3, Bucket: "b"}
+	if res, err = h.Check(context.Background(), in); err != nil || !res.Valid || res.Inconclusive {
+		t.Fatalf("valid with a current list: %+v %v", res, err)
+	}
+	// A list past its next update cannot vouch for today.
+	h = &Handler{S3: s3, Bucket: "b"}
+	later := in
+	later.At = now.AddDate(0, 0, 8)
+	if res, err = h.Check(context.Background(), later); err != nil || res.Valid || !res.Inconclusive {
+		t.Fatalf("stale list: %+v %v", res, err)
 	}
 	s3.Put(CRLKey, crl)
 	h = &Handler{S3: s3, Bucket: "b"}

@@ -59,8 +59,11 @@ type ESignCheckInput struct {
 
 // ESignCheckResult says whether the certificate identifies the taxpayer.
 type ESignCheckResult struct {
-	Valid  bool   `json:"valid"`
-	Reason string `json:"reason,omitempty"`
+	Valid bool `json:"valid"`
+	// Inconclusive: the check could not complete (revocation status unknown); the
+	// verification goes to manual review, never to verified.
+	Inconclusive bool   `json:"inconclusive,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // IdentityConfirmInput sets the confirmed mark with time and method [001:52, 004:27].

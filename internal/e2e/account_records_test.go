@@ -45,11 +45,11 @@ func TestAccountRecordAcrossContinueAsNew(t *testing.T) {
 	s.AccountPolicy.ContinueAfter = continueAfter
 	base := newServer(t, s)
 	keys := api.Keys(shared.cfg, shared.clients)
-	authKey, err := keys.Create(ctx, api.Principal{ID: "e2e-auth", Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead}})
+	authKey, err := keys.Create(ctx, api.Principal{ID: "e2e-auth", Tenant: "e2e-cabinet", Role: api.RoleAuthSystem, Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	specKey, err := keys.Create(ctx, api.Principal{ID: "e2e-specialist", Scopes: []string{api.ScopeAccountSpecialist, api.ScopeAccountRead}})
+	specKey, err := keys.Create(ctx, api.Principal{ID: "e2e-specialist", Tenant: "tax-office", Role: api.RoleSpecialist, Scopes: []string{api.ScopeAccountSpecialist, api.ScopeAccountRead}})
 	if err != nil {
 		t.Fatal(err)
 	}

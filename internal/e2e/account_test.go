@@ -68,7 +68,7 @@ func TestAccountEventBurst(t *testing.T) {
 	s.AccountPolicy.ContinueAfter = 30
 	base := newServer(t, s)
 	key, err := api.Keys(shared.cfg, shared.clients).Create(context.Background(),
-		api.Principal{ID: "e2e-auth", Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead}})
+		api.Principal{ID: "e2e-auth", Tenant: "e2e-auth", Role: api.RoleAuthSystem, Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestAccountSelfServiceOverHTTP(t *testing.T) {
 	s.TaskQueue = queue
 	base := newServer(t, s)
 	key, _ := api.Keys(shared.cfg, shared.clients).Create(context.Background(),
-		api.Principal{ID: "e2e-auth", Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead, api.ScopeAccountUnblock}})
+		api.Principal{ID: "e2e-auth", Tenant: "e2e-auth", Role: api.RoleAuthSystem, Scopes: []string{api.ScopeAccountEvents, api.ScopeAccountRead, api.ScopeAccountUnblock}})
 	c := &apiClient{t, base + "|" + key}
 	p := newPerson(t, true)
 	for i := 0; i < s.AccountPolicy.Threshold+1; i++ { // more than the threshold locks [001:175]

@@ -71,7 +71,7 @@ func TestCodecServerDecodesHistoryForStaffOnly(t *testing.T) {
 
 	t.Logf("refund %s: %d payloads in its history, %d encrypted", id, len(history), encrypted)
 
-	operator, err := api.Keys(shared.cfg, shared.clients).Create(context.Background(), api.Principal{ID: "e2e-operator", Scopes: []string{api.ScopeOperate}})
+	operator, err := api.Keys(shared.cfg, shared.clients).Create(context.Background(), api.Principal{ID: "e2e-operator", Tenant: "tax-office", Role: api.RoleOperator, Scopes: []string{api.ScopeOperate}})
 	if err != nil {
 		t.Fatal(err)
 	}

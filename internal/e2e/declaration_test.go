@@ -58,8 +58,8 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	s.TaskQueue = queue
 	base := newServer(t, s)
 	keys := api.Keys(shared.cfg, shared.clients)
-	ck, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite}})
-	ik, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector", Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsReview, api.ScopeTasksRead}})
+	ck, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsWrite}})
+	ik, _ := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector", Tenant: "tax-office", Role: api.RoleInspector, Scopes: []string{api.ScopeDeclarationsRead, api.ScopeDeclarationsReview, api.ScopeTasksRead}})
 	cabinet, inspector := &apiClient{t, base + "|" + ck}, &apiClient{t, base + "|" + ik}
 	inn := domain.CompleteINN12(fmt.Sprintf("66%08d", rand.IntN(100_000_000)))
 
@@ -176,5 +176,21 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	}
 	if fonts := pdfdoctest.Fonts(t, pdf); len(fonts) == 0 || !fonts[0].Embedded {
 		t.Errorf("the downloaded decision has no embedded font: %+v", fonts)
+	}
+
+	// An appeal goes to a different inspector: the one who decided is refused (409).
+	if code, out := cabinet.do("POST", "/v1/declarations/"+id+"/appeal", []byte(`{"reason":"the deduction was understated"}`)); code != http.StatusOK {
+		t.Fatalf("appeal: %d %s", code, out)
+	}
+	if code, out := inspector.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"as before"}`)); code != http.StatusConflict {
+		t.Fatalf("the deciding inspector decided the appeal: %d %s", code, out)
+	}
+	ik2, err := keys.Create(context.Background(), api.Principal{ID: "e2e-inspector-2", Tenant: "tax-office", Role: api.RoleInspector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := &apiClient{t, base + "|" + ik2}
+	if code, out := second.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"the appeal is not founded"}`)); code != http.StatusOK {
+		t.Fatalf("another inspector decides the appeal: %d %s", code, out)
 	}
 }

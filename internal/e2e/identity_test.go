@@ -51,11 +51,11 @@ func startIdentityAPI(t *testing.T, queue string) (*apiClient, *apiClient) {
 	s.TaskQueue = queue
 	srv := newServer(t, s)
 	keys := api.Keys(shared.cfg, shared.clients)
-	ik, err := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
+	ik, err := keys.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityWrite, api.ScopeConsent}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := keys.Create(context.Background(), api.Principal{ID: "e2e-operator", Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityReview}})
+	ok, err := keys.Create(context.Background(), api.Principal{ID: "e2e-operator", Tenant: "tax-office", Role: api.RoleReviewer, Scopes: []string{api.ScopeIdentityRead, api.ScopeIdentityReview}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,10 @@ func TestIdentityByDocumentsOverHTTPWithConsentPause(t *testing.T) {
 		t.Fatalf("upload: %d %s", code, out)
 	}
 	cabinet.waitIdentity(id, func(st workflows.IdentityStatus) bool { return st.Paused }, "the pause")
-	if code, out := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", nil); code != http.StatusOK {
+	if code, _ := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", nil); code != http.StatusBadRequest {
+		t.Fatalf("consent without its document: %d, want 400", code)
+	}
+	if code, out := cabinet.do("POST", "/v1/taxpayers/"+p.INN+"/consent", []byte(`{"channel":"cabinet","document_id":"consent-2026-11-23-001"}`)); code != http.StatusOK {
 		t.Fatalf("consent: %d %s", code, out)
 	}
 	st := cabinet.waitIdentity(id, status(workflows.IdentityVerified), "verified")
@@ -170,12 +173,43 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 		Body: bytes.NewReader(ca.RootPEM())}); err != nil {
 		t.Fatal(err)
 	}
+	// A current revocation list of the authority: without one the check cannot complete.
+	crl, err := ca.CRL(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.CRLKey),
+		Body: bytes.NewReader(crl)}); err != nil {
+		t.Fatal(err)
+	}
 	p := newPerson(t, true)
 	snils, _ := domain.NormalizeSNILS("snils", p.SNILS)
-	cert, _ := ca.Issue(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
-	code, id := cabinet.startIdentity(contract.MethodESignature, p, cert)
-	if code != http.StatusCreated {
-		t.Fatalf("start: %d", code)
+	cert, key, _ := ca.IssueWithKey(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
+	// A bare certificate proves nothing: it is public.
+	if code, _ := cabinet.startIdentity(contract.MethodESignature, p, cert); code != http.StatusBadRequest {
+		t.Fatalf("a certificate without proof of possession: %d, want 400", code)
+	}
+	code, out := cabinet.do("POST", "/v1/identity-verifications/challenges", nil)
+	var ch struct{ Nonce string }
+	if code != http.StatusCreated || json.Unmarshal(out, &ch) != nil {
+		t.Fatalf("challenge: %d %s", code, out)
+	}
+	sig, err := esigntest.Sign(key, []byte(ch.Nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"method": contract.MethodESignature, "person": p, "certificate": cert, "nonce": ch.Nonce, "signature": sig})
+	code, out = cabinet.do("POST", "/v1/identity-verifications", body, "Idempotency-Key", uuid.NewString())
+	var started struct {
+		CaseID string `json:"case_id"`
+	}
+	if code != http.StatusCreated || json.Unmarshal(out, &started) != nil {
+		t.Fatalf("start: %d %s", code, out)
+	}
+	id := started.CaseID
+	// The same nonce again: replayed, refused.
+	if code, _ := cabinet.do("POST", "/v1/identity-verifications", body, "Idempotency-Key", uuid.NewString()); code != http.StatusBadRequest {
+		t.Fatalf("a replayed nonce: %d, want 400", code)
 	}
 	if st := cabinet.waitIdentity(id, status(workflows.IdentityVerified), "verified"); st.Method != contract.MethodESignature {
 		t.Fatalf("%+v", st)

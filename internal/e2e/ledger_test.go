@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.temporal.io/api/workflowservice/v1"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -256,8 +257,14 @@ func TestBadClaimsStartNothing(t *testing.T) {
 		if code != c.want || !strings.Contains(string(out), `"field":"`+c.field+`"`) {
 			t.Errorf("%s: %d %s", c.name, code, out)
 		}
-		if _, err := shared.temporal.DescribeWorkflowExecution(context.Background(), api.CaseIDFor("e2e-cabinet", key), ""); !isNotFound(err) {
-			t.Errorf("%s: a case started (%v)", c.name, err)
+	}
+	// no refund case of either taxpayer exists (case ids are random: found by subject)
+	srv := api.New(shared.cfg, shared.clients, shared.temporal, zerologNop())
+	for _, who := range []string{inn, other} {
+		q := fmt.Sprintf("TaxflowProcess = 'refund' AND TaxflowSubject = '%s'", srv.Subject(who))
+		res, err := shared.temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		if err != nil || res.GetCount() != 0 {
+			t.Errorf("refused claims started cases: %d (%v)", res.GetCount(), err)
 		}
 	}
 	// the same Idempotency-Key with another body: 422 naming the key, the first case untouched
@@ -289,7 +296,7 @@ func TestRequisitesVerdictEndsTheHoldEarly(t *testing.T) {
 	queue := startWorker(t, lambdaInvoker())
 	integrator, _, _ := startAPI(t, queue)
 	base, _, _ := strings.Cut(integrator.base, "|")
-	bk, err := api.Keys(shared.cfg, shared.clients).Create(context.Background(), api.Principal{ID: "e2e-back-office", Scopes: []string{api.ScopeRequisites}})
+	bk, err := api.Keys(shared.cfg, shared.clients).Create(context.Background(), api.Principal{ID: "e2e-back-office", Tenant: "tax-office", Role: api.RoleOperator, Scopes: []string{api.ScopeRequisites}})
 	if err != nil {
 		t.Fatal(err)
 	}

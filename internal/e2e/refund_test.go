@@ -76,11 +76,11 @@ func startAPI(t *testing.T, queue string) (integrator, reviewer *apiClient, keys
 	s.TaskQueue = queue
 	url := newServer(t, s)
 	keyStore := api.Keys(shared.cfg, shared.clients)
-	ik, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
+	ik, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rk, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-inspector", Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide}})
+	rk, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-inspector", Tenant: "tax-office", Role: api.RoleReviewer, Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsDecide}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,12 +104,20 @@ func (c *apiClient) do(method, path string, body []byte, headers ...string) (int
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	// Say what the body is, as a real client would (the spec requires it).
+	if len(body) > 0 && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/octet-stream")
+		if json.Valid(body) {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	checkContract(c.t, req, body, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, b
 }
 
@@ -171,8 +179,9 @@ func TestRefundEndToEndOverHTTP(t *testing.T) {
 	if code != http.StatusCreated || id == "" {
 		t.Fatalf("create: %d", code)
 	}
-	if code, again := integrator.create(inn, 2_500_000, idem); code != http.StatusOK || again != id {
-		t.Fatalf("same Idempotency-Key: %d %s, want 200 %s", code, again, id)
+	// The same key and body: the original answer again (IETF Idempotency-Key draft).
+	if code, again := integrator.create(inn, 2_500_000, idem); code != http.StatusCreated || again != id {
+		t.Fatalf("same Idempotency-Key: %d %s, want the original 201 %s", code, again, id)
 	}
 	if code, _ := integrator.create(inn, 9_999, idem); code != http.StatusUnprocessableEntity {
 		t.Fatalf("same key, other request: %d, want 422", code)

@@ -39,6 +39,18 @@ const update = ": update your electronic signature and upload the new certificat
 
 func refuse(why string) error { return &Refusal{Reason: why + update} }
 
+// Unknown is a check that could not complete (revocation status unknown): neither valid
+// nor refused; the verification goes to an operator.
+type Unknown struct{ Reason string }
+
+func (u *Unknown) Error() string { return u.Reason }
+
+// IsUnknown tells whether err is a check that could not complete.
+func IsUnknown(err error) bool {
+	var u *Unknown
+	return errors.As(err, &u)
+}
+
 // IsRefusal tells whether err refuses the certificate.
 func IsRefusal(err error) bool {
 	var r *Refusal
@@ -86,26 +98,36 @@ func Verify(c *x509.Certificate, t Trust, inn, snils string, now time.Time) erro
 	if err != nil {
 		return refuse("the certificate was not issued by an accredited certification authority")
 	}
-	issuer := c
-	if len(chains) > 0 && len(chains[0]) > 1 {
-		issuer = chains[0][1]
-	}
-	for _, crl := range t.CRLs {
-		if crl.CheckSignatureFrom(issuer) != nil {
-			continue // another authority's list
-		}
-		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber.Cmp(c.SerialNumber) == 0 {
-				return refuse(fmt.Sprintf("the certificate was revoked on %s", e.RevocationTime.UTC().Format(time.DateOnly)))
-			}
-		}
-	}
 	gotINN, gotSNILS := Subject(c)
 	if gotINN == "" && gotSNILS == "" {
 		return refuse("the certificate names no INN or SNILS, so it cannot identify you")
 	}
 	if gotINN != "" && gotINN != inn || gotSNILS != "" && gotSNILS != snils {
 		return refuse("the certificate was issued to another person (its INN or SNILS differs from yours)")
+	}
+	issuer := c
+	if len(chains) > 0 && len(chains[0]) > 1 {
+		issuer = chains[0][1]
+	}
+	// Fail closed: without a current list signed by the certificate's own authority the
+	// revocation status is unknown, and an unknown status is not a valid certificate.
+	current := false
+	for _, crl := range t.CRLs {
+		if crl.CheckSignatureFrom(issuer) != nil {
+			continue // another authority's list
+		}
+		if now.Before(crl.ThisUpdate) || !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+			continue // not current: it cannot vouch for today
+		}
+		current = true
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(c.SerialNumber) == 0 {
+				return refuse(fmt.Sprintf("the certificate was revoked on %s", e.RevocationTime.UTC().Format(time.DateOnly)))
+			}
+		}
+	}
+	if !current {
+		return &Unknown{Reason: "the revocation status of the certificate could not be established (no current revocation list of its authority): an operator reviews it"}
 	}
 	return nil
 }

@@ -124,3 +124,25 @@ func TestParsePEMAndDER(t *testing.T) {
 		}
 	}
 }
+
+// Revocation fails closed: only another authority's list, or none, is "unknown", never valid.
+func TestRevocationUnknownIsNotValid(t *testing.T) {
+	a, other := newCA(t), newCA(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(a.cert)
+	f, to := now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0)
+	c := a.issue(t, 20, inn, snils, f, to)
+	for name, crls := range map[string][]*x509.RevocationList{"no list": nil, "another authority's list": {other.crl(t)}} {
+		err := Verify(c, Trust{Roots: pool, CRLs: crls}, inn, snils, now)
+		if !IsUnknown(err) || IsRefusal(err) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A stale list (past its next update) cannot vouch for a later day.
+	if err := Verify(c, Trust{Roots: pool, CRLs: []*x509.RevocationList{a.crl(t)}}, inn, snils, now.AddDate(0, 0, 7)); !IsUnknown(err) {
+		t.Errorf("stale list: %v", err)
+	}
+	if err := Verify(c, Trust{Roots: pool, CRLs: []*x509.RevocationList{a.crl(t)}}, inn, snils, now); err != nil {
+		t.Errorf("current list: %v", err)
+	}
+}

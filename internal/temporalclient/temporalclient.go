@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/taxflow/taxflow/internal/codec"
@@ -47,19 +48,33 @@ func PayloadCodec(c config.Temporal) (*codec.Codec, error) {
 	return codec.New(key, old...)
 }
 
+// Options builds the client options: connection security (TLS, mTLS client certificate,
+// API key, gRPC metadata) from the SDK's standard configuration — the TEMPORAL_TLS_*,
+// TEMPORAL_API_KEY, TEMPORAL_GRPC_META_* variables and the TEMPORAL_CONFIG_FILE profile
+// read by contrib/envconfig — and address, namespace and the encrypting data converter
+// from taxflow's configuration. env nil reads the process environment.
+func Options(c config.Temporal, log zerolog.Logger, env envconfig.EnvLookup) (client.Options, error) {
+	opts, err := envconfig.LoadClientOptions(envconfig.LoadClientOptionsRequest{EnvLookup: env})
+	if err != nil {
+		return client.Options{}, fmt.Errorf("temporal connection settings (TEMPORAL_TLS_*, TEMPORAL_API_KEY, TEMPORAL_CONFIG_FILE): %w", err)
+	}
+	dc, err := DataConverter(c)
+	if err != nil {
+		return client.Options{}, err
+	}
+	opts.HostPort, opts.Namespace = c.Address, c.Namespace
+	opts.Logger = logging.NewTemporal(log.With().Str("component", "temporal").Logger())
+	opts.DataConverter, opts.FailureConverter = dc, codec.FailureConverter(dc)
+	return opts, nil
+}
+
 // Dial connects to Temporal with the encrypting data converter.
 func Dial(c config.Temporal, log zerolog.Logger) (client.Client, error) {
-	dc, err := DataConverter(c)
+	opts, err := Options(c, log, nil)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := client.Dial(client.Options{
-		HostPort:         c.Address,
-		Namespace:        c.Namespace,
-		Logger:           logging.NewTemporal(log.With().Str("component", "temporal").Logger()),
-		DataConverter:    dc,
-		FailureConverter: codec.FailureConverter(dc),
-	})
+	cl, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.Address, c.Namespace, err)
 	}

@@ -67,11 +67,26 @@ install_poppler() {
   echo "setup: pdftotext is missing: install poppler-utils (Debian: sudo apt-get install poppler-utils) so the tests can read generated PDFs (they skip that check without it, and fail under CI=true)." >&2
 }
 
+# The OpenAPI linter: @redocly/cli at its pinned version, installed locally under $tools/redocly
+# (npm install --prefix, exact version, no global install); `make lint` runs it over api/openapi.yaml.
+install_redocly() {
+  local version=$REDOCLY_NPM_VERSION dir="$tools/redocly"
+  if stamp_ok redocly "$version" && [ -x "$dir/node_modules/.bin/redocly" ]; then echo "setup: redocly $version present"; return; fi
+  echo "setup: installing $REDOCLY_NPM_PACKAGE@$version from npm"
+  rm -rf "$dir"; mkdir -p "$dir"
+  ( cd "$dir" && echo '{"private":true}' >package.json &&
+    npm install --silent --no-audit --no-fund --save-exact "$REDOCLY_NPM_PACKAGE@$version" >/dev/null )
+  echo "$version" >"$tools/redocly.version"
+}
+
 install_poppler
+install_redocly &
+redocly=$!
 install_dynamodb &
 ddb=$!
 install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
 install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
 wait $ddb
+wait $redocly
 install_dynamodb_launcher
 echo "setup: tools ready in $tools"

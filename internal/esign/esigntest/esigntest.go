@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -40,9 +41,16 @@ func NewCA(now time.Time) (*CA, error) {
 
 // Issue makes a certificate for the INN and SNILS, valid from..to, as PEM.
 func (a *CA) Issue(serial int64, inn, snils string, from, to time.Time) ([]byte, error) {
+	cert, _, err := a.IssueWithKey(serial, inn, snils, from, to)
+	return cert, err
+}
+
+// IssueWithKey is Issue that also returns the certificate's private key, to sign a
+// challenge with.
+func (a *CA) IssueWithKey(serial int64, inn, snils string, from, to time.Time) ([]byte, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	subj := pkix.Name{CommonName: "TAXPAYER", ExtraNames: []pkix.AttributeTypeAndValue{
 		{Type: esign.OIDINN, Value: inn}, {Type: esign.OIDSNILS, Value: snils}}}
@@ -50,9 +58,15 @@ func (a *CA) Issue(serial int64, inn, snils string, from, to time.Time) ([]byte,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, &key.PublicKey, a.key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key, nil
+}
+
+// Sign signs msg with key as an e-signature proof of possession does (ECDSA, SHA-256).
+func Sign(key *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
+	sum := sha256.Sum256(msg)
+	return ecdsa.SignASN1(rand.Reader, key, sum[:])
 }
 
 // RootPEM is the CA certificate as PEM.

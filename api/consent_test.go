@@ -1,0 +1,78 @@
+package api
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// Consent without its channel or document is refused, and nothing is written.
+func TestConsentWithoutDocumentRecordsNothing(t *testing.T) {
+	s, keys := newTestServer()
+	db := storetest.New(map[string]storetest.Key{"taxpayers": {PK: "inn"}})
+	s.DB, s.Taxpayers = db, "taxpayers"
+	keys.Add("consent-key", Principal{ID: "cabinet", Tenant: "alpha", Role: RoleIntegrator, Scopes: []string{ScopeConsent}})
+	h := s.Handler()
+	for _, body := range []string{"", `{}`, `{"channel":"cabinet"}`, `{"channel":"fax","document_id":"c-1"}`, `{"channel":"cabinet","document_id":" "}`} {
+		rec := do(h, "POST", "/v1/taxpayers/500100732259/consent", "consent-key", body)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("%q: %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	if db.Writes != 0 {
+		t.Fatalf("%d writes for refused consents", db.Writes)
+	}
+}
+
+func TestMismatchReasonsAreGenericForIntegrators(t *testing.T) {
+	st := workflows.IdentityStatus{Reasons: []string{"surname differs from the registry", "passport number differs"}}
+	staff := st
+	staff.Reasons = append([]string{}, st.Reasons...)
+	redactReasons(Principal{Role: RoleIntegrator}, &st)
+	if len(st.Reasons) != 1 || st.Reasons[0] != GenericMismatch {
+		t.Fatalf("integrator sees %v", st.Reasons)
+	}
+	redactReasons(Principal{Role: RoleReviewer}, &staff)
+	if len(staff.Reasons) != 2 {
+		t.Fatalf("reviewer sees %v", staff.Reasons)
+	}
+}
+
+// Identity attempts for one taxpayer: five an hour, then 429 with Retry-After; another
+// taxpayer is not affected.
+func TestIdentityAttemptsAreRateLimitedPerTaxpayer(t *testing.T) {
+	s, _ := tenantServer(t)
+	var reached int
+	h := s.authenticate(s.limitIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		w.WriteHeader(http.StatusAccepted)
+	})))
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/accounts/{inn}/unblock/identity", h)
+	mux.Handle("POST /v1/identity-verifications", h)
+	body := `{"method":"documents","person":{"inn":"500100732259"}}`
+	for i := 1; i <= IdentityAttemptsPerWindow+1; i++ {
+		rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", body)
+		if i <= IdentityAttemptsPerWindow && rec.Code != http.StatusAccepted {
+			t.Fatalf("attempt %d: %d", i, rec.Code)
+		}
+		if i > IdentityAttemptsPerWindow {
+			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("attempt %d: %d, Retry-After %q", i, rec.Code, rec.Header().Get("Retry-After"))
+			}
+			_ = errorOf(t, rec)
+		}
+	}
+	// The same taxpayer through the account path counts too; another taxpayer does not.
+	if rec := do(mux, "POST", "/v1/accounts/500100732259/unblock/identity", "alpha-auth-system", "{}"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("same taxpayer via the account: %d", rec.Code)
+	}
+	if rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", `{"person":{"inn":"773301001003"}}`); rec.Code != http.StatusAccepted {
+		t.Fatalf("another taxpayer: %d", rec.Code)
+	}
+	if reached != IdentityAttemptsPerWindow+1 {
+		t.Fatalf("handler reached %d times", reached)
+	}
+}

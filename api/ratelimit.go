@@ -1,0 +1,108 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Identity attempts are limited per taxpayer: guessing personal data against the
+// registry one attempt at a time must be slow. The counters live in the idempotency
+// table (one item per taxpayer and window, expiring with it), so every API instance
+// shares them.
+const (
+	IdentityAttemptsPerWindow = 5
+	IdentityAttemptWindow     = time.Hour
+)
+
+// identityLimited are the operations that try personal data against the registry.
+var identityLimited = map[string]bool{
+	"POST /v1/identity-verifications":               true,
+	"POST /v1/identity-verifications/{id}/resubmit": true,
+	"POST /v1/accounts/{inn}/unblock/identity":      true,
+}
+
+// limitIdentity counts an attempt for the taxpayer the request is about (the INN in the
+// path or the body, hashed; or the verification it re-submits to) and answers 429 with
+// Retry-After over the limit. A request that names no taxpayer is left to the handler.
+func (s *Server) limitIdentity(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		subject := ""
+		switch {
+		case r.PathValue("inn") != "":
+			subject = s.Subject(r.PathValue("inn"))
+		case r.PathValue("id") != "":
+			subject = "case:" + r.PathValue("id")
+		default:
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			var req struct {
+				Person struct {
+					INN string `json:"inn"`
+				} `json:"person"`
+			}
+			if json.Unmarshal(body, &req) == nil && req.Person.INN != "" {
+				subject = s.Subject(req.Person.INN)
+			}
+		}
+		if subject == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		now := time.Now()
+		window := now.Truncate(IdentityAttemptWindow)
+		n, err := s.countAttempt(r, "rate#identity#"+subject+"#"+strconv.FormatInt(window.Unix(), 10), window.Add(2*IdentityAttemptWindow))
+		if err != nil {
+			s.internal(w, "count identity attempt", err)
+			return
+		}
+		if n > IdentityAttemptsPerWindow {
+			retry := int(window.Add(IdentityAttemptWindow).Sub(now).Seconds()) + 1
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+			writeError(w, http.StatusTooManyRequests, "too_many_attempts",
+				fmt.Sprintf("at most %d identity attempts an hour for one taxpayer; retry after %d seconds", IdentityAttemptsPerWindow, retry), nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// countAttempt adds one to a counter and returns its new value; the first attempt of a
+// window also sets when the counter expires.
+func (s *Server) countAttempt(r *http.Request, key string, expires time.Time) (int, error) {
+	k := map[string]types.AttributeValue{"key": store.S(key)}
+	out, err := s.DB.UpdateItem(r.Context(), &dynamodb.UpdateItemInput{TableName: aws.String(s.Idempotency), Key: k,
+		UpdateExpression: aws.String("ADD attempts :one"), ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+		ReturnValues: types.ReturnValueUpdatedNew})
+	if err != nil {
+		return 0, fmt.Errorf("count attempt: %w", err)
+	}
+	nv, _ := out.Attributes["attempts"].(*types.AttributeValueMemberN)
+	if nv == nil {
+		return 0, fmt.Errorf("count attempt: no count returned")
+	}
+	n, err := strconv.Atoi(nv.Value)
+	if err != nil {
+		return 0, fmt.Errorf("count attempt: %w", err)
+	}
+	if n == 1 {
+		if _, err := store.SetFields(r.Context(), s.DB, s.Idempotency, k, map[string]any{"expires_at": expires.Unix()}); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,321 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+
+	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Roles of API keys. Integrators (tenants' systems) see their own cases only; staff of
+// the tax office (reviewer, inspector, specialist, operator) work on every tenant's
+// cases, but only through the scopes and the task queue of their role.
+const (
+	RoleIntegrator = "integrator"
+	RoleAuthSystem = "auth-system" // the cabinet's authentication system: login events
+	RoleReviewer   = "reviewer"
+	RoleInspector  = "inspector"
+	RoleSpecialist = "specialist"
+	RoleOperator   = "operator"
+)
+
+// RoleScopes is what each role may hold; a key holds its role's scopes unless its creator
+// names fewer.
+var RoleScopes = map[string][]string{
+	RoleIntegrator: {ScopeRefundsRead, ScopeRefundsWrite, ScopeIdentityRead, ScopeIdentityWrite, ScopeConsent,
+		ScopeAccountRead, ScopeAccountUnblock, ScopeDeclarationsRead, ScopeDeclarationsWrite},
+	RoleAuthSystem: {ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock},
+	RoleReviewer:   {ScopeRefundsRead, ScopeRefundsDecide, ScopeIdentityRead, ScopeIdentityReview, ScopeTasksRead},
+	RoleInspector:  {ScopeDeclarationsRead, ScopeDeclarationsReview, ScopeTasksRead},
+	RoleSpecialist: {ScopeAccountRead, ScopeAccountSpecialist, ScopeTasksRead},
+	RoleOperator:   {ScopeRefundsRead, ScopeOperate, ScopeIdentityRead, ScopeTasksRead, ScopeRequisites},
+}
+
+// Staff tells whether the principal works for the tax office (sees every tenant's cases).
+func (p Principal) Staff() bool {
+	switch p.Role {
+	case RoleReviewer, RoleInspector, RoleSpecialist, RoleOperator:
+		return true
+	}
+	return false
+}
+
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+
+// ValidatePrincipal checks a key's principal before it is stored: a tenant name, a known
+// role, scopes within the role (its scopes when none are named), an id (tenant/role by
+// default).
+func ValidatePrincipal(p Principal) (Principal, error) {
+	if !tenantRE.MatchString(p.Tenant) {
+		return p, fmt.Errorf("tenant %q: want 2-63 lower-case letters, digits and '-'", p.Tenant)
+	}
+	allowed, ok := RoleScopes[p.Role]
+	if !ok {
+		roles := make([]string, 0, len(RoleScopes))
+		for r := range RoleScopes {
+			roles = append(roles, r)
+		}
+		slices.Sort(roles)
+		return p, fmt.Errorf("role %q: want one of %s", p.Role, strings.Join(roles, ", "))
+	}
+	if len(p.Scopes) == 0 {
+		p.Scopes = slices.Clone(allowed)
+	}
+	for _, s := range p.Scopes {
+		if !slices.Contains(allowed, s) {
+			return p, fmt.Errorf("scope %q is not one of role %s: %s", s, p.Role, strings.Join(allowed, ", "))
+		}
+	}
+	if p.ID == "" {
+		p.ID = p.Tenant + "/" + p.Role
+	}
+	if len(p.ID) > 100 {
+		return p, fmt.Errorf("principal: at most 100 characters")
+	}
+	return p, nil
+}
+
+// Tables of tenancy: who owns a case, and the Idempotency-Key records of each tenant.
+const (
+	OwnersTable      = "case_owners"
+	IdempotencyTable = "api_idempotency"
+	// IdempotencyTTL is how long a key's original answer is replayed (Stripe keeps 24 h).
+	IdempotencyTTL = 24 * time.Hour
+)
+
+// caseOwner is who created a case; reads of the case by other tenants answer 404.
+type caseOwner struct {
+	CaseID    string `json:"case_id"`
+	Tenant    string `json:"tenant"`
+	CreatedBy string `json:"created_by"`
+	KeyID     string `json:"key_id,omitempty"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// CaseOwner returns the tenant and principal that created a case. A refund started by a
+// declaration belongs to the declaration's owner.
+func (s *Server) CaseOwner(ctx context.Context, id string) (tenant, createdBy string, found bool, err error) {
+	var o caseOwner
+	found, err = store.Get(ctx, s.DB, s.Owners, map[string]types.AttributeValue{"case_id": store.S(id)}, &o)
+	if err != nil || found {
+		return o.Tenant, o.CreatedBy, found, err
+	}
+	if rest, ok := strings.CutPrefix(id, "refund-"); ok {
+		return s.CaseOwner(ctx, "declaration-"+rest)
+	}
+	return "", "", false, nil
+}
+
+// ownCase answers 404, exactly as for a case that does not exist, when an integrator asks
+// about another tenant's case. Staff pass: their scopes already limit what they may do.
+func (s *Server) ownCase(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		if p.Staff() {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tenant, _, found, err := s.CaseOwner(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.internal(w, "read case owner", err)
+			return
+		}
+		if !found || tenant != p.Tenant {
+			writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// decisions are the operations that decide a case: the principal that created the case
+// may not decide it (separation of duties), whatever scopes its keys hold. An inspector
+// who decided a declaration cannot decide its appeal: the workflow refuses that (409).
+var decisions = map[string]bool{
+	"POST /v1/refunds/{id}/decision":               true,
+	"POST /v1/identity-verifications/{id}/review":  true,
+	"POST /v1/declarations/{id}/decision":          true,
+	"POST /v1/declarations/{id}/request-documents": true,
+}
+
+// separateDuties refuses a decision by the principal that created the case.
+func (s *Server) separateDuties(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, createdBy, found, err := s.CaseOwner(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.internal(w, "read case owner", err)
+			return
+		}
+		if found && createdBy == principal(r).ID {
+			writeError(w, http.StatusForbidden, "separation_of_duties", "the principal that created this case cannot decide it", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ownQueue lets staff list only their own role's work queue.
+func ownQueue(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if role := r.URL.Query().Get("role"); role != principal(r).Role {
+			writeError(w, http.StatusForbidden, "forbidden", "this API key sees only the task queue of its role ("+principal(r).Role+")", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// idemRecord is one Idempotency-Key of one tenant on one operation (IETF
+// draft-ietf-httpapi-idempotency-key-header; Stripe's API): the hash of the request, the
+// case id reserved for it, and once done the original answer, replayed to a retry.
+type idemRecord struct {
+	Key           string `json:"key"` // tenant, operation and the SHA-256 of the client's key
+	RequestSHA256 string `json:"request_sha256"`
+	CaseID        string `json:"case_id"`
+	State         string `json:"state"` // in_progress, done, failed
+	Status        int    `json:"status,omitempty"`
+	ContentType   string `json:"content_type,omitempty"`
+	Location      string `json:"location,omitempty"`
+	Body          string `json:"body,omitempty"`
+	ExpiresAt     int64  `json:"expires_at"` // Unix seconds; the table's TTL attribute
+}
+
+type caseKeyCtx struct{}
+
+// caseKey is the random id reserved for the case a create request makes.
+func caseKey(r *http.Request) string {
+	if k, ok := r.Context().Value(caseKeyCtx{}).(string); ok {
+		return k
+	}
+	return uuid.NewString()
+}
+
+// idempotent wraps a create operation: the first request with an Idempotency-Key reserves
+// a random case id and records its owner; a retry with the same body gets the original
+// answer, one with a different body 422, one while the first is running 409. A missing
+// key is left to the handler, which refuses it.
+func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" || len(key) > 200 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p := principal(r)
+		h := sha256.New()
+		for _, part := range []string{r.Header.Get("Content-Type"), r.Header.Get("X-Confirmation-Method"), r.Header.Get("X-Confirmation-Reference")} {
+			h.Write([]byte(part + "\x00"))
+		}
+		h.Write(body)
+		hash := hex.EncodeToString(h.Sum(nil))
+		keySum := sha256.Sum256([]byte(key))
+		rec := idemRecord{Key: p.Tenant + "#" + op + "#" + hex.EncodeToString(keySum[:]), RequestSHA256: hash,
+			CaseID: prefix + uuid.NewString(), State: "in_progress", ExpiresAt: time.Now().Add(IdempotencyTTL).Unix()}
+		created, err := store.PutNew(r.Context(), s.DB, s.Idempotency, "key", rec)
+		if err != nil {
+			s.internal(w, "reserve idempotency key", err)
+			return
+		}
+		if !created {
+			var old idemRecord
+			if _, err := store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(rec.Key)}, &old); err != nil {
+				s.internal(w, "read idempotency key", err)
+				return
+			}
+			live := old.ExpiresAt > time.Now().Unix()
+			switch {
+			case live && old.State != "failed" && old.RequestSHA256 != hash:
+				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+				return
+			case live && old.State == "in_progress":
+				writeError(w, http.StatusConflict, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed; retry shortly", nil)
+				return
+			case live && old.State == "done":
+				if old.Location != "" {
+					w.Header().Set("Location", old.Location)
+				}
+				w.Header().Set("Content-Type", old.ContentType)
+				w.Header().Set("Idempotent-Replayed", "true")
+				w.WriteHeader(old.Status)
+				_, _ = io.WriteString(w, old.Body)
+				return
+			}
+			// The first attempt failed (a refused request is not kept, as at Stripe), or the
+			// record expired: this request takes the key over. The same request keeps the
+			// case id, so a start that did happen is found, not repeated.
+			if live && old.RequestSHA256 == hash && old.CaseID != "" {
+				rec.CaseID = old.CaseID
+			}
+			if err := s.putIdem(r.Context(), rec); err != nil {
+				s.internal(w, "take over idempotency key", err)
+				return
+			}
+		}
+		owner := caseOwner{CaseID: rec.CaseID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: time.Now().Unix()}
+		if _, err := store.PutNew(r.Context(), s.DB, s.Owners, "case_id", owner); err != nil {
+			s.internal(w, "record case owner", err)
+			return
+		}
+		rw := &recordingWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), caseKeyCtx{}, strings.TrimPrefix(rec.CaseID, prefix))))
+		rec.State, rec.Status = "failed", rw.status
+		if rw.status >= 200 && rw.status < 300 {
+			rec.State, rec.ContentType, rec.Location, rec.Body = "done", rw.Header().Get("Content-Type"), rw.Header().Get("Location"), rw.body.String()
+		}
+		// Detached from the request: the answer is sent; the record must still be kept.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		defer cancel()
+		if err := s.putIdem(ctx, rec); err != nil {
+			s.Log.Error().Err(err).Str("op", op).Msg("idempotency record not updated; a retry will be refused as in progress until it expires")
+		}
+	})
+}
+
+func (s *Server) putIdem(ctx context.Context, rec idemRecord) error {
+	item, err := store.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Idempotency), Item: item}); err != nil {
+		return fmt.Errorf("put %s: %w", s.Idempotency, err)
+	}
+	return nil
+}
+
+// recordingWriter passes the answer on and keeps a copy (create answers are small).
+type recordingWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recordingWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}

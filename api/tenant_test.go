@@ -1,0 +1,324 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+)
+
+// One key per role in two tenants; staff belong to the tax office.
+func tenantServer(t *testing.T) (*Server, http.Handler) {
+	t.Helper()
+	s, keys := newTestServer()
+	for role := range RoleScopes {
+		for _, tenant := range []string{"alpha", "beta"} {
+			p, err := ValidatePrincipal(Principal{Tenant: tenant, Role: role})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys.Add(tenant+"-"+role, p)
+		}
+	}
+	return s, s.Handler()
+}
+
+// pathFor fills a route's path values; the case is tenant alpha's when own is true, and
+// exists nowhere otherwise.
+func pathFor(t *testing.T, s *Server, path string, own bool) string {
+	t.Helper()
+	id := ""
+	switch {
+	case strings.HasPrefix(path, "/v1/refunds/"):
+		id = "refund-" + uuid.NewString()
+	case strings.HasPrefix(path, "/v1/identity-verifications/"):
+		id = "identity-" + uuid.NewString()
+	case strings.HasPrefix(path, "/v1/declarations/"):
+		id = "declaration-" + uuid.NewString()
+	}
+	if id != "" && own {
+		if _, err := store.PutNew(context.Background(), s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alpha/integrator"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := strings.NewReplacer("{id}", id, "{inn}", "500100732259", "{doc}", "statement")
+	return r.Replace(path)
+}
+
+func attrString(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+// Every route: no key → 401; a role without the route's scope → 403; another tenant's
+// case → 404 with exactly the body of a case that does not exist.
+func TestEveryRouteRefusesNoKeyWrongRoleAndOtherTenants(t *testing.T) {
+	s, h := tenantServer(t)
+	for _, rt := range routes {
+		if rt.scope == "" {
+			continue
+		}
+		name := rt.method + " " + rt.path
+		t.Run(name, func(t *testing.T) {
+			path := pathFor(t, s, rt.path, true)
+			if rec := do(h, rt.method, path, "", "{}"); rec.Code != http.StatusUnauthorized {
+				t.Errorf("no key: %d %s", rec.Code, rec.Body)
+			}
+			if rec := do(h, rt.method, path, "tfk_not-a-key", "{}"); rec.Code != http.StatusUnauthorized {
+				t.Errorf("unknown key: %d", rec.Code)
+			}
+			wrong := 0
+			for role, scopes := range RoleScopes {
+				if slices.Contains(scopes, rt.scope) {
+					continue
+				}
+				wrong++
+				if rec := do(h, rt.method, path, "beta-"+role, "{}"); rec.Code != http.StatusForbidden {
+					t.Errorf("role %s without %s: %d %s", role, rt.scope, rec.Code, rec.Body)
+				}
+			}
+			if wrong == 0 {
+				t.Fatalf("every role holds %s", rt.scope)
+			}
+			if !strings.Contains(rt.path, "{id}") || !slices.Contains(RoleScopes[RoleIntegrator], rt.scope) {
+				return
+			}
+			other := do(h, rt.method, path, "beta-integrator", "{}")
+			missing := do(h, rt.method, pathFor(t, s, rt.path, false), "beta-integrator", "{}")
+			if other.Code != http.StatusNotFound || other.Body.String() != missing.Body.String() || missing.Code != http.StatusNotFound {
+				t.Errorf("another tenant's case: %d %s; a missing case: %d %s", other.Code, other.Body, missing.Code, missing.Body)
+			}
+		})
+	}
+}
+
+func TestStaffSeeOnlyTheirOwnQueue(t *testing.T) {
+	_, h := tenantServer(t)
+	for _, c := range []struct {
+		key, role string
+		want      int
+	}{
+		{"alpha-reviewer", "inspector", http.StatusForbidden},
+		{"alpha-inspector", "operator", http.StatusForbidden},
+		{"alpha-specialist", "", http.StatusForbidden},
+		{"alpha-integrator", "reviewer", http.StatusForbidden},
+	} {
+		if rec := do(h, "GET", "/v1/tasks?role="+c.role, c.key, ""); rec.Code != c.want {
+			t.Errorf("%s lists %q: %d %s", c.key, c.role, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestIdempotencyKeyPerTenant(t *testing.T) {
+	s, _ := tenantServer(t)
+	var calls atomic.Int32
+	var ids []string
+	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		id := "refund-" + caseKey(r)
+		ids = append(ids, id)
+		w.Header().Set("Location", "/v1/refunds/"+id)
+		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": id})
+	})))
+	first := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
+	again := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
+	if first.Code != http.StatusCreated || again.Code != http.StatusCreated || again.Body.String() != first.Body.String() ||
+		again.Header().Get("Location") != first.Header().Get("Location") || again.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %s / %d %s", first.Code, first.Body, again.Code, again.Body)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("the handler ran %d times for one key", calls.Load())
+	}
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "k-1"); rec.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("same key, other body: %d %s", rec.Code, rec.Body)
+	}
+	// Another tenant's identical key is its own: a new case, owned by it.
+	other := do(h, "POST", "/v1/refunds", "beta-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
+	if other.Code != http.StatusCreated || calls.Load() != 2 || ids[0] == ids[1] {
+		t.Fatalf("other tenant: %d %s, ids %v", other.Code, other.Body, ids)
+	}
+	for i, want := range []string{"alpha", "beta"} {
+		tenant, by, found, err := s.CaseOwner(context.Background(), ids[i])
+		if err != nil || !found || tenant != want || by != want+"/integrator" {
+			t.Fatalf("owner of %s: %q %q %v %v", ids[i], tenant, by, found, err)
+		}
+		if _, err := uuid.Parse(strings.TrimPrefix(ids[i], "refund-")); err != nil {
+			t.Fatalf("case id %s is not a random UUID", ids[i])
+		}
+	}
+}
+
+func TestIdempotencyRefusedAttemptReleasesTheKey(t *testing.T) {
+	s, _ := tenantServer(t)
+	refuse := true
+	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse {
+			writeError(w, http.StatusBadRequest, "invalid_request", "bad", nil)
+			return
+		}
+		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
+	})))
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":0}`, "Idempotency-Key", "k"); rec.Code != http.StatusBadRequest {
+		t.Fatal(rec.Code)
+	}
+	refuse = false
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k"); rec.Code != http.StatusCreated {
+		t.Fatalf("a corrected request after a refused one: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestIdempotencyConcurrentRetryIsConflict(t *testing.T) {
+	s, _ := tenantServer(t)
+	inside, release := make(chan struct{}), make(chan struct{})
+	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inside)
+		<-release
+		WriteJSON(w, http.StatusCreated, map[string]string{})
+	})))
+	done := make(chan int)
+	go func() { done <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{}`, "Idempotency-Key", "k").Code }()
+	<-inside
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{}`, "Idempotency-Key", "k"); rec.Code != http.StatusConflict {
+		t.Errorf("retry while the first runs: %d", rec.Code)
+	}
+	close(release)
+	if code := <-done; code != http.StatusCreated {
+		t.Fatal(code)
+	}
+}
+
+func TestKeysExpireAreRevokedListedAndStoredHashed(t *testing.T) {
+	db := storetest.New(map[string]storetest.Key{"apikeys": {PK: "key_hash"}})
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	keys := DynamoKeys{DB: db, Table: "apikeys", Now: func() time.Time { return now }}
+	ctx := context.Background()
+	for _, bad := range []Principal{{Tenant: "", Role: RoleIntegrator}, {Tenant: "alpha", Role: "admin"},
+		{Tenant: "Alpha Corp", Role: RoleIntegrator}, {Tenant: "alpha", Role: RoleIntegrator, Scopes: []string{ScopeRefundsDecide}}} {
+		if _, _, err := keys.CreateKey(ctx, bad, now.Add(time.Hour)); err == nil {
+			t.Errorf("created a key for %+v", bad)
+		}
+	}
+	if _, _, err := keys.CreateKey(ctx, Principal{Tenant: "alpha", Role: RoleIntegrator}, now.Add(-time.Second)); err == nil {
+		t.Error("created an already expired key")
+	}
+	if len(db.Items("apikeys")) != 0 {
+		t.Fatal("a refused key was stored")
+	}
+	key, id, err := keys.CreateKey(ctx, Principal{Tenant: "alpha", Role: RoleIntegrator}, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range db.Items("apikeys") {
+		for _, v := range item {
+			if strings.Contains(attrString(v), key) {
+				t.Fatal("the key itself is stored")
+			}
+		}
+	}
+	p, ok, err := keys.Lookup(ctx, HashKey(key))
+	if err != nil || !ok || p.Tenant != "alpha" || p.KeyID != id || !p.Can(ScopeRefundsWrite) || p.Can(ScopeRefundsDecide) {
+		t.Fatalf("lookup: %+v %v %v", p, ok, err)
+	}
+	list, err := keys.List(ctx, "alpha")
+	if err != nil || len(list) != 1 || list[0].KeyID != id || list[0].LastUsedAt != now.Unix() {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, ok, _ := keys.Lookup(ctx, HashKey(key)); ok {
+		t.Fatal("an expired key is valid")
+	}
+	key2, id2, _ := keys.CreateKey(ctx, Principal{Tenant: "alpha", Role: RoleIntegrator}, now.Add(time.Hour))
+	if found, err := keys.Revoke(ctx, id2); err != nil || !found {
+		t.Fatalf("revoke: %v %v", found, err)
+	}
+	if _, ok, _ := keys.Lookup(ctx, HashKey(key2)); ok {
+		t.Fatal("a revoked key is valid")
+	}
+	if found, _ := keys.Revoke(ctx, "key_nope"); found {
+		t.Fatal("revoked a key that does not exist")
+	}
+	// Through the API: 401 for both, and for a malformed key.
+	s := &Server{Keys: keys, Log: zerolog.Nop()}
+	h := s.Handler()
+	for _, k := range []string{key, key2, "tfk_short", "Bearer x"} {
+		if rec := do(h, "GET", "/v1/refunds/refund-"+uuid.NewString(), k, ""); rec.Code != http.StatusUnauthorized {
+			t.Errorf("key %.8s…: %d", k, rec.Code)
+		}
+	}
+}
+
+// The access log names the key, tenant, request id, route, status and latency, and
+// nothing from the path, query or body.
+func TestAccessLogCarriesKeyAndTenantNeverPersonalData(t *testing.T) {
+	s, keys := newTestServer()
+	keys.Add("k", Principal{ID: "cabinet", Tenant: "alpha", Role: RoleIntegrator, KeyID: "key_0123", Scopes: []string{ScopeAccountRead}})
+	var buf bytes.Buffer
+	s.Log = zerolog.New(&buf)
+	h := s.Handler()
+	req := httptest.NewRequest("GET", "/v1/tasks?role=500100732259", nil)
+	req.Header.Set("Authorization", "Bearer k")
+	req.Header.Set("X-Request-Id", "req-42")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	for k, want := range map[string]any{"key_id": "key_0123", "tenant": "alpha", "request_id": "req-42", "route": "GET /v1/tasks", "status": float64(403)} {
+		if line[k] != want {
+			t.Errorf("%s = %v, want %v (%s)", k, line[k], want, buf.String())
+		}
+	}
+	if _, ok := line["took"]; !ok || strings.Contains(buf.String(), "500100732259") {
+		t.Errorf("log line: %s", buf.String())
+	}
+	if rec.Header().Get("X-Request-Id") != "req-42" {
+		t.Error("the request id is not echoed")
+	}
+	_, _ = io.Copy(io.Discard, rec.Body)
+}
+
+// The principal that created a case cannot decide it, even through a staff key.
+func TestCreatorCannotDecideItsOwnCase(t *testing.T) {
+	s, keys := newTestServer()
+	keys.Add("alice-reviewer", Principal{ID: "alice", Tenant: "tax-office", Role: RoleReviewer, Scopes: RoleScopes[RoleReviewer]})
+	keys.Add("alice-inspector", Principal{ID: "alice", Tenant: "tax-office", Role: RoleInspector, Scopes: RoleScopes[RoleInspector]})
+	h := s.Handler()
+	for name := range decisions {
+		method, path, _ := strings.Cut(name, " ")
+		prefix := map[string]string{"/v1/refunds/": "refund-", "/v1/identity-verifications/": "identity-", "/v1/declarations/": "declaration-"}
+		id := ""
+		for p, pre := range prefix {
+			if strings.HasPrefix(path, p) {
+				id = pre + uuid.NewString()
+			}
+		}
+		if _, err := store.PutNew(context.Background(), s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+		key := "alice-reviewer"
+		if strings.HasPrefix(path, "/v1/declarations/") {
+			key = "alice-inspector"
+		}
+		rec := do(h, method, strings.Replace(path, "{id}", id, 1), key, `{"approve":true}`)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "separation_of_duties") {
+			t.Errorf("%s by its creator: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+}
