@@ -186,7 +186,9 @@ func TestUpRefusesATakenPortBeforeStartingAnything(t *testing.T) {
 func TestUpStopsWhatItStartedWhenAStartFails(t *testing.T) {
 	requireJava(t)
 	dir := t.TempDir()
-	tools := fakeTools(t, dir, map[string]string{"bin/temporal": "exit 3", "bin/minio": "exec sleep 300", "self": "exec sleep 300"})
+	// temporal fails a second after its start, so the others have surely started (and
+	// written their pid) by then: the test is about stopping them, not about a race.
+	tools := fakeTools(t, dir, map[string]string{"bin/temporal": "sleep 1; exit 3", "bin/minio": "exec sleep 300", "self": "exec sleep 300"})
 	s := Stack{Tools: tools, Dir: dir, Self: filepath.Join(tools, "self"), Ports: freePorts(t)}
 	err := s.Up(context.Background(), func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "temporal exited during start") || !strings.Contains(err.Error(), "stopped what this start had started") {
