@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -55,7 +55,21 @@ func TestCreateRefundBadInputNamesTheField(t *testing.T) {
 	// business records: the idempotency wrapper may note a refused key (marked failed,
 	// never replayed), but no registry or ledger item changes and nothing starts (the
 	// server has no Temporal client: a start would panic)
-	records := func() string { return fmt.Sprint(db.Items("taxpayers"), db.Items("ledger")) }
+	records := func() string {
+		var all []string
+		for _, table := range []string{"taxpayers", "ledger"} {
+			var items []map[string]any
+			if err := store.UnmarshalList(db.Items(table), &items); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range items {
+				b, _ := json.Marshal(it) // map keys sorted
+				all = append(all, table+" "+string(b))
+			}
+		}
+		slices.Sort(all)
+		return strings.Join(all, "\n")
+	}
 	before := records()
 	nextYear := time.Now().In(time.FixedZone("MSK", 3*3600)).Year() + 1
 	cases := []struct {
