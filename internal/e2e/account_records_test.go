@@ -40,7 +40,7 @@ func TestAccountRecordAcrossContinueAsNew(t *testing.T) {
 	queue := startWorker(t, lambdaInvoker())
 	s := api.New(shared.cfg, shared.clients, shared.temporal, zerologNop())
 	s.TaskQueue = queue
-	s.AccountPolicy.Threshold = 1 // more than one failure in a row locks: two failed logins lock
+	s.AccountPolicy.Threshold = 1             // more than one failure in a row locks: two failed logins lock
 	s.AccountPolicy.SpecialistAfter = 1 << 30 // locks by failures never need a specialist here
 	s.AccountPolicy.ContinueAfter = continueAfter
 	base := newServer(t, s)
