@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/taxflow/taxflow/internal/docs"
+	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
@@ -246,7 +247,8 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			live := old.ExpiresAt > time.Now().Unix()
 			switch {
 			case live && old.State != "failed" && old.RequestSHA256 != hash:
-				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
+				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+					[]domain.FieldError{{Field: "Idempotency-Key", Reason: "was used for a different request within 24 hours; use a new key for a new request"}})
 				return
 			case live && old.State == "in_progress":
 				writeError(w, http.StatusConflict, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed; retry shortly", nil)
