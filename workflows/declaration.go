@@ -195,8 +195,12 @@ type declaration struct {
 	decision    *DeclarationDecision
 	appeal      *Appeal
 	excluded    string // the inspector an appeal must not go back to
-	stopWatch   workflow.CancelFunc
-	done        bool // the case has ended (or failed): no handler waits any longer
+	// appealClosed: the appeal window of the last decision has passed. An appeal that
+	// comes between the decision and the window's computation is taken (the window
+	// starts with the decision).
+	appealClosed bool
+	stopWatch    workflow.CancelFunc
+	done         bool // the case has ended (or failed): no handler waits any longer
 }
 
 // errCorrected ends the running review: a corrected declaration was filed (art. 88 p.9.1).
@@ -335,7 +339,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(a Appeal) error {
-			if r.st.Status != DeclarationDecided || r.appeal != nil || r.st.AppealBy == nil || !workflow.Now(ctx).Before(*r.st.AppealBy) {
+			if r.st.Status != DeclarationDecided || r.appeal != nil || r.appealClosed || (r.st.AppealBy != nil && !workflow.Now(ctx).Before(*r.st.AppealBy)) {
 				return temporal.NewApplicationError("no decision open to appeal", fnerr.TypeConflict)
 			}
 			if a.Reason == "" {
@@ -483,14 +487,15 @@ func (r *declaration) run(ctx workflow.Context) error {
 				return err
 			}
 		}
-		r.appeal = nil
 		ok, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.appeal != nil })
 		if err != nil || !ok {
-			r.st.AppealBy = nil
+			r.st.AppealBy, r.appealClosed = nil, true
 			return err
 		}
 		r.excluded, r.st.AppealBy = r.st.DecidedBy, nil
-		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", r.appeal.Reason); err != nil {
+		appealReason := r.appeal.Reason
+		r.appeal = nil // taken: the next decision may be appealed again
+		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", appealReason); err != nil {
 			return err
 		}
 		if err := r.review(ctx); err != nil {
