@@ -163,12 +163,12 @@ type RefundStatus struct {
 	// DeadlineProvisional lists calendar years without a production-calendar decree that
 	// the deadline was counted over: it may move when the decree is published.
 	DeadlineProvisional []int `json:"deadline_provisional_years,omitempty"`
-	Period        int       `json:"period"`
-	Claimed       int64     `json:"claimed_kopecks"`
-	Overpaid      int64     `json:"overpaid_kopecks"`
-	Debts         int64     `json:"debts_kopecks"`
-	Refundable    int64     `json:"refundable_kopecks"`
-	Approved      int64     `json:"approved_kopecks"`
+	Period              int   `json:"period"`
+	Claimed             int64 `json:"claimed_kopecks"`
+	Overpaid            int64 `json:"overpaid_kopecks"`
+	Debts               int64 `json:"debts_kopecks"`
+	Refundable          int64 `json:"refundable_kopecks"`
+	Approved            int64 `json:"approved_kopecks"`
 	// Capped: less than claimed is approved; CapReason says why (the confirmed
 	// overpayment, or what other refunds of the period already hold).
 	Capped    bool   `json:"capped"`
@@ -178,11 +178,11 @@ type RefundStatus struct {
 	Reservation string `json:"reservation,omitempty"`
 	// Interest for each day the refund is paid late, at the key rate of that day (art. 78
 	// p.10); InterestUncheckedDays of them fall after the key-rate table's checked date.
-	Interest              int64 `json:"interest_kopecks"`
-	DaysLate              int64 `json:"days_late"`
-	InterestUncheckedDays int   `json:"interest_unchecked_days,omitempty"`
-	Paid        int64  `json:"paid_kopecks"`
-	TransferID  string `json:"transfer_id,omitempty"`
+	Interest              int64  `json:"interest_kopecks"`
+	DaysLate              int64  `json:"days_late"`
+	InterestUncheckedDays int    `json:"interest_unchecked_days,omitempty"`
+	Paid                  int64  `json:"paid_kopecks"`
+	TransferID            string `json:"transfer_id,omitempty"`
 	// PayoutKey names the payout in flight or made (`<case>/payout/<attempt>`).
 	PayoutKey   string `json:"payout_key,omitempty"`
 	PayoutError string `json:"payout_error,omitempty"`
