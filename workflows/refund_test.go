@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -691,5 +692,38 @@ func TestRefundThirtyDayTermMovedOffHolidayArt78p6(t *testing.T) {
 	}
 	if !hasAction(h.journal(), "deadline_provisional") {
 		t.Fatal("the journal does not note the provisional deadline")
+	}
+}
+
+// Tax Code art. 78 p.7: a refund may be claimed within 3 years of the payment. The claim's
+// time goes to the overpayment, so an overpayment made of older payments is refused, with
+// the article in the reason, and a mixed one is capped at its recent part.
+func TestRefundOverpaymentOlderThanThreeYearsRefusedArt78p7(t *testing.T) {
+	paid := func(id string, amount int64, at time.Time) contract.LedgerEntry {
+		return contract.LedgerEntry{INN: testINN, EntryID: id, Kind: "payment", Tax: "ndfl", Period: 2021, Amount: amount, Date: at}
+	}
+	charge := contract.LedgerEntry{INN: testINN, EntryID: "2021#ndfl#1", Kind: "charge", Tax: "ndfl", Period: 2021, Amount: 1_000_000}
+	claimAt := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	in := input(3_000_000, "d1")
+	in.Period = 2021
+
+	// paid 15 July 2022: the 3 years ended with 15 July 2025
+	h := newHarness(t, eligible(), charge, paid("2021#ndfl#2", 4_000_000, time.Date(2022, 7, 15, 9, 0, 0, 0, time.UTC)))
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(claimAt)
+	st := h.run(in)
+	if st.Status != RefundRejected || !strings.Contains(st.Reason, "art. 78 p.7") || st.Paid != 0 || h.payouts != 0 {
+		t.Fatalf("status %s reason %q paid %d payout calls %d", st.Status, st.Reason, st.Paid, h.payouts)
+	}
+
+	// a later payment of 1 000 000 within the 3 years: only it may be refunded
+	h = newHarness(t, eligible(), charge, paid("2021#ndfl#2", 3_000_000, time.Date(2022, 7, 15, 9, 0, 0, 0, time.UTC)),
+		paid("2021#ndfl#3", 1_000_000, time.Date(2024, 4, 1, 9, 0, 0, 0, time.UTC)))
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(claimAt)
+	h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st = h.run(in)
+	if st.Status != RefundPaid || st.Paid != 1_000_000 || !st.Capped || !strings.Contains(st.CapReason, "art. 78 p.7") {
+		t.Fatalf("status %s paid %d capped %v %q", st.Status, st.Paid, st.Capped, st.CapReason)
 	}
 }
