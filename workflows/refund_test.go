@@ -727,3 +727,42 @@ func TestRefundOverpaymentOlderThanThreeYearsRefusedArt78p7(t *testing.T) {
 		t.Fatalf("status %s paid %d capped %v %q", st.Status, st.Paid, st.Capped, st.CapReason)
 	}
 }
+
+// A payout that can never succeed goes to an operator (payout_failed, with the reason)
+// before any transfer: the verified account is not an individual's rouble account
+// (domain.ValidatePayoutAccount; art. 78 p.6 pays to the taxpayer's account), or the
+// amount is above the treasury's single-transfer limit. No operator comes: the case gives
+// up and the reservation is voided, with no money sent.
+func TestRefundPayoutThatCannotSucceedGoesToOperator(t *testing.T) {
+	org := eligible()
+	org.Bank = &contract.BankRequisites{BIK: "044525225", Account: "40702810438160925982"}
+	for _, c := range []struct {
+		name   string
+		tp     contract.Taxpayer
+		amount int64
+		want   string
+	}{
+		{"organisation's account", org, 3_000_000, "cannot receive a refund: it is not an individual's"},
+		{"above the treasury limit", eligible(), 150_000_000, "exceeds the treasury's single-transfer limit of 1000000.00 ₽"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.tp, ledger(c.amount, 0)...)
+			h.upload("d1", pdfBytes)
+			h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+			h.env.RegisterDelayedCallback(func() {
+				st := h.query()
+				if st.Status != RefundPayoutFailed || !strings.Contains(st.PayoutError, c.want) || st.Reservation != contract.ReservationReserved {
+					t.Errorf("want payout_failed for an operator saying %q, got %s %q (reservation %s)", c.want, st.Status, st.PayoutError, st.Reservation)
+				}
+			}, 2*24*time.Hour)
+			h.env.ExecuteWorkflow(Refund, input(c.amount, "d1"))
+			err := h.env.GetWorkflowError()
+			if err == nil || h.payouts != 1 || h.transfers() != 0 {
+				t.Fatalf("err %v, payout calls %d, transfers %d", err, h.payouts, h.transfers())
+			}
+			if !hasAction(h.journal(), "reservation_voided") {
+				t.Fatal("the reservation of a case that gave up was not voided")
+			}
+		})
+	}
+}
