@@ -18,12 +18,16 @@ import (
 
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/keyrate"
 )
 
 // Activities holds what every activity needs. Workflows refer to its methods through
 // a nil pointer (var a *Activities), so they never touch the invoker.
 type Activities struct {
 	Invoker invoker.Invoker
+	// KeyRates is the Bank of Russia key-rate table (config's Data.KeyRates) the late
+	// interest of a refund is computed from; nil: the table built into the binary.
+	KeyRates *keyrate.Table
 }
 
 // retry is the default policy: quick first retries, then at most a minute apart.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/keyrate"
 )
 
 // ReadOptions: registry and ledger reads (functions time out after 10-30 s).
@@ -42,6 +44,39 @@ var LedgerOptions = workflow.ActivityOptions{
 
 // RecordOptions: audit journal, case projection and notifications must not be lost.
 var RecordOptions = AuditOptions
+
+// InterestOptions: the late interest is computed in the worker from the key-rate table;
+// it fails only on a defect of the table, which a retry cannot fix soon.
+var InterestOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 10 * time.Second,
+	RetryPolicy:         retry(5),
+}
+
+// RefundInterestInput asks for the interest on a refund paid at PaidAt whose term ended at
+// Deadline (term.Result.End).
+type RefundInterestInput struct {
+	Amount   int64     `json:"amount_kopecks"`
+	Deadline time.Time `json:"deadline"`
+	PaidAt   time.Time `json:"paid_at"`
+}
+
+// RefundInterest is the interest the tax authority owes on a refund paid late: for each
+// day of delay, at the key rate in force that day (Tax Code art. 78 p.10; see
+// internal/keyrate). Nothing when paid by the end of the term's last day.
+func (a *Activities) RefundInterest(_ context.Context, in RefundInterestInput) (keyrate.Interest, error) {
+	t := a.KeyRates
+	if t == nil {
+		var err error
+		if t, err = keyrate.Open("", time.Now()); err != nil {
+			return keyrate.Interest{}, temporal.NewNonRetryableApplicationError("key-rate table: "+err.Error(), "KeyRateTable", err)
+		}
+	}
+	res, err := t.LateRefund(in.Amount, in.Deadline, in.PaidAt)
+	if err != nil {
+		return keyrate.Interest{}, temporal.NewNonRetryableApplicationError("late interest: "+err.Error(), "KeyRateTable", err)
+	}
+	return res, nil
+}
 
 // CheckTaxpayer checks the preconditions of a process against the registry.
 func (a *Activities) CheckTaxpayer(ctx context.Context, in contract.TaxpayerCheckInput) (contract.TaxpayerCheckResult, error) {

@@ -50,7 +50,7 @@ func Keys(cfg config.Config, clients *awsclient.Clients) DynamoKeys {
 func RefundPolicy(r config.Refund) workflows.RefundPolicy {
 	p := workflows.DefaultRefundPolicy()
 	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesDays = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesDays
-	p.AutoApproveMax, p.InterestRateBP = r.AutoApproveMax, r.InterestRateBP
+	p.AutoApproveMax = r.AutoApproveMax
 	return p
 }
 

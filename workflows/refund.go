@@ -14,6 +14,8 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/keyrate"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 // Refund of overpaid tax within 30 calendar days [004:198-211], domain.md §3.
@@ -61,7 +63,6 @@ type RefundPolicy struct {
 	ReminderBefore  time.Duration `json:"reminder_before"`  // reviewer reminder before the deadline
 	DocumentWait    time.Duration `json:"document_wait"`    // how long to wait for supporting documents
 	AutoApproveMax  int64         `json:"auto_approve_max"` // kopecks; 0 turns automatic approval off
-	InterestRateBP  int64         `json:"interest_rate_bp"` // annual rate for late payment, basis points
 	RequisitesDays  int           `json:"requisites_days"`  // working days a requisites check may hold the payout [004:116]
 	OperatorTimeout time.Duration `json:"operator_timeout"` // how long a failed payout waits for an operator
 }
@@ -73,7 +74,6 @@ func DefaultRefundPolicy() RefundPolicy {
 		ReminderBefore:  72 * time.Hour,
 		DocumentWait:    14 * 24 * time.Hour,
 		AutoApproveMax:  1_000_000, // 10 000 ₽
-		InterestRateBP:  1600,      // 16 % a year
 		RequisitesDays:  5,
 		OperatorTimeout: 30 * 24 * time.Hour,
 	}
@@ -155,13 +155,20 @@ type RefundStatus struct {
 	Status        string    `json:"status"`
 	Label         string    `json:"label"`
 	RequestedAt   time.Time `json:"requested_at"`
-	Deadline      time.Time `json:"deadline"`
-	Period        int       `json:"period"`
-	Claimed       int64     `json:"claimed_kopecks"`
-	Overpaid      int64     `json:"overpaid_kopecks"`
-	Debts         int64     `json:"debts_kopecks"`
-	Refundable    int64     `json:"refundable_kopecks"`
-	Approved      int64     `json:"approved_kopecks"`
+	// Deadline is the end of the refund's term (24:00 Moscow time of DeadlineDay):
+	// DeadlineDays calendar days from the day after the request, moved off a non-working
+	// last day (Tax Code art. 78 p.6, art. 6.1).
+	Deadline    time.Time `json:"deadline"`
+	DeadlineDay string    `json:"deadline_day,omitempty"` // YYYY-MM-DD, Moscow
+	// DeadlineProvisional lists calendar years without a production-calendar decree that
+	// the deadline was counted over: it may move when the decree is published.
+	DeadlineProvisional []int `json:"deadline_provisional_years,omitempty"`
+	Period              int   `json:"period"`
+	Claimed             int64 `json:"claimed_kopecks"`
+	Overpaid            int64 `json:"overpaid_kopecks"`
+	Debts               int64 `json:"debts_kopecks"`
+	Refundable          int64 `json:"refundable_kopecks"`
+	Approved            int64 `json:"approved_kopecks"`
 	// Capped: less than claimed is approved; CapReason says why (the confirmed
 	// overpayment, or what other refunds of the period already hold).
 	Capped    bool   `json:"capped"`
@@ -169,10 +176,13 @@ type RefundStatus struct {
 	// Reservation is the state of the case's hold in the refund ledger: reserved,
 	// posted (paid), voided, refused; empty before approval.
 	Reservation string `json:"reservation,omitempty"`
-	Interest    int64  `json:"interest_kopecks"`
-	DaysLate    int64  `json:"days_late"`
-	Paid        int64  `json:"paid_kopecks"`
-	TransferID  string `json:"transfer_id,omitempty"`
+	// Interest for each day the refund is paid late, at the key rate of that day (art. 78
+	// p.10); InterestUncheckedDays of them fall after the key-rate table's checked date.
+	Interest              int64  `json:"interest_kopecks"`
+	DaysLate              int64  `json:"days_late"`
+	InterestUncheckedDays int    `json:"interest_unchecked_days,omitempty"`
+	Paid                  int64  `json:"paid_kopecks"`
+	TransferID            string `json:"transfer_id,omitempty"`
 	// PayoutKey names the payout in flight or made (`<case>/payout/<attempt>`).
 	PayoutKey   string `json:"payout_key,omitempty"`
 	PayoutError string `json:"payout_error,omitempty"`
@@ -272,7 +282,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r := &refund{in: in}
 	now := workflow.Now(ctx)
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
-		Deadline: now.AddDate(0, 0, in.Policy.DeadlineDays), Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
+		Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
 	if in.LinkedDeclaration != "" {
 		r.st.Documents = append(r.st.Documents, Document{DocID: "declaration", Accepted: true, Type: "declaration", Key: in.LinkedDeclaration})
@@ -283,8 +293,19 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	if err := r.handlers(ctx); err != nil {
 		return r.status(), err
 	}
+	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
+	// a running case keeps its term when the calendar data change.
+	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, in.Policy.DeadlineDays) })
+	if err != nil {
+		return r.status(), err
+	}
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
 	r.watchDeadline(ctx)
-	err := r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
+	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
+	if err == nil && deadline.IsProvisional() {
+		err = r.j.audit(ctx, "deadline_provisional", "system", "the refund is due by "+deadline.String()+
+			": the production calendar of that year is not yet decreed, so the last day may move")
+	}
 	if err == nil {
 		err = r.run(ctx)
 	}
@@ -416,7 +437,8 @@ func (r *refund) run(ctx workflow.Context) error {
 	// 1-2. Preconditions (active account, confirmed profile, linked INN [004:200]) and
 	// the overpayment from the ledger, read at once: both are reads.
 	checkF := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN})
-	opF := workflow.ExecuteActivity(read, a.ComputeOverpayment, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period})
+	// At: the claim's time, so that only payments of the last 3 years count (art. 78 p.7).
+	opF := workflow.ExecuteActivity(read, a.ComputeOverpayment, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period, At: r.st.RequestedAt})
 	var check contract.TaxpayerCheckResult
 	var op contract.OverpaymentResult
 	checkErr, opErr := checkF.Get(ctx, &check), opF.Get(ctx, &op)
@@ -433,11 +455,18 @@ func (r *refund) run(ctx workflow.Context) error {
 	r.bankState, r.payeeRef = check.BankState, check.PayeeRef
 	r.st.Overpaid, r.st.Debts, r.st.Refundable = op.Overpaid, op.Debts, op.Refundable
 	if op.Refundable <= 0 {
+		if op.Expired > 0 {
+			return r.reject(ctx, "system", fmt.Sprintf("the overpayment of %s was formed by payments made more than 3 years before the claim: "+
+				"a refund can no longer be claimed (Tax Code art. 78 p.7)", domainKopecks(op.Expired)))
+		}
 		return r.reject(ctx, "system", "no overpayment to refund once debts are offset")
 	}
 	r.st.Approved = min(r.in.Amount, op.Refundable)
 	if r.st.Capped = r.in.Amount > op.Refundable; r.st.Capped {
 		r.st.CapReason = fmt.Sprintf("the claim exceeds the confirmed overpayment of %s", domainKopecks(op.Refundable))
+		if op.Expired > 0 {
+			r.st.CapReason += fmt.Sprintf("; %s of it was paid more than 3 years before the claim (Tax Code art. 78 p.7)", domainKopecks(op.Expired))
+		}
 	}
 
 	// 3. Supporting documents: at least one accepted.
@@ -697,7 +726,9 @@ func (r *refund) pay(ctx workflow.Context) error {
 			if err != nil {
 				return err
 			}
-			r.prepare(ctx)
+			if err := r.prepare(ctx); err != nil {
+				return err
+			}
 		}
 		r.payoutStarted = true
 		var res contract.PayoutResult
@@ -748,14 +779,25 @@ func (r *refund) pay(ctx workflow.Context) error {
 }
 
 // prepare makes the next payout key and fixes its content: the approved amount, the
-// interest for each day of delay past the deadline up to today, the verified payee.
-func (r *refund) prepare(ctx workflow.Context) {
+// interest for each day of delay past the deadline up to today at the key rate of each
+// day (art. 78 p.10, computed by an activity from the key-rate table and kept in the
+// history: the table changes when the Bank of Russia decides), the verified payee.
+func (r *refund) prepare(ctx workflow.Context) error {
+	var a *activities.Activities
+	var interest keyrate.Interest
+	// In time (until 24:00 Moscow of the term's last day) nothing is owed: no step for it.
+	if now := workflow.Now(ctx); now.After(r.st.Deadline) {
+		in := activities.RefundInterestInput{Amount: r.st.Approved, Deadline: r.st.Deadline, PaidAt: now}
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.InterestOptions), a.RefundInterest, in).Get(ctx, &interest); err != nil {
+			return err
+		}
+	}
 	r.attempts++
 	n := r.attempts
-	days, interest := LateInterest(r.st.Approved, r.in.Policy.InterestRateBP, r.st.Deadline, workflow.Now(ctx))
 	r.attempt = &payoutAttempt{N: n, Key: fmt.Sprintf("%s/payout/%d", r.in.CaseID, n), Principal: r.st.Approved,
-		Interest: interest, DaysLate: days, Payee: r.payeeRef}
-	r.st.PayoutKey, r.st.DaysLate, r.st.Interest = r.attempt.Key, days, interest
+		Interest: interest.Kopecks, DaysLate: int64(interest.Days), Payee: r.payeeRef}
+	r.st.PayoutKey, r.st.DaysLate, r.st.Interest, r.st.InterestUncheckedDays = r.attempt.Key, r.attempt.DaysLate, interest.Kopecks, interest.UncheckedDays
+	return nil
 }
 
 func (r *refund) payoutInput() contract.PayoutInput {
@@ -882,21 +924,6 @@ func (r *refund) cleanup(ctx workflow.Context, cause error) error {
 	}
 	r.final = true
 	return cause
-}
-
-// LateInterest is the interest for each day of delay past the deadline at an annual
-// rate in basis points, rounded half up to the kopeck.
-func LateInterest(amount, rateBP int64, deadline, paidAt time.Time) (days, interest int64) {
-	if !paidAt.After(deadline) || rateBP <= 0 {
-		return 0, 0
-	}
-	late := paidAt.Sub(deadline)
-	days = int64(late / (24 * time.Hour))
-	if late%(24*time.Hour) != 0 {
-		days++
-	}
-	const denom = 10_000 * 365
-	return days, (amount*rateBP*days + denom/2) / denom
 }
 
 func (r *refund) reject(ctx workflow.Context, actor, reason string) error {

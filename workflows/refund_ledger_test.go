@@ -206,6 +206,7 @@ func TestRefundKeyReusedGoesToAnOperator(t *testing.T) {
 func TestRefundPayoutContentFixedAcrossRetries(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))                         // the term ends with 11 February
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // 10 days late
 	h.payoutErr = fnerr.Rejected("treasury is closed for the holidays")
 	h.env.RegisterDelayedCallback(func() { h.payoutErr = nil }, 45*24*time.Hour)
@@ -214,7 +215,7 @@ func TestRefundPayoutContentFixedAcrossRetries(t *testing.T) {
 	if st.Status != RefundPaid || len(h.payIns) != 2 || h.payIns[0] != h.payIns[1] {
 		t.Fatalf("status %s, payout inputs %+v", st.Status, h.payIns)
 	}
-	if in := h.payIns[0]; in.Interest != 16_000 || in.Principal != 3_650_000 || in.Amount != 3_666_000 || in.PayoutKey != testCase+"/payout/1" || in.Payee == "" {
+	if in := h.payIns[0]; in.Interest != 15_700 || in.Principal != 3_650_000 || in.Amount != 3_665_700 || in.PayoutKey != testCase+"/payout/1" || in.Payee == "" {
 		t.Fatalf("payout input %+v", in)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -487,11 +488,14 @@ func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
 func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
-	// the reviewer decides 40 days after the request: 10 days late
+	// requested Monday 12 January 2026, 09:00 Moscow: the 30th day is Wednesday 11 February
+	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))
+	// the reviewer decides 40 days after the request (21 February): 10 days late
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
 	st := h.run(input(3_650_000, "d1"))
-	// 3 650 000 kopecks × 16 % × 10 days / 365 = 16 000 kopecks
-	if !st.Reminded || !st.DeadlineEscalated || !st.Escalated || st.RequisitesEscalated || st.DaysLate != 10 || st.Interest != 16_000 || st.Paid != 3_666_000 {
+	// at the key rate of each day (art. 78 p.10): 12-15 February at 16 % (1 600 a day),
+	// 16-21 February at 15.5 % (1 550 a day) = 6 400 + 9 300
+	if !st.Reminded || !st.DeadlineEscalated || !st.Escalated || st.RequisitesEscalated || st.DaysLate != 10 || st.Interest != 15_700 || st.Paid != 3_665_700 {
 		t.Fatalf("reminded %v escalated %v/%v days %d interest %d paid %d", st.Reminded, st.DeadlineEscalated, st.RequisitesEscalated, st.DaysLate, st.Interest, st.Paid)
 	}
 	var toSupervisor, toReviewer int
@@ -509,24 +513,6 @@ func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 	}
 	if toSupervisor != 1 || toReviewer != 1 {
 		t.Fatalf("reminders %d, escalations %d", toReviewer, toSupervisor)
-	}
-}
-
-func TestLateInterest(t *testing.T) {
-	d := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		paid                 time.Time
-		wantDays, wantAmount int64
-	}{
-		{d, 0, 0},
-		{d.Add(time.Minute), 1, 1_600},
-		{d.Add(24 * time.Hour), 1, 1_600},
-		{d.Add(30 * 24 * time.Hour), 30, 48_000},
-	} {
-		days, amount := LateInterest(3_650_000, 1600, d, c.paid)
-		if days != c.wantDays || amount != c.wantAmount {
-			t.Errorf("%v late: got %d days %d, want %d days %d", c.paid.Sub(d), days, amount, c.wantDays, c.wantAmount)
-		}
 	}
 }
 
@@ -654,3 +640,129 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 
 // fnHandler wraps a handler as the Lambda runtime would see it.
 func fnHandler[In, Out any](h func(context.Context, In) (Out, error)) any { return fn.Handler(h) }
+
+// Tax Code art. 78 p.10: a refund paid late bears interest for each day of delay at the
+// Bank of Russia key rate in force on that day (not one fixed annual rate).
+func TestRefundLateInterestAtKeyRateOfEachDayArt78p10(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	// requested Monday 10 November 2025, 09:00 Moscow: the term's last day is Wednesday
+	// 10 December, so the first day of delay is 11 December
+	h.env.SetStartTime(time.Date(2025, 11, 10, 6, 0, 0, 0, time.UTC))
+	// approved and paid on 30 December 2025: 20 days late, across the rate change of
+	// 22 December (16.5 % → 16 %)
+	h.decide(50*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st := h.run(input(3_650_000, "d1"))
+	// 3 650 000 × 16.5 % / 365 = 1 650 a day for 11-21 December (11 days),
+	// 3 650 000 × 16 % / 365 = 1 600 a day for 22-30 December (9 days)
+	const want = 11*1_650 + 9*1_600
+	if st.DeadlineDay != "2025-12-10" || st.DaysLate != 20 || st.Interest != want || st.Paid != 3_650_000+want || st.InterestUncheckedDays != 0 {
+		t.Fatalf("deadline %s, %d days late, interest %d (unchecked days %d), paid %d; want 20 days, %d", st.DeadlineDay, st.DaysLate, st.Interest,
+			st.InterestUncheckedDays, st.Paid, want)
+	}
+	if len(h.payIns) != 1 || h.payIns[0].Interest != want || h.payIns[0].Amount != 3_650_000+want {
+		t.Fatalf("the payout key must carry the interest fixed when it was made: %+v", h.payIns)
+	}
+}
+
+// Tax Code art. 78 p.6 with art. 6.1 p.2, 7, 8: the 30 days count from the day after the
+// request; a last day that is not a working day moves to the next working day, and the
+// refund is in time until 24:00 Moscow time of it. Requested 2 December 2026, the 30th
+// day is 1 January 2027 (a holiday): the term ends on Monday 11 January 2027, the first
+// working day (the holidays of 1-8 January, then a weekend), on a calendar year not yet
+// decreed (provisional, noted in the status and the journal).
+func TestRefundThirtyDayTermMovedOffHolidayArt78p6(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	requested := time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC) // 10:00 Moscow
+	h.env.SetStartTime(requested)
+	// approved and paid on 11 January 2027 at 23:00 Moscow: the (moved) last day
+	paidAt := time.Date(2027, 1, 11, 20, 0, 0, 0, time.UTC)
+	h.decide(paidAt.Sub(requested), RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st := h.run(input(3_650_000, "d1"))
+	wantEnd := time.Date(2027, 1, 11, 21, 0, 0, 0, time.UTC) // 24:00 Moscow of 11 January
+	if st.DeadlineDay != "2027-01-11" || !st.Deadline.Equal(wantEnd) {
+		t.Fatalf("deadline %s (%v), want 2027-01-11 ending %v", st.DeadlineDay, st.Deadline, wantEnd)
+	}
+	if len(st.DeadlineProvisional) != 1 || st.DeadlineProvisional[0] != 2027 {
+		t.Fatalf("provisional years %v, want [2027]", st.DeadlineProvisional)
+	}
+	if st.Status != RefundPaid || st.DaysLate != 0 || st.Interest != 0 || st.Paid != 3_650_000 || st.DeadlineEscalated {
+		t.Fatalf("paid on the last day: status %s, %d days late, interest %d, paid %d, escalated %v", st.Status, st.DaysLate, st.Interest, st.Paid, st.DeadlineEscalated)
+	}
+	if !hasAction(h.journal(), "deadline_provisional") {
+		t.Fatal("the journal does not note the provisional deadline")
+	}
+}
+
+// Tax Code art. 78 p.7: a refund may be claimed within 3 years of the payment. The claim's
+// time goes to the overpayment, so an overpayment made of older payments is refused, with
+// the article in the reason, and a mixed one is capped at its recent part.
+func TestRefundOverpaymentOlderThanThreeYearsRefusedArt78p7(t *testing.T) {
+	paid := func(id string, amount int64, at time.Time) contract.LedgerEntry {
+		return contract.LedgerEntry{INN: testINN, EntryID: id, Kind: "payment", Tax: "ndfl", Period: 2021, Amount: amount, Date: at}
+	}
+	charge := contract.LedgerEntry{INN: testINN, EntryID: "2021#ndfl#1", Kind: "charge", Tax: "ndfl", Period: 2021, Amount: 1_000_000}
+	claimAt := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	in := input(3_000_000, "d1")
+	in.Period = 2021
+
+	// paid 15 July 2022: the 3 years ended with 15 July 2025
+	h := newHarness(t, eligible(), charge, paid("2021#ndfl#2", 4_000_000, time.Date(2022, 7, 15, 9, 0, 0, 0, time.UTC)))
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(claimAt)
+	st := h.run(in)
+	if st.Status != RefundRejected || !strings.Contains(st.Reason, "art. 78 p.7") || st.Paid != 0 || h.payouts != 0 {
+		t.Fatalf("status %s reason %q paid %d payout calls %d", st.Status, st.Reason, st.Paid, h.payouts)
+	}
+
+	// a later payment of 1 000 000 within the 3 years: only it may be refunded
+	h = newHarness(t, eligible(), charge, paid("2021#ndfl#2", 3_000_000, time.Date(2022, 7, 15, 9, 0, 0, 0, time.UTC)),
+		paid("2021#ndfl#3", 1_000_000, time.Date(2024, 4, 1, 9, 0, 0, 0, time.UTC)))
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(claimAt)
+	h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	st = h.run(in)
+	if st.Status != RefundPaid || st.Paid != 1_000_000 || !st.Capped || !strings.Contains(st.CapReason, "art. 78 p.7") {
+		t.Fatalf("status %s paid %d capped %v %q", st.Status, st.Paid, st.Capped, st.CapReason)
+	}
+}
+
+// A payout that can never succeed goes to an operator (payout_failed, with the reason)
+// before any transfer: the verified account is not an individual's rouble account
+// (domain.ValidatePayoutAccount; art. 78 p.6 pays to the taxpayer's account), or the
+// amount is above the treasury's single-transfer limit. No operator comes: the case gives
+// up and the reservation is voided, with no money sent.
+func TestRefundPayoutThatCannotSucceedGoesToOperator(t *testing.T) {
+	org := eligible()
+	org.Bank = &contract.BankRequisites{BIK: "044525225", Account: "40702810438160925982"}
+	for _, c := range []struct {
+		name   string
+		tp     contract.Taxpayer
+		amount int64
+		want   string
+	}{
+		{"organisation's account", org, 3_000_000, "cannot receive a refund: it is not an individual's"},
+		{"above the treasury limit", eligible(), 150_000_000, "exceeds the treasury's single-transfer limit of 1000000.00 ₽"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.tp, ledger(c.amount, 0)...)
+			h.upload("d1", pdfBytes)
+			h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+			h.env.RegisterDelayedCallback(func() {
+				st := h.query()
+				if st.Status != RefundPayoutFailed || !strings.Contains(st.PayoutError, c.want) || st.Reservation != contract.ReservationReserved {
+					t.Errorf("want payout_failed for an operator saying %q, got %s %q (reservation %s)", c.want, st.Status, st.PayoutError, st.Reservation)
+				}
+			}, 2*24*time.Hour)
+			h.env.ExecuteWorkflow(Refund, input(c.amount, "d1"))
+			err := h.env.GetWorkflowError()
+			if err == nil || h.payouts != 1 || h.transfers() != 0 {
+				t.Fatalf("err %v, payout calls %d, transfers %d", err, h.payouts, h.transfers())
+			}
+			if !hasAction(h.journal(), "reservation_voided") {
+				t.Fatal("the reservation of a case that gave up was not voided")
+			}
+		})
+	}
+}

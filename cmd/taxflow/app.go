@@ -69,7 +69,7 @@ func (a *app) temporal() (client.Client, error) {
 func (a *app) newWorker(c client.Client) worker.Worker {
 	w := worker.New(c, a.cfg.Temporal.TaskQueue, worker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Activities{Invoker: a.invoker()})
+	w.RegisterActivity(&activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates})
 	return w
 }
 

@@ -70,6 +70,9 @@ type Treasury interface {
 	// Cancel fences a key so that no transfer can happen under it afterwards. If one
 	// already happened it answers its receipt and transferred = true instead.
 	Cancel(ctx context.Context, payoutKey string) (r Receipt, transferred bool, err error)
+	// Limit is the largest single transfer the treasury accepts, in kopecks (0: none). A
+	// payout above it is refused before anything is claimed or sent.
+	Limit() int64
 }
 
 // CancelledError is the treasury's refusal of a transfer under a cancelled key.
@@ -122,6 +125,9 @@ func (d DynamoTreasury) get(ctx context.Context, key string) (Record, error) {
 func receipt(r Record, dup bool) Receipt {
 	return Receipt{TransferID: r.TransferID, At: r.At, Amount: r.Amount, Principal: r.Principal, Interest: r.Interest, Account: r.Account, Duplicate: dup}
 }
+
+// Limit is MaxTransfer.
+func (d DynamoTreasury) Limit() int64 { return d.MaxTransfer }
 
 // Transfer records the transfer unless the key has a record already.
 func (d DynamoTreasury) Transfer(ctx context.Context, t Transfer) (Receipt, error) {
@@ -227,6 +233,23 @@ func (h Handler) Pay(ctx context.Context, in contract.PayoutInput) (contract.Pay
 	}
 	if held != "" {
 		return contract.PayoutResult{}, fnerr.RequisitesChanged("%s", held)
+	}
+	// A refund goes only to an individual's rouble account [domain.md, "Rules added after
+	// review"]: anything else is for an operator (and the taxpayer to change requisites),
+	// never a transfer. The reason names the rule, not the account.
+	if err := domain.ValidatePayoutAccount("account", tp.Bank.Account, tp.Bank.BIK); err != nil {
+		var fe domain.FieldError
+		reason := err.Error()
+		if errors.As(err, &fe) {
+			reason = fe.Reason
+		}
+		return contract.PayoutResult{}, fnerr.Rejected("the verified account cannot receive a refund: it %s", reason)
+	}
+	// Above the treasury's single-transfer limit the payout can never succeed: say so
+	// before the reservation is claimed or anything is sent, so an operator arranges it.
+	if limit := h.Treasury.Limit(); limit > 0 && in.Amount > limit {
+		return contract.PayoutResult{}, fnerr.Rejected("the payout of %s exceeds the treasury's single-transfer limit of %s: "+
+			"it cannot be made as one transfer; an operator must arrange it", domain.Kopecks(in.Amount), domain.Kopecks(limit))
 	}
 	if _, err := h.Ledger.ClaimPayout(ctx, in.Reservation, in.PayoutKey, in.Principal); err != nil {
 		return contract.PayoutResult{}, err

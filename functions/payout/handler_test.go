@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -258,5 +259,61 @@ func TestCancelFencesTheKeyAndVoids(t *testing.T) {
 	// and nothing is paid for a voided reservation
 	if _, err := g.call(t, payIn("refund-1/payout/2", 70_000, 0)); errType(err) != fnerr.TypeConflict {
 		t.Fatalf("payout of a voided reservation: %v", err)
+	}
+}
+
+// countingTreasury counts the transfers asked of the treasury, whatever their outcome.
+type countingTreasury struct {
+	Treasury
+	n *int
+}
+
+func (c countingTreasury) Transfer(ctx context.Context, t Transfer) (Receipt, error) {
+	*c.n++
+	return c.Treasury.Transfer(ctx, t)
+}
+
+// A refund is paid only into an individual's rouble account (domain.ValidatePayoutAccount;
+// Tax Code art. 78 p.6 pays it "to the taxpayer's account"): an organisation's, an
+// entrepreneur's or a currency account is a business refusal for an operator, before the
+// reservation is claimed and with no transfer asked of the treasury.
+func TestPayRefusesAnAccountThatIsNotAnIndividualsRoubleAccount(t *testing.T) {
+	for _, c := range []struct{ name, account, want string }{
+		{"organisation", "40702810438160925982", "not an individual's"},
+		{"currency", "40817840238160925982", "not a rouble account"},
+		{"entrepreneur", "40802810338160925982", "entrepreneur's business account"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			acct := &contract.BankRequisites{BIK: "044525225", Account: c.account}
+			f := setup(t, contract.Taxpayer{INN: inn, Bank: acct}, 50_000)
+			var asked int
+			f.h = lambda.NewHandler(fn.Handler(Handler{DB: f.db, Taxpayers: "tp", Ledger: f.ledger,
+				Treasury: countingTreasury{DynamoTreasury{DB: f.db, Table: "tr", MaxTransfer: 1_000_000}, &asked}}.Handle))
+			in := fmt.Sprintf(`{"payout_key":"refund-1/payout/1","case_id":"refund-1","inn":%q,"amount_kopecks":50000,"principal_kopecks":50000,"payee":%q,"reservation":"refund-1"}`,
+				inn, taxpayer.PayeeRef(*acct))
+			_, err := f.call(t, in)
+			if errType(err) != fnerr.TypeRejected || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.account) {
+				t.Fatalf("want a rejection saying %q without the account, got %v", c.want, err)
+			}
+			if r, _ := f.reservation(t); asked != 0 || r.PayoutKey != "" || r.State != contract.ReservationReserved {
+				t.Fatalf("transfers asked %d, reservation %s claimed by %q", asked, r.State, r.PayoutKey)
+			}
+		})
+	}
+}
+
+// A payout above the treasury's single-transfer limit can never succeed: it is refused,
+// naming the limit, before the reservation is claimed or the treasury asked.
+func TestPayAboveTheTreasuryLimitRefusedBeforeTrying(t *testing.T) {
+	f := setup(t, contract.Taxpayer{INN: inn, Bank: bank}, 50_000)
+	var asked int
+	f.h = lambda.NewHandler(fn.Handler(Handler{DB: f.db, Taxpayers: "tp", Ledger: f.ledger,
+		Treasury: countingTreasury{DynamoTreasury{DB: f.db, Table: "tr", MaxTransfer: 40_000}, &asked}}.Handle))
+	_, err := f.call(t, payIn("refund-1/payout/1", 50_000, 0))
+	if errType(err) != fnerr.TypeRejected || !strings.Contains(err.Error(), "single-transfer limit of 400.00 ₽") || !strings.Contains(err.Error(), "operator") {
+		t.Fatalf("want a rejection naming the limit, got %v", err)
+	}
+	if r, _ := f.reservation(t); asked != 0 || r.PayoutKey != "" || r.State != contract.ReservationReserved {
+		t.Fatalf("transfers asked %d, reservation %s claimed by %q", asked, r.State, r.PayoutKey)
 	}
 }

@@ -77,7 +77,7 @@ func TestDuration(t *testing.T) {
 
 func TestRefundRules(t *testing.T) {
 	c, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_REFUND_DEADLINE_DAYS": "45", "TAXFLOW_REFUND_DOCUMENT_WAIT": "48h"}))
-	if err != nil || c.Refund.DeadlineDays != 45 || c.Refund.DocumentWait != 48*time.Hour || c.Refund.InterestRateBP != 1600 {
+	if err != nil || c.Refund.DeadlineDays != 45 || c.Refund.DocumentWait != 48*time.Hour {
 		t.Fatalf("%+v %v", c.Refund, err)
 	}
 	_, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "TAXFLOW_REFUND_DEADLINE_DAYS": "0", "TAXFLOW_REFUND_REMINDER_BEFORE": "soon"}))
