@@ -95,7 +95,20 @@ func (c *apiClient) waitSettled(id string, within time.Duration) workflows.Refun
 	c.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		st := c.status(id)
+		// 503 is the API's "retry later" (a store or the workers recovering from the faults
+		// these tests cause): a client retries it until the deadline, as the spec says.
+		code, out := c.do("GET", "/v1/refunds/"+id, nil)
+		if code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		if code != http.StatusOK {
+			c.t.Fatalf("GET %s: %d %s", id, code, out)
+		}
+		var st workflows.RefundStatus
+		if err := json.Unmarshal(out, &st); err != nil {
+			c.t.Fatal(err)
+		}
 		switch st.Status {
 		case workflows.RefundPaid, workflows.RefundRejected:
 			return st
