@@ -11,7 +11,7 @@ import (
 )
 
 // account walks a lock by failed logins and a self-service unblock: the authentication
-// system reports the failed logins on record (one short of the threshold), then one more,
+// system reports the failed logins on record (as many as the threshold), then one more,
 // the account locks, and the taxpayer unblocks it with INN, full name and passport series.
 func (m *demo) account() outcome {
 	w := m.begin("account", workflows.AccountActive)
@@ -39,7 +39,7 @@ func (m *demo) account() outcome {
 			jsonBody(contract.AccountEvent{EventID: "demo-" + newIdempotencyKey(), Type: contract.EventLoginFailed}))
 	}
 	w.step("report the failed logins on record")
-	n := min(subj.Account.FailedLogins, threshold-1)
+	n := min(subj.Account.FailedLogins, threshold) // more than the threshold locks [001:175]
 	for i := 0; i < n; i++ {
 		if err := fail(); err != nil {
 			return w.fail(err)
@@ -50,13 +50,13 @@ func (m *demo) account() outcome {
 		return w.fail(err)
 	}
 	if st.Status != workflows.AccountActive {
-		return w.fail(fmt.Errorf("locked after %d failures, below the threshold of %d", st.Failures, threshold))
+		return w.fail(fmt.Errorf("locked after %d failures, not more than the threshold of %d", st.Failures, threshold))
 	}
-	w.show(st.Status, st.Label, fmt.Sprintf("%d failed logins in a row (the threshold is %d)", st.Failures, threshold))
+	w.show(st.Status, st.Label, fmt.Sprintf("%d failed logins in a row (more than %d lock)", st.Failures, threshold))
 
 	w.step("one more failed login")
 	for st.Status == workflows.AccountActive {
-		if st.Failures >= threshold {
+		if st.Failures > threshold {
 			return w.fail(fmt.Errorf("not locked after %d failures in a row (threshold %d)", st.Failures, threshold))
 		}
 		seen := st.EventsSeen
@@ -74,7 +74,7 @@ func (m *demo) account() outcome {
 	if st.Until != nil {
 		until = " until " + st.Until.In(calendar.Moscow).Format("15:04 MSK")
 	}
-	w.show(st.Status, st.Label, fmt.Sprintf("locked after %d failed logins in a row%s; open paths: %v", threshold, until, st.OpenPaths))
+	w.show(st.Status, st.Label, fmt.Sprintf("locked after %d failed logins in a row%s; open paths: %v", threshold+1, until, st.OpenPaths))
 
 	w.step("self-service unblock")
 	var after workflows.AccountStatus

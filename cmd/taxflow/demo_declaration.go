@@ -61,7 +61,7 @@ func (m *demo) declaration() outcome {
 	w.show(st.Status, st.Label, "automatic check: "+strings.Join(fields, "; "))
 
 	w.step("send the correction")
-	if err := m.expect(http.StatusAccepted, nil, "POST", "/v1/declarations/"+w.o.caseID+"/correction", m.keys.Integrator, jsonBody(c.Corrected),
+	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/correction", m.keys.Integrator, jsonBody(c.Corrected),
 		"Content-Type", "application/json"); err != nil {
 		return w.fail(err)
 	}

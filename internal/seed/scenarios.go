@@ -20,8 +20,9 @@ const MinTaxpayers = 100
 // (20 000 ₽): enough for the demo, which claims a little more, and for the tests.
 const RefundMin int64 = 2_000_000
 
-// LockThreshold is the default of TAXFLOW_LOCK_THRESHOLD (5 consecutive failures lock
-// [001:175]); the AccountNearLock subjects have one failure fewer on record.
+// LockThreshold is the default of TAXFLOW_LOCK_THRESHOLD: more than 5 consecutive
+// failures lock [001:175]; the AccountNearLock subjects have exactly 5 on record, so
+// one more failed login locks.
 const LockThreshold = 5
 
 // IdentityCase is a verification to submit: the method, the data as the taxpayer types
@@ -292,14 +293,14 @@ func sampleDeduction(kind string, period int, share float64) (ndfl.Deduction, []
 // AccountNearLock is an active account one failed login short of the lock threshold.
 var AccountNearLock = Scenario{Name: "account-near-lock",
 	want: func(*Dataset) string {
-		return fmt.Sprintf("active taxpayer with %d failed logins in a row on record, a passport and a full name for self-service", LockThreshold-1)
+		return fmt.Sprintf("active taxpayer with %d failed logins in a row on record, a passport and a full name for self-service", LockThreshold)
 	},
 	find: func(d *Dataset) []Subject {
 		var out []Subject
 		for i := range d.Accounts {
 			c := &d.Accounts[i]
 			tp, ok := d.Taxpayer(c.INN)
-			if ok && tp.AccountState == "active" && tp.Passport != nil && c.FailedLogins == LockThreshold-1 {
+			if ok && tp.AccountState == "active" && tp.Passport != nil && c.FailedLogins == LockThreshold {
 				out = append(out, Subject{Taxpayer: tp, Account: c})
 			}
 		}
@@ -424,7 +425,7 @@ func (g *gen) scenarios() {
 	// Accounts: near the lock threshold (several, as for refunds), and one quiet.
 	for i := 0; i < 3; i++ {
 		tp := subject(nil)
-		g.d.Accounts = append(g.d.Accounts, AccountCase{INN: tp.INN, FailedLogins: LockThreshold - 1})
+		g.d.Accounts = append(g.d.Accounts, AccountCase{INN: tp.INN, FailedLogins: LockThreshold})
 	}
 	tp = subject(nil)
 	g.d.Accounts = append(g.d.Accounts, AccountCase{INN: tp.INN})
