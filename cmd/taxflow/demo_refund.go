@@ -6,14 +6,17 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/seed"
+	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -132,8 +135,14 @@ func (m *demo) refundSubject() (seed.Subject, int64, error) {
 		if err != nil {
 			return s, 0, fmt.Errorf("read the ledger: %w", err)
 		}
-		if b.Refundable >= seed.RefundMin {
-			return s, b.Refundable, nil
+		// What earlier demo runs on this data reserved or paid is no longer available.
+		var bal ledger.Balance
+		if _, err := store.Get(m.ctx, m.a.clients.DynamoDB, m.a.cfg.Name(ledger.Table),
+			map[string]types.AttributeValue{"key": store.S(ledger.BalanceKey(s.Taxpayer.INN, s.Period))}, &bal); err != nil {
+			return s, 0, fmt.Errorf("read the refund ledger: %w", err)
+		}
+		if left := b.Refundable - bal.Reserved - bal.Paid; left >= seed.RefundMin {
+			return s, left, nil
 		}
 	}
 	return seed.Subject{}, 0, fmt.Errorf("none of the %d seeded taxpayers with a refundable overpayment ≥ %s for %d has one left in the ledger: earlier demo runs on this data used them up; start from a fresh run directory (remove %s)",
