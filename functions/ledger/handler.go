@@ -294,7 +294,7 @@ func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerRe
 			return contract.LedgerResult{}, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
 		}
 		if bal.Reserved < res.Amount {
-			return contract.LedgerResult{}, fmt.Errorf("balance %s holds %d reserved, less than reservation %s's %d", bal.Key, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
 		}
 		now := l.now()
 		nr, nb := res, bal
@@ -398,7 +398,7 @@ func (l Ledger) Post(ctx context.Context, key, payoutKey string) (contract.Ledge
 			// Money left under a key the reservation does not name: a bug to surface.
 			return contract.LedgerResult{}, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
 		case bal.Reserved < res.Amount:
-			return contract.LedgerResult{}, fmt.Errorf("balance %s holds %d reserved, less than reservation %s's %d", bal.Key, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
 		}
 		now := l.now()
 		nr, nb := res, bal
