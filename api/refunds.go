@@ -312,6 +312,10 @@ func (s *Server) temporalError(w http.ResponseWriter, what string, err error) bo
 	if errors.As(err, &app) {
 		switch app.Type() {
 		case "Conflict":
+			if late, ok := workflows.AsLate(err); ok {
+				writeProblem(w, Problem{Status: http.StatusConflict, Code: "conflict", Detail: app.Message(), CurrentStatus: late.Status})
+				return true
+			}
 			writeError(w, http.StatusConflict, "conflict", app.Message(), nil)
 			return true
 		case "InvalidInput":

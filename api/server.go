@@ -282,12 +282,20 @@ type Problem struct {
 	Detail string              `json:"detail,omitempty"`
 	Code   string              `json:"code"`
 	Fields []domain.FieldError `json:"fields,omitempty"`
-	Error  Error               `json:"error"`
+	// CurrentStatus: on a 409 for a message the case can no longer take, the status it is in.
+	CurrentStatus string `json:"current_status,omitempty"`
+	Error         Error  `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, fields []domain.FieldError) {
+	writeProblem(w, Problem{Status: status, Detail: msg, Code: code, Fields: fields})
+}
+
+// writeProblem fills the members every problem repeats (type, title, the error object).
+func writeProblem(w http.ResponseWriter, p Problem) {
+	p.Type, p.Title = "about:blank", http.StatusText(p.Status)
+	p.Error = Error{Code: p.Code, Message: p.Detail, Fields: p.Fields}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: msg,
-		Code: code, Fields: fields, Error: Error{Code: code, Message: msg, Fields: fields}})
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
 }
