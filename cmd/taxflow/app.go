@@ -20,6 +20,7 @@ import (
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/infra"
 	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/buildinfo"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -67,7 +68,7 @@ func (a *app) temporal() (client.Client, error) {
 
 // newWorker registers every workflow and activity on the task queue.
 func (a *app) newWorker(c client.Client) worker.Worker {
-	w := worker.New(c, a.cfg.Temporal.TaskQueue, worker.Options{})
+	w := worker.New(c, a.cfg.Temporal.TaskQueue, buildinfo.WorkerOptions())
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates})
 	return w

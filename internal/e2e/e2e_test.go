@@ -36,6 +36,7 @@ import (
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/infra"
 	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/buildinfo"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
@@ -221,7 +222,7 @@ func attempts(t *testing.T, key string) int {
 func startWorker(t *testing.T, inv invoker.Invoker) string {
 	t.Helper()
 	queue := "e2e-" + uuid.NewString()
-	w := worker.New(shared.temporal, queue, worker.Options{})
+	w := worker.New(shared.temporal, queue, buildinfo.WorkerOptions())
 	workflows.Register(w)
 	w.RegisterActivity(&activities.Activities{Invoker: inv})
 	if err := w.Start(); err != nil {
