@@ -23,7 +23,7 @@ BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration bench lint template clean
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -76,6 +76,18 @@ fuzz: ## each fuzz target briefly, from its committed seed corpus (testdata/fuzz
 integration: build ## start a fresh test stack, run the integration tests, stop it whatever happens
 	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
 	  $(GO) test -tags integration -count=1 -timeout 20m -v ./internal/e2e/...
+
+# The recorded histories of every waiting state (workflows/testdata/histories), replayed by
+# the unit tests. Regenerate after a change that is behind workflow.GetVersion, keeping the
+# old ones (README, "Changing a workflow safely").
+HISTORIES := $(CURDIR)/workflows/testdata/histories
+histories: setup build ## record the history of every waiting state of every workflow from a real run (test stack)
+	@rm -rf $(HISTORIES).new
+	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
+	  env TAXFLOW_RECORD_HISTORIES=$(HISTORIES).new $(GO) test -tags integration -count=1 -timeout 10m \
+	  -run '^TestRecordWaitingStateHistories$$' -v ./internal/e2e/
+	@mkdir -p $(HISTORIES) && cp $(HISTORIES).new/*.json $(HISTORIES)/ && rm -rf $(HISTORIES).new
+	@echo "histories: $$(ls $(HISTORIES)/*.json | wc -l) files in workflows/testdata/histories; check them with: go test -run Replay -v ./workflows/"
 
 bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/

@@ -4,8 +4,8 @@ package workflows
 
 import "go.temporal.io/sdk/worker"
 
-// Register adds every workflow to a worker.
-func Register(w worker.Registry) {
+// Register adds every workflow to a worker (or a replayer).
+func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(SelfCheck)
 	w.RegisterWorkflow(Refund)
 	w.RegisterWorkflow(Bare)
