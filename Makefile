@@ -64,8 +64,9 @@ lint: ## gofmt, go vet and the OpenAPI linter (redocly, pinned) over api/openapi
 	@test -x "$(REDOCLY)" || { echo "lint: $(REDOCLY) is missing: run make setup"; exit 1; }
 	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$(REDOCLY)" lint --format=summary api/openapi.yaml
 
-unit: ## unit tests with -race
+unit: ## unit tests with -race; then the replay of the recorded histories, with its count
 	@$(GO) test -race -count=1 ./...
+	@$(GO) test -count=1 -run '^TestRecordedHistoriesReplay$$' -v ./workflows/ | grep -E 'replayed|^(--- |FAIL|ok )'; exit $${PIPESTATUS[0]}
 
 FUZZ_TIME ?= 3s
 fuzz: ## each fuzz target briefly, from its committed seed corpus (testdata/fuzz)
@@ -82,11 +83,11 @@ integration: build ## start a fresh test stack, run the integration tests, stop 
 # old ones (README, "Changing a workflow safely").
 HISTORIES := $(CURDIR)/workflows/testdata/histories
 histories: setup build ## record the history of every waiting state of every workflow from a real run (test stack)
-	@rm -rf $(HISTORIES).new
+	@rm -rf $(CURDIR)/.run/histories.new
 	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
-	  env TAXFLOW_RECORD_HISTORIES=$(HISTORIES).new $(GO) test -tags integration -count=1 -timeout 10m \
+	  env TAXFLOW_RECORD_HISTORIES=$(CURDIR)/.run/histories.new $(GO) test -tags integration -count=1 -timeout 10m \
 	  -run '^TestRecordWaitingStateHistories$$' -v ./internal/e2e/
-	@mkdir -p $(HISTORIES) && cp $(HISTORIES).new/*.json $(HISTORIES)/ && rm -rf $(HISTORIES).new
+	@mkdir -p $(HISTORIES) && cp $(CURDIR)/.run/histories.new/*.json $(HISTORIES)/ && rm -rf $(CURDIR)/.run/histories.new
 	@echo "histories: $$(ls $(HISTORIES)/*.json | wc -l) files in workflows/testdata/histories; check them with: go test -run Replay -v ./workflows/"
 
 bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks

@@ -7,7 +7,9 @@ package histories
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -135,6 +137,10 @@ func Load(path string) (*historypb.History, error) {
 // the code would not take the same steps the recorded run took: deploying it would break
 // every run in that state.
 func Replay(h *historypb.History, logger log.Logger) error {
+	if logger == nil {
+		// The replayer logs every replayed step; only the verdict matters here.
+		logger = log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
 	r := worker.NewWorkflowReplayer()
 	workflows.Register(r)
 	return r.ReplayWorkflowHistory(logger, h)
