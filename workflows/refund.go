@@ -23,14 +23,14 @@ import (
 
 // Names of the refund workflow's handlers.
 const (
-	RefundQueryStatus       = "status"
-	RefundUpdateDecide      = "decide"       // reviewer: approve or reject, with a reason
-	RefundUpdateWithdraw    = "withdraw"     // taxpayer: until the payout starts
-	RefundUpdateDocument    = "add-document" // taxpayer: an upload is waiting under incoming/; refused once the case can no longer use it
+	RefundQueryStatus    = "status"
+	RefundUpdateDecide   = "decide"       // reviewer: approve or reject, with a reason
+	RefundUpdateWithdraw = "withdraw"     // taxpayer: until the payout starts
+	RefundUpdateDocument = "add-document" // taxpayer: an upload is waiting under incoming/; refused once the case can no longer use it
 	// RefundSignalDocument is the old way to hand over an upload, answered by nobody: still
 	// read (by the main coroutine) for cases started before RefundUpdateDocument; the API
 	// no longer sends it.
-	RefundSignalDocument = "document"
+	RefundSignalDocument    = "document"
 	RefundUpdateRequisites  = "requisites"   // back office: the change of requisites was verified or rejected
 	RefundUpdateRetryPayout = "retry-payout" // operator: try a failed payout again
 )
