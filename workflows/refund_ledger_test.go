@@ -331,9 +331,16 @@ func TestRefundPayoutLoopIsBounded(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.payoutErr = fnerr.Rejected("treasury refused the transfer")
-	for i := range maxPayoutRounds + 2 {
-		h.update(time.Duration(i+1)*24*time.Hour, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3"}, i >= maxPayoutRounds-1, nil)
+	// every retry but the last round's is taken; the last round gives up at once (no task
+	// is opened for a retry that could not be made)
+	for i := range maxPayoutRounds - 1 {
+		h.update(time.Duration(i+1)*24*time.Hour, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3"}, false, func(st RefundStatus, err error) {
+			if err != nil || st.Status != RefundPayoutFailed {
+				t.Errorf("retry %d answered %s, %v", i+1, st.Status, err)
+			}
+		})
 	}
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
 	var appErr *temporal.ApplicationError
 	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != "PayoutFailed" {
@@ -341,6 +348,12 @@ func TestRefundPayoutLoopIsBounded(t *testing.T) {
 	}
 	if h.payouts != maxPayoutRounds || h.reservation().State != contract.ReservationVoided {
 		t.Fatalf("%d payout calls, reservation %s", h.payouts, h.reservation().State)
+	}
+	// ended by the bound on the day of the last retry, not by the operator timeout
+	j := h.journal()
+	if st, last := h.query(), j[len(j)-1]; st.Status != RefundPayoutFailed || last.Action != "reservation_voided" ||
+		!last.At.Equal(start.Add(time.Duration(maxPayoutRounds-1)*24*time.Hour)) {
+		t.Fatalf("status %s, journal ends with %s %v after the start", st.Status, last.Action, last.At.Sub(start))
 	}
 	_ = activities.PayoutOptions
 }

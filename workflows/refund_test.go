@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/taxflow/taxflow/activities"
@@ -61,10 +62,19 @@ type harness struct {
 	onPay      func(n int) error      // called before the n-th payout call (from 1); an error fails it
 	cancels    int
 	updates    int
+	answered   map[string]bool // update id → the update was accepted and completed, or refused
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
-	h := &harness{t: t}
+	h := &harness{t: t, answered: map[string]bool{}}
+	// An update that got no answer at all (neither refused nor completed) is a failure.
+	t.Cleanup(func() {
+		for id, ok := range h.answered {
+			if !ok {
+				t.Errorf("update %s got no answer", id)
+			}
+		}
+	})
 	h.db, h.s3 = newStores()
 	ctx := context.Background()
 	if tp.INN != "" {
@@ -210,25 +220,15 @@ func (h *harness) query() RefundStatus {
 	return st
 }
 
-// decide sends the reviewer's decision through the update, at the given delay.
+// decide sends the reviewer's decision through the update, at the given delay; wantErr
+// says whether the validator must refuse it. An accepted decision must answer with the
+// case as approved or rejected.
 func (h *harness) decide(after time.Duration, d RefundDecision, wantErr bool) {
-	h.updates++
-	id := fmt.Sprintf("decide-%d", h.updates)
-	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(RefundUpdateDecide, id, &testsuite.TestUpdateCallback{
-			OnAccept: func() {
-				if wantErr {
-					h.t.Error("decision accepted, want it refused")
-				}
-			},
-			OnReject: func(err error) {
-				if !wantErr {
-					h.t.Errorf("decision refused: %v", err)
-				}
-			},
-			OnComplete: func(any, error) {},
-		}, d)
-	}, after)
+	h.update(after, RefundUpdateDecide, d, wantErr, func(st RefundStatus, err error) {
+		if err != nil || (st.Status != RefundApproved && st.Status != RefundRejected) {
+			h.t.Errorf("decision answered %s, %v; want approved or rejected", st.Status, err)
+		}
+	})
 }
 
 // transfers counts the money that left (not the cancelled keys).
@@ -285,10 +285,14 @@ func hasAction(j []contract.AuditEntry, action string) bool {
 	return false
 }
 
-// update sends an update at the given delay; wantErr says whether the validator must refuse it.
+// update sends an update at the given delay; wantErr says whether the validator must
+// refuse it, and then the refusal must be a typed one: a late message (Conflict with the
+// case's status) or invalid input. done checks an accepted update's result and error;
+// without it the update must complete without error, with the case's status.
 func (h *harness) update(after time.Duration, name string, arg any, wantErr bool, done func(RefundStatus, error)) {
 	h.updates++
 	id := fmt.Sprintf("%s-%d", name, h.updates)
+	h.answered[id] = false
 	h.env.RegisterDelayedCallback(func() {
 		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
 			OnAccept: func() {
@@ -297,18 +301,43 @@ func (h *harness) update(after time.Duration, name string, arg any, wantErr bool
 				}
 			},
 			OnReject: func(err error) {
+				h.answered[id] = true
 				if !wantErr {
 					h.t.Errorf("%s refused: %v", name, err)
+					return
+				}
+				if _, late := AsLate(err); !late && errType(err) != fnerr.TypeInvalidInput {
+					h.t.Errorf("%s refused with %v, want a late message or invalid input", name, err)
 				}
 			},
 			OnComplete: func(v any, err error) {
+				h.answered[id] = true
+				st, _ := v.(RefundStatus)
 				if done != nil {
-					st, _ := v.(RefundStatus)
 					done(st, err)
+				} else if err != nil || st.Status == "" {
+					h.t.Errorf("%s answered %q, %v", name, st.Status, err)
 				}
 			},
 		}, arg)
 	}, after)
+}
+
+// errType is the type of an application error ("" for any other error).
+func errType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
+
+// endedAt is when the case reached its last status.
+func endedAt(st RefundStatus) time.Time {
+	if len(st.History) == 0 {
+		return time.Time{}
+	}
+	return st.History[len(st.History)-1].At
 }
 
 func statuses(st RefundStatus) []string {
@@ -519,16 +548,18 @@ func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 func TestRefundWithdrawal(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
-	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(RefundUpdateWithdraw, "w1", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("withdrawal refused: %v", err) }, OnComplete: func(any, error) {},
-		}, RefundWithdrawal{Reason: "paid by mistake, settled otherwise"})
-	}, 24*time.Hour)
-	// a late decision is refused: the case no longer awaits one
-	h.decide(48*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, true)
+	var answer RefundStatus
+	h.update(24*time.Hour, RefundUpdateWithdraw, RefundWithdrawal{Reason: "paid by mistake, settled otherwise"}, false, func(st RefundStatus, err error) {
+		if err != nil {
+			t.Errorf("withdrawal: %v", err)
+		}
+		answer = st
+	})
+	// a decision after the withdrawal is refused: the case no longer awaits one
+	h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, true)
 	st := h.run(input(3_000_000, "d1"))
-	if st.Status != RefundWithdrawn || h.payouts != 0 {
-		t.Fatalf("got %s, payouts %d", st.Status, h.payouts)
+	if st.Status != RefundWithdrawn || answer.Status != RefundWithdrawn || h.payouts != 0 {
+		t.Fatalf("got %s (the update answered %s), payouts %d", st.Status, answer.Status, h.payouts)
 	}
 }
 
@@ -579,9 +610,19 @@ func TestRefundCancelledWorkflowStopsBeforePayout(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour)
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
-	if err := h.env.GetWorkflowError(); err == nil || h.payouts != 0 {
+	if err := h.env.GetWorkflowError(); !temporal.IsCanceledError(err) || h.payouts != 0 {
 		t.Fatalf("err %v, payouts %d", err, h.payouts)
+	}
+	// the cleanup wrote cancelled when the cancellation came, not when a timer ended the case
+	st := h.query()
+	if st.Status != RefundCancelled || st.Reservation != "" || !endedAt(st).Equal(start.Add(24*time.Hour)) {
+		t.Fatalf("status %s, reservation %q, ended %v after the start", st.Status, st.Reservation, endedAt(st).Sub(start))
+	}
+	j := h.journal()
+	if last := j[len(j)-1]; last.Action != "status_changed" || last.To != RefundCancelled {
+		t.Fatalf("journal ends with %+v", last)
 	}
 }
 
