@@ -371,21 +371,33 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, 
 	return docID, typ, len(body), true
 }
 
-// uploadDocument takes a supporting document and tells the case.
+// uploadDocument takes a supporting document and hands it to the case. The case answers
+// (an update with a validator): 202 once it has taken the document, 409 with
+// current_status when it can no longer use one (decided, paid, closed…); a refused
+// upload is removed from incoming/.
 func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.caseID(w, r)
 	if !ok {
 		return
 	}
 	docID, typ, size, ok := s.storeUpload(w, r, id, docs.Supporting)
-	if ok && s.signalDocument(w, r, id, docID) {
+	if ok && s.handDocument(w, r, id, docID) {
 		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
 	}
 }
 
-func (s *Server) signalDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
-	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.RefundSignalDocument, workflows.DocumentRef{DocID: docID})
-	return !s.temporalError(w, "signal document", err)
+// handDocument sends the document update; ok is false when an answer has been written.
+func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
+	if s.updateRefund(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID}, &workflows.RefundStatus{}) {
+		return true
+	}
+	// The case did not take it: nothing of it stays in incoming/ (best effort; the
+	// retention sweep removes what is left).
+	key := document.IncomingKey(id, docID)
+	if _, err := s.S3.DeleteObject(context.WithoutCancel(r.Context()), &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
+		s.Log.Warn().Err(err).Str("op", "remove refused upload").Msg("request cleanup failed")
+	}
+	return false
 }
 
 // presignDocument gives a presigned PUT URL for a file of the declared size: S3 refuses
@@ -436,7 +448,7 @@ func (s *Server) completeDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no upload with this doc_id has arrived", nil)
 		return
 	}
-	if s.signalDocument(w, r, id, docID) {
+	if s.handDocument(w, r, id, docID) {
 		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID})
 	}
 }
@@ -451,7 +463,7 @@ func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := workflows.RefundDecision{Approve: approve, Reason: reason, Reviewer: principal(r).ID}
-	s.updateAs(w, r, id, workflows.RefundUpdateDecide, d, &workflows.RefundStatus{})
+	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateDecide, d)
 }
 
 func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
@@ -466,7 +478,7 @@ func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
 	if !reasonFits(w, req.Reason) {
 		return
 	}
-	s.updateAs(w, r, id, workflows.RefundUpdateWithdraw, req, &workflows.RefundStatus{})
+	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateWithdraw, req)
 }
 
 // updateAs sends an update and answers with its result, decoded into out.
@@ -496,6 +508,42 @@ func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name strin
 	WriteJSON(w, http.StatusOK, out)
 }
 
+// answerRefundUpdate sends an update to a refund and answers 200 with the case it returns.
+func (s *Server) answerRefundUpdate(w http.ResponseWriter, r *http.Request, id, name string, arg any) {
+	var st workflows.RefundStatus
+	if s.updateRefund(w, r, id, name, arg, &st) {
+		WriteJSON(w, http.StatusOK, st)
+	}
+}
+
+// updateRefund sends an update to a refund and decodes its result into out; ok is false
+// when an answer (an error) has been written. A refusal by the case is a 409 with its
+// current_status; so is a message to a case that has finished (Temporal answers "not
+// found" for it): the status is read from the closed case.
+func (s *Server) updateRefund(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
+			p := Problem{Status: http.StatusConflict, Code: "conflict", Detail: "the case is closed"}
+			if st, qerr := s.refundStatus(ctx, id); qerr == nil {
+				p.Detail, p.CurrentStatus = "the case is closed: it is "+st.Status, st.Status
+			} else {
+				s.Log.Warn().Err(qerr).Str("op", name).Msg("status of a closed case unavailable")
+			}
+			writeProblem(w, p)
+			return false
+		}
+	}
+	return !s.temporalError(w, name, err)
+}
+
 // retryPayout asks a case whose payout failed to try again. It is an update: the case
 // answers at once whether it is waiting for one (409 otherwise), so a retry is never lost.
 func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
@@ -513,7 +561,7 @@ func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	retry := workflows.RefundRetry{Operator: principal(r).ID, Reason: req.Reason}
-	s.updateAs(w, r, id, workflows.RefundUpdateRetryPayout, retry, &workflows.RefundStatus{})
+	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateRetryPayout, retry)
 }
 
 // reasonFits answers 400 naming the field when free text is longer than a case keeps.

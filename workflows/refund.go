@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,10 +23,14 @@ import (
 
 // Names of the refund workflow's handlers.
 const (
-	RefundQueryStatus       = "status"
-	RefundUpdateDecide      = "decide"       // reviewer: approve or reject, with a reason
-	RefundUpdateWithdraw    = "withdraw"     // taxpayer: until the payout starts
-	RefundSignalDocument    = "document"     // an upload is waiting under incoming/
+	RefundQueryStatus    = "status"
+	RefundUpdateDecide   = "decide"       // reviewer: approve or reject, with a reason
+	RefundUpdateWithdraw = "withdraw"     // taxpayer: until the payout starts
+	RefundUpdateDocument = "add-document" // taxpayer: an upload is waiting under incoming/; refused once the case can no longer use it
+	// RefundSignalDocument is the old way to hand over an upload, answered by nobody: still
+	// read (by the main coroutine) for cases started before RefundUpdateDocument; the API
+	// no longer sends it.
+	RefundSignalDocument    = "document"
 	RefundUpdateRequisites  = "requisites"   // back office: the change of requisites was verified or rejected
 	RefundUpdateRetryPayout = "retry-payout" // operator: try a failed payout again
 )
@@ -41,6 +46,9 @@ const (
 	RefundWithdrawn    = "withdrawn"
 	RefundPayoutFailed = "payout_failed"
 	RefundCancelled    = "cancelled"
+	// RefundExpired: no reviewer decided, though reminded before the deadline and escalated
+	// at it, within the review expiry after the deadline.
+	RefundExpired = "expired"
 )
 
 // RefundLabels are the Russian labels the cabinet shows [001:107, 004:137].
@@ -54,6 +62,7 @@ var RefundLabels = map[string]string{
 	RefundWithdrawn:    "Отозвано",
 	RefundPayoutFailed: "Ошибка перечисления",
 	RefundCancelled:    "Отменено",
+	RefundExpired:      "Срок рассмотрения истёк",
 }
 
 // RefundPolicy is the configuration a refund runs under. The API fills it from
@@ -65,6 +74,9 @@ type RefundPolicy struct {
 	AutoApproveMax  int64         `json:"auto_approve_max"` // kopecks; 0 turns automatic approval off
 	RequisitesDays  int           `json:"requisites_days"`  // working days a requisites check may hold the payout [004:116]
 	OperatorTimeout time.Duration `json:"operator_timeout"` // how long a failed payout waits for an operator
+	// ReviewExpiry: how long past the deadline (reminded before it, escalated at it) a case
+	// waits for a reviewer's decision before it expires; 0 means the default.
+	ReviewExpiry time.Duration `json:"review_expiry,omitempty"`
 }
 
 // DefaultRefundPolicy is domain.md's defaults.
@@ -76,7 +88,18 @@ func DefaultRefundPolicy() RefundPolicy {
 		AutoApproveMax:  1_000_000, // 10 000 ₽
 		RequisitesDays:  5,
 		OperatorTimeout: 30 * 24 * time.Hour,
+		ReviewExpiry:    defaultReviewExpiry,
 	}
+}
+
+const defaultReviewExpiry = 30 * 24 * time.Hour
+
+// reviewExpiry is the policy's, or the default for a policy that predates it.
+func (p RefundPolicy) reviewExpiry() time.Duration {
+	if p.ReviewExpiry > 0 {
+		return p.ReviewExpiry
+	}
+	return defaultReviewExpiry
 }
 
 // DocumentRef names an upload waiting under incoming/<case>/<doc>.
@@ -211,14 +234,6 @@ func RefundID(key string) string { return "refund-" + key }
 // holds, so free text can never fail a case.
 const MaxReasonChars = 500
 
-// Errors of the update validators. Their types (fnerr's) tell the API which answer to give.
-var (
-	ErrNotAwaitingDecision = temporal.NewApplicationError("the case is not awaiting a decision", fnerr.TypeConflict)
-	ErrPayoutStarted       = temporal.NewApplicationError("the payout has started or the case is closed; it can no longer be withdrawn", fnerr.TypeConflict)
-	ErrNotHeldForBank      = temporal.NewApplicationError("the case is not holding a payout for bank requisites", fnerr.TypeConflict)
-	ErrPayoutNotFailed     = temporal.NewApplicationError("the payout has not failed; nothing to retry", fnerr.TypeConflict)
-)
-
 func invalid(msg string) error { return temporal.NewApplicationError(msg, fnerr.TypeInvalidInput) }
 
 func checkReason(field, reason string) error {
@@ -261,21 +276,147 @@ type refund struct {
 	payeeRef  string // the verified account it saw
 
 	pendingDocs []DocumentRef
-	decision    *RefundDecision
-	withdrawal  *RefundWithdrawal
+	// docSignals carries the old document signal; the main coroutine drains it
+	// (takeDocSignals), never a goroutine. lateDocs are those that came too late to use.
+	docSignals workflow.ReceiveChannel
+	lateDocs   []string
+	decision   *RefundDecision
+	// decisionTaken: the main coroutine has acted on r.decision (an automatic one too).
+	decisionTaken bool
+	withdrawal    *RefundWithdrawal
 	// requisites is a back-office message not yet acted on; requisitesAcked counts
 	// those acted on, so the update that brought one answers after its effect.
 	requisites      *RefundRequisites
 	ackRequisites   bool
 	requisitesAcked int
 	retry           *RefundRetry
+	retriesTaken    int  // operator retries acted on
+	operatorOpen    bool // an operator's task is open: the case waits for a retry
 	attempt         *payoutAttempt
 	attempts        int  // payout keys made so far
 	rounds          int  // of the payout loop
 	holdEscalated   bool // the current requisites hold has passed its 5 working days
 	payoutStarted   bool
-	final           bool
+	// ending: the case is on its way to a final status (rejected, withdrawn, expired,
+	// given up, cancelled); final: it is there. Either refuses every message.
+	ending bool
+	final  bool
 }
+
+// current is the status a refusal names (a case queried before its first record has
+// been received).
+func (r *refund) current() string { return or(r.st.Status, RefundReceived) }
+
+// late refuses a message the case cannot take in its current status (too early, too
+// late, or already being answered): a Conflict with the status, which the API answers
+// as 409 with current_status.
+func (r *refund) late(what string) error {
+	s := r.current()
+	return errLate(what, s, RefundLabels[s])
+}
+
+func (r *refund) closed() bool { return r.final || r.ending }
+
+// Validators of the refund's updates: each refuses what the case could not act on, so an
+// accepted message is never dropped. They read state only.
+
+func (r *refund) validateDecision(d RefundDecision) error {
+	if r.st.Status != RefundInReview || r.decision != nil || r.withdrawal != nil || r.closed() {
+		return r.late("no decision can be taken")
+	}
+	if d.Reviewer == "" {
+		return invalid("reviewer: must name the reviewer")
+	}
+	if !d.Approve && d.Reason == "" {
+		return invalid("reason: a rejection must give the reason the taxpayer will see")
+	}
+	return checkReason("reason", d.Reason)
+}
+
+func (r *refund) validateWithdrawal(w RefundWithdrawal) error {
+	if r.payoutStarted || r.withdrawal != nil || r.closed() {
+		return r.late("the request can no longer be withdrawn (the payout has started, or the case is closed or being withdrawn)")
+	}
+	return checkReason("reason", w.Reason)
+}
+
+func (r *refund) validateRequisites(q RefundRequisites) error {
+	if !r.st.BankHold || r.requisites != nil || r.closed() {
+		return r.late("no payout is held for bank requisites")
+	}
+	if !q.Verified && q.Reason == "" {
+		return invalid("reason: a rejected change of requisites must say why")
+	}
+	return checkReason("reason", q.Reason)
+}
+
+func (r *refund) validateRetry(q RefundRetry) error {
+	if r.st.Status != RefundPayoutFailed || !r.operatorOpen || r.retry != nil || r.closed() {
+		return r.late("no failed payout awaits a retry")
+	}
+	if q.Operator == "" {
+		return invalid("operator: must name the operator")
+	}
+	return checkReason("reason", q.Reason)
+}
+
+// maxDocIDLen bounds a document id: it names an object under incoming/<case>/.
+const maxDocIDLen = 80
+
+func (r *refund) validateDocument(d DocumentRef) error {
+	if !validDocID(d.DocID) {
+		return invalid(fmt.Sprintf("doc_id: 1-%d lower-case letters, digits and '-', starting with a letter or digit", maxDocIDLen))
+	}
+	if !r.takesDocuments() {
+		return r.late("the case can no longer use a document")
+	}
+	return nil
+}
+
+func validDocID(id string) bool {
+	if id == "" || len(id) > maxDocIDLen || id[0] == '-' {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// takesDocuments: a document can still count (before a decision is taken: received,
+// awaiting_info, in_review with no decision or withdrawal pending).
+func (r *refund) takesDocuments() bool {
+	if r.closed() || r.decision != nil || r.withdrawal != nil {
+		return false
+	}
+	switch r.st.Status {
+	case "", RefundReceived, RefundAwaitingInfo, RefundInReview:
+		return true
+	}
+	return false
+}
+
+// takeDocSignals moves the old document signals that have arrived into pendingDocs, or,
+// when the case can no longer use them, into lateDocs (recorded in the journal at the
+// end). Called by the main coroutine only.
+func (r *refund) takeDocSignals() {
+	for {
+		var d DocumentRef
+		if !r.docSignals.ReceiveAsync(&d) {
+			return
+		}
+		if r.takesDocuments() {
+			r.pendingDocs = append(r.pendingDocs, d)
+		} else {
+			r.lateDocs = append(r.lateDocs, d.DocID)
+		}
+	}
+}
+
+// docsWaiting: an upload has been handed over and not yet stored.
+func (r *refund) docsWaiting() bool { return len(r.pendingDocs) > 0 || r.docSignals.Len() > 0 }
 
 // Refund runs one refund request from receipt to payout (or rejection or withdrawal).
 func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) {
@@ -313,11 +454,41 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 		err = r.cleanup(ctx, err)
 	}
 	r.final = true
-	// Let an update that was accepted finish before the workflow completes (on a
-	// disconnected context: a cancelled case still answers its callers).
+	// Let every update that was accepted answer (each sees final and answers with the
+	// outcome or a refusal) and record the old document signals that came too late,
+	// before the workflow completes; on a disconnected context: a cancelled case still
+	// answers its callers.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	r.recordLateDocs(dctx)
 	return r.status(), err
+}
+
+// maxLateDocRounds bounds the final drain: a signal that arrives while the last journal
+// step is written gets another round, not an unbounded loop.
+const maxLateDocRounds = 3
+
+// recordLateDocs drains the old document signal and writes what the case could not use
+// to the journal, so that a document handed over after the decision is not lost without
+// a trace. It runs when the case is final, just before the workflow completes.
+func (r *refund) recordLateDocs(ctx workflow.Context) {
+	for range maxLateDocRounds {
+		r.takeDocSignals()
+		if len(r.lateDocs) == 0 {
+			return
+		}
+		ids := strings.Join(r.lateDocs, ", ")
+		r.lateDocs = nil
+		reason := clip("documents handed over after the case stopped taking them were not used: " + ids)
+		if err := r.j.audit(ctx, "document_ignored", "system", reason); err != nil {
+			workflow.GetLogger(ctx).Error("refund: recording late documents failed", "error", err)
+			return
+		}
+	}
+	r.takeDocSignals()
+	if len(r.lateDocs) > 0 {
+		workflow.GetLogger(ctx).Warn("refund: late documents left unrecorded", "doc_ids", strings.Join(r.lateDocs, ", "))
+	}
 }
 
 // status is the query's answer: the state, with the combined escalation flag.
@@ -327,47 +498,47 @@ func (r *refund) status() RefundStatus {
 	return st
 }
 
+// handlers registers the query, the updates and the old signal. Each update handler
+// only records its message; the main coroutine acts on it. A handler that answers
+// after the effect waits on a disconnected context for the effect or for the end of
+// the case (final), and answers a message the case ended without taking with a late
+// refusal, never a silent success.
 func (r *refund) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, RefundQueryStatus, func() (RefundStatus, error) { return r.status(), nil }); err != nil {
 		return err
 	}
+	wait := func(ctx workflow.Context, done func() bool) error {
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		return workflow.Await(dctx, func() bool { return done() || r.final })
+	}
 	err := workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateDecide,
 		func(ctx workflow.Context, d RefundDecision) (RefundStatus, error) {
 			r.decision = &d
-			// answer once the decision has been acted on
-			err := workflow.Await(ctx, func() bool { return r.st.Status != RefundInReview || r.final })
-			return r.status(), err
+			// answer once the decision has been acted on (approved or rejected)
+			if err := wait(ctx, func() bool { return r.decisionTaken && r.st.Status != RefundInReview }); err != nil {
+				return r.status(), err
+			}
+			if !r.decisionTaken {
+				return r.status(), r.late("the decision came too late")
+			}
+			return r.status(), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(d RefundDecision) error {
-			if r.st.Status != RefundInReview || r.decision != nil || r.withdrawal != nil || r.final {
-				return ErrNotAwaitingDecision
-			}
-			if d.Reviewer == "" {
-				return invalid("reviewer: must name the reviewer")
-			}
-			if !d.Approve && d.Reason == "" {
-				return invalid("reason: a rejection must give the reason the taxpayer will see")
-			}
-			return checkReason("reason", d.Reason)
-		}})
+		workflow.UpdateHandlerOptions{Validator: r.validateDecision})
 	if err != nil {
 		return err
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateWithdraw,
 		func(ctx workflow.Context, w RefundWithdrawal) (RefundStatus, error) {
 			r.withdrawal = &w
-			err := workflow.Await(ctx, func() bool { return r.final })
-			return r.status(), err
+			if err := wait(ctx, func() bool { return false }); err != nil {
+				return r.status(), err
+			}
+			if r.st.Status != RefundWithdrawn {
+				return r.status(), r.late("the withdrawal came too late")
+			}
+			return r.status(), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(w RefundWithdrawal) error {
-			if r.payoutStarted || r.final {
-				return ErrPayoutStarted
-			}
-			if r.withdrawal != nil {
-				return temporal.NewApplicationError("the request is already being withdrawn", fnerr.TypeConflict)
-			}
-			return checkReason("reason", w.Reason)
-		}})
+		workflow.UpdateHandlerOptions{Validator: r.validateWithdrawal})
 	if err != nil {
 		return err
 	}
@@ -376,48 +547,45 @@ func (r *refund) handlers(ctx workflow.Context) error {
 			seen := r.requisitesAcked
 			r.requisites = &q
 			// answer once the registry has been checked again: released, or still held
-			err := workflow.Await(ctx, func() bool { return r.requisitesAcked > seen || r.final })
-			return r.status(), err
+			if err := wait(ctx, func() bool { return r.requisitesAcked > seen }); err != nil {
+				return r.status(), err
+			}
+			if r.requisitesAcked == seen {
+				return r.status(), r.late("the requisites came too late")
+			}
+			return r.status(), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(q RefundRequisites) error {
-			if !r.st.BankHold || r.final || r.requisites != nil {
-				return ErrNotHeldForBank
-			}
-			if !q.Verified && q.Reason == "" {
-				return invalid("reason: a rejected change of requisites must say why")
-			}
-			return checkReason("reason", q.Reason)
-		}})
+		workflow.UpdateHandlerOptions{Validator: r.validateRequisites})
 	if err != nil {
 		return err
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateRetryPayout,
 		func(ctx workflow.Context, q RefundRetry) (RefundStatus, error) {
+			seen := r.retriesTaken
 			r.retry = &q
+			// answer once the case has taken the retry (the payout runs after)
+			if err := wait(ctx, func() bool { return r.retriesTaken > seen }); err != nil {
+				return r.status(), err
+			}
+			if r.retriesTaken == seen {
+				return r.status(), r.late("the retry came too late")
+			}
 			return r.status(), nil
 		},
-		workflow.UpdateHandlerOptions{Validator: func(q RefundRetry) error {
-			if r.st.Status != RefundPayoutFailed || r.final || r.retry != nil {
-				return ErrPayoutNotFailed
-			}
-			if q.Operator == "" {
-				return invalid("operator: must name the operator")
-			}
-			return checkReason("reason", q.Reason)
-		}})
+		workflow.UpdateHandlerOptions{Validator: r.validateRetry})
 	if err != nil {
 		return err
 	}
-	docs := workflow.GetSignalChannel(ctx, RefundSignalDocument)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var d DocumentRef
-			if !docs.Receive(ctx, &d) {
-				return
-			}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateDocument,
+		func(ctx workflow.Context, d DocumentRef) (RefundStatus, error) {
 			r.pendingDocs = append(r.pendingDocs, d)
-		}
-	})
+			return r.status(), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: r.validateDocument})
+	if err != nil {
+		return err
+	}
+	r.docSignals = workflow.GetSignalChannel(ctx, RefundSignalDocument)
 	return nil
 }
 
@@ -482,7 +650,7 @@ func (r *refund) run(ctx workflow.Context) error {
 				return err
 			}
 		}
-		ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.DocumentWait, func() bool { return len(r.pendingDocs) > 0 || r.withdrawal != nil })
+		ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.DocumentWait, func() bool { return r.docsWaiting() || r.withdrawal != nil })
 		if err != nil {
 			return err
 		}
@@ -493,25 +661,42 @@ func (r *refund) run(ctx workflow.Context) error {
 			return r.reject(ctx, "system", "no supporting documents were received in time")
 		}
 	}
+	if r.withdrawal != nil { // taken while the documents were stored
+		return r.withdraw(ctx)
+	}
 
-	// 4. Review: automatic where the rules allow, otherwise a reviewer's decision.
+	// 4. Review: automatic where the rules allow, otherwise a reviewer's decision, until
+	// the review expiry past the deadline (the watch reminds before the deadline and
+	// escalates at it); then the case expires.
 	if err := r.j.record(ctx, RefundInReview, "system", ""); err != nil {
 		return err
 	}
 	if r.in.Policy.AutoApproveMax > 0 && !r.st.Capped && r.st.Approved <= r.in.Policy.AutoApproveMax {
 		r.decision = &RefundDecision{Approve: true, Reviewer: "system", Reason: "automatic approval: claim within the confirmed overpayment and the automatic limit"}
 	}
+	expires := r.st.Deadline.Add(r.in.Policy.reviewExpiry())
 	for r.decision == nil {
-		if err := workflow.Await(ctx, func() bool { return r.decision != nil || r.withdrawal != nil || len(r.pendingDocs) > 0 }); err != nil {
+		ok, err := workflow.AwaitWithTimeout(ctx, max(expires.Sub(workflow.Now(ctx)), 0), func() bool {
+			return r.decision != nil || r.withdrawal != nil || r.docsWaiting()
+		})
+		if err != nil {
 			return err
 		}
-		if r.withdrawal != nil {
+		if r.decision == nil && r.withdrawal != nil {
 			return r.withdraw(ctx)
 		}
 		if err := r.storeDocuments(ctx); err != nil {
 			return err
 		}
+		if !ok && r.decision == nil {
+			return r.expire(ctx)
+		}
 	}
+	// Documents handed over before the decision are stored before it is acted on.
+	if err := r.storeDocuments(ctx); err != nil {
+		return err
+	}
+	r.decisionTaken = true
 	r.st.DecidedBy = r.decision.Reviewer
 	if !r.decision.Approve {
 		return r.reject(ctx, r.decision.Reviewer, r.decision.Reason)
@@ -572,6 +757,7 @@ func (r *refund) hasDocument() bool {
 func (r *refund) storeDocuments(ctx workflow.Context) error {
 	var a *activities.Activities
 	dctx := workflow.WithActivityOptions(ctx, activities.DocumentOptions)
+	r.takeDocSignals()
 	for len(r.pendingDocs) > 0 {
 		d := r.pendingDocs[0]
 		r.pendingDocs = r.pendingDocs[1:]
@@ -609,6 +795,18 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 	var a *activities.Activities
 	read := workflow.WithActivityOptions(ctx, activities.ReadOptions)
 	for {
+		// A back-office message (taken here too when it arrived while an operator's task
+		// was open) is journalled, and the registry read again.
+		if q := r.requisites; q != nil {
+			action := "requisites_verified"
+			if !q.Verified {
+				action = "requisites_rejected"
+			}
+			if err := r.j.audit(ctx, action, or(q.By, "back office"), clip(q.Reason)); err != nil {
+				return err
+			}
+			r.requisites, r.ackRequisites, r.bankState = nil, true, ""
+		}
 		// The first check's answer stands unless a hold is being waited out; the payout
 		// function refuses (RequisitesChanged) if a change began meanwhile.
 		if r.st.BankHold || r.bankState == "" {
@@ -666,18 +864,7 @@ func (r *refund) awaitRequisites(ctx workflow.Context) error {
 		if r.withdrawal != nil && !r.payoutStarted {
 			return nil
 		}
-		if q := r.requisites; q != nil {
-			action := "requisites_verified"
-			if !q.Verified {
-				action = "requisites_rejected"
-			}
-			if err := r.j.audit(ctx, action, or(q.By, "back office"), clip(q.Reason)); err != nil {
-				return err
-			}
-			r.requisites, r.ackRequisites, r.bankState = nil, true, ""
-			continue // check the registry again
-		}
-		if ok {
+		if ok { // a requisites message: taken at the top
 			continue
 		}
 		if r.holdEscalated {
@@ -719,6 +906,9 @@ func (r *refund) pay(ctx workflow.Context) error {
 				if done, err := r.operator(ctx, errRequisitesOverdue.Error()); done || err != nil {
 					return err
 				}
+				if r.withdrawal != nil && !r.payoutStarted {
+					return r.withdraw(ctx)
+				}
 				// The operator has looked: the hold starts a new 5 working days.
 				r.st.RequisitesDue, r.holdEscalated = nil, false
 				continue
@@ -728,6 +918,9 @@ func (r *refund) pay(ctx workflow.Context) error {
 			}
 			if err := r.prepare(ctx); err != nil {
 				return err
+			}
+			if r.withdrawal != nil { // taken while the key was made: it is cancelled
+				return r.withdraw(ctx)
 			}
 		}
 		r.payoutStarted = true
@@ -854,24 +1047,39 @@ func (r *refund) operator(ctx workflow.Context, reason string) (done bool, err e
 	if r.rounds+1 >= maxPayoutRounds {
 		return true, r.giveUp(ctx, fmt.Sprintf("the payout failed in %d rounds: %s", maxPayoutRounds, reason))
 	}
+	r.operatorOpen = true
+	defer func() { r.operatorOpen = false }()
 	if err := r.j.notify(ctx, "operator", "refund.payout_failed", "reason", clip(reason)); err != nil {
 		return false, err
 	}
-	ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.OperatorTimeout, func() bool { return r.retry != nil })
+	// Besides the retry, the task closes on what else the case can act on here: a
+	// withdrawal before any payout started, or the back office's word on the requisites
+	// that hold the payout.
+	ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.OperatorTimeout, func() bool {
+		return r.retry != nil || (r.withdrawal != nil && !r.payoutStarted) || (r.st.BankHold && r.requisites != nil)
+	})
 	if err != nil {
 		return false, err
 	}
-	if !ok {
-		return true, r.giveUp(ctx, "payout failed and no operator retried it")
-	}
+	r.operatorOpen = false
 	q := r.retry
-	r.retry = nil // consumed only now that it has been read
-	return false, r.j.audit(ctx, "payout_retry", q.Operator, clip(q.Reason))
+	switch {
+	case q != nil:
+		r.retry = nil // consumed only now that it has been read
+		r.retriesTaken++
+		return false, r.j.audit(ctx, "payout_retry", q.Operator, clip(q.Reason))
+	case r.withdrawal != nil && !r.payoutStarted:
+		return true, r.withdraw(ctx)
+	case ok: // the requisites message: the payout loop takes it
+		return false, nil
+	}
+	return true, r.giveUp(ctx, "payout failed and no operator retried it")
 }
 
 // giveUp ends a case whose payout cannot be made: the key is fenced, the reservation
 // voided (the overpayment is available again), and the case fails for operations to see.
 func (r *refund) giveUp(ctx workflow.Context, reason string) error {
+	r.ending = true
 	if err := r.release(ctx, reason); err != nil || r.final {
 		return err
 	}
@@ -906,6 +1114,7 @@ func (r *refund) release(ctx workflow.Context, reason string) error {
 // context: a cancelled case releases what it holds and records "cancelled"; any other
 // failure releases the reservation, so that the overpayment is not held by a dead case.
 func (r *refund) cleanup(ctx workflow.Context, cause error) error {
+	r.ending = true
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if !temporal.IsCanceledError(cause) && ctx.Err() == nil {
 		if err := r.release(dctx, "the case failed"); err != nil {
@@ -927,6 +1136,7 @@ func (r *refund) cleanup(ctx workflow.Context, cause error) error {
 }
 
 func (r *refund) reject(ctx workflow.Context, actor, reason string) error {
+	r.ending = true
 	r.st.Reason = reason
 	if err := r.release(ctx, "rejected"); err != nil || r.final {
 		return err
@@ -937,11 +1147,26 @@ func (r *refund) reject(ctx workflow.Context, actor, reason string) error {
 }
 
 func (r *refund) withdraw(ctx workflow.Context) error {
+	r.ending = true
 	r.st.Reason = r.withdrawal.Reason
 	if err := r.release(ctx, "withdrawn by the taxpayer"); err != nil || r.final {
 		return err
 	}
 	err := r.j.record(ctx, RefundWithdrawn, "taxpayer", clip(r.withdrawal.Reason))
+	r.final = true
+	return err
+}
+
+// expire ends a case no reviewer decided within the review expiry past the deadline
+// (reminded before the deadline and escalated at it): the supervisor and the taxpayer
+// are told, and the case expires; nothing was reserved yet.
+func (r *refund) expire(ctx workflow.Context) error {
+	r.ending = true
+	reason := fmt.Sprintf("no decision within %d days after the deadline of %s", int(r.in.Policy.reviewExpiry()/(24*time.Hour)), r.st.DeadlineDay)
+	if err := r.j.auditNotify(ctx, "review_expired", "system", reason, "supervisor", "refund.review_expired"); err != nil {
+		return err
+	}
+	err := r.j.record(ctx, RefundExpired, "system", reason)
 	r.final = true
 	return err
 }

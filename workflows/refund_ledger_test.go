@@ -123,6 +123,7 @@ func TestRefundCancelledDuringHoldVoidsAndRecordsCancelled(t *testing.T) {
 	h := newHarness(t, pending(), ledger(500_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 2*24*time.Hour)
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
 	if err := h.env.GetWorkflowError(); !temporal.IsCanceledError(err) {
 		t.Fatalf("want cancelled, got %v", err)
@@ -131,8 +132,10 @@ func TestRefundCancelledDuringHoldVoidsAndRecordsCancelled(t *testing.T) {
 		t.Fatalf("ledger %+v %+v payouts %d", r, b, h.payouts)
 	}
 	j := h.journal()
-	if last := j[len(j)-1]; !hasAction(j, "reservation_voided") || last.Action != "status_changed" || last.To != RefundCancelled {
-		t.Fatalf("journal ends with %+v", last)
+	// written when the cancellation came (day 2), before the hold's 5 working days ran out
+	if last := j[len(j)-1]; !hasAction(j, "reservation_voided") || last.Action != "status_changed" || last.To != RefundCancelled ||
+		last.At.Sub(start) != 2*24*time.Hour {
+		t.Fatalf("journal ends with %+v (%v after the start)", last, last.At.Sub(start))
 	}
 	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
 	if rec.Status != RefundCancelled {
@@ -145,6 +148,7 @@ func TestRefundCancelledBeforeApprovalRecordsCancelled(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour)
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
 	if err := h.env.GetWorkflowError(); !temporal.IsCanceledError(err) {
 		t.Fatalf("want cancelled, got %v", err)
@@ -152,6 +156,9 @@ func TestRefundCancelledBeforeApprovalRecordsCancelled(t *testing.T) {
 	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
 	if rec.Status != RefundCancelled || hasAction(h.journal(), "reservation_voided") {
 		t.Fatalf("projection %+v", rec)
+	}
+	if st := h.query(); st.Status != RefundCancelled || st.Reservation != "" || endedAt(st).Sub(start) != 24*time.Hour {
+		t.Fatalf("status %s, reservation %q, cancelled %v after the start", st.Status, st.Reservation, endedAt(st).Sub(start))
 	}
 }
 
@@ -258,10 +265,13 @@ func TestRefundRequisitesRejectedPaysTheVerifiedAccount(t *testing.T) {
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() { h.db.Replace("taxpayers", "inn", eligible()) }, 2*24*time.Hour) // the API dropped the change
 	h.update(2*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: false, By: "back-office", Reason: "the statement is not the taxpayer's"}, false, nil)
+	start := h.env.Now()
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 || !hasAction(h.journal(), "requisites_rejected") {
 		t.Fatalf("got %+v", st)
 	}
+	// the hold ended because of the update, not its timer
+	endsAt(t, st, start, 2*24*time.Hour+time.Minute)
 }
 
 // A payout that meets a change of requisites: the key is cancelled, the hold waits for
@@ -282,10 +292,13 @@ func TestRefundRequisitesChangeDuringPayoutUsesANewKey(t *testing.T) {
 		h.db.Replace("taxpayers", "inn", eligible())
 	}, 2*24*time.Hour)
 	h.update(2*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
+	start := h.env.Now()
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || st.PayoutKey != testCase+"/payout/2" || h.transfers() != 1 || h.cancels != 1 {
 		t.Fatalf("got %s key %s, transfers %d, cancels %d", st.Status, st.PayoutKey, h.transfers(), h.cancels)
 	}
+	// the hold ended because of the update, not its timer
+	endsAt(t, st, start, 2*24*time.Hour+time.Minute)
 }
 
 // Free text never fails a case: a 500-character Cyrillic reason is 1000 bytes, twice
@@ -331,9 +344,16 @@ func TestRefundPayoutLoopIsBounded(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.payoutErr = fnerr.Rejected("treasury refused the transfer")
-	for i := range maxPayoutRounds + 2 {
-		h.update(time.Duration(i+1)*24*time.Hour, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3"}, i >= maxPayoutRounds-1, nil)
+	// every retry but the last round's is taken; the last round gives up at once (no task
+	// is opened for a retry that could not be made)
+	for i := range maxPayoutRounds - 1 {
+		h.update(time.Duration(i+1)*24*time.Hour, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3"}, false, func(st RefundStatus, err error) {
+			if err != nil || st.Status != RefundPayoutFailed {
+				t.Errorf("retry %d answered %s, %v", i+1, st.Status, err)
+			}
+		})
 	}
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
 	var appErr *temporal.ApplicationError
 	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != "PayoutFailed" {
@@ -341,6 +361,12 @@ func TestRefundPayoutLoopIsBounded(t *testing.T) {
 	}
 	if h.payouts != maxPayoutRounds || h.reservation().State != contract.ReservationVoided {
 		t.Fatalf("%d payout calls, reservation %s", h.payouts, h.reservation().State)
+	}
+	// ended by the bound on the day of the last retry, not by the operator timeout
+	j := h.journal()
+	if st, last := h.query(), j[len(j)-1]; st.Status != RefundPayoutFailed || last.Action != "reservation_voided" ||
+		!last.At.Equal(start.Add(time.Duration(maxPayoutRounds-1)*24*time.Hour)) {
+		t.Fatalf("status %s, journal ends with %s %v after the start", st.Status, last.Action, last.At.Sub(start))
 	}
 	_ = activities.PayoutOptions
 }

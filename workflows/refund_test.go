@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/taxflow/taxflow/activities"
@@ -61,10 +62,19 @@ type harness struct {
 	onPay      func(n int) error      // called before the n-th payout call (from 1); an error fails it
 	cancels    int
 	updates    int
+	answered   map[string]bool // update id → the update was accepted and completed, or refused
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
-	h := &harness{t: t}
+	h := &harness{t: t, answered: map[string]bool{}}
+	// An update that got no answer at all (neither refused nor completed) is a failure.
+	t.Cleanup(func() {
+		for id, ok := range h.answered {
+			if !ok {
+				t.Errorf("update %s got no answer", id)
+			}
+		}
+	})
 	h.db, h.s3 = newStores()
 	ctx := context.Background()
 	if tp.INN != "" {
@@ -210,25 +220,15 @@ func (h *harness) query() RefundStatus {
 	return st
 }
 
-// decide sends the reviewer's decision through the update, at the given delay.
+// decide sends the reviewer's decision through the update, at the given delay; wantErr
+// says whether the validator must refuse it. An accepted decision must answer with the
+// case as approved or rejected.
 func (h *harness) decide(after time.Duration, d RefundDecision, wantErr bool) {
-	h.updates++
-	id := fmt.Sprintf("decide-%d", h.updates)
-	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(RefundUpdateDecide, id, &testsuite.TestUpdateCallback{
-			OnAccept: func() {
-				if wantErr {
-					h.t.Error("decision accepted, want it refused")
-				}
-			},
-			OnReject: func(err error) {
-				if !wantErr {
-					h.t.Errorf("decision refused: %v", err)
-				}
-			},
-			OnComplete: func(any, error) {},
-		}, d)
-	}, after)
+	h.update(after, RefundUpdateDecide, d, wantErr, func(st RefundStatus, err error) {
+		if err != nil || (st.Status != RefundApproved && st.Status != RefundRejected) {
+			h.t.Errorf("decision answered %s, %v; want approved or rejected", st.Status, err)
+		}
+	})
 }
 
 // transfers counts the money that left (not the cancelled keys).
@@ -285,10 +285,14 @@ func hasAction(j []contract.AuditEntry, action string) bool {
 	return false
 }
 
-// update sends an update at the given delay; wantErr says whether the validator must refuse it.
+// update sends an update at the given delay; wantErr says whether the validator must
+// refuse it, and then the refusal must be a typed one: a late message (Conflict with the
+// case's status) or invalid input. done checks an accepted update's result and error;
+// without it the update must complete without error, with the case's status.
 func (h *harness) update(after time.Duration, name string, arg any, wantErr bool, done func(RefundStatus, error)) {
 	h.updates++
 	id := fmt.Sprintf("%s-%d", name, h.updates)
+	h.answered[id] = false
 	h.env.RegisterDelayedCallback(func() {
 		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
 			OnAccept: func() {
@@ -297,18 +301,51 @@ func (h *harness) update(after time.Duration, name string, arg any, wantErr bool
 				}
 			},
 			OnReject: func(err error) {
+				h.answered[id] = true
 				if !wantErr {
 					h.t.Errorf("%s refused: %v", name, err)
+					return
+				}
+				if _, late := AsLate(err); !late && errType(err) != fnerr.TypeInvalidInput {
+					h.t.Errorf("%s refused with %v, want a late message or invalid input", name, err)
 				}
 			},
 			OnComplete: func(v any, err error) {
+				h.answered[id] = true
+				st, _ := v.(RefundStatus)
 				if done != nil {
-					st, _ := v.(RefundStatus)
 					done(st, err)
+				} else if err != nil || st.Status == "" {
+					h.t.Errorf("%s answered %q, %v", name, st.Status, err)
 				}
 			},
 		}, arg)
 	}, after)
+}
+
+// errType is the type of an application error ("" for any other error).
+func errType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
+
+// endsAt fails unless the case reached its last status d after start.
+func endsAt(t *testing.T, st RefundStatus, start time.Time, d time.Duration) {
+	t.Helper()
+	if got := endedAt(st).Sub(start); got != d {
+		t.Fatalf("%s %v after the start, want %v", st.Status, got, d)
+	}
+}
+
+// endedAt is when the case reached its last status.
+func endedAt(st RefundStatus) time.Time {
+	if len(st.History) == 0 {
+		return time.Time{}
+	}
+	return st.History[len(st.History)-1].At
 }
 
 func statuses(st RefundStatus) []string {
@@ -458,10 +495,12 @@ func TestRefundWaitsForDocumentsAndReportsRefusedOnes(t *testing.T) {
 
 func TestRefundRejectedWhenNoDocumentsInTime(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	start := h.env.Now()
 	st := h.run(input(400_000))
 	if st.Status != RefundRejected || st.Reason != "no supporting documents were received in time" {
 		t.Fatalf("got %+v", st)
 	}
+	endsAt(t, st, start, DefaultRefundPolicy().DocumentWait) // rejected by the document wait's timer
 }
 
 func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
@@ -479,10 +518,13 @@ func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
 		h.db.Replace("taxpayers", "inn", verified)
 	}, 4*24*time.Hour)
 	h.update(4*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
+	start := h.env.Now()
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || st.BankHold || h.transfers() != 1 {
 		t.Fatalf("got %+v", st)
 	}
+	// the hold ended because of the update, not its timer
+	endsAt(t, st, start, 4*24*time.Hour+time.Minute)
 }
 
 func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
@@ -519,16 +561,18 @@ func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 func TestRefundWithdrawal(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
-	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(RefundUpdateWithdraw, "w1", &testsuite.TestUpdateCallback{
-			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("withdrawal refused: %v", err) }, OnComplete: func(any, error) {},
-		}, RefundWithdrawal{Reason: "paid by mistake, settled otherwise"})
-	}, 24*time.Hour)
-	// a late decision is refused: the case no longer awaits one
-	h.decide(48*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, true)
+	var answer RefundStatus
+	h.update(24*time.Hour, RefundUpdateWithdraw, RefundWithdrawal{Reason: "paid by mistake, settled otherwise"}, false, func(st RefundStatus, err error) {
+		if err != nil {
+			t.Errorf("withdrawal: %v", err)
+		}
+		answer = st
+	})
+	// a decision after the withdrawal is refused: the case no longer awaits one
+	h.decide(24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, true)
 	st := h.run(input(3_000_000, "d1"))
-	if st.Status != RefundWithdrawn || h.payouts != 0 {
-		t.Fatalf("got %s, payouts %d", st.Status, h.payouts)
+	if st.Status != RefundWithdrawn || answer.Status != RefundWithdrawn || h.payouts != 0 {
+		t.Fatalf("got %s (the update answered %s), payouts %d", st.Status, answer.Status, h.payouts)
 	}
 }
 
@@ -568,10 +612,17 @@ func TestRefundPayoutRetriesExhaustedThenOperatorNeverComes(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.payoutFail = 1000
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
 	err := h.env.GetWorkflowError()
-	if err == nil || h.payouts != int(activities.PayoutOptions.RetryPolicy.MaximumAttempts) || h.transfers() != 0 {
+	if errType(err) != "PayoutFailed" || h.payouts != int(activities.PayoutOptions.RetryPolicy.MaximumAttempts) || h.transfers() != 0 {
 		t.Fatalf("err %v, payout calls %d, transfers %d", err, h.payouts, h.transfers())
+	}
+	// the operator's timer ended it: payout_failed, the reservation voided when it fired
+	j := h.journal()
+	if st, last := h.query(), j[len(j)-1]; st.Status != RefundPayoutFailed || st.Reservation != contract.ReservationVoided ||
+		last.Action != "reservation_voided" || last.At.Sub(start) < DefaultRefundPolicy().OperatorTimeout {
+		t.Fatalf("status %s, reservation %s, journal ends with %s %v after the start", st.Status, st.Reservation, last.Action, last.At.Sub(start))
 	}
 }
 
@@ -579,9 +630,19 @@ func TestRefundCancelledWorkflowStopsBeforePayout(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
 	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour)
+	start := h.env.Now()
 	h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
-	if err := h.env.GetWorkflowError(); err == nil || h.payouts != 0 {
+	if err := h.env.GetWorkflowError(); !temporal.IsCanceledError(err) || h.payouts != 0 {
 		t.Fatalf("err %v, payouts %d", err, h.payouts)
+	}
+	// the cleanup wrote cancelled when the cancellation came, not when a timer ended the case
+	st := h.query()
+	if st.Status != RefundCancelled || st.Reservation != "" || !endedAt(st).Equal(start.Add(24*time.Hour)) {
+		t.Fatalf("status %s, reservation %q, ended %v after the start", st.Status, st.Reservation, endedAt(st).Sub(start))
+	}
+	j := h.journal()
+	if last := j[len(j)-1]; last.Action != "status_changed" || last.To != RefundCancelled {
+		t.Fatalf("journal ends with %+v", last)
 	}
 }
 
@@ -602,10 +663,13 @@ func TestRefundRequisitesChangeAfterCheckIsCaughtByPayout(t *testing.T) {
 		h.db.Replace("taxpayers", "inn", eligible())
 	}, 3*24*time.Hour)
 	h.update(3*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
+	start := h.env.Now()
 	st := h.run(input(3_000_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 || st.BankHold {
 		t.Fatalf("got %+v, transfers %d", st, h.transfers())
 	}
+	// the hold ended because of the update, not its timer
+	endsAt(t, st, start, 3*24*time.Hour+time.Minute)
 }
 
 func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
@@ -621,6 +685,7 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 		h.db.Replace("taxpayers", "inn", eligible())
 	}, 12*24*time.Hour)
 	h.update(12*24*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
+	start := h.env.Now()
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid || h.transfers() != 1 {
 		t.Fatalf("got %+v", st)
@@ -636,6 +701,8 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 	if overdue != 1 {
 		t.Fatalf("%d escalations", overdue)
 	}
+	// the hold ended because of the update, not its timer
+	endsAt(t, st, start, 12*24*time.Hour+time.Minute)
 }
 
 // fnHandler wraps a handler as the Lambda runtime would see it.
@@ -764,5 +831,263 @@ func TestRefundPayoutThatCannotSucceedGoesToOperator(t *testing.T) {
 				t.Fatal("the reservation of a case that gave up was not voided")
 			}
 		})
+	}
+}
+
+// answer is what one update got back: refused by the validator, or completed.
+type answer struct {
+	called, accepted bool
+	st               RefundStatus
+	err              error
+}
+
+// send sends one update at the given delay and keeps its answer.
+func (h *harness) send(after time.Duration, name string, arg any) *answer {
+	a := &answer{}
+	h.updates++
+	id := fmt.Sprintf("%s-%d", name, h.updates)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+			OnAccept:   func() { a.accepted = true },
+			OnReject:   func(err error) { a.called, a.err = true, err },
+			OnComplete: func(v any, err error) { a.called, a.err = true, err; a.st, _ = v.(RefundStatus) },
+		}, arg)
+	}, after)
+	return a
+}
+
+// refundMessages are every message a refund takes, right and wrong.
+var refundMessages = []struct {
+	name, update string
+	arg          any
+}{
+	{"document", RefundUpdateDocument, DocumentRef{DocID: "d2"}},
+	{"document with a bad id", RefundUpdateDocument, DocumentRef{DocID: "../d2"}},
+	{"approve", RefundUpdateDecide, RefundDecision{Approve: true, Reviewer: "inspector-7"}},
+	{"reject", RefundUpdateDecide, RefundDecision{Approve: false, Reviewer: "inspector-7", Reason: "the payslips do not match the ledger"}},
+	{"reject without a reason", RefundUpdateDecide, RefundDecision{Approve: false, Reviewer: "inspector-7"}},
+	{"withdraw", RefundUpdateWithdraw, RefundWithdrawal{Reason: "settled otherwise"}},
+	{"requisites", RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}},
+	{"retry", RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3"}},
+	{"retry without an operator", RefundUpdateRetryPayout, RefundRetry{}},
+}
+
+// outcome is what a message must get in a state: refused as late (a Conflict naming the
+// state), refused as invalid, or taken, with the status the update answers and the
+// status the case ends in.
+type outcome struct {
+	late, invalid bool
+	answer, end   string
+}
+
+var late = outcome{late: true}
+var invalidMsg = outcome{invalid: true}
+
+// Every message in every waiting state of a refund: each is taken (and its update
+// answers with the case after it) or refused with a typed error; a late message names
+// the status the case is in. Each pair runs on a fresh case.
+func TestRefundMessagesInEveryWaitingState(t *testing.T) {
+	const at = 24 * time.Hour // each state is reached well before this, and its timers well after
+	states := []struct {
+		name   string
+		status string
+		setup  func(h *harness) RefundWorkflowInput
+		want   map[string]outcome
+	}{
+		{"awaiting_info", RefundAwaitingInfo, func(h *harness) RefundWorkflowInput {
+			h.upload("d2", pdfBytes)
+			return input(400_000) // no document yet
+		}, map[string]outcome{
+			"document": {answer: RefundAwaitingInfo, end: RefundPaid}, "document with a bad id": invalidMsg,
+			"approve": late, "reject": late, "reject without a reason": late,
+			"withdraw":   {answer: RefundWithdrawn, end: RefundWithdrawn},
+			"requisites": late, "retry": late, "retry without an operator": late,
+		}},
+		{"in_review", RefundInReview, func(h *harness) RefundWorkflowInput {
+			h.upload("d1", pdfBytes)
+			h.upload("d2", pdfBytes)
+			return input(3_000_000, "d1") // over the automatic limit: a reviewer decides
+		}, map[string]outcome{
+			"document": {answer: RefundInReview, end: RefundExpired}, "document with a bad id": invalidMsg,
+			"approve": {answer: RefundApproved, end: RefundPaid}, "reject": {answer: RefundRejected, end: RefundRejected},
+			"reject without a reason": invalidMsg,
+			"withdraw":                {answer: RefundWithdrawn, end: RefundWithdrawn},
+			"requisites":              late, "retry": late, "retry without an operator": late,
+		}},
+		{"approved, held for requisites", RefundApproved, func(h *harness) RefundWorkflowInput {
+			h.db.Replace("taxpayers", "inn", pending())
+			h.upload("d1", pdfBytes)
+			h.env.RegisterDelayedCallback(func() { h.db.Replace("taxpayers", "inn", eligible()) }, at-time.Minute) // verified
+			return input(400_000, "d1")
+		}, map[string]outcome{
+			"document": late, "document with a bad id": invalidMsg, "approve": late, "reject": late, "reject without a reason": late,
+			"withdraw":   {answer: RefundWithdrawn, end: RefundWithdrawn},
+			"requisites": {answer: RefundApproved, end: RefundPaid},
+			"retry":      late, "retry without an operator": late,
+		}},
+		{"payout failed", RefundPayoutFailed, func(h *harness) RefundWorkflowInput {
+			h.upload("d1", pdfBytes)
+			h.payoutErr = fnerr.Rejected("treasury refused the transfer: account closed")
+			h.env.RegisterDelayedCallback(func() { h.payoutErr = nil }, at-time.Minute)
+			return input(400_000, "d1")
+		}, map[string]outcome{
+			"document": late, "document with a bad id": invalidMsg, "approve": late, "reject": late, "reject without a reason": late,
+			"withdraw": late, "requisites": late,
+			"retry":                     {answer: RefundPayoutFailed, end: RefundPaid},
+			"retry without an operator": invalidMsg,
+		}},
+	}
+	for _, s := range states {
+		for _, m := range refundMessages {
+			t.Run(s.name+"/"+m.name, func(t *testing.T) {
+				want, ok := s.want[m.name]
+				if !ok {
+					t.Fatalf("no outcome for %s", m.name)
+				}
+				h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+				in := s.setup(h)
+				in.Policy.ReviewExpiry = 24 * time.Hour // an in-review case with no decision ends soon
+				h.env.RegisterDelayedCallback(func() {
+					if st := h.query(); st.Status != s.status {
+						t.Errorf("before the message: %s, want %s", st.Status, s.status)
+					}
+				}, at-time.Second)
+				a := h.send(at, m.update, m.arg)
+				h.env.ExecuteWorkflow(Refund, in)
+				if !a.called {
+					t.Fatal("the update got no answer")
+				}
+				switch {
+				case want.late:
+					lm, isLate := AsLate(a.err)
+					if a.accepted || !isLate || errType(a.err) != fnerr.TypeConflict || lm.Status != s.status || lm.Label != RefundLabels[s.status] {
+						t.Fatalf("accepted %v, error %v (late %+v); want a late message naming %s", a.accepted, a.err, lm, s.status)
+					}
+				case want.invalid:
+					if a.accepted || errType(a.err) != fnerr.TypeInvalidInput {
+						t.Fatalf("accepted %v, error %v; want invalid input", a.accepted, a.err)
+					}
+				default:
+					if !a.accepted || a.err != nil || a.st.Status != want.answer {
+						t.Fatalf("accepted %v, answered %s, %v; want %s", a.accepted, a.st.Status, a.err, want.answer)
+					}
+				}
+				st := h.query()
+				end := want.end
+				if end == "" { // a refused message changes nothing: the case goes on as it would
+					end = map[string]string{RefundAwaitingInfo: RefundRejected, RefundInReview: RefundExpired, RefundApproved: RefundPaid,
+						RefundPayoutFailed: RefundPayoutFailed}[s.status]
+				}
+				if st.Status != end {
+					t.Fatalf("the case ended %s, want %s", st.Status, end)
+				}
+			})
+		}
+	}
+}
+
+// Every message to a case that has ended (or is on its way to a final status) is refused
+// as late, naming the status. Temporal refuses updates to a completed workflow itself
+// (the API answers those with the closed case's status, see internal/e2e); this covers a
+// case that is final but still running (answering its last handlers, writing its last
+// journal step).
+func TestRefundMessagesAfterTheCaseEnded(t *testing.T) {
+	for _, status := range []string{RefundPaid, RefundRejected, RefundWithdrawn, RefundCancelled, RefundExpired, RefundPayoutFailed} {
+		for _, ending := range []bool{false, true} {
+			r := &refund{st: RefundStatus{Status: status, BankHold: true}, final: !ending, ending: ending}
+			for _, m := range refundMessages {
+				var err error
+				switch arg := m.arg.(type) {
+				case DocumentRef:
+					err = r.validateDocument(arg)
+				case RefundDecision:
+					err = r.validateDecision(arg)
+				case RefundWithdrawal:
+					err = r.validateWithdrawal(arg)
+				case RefundRequisites:
+					err = r.validateRequisites(arg)
+				case RefundRetry:
+					err = r.validateRetry(arg)
+				}
+				if m.name == "document with a bad id" {
+					if errType(err) != fnerr.TypeInvalidInput {
+						t.Errorf("%s, %s: %v, want invalid input", status, m.name, err)
+					}
+					continue
+				}
+				if lm, ok := AsLate(err); !ok || lm.Status != status {
+					t.Errorf("%s (ending %v), %s: %v, want a late message naming %s", status, ending, m.name, err, status)
+				}
+			}
+		}
+	}
+}
+
+// A withdrawal that comes while a rejection is being acted on cannot withdraw the case:
+// its update is refused as late (by the validator, the case being on its way to
+// rejected; or by the handler, naming rejected), never a silent success.
+func TestRefundWithdrawalRacingARejectionIsAnsweredLate(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	d := h.send(24*time.Hour, RefundUpdateDecide, RefundDecision{Approve: false, Reviewer: "inspector-7", Reason: "not confirmed"})
+	w := h.send(24*time.Hour, RefundUpdateWithdraw, RefundWithdrawal{Reason: "settled otherwise"})
+	st := h.run(input(3_000_000, "d1"))
+	if st.Status != RefundRejected || d.err != nil || d.st.Status != RefundRejected {
+		t.Fatalf("case %s; the decision answered %s, %v", st.Status, d.st.Status, d.err)
+	}
+	lm, ok := AsLate(w.err)
+	if !w.called || !ok || (lm.Status != RefundInReview && lm.Status != RefundRejected) || (w.accepted && lm.Status != RefundRejected) {
+		t.Fatalf("withdrawal accepted %v, answered %s, %v; want a late message", w.accepted, w.st.Status, w.err)
+	}
+}
+
+// No reviewer decides: reminded before the deadline, escalated at it, and the case
+// expires when the review expiry past the deadline ends (the timer's status).
+func TestRefundReviewExpiresWithoutADecision(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC)) // the term ends with 11 February
+	st := h.run(input(3_000_000, "d1"))
+	want := st.Deadline.Add(DefaultRefundPolicy().ReviewExpiry)
+	if st.Status != RefundExpired || st.Label != RefundLabels[RefundExpired] || !st.Reminded || !st.DeadlineEscalated || !endedAt(st).Equal(want) {
+		t.Fatalf("status %s reminded %v escalated %v, ended %v, want expired at %v", st.Status, st.Reminded, st.DeadlineEscalated, endedAt(st), want)
+	}
+	if !hasAction(h.journal(), "review_expired") || st.Reservation != "" || h.payouts != 0 {
+		t.Fatalf("journal %v, reservation %q, payouts %d", h.journal(), st.Reservation, h.payouts)
+	}
+	var expired int
+	for _, item := range h.db.Items("outbox") {
+		var n contract.Notification
+		if err := store.Unmarshal(item, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n.Template == "refund.review_expired" || n.Template == "refund."+RefundExpired {
+			expired++
+		}
+	}
+	if expired != 2 { // the supervisor's and the taxpayer's
+		t.Fatalf("%d expiry notifications", expired)
+	}
+}
+
+// The old document signal (cases started before the document update) is still read, by
+// the main coroutine: one that comes in time counts; one that comes after the decision
+// is not used, and the journal says so.
+func TestRefundOldDocumentSignal(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.upload("d2", pdfBytes)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(RefundSignalDocument, DocumentRef{DocID: "d1"}) }, time.Hour)
+	h.decide(2*time.Hour, RefundDecision{Approve: false, Reviewer: "inspector-7", Reason: "not confirmed"}, false)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(RefundSignalDocument, DocumentRef{DocID: "d2"}) }, 2*time.Hour)
+	in := input(3_000_000)
+	in.Policy.ReviewExpiry = time.Hour
+	st := h.run(in)
+	if st.Status != RefundRejected || len(st.Documents) != 1 || st.Documents[0].DocID != "d1" || !st.Documents[0].Accepted {
+		t.Fatalf("status %s, documents %+v", st.Status, st.Documents)
+	}
+	j := h.journal()
+	if last := j[len(j)-1]; last.Action != "document_ignored" || !strings.Contains(last.Reason, "d2") {
+		t.Fatalf("journal ends with %+v", last)
 	}
 }

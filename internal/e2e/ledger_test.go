@@ -384,13 +384,26 @@ func TestFaultsWorkerKilledAndDynamoDBStoppedPayEachRefundOnce(t *testing.T) {
 		if code != http.StatusCreated {
 			t.Fatalf("create %d: %d", i, code)
 		}
-		if code, out := integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf); code != http.StatusAccepted {
-			t.Fatalf("upload %d: %d %s", i, code, out)
-		}
 		ids[i] = id
+	}
+	// A document is an update the case answers: the uploads wait for the worker.
+	codes := make([]int, n)
+	var uploads sync.WaitGroup
+	for i, id := range ids {
+		uploads.Add(1)
+		go func() {
+			defer uploads.Done()
+			codes[i], _ = integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf)
+		}()
 	}
 	start := time.Now()
 	first := startWorkerProcess(t, queue)
+	uploads.Wait()
+	for i, code := range codes {
+		if code != http.StatusAccepted {
+			t.Fatalf("upload %d: %d", i, code)
+		}
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for transfers(t, ids) < n/5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

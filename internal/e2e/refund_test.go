@@ -167,6 +167,47 @@ func poll[T any](t *testing.T, what string, read func() T, done func(T) bool) T 
 	}
 }
 
+// currentStatus reads current_status from a problem document.
+func currentStatus(problem []byte) string {
+	var p struct {
+		CurrentStatus string `json:"current_status"`
+	}
+	_ = json.Unmarshal(problem, &p)
+	return p.CurrentStatus
+}
+
+// A document that comes after the decision, while the case still runs (its payout held
+// for requisites), is refused by the case: 409 with current_status approved.
+func TestRefundLateDocumentWhileRunningOverHTTP(t *testing.T) {
+	queue := startWorker(t, lambdaInvoker())
+	integrator, _, _ := startAPI(t, queue)
+	inn := newTaxpayer(t, 600_000)
+	// a change of requisites is pending: the approved payout is held
+	pendingBank := map[string]ddbtypes.AttributeValue{"bik": &ddbtypes.AttributeValueMemberS{Value: "044525225"},
+		"account": &ddbtypes.AttributeValueMemberS{Value: domain.CompleteAccount("40817810000000000001", "044525225")}}
+	if _, err := shared.clients.DynamoDB.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String(shared.cfg.Name(taxpayer.Table)),
+		Key: map[string]ddbtypes.AttributeValue{"inn": &ddbtypes.AttributeValueMemberS{Value: inn}}, UpdateExpression: aws.String("SET pending_bank = :p"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":p": &ddbtypes.AttributeValueMemberM{Value: pendingBank}}}); err != nil {
+		t.Fatal(err)
+	}
+	code, id := integrator.create(inn, 500_000, uuid.NewString())
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	if code, out := integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf); code != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", code, out)
+	}
+	poll(t, id+" to be held", func() workflows.RefundStatus { return integrator.status(id) },
+		func(st workflows.RefundStatus) bool { return st.Status == workflows.RefundApproved && st.BankHold })
+	code, out := integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=late-statement", pdf)
+	if code != http.StatusConflict || currentStatus(out) != workflows.RefundApproved {
+		t.Fatalf("document after the decision: %d %s, want 409 with current_status approved", code, out)
+	}
+	if st := integrator.status(id); st.Status != workflows.RefundApproved || len(st.Documents) != 1 {
+		t.Fatalf("after the late document: %s, documents %+v", st.Status, st.Documents)
+	}
+}
+
 // Create a refund over HTTP, upload a real PDF into S3, decide, see it paid, and read
 // the audit journal with every transition.
 func TestRefundEndToEndOverHTTP(t *testing.T) {
@@ -186,8 +227,9 @@ func TestRefundEndToEndOverHTTP(t *testing.T) {
 	if code, _ := integrator.create(inn, 9_999, idem); code != http.StatusUnprocessableEntity {
 		t.Fatalf("same key, other request: %d, want 422", code)
 	}
-	if code, _ := reviewer.do("POST", "/v1/refunds/"+id+"/decision", []byte(`{"approve":true}`)); code != http.StatusConflict {
-		t.Fatalf("decision before review: %d, want 409", code)
+	if code, out := reviewer.do("POST", "/v1/refunds/"+id+"/decision", []byte(`{"approve":true}`)); code != http.StatusConflict ||
+		(currentStatus(out) != workflows.RefundReceived && currentStatus(out) != workflows.RefundAwaitingInfo) {
+		t.Fatalf("decision before review: %d %s, want 409 with the current status", code, out)
 	}
 	integrator.waitStatus(id, workflows.RefundAwaitingInfo)
 
@@ -214,8 +256,21 @@ func TestRefundEndToEndOverHTTP(t *testing.T) {
 	if st.Paid != 2_500_000 || st.TransferID == "" || st.Label != "Перечислено" {
 		t.Fatalf("paid %+v", st)
 	}
-	if code, _ := integrator.do("POST", "/v1/refunds/"+id+"/withdraw", nil); code != http.StatusConflict {
-		t.Fatalf("withdraw after payout: %d, want 409", code)
+	if code, out := integrator.do("POST", "/v1/refunds/"+id+"/withdraw", nil); code != http.StatusConflict || currentStatus(out) != workflows.RefundPaid {
+		t.Fatalf("withdraw after payout: %d %s, want 409 with current_status paid", code, out)
+	}
+	// A document after the decision is answered, not dropped: 409 with the case's status,
+	// and nothing of the upload stays in incoming/.
+	if code, out := integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=late-statement", pdf); code != http.StatusConflict ||
+		currentStatus(out) != workflows.RefundPaid {
+		t.Fatalf("document after the decision: %d %s, want 409 with current_status paid", code, out)
+	}
+	if _, err := shared.clients.S3.HeadObject(context.Background(), &s3.HeadObjectInput{
+		Bucket: aws.String(shared.cfg.Name(document.Bucket)), Key: aws.String(document.IncomingKey(id, "late-statement"))}); err == nil {
+		t.Fatal("the refused upload was left in incoming/")
+	}
+	if st := integrator.status(id); st.Status != workflows.RefundPaid || len(st.Documents) != 1 {
+		t.Fatalf("after the late document: %s, documents %+v", st.Status, st.Documents)
 	}
 
 	code, out = integrator.do("GET", "/v1/refunds/"+id+"/journal", nil)
@@ -317,10 +372,18 @@ func TestWorkerCrashDuringPayoutsPaysEachRefundOnce(t *testing.T) {
 		if code != http.StatusCreated {
 			t.Fatalf("create %d: %d", i, code)
 		}
-		if code, out := integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf); code != http.StatusAccepted {
-			t.Fatalf("upload %d: %d %s", i, code, out)
-		}
 		ids[i] = id
+	}
+	// A document is an update the case answers, so each upload waits for a worker: they
+	// run meanwhile, and all the cases go on together once the worker is up.
+	codes := make([]int, n)
+	var uploads sync.WaitGroup
+	for i, id := range ids {
+		uploads.Add(1)
+		go func() {
+			defer uploads.Done()
+			codes[i], _ = integrator.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf)
+		}()
 	}
 	first := startWorkerProcess(t, queue)
 	// Kill it as soon as the first payouts land, while others run.
@@ -332,6 +395,12 @@ func TestWorkerCrashDuringPayoutsPaysEachRefundOnce(t *testing.T) {
 	_ = first.Wait()
 	paidBefore := transfers(t, ids)
 	startWorkerProcess(t, queue)
+	uploads.Wait()
+	for i, code := range codes {
+		if code != http.StatusAccepted {
+			t.Fatalf("upload %d: %d", i, code)
+		}
+	}
 	for _, id := range ids {
 		integrator.waitStatus(id, workflows.RefundPaid)
 	}
