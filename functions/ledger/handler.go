@@ -214,22 +214,22 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 	if err != nil {
 		return contract.LedgerResult{}, err
 	}
-	for try := 0; try < maxTries; try++ {
+	return optimistic(ctx, l, "reserve "+in.Key, func() (contract.LedgerResult, []versioned, error) {
 		res, bal, found, err := l.Get(ctx, in.Key)
 		if err != nil {
-			return contract.LedgerResult{}, err
+			return contract.LedgerResult{}, nil, err
 		}
 		if found {
 			if res.Requested != in.Amount || res.BalanceKey != balKey {
-				return contract.LedgerResult{}, fnerr.KeyReused("reservation %s already holds another claim (%s requested)", in.Key, domain.Kopecks(res.Requested))
+				return contract.LedgerResult{}, nil, fnerr.KeyReused("reservation %s already holds another claim (%s requested)", in.Key, domain.Kopecks(res.Requested))
 			}
 			out := result(res, bal)
 			out.Duplicate = true
-			return out, nil
+			return out, nil, nil
 		}
 		bal, exists, err := l.balance(ctx, balKey)
 		if err != nil {
-			return contract.LedgerResult{}, err
+			return contract.LedgerResult{}, nil, err
 		}
 		if !exists {
 			bal = Balance{Key: balKey, Kind: kindBalance, INN: in.INN, Period: in.Period}
@@ -243,7 +243,7 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 				reason = fmt.Sprintf("no overpayment to refund for %d once debts are offset", in.Period)
 			}
 			return contract.LedgerResult{Key: in.Key, State: contract.ReservationRefused, Requested: in.Amount, Reason: reason,
-				Refundable: refundable, Reserved: bal.Reserved, Paid: bal.Paid}, nil
+				Refundable: refundable, Reserved: bal.Reserved, Paid: bal.Paid}, nil, nil
 		}
 		grant := min(in.Amount, available)
 		now := l.now()
@@ -255,17 +255,8 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 		}
 		next := bal
 		next.Refundable, next.Reserved, next.Version, next.UpdatedAt = refundable, bal.Reserved+grant, bal.Version+1, now
-		err = l.write(ctx, versioned{r, 0}, versioned{next, bal.Version})
-		if isContention(err) {
-			backoff(ctx, try)
-			continue
-		}
-		if err != nil {
-			return contract.LedgerResult{}, err
-		}
-		return result(r, next), nil
-	}
-	return contract.LedgerResult{}, fmt.Errorf("reserve %s: the balance stayed contended for %d tries", in.Key, maxTries)
+		return result(r, next), []versioned{{r, 0}, {next, bal.Version}}, nil
+	})
 }
 
 // Void releases a case's reservation. Voiding a voided one answers it again; a key that
@@ -275,42 +266,33 @@ func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerRe
 	if key == "" {
 		return contract.LedgerResult{}, fnerr.Invalid("key", "must name the case")
 	}
-	for try := 0; try < maxTries; try++ {
+	return optimistic(ctx, l, "void "+key, func() (contract.LedgerResult, []versioned, error) {
 		res, bal, found, err := l.Get(ctx, key)
 		if err != nil {
-			return contract.LedgerResult{}, err
+			return contract.LedgerResult{}, nil, err
 		}
 		if !found {
-			return contract.LedgerResult{Key: key, State: contract.ReservationNone}, nil
+			return contract.LedgerResult{Key: key, State: contract.ReservationNone}, nil, nil
 		}
 		switch {
 		case res.State == contract.ReservationVoided:
 			out := result(res, bal)
 			out.Duplicate = true
-			return out, nil
+			return out, nil, nil
 		case res.State == contract.ReservationPosted:
-			return contract.LedgerResult{}, fnerr.Conflict("reservation %s has been paid out; it cannot be voided", key)
+			return contract.LedgerResult{}, nil, fnerr.Conflict("reservation %s has been paid out; it cannot be voided", key)
 		case res.PayoutKey != "":
-			return contract.LedgerResult{}, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
+			return contract.LedgerResult{}, nil, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
 		}
 		if bal.Reserved < res.Amount {
-			return contract.LedgerResult{}, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
 		}
 		now := l.now()
 		nr, nb := res, bal
 		nr.State, nr.Reason, nr.Version, nr.UpdatedAt = contract.ReservationVoided, clip(reason, 300), res.Version+1, now
 		nb.Reserved, nb.Version, nb.UpdatedAt = bal.Reserved-res.Amount, bal.Version+1, now
-		err = l.write(ctx, versioned{nr, res.Version}, versioned{nb, bal.Version})
-		if isContention(err) {
-			backoff(ctx, try)
-			continue
-		}
-		if err != nil {
-			return contract.LedgerResult{}, err
-		}
-		return result(nr, nb), nil
-	}
-	return contract.LedgerResult{}, fmt.Errorf("void %s: contended for %d tries", key, maxTries)
+		return result(nr, nb), []versioned{{nr, res.Version}, {nb, bal.Version}}, nil
+	})
 }
 
 // ClaimPayout makes payoutKey the one payout that may settle the reservation, for
@@ -318,103 +300,83 @@ func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerRe
 // flight is refused (the first must be cancelled), and so is a payout of a voided
 // reservation or of one paid under another key.
 func (l Ledger) ClaimPayout(ctx context.Context, key, payoutKey string, principal int64) (Reservation, error) {
-	for try := 0; try < maxTries; try++ {
+	return optimistic(ctx, l, "claim payout "+payoutKey, func() (Reservation, []versioned, error) {
 		res, _, found, err := l.Get(ctx, key)
 		if err != nil {
-			return res, err
+			return res, nil, err
 		}
 		if !found {
-			return res, fnerr.Conflict("no reservation for %s: nothing may be paid without one", key)
+			return res, nil, fnerr.Conflict("no reservation for %s: nothing may be paid without one", key)
 		}
 		if res.Amount != principal {
-			return res, fnerr.KeyReused("reservation %s holds %s, the payout asks for %s", key, domain.Kopecks(res.Amount), domain.Kopecks(principal))
+			return res, nil, fnerr.KeyReused("reservation %s holds %s, the payout asks for %s", key, domain.Kopecks(res.Amount), domain.Kopecks(principal))
 		}
 		switch {
 		case res.State == contract.ReservationVoided:
-			return res, fnerr.Conflict("reservation %s was voided; nothing may be paid", key)
+			return res, nil, fnerr.Conflict("reservation %s was voided; nothing may be paid", key)
 		case res.State == contract.ReservationPosted && res.PayoutKey == payoutKey:
-			return res, nil
+			return res, nil, nil
 		case res.State == contract.ReservationPosted:
-			return res, fnerr.Conflict("reservation %s was paid under another payout key", key)
+			return res, nil, fnerr.Conflict("reservation %s was paid under another payout key", key)
 		case res.PayoutKey == payoutKey:
-			return res, nil
+			return res, nil, nil
 		case res.PayoutKey != "":
-			return res, fnerr.Conflict("another payout (%s) is in flight for %s: cancel it first", res.PayoutKey, key)
+			return res, nil, fnerr.Conflict("another payout (%s) is in flight for %s: cancel it first", res.PayoutKey, key)
 		}
 		next := res
 		next.PayoutKey, next.Version, next.UpdatedAt = payoutKey, res.Version+1, l.now()
-		err = l.write(ctx, versioned{next, res.Version})
-		if isContention(err) {
-			backoff(ctx, try)
-			continue
-		}
-		return next, err
-	}
-	return Reservation{}, fmt.Errorf("claim payout %s: contended for %d tries", payoutKey, maxTries)
+		return next, []versioned{{next, res.Version}}, nil
+	})
 }
 
 // ReleasePayout clears a payout key that the treasury has cancelled without a transfer,
 // so that another may be claimed or the reservation voided.
 func (l Ledger) ReleasePayout(ctx context.Context, key, payoutKey string) error {
-	for try := 0; try < maxTries; try++ {
+	_, err := optimistic(ctx, l, "release payout "+payoutKey, func() (struct{}, []versioned, error) {
 		res, _, found, err := l.Get(ctx, key)
 		if err != nil {
-			return err
+			return struct{}{}, nil, err
 		}
 		if !found || res.PayoutKey != payoutKey || res.State == contract.ReservationVoided {
-			return nil
+			return struct{}{}, nil, nil
 		}
 		if res.State == contract.ReservationPosted {
-			return fnerr.Conflict("reservation %s was paid under %s; the key cannot be released", key, payoutKey)
+			return struct{}{}, nil, fnerr.Conflict("reservation %s was paid under %s; the key cannot be released", key, payoutKey)
 		}
 		next := res
 		next.PayoutKey, next.Version, next.UpdatedAt = "", res.Version+1, l.now()
-		err = l.write(ctx, versioned{next, res.Version})
-		if isContention(err) {
-			backoff(ctx, try)
-			continue
-		}
-		return err
-	}
-	return fmt.Errorf("release payout %s: contended for %d tries", payoutKey, maxTries)
+		return struct{}{}, []versioned{{next, res.Version}}, nil
+	})
+	return err
 }
 
 // Post settles the reservation as paid under payoutKey: reserved → paid, once.
 func (l Ledger) Post(ctx context.Context, key, payoutKey string) (contract.LedgerResult, error) {
-	for try := 0; try < maxTries; try++ {
+	return optimistic(ctx, l, "post "+key, func() (contract.LedgerResult, []versioned, error) {
 		res, bal, found, err := l.Get(ctx, key)
 		if err != nil {
-			return contract.LedgerResult{}, err
+			return contract.LedgerResult{}, nil, err
 		}
 		if !found {
-			return contract.LedgerResult{}, fnerr.Conflict("no reservation for %s to post", key)
+			return contract.LedgerResult{}, nil, fnerr.Conflict("no reservation for %s to post", key)
 		}
 		switch {
 		case res.State == contract.ReservationPosted && res.PayoutKey == payoutKey:
 			out := result(res, bal)
 			out.Duplicate = true
-			return out, nil
+			return out, nil, nil
 		case res.State != contract.ReservationReserved || res.PayoutKey != payoutKey:
 			// Money left under a key the reservation does not name: a bug to surface.
-			return contract.LedgerResult{}, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
+			return contract.LedgerResult{}, nil, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
 		case bal.Reserved < res.Amount:
-			return contract.LedgerResult{}, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
 		}
 		now := l.now()
 		nr, nb := res, bal
 		nr.State, nr.Version, nr.UpdatedAt = contract.ReservationPosted, res.Version+1, now
 		nb.Reserved, nb.Paid, nb.Version, nb.UpdatedAt = bal.Reserved-res.Amount, bal.Paid+res.Amount, bal.Version+1, now
-		err = l.write(ctx, versioned{nr, res.Version}, versioned{nb, bal.Version})
-		if isContention(err) {
-			backoff(ctx, try)
-			continue
-		}
-		if err != nil {
-			return contract.LedgerResult{}, err
-		}
-		return result(nr, nb), nil
-	}
-	return contract.LedgerResult{}, fmt.Errorf("post %s: contended for %d tries", key, maxTries)
+		return result(nr, nb), []versioned{{nr, res.Version}, {nb, bal.Version}}, nil
+	})
 }
 
 // Expire voids, one page at a time, reservations still held past their expiry with no
@@ -505,6 +467,33 @@ func (l Ledger) write(ctx context.Context, items ...versioned) error {
 		return fmt.Errorf("write ledger: %w", err)
 	}
 	return nil
+}
+
+// optimistic runs one read-decide-write operation of the ledger until its conditional
+// write wins. step reads the records and answers: without writes, the answer stands as it
+// is (a duplicate, a refusal, nothing to do); with writes, the answer holds once they are
+// made together. A write that lost to another writer reads again, at most maxTries times.
+func optimistic[T any](ctx context.Context, l Ledger, what string, step func() (T, []versioned, error)) (T, error) {
+	var zero T
+	for try := 0; try < maxTries; try++ {
+		out, writes, err := step()
+		if err != nil {
+			return zero, err
+		}
+		if len(writes) == 0 {
+			return out, nil
+		}
+		err = l.write(ctx, writes...)
+		if isContention(err) {
+			backoff(ctx, try)
+			continue
+		}
+		if err != nil {
+			return zero, fmt.Errorf("%s: %w", what, err)
+		}
+		return out, nil
+	}
+	return zero, fmt.Errorf("%s: contended for %d tries", what, maxTries)
 }
 
 // isContention tells whether a transaction lost to another writer: a version condition
