@@ -25,8 +25,6 @@ func (s *Server) accountINN(w http.ResponseWriter, r *http.Request) (string, boo
 	return inn, true
 }
 
-func (s *Server) accountID(inn string) string { return workflows.AccountID(s.Subject(inn)) }
-
 var eventIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
 
 var eventTypes = map[string]bool{contract.EventLoginFailed: true, contract.EventLoginSucceeded: true,
@@ -54,11 +52,16 @@ func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
-	id := s.accountID(inn)
+	id, subject, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	// The subject is the one the id was made of: after a key rotation an existing
+	// account keeps its id, and a closed one started again keeps its subject too.
 	_, err := s.Temporal.SignalWithStartWorkflow(r.Context(), id, workflows.AccountSignalEvent, e, client.StartWorkflowOptions{
 		ID: id, TaskQueue: s.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("account"),
-			workflows.SearchStatus.ValueSet(workflows.AccountActive), workflows.SearchSubject.ValueSet(s.Subject(inn))),
+			workflows.SearchStatus.ValueSet(workflows.AccountActive), workflows.SearchSubject.ValueSet(subject)),
 	}, workflows.Account, workflows.AccountWorkflowInput{AccountID: id, INN: inn, Policy: s.AccountPolicy})
 	if err != nil {
 		s.internal(w, "deliver account event", err)
@@ -73,7 +76,11 @@ func (s *Server) accountLock(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.Temporal.QueryWorkflow(r.Context(), s.accountID(inn), "", workflows.AccountQueryStatus)
+	id, _, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.AccountQueryStatus)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		// No event yet: never locked.
@@ -112,7 +119,11 @@ func (s *Server) accountSelfService(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
-	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateSelfService, req, &workflows.AccountStatus{})
+	id, _, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	s.updateAs(w, r, id, workflows.AccountUpdateSelfService, req, &workflows.AccountStatus{})
 }
 
 // accountIdentity starts the identity re-verification a suspicious-activity lock needs.
@@ -133,7 +144,11 @@ func (s *Server) accountIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	in := workflows.IdentityWorkflowInput{CaseID: workflows.IdentityID(uuid.NewString()), RequestID: requestID(r), Method: req.Method,
 		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate}, Policy: s.IdentityPolicy}
-	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateIdentity, in, &workflows.AccountStatus{})
+	id, _, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	s.updateAs(w, r, id, workflows.AccountUpdateIdentity, in, &workflows.AccountStatus{})
 }
 
 func (s *Server) accountSpecialistRequest(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +156,11 @@ func (s *Server) accountSpecialistRequest(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateSpecialist, nil, &workflows.AccountStatus{})
+	id, _, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	s.updateAs(w, r, id, workflows.AccountUpdateSpecialist, nil, &workflows.AccountStatus{})
 }
 
 func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +172,10 @@ func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return
 	}
-	s.updateAs(w, r, s.accountID(inn), workflows.AccountUpdateDecision,
+	id, _, ok := s.account(w, r, inn)
+	if !ok {
+		return
+	}
+	s.updateAs(w, r, id, workflows.AccountUpdateDecision,
 		workflows.SpecialistDecision{Approve: approve, Reason: reason, Specialist: principal(r).ID}, &workflows.AccountStatus{})
 }

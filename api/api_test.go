@@ -49,7 +49,8 @@ func newTestServer() (*Server, *MemoryKeys) {
 	keys.Add("integrator-key", Principal{ID: "cabinet", Tenant: "cabinet", Role: RoleIntegrator, Scopes: []string{ScopeRefundsRead, ScopeRefundsWrite}})
 	keys.Add("reader-key", Principal{ID: "auditor", Tenant: "cabinet", Role: RoleIntegrator, Scopes: []string{ScopeRefundsRead}})
 	db := storetest.New(map[string]storetest.Key{"owners": {PK: "case_id"}, "idempotency": {PK: "key"}})
-	s := &Server{Keys: keys, Log: zerolog.Nop(), Policy: workflows.DefaultRefundPolicy(), DB: db, Owners: "owners", Idempotency: "idempotency"}
+	s := &Server{Keys: keys, Log: zerolog.Nop(), Policy: workflows.DefaultRefundPolicy(), DB: db, Owners: "owners", Idempotency: "idempotency",
+		Subjects: testSubjects(1)}
 	return s, keys
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,12 +28,10 @@ import (
 )
 
 // Subject is the keyed hash of an INN that identifies a taxpayer's cases in search
-// attributes without revealing the INN.
-func (s *Server) Subject(inn string) string {
-	m := hmac.New(sha256.New, s.SubjectKey)
-	m.Write([]byte(inn))
-	return hex.EncodeToString(m.Sum(nil))[:32]
-}
+// attributes without revealing the INN, under the current version of the subject key
+// (TAXFLOW_SUBJECT_KEY, never the payload key): what every new case carries. A search
+// for a taxpayer's cases uses subjectQuery, which knows the previous versions too.
+func (s *Server) Subject(inn string) string { return s.Subjects.Value(inn) }
 
 // CreateIdentityRequest is the body of POST /v1/identity-verifications.
 type CreateIdentityRequest struct {
@@ -269,7 +266,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
 		return
 	}
-	query := fmt.Sprintf("TaxflowProcess = 'identity' AND TaxflowSubject = '%s' AND ExecutionStatus = 'Running'", s.Subject(inn))
+	query := fmt.Sprintf("TaxflowProcess = 'identity' AND %s AND ExecutionStatus = 'Running'", s.subjectQuery(inn))
 	signalled := 0
 	var token []byte
 	for {

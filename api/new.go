@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/sha256"
-
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
@@ -16,6 +14,7 @@ import (
 )
 
 // New builds the API from configuration; `taxflow api` and the API's Lambda both use it.
+// The caller has checked cfg.RequireSubjectKey: the API makes subjects.
 func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log zerolog.Logger) *Server {
 	return &Server{
 		Temporal:    tc,
@@ -32,7 +31,7 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		Policy:      RefundPolicy(cfg.Refund),
 		IdentityPolicy: workflows.IdentityPolicy{MaxAttempts: cfg.Identity.MaxAttempts, ResubmitWait: cfg.Identity.ResubmitWait,
 			ReviewSLAWorkingDays: cfg.Identity.ReviewSLAWorkingDays, ConsentWait: cfg.Identity.ConsentWait},
-		SubjectKey:    subjectKey(cfg.Temporal.PayloadKey),
+		Subjects:      cfg.Subject,
 		AccountPolicy: accountPolicy(cfg.Account),
 		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,
 			AppealMonths: cfg.Declaration.AppealMonths, ExplanationDays: cfg.Declaration.ExplanationDays, DocumentDays: cfg.Declaration.DocumentDays,
@@ -52,13 +51,6 @@ func RefundPolicy(r config.Refund) workflows.RefundPolicy {
 	p.DeadlineDays, p.ReminderBefore, p.DocumentWait, p.RequisitesDays = r.DeadlineDays, r.ReminderBefore, r.DocumentWait, r.RequisitesDays
 	p.AutoApproveMax = r.AutoApproveMax
 	return p
-}
-
-// subjectKey derives the search-attribute hash key from the payload key, so one secret
-// protects both and rotating it is one operation.
-func subjectKey(payloadKey string) []byte {
-	sum := sha256.Sum256([]byte("taxflow-subject:" + payloadKey))
-	return sum[:]
 }
 
 func accountPolicy(a config.Account) workflows.AccountPolicy {

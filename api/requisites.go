@@ -159,7 +159,7 @@ func (s *Server) settleRequisites(ctx context.Context, inn string, pending contr
 // releaseHeldRefunds sends the requisites update to every running refund of the taxpayer
 // (found by the keyed hash of the INN, never the INN).
 func (s *Server) releaseHeldRefunds(ctx context.Context, inn string, msg workflows.RefundRequisites) ([]HeldRefund, int, error) {
-	query := fmt.Sprintf("TaxflowProcess = 'refund' AND TaxflowSubject = '%s' AND ExecutionStatus = 'Running'", s.Subject(inn))
+	query := fmt.Sprintf("TaxflowProcess = 'refund' AND %s AND ExecutionStatus = 'Running'", s.subjectQuery(inn))
 	held := []HeldRefund{}
 	skipped := 0
 	var token []byte

@@ -20,6 +20,7 @@ import (
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/subject"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -47,9 +48,10 @@ type Server struct {
 	DeclarationPolicy workflows.DeclarationPolicy
 	// AccountPolicy is the lockout policy accounts start with.
 	AccountPolicy workflows.AccountPolicy
-	// SubjectKey keys the hash that stands for an INN in search attributes.
-	SubjectKey []byte
-	Log        zerolog.Logger
+	// Subjects is the keyring of the hash that stands for an INN in search attributes
+	// and account workflow ids (TAXFLOW_SUBJECT_KEY and its previous versions).
+	Subjects subject.Keyring
+	Log      zerolog.Logger
 }
 
 // route is one method and path; Routes lists them for the OpenAPI check.

@@ -95,7 +95,11 @@ func Template(d Declaration) ([]byte, error) {
 			"TemporalAddress":   map[string]string{"Type": "String", "Description": "host:port of the Temporal frontend (TLS settings: TEMPORAL_TLS_* in the API's environment)"},
 			"TemporalNamespace": map[string]string{"Type": "String", "Default": "default"},
 			"PayloadKey":        map[string]any{"Type": "String", "NoEcho": true, "Description": "TAXFLOW_PAYLOAD_KEY: 32 random bytes, base64"},
-			"AlarmTopicArn":     map[string]string{"Type": "String", "Description": "SNS topic the alarms notify"},
+			"SubjectKey": map[string]any{"Type": "String", "NoEcho": true,
+				"Description": "TAXFLOW_SUBJECT_KEY: v<version>:<32 random bytes, base64>; a secret of its own, never the payload key"},
+			"SubjectKeysPrevious": map[string]any{"Type": "String", "NoEcho": true, "Default": "",
+				"Description": "TAXFLOW_SUBJECT_KEYS_PREVIOUS: earlier subject key versions, comma-separated, kept for lookups after a rotation"},
+			"AlarmTopicArn": map[string]string{"Type": "String", "Description": "SNS topic the alarms notify"},
 		},
 		"Globals": map[string]any{"Function": map[string]any{
 			"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": []string{"arm64"},
@@ -200,6 +204,9 @@ func addAPI(d Declaration, resources map[string]any) {
 	env["TEMPORAL_ADDRESS"] = map[string]string{"Ref": "TemporalAddress"}
 	env["TEMPORAL_NAMESPACE"] = map[string]string{"Ref": "TemporalNamespace"}
 	env["TAXFLOW_PAYLOAD_KEY"] = map[string]string{"Ref": "PayloadKey"}
+	// Only the API makes subjects; no function and no workflow holds the subject key.
+	env["TAXFLOW_SUBJECT_KEY"] = map[string]string{"Ref": "SubjectKey"}
+	env["TAXFLOW_SUBJECT_KEYS_PREVIOUS"] = map[string]string{"Ref": "SubjectKeysPrevious"}
 	resources["LogsHttpApi"] = map[string]any{"Type": "AWS::Logs::LogGroup", "Properties": map[string]any{
 		"LogGroupName": map[string]string{"Fn::Sub": "/aws/apigateway/${Prefix}-api"}, "RetentionInDays": d.API.LogRetentionDay}}
 	resources["HttpApi"] = map[string]any{"Type": "AWS::Serverless::HttpApi", "Properties": map[string]any{

@@ -463,7 +463,7 @@ func (r *account) startIdentity(ctx workflow.Context, in IdentityWorkflowInput) 
 	in.Submission.Person.INN = r.in.INN
 	r.st.IdentityCase = in.CaseID
 	opts := workflow.ChildWorkflowOptions{WorkflowID: in.CaseID, ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
-		TypedSearchAttributes: temporal.NewSearchAttributes(SearchProcess.ValueSet("identity"), SearchStatus.ValueSet(IdentityReceived))}
+		TypedSearchAttributes: childAttributes(ctx, SearchProcess.ValueSet("identity"), SearchStatus.ValueSet(IdentityReceived))}
 	if r.in.Policy.IdentityTaskQueue != "" {
 		opts.TaskQueue = r.in.Policy.IdentityTaskQueue
 	}

@@ -569,15 +569,11 @@ func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
 	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: amount,
 		Reason: "refund claimed in declaration " + r.in.CaseID, RequestID: r.in.RequestID, LinkedDeclaration: r.in.CaseID,
 		Policy: r.in.Policy.Refund}
-	attrs := []temporal.SearchAttributeUpdate{SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(RefundReceived)}
 	// The refund carries the taxpayer's subject hash too, so the back office's requisites
 	// verdict finds it like a refund claimed through the API.
-	if subject, ok := workflow.GetTypedSearchAttributes(ctx).GetKeyword(SearchSubject); ok {
-		attrs = append(attrs, SearchSubject.ValueSet(subject))
-	}
 	opts := workflow.ChildWorkflowOptions{WorkflowID: id, ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(attrs...)}
+		TypedSearchAttributes: childAttributes(ctx, SearchProcess.ValueSet("refund"), SearchStatus.ValueSet(RefundReceived))}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), Refund, in)
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err

@@ -20,6 +20,9 @@ func main() {
 	log := logging.Default()
 	ctx := context.Background()
 	cfg, err := config.Load(os.Getenv)
+	if err == nil {
+		err = cfg.RequireSubjectKey()
+	}
 	if err != nil {
 		log.Fatal().Err(err).Msg("api cannot start")
 	}

@@ -129,6 +129,9 @@ func runAPI(ctx context.Context) error {
 func (a *app) keys() api.DynamoKeys { return api.Keys(a.cfg, a.clients) }
 
 func serveAPI(ctx context.Context, a *app, c client.Client) error {
+	if err := a.cfg.RequireSubjectKey(); err != nil {
+		return err
+	}
 	srv := api.New(a.cfg, a.clients, c, a.log).HTTPServer(a.cfg.APIAddr)
 	ln, err := net.Listen("tcp", a.cfg.APIAddr)
 	if err != nil {

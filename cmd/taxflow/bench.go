@@ -46,6 +46,10 @@ func runBench(ctx context.Context, args []string) error {
 		if *sweep > 0 {
 			return benchSweep(ctx, a, c, *sweep)
 		}
+		// Bench refunds are cases like any other: they carry the taxpayer's subject.
+		if err := a.cfg.RequireSubjectKey(); err != nil {
+			return err
+		}
 		lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
 		inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
 
@@ -186,7 +190,8 @@ func benchRefunds(ctx context.Context, a *app, c client.Client, inv invoker.Invo
 	defer stop()
 	return measure(ctx, n, func(i int) (client.WorkflowRun, error) {
 		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: inputs[i].CaseID, TaskQueue: queue,
-			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived)),
+			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived),
+				workflows.SearchSubject.ValueSet(a.cfg.Subject.Value(inputs[i].INN))),
 		}, workflows.Refund, inputs[i])
 	}, func(run client.WorkflowRun) error {
 		var st workflows.RefundStatus

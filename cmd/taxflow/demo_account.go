@@ -33,7 +33,10 @@ func (m *demo) account() outcome {
 		return w.fail(err)
 	}
 	inn := subj.Taxpayer.INN
-	w.o.caseID = workflows.AccountID(m.srv.Subject(inn))
+	// The same lookup as the API's: after a subject key rotation the account keeps its id.
+	if w.o.caseID, _, err = m.srv.AccountID(m.ctx, inn); err != nil {
+		return w.fail(err)
+	}
 	fail := func() error {
 		return m.expect(http.StatusAccepted, nil, "POST", "/v1/accounts/"+inn+"/events", m.keys.Auth,
 			jsonBody(contract.AccountEvent{EventID: "demo-" + newIdempotencyKey(), Type: contract.EventLoginFailed}))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/taxflow/taxflow/internal/duedates"
 	"github.com/taxflow/taxflow/internal/keyrate"
+	"github.com/taxflow/taxflow/internal/subject"
 )
 
 // Config is everything a taxflow process needs to know about where it runs.
@@ -43,6 +44,24 @@ type Config struct {
 	Data Data
 
 	Codec Codec
+
+	// Subject is the keyring of TaxflowSubject (TAXFLOW_SUBJECT_KEY, the current
+	// version; TAXFLOW_SUBJECT_KEYS_PREVIOUS, earlier versions kept for lookups). Only
+	// the API needs it (RequireSubjectKey); it is a secret of its own, so rotating the
+	// payload key changes no subject.
+	Subject subject.Keyring
+}
+
+// RequireSubjectKey refuses a process that makes subjects (the API, the demo, the
+// bench) when TAXFLOW_SUBJECT_KEY is not set: without it, cases could not be found by
+// taxpayer and account workflow ids would not be stable. A malformed or short key has
+// already stopped Load.
+func (c Config) RequireSubjectKey() error {
+	if c.Subject.IsZero() {
+		return fmt.Errorf("configuration: %s is not set: it keys the hash of the INN that finds a taxpayer's cases and names their account; "+
+			"set it to v1:<base64 of 32 random bytes> (echo v1:$(openssl rand -base64 32)); `taxflow stack env` prints the local stack's", subject.VarKey)
+	}
+	return nil
 }
 
 // Codec configures the codec server, which decrypts payloads for Temporal's Web UI and CLI.
@@ -159,7 +178,7 @@ var Variables = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
 	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_TASK_QUEUE", "TAXFLOW_PREFIX", "TAXFLOW_INVOKER",
 	"TAXFLOW_API_ADDR", "TAXFLOW_LOG_FORMAT", "TAXFLOW_LOG_LEVEL", "TAXFLOW_BUILD_DIR", "TAXFLOW_LAMBDA_ROLE_ARN",
-	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
+	"TAXFLOW_PAYLOAD_KEY", "TAXFLOW_PAYLOAD_KEYS_OLD", subject.VarKey, subject.VarPrevious, "TAXFLOW_TREASURY_MAX_TRANSFER", "TAXFLOW_REFUND_DEADLINE_DAYS", "TAXFLOW_REFUND_REMINDER_BEFORE",
 	"TAXFLOW_REFUND_DOCUMENT_WAIT", "TAXFLOW_REFUND_REQUISITES_WORKING_DAYS", "TAXFLOW_REFUND_AUTO_APPROVE_MAX",
 	"TAXFLOW_IDENTITY_MAX_ATTEMPTS", "TAXFLOW_IDENTITY_RESUBMIT_WAIT",
 	"TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", "TAXFLOW_IDENTITY_CONSENT_WAIT", "TAXFLOW_LOCK_THRESHOLD", "TAXFLOW_LOCK_PERIODS", "TAXFLOW_LOCK_SPECIALIST_AFTER",
@@ -259,6 +278,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if old := r.str("TAXFLOW_PAYLOAD_KEYS_OLD", ""); old != "" {
 		c.Temporal.OldPayloadKeys = strings.Split(old, ",")
+	}
+	// The keys are secrets: an error names the variable and what is wrong, never the value.
+	if c.Subject, err = subject.Parse(r.getenv(subject.VarKey), r.getenv(subject.VarPrevious)); err != nil {
+		r.errs = append(r.errs, err.Error())
 	}
 	if len(r.errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %s", strings.Join(r.errs, "; "))

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +158,50 @@ func TestConsentWaitWithinThirtyDays(t *testing.T) {
 	base["TAXFLOW_IDENTITY_CONSENT_WAIT"] = "744h"
 	if _, err := Load(env(base)); err == nil || !strings.Contains(err.Error(), "TAXFLOW_IDENTITY_CONSENT_WAIT") {
 		t.Fatalf("31 days accepted: %v", err)
+	}
+}
+
+func TestSubjectKeyIsItsOwnSecret(t *testing.T) {
+	subjectKey := "v1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	load := func(payloadKey string) Config {
+		t.Helper()
+		c, err := Load(env(map[string]string{"AWS_REGION": "eu-central-1", "TAXFLOW_PAYLOAD_KEY": payloadKey, "TAXFLOW_SUBJECT_KEY": subjectKey}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RequireSubjectKey(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := load(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
+	b := load(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)))
+	if a.Subject.Value("500100732259") != b.Subject.Value("500100732259") {
+		t.Fatal("a payload key rotation changed the subject")
+	}
+	for _, name := range []string{"TAXFLOW_SUBJECT_KEY", "TAXFLOW_SUBJECT_KEYS_PREVIOUS"} {
+		if !slices.Contains(Variables, name) {
+			t.Errorf("Variables lacks %s", name)
+		}
+	}
+}
+
+func TestSubjectKeyMissingOrShortRefused(t *testing.T) {
+	c, err := Load(env(map[string]string{"AWS_REGION": "eu-central-1"}))
+	if err != nil {
+		t.Fatal(err) // a worker or a function needs no subject key
+	}
+	if err := c.RequireSubjectKey(); err == nil || !strings.Contains(err.Error(), "TAXFLOW_SUBJECT_KEY is not set") {
+		t.Fatalf("API without a subject key: %v", err)
+	}
+	short := base64.StdEncoding.EncodeToString([]byte("a-short-secret-x"))
+	_, err = Load(env(map[string]string{"AWS_REGION": "eu-central-1", "TAXFLOW_SUBJECT_KEY": "v1:" + short}))
+	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_SUBJECT_KEY") || strings.Contains(err.Error(), short) {
+		t.Fatalf("short key: %v (must name the variable, never the value)", err)
+	}
+	long := "v2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32))
+	_, err = Load(env(map[string]string{"AWS_REGION": "eu-central-1", "TAXFLOW_SUBJECT_KEY": long, "TAXFLOW_SUBJECT_KEYS_PREVIOUS": "v1:" + short}))
+	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_SUBJECT_KEYS_PREVIOUS") || strings.Contains(err.Error(), short) {
+		t.Fatalf("short previous key: %v", err)
 	}
 }

@@ -98,14 +98,17 @@ func or(v, def string) string {
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // Env is the environment that points taxflow (and the AWS CLI or SDKs) at this stack,
-// with the stack's own payload key and the codec server's address, token and endpoint
+// with the stack's own payload key and subject key (two secrets: rotating one changes
+// nothing keyed by the other) and the codec server's address, token and endpoint
 // (for `temporal workflow show --codec-endpoint "$TAXFLOW_CODEC_ENDPOINT"`).
 func (s Stack) Env() []string {
 	key, _ := s.secret("payload.key")
+	subjectKey, _ := s.secret("subject.key")
 	token, _ := s.CodecToken()
 	ui := strconv.Itoa(s.Ports.TemporalUI)
 	return []string{
 		"TAXFLOW_PAYLOAD_KEY=" + key,
+		"TAXFLOW_SUBJECT_KEY=v1:" + subjectKey,
 		"AWS_ACCESS_KEY_ID=" + AccessKey,
 		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
 		"AWS_REGION=us-east-1",
