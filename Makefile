@@ -5,6 +5,8 @@ GO    ?= go
 export TAXFLOW_TOOLS ?= $(CURDIR)/.tools
 BIN   := $(CURDIR)/bin/taxflow
 REDOCLY = $(TAXFLOW_TOOLS)/redocly/node_modules/.bin/redocly
+GOLANGCI_LINT = $(TAXFLOW_TOOLS)/bin/golangci-lint
+WORKFLOWCHECK = $(TAXFLOW_TOOLS)/bin/workflowcheck
 
 # The test stack runs on its own ports and run directory, so it never meets a dev stack.
 TEST_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/test \
@@ -56,13 +58,17 @@ status: build ## show which parts of the local stack run
 
 test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 
-lint: ## gofmt, go vet and the OpenAPI linter (redocly, pinned) over api/openapi.yaml
+lint: ## gofmt, go vet, the OpenAPI linter (redocly), golangci-lint (.golangci.yml) and workflowcheck over workflows/
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	@$(GO) vet ./...
 	@$(GO) vet -tags integration ./internal/e2e/...
 	@test -x "$(REDOCLY)" || { echo "lint: $(REDOCLY) is missing: run make setup"; exit 1; }
 	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$(REDOCLY)" lint --format=summary api/openapi.yaml
+	@test -x "$(GOLANGCI_LINT)" || { echo "lint: $(GOLANGCI_LINT) is missing: run make setup"; exit 1; }
+	@"$(GOLANGCI_LINT)" run ./...
+	@test -x "$(WORKFLOWCHECK)" || { echo "lint: $(WORKFLOWCHECK) is missing: run make setup"; exit 1; }
+	@"$(WORKFLOWCHECK)" -config workflowcheck.config.yaml ./workflows/...
 
 unit: ## unit tests with -race; then the replay of the recorded histories, with its count
 	@$(GO) test -race -count=1 ./...

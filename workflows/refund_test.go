@@ -693,7 +693,9 @@ func TestRefundRequisitesHoldPastFiveWorkingDaysEscalates(t *testing.T) {
 	var overdue int
 	for _, item := range h.db.Items("outbox") {
 		var n contract.Notification
-		store.Unmarshal(item, &n)
+		if err := store.Unmarshal(item, &n); err != nil {
+			t.Fatal(err)
+		}
 		if n.Template == "refund.requisites_overdue" {
 			overdue++
 		}

@@ -39,7 +39,9 @@ func TestSelfCheckWalksThePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res SelfCheckWorkflowResult
-	env.GetWorkflowResult(&res)
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
 	if res.Attempt != 1 || res.JournalWrites != 1 || res.Duplicate {
 		t.Fatalf("got %+v", res)
 	}

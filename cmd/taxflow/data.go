@@ -68,7 +68,7 @@ func (o *seedOptions) check(warn io.Writer) error {
 	case y > 2099:
 		return fmt.Errorf("--date %s: must be before 2100", o.today.Format(time.DateOnly))
 	case calendar.Shared().Provisional(y):
-		fmt.Fprintf(warn, "warning: --date %s: the production calendar has no decree for %d (it has %s); working days of %d are computed from the Labour Code (art. 112) and are provisional: add internal/calendar/data/%d.txt when the decree is published\n",
+		_, _ = fmt.Fprintf(warn, "warning: --date %s: the production calendar has no decree for %d (it has %s); working days of %d are computed from the Labour Code (art. 112) and are provisional: add internal/calendar/data/%d.txt when the decree is published\n",
 			o.today.Format(time.DateOnly), y, joinInts(years), y, y)
 	}
 	return nil
@@ -106,7 +106,7 @@ var errHelp = errors.New("help printed")
 func usageOf(fs *flag.FlagSet, synopsis, text string) func() {
 	return func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage: %s\n\n%s\nOptions:\n", synopsis, text)
+		_, _ = fmt.Fprintf(out, "Usage: %s\n\n%s\nOptions:\n", synopsis, text)
 		fs.PrintDefaults()
 	}
 }

@@ -96,12 +96,16 @@ func (w *walk) step(name string) { w.o.step = name }
 // show prints one line: process, case, status (English code and Russian label), detail.
 func (w *walk) show(status, label, detail string) {
 	w.o.status, w.o.label = status, label
-	fmt.Fprintf(w.m.out, "  %-11s %-48s %-22s «%s»  %s\n", w.o.process, w.o.caseID, status, label, detail)
+	w.m.printf("  %-11s %-48s %-22s «%s»  %s\n", w.o.process, w.o.caseID, status, label, detail)
 }
+
+// printf writes a line of the demo's console output. A failed write to the terminal is not
+// worth stopping the demo for (nothing else could be shown either), so its error is dropped.
+func (m *demo) printf(format string, args ...any) { _, _ = fmt.Fprintf(m.out, format, args...) }
 
 func (w *walk) fail(err error) outcome {
 	w.o.err = fmt.Errorf("%s: %s: %w", w.o.process, w.o.step, err)
-	fmt.Fprintf(w.m.out, "  %-11s %-48s FAILED at %q: %v\n", w.o.process, w.o.caseID, w.o.step, err)
+	w.m.printf("  %-11s %-48s FAILED at %q: %v\n", w.o.process, w.o.caseID, w.o.step, err)
 	return w.o
 }
 
@@ -121,7 +125,7 @@ func (m *demo) call(method, path, key string, body []byte, headers ...string) (i
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a reader: everything needed was read
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
 }
@@ -225,7 +229,7 @@ func runDemoSteps(ctx context.Context, a *app, c client.Client, s stack.Stack, d
 	m := &demo{ctx: ctx, a: a, c: c, srv: api.New(a.cfg, a.clients, c, zerolog.Nop()), base: "http://" + a.cfg.APIAddr, d: d, keys: keys,
 		out: os.Stdout, http: &http.Client{Timeout: 60 * time.Second}, dir: s.Dir}
 	start := time.Now()
-	fmt.Fprintf(m.out, "\ndemo: every process through the HTTP API (reference day %s, tax period %d)\n", d.Today.Format(time.DateOnly), d.LastPeriod)
+	m.printf("\ndemo: every process through the HTTP API (reference day %s, tax period %d)\n", d.Today.Format(time.DateOnly), d.LastPeriod)
 	if err := waitHealthy(ctx, m.base+"/readyz"); err != nil {
 		return []outcome{{process: "api", step: "wait for the API", err: err}}
 	}
@@ -243,19 +247,18 @@ func runDemoSteps(ctx context.Context, a *app, c client.Client, s stack.Stack, d
 
 // summary prints the table of outcomes.
 func (m *demo) summary(results []outcome, took time.Duration) {
-	fmt.Fprintf(m.out, "\nsummary (%s)\n", took.Round(100*time.Millisecond))
-	fmt.Fprintf(m.out, "  %-11s %-48s %-24s %-34s %s\n", "process", "case", "status", "label", "result")
+	m.printf("\nsummary (%s)\n", took.Round(100*time.Millisecond))
+	m.printf("  %-11s %-48s %-24s %-34s %s\n", "process", "case", "status", "label", "result")
 	for _, o := range results {
 		result := "OK"
 		if !o.ok() {
-			result = "FAILED"
 			if o.err == nil {
 				result = fmt.Sprintf("FAILED: ended %s, want %s", o.status, o.want)
 			} else {
 				result = fmt.Sprintf("FAILED at %q", o.step)
 			}
 		}
-		fmt.Fprintf(m.out, "  %-11s %-48s %-24s %-34s %s\n", o.process, o.caseID, o.status, "«"+o.label+"»", result)
+		m.printf("  %-11s %-48s %-24s %-34s %s\n", o.process, o.caseID, o.status, "«"+o.label+"»", result)
 	}
 }
 
@@ -266,17 +269,17 @@ func (m *demo) whereToLook(s stack.Stack, results []outcome) {
 			example = "/v1/refunds/" + o.caseID + "/journal"
 		}
 	}
-	fmt.Fprintf(m.out, "\nwhere to look next\n")
-	fmt.Fprintf(m.out, "  API          %s   (OpenAPI: %s/openapi.yaml)\n", m.base, m.base)
-	fmt.Fprintf(m.out, "               curl -s -H 'Authorization: Bearer %s' %s%s\n", m.keys.Integrator, m.base, example)
-	fmt.Fprintf(m.out, "  Temporal UI  http://127.0.0.1:%d/namespaces/%s/workflows   (Temporal %s)\n", s.Ports.TemporalUI, m.a.cfg.Temporal.Namespace, m.a.cfg.Temporal.Address)
-	fmt.Fprintf(m.out, "  S3 console   http://127.0.0.1:%d   user %s, password %s, bucket %s\n", s.Ports.S3Console, stack.AccessKey, stack.SecretKey, m.a.cfg.Name(document.Bucket))
-	fmt.Fprintf(m.out, "  logs, data   %s\n", s.Dir)
-	fmt.Fprintf(m.out, "API keys of this data (shown once; stored only as hashes):\n")
+	m.printf("\nwhere to look next\n")
+	m.printf("  API          %s   (OpenAPI: %s/openapi.yaml)\n", m.base, m.base)
+	m.printf("               curl -s -H 'Authorization: Bearer %s' %s%s\n", m.keys.Integrator, m.base, example)
+	m.printf("  Temporal UI  http://127.0.0.1:%d/namespaces/%s/workflows   (Temporal %s)\n", s.Ports.TemporalUI, m.a.cfg.Temporal.Namespace, m.a.cfg.Temporal.Address)
+	m.printf("  S3 console   http://127.0.0.1:%d   user %s, password %s, bucket %s\n", s.Ports.S3Console, stack.AccessKey, stack.SecretKey, m.a.cfg.Name(document.Bucket))
+	m.printf("  logs, data   %s\n", s.Dir)
+	m.printf("API keys of this data (shown once; stored only as hashes):\n")
 	for _, p := range demoPrincipals {
-		fmt.Fprintf(m.out, "  %-26s %s\n", p.what, *p.key(&m.keys))
+		m.printf("  %-26s %s\n", p.what, *p.key(&m.keys))
 	}
-	fmt.Fprintln(m.out)
+	m.printf("\n")
 }
 
 // demoError names every process that did not reach its end, and the step where it stopped.
@@ -304,7 +307,7 @@ func waitHealthy(ctx context.Context, url string) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // only the status is needed
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}

@@ -144,7 +144,7 @@ func (m *demo) download(url string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("download the decision document: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // a reader: everything needed was read
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("download the decision document: S3 answered %s", resp.Status)

@@ -101,7 +101,7 @@ func dev(ctx context.Context, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("TAXFLOW_API_ADDR=%s is not free: set TAXFLOW_API_ADDR to a free address or stop the program using it (%v)", cfg.APIAddr, err)
 	}
-	l.Close()
+	_ = l.Close() // only a probe that the address is free; the API listens on it later
 	say := func(line string) { fmt.Println(line) }
 	startedAny := false
 	for _, up := range s.Status() {
@@ -120,14 +120,21 @@ func dev(ctx context.Context, o devOptions) error {
 	for _, kv := range s.Env() {
 		k, v, _ := strings.Cut(kv, "=")
 		if os.Getenv(k) == "" || strings.HasPrefix(k, "AWS_ENDPOINT_URL") || k == "TEMPORAL_ADDRESS" {
-			os.Setenv(k, v)
+			if err := os.Setenv(k, v); err != nil {
+				return fmt.Errorf("set %s for the stack: %w", k, err)
+			}
 		}
 	}
 	if os.Getenv("TAXFLOW_LOG_FORMAT") == "" {
-		os.Setenv("TAXFLOW_LOG_FORMAT", "console")
+		if err := os.Setenv("TAXFLOW_LOG_FORMAT", "console"); err != nil {
+			return fmt.Errorf("set TAXFLOW_LOG_FORMAT: %w", err)
+		}
 	}
 	if os.Getenv("TAXFLOW_LOG_LEVEL") == "" {
-		os.Setenv("TAXFLOW_LOG_LEVEL", "warn") // the demo's lines, not every request's; TAXFLOW_LOG_LEVEL=info shows them
+		// The demo's lines, not every request's; TAXFLOW_LOG_LEVEL=info shows them.
+		if err := os.Setenv("TAXFLOW_LOG_LEVEL", "warn"); err != nil {
+			return fmt.Errorf("set TAXFLOW_LOG_LEVEL: %w", err)
+		}
 	}
 	a, err := newApp(ctx)
 	if err != nil {

@@ -84,7 +84,7 @@ func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract
 		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
 	}
 	body, err := io.ReadAll(io.LimitReader(obj.Body, docs.MaxSize+1))
-	obj.Body.Close()
+	_ = obj.Body.Close() // a reader: what was read is all that is needed
 	if err != nil {
 		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
 	}

@@ -111,6 +111,6 @@ func (h *Handler) get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer obj.Body.Close()
+	defer func() { _ = obj.Body.Close() }() // a reader: what was read is all that is needed
 	return io.ReadAll(io.LimitReader(obj.Body, 16<<20))
 }

@@ -149,7 +149,7 @@ func (h Handler) readable(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("read document: %w", err)
 	}
 	head, err := io.ReadAll(io.LimitReader(obj.Body, 1<<20))
-	obj.Body.Close()
+	_ = obj.Body.Close() // a reader: what was read is all that is needed
 	if err != nil {
 		return "", fmt.Errorf("read document: %w", err)
 	}

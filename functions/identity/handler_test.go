@@ -59,7 +59,9 @@ func TestMatch(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			db := storetest.New(map[string]storetest.Key{"tp": {PK: "inn"}})
-			store.PutNew(context.Background(), db, "tp", "inn", c.tp)
+			if _, err := store.PutNew(context.Background(), db, "tp", "inn", c.tp); err != nil {
+				t.Fatal(err)
+			}
 			s3 := storetest.NewS3()
 			var keys []string
 			for k, b := range c.docs {

@@ -12,7 +12,9 @@ import (
 
 func TestClear(t *testing.T) {
 	db := storetest.New(map[string]storetest.Key{"tp": {PK: "inn"}})
-	store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Confirmed: true, ConfirmedMethod: "bank"})
+	if _, err := store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Confirmed: true, ConfirmedMethod: "bank"}); err != nil {
+		t.Fatal(err)
+	}
 	h := Handler{DB: db, Taxpayers: "tp"}
 	for i := 0; i < 2; i++ {
 		if _, err := h.Clear(context.Background(), contract.IdentityClearInput{INN: "500100732259", CaseID: "account-x"}); err != nil {

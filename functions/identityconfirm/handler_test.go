@@ -19,7 +19,9 @@ import (
 
 func TestConfirmSetsMarkWithTimeAndMethod(t *testing.T) {
 	db := storetest.New(map[string]storetest.Key{"tp": {PK: "inn"}})
-	store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Name: "X"})
+	if _, err := store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Name: "X"}); err != nil {
+		t.Fatal(err)
+	}
 	h := lambda.NewHandler(fn.Handler(Handler{DB: db, Taxpayers: "tp"}.Confirm))
 	in := `{"inn":"500100732259","method":"esignature","case_id":"identity-1","at":"2026-11-22T10:00:00Z"}`
 	for i := 0; i < 2; i++ { // a retry writes the same values

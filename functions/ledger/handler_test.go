@@ -53,6 +53,16 @@ func call(t *testing.T, h lambda.Handler, in contract.LedgerInput) (contract.Led
 	return res, err
 }
 
+// mustCall is call for a step that sets a test up: it must succeed.
+func mustCall(t *testing.T, h lambda.Handler, in contract.LedgerInput) contract.LedgerResult {
+	t.Helper()
+	res, err := call(t, h, in)
+	if err != nil {
+		t.Fatalf("%s %s: %v", in.Op, in.Key, err)
+	}
+	return res
+}
+
 func reserve(key string, amount int64) contract.LedgerInput {
 	return contract.LedgerInput{Op: contract.LedgerReserve, Key: key, CaseID: key, INN: inn, Period: 2025, Amount: amount}
 }
@@ -138,8 +148,8 @@ func TestReserveValidates(t *testing.T) {
 
 func TestVoidReleasesOnceAndNeverAPostedOrInFlightReservation(t *testing.T) {
 	l, _, h := newLedger(t)
-	call(t, h, reserve("refund-a", 1_000_000))
-	call(t, h, reserve("refund-b", 600_000))
+	mustCall(t, h, reserve("refund-a", 1_000_000))
+	mustCall(t, h, reserve("refund-b", 600_000))
 	v, err := call(t, h, contract.LedgerInput{Op: contract.LedgerVoid, Key: "refund-a", Reason: "rejected by the reviewer"})
 	if err != nil || v.State != contract.ReservationVoided || v.Reserved != 600_000 {
 		t.Fatalf("void: %+v %v", v, err)
@@ -176,7 +186,7 @@ func TestVoidReleasesOnceAndNeverAPostedOrInFlightReservation(t *testing.T) {
 func TestPostOnceUnderTheClaimedKeyOnly(t *testing.T) {
 	l, _, h := newLedger(t)
 	ctx := context.Background()
-	call(t, h, reserve("refund-a", 500_000))
+	mustCall(t, h, reserve("refund-a", 500_000))
 	if _, err := l.Post(ctx, "refund-a", "refund-a/payout/1"); !isType(err, fnerr.TypeConflict) {
 		t.Fatalf("post before a claim: %v", err)
 	}
@@ -201,8 +211,10 @@ func TestPostOnceUnderTheClaimedKeyOnly(t *testing.T) {
 		t.Fatalf("post under another key: %v", err)
 	}
 	// release then another key: allowed only while not posted
-	call(t, h, reserve("refund-b", 100_000))
-	l.ClaimPayout(ctx, "refund-b", "refund-b/payout/1", 100_000)
+	mustCall(t, h, reserve("refund-b", 100_000))
+	if _, err := l.ClaimPayout(ctx, "refund-b", "refund-b/payout/1", 100_000); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.ReleasePayout(ctx, "refund-b", "refund-b/payout/1"); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +232,7 @@ func isType(err error, typ string) bool {
 // claims but takes nothing back, and the stored balance never breaks the invariant.
 func TestRefundableIsRecomputedOnEveryReservation(t *testing.T) {
 	l, db, h := newLedger(t)
-	call(t, h, reserve("refund-a", 1_699_074))
+	mustCall(t, h, reserve("refund-a", 1_699_074))
 	addEntry(t, db, "2025#ndfl#3", "payment", 300_000)
 	b, err := call(t, h, reserve("refund-b", 500_000))
 	if err != nil || b.Amount != 300_000 || !b.Capped || b.Refundable != 1_999_074 {
@@ -285,7 +297,9 @@ func TestExpireVoidsOnlyExpiredReservationsWithoutAPayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l.ClaimPayout(ctx, "refund-paying", "refund-paying/payout/1", 100_000)
+	if _, err := l.ClaimPayout(ctx, "refund-paying", "refund-paying/payout/1", 100_000); err != nil {
+		t.Fatal(err)
+	}
 	res, err := call(t, h, contract.LedgerInput{Op: contract.LedgerExpire, Now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
 	if err != nil || res.Voided != 1 || res.InFlight != 1 {
 		t.Fatalf("expire: %+v %v", res, err)

@@ -140,7 +140,9 @@ func TestRefundClaimWithinLimit(t *testing.T) {
 func TestComputeReadsLedger(t *testing.T) {
 	db := storetest.New(map[string]storetest.Key{"l": {PK: "inn", SK: "entry_id"}})
 	for _, x := range []contract.LedgerEntry{e("2025#ndfl#1", "charge", "ndfl", 2025, 100_000), e("2025#ndfl#2", "payment", "ndfl", 2025, 130_000)} {
-		store.PutNew(context.Background(), db, "l", "entry_id", x)
+		if _, err := store.PutNew(context.Background(), db, "l", "entry_id", x); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := lambda.NewHandler(fn.Handler(Handler{DB: db, Table: "l"}.Compute))
 	out, err := h.Invoke(context.Background(), []byte(`{"inn":"`+inn+`"}`))

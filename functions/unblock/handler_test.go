@@ -11,8 +11,10 @@ import (
 
 func TestCheck(t *testing.T) {
 	db := storetest.New(map[string]storetest.Key{"tp": {PK: "inn"}})
-	store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Surname: "Салтыков-Щедрин",
-		FirstName: "Михаил", Patronymic: "Евграфович", Passport: &contract.PassportRecord{Series: "4509", Number: "1"}})
+	if _, err := store.PutNew(context.Background(), db, "tp", "inn", contract.Taxpayer{INN: "500100732259", Surname: "Салтыков-Щедрин",
+		FirstName: "Михаил", Patronymic: "Евграфович", Passport: &contract.PassportRecord{Series: "4509", Number: "1"}}); err != nil {
+		t.Fatal(err)
+	}
 	h := Handler{DB: db, Taxpayers: "tp"}
 	for _, c := range []struct {
 		name, series string

@@ -60,7 +60,7 @@ func Load(fsys fs.FS, dir string) (*Calendar, error) {
 			return nil, err
 		}
 		yr, err := parse(f, y)
-		f.Close()
+		_ = f.Close() // a reader of an embedded file: parse has read all of it
 		if err != nil {
 			return nil, fmt.Errorf("calendar %s: %w", e.Name(), err)
 		}

@@ -11,10 +11,17 @@ func docxBytes(t *testing.T, files ...string) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range files {
-		w, _ := zw.Create(f)
-		w.Write([]byte("<x/>"))
+		w, err := zw.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("<x/>")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	zw.Close()
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 

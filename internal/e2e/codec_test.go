@@ -187,7 +187,7 @@ func startCodecServer(t *testing.T, base string) func() string {
 		default:
 		}
 		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return read
 			}
@@ -285,7 +285,7 @@ func httpResp(t *testing.T, method, url string, body []byte, headers ...string) 
 func httpDo(t *testing.T, method, url string, body []byte, headers ...string) (int, []byte) {
 	t.Helper()
 	resp := httpResp(t, method, url, body, headers...)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }

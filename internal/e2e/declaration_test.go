@@ -158,7 +158,7 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	pdf, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("downloaded decision: %d %s", resp.StatusCode, pdf)
 	}

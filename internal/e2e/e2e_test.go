@@ -137,7 +137,7 @@ func TestS3RoundTripWithServerSideEncryption(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(got.Body)
-	got.Body.Close()
+	_ = got.Body.Close()
 	if !bytes.Equal(b, body) || got.ServerSideEncryption != s3types.ServerSideEncryptionAes256 {
 		t.Fatalf("round trip: %q encryption %q", b, got.ServerSideEncryption)
 	}

@@ -115,7 +115,7 @@ func (c *apiClient) do(method, path string, body []byte, headers ...string) (int
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	checkContract(c.t, req, body, resp.StatusCode, resp.Header, b)
 	return resp.StatusCode, b
@@ -326,7 +326,9 @@ func TestPresignedUploadEnforcesSize(t *testing.T) {
 		Headers  map[string][]string `json:"headers"`
 		Complete string              `json:"complete"`
 	}
-	json.Unmarshal(out, &ps)
+	if err := json.Unmarshal(out, &ps); err != nil {
+		t.Fatal(err)
+	}
 	put := func(b []byte) int {
 		req, _ := http.NewRequest("PUT", ps.URL, bytes.NewReader(b))
 		for k, v := range ps.Headers {
@@ -339,7 +341,7 @@ func TestPresignedUploadEnforcesSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	if code := put(append(pdf, []byte("extra bytes beyond the declared size")...)); code == http.StatusOK {

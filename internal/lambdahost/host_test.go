@@ -36,10 +36,20 @@ func buildZip(t *testing.T) []byte {
 	zw := zip.NewWriter(&buf)
 	hdr := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
 	hdr.SetMode(0o755)
-	w, _ := zw.CreateHeader(hdr)
-	b, _ := os.ReadFile(bin)
-	w.Write(b)
-	zw.Close()
+	w, err := zw.CreateHeader(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
@@ -116,8 +126,12 @@ func TestInvokeReusesInstanceAndPassesEnvironment(t *testing.T) {
 		PID  int
 		Env  string
 	}
-	json.Unmarshal(invoke(t, c, "echo", `{"echo":"a"}`).Payload, &first)
-	json.Unmarshal(invoke(t, c, "echo", `{"echo":"b"}`).Payload, &second)
+	if err := json.Unmarshal(invoke(t, c, "echo", `{"echo":"a"}`).Payload, &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(invoke(t, c, "echo", `{"echo":"b"}`).Payload, &second); err != nil {
+		t.Fatal(err)
+	}
 	if first.Echo != "a" || second.Echo != "b" || first.Env != "privet" {
 		t.Fatalf("got %+v %+v", first, second)
 	}
@@ -173,7 +187,10 @@ func TestInstancesAreBounded(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var o struct{ PID int }
-			json.Unmarshal(invoke(t, c, "busy", `{"sleep_ms":200}`).Payload, &o)
+			if err := json.Unmarshal(invoke(t, c, "busy", `{"sleep_ms":200}`).Payload, &o); err != nil {
+				t.Error(err) // not Fatal: this is not the test's goroutine
+				return
+			}
 			pids.Store(o.PID, true)
 		}()
 	}
@@ -215,7 +232,9 @@ func TestControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	var o struct{ Env string }
-	json.Unmarshal(invoke(t, c, "f", `{}`).Payload, &o)
+	if err := json.Unmarshal(invoke(t, c, "f", `{}`).Payload, &o); err != nil {
+		t.Fatal(err)
+	}
 	if o.Env != "zdravstvuj" {
 		t.Fatalf("configuration change not applied: %q", o.Env)
 	}

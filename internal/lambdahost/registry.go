@@ -47,7 +47,7 @@ func validateConfig(c *FunctionConfig) error {
 		c.Timeout = defaultTimeout
 	}
 	if c.Timeout < 1 || c.Timeout > maxTimeout {
-		return fmt.Errorf("Timeout %d: must be 1-%d seconds", c.Timeout, maxTimeout)
+		return fmt.Errorf("function Timeout %d: must be 1-%d seconds", c.Timeout, maxTimeout)
 	}
 	if c.MemorySize == 0 {
 		c.MemorySize = defaultMemory
@@ -76,7 +76,7 @@ func unpackBootstrap(zipFile []byte, dir string) (path, sha string, err error) {
 		if err != nil {
 			return "", "", fmt.Errorf("open bootstrap in zip: %w", err)
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }() // a reader of the in-memory zip
 		sum := sha256.Sum256(zipFile)
 		sha = base64.StdEncoding.EncodeToString(sum[:])
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -87,12 +87,12 @@ func unpackBootstrap(zipFile []byte, dir string) (path, sha string, err error) {
 		if err != nil {
 			return "", "", err
 		}
-		if _, err := io.Copy(tmp, io.LimitReader(rc, 512<<20)); err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+		_, copyErr := io.Copy(tmp, io.LimitReader(rc, 512<<20))
+		// The executable is complete only once Close succeeded too.
+		if err := errors.Join(copyErr, tmp.Close()); err != nil {
+			_ = os.Remove(tmp.Name()) // best effort: the unpack error is the one to report
 			return "", "", fmt.Errorf("unpack bootstrap: %w", err)
 		}
-		tmp.Close()
 		if err := os.Chmod(tmp.Name(), 0o755); err != nil {
 			return "", "", err
 		}

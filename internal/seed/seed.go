@@ -32,7 +32,7 @@ import (
 // Defaults of `taxflow seed`, `taxflow dev` and `taxflow demo`.
 const (
 	DefaultSeed      uint64 = 2026
-	DefaultTaxpayers        = 500
+	DefaultTaxpayers int    = 500
 	// MaxTaxpayers bounds a dataset: more takes minutes to load into DynamoDB Local and
 	// shows nothing that 100 000 do not.
 	MaxTaxpayers = 100_000

@@ -354,7 +354,7 @@ func (s Stack) command(svc service) (*exec.Cmd, error) {
 	return cmd, os.MkdirAll(cmd.Dir, 0o755)
 }
 
-func (s Stack) start(svc service) error {
+func (s Stack) start(svc service) (err error) {
 	cmd, err := s.command(svc)
 	if err != nil {
 		return err
@@ -363,7 +363,12 @@ func (s Stack) start(svc service) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	// The child gets its own descriptor at Start; ours is closed once it is started (or not).
+	defer func() {
+		if cerr := logf.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the %s log: %w", svc.name, cerr))
+		}
+	}()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A session of its own: it outlives `stack up`, and `stack down` stops the whole group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -507,7 +512,7 @@ func httpOK(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // only the status is needed
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %s", url, resp.Status)
 	}
@@ -520,7 +525,7 @@ func httpAnswers(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // only that it answered is needed
 	return nil
 }
 

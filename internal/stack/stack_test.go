@@ -45,7 +45,7 @@ func TestPortTakenIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	port := l.Addr().(*net.TCPAddr).Port
 	if err := portFree(port); err == nil {
 		t.Fatal("a taken port reported free")
@@ -148,7 +148,7 @@ func freePorts(t *testing.T) Ports {
 			t.Fatal(err)
 		}
 		ps = append(ps, l.Addr().(*net.TCPAddr).Port)
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 	}
 	return Ports{Temporal: ps[0], TemporalUI: ps[1], DynamoDB: ps[2], S3: ps[3], S3Console: ps[4], Lambda: ps[5]}
 }
@@ -170,7 +170,7 @@ func TestUpRefusesATakenPortBeforeStartingAnything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	err = s.Up(context.Background(), func(string) {})
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d (TAXFLOW_S3_PORT)", s.Ports.S3)) {
 		t.Fatalf("want an error naming port %d and TAXFLOW_S3_PORT, got %v", s.Ports.S3, err)

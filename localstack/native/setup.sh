@@ -17,9 +17,14 @@ need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); Dyn
 
 stamp_ok() { [ -f "$tools/$1.version" ] && [ "$(cat "$tools/$1.version")" = "$2" ]; }
 
+# The main module's version recorded in a binary built by `go install` (empty if it is not one).
+built_version() { go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'; }
+
 install_go_tool() { # name module version
   local name=$1 module=$2 version=$3
-  if stamp_ok "$name" "$version" && [ -x "$tools/bin/$name" ]; then echo "setup: $name $version present"; return; fi
+  if stamp_ok "$name" "$version" && [ -x "$tools/bin/$name" ] && [ "$(built_version "$tools/bin/$name")" = "$version" ]; then
+    echo "setup: $name $version present"; return
+  fi
   echo "setup: building $name $version from the Go module proxy (a few minutes on 2 cores)"
   local start=$SECONDS
   # GOFLAGS=-mod=mod keeps a surrounding go.work or vendor dir out of it; tool deps never touch our go.mod.
@@ -86,6 +91,8 @@ install_dynamodb &
 ddb=$!
 install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
 install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+install_go_tool golangci-lint "$GOLANGCI_LINT_MODULE" "$GOLANGCI_LINT_VERSION"
+install_go_tool workflowcheck "$WORKFLOWCHECK_MODULE" "$WORKFLOWCHECK_VERSION"
 wait $ddb
 wait $redocly
 install_dynamodb_launcher

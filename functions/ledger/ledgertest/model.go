@@ -192,7 +192,7 @@ func (r *run) note(format string, args ...any) { r.log = append(r.log, fmt.Sprin
 // inn derives a valid 12-digit INN from the nonce, the seed and an index.
 func (r *run) inn(i int) string {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%d/%d", r.cfg.Nonce, r.cfg.Seed, i)
+	_, _ = fmt.Fprintf(h, "%s/%d/%d", r.cfg.Nonce, r.cfg.Seed, i) // a hash.Hash never fails a write
 	return domain.CompleteINN12(fmt.Sprintf("78%08d", h.Sum64()%100_000_000))
 }
 

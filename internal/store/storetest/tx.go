@@ -80,10 +80,21 @@ func holds(cond string, old map[string]types.AttributeValue, exists bool, names 
 		have, ok := old[names["#v"]]
 		return exists && ok && str(have) == str(values[":v"]), nil
 	case cond == "attribute_not_exists(#k) OR #v < :v":
+		if !exists {
+			return true, nil
+		}
 		var have, want int
-		fmt.Sscan(str(old[names["#v"]]), &have)
-		fmt.Sscan(str(values[":v"]), &want)
-		return !exists || have < want, nil
+		if _, err := fmt.Sscan(str(values[":v"]), &want); err != nil {
+			return false, fmt.Errorf("storetest: :v of %q is not a number: %w", cond, err)
+		}
+		h, ok := old[names["#v"]]
+		if !ok {
+			return false, nil // as in DynamoDB: a comparison with a missing attribute is false
+		}
+		if _, err := fmt.Sscan(str(h), &have); err != nil {
+			return false, fmt.Errorf("storetest: stored %s is not a number: %w", names["#v"], err)
+		}
+		return have < want, nil
 	}
 	return false, fmt.Errorf("storetest: condition %q not modelled in a transaction", cond)
 }
