@@ -484,7 +484,8 @@ func TestRefundWaitsForDocumentsAndReportsRefusedOnes(t *testing.T) {
 	if st.Status != RefundPaid || len(st.Documents) != 2 || !st.Documents[1].Accepted {
 		t.Fatalf("got %+v", st)
 	}
-	want := []string{RefundReceived, RefundAwaitingInfo, RefundInReview, RefundApproved, RefundPaid}
+	// Approved automatically: straight from awaiting_info (auto-approval-skips-review).
+	want := []string{RefundReceived, RefundAwaitingInfo, RefundApproved, RefundPaid}
 	if !equal(statuses(st), want) {
 		t.Fatalf("history %v", statuses(st))
 	}
@@ -602,7 +603,7 @@ func TestRefundPayoutRefusedWaitsForOperator(t *testing.T) {
 	}, 2*24*time.Hour)
 	h.update(2*24*time.Hour+time.Minute, RefundUpdateRetryPayout, RefundRetry{Operator: "operator-3", Reason: "account reopened"}, false, nil)
 	st := h.run(input(400_000, "d1"))
-	want := []string{RefundReceived, RefundInReview, RefundApproved, RefundPayoutFailed, RefundPaid}
+	want := []string{RefundReceived, RefundApproved, RefundPayoutFailed, RefundPaid}
 	if !equal(statuses(st), want) || h.transfers() != 1 {
 		t.Fatalf("history %v transfers %d", statuses(st), h.transfers())
 	}
@@ -1091,5 +1092,17 @@ func TestRefundOldDocumentSignal(t *testing.T) {
 	j := h.journal()
 	if last := j[len(j)-1]; last.Action != "document_ignored" || !strings.Contains(last.Reason, "d2") {
 		t.Fatalf("journal ends with %+v", last)
+	}
+}
+
+// A new run that the rules approve automatically takes the path of the change
+// auto-approval-skips-review (the recorded histories before and after it are checked by
+// TestAutoApprovalSkipsReviewIsVersioned): no in_review transition.
+func TestNewAutoApprovalSkipsReview(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	st := h.run(input(400_000, "d1"))
+	if got := statuses(st); !equal(got, []string{RefundReceived, RefundApproved, RefundPaid}) || st.DecidedBy != "system" {
+		t.Fatalf("a new automatic approval went %v (decided by %q)", got, st.DecidedBy)
 	}
 }

@@ -1,0 +1,87 @@
+package workflows_test
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+
+	"github.com/taxflow/taxflow/internal/histories"
+	. "github.com/taxflow/taxflow/workflows"
+)
+
+// autoApprovalChange is the change id of workflows/refund.go's changeAutoApprovalSkipsReview.
+const autoApprovalChange = "auto-approval-skips-review"
+
+// markers are the GetVersion change ids a history recorded.
+func markers(h *historypb.History) []string {
+	var out []string
+	for _, ev := range h.Events {
+		if ev.GetEventType() != enumspb.EVENT_TYPE_MARKER_RECORDED {
+			continue
+		}
+		for _, p := range ev.GetMarkerRecordedEventAttributes().GetDetails()["change-id"].GetPayloads() {
+			out = append(out, string(bytes.Trim(p.GetData(), `"`)))
+		}
+	}
+	return out
+}
+
+// recordsTo tells whether the history records a transition to status (the input of a
+// RecordTransition step names it).
+func recordsTo(h *historypb.History, status string) bool {
+	for _, ev := range h.Events {
+		a := ev.GetActivityTaskScheduledEventAttributes()
+		if a.GetActivityType().GetName() != "RecordTransition" {
+			continue
+		}
+		for _, p := range a.GetInput().GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(`"to":"`+status+`"`)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// The change auto-approval-skips-review, behind workflow.GetVersion: runs recorded before
+// it (the automatic approval went through in_review, no marker) replay on the new code
+// and keep their path; runs recorded after it carry the marker and go from received (or
+// awaiting_info) straight to approved; a new run takes the new path.
+func TestAutoApprovalSkipsReviewIsVersioned(t *testing.T) {
+	dir := filepath.Join("testdata", "histories")
+	for _, name := range []string{"refund-paid", "refund-held-for-requisites", "refund-payout-failed"} {
+		before, err := histories.Load(filepath.Join(dir, "before-"+autoApprovalChange, name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(markers(before)) != 0 || !recordsTo(before, RefundInReview) {
+			t.Fatalf("%s before the change: markers %v, in_review %v; want none and true", name, markers(before), recordsTo(before, RefundInReview))
+		}
+		if err := histories.Replay(before, nil); err != nil {
+			t.Fatalf("%s recorded before the change does not replay on the new code: %v", name, err)
+		}
+		after, err := histories.Load(filepath.Join(dir, name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := markers(after); len(m) != 1 || m[0] != autoApprovalChange || recordsTo(after, RefundInReview) || !recordsTo(after, RefundApproved) {
+			t.Fatalf("%s after the change: markers %v, in_review %v; want [%s] and false", name, m, recordsTo(after, RefundInReview), autoApprovalChange)
+		}
+		if err := histories.Replay(after, nil); err != nil {
+			t.Fatalf("%s recorded after the change does not replay: %v", name, err)
+		}
+	}
+	// A reviewed refund asks no version: its history has no marker.
+	reviewed, err := histories.Load(filepath.Join(dir, "refund-in-review.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := markers(reviewed); len(m) != 0 || !recordsTo(reviewed, RefundInReview) {
+		t.Fatalf("refund-in-review: markers %v, want none; in_review recorded %v", m, recordsTo(reviewed, RefundInReview))
+	}
+
+	// A new run takes the new path: TestNewAutoApprovalSkipsReview.
+}
