@@ -602,8 +602,11 @@ func (r *declaration) run(ctx workflow.Context) error {
 		}
 		ok, err := r.wait(ctx, by, func() bool { return r.appeal != nil })
 		if err != nil || !ok {
-			r.st.AppealBy, r.appealClosed = nil, true
-			return err
+			r.st.AppealBy, r.appealClosed = nil, true // from here every message is late
+			if err != nil {
+				return err
+			}
+			return r.j.audit(ctx, "appeal_window_closed", "system", fmt.Sprintf("no appeal by %s: decision %d is final", window.String(), r.st.Decisions))
 		}
 		r.excluded, r.st.AppealBy = r.st.DecidedBy, nil
 		appealReason := r.appeal.Reason
