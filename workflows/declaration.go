@@ -386,8 +386,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, d DeclarationDecision) (DeclarationStatus, error) {
 			before := r.st.Decisions
 			r.decision = &d
-			err := workflow.Await(ctx, func() bool { return r.st.Decisions > before || r.done })
-			if err == nil && r.st.Decisions == before {
+			taken := func() bool { return r.st.Decisions > before && r.st.Status == DeclarationDecided }
+			err := workflow.Await(ctx, func() bool { return taken() || r.done })
+			if err == nil && !taken() {
 				err = errLate("decision: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
 			return r.st, err
