@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -207,8 +208,7 @@ func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
 		return
 	}
-	st, err := s.declarationStatus(r, id)
-	if s.temporalError(w, "read declaration", err) {
+	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find declaration", err) {
 		return
 	}
 	docID := uuid.NewString()
@@ -218,14 +218,49 @@ func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "store attachment", err)
 		return
 	}
-	answered := false
-	if st.Status == workflows.DeclarationClarification && st.Requested != "" {
-		if s.temporalError(w, "answer", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.DeclarationSignalAnswer, nil)) {
+	// The case decides whether the attachment answers an open request, in one update: no
+	// status read first, so an answer never races the request's term.
+	var res workflows.AttachmentResult
+	if err := s.updateCase(r.Context(), id, workflows.DeclarationUpdateAttach, workflows.DeclarationAttachment{Key: key}, &res); err != nil {
+		s.dropUpload(r.Context(), key)
+		s.caseError(w, r, id, "attach", err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "answers_request": res.AnswersRequest})
+}
+
+// updateCase sends an update and waits for its result (decoded into out): for the
+// routes whose answer is not the case's status, which use updateAs.
+func (s *Server) updateCase(ctx context.Context, id, name string, arg, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, out)
+}
+
+// caseError answers a failed updateCase like updateAs does: a case that has finished is
+// a conflict, not "not found".
+func (s *Server) caseError(w http.ResponseWriter, r *http.Request, id, what string, err error) {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		if _, derr := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); derr == nil {
+			writeError(w, http.StatusConflict, "conflict", "the case is closed", nil)
 			return
 		}
-		answered = true
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "answers_request": answered})
+	s.temporalError(w, what, err)
+}
+
+// dropUpload removes an upload the case refused, so nothing half-taken remains; a failure
+// is logged.
+func (s *Server) dropUpload(ctx context.Context, key string) {
+	if _, err := s.S3.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
+		s.Log.Warn().Err(err).Msg("remove a refused upload")
+	}
 }
 
 func (s *Server) requestDeclarationDocuments(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -167,7 +168,9 @@ func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, st)
 }
 
-// uploadIdentityDocument takes a passport scan or photo (PDF, JPG or PNG, ≤ 10 MB).
+// uploadIdentityDocument takes a passport scan or photo (PDF, JPG or PNG, ≤ 10 MB). The
+// case takes it by an update: one it can no longer use is answered 409 with its status,
+// and the upload is removed again.
 func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.identityID(w, r)
 	if !ok {
@@ -177,14 +180,17 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	err := s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalDocument, workflows.DocumentRef{DocID: docID})
-	if s.temporalError(w, "signal document", err) {
+	var st workflows.IdentityStatus
+	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
+		s.dropUpload(r.Context(), document.IncomingKey(id, docID))
+		s.caseError(w, r, id, "add document", err)
 		return
 	}
 	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
 }
 
-// resubmitIdentity sends corrected data or a new certificate after a mismatch.
+// resubmitIdentity sends corrected data or a new certificate after a mismatch: an update
+// the case refuses (409, with its status) unless it waits for a re-submission.
 func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.identityID(w, r)
 	if !ok {
@@ -214,18 +220,11 @@ func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate (new documents go to …/documents)", nil)
 		return
 	}
-	st, err := s.identityStatus(r, id)
-	if s.temporalError(w, "read identity verification", err) {
+	if len(req.Certificate) > 64<<10 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "certificate", Reason: "larger than 64 KB: not a certificate"}})
 		return
 	}
-	if st.Status != workflows.IdentityNeedsDocuments {
-		writeError(w, http.StatusConflict, "conflict", "the verification is not waiting for a re-submission", nil)
-		return
-	}
-	if s.temporalError(w, "resubmit", s.Temporal.SignalWorkflow(r.Context(), id, "", workflows.IdentitySignalResubmit, sub)) {
-		return
-	}
-	WriteJSON(w, http.StatusAccepted, map[string]string{"case_id": id})
+	s.updateAs(w, r, id, workflows.IdentityUpdateResubmit, sub, &workflows.IdentityStatus{})
 }
 
 func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +241,8 @@ func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
 }
 
 // setConsent records consent (POST) or its revocation (DELETE) [001:53-67] and tells the
-// taxpayer's verifications in progress: a revocation pauses them (and, not followed by
+// taxpayer's verifications in progress (a signal: it fans out to every case, and each
+// takes it on its main coroutine whatever state it is in): a revocation pauses them (and, not followed by
 // consent within the identity policy's ConsentWait, closes them and destroys their
 // documents: 152-FZ art. 21 p.5), consent resumes them.
 func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {

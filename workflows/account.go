@@ -46,14 +46,16 @@ var AccountLabels = map[string]string{
 type AccountPolicy struct {
 	// Threshold: consecutive failed logins allowed; the next one locks. "More than five
 	// times in a row" [001:175]: with 5 the 6th failure locks ([000:38] "more than three": 3).
-	Threshold         int             `json:"threshold"`
-	LockPeriods       []time.Duration `json:"lock_periods"`       // 15 min, 1 h, 24 h [001:160, 004:229]
-	SpecialistAfter   int             `json:"specialist_after"`   // the n-th lock within 24 h needs a specialist (3 [000:38])
-	SelfServiceTries  int             `json:"self_service_tries"` // per lock
-	SpecialistSLA     time.Duration   `json:"specialist_sla"`     // 24 h [001:193]
-	ContinueAfter     int             `json:"continue_after"`     // events per run before continue-as-new
-	RememberEventIDs  int             `json:"remember_event_ids"` // ids kept for de-duplication
-	IdentityTaskQueue string          `json:"identity_task_queue,omitempty"`
+	Threshold        int             `json:"threshold"`
+	LockPeriods      []time.Duration `json:"lock_periods"`       // 15 min, 1 h, 24 h [001:160, 004:229]
+	SpecialistAfter  int             `json:"specialist_after"`   // the n-th lock within 24 h needs a specialist (3 [000:38])
+	SelfServiceTries int             `json:"self_service_tries"` // per lock
+	SpecialistSLA    time.Duration   `json:"specialist_sla"`     // 24 h [001:193]
+	// ContinueAfter: events, messages and timers handled in one run before it continues
+	// as new (sooner when Temporal suggests it, GetContinueAsNewSuggested).
+	ContinueAfter     int    `json:"continue_after"`
+	RememberEventIDs  int    `json:"remember_event_ids"` // ids kept for de-duplication
+	IdentityTaskQueue string `json:"identity_task_queue,omitempty"`
 }
 
 // DefaultAccountPolicy is domain.md's defaults.
@@ -100,6 +102,10 @@ type AccountEvent = contract.AccountEvent
 type AccountStatus struct {
 	AccountState
 	OpenPaths []string `json:"open_paths"`
+	// HandledThisRun: events, messages and timers this run has handled (continue-as-new
+	// starts the count again); HistoryLength: the run's history events so far.
+	HandledThisRun int `json:"handled_this_run"`
+	HistoryLength  int `json:"history_length"`
 }
 
 // SelfServiceRequest is the taxpayer's self-service unblock.
@@ -125,9 +131,24 @@ type account struct {
 	mu      workflow.Mutex
 	pending []AccountEvent
 	seen    map[string]bool
-	events  int // applied in this run
-	child   bool
-	dirty   bool
+	// handled counts what this run took: signals received, updates, timers fired. It
+	// bounds the run's history, whatever kind of message fills it.
+	handled  int
+	child    bool
+	requests []*accountRequest // updates recorded by their handlers, acted on by the main coroutine
+	identity *IdentityStatus   // the re-verification's result, acted on by the main coroutine
+	info     func() *workflow.Info
+}
+
+// accountRequest is an update waiting for the main coroutine, and then its answer.
+type accountRequest struct {
+	name     string
+	self     SelfServiceRequest
+	identity IdentityWorkflowInput
+	decision SpecialistDecision
+	done     bool
+	result   AccountStatus
+	err      error
 }
 
 // Account keeps one account's lock state for as long as the account exists.
@@ -146,11 +167,13 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	status := r.st.Status
 	r.j = &journal{process: "account", caseID: in.AccountID, inn: in.INN, labels: AccountLabels,
 		status: &status, label: &r.st.Label, history: &r.st.History, project: r.project, seq: r.st.JournalSeq}
+	r.info = func() *workflow.Info { return workflow.GetInfo(ctx) }
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
 	// Events are taken off the channel only here, on the main coroutine: a receiving
 	// goroutine could hold an event the moment the run continues as new, and lose it.
+	// Updates are recorded by their handlers and acted on here too.
 	events := workflow.GetSignalChannel(ctx, AccountSignalEvent)
 	for {
 		// Apply what arrived, then wait for more or for the next deadline.
@@ -158,19 +181,31 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 		if err := r.apply(ctx); err != nil {
 			return err
 		}
-		if r.events >= in.Policy.ContinueAfter && !r.child {
-			return r.continueAsNew(ctx, events)
+		r.serve(ctx)
+		if err := r.identityDone(ctx); err != nil {
+			return err
+		}
+		if (r.handled >= in.Policy.ContinueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested()) && !r.child {
+			if done, err := r.continueAsNew(ctx, events); done || err != nil {
+				return err
+			}
+			continue // an identity re-verification started meanwhile: this run waits for it
 		}
 		wait, hasTimer := r.nextDeadline(ctx)
-		cond := func() bool { return len(r.pending) > 0 || events.Len() > 0 || r.dirty }
+		cond := func() bool {
+			return len(r.pending) > 0 || events.Len() > 0 || len(r.requests) > 0 || r.identity != nil
+		}
 		if hasTimer {
-			if _, err := workflow.AwaitWithTimeout(ctx, wait, cond); err != nil {
+			ok, err := workflow.AwaitWithTimeout(ctx, wait, cond)
+			if err != nil {
 				return err
+			}
+			if !ok {
+				r.handled++ // a timer fired
 			}
 		} else if err := workflow.Await(ctx, cond); err != nil {
 			return err
 		}
-		r.dirty = false
 		if err := r.deadlines(ctx); err != nil {
 			return err
 		}
@@ -189,7 +224,10 @@ func (r *account) project(workflow.Context) contract.CaseRecord {
 
 // status answers the query.
 func (r *account) status() AccountStatus {
-	out := AccountStatus{AccountState: r.st, OpenPaths: []string{}}
+	out := AccountStatus{AccountState: r.st, OpenPaths: []string{}, HandledThisRun: r.handled}
+	if r.info != nil {
+		out.HistoryLength = r.info().GetCurrentHistoryLength()
+	}
 	out.JournalSeq = r.j.Seq() // the live sequence; the state's copy is set at continue-as-new
 	switch r.st.Status {
 	case AccountAutoUnlockPending:
@@ -210,68 +248,137 @@ func (r *account) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, AccountQueryStatus, func() (AccountStatus, error) { return r.status(), nil }); err != nil {
 		return err
 	}
-	locked := func(statuses ...string) func() error {
-		return func() error {
-			for _, s := range statuses {
-				if r.st.Status == s {
-					return nil
-				}
-			}
-			return temporal.NewApplicationError("the account is not locked in a way this path can lift ("+r.st.Status+")", fnerr.TypeConflict)
-		}
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSelfService, r.selfService,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSelfService,
+		func(ctx workflow.Context, req SelfServiceRequest) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSelfService, self: req})
+		},
 		workflow.UpdateHandlerOptions{Validator: func(req SelfServiceRequest) error {
-			if err := locked(AccountAutoUnlockPending)(); err != nil {
-				return err
-			}
-			if r.st.TriesLeft <= 0 {
-				return temporal.NewApplicationError("no self-service tries left: ask a specialist", fnerr.TypeConflict)
-			}
 			if req.FullName == "" || req.PassportSeries == "" {
 				return invalid("full_name and passport_series are required")
 			}
-			return nil
+			return r.canSelfService()
 		}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateIdentity, r.startIdentity,
-		workflow.UpdateHandlerOptions{Validator: func(sub IdentityWorkflowInput) error {
-			if err := locked(AccountAwaitingIdentity)(); err != nil {
-				return err
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateIdentity,
+		func(ctx workflow.Context, in IdentityWorkflowInput) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateIdentity, identity: in})
+		},
+		workflow.UpdateHandlerOptions{Validator: func(in IdentityWorkflowInput) error {
+			if in.CaseID == "" {
+				return invalid("case_id: required")
 			}
-			if r.child {
-				return temporal.NewApplicationError("an identity re-verification is already in progress", fnerr.TypeConflict)
-			}
-			return nil
+			return r.canStartIdentity()
 		}}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSpecialist, r.requestSpecialist,
-		workflow.UpdateHandlerOptions{Validator: func() error {
-			if err := locked(AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist)(); err != nil {
-				return err
-			}
-			if r.st.SpecialistDue != nil {
-				return temporal.NewApplicationError("a specialist has already been asked", fnerr.TypeConflict)
-			}
-			return nil
-		}}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSpecialist,
+		func(ctx workflow.Context) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSpecialist})
+		},
+		workflow.UpdateHandlerOptions{Validator: func() error { return r.canAskSpecialist() }}); err != nil {
 		return err
 	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateDecision, r.decide,
+	return workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateDecision,
+		func(ctx workflow.Context, d SpecialistDecision) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateDecision, decision: d})
+		},
 		workflow.UpdateHandlerOptions{Validator: func(d SpecialistDecision) error {
-			if r.st.Status == AccountActive {
-				return temporal.NewApplicationError("the account is not locked", fnerr.TypeConflict)
-			}
 			if d.Specialist == "" {
 				return invalid("specialist: must name the specialist")
 			}
 			if !d.Approve && d.Reason == "" {
 				return invalid("reason: a refusal must give the reason the taxpayer will see")
 			}
-			return nil
+			return r.canDecide()
 		}})
+}
+
+// The checks of each path, in the validator and again when the main coroutine acts (the
+// state may have moved between the two). A path the lock does not (or no longer) offer
+// is refused with the account's status (a late message: 409 with current_status).
+func (r *account) locked(what string, statuses ...string) error {
+	for _, s := range statuses {
+		if r.st.Status == s {
+			return nil
+		}
+	}
+	return errLate(what+": the account is not locked in a way this path can lift", r.st.Status, r.st.Label)
+}
+
+func (r *account) canSelfService() error {
+	if err := r.locked("self-service unblock", AccountAutoUnlockPending); err != nil {
+		return err
+	}
+	if r.st.TriesLeft <= 0 {
+		return temporal.NewApplicationError("no self-service tries left: ask a specialist", fnerr.TypeConflict)
+	}
+	return nil
+}
+
+func (r *account) canStartIdentity() error {
+	if err := r.locked("identity re-verification", AccountAwaitingIdentity); err != nil {
+		return err
+	}
+	if r.child {
+		return temporal.NewApplicationError("an identity re-verification is already in progress", fnerr.TypeConflict)
+	}
+	return nil
+}
+
+func (r *account) canAskSpecialist() error {
+	if err := r.locked("specialist request", AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist); err != nil {
+		return err
+	}
+	if r.st.SpecialistDue != nil {
+		return temporal.NewApplicationError("a specialist has already been asked", fnerr.TypeConflict)
+	}
+	return nil
+}
+
+func (r *account) canDecide() error {
+	return r.locked("specialist decision", AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist)
+}
+
+// enqueue records an update for the main coroutine and waits for its answer. The main
+// coroutine serves every request before the run continues as new; a cancellation ends
+// the wait with the run.
+func (r *account) enqueue(ctx workflow.Context, q *accountRequest) (AccountStatus, error) {
+	r.handled++
+	r.requests = append(r.requests, q)
+	if err := workflow.Await(ctx, func() bool { return q.done }); err != nil {
+		return r.status(), err
+	}
+	return q.result, q.err
+}
+
+// serve acts on the recorded updates, in the order they came. A request's failure is its
+// caller's answer, not the account's: the workflow goes on.
+func (r *account) serve(ctx workflow.Context) {
+	for len(r.requests) > 0 {
+		q := r.requests[0]
+		r.requests = r.requests[1:]
+		var err error
+		switch q.name {
+		case AccountUpdateSelfService:
+			if err = r.canSelfService(); err == nil {
+				err = r.selfService(ctx, q.self)
+			}
+		case AccountUpdateIdentity:
+			if err = r.canStartIdentity(); err == nil {
+				err = r.startIdentity(ctx, q.identity)
+			}
+		case AccountUpdateSpecialist:
+			if err = r.canAskSpecialist(); err == nil {
+				err = r.requestSpecialist(ctx)
+			}
+		case AccountUpdateDecision:
+			if err = r.canDecide(); err == nil {
+				err = r.decide(ctx, q.decision)
+			}
+		}
+		q.result, q.err, q.done = r.status(), err, true
+	}
 }
 
 // apply folds the pending events into the state, each event id once.
@@ -283,7 +390,6 @@ func (r *account) apply(ctx workflow.Context) error {
 			continue
 		}
 		r.remember(e.EventID)
-		r.events++
 		r.st.EventsSeen++
 		if err := r.event(ctx, e); err != nil {
 			return err
@@ -376,7 +482,6 @@ func (r *account) transition(ctx workflow.Context, to, actor, reason string) err
 	if len(r.st.History) > 50 {
 		r.st.History = r.st.History[len(r.st.History)-50:]
 	}
-	r.dirty = true
 	return nil
 }
 
@@ -429,36 +534,37 @@ func (r *account) deadlines(ctx workflow.Context) error {
 	return nil
 }
 
-func (r *account) selfService(ctx workflow.Context, req SelfServiceRequest) (AccountStatus, error) {
+func (r *account) selfService(ctx workflow.Context, req SelfServiceRequest) error {
 	var a *activities.Activities
 	var res contract.UnblockCheckResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.ReadOptions), a.CheckUnblock,
 		contract.UnblockCheckInput{INN: r.in.INN, FullName: req.FullName, PassportSeries: req.PassportSeries}).Get(ctx, &res)
 	if err != nil {
-		return r.status(), err
+		return err
 	}
-	if r.st.Status != AccountAutoUnlockPending { // lifted meanwhile
-		return r.status(), nil
+	if err := r.canSelfService(); err != nil { // lifted (or locked harder) during the check
+		return err
 	}
 	if res.Match {
-		return r.status(), r.unlock(ctx, "taxpayer", "self-service unblock: INN, full name and passport series matched", true)
+		return r.unlock(ctx, "taxpayer", "self-service unblock: INN, full name and passport series matched", true)
 	}
 	r.st.TriesLeft--
 	if err := r.j.audit(ctx, "self_service_refused", "taxpayer", fmt.Sprintf("data did not match; %d tries left", r.st.TriesLeft)); err != nil {
-		return r.status(), err
+		return err
 	}
 	if r.st.TriesLeft <= 0 {
 		r.st.Until = nil
 		if err := r.lock(ctx, AccountAwaitingSpecialist, "self-service tries exhausted: only a specialist may unblock"); err != nil {
-			return r.status(), err
+			return err
 		}
-		return r.status(), temporal.NewApplicationError("the data does not match the registry; no tries left: only a specialist may unblock now", fnerr.TypeRejected)
+		return temporal.NewApplicationError("the data does not match the registry; no tries left: only a specialist may unblock now", fnerr.TypeRejected)
 	}
-	return r.status(), temporal.NewApplicationError(fmt.Sprintf("the data does not match the registry; %d tries left", r.st.TriesLeft), fnerr.TypeRejected)
+	return temporal.NewApplicationError(fmt.Sprintf("the data does not match the registry; %d tries left", r.st.TriesLeft), fnerr.TypeRejected)
 }
 
-// startIdentity starts the identity re-verification as a child workflow.
-func (r *account) startIdentity(ctx workflow.Context, in IdentityWorkflowInput) (AccountStatus, error) {
+// startIdentity starts the identity re-verification as a child workflow. Its result is
+// recorded by a goroutine and acted on by the main coroutine (identityDone).
+func (r *account) startIdentity(ctx workflow.Context, in IdentityWorkflowInput) error {
 	r.child = true
 	in.Submission.Person.INN = r.in.INN
 	r.st.IdentityCase = in.CaseID
@@ -469,26 +575,27 @@ func (r *account) startIdentity(ctx workflow.Context, in IdentityWorkflowInput) 
 	}
 	child := workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), IdentityVerification, in)
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		r.child = false
-		return r.status(), err
-	}
-	if err := r.j.audit(ctx, "identity_started", "taxpayer", in.CaseID); err != nil {
-		return r.status(), err
+		r.child, r.st.IdentityCase = false, ""
+		return err
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		var st IdentityStatus
-		err := child.Get(ctx, &st)
-		if err != nil {
+		if err := child.Get(ctx, &st); err != nil {
 			st = IdentityStatus{CaseID: in.CaseID, Status: IdentityRejected, Reasons: []string{"the verification failed"}}
 		}
-		_ = r.identityDone(ctx, st)
+		r.identity = &st
 	})
-	return r.status(), nil
+	return r.j.audit(ctx, "identity_started", "taxpayer", in.CaseID)
 }
 
-func (r *account) identityDone(ctx workflow.Context, st IdentityStatus) error {
-	r.child = false
-	r.dirty = true
+// identityDone acts on the re-verification's result, once it has come.
+func (r *account) identityDone(ctx workflow.Context) error {
+	if r.identity == nil {
+		return nil
+	}
+	st := *r.identity
+	r.identity, r.child = nil, false
+	r.handled++
 	if r.st.Status != AccountAwaitingIdentity {
 		return nil
 	}
@@ -499,21 +606,20 @@ func (r *account) identityDone(ctx workflow.Context, st IdentityStatus) error {
 	return r.j.audit(ctx, "identity_failed", "system", st.Status)
 }
 
-func (r *account) requestSpecialist(ctx workflow.Context) (AccountStatus, error) {
+func (r *account) requestSpecialist(ctx workflow.Context) error {
 	due := workflow.Now(ctx).Add(r.in.Policy.SpecialistSLA)
 	r.st.SpecialistDue = &due
-	r.dirty = true
-	return r.status(), r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
+	return r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
 		"reviewer", "account.specialist_requested")
 }
 
-func (r *account) decide(ctx workflow.Context, d SpecialistDecision) (AccountStatus, error) {
+func (r *account) decide(ctx workflow.Context, d SpecialistDecision) error {
 	if d.Approve {
-		return r.status(), r.unlock(ctx, d.Specialist, "unblocked by a specialist: "+d.Reason, true)
+		return r.unlock(ctx, d.Specialist, "unblocked by a specialist: "+d.Reason, true)
 	}
 	r.st.SpecialistDue, r.st.Escalated = nil, false
 	r.st.Reason = d.Reason
-	return r.status(), r.j.auditNotify(ctx, "specialist_refused", d.Specialist, d.Reason, "taxpayer", "account.unblock_refused", "reason", d.Reason)
+	return r.j.auditNotify(ctx, "specialist_refused", d.Specialist, d.Reason, "taxpayer", "account.unblock_refused", "reason", d.Reason)
 }
 
 // drain moves every event waiting on the channel to the pending queue.
@@ -523,20 +629,33 @@ func (r *account) drain(ch workflow.ReceiveChannel) {
 		if !ch.ReceiveAsync(&e) {
 			return
 		}
+		r.handled++
 		r.pending = append(r.pending, e)
 	}
 }
 
 // continueAsNew starts a fresh run with the whole state, the de-duplication window and
-// every event received but not yet applied; handlers in flight finish first.
-func (r *account) continueAsNew(ctx workflow.Context, events workflow.ReceiveChannel) error {
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
-		return err
+// every event received but not yet applied. Updates that came meanwhile are served first
+// (their handlers wait for this coroutine), then every handler finishes and the channel
+// is drained once more. done is false when a served update started an identity
+// re-verification: the run waits for its result before it continues as new.
+func (r *account) continueAsNew(ctx workflow.Context, events workflow.ReceiveChannel) (done bool, err error) {
+	for {
+		r.serve(ctx)
+		if r.child {
+			return false, nil
+		}
+		if len(r.requests) == 0 && workflow.AllHandlersFinished(ctx) {
+			break
+		}
+		if err := workflow.Await(ctx, func() bool { return len(r.requests) > 0 || workflow.AllHandlersFinished(ctx) }); err != nil {
+			return true, err
+		}
 	}
 	r.drain(events) // what arrived while handlers finished
 	st := r.st
 	st.JournalSeq = r.j.Seq()
 	next := r.in
 	next.State, next.Pending, next.Seen = &st, r.pending, r.st.RecentEventIDs
-	return workflow.NewContinueAsNewError(ctx, Account, next)
+	return true, workflow.NewContinueAsNewError(ctx, Account, next)
 }

@@ -378,3 +378,145 @@ func TestAccountConfirmedMarkKeptByAutoUnlockClearedBySpecialist004_27(t *testin
 	})
 	h.run(accInput(), time.Hour)
 }
+
+// sendAccount sends an update at a time and checks its result and error (checkOutcome);
+// the test fails if the update is never answered.
+func (h *accHarness) sendAccount(at time.Duration, name string, arg any, want msgOutcome) {
+	h.updates++
+	id := fmt.Sprintf("u%d", h.updates)
+	answered := false
+	h.t.Cleanup(func() {
+		if !answered {
+			h.t.Errorf("update %s at %s never answered", name, at)
+		}
+	})
+	h.env.RegisterDelayedCallback(func() {
+		cb := &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { answered = true; checkOutcome(h.t, name, "", err, want) },
+			OnComplete: func(v any, err error) {
+				answered = true
+				st, _ := v.(AccountStatus)
+				checkOutcome(h.t, name, st.Status, err, want)
+			}}
+		if arg == nil {
+			h.env.UpdateWorkflow(name, id, cb)
+		} else {
+			h.env.UpdateWorkflow(name, id, cb, arg)
+		}
+	}, at)
+}
+
+// Every message in every lock state: right, wrong and late (a path the lock does not, or
+// no longer, offer), with the update's result and error asserted.
+func TestAccountMessagesInEveryLockState(t *testing.T) {
+	self := SelfServiceRequest{FullName: "Семенов Иван Петрович", PassportSeries: "4509"}
+	identity := IdentityWorkflowInput{CaseID: "identity-0c6f6f9e-0000-4000-8000-0000000000ab", Method: contract.MethodBank,
+		Submission: IdentitySubmission{Person: person()}, Policy: DefaultIdentityPolicy()}
+	approve := SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "checked"}
+	states := map[string]func(h *accHarness){
+		AccountAutoUnlockPending:  func(h *accHarness) { h.events(time.Minute, contract.EventLoginFailed, lockBurst) },
+		AccountAwaitingIdentity:   func(h *accHarness) { h.events(time.Minute, contract.EventSuspicious, 1) },
+		AccountAwaitingSpecialist: func(h *accHarness) { h.events(time.Minute, contract.EventDataIncorrect, 1) },
+		// the 15-minute lock lifted by itself before the message
+		"unlocked": func(h *accHarness) { h.events(time.Minute, contract.EventLoginFailed, lockBurst) },
+	}
+	for _, c := range []struct {
+		state, name string
+		arg         any
+		want        msgOutcome
+	}{
+		{AccountAutoUnlockPending, AccountUpdateSelfService, self, msgOutcome{status: AccountActive}},
+		{AccountAutoUnlockPending, AccountUpdateSelfService, SelfServiceRequest{FullName: "Петров Пётр", PassportSeries: "0000"}, msgOutcome{wrong: "does not match"}},
+		{AccountAutoUnlockPending, AccountUpdateSelfService, SelfServiceRequest{}, msgOutcome{wrong: "required"}},
+		{AccountAutoUnlockPending, AccountUpdateIdentity, identity, msgOutcome{late: AccountAutoUnlockPending}},
+		{AccountAutoUnlockPending, AccountUpdateSpecialist, nil, msgOutcome{status: AccountAutoUnlockPending}},
+		{AccountAutoUnlockPending, AccountUpdateDecision, approve, msgOutcome{status: AccountActive}},
+		{AccountAwaitingIdentity, AccountUpdateIdentity, identity, msgOutcome{status: AccountAwaitingIdentity}},
+		{AccountAwaitingIdentity, AccountUpdateIdentity, IdentityWorkflowInput{}, msgOutcome{wrong: "case_id"}},
+		{AccountAwaitingIdentity, AccountUpdateSelfService, self, msgOutcome{late: AccountAwaitingIdentity}},
+		{AccountAwaitingIdentity, AccountUpdateSpecialist, nil, msgOutcome{status: AccountAwaitingIdentity}},
+		{AccountAwaitingSpecialist, AccountUpdateDecision, approve, msgOutcome{status: AccountActive}},
+		{AccountAwaitingSpecialist, AccountUpdateDecision, SpecialistDecision{Specialist: "sp-1"}, msgOutcome{wrong: "reason"}},
+		{AccountAwaitingSpecialist, AccountUpdateSelfService, self, msgOutcome{late: AccountAwaitingSpecialist}},
+		{AccountAwaitingSpecialist, AccountUpdateIdentity, identity, msgOutcome{late: AccountAwaitingSpecialist}},
+		{"unlocked", AccountUpdateSelfService, self, msgOutcome{late: AccountActive}},
+		{"unlocked", AccountUpdateSpecialist, nil, msgOutcome{late: AccountActive}},
+		{"unlocked", AccountUpdateDecision, approve, msgOutcome{late: AccountActive}},
+		{"unlocked", AccountUpdateIdentity, identity, msgOutcome{late: AccountActive}},
+	} {
+		t.Run(c.state+"/"+c.name+"/"+fmt.Sprint(c.want), func(t *testing.T) {
+			h := newAccHarness(t)
+			states[c.state](h)
+			at := 5 * time.Minute
+			if c.state == "unlocked" {
+				at = 20 * time.Minute
+			}
+			h.expect(at-time.Minute, func(st AccountStatus) {
+				if want := c.state; want != "unlocked" && st.Status != want || want == "unlocked" && st.Status != AccountActive {
+					t.Errorf("the account is %s before the message, not %s", st.Status, c.state)
+				}
+			})
+			h.sendAccount(at, c.name, c.arg, c.want)
+			h.run(accInput(), time.Hour)
+		})
+	}
+}
+
+// Continue-as-new with messages in flight: the run ends after ContinueAfter things
+// handled (events, updates, timers), serves the update that came with the last events,
+// and carries every event and the specialist's request into the next run.
+func TestAccountContinueAsNewWithMessagesInFlightLosesNothing(t *testing.T) {
+	h := newAccHarness(t)
+	in := accInput()
+	in.Policy.ContinueAfter = 10
+	h.events(time.Minute, contract.EventDataIncorrect, 1)
+	// the update comes first, the events that cross the count with it
+	h.sendAccount(2*time.Minute, AccountUpdateSpecialist, nil, msgOutcome{status: AccountAwaitingSpecialist})
+	h.events(2*time.Minute, contract.EventLoginFailed, 9) // counted, though a locked account ignores them
+	h.env.ExecuteWorkflow(Account, in)
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next AccountWorkflowInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	// The test environment keeps no real history: HistoryLength is meaningful against a server.
+	t.Logf("run 1: %d events and 1 update handled, %d carried pending, journal seq %d", next.State.EventsSeen, len(next.Pending), next.State.JournalSeq)
+	if next.State == nil || next.State.EventsSeen+len(next.Pending) != 10 || next.State.Status != AccountAwaitingSpecialist ||
+		next.State.SpecialistDue == nil || len(next.Seen) != next.State.EventsSeen {
+		t.Fatalf("carried: state %+v, %d pending, %d ids", next.State, len(next.Pending), len(next.Seen))
+	}
+	h2 := newAccHarnessOn(t, h.db)
+	h2.seq = 100
+	h2.sendAccount(time.Minute, AccountUpdateSpecialist, nil, msgOutcome{wrong: "already been asked"})
+	h2.sendAccount(2*time.Minute, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"},
+		msgOutcome{status: AccountActive})
+	h2.expect(3*time.Minute, func(st AccountStatus) {
+		t.Logf("run 2: %d handled, history length %d, journal seq %d", st.HandledThisRun, st.HistoryLength, st.JournalSeq)
+		if st.Status != AccountActive || st.EventsSeen != 10 || st.JournalSeq <= next.State.JournalSeq {
+			t.Errorf("after continue-as-new: %+v", st.AccountState)
+		}
+	})
+	h2.run(next, time.Hour)
+}
+
+// Temporal's suggestion ends the run too, whatever the count.
+func TestAccountContinuesAsNewWhenSuggested(t *testing.T) {
+	h := newAccHarness(t)
+	h.env.RegisterDelayedCallback(func() { h.env.SetContinueAsNewSuggested(true) }, time.Minute)
+	h.events(time.Minute, contract.EventLoginFailed, 1)
+	h.env.ExecuteWorkflow(Account, accInput())
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next AccountWorkflowInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || next.State.EventsSeen+len(next.Pending) != 1 || next.State.Failures+len(next.Pending) != 1 {
+		t.Fatalf("carried %+v, %d pending", next.State, len(next.Pending))
+	}
+}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -21,8 +22,11 @@ import (
 // Names of the declaration workflow's handlers.
 const (
 	DeclarationQueryStatus   = "status"
-	DeclarationUpdateCorrect = "correct"           // the taxpayer's corrected declaration (art. 81)
-	DeclarationSignalAnswer  = "answer"            // the taxpayer's documents for an inspector's request
+	DeclarationUpdateCorrect = "correct" // the taxpayer's corrected declaration (art. 81)
+	DeclarationUpdateAttach  = "attach"  // the taxpayer's attachment; answers an inspector's open request
+	// DeclarationSignalAnswer is what the API sent before the attach update: still taken
+	// (on the main coroutine) for cases started before it.
+	DeclarationSignalAnswer  = "answer"
 	DeclarationUpdateRequest = "request_documents" // inspector [000:142]
 	DeclarationUpdateDecide  = "decide"            // inspector: decision with grounds [000:143]
 	DeclarationUpdateAppeal  = "appeal"            // taxpayer, within the window [000:143]
@@ -74,13 +78,23 @@ type DeclarationPolicy struct {
 	AppealMonths    int           `json:"appeal_months"`            // from the decision's delivery, 1 month (art. 139.1 p.2)
 	ExplanationDays int           `json:"explanation_working_days"` // to answer a request for explanations, 5 (art. 88 p.3)
 	DocumentDays    int           `json:"document_working_days"`    // to answer a request for documents, 10 (art. 93 p.3)
-	Refund          RefundPolicy  `json:"refund"`                   // for the refund a decision confirms
+	// CorrectionDays: to correct or explain the errors the automatic check found, 5 working
+	// days (art. 88 p.3); then an inspector reviews the declaration as filed.
+	CorrectionDays int `json:"correction_working_days"`
+	// ActDays: after the review term an act of the violations found is due within 10
+	// working days (art. 100 p.1). A review with no decision by then ends by itself: a
+	// declaration that passed the checks stands as filed, one that did not confirms nothing.
+	ActDays int `json:"act_working_days"`
+	// AppealReviewMonths: an appeal is decided within 1 month (art. 140 p.6); undecided by
+	// then, the decision stands and the taxpayer may go to court (art. 138 p.2).
+	AppealReviewMonths int          `json:"appeal_review_months"`
+	Refund             RefundPolicy `json:"refund"` // for the refund a decision confirms
 }
 
 // DefaultDeclarationPolicy is domain.md's defaults.
 func DefaultDeclarationPolicy() DeclarationPolicy {
 	return DeclarationPolicy{ReviewMonths: 3, ReminderBefore: 14 * 24 * time.Hour, AppealMonths: 1, ExplanationDays: 5, DocumentDays: 10,
-		Refund: DefaultRefundPolicy()}
+		CorrectionDays: 5, ActDays: 10, AppealReviewMonths: 1, Refund: DefaultRefundPolicy()}
 }
 
 // withDefaults fills terms a policy leaves at zero (an input from before they existed).
@@ -97,6 +111,15 @@ func (p DeclarationPolicy) withDefaults() DeclarationPolicy {
 	}
 	if p.DocumentDays <= 0 {
 		p.DocumentDays = d.DocumentDays
+	}
+	if p.CorrectionDays <= 0 {
+		p.CorrectionDays = d.CorrectionDays
+	}
+	if p.ActDays <= 0 {
+		p.ActDays = d.ActDays
+	}
+	if p.AppealReviewMonths <= 0 {
+		p.AppealReviewMonths = d.AppealReviewMonths
 	}
 	return p
 }
@@ -136,6 +159,19 @@ type DeclarationDecision struct {
 	Inspector     string `json:"inspector"`
 }
 
+// DeclarationAttachment names an attachment the API stored under
+// declarations/<case>/attachments/.
+type DeclarationAttachment struct {
+	Key string `json:"key"`
+}
+
+// AttachmentResult is the attach update's answer.
+type AttachmentResult struct {
+	AnswersRequest bool   `json:"answers_request"` // it answered the inspector's open request
+	Status         string `json:"status"`
+	Label          string `json:"label"`
+}
+
 // Appeal is the taxpayer's appeal of a decision.
 type Appeal struct {
 	Reason string `json:"reason"`
@@ -165,7 +201,17 @@ type DeclarationStatus struct {
 	RequestKind         string `json:"request_kind,omitempty"` // explanations or documents
 	// AnswerBy: the answer to the open request is due before this instant (art. 88 p.3,
 	// art. 93 p.3); after it the review goes on without the answer.
-	AnswerBy    *time.Time `json:"answer_by,omitempty"`
+	AnswerBy *time.Time `json:"answer_by,omitempty"`
+	// CorrectBy: the errors the automatic check found are to be corrected or explained
+	// before this instant (art. 88 p.3); then an inspector reviews the declaration as filed.
+	CorrectBy *time.Time `json:"correct_by,omitempty"`
+	// DecideBy: the review running ends by itself at this instant if no decision comes
+	// (art. 100 p.1 for a desk review, art. 140 p.6 for an appeal).
+	DecideBy    *time.Time `json:"decide_by,omitempty"`
+	Attachments int        `json:"attachments"`
+	// LateSignals counts answer signals (from before the attach update) that came when no
+	// request was open: taken and counted, never left on the channel.
+	LateSignals int        `json:"late_signals,omitempty"`
 	Decision    string     `json:"decision,omitempty"`
 	Grounds     string     `json:"grounds,omitempty"`
 	DecidedBy   string     `json:"decided_by,omitempty"`
@@ -201,10 +247,16 @@ type declaration struct {
 	appealClosed bool
 	stopWatch    workflow.CancelFunc
 	done         bool // the case has ended (or failed): no handler waits any longer
+	answerOpen   bool // the main coroutine waits for the answer to a request
+	checksFailed bool // the version under review failed the automatic checks
+	answers      workflow.ReceiveChannel
 }
 
 // errCorrected ends the running review: a corrected declaration was filed (art. 88 p.9.1).
 var errCorrected = errors.New("a corrected declaration ends the running review")
+
+// errAppealLapsed ends the case: an appeal was not decided in its term (art. 140 p.6).
+var errAppealLapsed = errors.New("the appeal was not decided in its term")
 
 // Declaration reviews a 3-НДФЛ: automatic checks, clarification, desk review, decision
 // document, appeal. A corrected declaration filed before the decision ends the running
@@ -224,16 +276,56 @@ func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (Declaration
 	if err != nil {
 		return r.st, err
 	}
-	if err := r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation); err != nil {
-		return r.st, err
+	err = r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation)
+	if err == nil {
+		err = r.startReview(ctx, deadline)
 	}
-	if err := r.startReview(ctx, deadline); err != nil {
-		return r.st, err
+	if err == nil {
+		err = r.run(ctx)
 	}
-	err = r.run(ctx)
+	// Every exit (the end, a failure, a cancellation) releases the handlers that wait.
 	r.done = true
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	r.takeAnswers()
 	return r.st, err
+}
+
+// lateFor refuses a message once the case has ended.
+func (r *declaration) lateFor(what string) error {
+	if r.done || r.appealClosed {
+		return errLate(what, r.st.Status, r.st.Label)
+	}
+	return nil
+}
+
+// takeAnswers takes the answer signals waiting; only the main coroutine calls it.
+func (r *declaration) takeAnswers() {
+	for r.answers.ReceiveAsync(nil) {
+		if r.answerOpen && !r.done {
+			r.answer = true
+		} else {
+			r.st.LateSignals++
+		}
+	}
+}
+
+// wait waits until cond holds or by passes, taking answer signals as they come; ok is
+// false when by passed first.
+func (r *declaration) wait(ctx workflow.Context, by time.Time, cond func() bool) (ok bool, err error) {
+	for {
+		r.takeAnswers()
+		if cond() {
+			return true, nil
+		}
+		d := by.Sub(workflow.Now(ctx))
+		if d <= 0 {
+			return false, nil
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, d, func() bool { return cond() || r.answers.Len() > 0 }); err != nil {
+			return false, err
+		}
+	}
 }
 
 func (r *declaration) project(workflow.Context) contract.CaseRecord {
@@ -248,26 +340,17 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, DeclarationQueryStatus, func() (DeclarationStatus, error) { return r.st, nil }); err != nil {
 		return err
 	}
-	inReview := func() error {
+	inReview := func(what string) error {
+		if err := r.lateFor(what); err != nil {
+			return err
+		}
 		if r.st.Status != DeclarationInReview || r.request != nil || r.decision != nil || r.correction != nil {
-			return temporal.NewApplicationError("the declaration is not in desk review", fnerr.TypeConflict)
+			return errLate(what+": the declaration is not in desk review", r.st.Status, r.st.Label)
 		}
 		return nil
 	}
-	// A review that a correction ended answers the inspector's pending step with a conflict,
-	// and a case that ended (or failed) before acting on a message says so.
-	superseded := func(gen int) error {
-		if r.generation != gen {
-			return temporal.NewApplicationError("a corrected declaration was filed: a new review has started", fnerr.TypeConflict)
-		}
-		return nil
-	}
-	ended := func(reached bool) error {
-		if !reached {
-			return temporal.NewApplicationError("the case ended before this could be done", fnerr.TypeConflict)
-		}
-		return nil
-	}
+	// A handler waits for the main coroutine to act on its message; a correction that ends
+	// the review, or an end (or failure, or cancellation) of the case, ends the wait too.
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateRequest,
 		func(ctx workflow.Context, q DocumentRequest) (DeclarationStatus, error) {
 			gen := r.generation
@@ -276,16 +359,17 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			}
 			r.request = &q
 			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
-			if err == nil {
-				err = superseded(gen)
-			}
-			if err == nil {
-				err = ended(r.st.Status == DeclarationClarification)
+			switch {
+			case err != nil:
+			case r.generation != gen:
+				err = errLate("documents request: a corrected declaration was filed and a new review has started", r.st.Status, r.st.Label)
+			case r.st.Status != DeclarationClarification:
+				err = errLate("documents request: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(q DocumentRequest) error {
-			if err := inReview(); err != nil {
+			if err := inReview("documents request"); err != nil {
 				return err
 			}
 			if q.What == "" || q.Inspector == "" {
@@ -300,15 +384,17 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateDecide,
 		func(ctx workflow.Context, d DeclarationDecision) (DeclarationStatus, error) {
+			before := r.st.Decisions
 			r.decision = &d
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationDecided || r.done })
-			if err == nil {
-				err = ended(r.st.Status == DeclarationDecided)
+			taken := func() bool { return r.st.Decisions > before && r.st.Status == DeclarationDecided }
+			err := workflow.Await(ctx, func() bool { return taken() || r.done })
+			if err == nil && !taken() {
+				err = errLate("decision: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(d DeclarationDecision) error {
-			if err := inReview(); err != nil {
+			if err := inReview("decision"); err != nil {
 				return err
 			}
 			switch {
@@ -331,16 +417,20 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateAppeal,
 		func(ctx workflow.Context, a Appeal) (DeclarationStatus, error) {
+			decisions := r.st.Decisions
 			r.appeal = &a
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview || r.done })
-			if err == nil {
-				err = ended(r.st.Status == DeclarationInReview)
+			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview || r.st.Decisions > decisions || r.done })
+			if err == nil && r.st.Status != DeclarationInReview {
+				err = errLate("appeal: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(a Appeal) error {
-			if r.st.Status != DeclarationDecided || r.appeal != nil || r.appealClosed || (r.st.AppealBy != nil && !workflow.Now(ctx).Before(*r.st.AppealBy)) {
-				return temporal.NewApplicationError("no decision open to appeal", fnerr.TypeConflict)
+			if err := r.lateFor("appeal"); err != nil {
+				return err
+			}
+			if r.st.Status != DeclarationDecided || r.appeal != nil || (r.st.AppealBy != nil && !workflow.Now(ctx).Before(*r.st.AppealBy)) {
+				return errLate("appeal: no decision open to appeal", r.st.Status, r.st.Label)
 			}
 			if a.Reason == "" {
 				return invalid("reason: say why the decision is wrong")
@@ -357,35 +447,59 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			versions := r.st.Versions
 			r.correction, r.correctedAt = &sub, workflow.Now(ctx)
 			err := workflow.Await(ctx, func() bool { return r.st.Versions > versions || r.done })
-			if err == nil {
-				err = ended(r.st.Versions > versions)
+			if err == nil && r.st.Versions == versions {
+				err = errLate("correction: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(sub DeclarationSubmission) error {
+			if err := r.lateFor("correction"); err != nil {
+				return err
+			}
 			switch {
 			case r.st.Decisions > 0 || r.decision != nil:
-				return temporal.NewApplicationError("a decision has been taken on this declaration: file a new declaration for the period", fnerr.TypeConflict)
+				return errLate("correction: a decision has been taken on this declaration: file a new declaration for the period", r.st.Status, r.st.Label)
 			case r.correction != nil:
 				return temporal.NewApplicationError("another corrected declaration is being taken", fnerr.TypeConflict)
 			case r.st.Status == "":
 				return temporal.NewApplicationError("the declaration is not yet received", fnerr.TypeConflict)
 			case sub.Format != "json" && sub.Format != "xml":
 				return invalid("format: must be json or xml")
-			case len(sub.Key) <= len("declarations/"+r.in.CaseID+"/") || sub.Key[:len("declarations/"+r.in.CaseID+"/")] != "declarations/"+r.in.CaseID+"/":
+			case !strings.HasPrefix(sub.Key, "declarations/"+r.in.CaseID+"/") || len(sub.Key) <= len("declarations/"+r.in.CaseID+"/"):
 				return invalid("key: must be declarations/<case_id>/…")
 			}
 			return nil
 		}}); err != nil {
 		return err
 	}
-	answers := workflow.GetSignalChannel(ctx, DeclarationSignalAnswer)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			answers.Receive(ctx, nil)
-			r.answer = true
-		}
-	})
+	// An attachment is recorded; while an inspector's request is open it answers it (the
+	// main coroutine returns the declaration to review). After the decision, with no appeal
+	// running, it is refused: nothing would read it.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateAttach,
+		func(ctx workflow.Context, a DeclarationAttachment) (AttachmentResult, error) {
+			r.st.Attachments++
+			res := AttachmentResult{AnswersRequest: r.answerOpen && !r.answer, Status: r.st.Status, Label: r.st.Label}
+			if res.AnswersRequest {
+				r.answer = true
+			}
+			return res, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(a DeclarationAttachment) error {
+			if err := r.lateFor("attachment"); err != nil {
+				return err
+			}
+			prefix := "declarations/" + r.in.CaseID + "/attachments/"
+			if !strings.HasPrefix(a.Key, prefix) || len(a.Key) <= len(prefix) {
+				return invalid("key: must be " + prefix + "…")
+			}
+			if r.st.Status == DeclarationDecided && r.appeal == nil {
+				return errLate("attachment: a decision has been taken; appeal it to have documents reviewed", r.st.Status, r.st.Label)
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	r.answers = workflow.GetSignalChannel(ctx, DeclarationSignalAnswer)
 	return nil
 }
 
@@ -487,18 +601,31 @@ func (r *declaration) run(ctx workflow.Context) error {
 				return err
 			}
 		}
-		ok, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.appeal != nil })
+		ok, err := r.wait(ctx, by, func() bool { return r.appeal != nil })
 		if err != nil || !ok {
-			r.st.AppealBy, r.appealClosed = nil, true
-			return err
+			r.st.AppealBy, r.appealClosed = nil, true // from here every message is late
+			if err != nil {
+				return err
+			}
+			return r.j.audit(ctx, "appeal_window_closed", "system", fmt.Sprintf("no appeal by %s: decision %d is final", window.String(), r.st.Decisions))
 		}
 		r.excluded, r.st.AppealBy = r.st.DecidedBy, nil
 		appealReason := r.appeal.Reason
-		r.appeal = nil // taken: the next decision may be appealed again
 		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", appealReason); err != nil {
 			return err
 		}
-		if err := r.review(ctx); err != nil {
+		r.appeal = nil // taken once recorded: the next decision may be appealed again
+		appealed := workflow.Now(ctx)
+		bound, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(appealed, r.in.Policy.AppealReviewMonths) })
+		if err != nil {
+			return err
+		}
+		err = r.review(ctx, bound.End, true, "")
+		if errors.Is(err, errAppealLapsed) {
+			r.appealClosed = true
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -523,21 +650,50 @@ func (r *declaration) examine(ctx workflow.Context, checked bool) error {
 		return errCorrected
 	}
 	r.st.Problems, r.st.Period = res.Problems, res.Period
-	if !res.OK {
-		if err := r.j.record(ctx, DeclarationClarification, "system", problemsText(res.Problems)); err != nil {
-			return err
-		}
-		if err := workflow.Await(ctx, func() bool { return r.correction != nil }); err != nil {
-			return err
-		}
-		return errCorrected
-	}
 	c := res.Computed
-	r.st.Computed = &c
+	bound, err := r.actBound(ctx)
+	if err != nil {
+		return err
+	}
+	if !res.OK {
+		// The taxpayer corrects or explains within 5 working days (art. 88 p.3); without
+		// either, an inspector reviews the declaration as filed.
+		asked := workflow.Now(ctx)
+		due, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(asked, r.in.Policy.CorrectionDays) })
+		if err != nil {
+			return err
+		}
+		by := due.End
+		r.st.CorrectBy = &by
+		if err := r.j.record(ctx, DeclarationClarification, "system", fmt.Sprintf("%s (correct or explain within %d working days, Tax Code art. 88 p.3: until %s)",
+			problemsText(res.Problems), r.in.Policy.CorrectionDays, due.String())); err != nil {
+			return err
+		}
+		corrected, err := r.wait(ctx, by, func() bool { return r.correction != nil })
+		r.st.CorrectBy = nil
+		if err != nil {
+			return err
+		}
+		if corrected {
+			return errCorrected
+		}
+		r.st.Computed, r.checksFailed = &c, true
+		return r.review(ctx, bound, false, fmt.Sprintf("no correction or explanation by %s (Tax Code art. 88 p.3): an inspector reviews the declaration as filed",
+			due.LastDay.Format(time.DateOnly)))
+	}
+	r.st.Computed, r.checksFailed = &c, false
 	if err := r.j.record(ctx, DeclarationAccepted, "system", ""); err != nil {
 		return err
 	}
-	return r.review(ctx)
+	return r.review(ctx, bound, false, "")
+}
+
+// actBound is when a desk review with no decision ends by itself: ActDays working days
+// after the review term (art. 100 p.1).
+func (r *declaration) actBound(ctx workflow.Context) (time.Time, error) {
+	end := r.st.Deadline
+	res, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(end, r.in.Policy.ActDays) })
+	return res.End, err
 }
 
 // refundDecided starts the refund the decision confirms, once per declaration: a refund
@@ -582,29 +738,52 @@ func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
 	return r.j.audit(ctx, "refund_started", "system", id)
 }
 
-// review is one desk review: requests for explanations or documents, each with its term
-// to answer, then a decision with a document. It returns errCorrected when a corrected
-// declaration ends it.
-func (r *declaration) review(ctx workflow.Context) error {
+// review is one desk review (or the review of an appeal): requests for explanations or
+// documents, each with its term to answer, then a decision with a document. It returns
+// errCorrected when a corrected declaration ends it. A review with no decision by bound
+// ends by itself: a desk review with the declaration as filed (no violation established
+// in the term, art. 88 p.2, art. 100 p.1), an appeal with the decision standing
+// (errAppealLapsed, art. 140 p.6).
+func (r *declaration) review(ctx workflow.Context, bound time.Time, appeal bool, reason string) error {
 	var a *activities.Activities
-	if err := r.j.record(ctx, DeclarationInReview, "system", ""); err != nil {
+	actor := "system"
+	r.request, r.decision = nil, nil
+	r.st.DecideBy = &bound
+	if err := r.j.record(ctx, DeclarationInReview, actor, reason); err != nil {
 		return err
 	}
 	for {
-		r.request, r.decision = nil, nil
-		if err := workflow.Await(ctx, func() bool { return r.request != nil || r.decision != nil || r.correction != nil }); err != nil {
+		ok, err := r.wait(ctx, bound, func() bool { return r.request != nil || r.decision != nil || r.correction != nil })
+		if err != nil {
 			return err
 		}
 		if r.correction != nil {
 			return errCorrected
 		}
+		if !ok {
+			if appeal {
+				r.st.DecideBy = nil
+				r.decision = &DeclarationDecision{Decision: r.st.Decision, Inspector: "system"} // no other decision is taken
+				if err := r.j.record(ctx, DeclarationDecided, "system", fmt.Sprintf(
+					"the appeal was not decided by %s (Tax Code art. 140 p.6): decision %d stands; the taxpayer may go to court (art. 138 p.2)",
+					bound.In(term.Moscow).Format(time.DateOnly), r.st.Decisions)); err != nil {
+					return err
+				}
+				return errAppealLapsed
+			}
+			r.decision = r.lapsedDecision(bound)
+			break
+		}
 		if r.decision != nil {
 			break
 		}
-		if err := r.awaitAnswer(ctx, *r.request); err != nil {
+		q := *r.request
+		if err := r.awaitAnswer(ctx, q); err != nil {
 			return err
 		}
+		r.request = nil // taken: the next request may come
 	}
+	r.st.DecideBy = nil
 	d := *r.decision
 	confirmed := r.confirmedRefund(d)
 	var doc contract.DecisionPDFResult
@@ -617,11 +796,24 @@ func (r *declaration) review(ctx workflow.Context) error {
 	r.st.Decisions++
 	r.st.Decision, r.st.Grounds, r.st.DecidedBy, r.st.DecisionKey = d.Decision, d.Grounds, d.Inspector, doc.Key
 	r.st.ConfirmedRefund = confirmed
-	reason := d.Decision + ": " + d.Grounds
+	reason = d.Decision + ": " + d.Grounds
 	if r.st.Computed.Refund > 0 {
 		reason += fmt.Sprintf("; refund confirmed: %d kopecks", r.st.ConfirmedRefund)
 	}
 	return r.j.record(ctx, DeclarationDecided, d.Inspector, reason)
+}
+
+// lapsedDecision is how a desk review with no decision in its term ends: no violation
+// was established, so a declaration that passed the automatic checks stands as filed; one
+// whose errors were neither corrected nor reviewed confirms no refund (art. 78, 88).
+func (r *declaration) lapsedDecision(bound time.Time) *DeclarationDecision {
+	day := bound.In(term.Moscow).Format(time.DateOnly)
+	if r.checksFailed {
+		return &DeclarationDecision{Decision: DecisionRefused, Inspector: "system",
+			Grounds: "the errors the automatic check found were neither corrected nor reviewed by " + day + " (Tax Code art. 88 p.3, art. 100 p.1): no refund is confirmed"}
+	}
+	return &DeclarationDecision{Decision: DecisionConfirmed, Inspector: "system",
+		Grounds: "no violation was established in the desk-review term and no act was drawn by " + day + " (Tax Code art. 88 p.2, art. 100 p.1): the declaration stands as filed"}
 }
 
 // awaitAnswer waits for the taxpayer's answer to a request within its term: explanations
@@ -643,11 +835,13 @@ func (r *declaration) awaitAnswer(ctx workflow.Context, q DocumentRequest) error
 		q.What, q.Kind, days, article, due.String())); err != nil {
 		return err
 	}
-	r.answer = false
-	answered, err := workflow.AwaitWithTimeout(ctx, by.Sub(workflow.Now(ctx)), func() bool { return r.answer || r.correction != nil })
+	r.answer, r.answerOpen = false, true
+	answered, err := r.wait(ctx, by, func() bool { return r.answer || r.correction != nil })
+	r.answerOpen = false // no yield since the wait: an attachment from now on answers nothing
 	if err != nil {
 		return err
 	}
+	answered = answered && r.answer
 	if r.correction != nil {
 		return errCorrected
 	}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,12 +9,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
 	declarationfn "github.com/taxflow/taxflow/functions/declaration"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/ndfl"
 	"github.com/taxflow/taxflow/internal/pdfdoc/pdfdoctest"
 	"github.com/taxflow/taxflow/internal/store/storetest"
@@ -518,5 +522,213 @@ func TestDeclarationFiledOnNewYearNightMoscowIsPastYear(t *testing.T) {
 	st := h.run(h.input(goodDeclaration(), false))
 	if declStatuses(st) != "received>auto_check>accepted>in_review>decided" || len(st.Problems) != 0 || st.Period != 2025 {
 		t.Fatalf("got %s %v", declStatuses(st), st.Problems)
+	}
+}
+
+// sendDecl sends an update at a time and checks its result and error (checkOutcome); the
+// test fails if the update is never answered.
+func (h *declHarness) sendDecl(at time.Duration, name string, arg any, want msgOutcome) {
+	h.updates++
+	id := fmt.Sprintf("u%d", h.updates)
+	answered := false
+	h.t.Cleanup(func() {
+		if !answered {
+			h.t.Errorf("update %s at %s never answered", name, at)
+		}
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { answered = true; checkOutcome(h.t, name, "", err, want) },
+			OnComplete: func(v any, err error) {
+				answered = true
+				var status string
+				switch r := v.(type) {
+				case DeclarationStatus:
+					status = r.Status
+				case AttachmentResult:
+					status = r.Status
+					// an attachment answers the request exactly when one is open
+					if err == nil && r.AnswersRequest != (r.Status == DeclarationClarification) {
+						h.t.Errorf("attachment in %s: answers_request %v", r.Status, r.AnswersRequest)
+					}
+				}
+				checkOutcome(h.t, name, status, err, want)
+			}}, arg)
+	}, at)
+}
+
+// Every message in every waiting state of a declaration: right, wrong and late, with the
+// update's result and error asserted.
+func TestDeclarationMessagesInEveryWaitingState(t *testing.T) {
+	decide := DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}
+	request := DocumentRequest{What: "чеки", Kind: RequestDocuments, Inspector: "insp-1"}
+	attach := DeclarationAttachment{Key: "declarations/" + declCase + "/attachments/a1.pdf"}
+	const at = 3 * time.Hour
+	// Each state is reached before at; then the case is led to its end.
+	states := map[string]func(h *declHarness){
+		DeclarationClarification: func(h *declHarness) {
+			h.update(time.Hour, DeclarationUpdateRequest, request, false)
+		},
+		DeclarationInReview: func(h *declHarness) {},
+		DeclarationDecided: func(h *declHarness) {
+			h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+		},
+		// the appeal window closed; the case's last entry takes an hour to write
+		"ended": func(h *declHarness) {
+			h.update(time.Hour, DeclarationUpdateDecide, decide, false)
+			h.env.OnActivity("RecordTransition", mock.Anything, mock.MatchedBy(func(in contract.RecordInput) bool {
+				return len(in.Entries) > 0 && in.Entries[0].Action == "appeal_window_closed"
+			})).After(time.Hour).Return(contract.RecordResult{}, nil)
+			h.env.OnActivity("RecordTransition", mock.Anything, mock.Anything).Return(recordFor(h))
+		},
+	}
+	for _, c := range []struct {
+		state, name string
+		arg         any
+		want        msgOutcome
+	}{
+		{DeclarationClarification, DeclarationUpdateAttach, attach, msgOutcome{status: DeclarationClarification}},
+		{DeclarationClarification, DeclarationUpdateAttach, DeclarationAttachment{Key: "elsewhere.pdf"}, msgOutcome{wrong: "key"}},
+		{DeclarationClarification, DeclarationUpdateDecide, decide, msgOutcome{late: DeclarationClarification}},
+		{DeclarationClarification, DeclarationUpdateRequest, request, msgOutcome{late: DeclarationClarification}},
+		{DeclarationClarification, DeclarationUpdateAppeal, Appeal{Reason: "x"}, msgOutcome{late: DeclarationClarification}},
+		{DeclarationInReview, DeclarationUpdateDecide, decide, msgOutcome{status: DeclarationDecided}},
+		{DeclarationInReview, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Inspector: "insp-1"}, msgOutcome{wrong: "grounds"}},
+		{DeclarationInReview, DeclarationUpdateRequest, request, msgOutcome{status: DeclarationClarification}},
+		{DeclarationInReview, DeclarationUpdateAttach, attach, msgOutcome{status: DeclarationInReview}},
+		{DeclarationInReview, DeclarationUpdateAppeal, Appeal{Reason: "x"}, msgOutcome{late: DeclarationInReview}},
+		{DeclarationDecided, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, msgOutcome{status: DeclarationInReview}},
+		{DeclarationDecided, DeclarationUpdateAppeal, Appeal{}, msgOutcome{wrong: "reason"}},
+		{DeclarationDecided, DeclarationUpdateAttach, attach, msgOutcome{late: DeclarationDecided}},
+		{DeclarationDecided, DeclarationUpdateDecide, decide, msgOutcome{late: DeclarationDecided}},
+		{DeclarationDecided, DeclarationUpdateCorrect, DeclarationSubmission{Key: "declarations/" + declCase + "/v2.json", Format: "json"}, msgOutcome{late: DeclarationDecided}},
+		{"ended", DeclarationUpdateAppeal, Appeal{Reason: "x"}, msgOutcome{late: DeclarationDecided}},
+		{"ended", DeclarationUpdateAttach, attach, msgOutcome{late: DeclarationDecided}},
+		{"ended", DeclarationUpdateDecide, decide, msgOutcome{late: DeclarationDecided}},
+	} {
+		t.Run(c.state+"/"+c.name+"/"+fmt.Sprint(c.want), func(t *testing.T) {
+			h := newDeclHarness(t)
+			states[c.state](h)
+			when := at
+			if c.state == "ended" { // decided on 9 April 2026: the appeal window closes at 24:00 on 12 May
+				start := h.startAt(2026, time.April, 9, 10, 0)
+				when = time.Date(2026, time.May, 13, 0, 30, 0, 0, term.Moscow).Sub(start)
+			}
+			if c.state != "ended" {
+				h.expect(when-time.Minute, func(st DeclarationStatus) {
+					if st.Status != c.state {
+						t.Errorf("the case is %s, not %s", st.Status, c.state)
+					}
+				})
+			}
+			h.sendDecl(when, c.name, c.arg, c.want)
+			// lead the case to its end, whatever the message did
+			h.update(when+time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-9"}, true)
+			h.env.ExecuteWorkflow(Declaration, h.input(goodDeclaration(), false))
+			if !h.env.IsWorkflowCompleted() {
+				t.Fatal("the case did not end")
+			}
+		})
+	}
+}
+
+// recordFor writes a transition through the real function (for a test that delays one).
+func recordFor(h *declHarness) func(context.Context, contract.RecordInput) (contract.RecordResult, error) {
+	a := &activities.Activities{Invoker: invoker.NewInProcess(realHandlers(h.db, h.s3))}
+	return a.RecordTransition
+}
+
+// Errors the automatic check found and neither corrected nor explained within 5 working
+// days (art. 88 p.3) send the declaration to an inspector as filed; no decision by the act
+// term (art. 100 p.1) then ends the review by itself, confirming no refund.
+func TestDeclarationUncorrectedErrorsGoToInspectorThenLapse(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2026, time.March, 2, 10, 0)
+	bad := goodDeclaration()
+	bad.DeclaredTax = rub(140_000)
+	end := time.Date(2026, time.March, 11, 0, 0, 0, 0, term.Moscow) // 5 working days: 24:00 on 10 March (8 March moved to 9 March)
+	h.expect(end.Sub(start)-time.Minute, func(st DeclarationStatus) {
+		if st.Status != DeclarationClarification || st.CorrectBy == nil || !st.CorrectBy.Equal(end) {
+			t.Errorf("before the term: %s, correct by %v", st.Status, st.CorrectBy)
+		}
+	})
+	h.expect(end.Sub(start)+time.Minute, func(st DeclarationStatus) {
+		tr, _ := transitionTo(st, DeclarationInReview)
+		if st.Status != DeclarationInReview || st.CorrectBy != nil || st.DecideBy == nil || !strings.Contains(tr.Reason, "art. 88 p.3") {
+			t.Errorf("after the term: %s, %+v", st.Status, tr)
+		}
+	})
+	st := h.run(h.input(bad, false))
+	if declStatuses(st) != "received>auto_check>clarification_required>in_review>decided" || st.Decision != DecisionRefused ||
+		st.DecidedBy != "system" || st.ConfirmedRefund != 0 || !strings.Contains(st.Grounds, "art. 100 p.1") {
+		t.Fatalf("got %s, %s by %s: %s", declStatuses(st), st.Decision, st.DecidedBy, st.Grounds)
+	}
+}
+
+// A desk review with no decision by the act term ends by itself: the declaration that
+// passed the checks stands as filed (art. 88 p.2, art. 100 p.1), with its decision document.
+func TestDeclarationReviewWithoutDecisionLapsesAtTheActTerm(t *testing.T) {
+	h := newDeclHarness(t)
+	h.startAt(2026, time.March, 2, 10, 0)
+	var decideBy time.Time
+	h.expect(time.Hour, func(st DeclarationStatus) {
+		if st.Status != DeclarationInReview || st.DecideBy == nil || !st.DecideBy.After(st.Deadline) {
+			t.Errorf("in review: %s, decide by %v, deadline %s", st.Status, st.DecideBy, st.Deadline)
+			return
+		}
+		decideBy = *st.DecideBy
+	})
+	h.expect(120*24*time.Hour, func(st DeclarationStatus) {
+		tr, _ := transitionTo(st, DeclarationDecided)
+		if st.Status != DeclarationDecided || st.DecidedBy != "system" || st.Decision != DecisionConfirmed || !st.Escalated ||
+			st.DecisionKey == "" || !tr.At.Equal(decideBy) {
+			t.Errorf("after the act term: %s %s by %s at %s, want at %s", st.Status, st.Decision, st.DecidedBy, tr.At, decideBy)
+		}
+	})
+	st := h.run(h.input(goodDeclaration(), false))
+	if st.Decisions != 1 || st.DecidedBy != "system" {
+		t.Fatalf("got %s", declStatuses(st))
+	}
+}
+
+// An appeal not decided within a month (art. 140 p.6): the decision stands, the case ends.
+func TestDeclarationAppealUndecidedLapses(t *testing.T) {
+	h := newDeclHarness(t)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	h.sendDecl(2*time.Hour, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, msgOutcome{status: DeclarationInReview})
+	st := h.run(h.input(goodDeclaration(), false))
+	last := st.History[len(st.History)-1]
+	if declStatuses(st) != "received>auto_check>accepted>in_review>decided>appealed>in_review>decided" || st.Decisions != 1 ||
+		st.Decision != DecisionRefused || last.Actor != "system" || !strings.Contains(last.Reason, "art. 140 p.6") {
+		t.Fatalf("got %s, %d decisions, last %+v", declStatuses(st), st.Decisions, last)
+	}
+}
+
+// A decision accepted before the case fails is answered, not left waiting for a status
+// the failed case never reaches.
+func TestDeclarationDecisionAnsweredWhenTheCaseFails(t *testing.T) {
+	h := newDeclHarness(t)
+	h.env.OnActivity("GenerateDecision", mock.Anything, mock.Anything).
+		Return(contract.DecisionPDFResult{}, temporal.NewNonRetryableApplicationError("storage refused", "InternalError", nil))
+	h.sendDecl(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"},
+		msgOutcome{late: DeclarationInReview})
+	h.env.ExecuteWorkflow(Declaration, h.input(goodDeclaration(), false))
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil {
+		t.Fatalf("want the case failed, got %v", h.env.GetWorkflowError())
+	}
+}
+
+// An answer signal (the API before the attach update) with no request open is taken on
+// the main coroutine and counted as late; one during a request answers it.
+func TestDeclarationAnswerSignalsTakenOnTheMainCoroutine(t *testing.T) {
+	h := newDeclHarness(t)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(DeclarationSignalAnswer, nil) }, 30*time.Minute)
+	h.update(time.Hour, DeclarationUpdateRequest, DocumentRequest{What: "чеки", Inspector: "insp-1"}, false)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(DeclarationSignalAnswer, nil) }, 2*time.Hour)
+	h.update(3*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+	st := h.run(h.input(goodDeclaration(), false))
+	tr, _ := transitionTo(st, DeclarationInReview)
+	if st.LateSignals != 1 || st.Decisions != 1 || tr.Actor != "taxpayer" {
+		t.Fatalf("late %d, decisions %d, answer %+v", st.LateSignals, st.Decisions, tr)
 	}
 }

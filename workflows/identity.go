@@ -19,11 +19,18 @@ import (
 // Names of the identity workflow's handlers.
 const (
 	IdentityQueryStatus    = "status"
-	IdentityUpdateReview   = "review"   // operator: approve, or reject with a reason
-	IdentitySignalResubmit = "resubmit" // the taxpayer's corrected data, documents or certificate
-	IdentitySignalConsent  = "consent"  // consent to personal-data processing given or revoked
-	IdentitySignalDocument = "document" // an upload is waiting under incoming/<case>/<doc>
+	IdentityUpdateReview   = "review"       // operator: approve, or reject with a reason
+	IdentityUpdateResubmit = "resubmission" // the taxpayer's corrected data, documents or certificate
+	IdentityUpdateDocument = "add_document" // an upload is waiting under incoming/<case>/<doc>
+	IdentitySignalConsent  = "consent"      // consent to personal-data processing given or revoked
+	// The signals the API sent before the updates above: still taken (on the main
+	// coroutine) for cases started before them.
+	IdentitySignalResubmit = "resubmit"
+	IdentitySignalDocument = "document"
 )
+
+// MaxWaitingUploads bounds the uploads a verification holds for its next check.
+const MaxWaitingUploads = 20
 
 // Identity statuses.
 const (
@@ -61,14 +68,42 @@ type IdentityPolicy struct {
 	// within 30 days of the withdrawal (152-FZ art. 21 p.5): 29 days leave the last day
 	// for the deletion and its retries.
 	ConsentWait time.Duration `json:"consent_wait"`
+	// ReviewExpireWait: how long an operator review stays open after its SLA passed and it
+	// was escalated; then the case expires and the taxpayer is told to start again.
+	ReviewExpireWait time.Duration `json:"review_expire_wait"`
 }
+
+// DefaultReviewExpireWait is 30 days, the same as a re-submission may take.
+const DefaultReviewExpireWait = 30 * 24 * time.Hour
 
 // DefaultConsentWait is 29 days: the destruction is done inside the 30 days of 152-FZ art. 21 p.5.
 const DefaultConsentWait = 29 * 24 * time.Hour
 
 // DefaultIdentityPolicy is domain.md's defaults.
 func DefaultIdentityPolicy() IdentityPolicy {
-	return IdentityPolicy{MaxAttempts: 3, ResubmitWait: 30 * 24 * time.Hour, ReviewSLAWorkingDays: 1, ConsentWait: DefaultConsentWait}
+	return IdentityPolicy{MaxAttempts: 3, ResubmitWait: 30 * 24 * time.Hour, ReviewSLAWorkingDays: 1, ConsentWait: DefaultConsentWait,
+		ReviewExpireWait: DefaultReviewExpireWait}
+}
+
+// withDefaults fills terms a policy leaves at zero (an input from before they existed).
+func (p IdentityPolicy) withDefaults() IdentityPolicy {
+	d := DefaultIdentityPolicy()
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = d.MaxAttempts
+	}
+	if p.ResubmitWait <= 0 {
+		p.ResubmitWait = d.ResubmitWait
+	}
+	if p.ReviewSLAWorkingDays <= 0 {
+		p.ReviewSLAWorkingDays = d.ReviewSLAWorkingDays
+	}
+	if p.ConsentWait <= 0 {
+		p.ConsentWait = d.ConsentWait
+	}
+	if p.ReviewExpireWait <= 0 {
+		p.ReviewExpireWait = d.ReviewExpireWait
+	}
+	return p
 }
 
 // IdentitySubmission is what the taxpayer submits, at the start or again.
@@ -116,12 +151,17 @@ type IdentityStatus struct {
 	Paused        bool       `json:"paused"`
 	// While consent is withdrawn: when, and when the case closes and its documents are
 	// destroyed unless consent is given again (152-FZ art. 21 p.5).
-	ConsentWithdrawnAt *time.Time   `json:"consent_withdrawn_at,omitempty"`
-	DestroyBy          *time.Time   `json:"destroy_by,omitempty"`
-	ConfirmedAt        *time.Time   `json:"confirmed_at,omitempty"`
-	ReviewedBy         string       `json:"reviewed_by,omitempty"`
-	Documents          []Document   `json:"documents"`
-	History            []Transition `json:"history"`
+	ConsentWithdrawnAt *time.Time `json:"consent_withdrawn_at,omitempty"`
+	DestroyBy          *time.Time `json:"destroy_by,omitempty"`
+	ConfirmedAt        *time.Time `json:"confirmed_at,omitempty"`
+	ReviewedBy         string     `json:"reviewed_by,omitempty"`
+	// ExpiresAt: an escalated operator review not decided by then expires the case.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LateSignals counts signals (from before the updates) that came when the case could
+	// no longer use them: they are taken and counted, never left on the channel.
+	LateSignals int          `json:"late_signals,omitempty"`
+	Documents   []Document   `json:"documents"`
+	History     []Transition `json:"history"`
 }
 
 // IdentityID builds a verification's workflow id.
@@ -139,14 +179,27 @@ type identity struct {
 	resubmit    *IdentitySubmission
 	review      *IdentityReview
 	storedDocs  []string // S3 keys of accepted documents of the current submission
+
+	sig identitySignals
+	// final is the end the case has taken (set before it is written): from then on every
+	// message is refused as late, so none is taken and silently dropped.
+	final string
+	done  bool // the run has returned (ended or failed): no handler waits any longer
+}
+
+// identitySignals are the channels of the signals; only the main coroutine takes them.
+type identitySignals struct {
+	resubmit, consent, docs workflow.ReceiveChannel
+}
+
+func (s identitySignals) waiting() bool {
+	return s.resubmit.Len() > 0 || s.consent.Len() > 0 || s.docs.Len() > 0
 }
 
 // IdentityVerification verifies a taxpayer's identity by one method, with re-submission
 // after a mismatch, operator review when the result is inconclusive, and consent gating.
 func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (IdentityStatus, error) {
-	if in.Policy.ConsentWait <= 0 { // an input from before the rule
-		in.Policy.ConsentWait = DefaultConsentWait
-	}
+	in.Policy = in.Policy.withDefaults()
 	r := &identity{in: in, sub: in.Submission, consent: true}
 	r.st = IdentityStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Method: in.Method, MaxAttempts: in.Policy.MaxAttempts, Documents: []Document{}}
 	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels,
@@ -154,12 +207,93 @@ func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (Ident
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err
 	}
-	if err := r.j.record(ctx, IdentityReceived, "taxpayer", in.Method); err != nil {
-		return r.st, err
+	err := r.j.record(ctx, IdentityReceived, "taxpayer", in.Method)
+	if err == nil {
+		err = r.run(ctx)
 	}
-	err := r.run(ctx)
-	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	r.done = true
+	r.settle(ctx)
 	return r.st, err
+}
+
+// settle lets every handler finish (they see done) and takes the signals still waiting,
+// also after a cancellation (a disconnected context), before the run returns.
+func (r *identity) settle(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	r.takeSignals(dctx)
+	if r.st.LateSignals > 0 {
+		workflow.GetLogger(ctx).Info("signals came after the case could use them", "case", r.in.CaseID, "count", r.st.LateSignals)
+	}
+}
+
+// lateFor refuses a message once the case has taken its end (or the run has returned).
+func (r *identity) lateFor(what string) error {
+	switch {
+	case r.final != "":
+		return errLate(what, r.final, IdentityLabels[r.final])
+	case r.done:
+		return errLate(what, r.st.Status, r.st.Label)
+	}
+	return nil
+}
+
+// takeSignals applies the signals waiting on the channels; it runs on the main coroutine
+// only, so a signal is never held by a goroutine that ends before acting on it.
+func (r *identity) takeSignals(ctx workflow.Context) {
+	for {
+		var sub IdentitySubmission
+		if !r.sig.resubmit.ReceiveAsync(&sub) {
+			break
+		}
+		if r.final == "" && !r.done && r.st.Status == IdentityNeedsDocuments && r.resubmit == nil {
+			r.resubmit = &sub
+		} else {
+			r.st.LateSignals++
+		}
+	}
+	for {
+		var d DocumentRef
+		if !r.sig.docs.ReceiveAsync(&d) {
+			break
+		}
+		if r.final == "" && !r.done && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
+			r.sub.Documents = append(r.sub.Documents, d)
+		} else {
+			r.st.LateSignals++
+		}
+	}
+	for {
+		var cs IdentityConsent
+		if !r.sig.consent.ReceiveAsync(&cs) {
+			break
+		}
+		switch {
+		case !cs.Granted && r.consent:
+			r.withdrawnAt = workflow.Now(ctx)
+		case cs.Granted:
+			r.withdrawnAt = time.Time{}
+		}
+		r.consent = cs.Granted
+	}
+}
+
+// wait waits until cond holds or by passes, taking signals as they come; ok is false
+// when by passed first.
+func (r *identity) wait(ctx workflow.Context, by time.Time, cond func() bool) (ok bool, err error) {
+	for {
+		r.takeSignals(ctx)
+		if cond() {
+			return true, nil
+		}
+		d := by.Sub(workflow.Now(ctx))
+		if d <= 0 {
+			return false, nil
+		}
+		if _, err := workflow.AwaitWithTimeout(ctx, d, func() bool { return cond() || r.sig.waiting() }); err != nil {
+			return false, err
+		}
+	}
 }
 
 func (r *identity) project(workflow.Context) contract.CaseRecord {
@@ -182,12 +316,23 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateReview,
 		func(ctx workflow.Context, rv IdentityReview) (IdentityStatus, error) {
 			r.review = &rv
-			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview || r.closed })
+			// The main coroutine acts on the review; a case that fails, is cancelled or
+			// closes meanwhile ends the wait too (done, or a status other than the review's).
+			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview || r.done })
+			if err == nil && r.st.Status != IdentityVerified && r.st.Status != IdentityRejected {
+				err = errLate("review", r.st.Status, r.st.Label)
+			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(rv IdentityReview) error {
-			if r.st.Status != IdentityManualReview || r.review != nil {
-				return temporal.NewApplicationError("the verification is not awaiting an operator's review", fnerr.TypeConflict)
+			if err := r.lateFor("review"); err != nil {
+				return err
+			}
+			if r.st.Status != IdentityManualReview {
+				return errLate("review: the verification is not awaiting an operator's review", r.st.Status, r.st.Label)
+			}
+			if r.review != nil {
+				return temporal.NewApplicationError("another operator's review is being taken", fnerr.TypeConflict)
 			}
 			if !r.consent { // withdrawn consent stops processing (152-FZ art. 21 p.5)
 				return temporal.NewApplicationError("the taxpayer has withdrawn consent to the processing of personal data", fnerr.TypeConflict)
@@ -203,36 +348,56 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	resubmit := workflow.GetSignalChannel(ctx, IdentitySignalResubmit)
-	consent := workflow.GetSignalChannel(ctx, IdentitySignalConsent)
-	docs := workflow.GetSignalChannel(ctx, IdentitySignalDocument)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			s := workflow.NewSelector(ctx)
-			s.AddReceive(resubmit, func(c workflow.ReceiveChannel, _ bool) {
-				var sub IdentitySubmission
-				c.Receive(ctx, &sub)
-				r.resubmit = &sub
-			})
-			s.AddReceive(docs, func(c workflow.ReceiveChannel, _ bool) {
-				var d DocumentRef
-				c.Receive(ctx, &d)
-				r.sub.Documents = append(r.sub.Documents, d)
-			})
-			s.AddReceive(consent, func(c workflow.ReceiveChannel, _ bool) {
-				var cs IdentityConsent
-				c.Receive(ctx, &cs)
-				switch {
-				case !cs.Granted && r.consent:
-					r.withdrawnAt = workflow.Now(ctx)
-				case cs.Granted:
-					r.withdrawnAt = time.Time{}
-				}
-				r.consent = cs.Granted
-			})
-			s.Select(ctx)
-		}
-	})
+	// A re-submission is recorded here and taken by the main coroutine.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateResubmit,
+		func(ctx workflow.Context, sub IdentitySubmission) (IdentityStatus, error) {
+			r.resubmit = &sub
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(sub IdentitySubmission) error {
+			if err := r.lateFor("re-submission"); err != nil {
+				return err
+			}
+			if r.st.Status != IdentityNeedsDocuments {
+				return errLate("re-submission: the verification is not waiting for one", r.st.Status, r.st.Label)
+			}
+			if r.resubmit != nil {
+				return temporal.NewApplicationError("another re-submission is being taken", fnerr.TypeConflict)
+			}
+			if sub.Person.Surname == "" && len(sub.Certificate) == 0 && len(sub.Documents) == 0 {
+				return invalid("send corrected person data, a new certificate or documents")
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	// An upload waits for the next automatic check; once the check is over (an operator
+	// reviews, or the case has ended) it is refused, never kept and dropped.
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateDocument,
+		func(ctx workflow.Context, d DocumentRef) (IdentityStatus, error) {
+			r.sub.Documents = append(r.sub.Documents, d)
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(d DocumentRef) error {
+			if err := r.lateFor("document"); err != nil {
+				return err
+			}
+			switch {
+			case d.DocID == "":
+				return invalid("doc_id: required")
+			case r.in.Method != contract.MethodDocuments:
+				return temporal.NewApplicationError("this verification's method ("+r.in.Method+") takes no documents", fnerr.TypeConflict)
+			case r.st.Status == IdentityManualReview:
+				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
+			case len(r.sub.Documents) >= MaxWaitingUploads:
+				return temporal.NewApplicationError(fmt.Sprintf("%d uploads already wait for the check", MaxWaitingUploads), fnerr.TypeConflict)
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
+	r.sig = identitySignals{resubmit: workflow.GetSignalChannel(ctx, IdentitySignalResubmit),
+		consent: workflow.GetSignalChannel(ctx, IdentitySignalConsent), docs: workflow.GetSignalChannel(ctx, IdentitySignalDocument)}
 	return nil
 }
 
@@ -241,6 +406,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 // destroys its documents (152-FZ art. 21 p.5): gate then reports closed, and the caller
 // ends the workflow.
 func (r *identity) gate(ctx workflow.Context) (closed bool, err error) {
+	r.takeSignals(ctx)
 	if r.consent {
 		return false, nil
 	}
@@ -254,13 +420,9 @@ func (r *identity) gate(ctx workflow.Context) (closed bool, err error) {
 	if err := r.j.refresh(ctx); err != nil {
 		return false, err
 	}
-	restored := r.consent
-	if !restored {
-		if d := by.Sub(workflow.Now(ctx)); d > 0 {
-			if restored, err = workflow.AwaitWithTimeout(ctx, d, func() bool { return r.consent }); err != nil {
-				return false, err
-			}
-		}
+	restored, err := r.wait(ctx, by, func() bool { return r.consent })
+	if err != nil {
+		return false, err
 	}
 	if !restored {
 		return true, r.close(ctx)
@@ -272,6 +434,7 @@ func (r *identity) gate(ctx workflow.Context) (closed bool, err error) {
 // close destroys the case's documents, then ends the case; the journal says why. It runs
 // on a disconnected context: once begun, a cancellation must not leave documents behind.
 func (r *identity) close(ctx workflow.Context) error {
+	r.final = IdentityClosed
 	var a *activities.Activities
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var res contract.CaseDocumentsDeleteResult
@@ -349,14 +512,10 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 	if err := r.j.record(ctx, IdentityNeedsDocuments, "system", why); err != nil {
 		return false, err
 	}
-	r.resubmit = nil
+	submitted := func() bool { return r.resubmit != nil || len(r.sub.Documents) > 0 }
 	for {
-		submitted := func() bool { return r.resubmit != nil || len(r.sub.Documents) > 0 }
-		ok = submitted()
-		if d := by.Sub(workflow.Now(ctx)); !ok && d > 0 {
-			if ok, err = workflow.AwaitWithTimeout(ctx, d, func() bool { return submitted() || !r.consent }); err != nil {
-				return false, err
-			}
+		if ok, err = r.wait(ctx, by, func() bool { return submitted() || !r.consent }); err != nil {
+			return false, err
 		}
 		if !r.consent { // withdrawn while waiting: stop until it is given again, or close
 			if closed, err := r.gate(ctx); err != nil || closed {
@@ -367,10 +526,11 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 		break
 	}
 	if !ok {
-		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission in time")
+		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission by "+by.In(term.Moscow).Format(time.DateOnly))
 	}
 	if r.resubmit != nil {
 		r.apply(*r.resubmit)
+		r.resubmit = nil // taken: read before it is cleared
 	}
 	return true, nil
 }
@@ -452,7 +612,8 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 	return res.Outcome, append(refused, res.Reasons...), nil
 }
 
-// manualReview waits for an operator, with an SLA in working days and escalation.
+// manualReview waits for an operator, with an SLA in working days and escalation; an
+// escalated review still open ReviewExpireWait later expires the case.
 func (r *identity) manualReview(ctx workflow.Context) error {
 	var due time.Time
 	now := workflow.Now(ctx)
@@ -473,18 +634,24 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 		return err
 	}
 	if !ok {
-		r.st.Escalated = true
+		expires := workflow.Now(ctx).Add(r.in.Policy.ReviewExpireWait)
+		r.st.Escalated, r.st.ExpiresAt = true, &expires
 		if err := r.j.notify(ctx, "supervisor", "identity.review_overdue"); err != nil {
 			return err
 		}
-		if err := r.j.audit(ctx, "review_overdue", "system", "operator review SLA passed"); err != nil {
+		if err := r.j.audit(ctx, "review_overdue", "system", "operator review SLA passed: escalated; the case expires on "+
+			expires.In(term.Moscow).Format(time.DateOnly)+" without a decision"); err != nil {
 			return err
 		}
 		if err := r.j.refresh(ctx); err != nil {
 			return err
 		}
-		if _, err := r.awaitReview(ctx, time.Time{}); err != nil || r.closed {
+		if ok, err = r.awaitReview(ctx, expires); err != nil || r.closed {
 			return err
+		}
+		if !ok {
+			return r.finish(ctx, IdentityExpired, "system", "no operator decision by "+expires.In(term.Moscow).Format(time.DateOnly)+
+				": start a new verification")
 		}
 	}
 	r.st.ReviewedBy = r.review.Operator
@@ -494,21 +661,12 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 	return r.confirm(ctx, r.review.Operator)
 }
 
-// awaitReview waits for the operator until due (zero: without a bound); a withdrawn
-// consent stops the wait until it is given again, or closes the case (r.closed). ok is
-// false when due passed without a review.
+// awaitReview waits for the operator until due; a withdrawn consent stops the wait until
+// it is given again, or closes the case (r.closed). ok is false when due passed without
+// a review.
 func (r *identity) awaitReview(ctx workflow.Context, due time.Time) (ok bool, err error) {
 	for {
-		cond := func() bool { return r.review != nil || !r.consent }
-		if due.IsZero() {
-			err = workflow.Await(ctx, cond)
-			ok = true
-		} else if d := due.Sub(workflow.Now(ctx)); d > 0 {
-			ok, err = workflow.AwaitWithTimeout(ctx, d, cond)
-		} else {
-			ok = cond()
-		}
-		if err != nil {
+		if ok, err = r.wait(ctx, due, func() bool { return r.review != nil || !r.consent }); err != nil {
 			return false, err
 		}
 		if ok && !r.consent && r.review == nil {
@@ -526,6 +684,7 @@ func (r *identity) confirm(ctx workflow.Context, actor string) error {
 	if closed, err := r.gate(ctx); err != nil || closed {
 		return err
 	}
+	r.final = IdentityVerified // from here a message is late
 	var a *activities.Activities
 	at := workflow.Now(ctx)
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.ConfirmIdentity,
@@ -539,6 +698,7 @@ func (r *identity) confirm(ctx workflow.Context, actor string) error {
 }
 
 func (r *identity) finish(ctx workflow.Context, status, actor, reason string) error {
+	r.final = status
 	if status == IdentityRejected {
 		r.st.Reasons = append([]string{}, reason)
 	}

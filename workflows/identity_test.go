@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/taxflow/taxflow/functions/casedocs"
@@ -458,5 +460,150 @@ func TestIdentityConsentWithdrawnDuringReviewBlocksTheOperator(t *testing.T) {
 	st := h.run(idInput(contract.MethodVideo))
 	if st.Status != IdentityVerified || st.Paused || len(h.deletes) != 0 {
 		t.Fatalf("got %s paused %v deletes %v", idStatuses(st), st.Paused, h.deletes)
+	}
+}
+
+// msgOutcome is what a test expects of one update: accepted with a result status, refused
+// as a late message in a status, or refused otherwise (a wrong message) with a text.
+type msgOutcome struct {
+	status string // accepted: the status the update answers with
+	late   string // refused as late (AsLate): the case's status
+	wrong  string // refused, not as late: a part of the message
+}
+
+// checkOutcome asserts an update's result AND its error against the expectation.
+func checkOutcome(t *testing.T, what string, gotStatus string, err error, want msgOutcome) {
+	t.Helper()
+	late, isLate := AsLate(err)
+	switch {
+	case want.status != "":
+		if err != nil || gotStatus != want.status {
+			t.Errorf("%s: got %q, %v; want %q and no error", what, gotStatus, err, want.status)
+		}
+	case want.late != "":
+		if !isLate || late.Status != want.late {
+			t.Errorf("%s: got %q, %v; want refused as late in %q", what, gotStatus, err, want.late)
+		}
+	default:
+		if err == nil || isLate || !strings.Contains(err.Error(), want.wrong) {
+			t.Errorf("%s: got %q, %v; want refused (not late) with %q", what, gotStatus, err, want.wrong)
+		}
+	}
+}
+
+// sendIdentity sends an update at a time and checks its outcome; the test fails if the
+// update is never answered.
+func (h *idHarness) sendIdentity(at time.Duration, name string, arg any, want msgOutcome) {
+	h.updates++
+	id := fmt.Sprintf("u%d", h.updates)
+	answered := false
+	h.t.Cleanup(func() {
+		if !answered {
+			h.t.Errorf("update %s never answered", name)
+		}
+	})
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { answered = true; checkOutcome(h.t, name, "", err, want) },
+			OnComplete: func(v any, err error) {
+				answered = true
+				st, _ := v.(IdentityStatus)
+				checkOutcome(h.t, name, st.Status, err, want)
+			}}, arg)
+	}, at)
+}
+
+// Every message in every waiting state: right, wrong and late. Each update's result and
+// error are asserted; a late one is refused with the status the case is in.
+func TestIdentityMessagesInEveryWaitingState(t *testing.T) {
+	review := IdentityReview{Approve: true, Operator: "op-1"}
+	states := map[string]func(h *idHarness) IdentityWorkflowInput{
+		// documents without an upload: the case waits for one
+		IdentityNeedsDocuments: func(h *idHarness) IdentityWorkflowInput { return idInput(contract.MethodDocuments) },
+		// a surname one letter off: inconclusive, an operator reviews
+		IdentityManualReview: func(h *idHarness) IdentityWorkflowInput {
+			h.upload("p1", jpegOf(1200, 800))
+			in := idInput(contract.MethodDocuments, "p1")
+			in.Submission.Person.Surname = "Семеног"
+			return in
+		},
+		// verified: the confirmed mark takes an hour to set; messages meanwhile are late
+		"ended": func(h *idHarness) IdentityWorkflowInput {
+			h.env.OnActivity("ConfirmIdentity", mock.Anything, mock.Anything).After(time.Hour).Return(contract.IdentityConfirmResult{}, nil)
+			h.upload("p1", jpegOf(1200, 800))
+			return idInput(contract.MethodDocuments, "p1")
+		},
+	}
+	for _, c := range []struct {
+		state, name string
+		arg         any
+		want        msgOutcome
+	}{
+		{IdentityNeedsDocuments, IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{status: IdentityNeedsDocuments}},
+		{IdentityNeedsDocuments, IdentityUpdateDocument, DocumentRef{}, msgOutcome{wrong: "doc_id"}},
+		{IdentityNeedsDocuments, IdentityUpdateResubmit, IdentitySubmission{Documents: []DocumentRef{{DocID: "scan"}}}, msgOutcome{status: IdentityNeedsDocuments}},
+		{IdentityNeedsDocuments, IdentityUpdateResubmit, IdentitySubmission{}, msgOutcome{wrong: "send corrected person data"}},
+		{IdentityNeedsDocuments, IdentityUpdateReview, review, msgOutcome{late: IdentityNeedsDocuments}},
+		{IdentityManualReview, IdentityUpdateReview, review, msgOutcome{status: IdentityVerified}},
+		{IdentityManualReview, IdentityUpdateReview, IdentityReview{Approve: false, Operator: "op-1"}, msgOutcome{wrong: "reason"}},
+		{IdentityManualReview, IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{late: IdentityManualReview}},
+		{IdentityManualReview, IdentityUpdateResubmit, IdentitySubmission{Person: person()}, msgOutcome{late: IdentityManualReview}},
+		{"ended", IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{late: IdentityVerified}},
+		{"ended", IdentityUpdateResubmit, IdentitySubmission{Person: person()}, msgOutcome{late: IdentityVerified}},
+		{"ended", IdentityUpdateReview, review, msgOutcome{late: IdentityVerified}},
+	} {
+		t.Run(c.state+"/"+c.name+"/"+fmt.Sprint(c.want), func(t *testing.T) {
+			h := newIDHarness(t, registered())
+			in := states[c.state](h)
+			h.env.RegisterDelayedCallback(func() {
+				if st := h.query(); c.state != "ended" && st.Status != c.state {
+					t.Errorf("the case is %s, not %s", st.Status, c.state)
+				}
+				h.upload("scan", jpegOf(1200, 800))
+			}, 20*time.Minute)
+			h.sendIdentity(30*time.Minute, c.name, c.arg, c.want)
+			h.env.ExecuteWorkflow(IdentityVerification, in)
+			if !h.env.IsWorkflowCompleted() {
+				t.Fatal("the case did not end")
+			}
+		})
+	}
+}
+
+// A document signalled (the API before the update) after the decision is taken on the
+// main coroutine and counted as late, not left on the channel or silently taken.
+func TestIdentityDocumentSignalAfterTheDecisionIsCountedLate(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.env.OnActivity("ConfirmIdentity", mock.Anything, mock.Anything).After(time.Hour).Return(contract.IdentityConfirmResult{}, nil)
+	h.upload("p1", jpegOf(1200, 800))
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(IdentitySignalDocument, DocumentRef{DocID: "late"}) }, 30*time.Minute)
+	st := h.run(idInput(contract.MethodDocuments, "p1"))
+	if st.Status != IdentityVerified || st.LateSignals != 1 || len(st.Documents) != 1 {
+		t.Fatalf("got %s, %d late signals, %d documents", st.Status, st.LateSignals, len(st.Documents))
+	}
+}
+
+// An operator's review accepted before the case fails is answered (with the status), not
+// left waiting for a status the failed case never reaches.
+func TestIdentityReviewAnsweredWhenTheCaseFails(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.env.OnActivity("ConfirmIdentity", mock.Anything, mock.Anything).
+		Return(contract.IdentityConfirmResult{}, temporal.NewNonRetryableApplicationError("registry refused", "InternalError", nil))
+	h.sendIdentity(time.Hour, IdentityUpdateReview, IdentityReview{Approve: true, Operator: "op-1"}, msgOutcome{late: IdentityManualReview})
+	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodVideo))
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil {
+		t.Fatalf("want the case failed, got %v", h.env.GetWorkflowError())
+	}
+}
+
+// An escalated operator review not decided within ReviewExpireWait expires the case.
+func TestIdentityEscalatedReviewExpires(t *testing.T) {
+	h := newIDHarness(t, registered())
+	st := h.run(idInput(contract.MethodVideo))
+	if idStatuses(st) != "received>checking>manual_review>expired" || !st.Escalated || st.ExpiresAt == nil || !h.env.Now().Equal(*st.ExpiresAt) {
+		t.Fatalf("got %s, escalated %v, expires %v, now %s", idStatuses(st), st.Escalated, st.ExpiresAt, h.env.Now())
+	}
+	if last := st.History[len(st.History)-1]; !strings.Contains(last.Reason, "no operator decision") {
+		t.Fatalf("the journal says %q", last.Reason)
 	}
 }

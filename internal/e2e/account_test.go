@@ -114,8 +114,9 @@ func TestAccountEventBurst(t *testing.T) {
 			defer wg.Done()
 			for _, e := range p.events {
 				body, _ := json.Marshal(e)
-				if code, _ := c.do("POST", "/v1/accounts/"+p.inn+"/events", body); code != http.StatusAccepted {
+				if code, out := c.do("POST", "/v1/accounts/"+p.inn+"/events", body); code != http.StatusAccepted {
 					failed.Add(1)
+					t.Logf("event refused: %d %s", code, out)
 				}
 			}
 		}(p)

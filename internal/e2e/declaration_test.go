@@ -193,4 +193,10 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	if code, out := second.do("POST", "/v1/declarations/"+id+"/decision", []byte(`{"decision":"confirmed","grounds":"the appeal is not founded"}`)); code != http.StatusOK {
 		t.Fatalf("another inspector decides the appeal: %d %s", code, out)
 	}
+	// Decided, no appeal running: an attachment is refused with the case's status, not
+	// stored and dropped.
+	code, out = cabinet.do("POST", "/v1/declarations/"+id+"/documents", []byte("%PDF-1.7\n1 0 obj<<>>endobj\n%%EOF\n"))
+	if code != http.StatusConflict || !strings.Contains(string(out), `"current_status":"decided"`) {
+		t.Fatalf("an attachment after the decision: %d %s, want 409 with current_status decided", code, out)
+	}
 }

@@ -157,6 +157,19 @@ func TestIdentityByDocumentsOverHTTPWithConsentPause(t *testing.T) {
 	if err != nil || !tp.Confirmed || tp.ConfirmedMethod != contract.MethodDocuments || tp.ConfirmedAt == nil {
 		t.Fatalf("confirmed mark: %+v %v", tp, err)
 	}
+	// After the decision a document or a re-submission is refused (409), never answered
+	// 202 and dropped; the refused upload is removed.
+	if code, out := cabinet.do("POST", "/v1/identity-verifications/"+id+"/documents?doc_id=late", passportPhoto()); code != http.StatusConflict {
+		t.Fatalf("a document after the decision: %d %s, want 409", code, out)
+	}
+	if _, err := shared.clients.S3.HeadObject(context.Background(), &s3.HeadObjectInput{
+		Bucket: aws.String(shared.cfg.Name(document.Bucket)), Key: aws.String(document.IncomingKey(id, "late"))}); err == nil {
+		t.Fatal("the refused upload was kept")
+	}
+	body, _ := json.Marshal(map[string]any{"person": p})
+	if code, out := cabinet.do("POST", "/v1/identity-verifications/"+id+"/resubmit", body); code != http.StatusConflict {
+		t.Fatalf("a re-submission after the decision: %d %s, want 409", code, out)
+	}
 }
 
 // An e-signature checked against trust material really kept in S3.
