@@ -522,7 +522,9 @@ func (r *refund) handlers(ctx workflow.Context) error {
 			if err := wait(ctx, func() bool { return r.decisionTaken && r.st.Status != RefundInReview }); err != nil {
 				return r.status(), err
 			}
-			if !r.decisionTaken {
+			// Success only once the decision has had its effect: a case cancelled or failed
+			// while acting on it (still in_review, or cancelled) did not carry it out.
+			if !r.decisionTaken || (r.st.Status != RefundApproved && r.st.Status != RefundRejected) {
 				return r.status(), r.late("the decision came too late")
 			}
 			return r.status(), nil

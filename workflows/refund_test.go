@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -1104,5 +1105,43 @@ func TestNewAutoApprovalSkipsReview(t *testing.T) {
 	st := h.run(input(400_000, "d1"))
 	if got := statuses(st); !equal(got, []string{RefundReceived, RefundApproved, RefundPaid}) || st.DecidedBy != "system" {
 		t.Fatalf("a new automatic approval went %v (decided by %q)", got, st.DecidedBy)
+	}
+}
+
+// A reviewer's approval that the case could not carry out (the case was cancelled, or
+// failed, while the approval was being acted on, before it was approved) is answered as
+// late with the status the case is in, never as a success: the approval had no effect.
+func TestRefundApprovalNotCarriedOutIsAnsweredLate(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		setup  func(h *harness)
+		status string
+	}{
+		{"cancelled", func(h *harness) {
+			h.env.OnActivity("Reserve", mock.Anything, mock.Anything).After(time.Hour).Return(contract.LedgerResult{}, nil)
+			h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour+30*time.Minute)
+		}, RefundCancelled},
+		{"failed", func(h *harness) {
+			h.env.OnActivity("Reserve", mock.Anything, mock.Anything).
+				Return(contract.LedgerResult{}, temporal.NewNonRetryableApplicationError("ledger unavailable", "InternalError", nil))
+		}, RefundInReview},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			h.upload("d1", pdfBytes)
+			c.setup(h)
+			d := h.send(24*time.Hour, RefundUpdateDecide, RefundDecision{Approve: true, Reviewer: "inspector-7"})
+			h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
+			if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil {
+				t.Fatalf("want the case ended with an error, got %v", h.env.GetWorkflowError())
+			}
+			if st := h.query(); st.Status != c.status || h.payouts != 0 {
+				t.Fatalf("the case is %s after %d payouts, want %s", st.Status, h.payouts, c.status)
+			}
+			lm, isLate := AsLate(d.err)
+			if !d.called || !d.accepted || !isLate || lm.Status != c.status {
+				t.Fatalf("approval accepted %v, answered %s, %v; want a late answer naming %s", d.accepted, d.st.Status, d.err, c.status)
+			}
+		})
 	}
 }
