@@ -257,7 +257,8 @@ func (r *identity) takeSignals(ctx workflow.Context) {
 		if !r.sig.docs.ReceiveAsync(&d) {
 			break
 		}
-		if r.final == "" && !r.done && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
+		// an operator's review reads no upload: one signalled then is late, not kept unread
+		if r.final == "" && !r.done && r.st.Status != IdentityManualReview && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
 			r.sub.Documents = append(r.sub.Documents, d)
 		} else {
 			r.st.LateSignals++
@@ -389,6 +390,10 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return temporal.NewApplicationError("this verification's method ("+r.in.Method+") takes no documents", fnerr.TypeConflict)
 			case r.st.Status == IdentityManualReview:
 				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
+			case r.st.Status == IdentityChecking:
+				// Only a failed check would read it; one that verifies or goes to an operator
+				// would drop it after it was accepted. Sent again once the check asks for more.
+				return errLate("document: a check is running; send it when the verification asks for documents", r.st.Status, r.st.Label)
 			case len(r.sub.Documents) >= MaxWaitingUploads:
 				return temporal.NewApplicationError(fmt.Sprintf("%d uploads already wait for the check", MaxWaitingUploads), fnerr.TypeConflict)
 			}

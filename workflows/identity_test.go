@@ -607,3 +607,22 @@ func TestIdentityEscalatedReviewExpires(t *testing.T) {
 		t.Fatalf("the journal says %q", last.Reason)
 	}
 }
+
+// A document sent while the automatic check runs could only count if the check failed;
+// when it ends verified or with an operator, nothing reads it. So it is refused as late
+// (naming checking) rather than taken and silently dropped; and an old document signal
+// that comes during the operator's review is counted late, not kept unread.
+func TestIdentityDocumentDuringTheCheckIsNotSilentlyDropped(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.upload("p1", jpegOf(1200, 800))
+	h.upload("scan", jpegOf(1200, 800))
+	h.env.OnActivity("MatchIdentity", mock.Anything, mock.Anything).After(time.Hour).
+		Return(contract.IdentityMatchResult{Outcome: contract.MatchInconclusive, Reasons: []string{"the photo is unclear"}}, nil)
+	h.sendIdentity(30*time.Minute, IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{late: IdentityChecking})
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(IdentitySignalDocument, DocumentRef{DocID: "scan"}) }, 2*time.Hour)
+	h.review(3*time.Hour, IdentityReview{Approve: true, Operator: "op-1"}, false)
+	st := h.run(idInput(contract.MethodDocuments, "p1"))
+	if idStatuses(st) != "received>checking>manual_review>verified" || len(st.Documents) != 1 || st.LateSignals != 1 {
+		t.Fatalf("got %s, %d documents, %d late signals", idStatuses(st), len(st.Documents), st.LateSignals)
+	}
+}
