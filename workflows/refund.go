@@ -247,6 +247,10 @@ func checkReason(field, reason string) error {
 // approval without an in_review transition (README, "Changing a workflow safely").
 const changeAutoApprovalSkipsReview = "auto-approval-skips-review"
 
+// changeDocumentAnswersOnceStored is the workflow.GetVersion change id of the document
+// update that answers once its upload is stored (or as late), not on receipt.
+const changeDocumentAnswersOnceStored = "document-answers-once-stored"
+
 // maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
 // a requisites hold or an operator's retry. Past it the case gives up (the reservation is
 // voided) instead of looping.
@@ -284,7 +288,11 @@ type refund struct {
 	// (takeDocSignals), never a goroutine. lateDocs are those that came too late to use.
 	docSignals workflow.ReceiveChannel
 	lateDocs   []string
-	decision   *RefundDecision
+	// docsIn counts the uploads ever queued in pendingDocs, docsStored those stored (or
+	// refused by the store) since, in the same order: the document update answers once its
+	// own upload is stored, and as late when the case ended first.
+	docsIn, docsStored int
+	decision           *RefundDecision
 	// decisionTaken: the main coroutine has acted on r.decision (an automatic one too).
 	decisionTaken bool
 	withdrawal    *RefundWithdrawal
@@ -413,6 +421,7 @@ func (r *refund) takeDocSignals() {
 		}
 		if r.takesDocuments() {
 			r.pendingDocs = append(r.pendingDocs, d)
+			r.docsIn++
 		} else {
 			r.lateDocs = append(r.lateDocs, d.DocID)
 		}
@@ -429,6 +438,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
+	r.docsIn = len(r.pendingDocs)
 	if in.LinkedDeclaration != "" {
 		r.st.Documents = append(r.st.Documents, Document{DocID: "declaration", Accepted: true, Type: "declaration", Key: in.LinkedDeclaration})
 	}
@@ -584,7 +594,22 @@ func (r *refund) handlers(ctx workflow.Context) error {
 	}
 	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateDocument,
 		func(ctx workflow.Context, d DocumentRef) (RefundStatus, error) {
+			n := r.docsIn
 			r.pendingDocs = append(r.pendingDocs, d)
+			r.docsIn++
+			// Change "document-answers-once-stored" (version 1): answer once the upload is
+			// stored, as late when the case ends first (rejected by its preconditions,
+			// withdrawn, cancelled), instead of a success for an upload nobody read. Runs
+			// that answered at once before the change (no marker) keep doing so.
+			if workflow.GetVersion(ctx, changeDocumentAnswersOnceStored, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return r.status(), nil
+			}
+			if err := wait(ctx, func() bool { return r.docsStored > n }); err != nil {
+				return r.status(), err
+			}
+			if r.docsStored <= n {
+				return r.status(), r.late("the document was not used")
+			}
 			return r.status(), nil
 		},
 		workflow.UpdateHandlerOptions{Validator: r.validateDocument})
@@ -784,6 +809,7 @@ func (r *refund) storeDocuments(ctx workflow.Context) error {
 			return err
 		}
 		r.st.Documents = append(r.st.Documents, Document{DocID: d.DocID, Accepted: res.Accepted, Reason: res.Reason, Type: res.Type, Key: res.Key})
+		r.docsStored++
 		action := "document_accepted"
 		if !res.Accepted {
 			action = "document_refused"

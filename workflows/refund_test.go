@@ -1145,3 +1145,42 @@ func TestRefundApprovalNotCarriedOutIsAnsweredLate(t *testing.T) {
 		})
 	}
 }
+
+// A document the case took but never stored (it ended first: rejected by its preconditions,
+// or withdrawn) is answered late, naming the status it ended in, not with a success for a
+// document nobody stored or read; one the case stores answers once it is stored.
+func TestRefundDocumentTheCaseNeverStoredIsAnsweredLate(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(h *harness) RefundWorkflowInput
+		at    time.Duration
+		end   string
+		docs  int // stored before the one sent
+	}{
+		{"rejected by the preconditions", func(h *harness) RefundWorkflowInput {
+			h.env.OnActivity("ComputeOverpayment", mock.Anything, mock.Anything).After(time.Hour).Return(contract.OverpaymentResult{}, nil)
+			return input(400_000)
+		}, 30 * time.Minute, RefundRejected, 0},
+		{"cancelled while it was stored", func(h *harness) RefundWorkflowInput {
+			h.env.OnActivity("StoreDocument", mock.Anything, mock.Anything).After(time.Hour).Return(contract.DocumentResult{Accepted: true}, nil)
+			h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour+30*time.Minute)
+			return input(400_000) // no document: awaiting_info
+		}, 24 * time.Hour, RefundCancelled, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			h.upload("d2", pdfBytes)
+			in := c.setup(h)
+			d := h.send(c.at, RefundUpdateDocument, DocumentRef{DocID: "d2"})
+			h.env.ExecuteWorkflow(Refund, in)
+			st := h.query()
+			if !h.env.IsWorkflowCompleted() || st.Status != c.end || len(st.Documents) != c.docs {
+				t.Fatalf("the case is %s with documents %+v, want %s with %d", st.Status, st.Documents, c.end, c.docs)
+			}
+			lm, isLate := AsLate(d.err)
+			if !d.called || !d.accepted || !isLate || lm.Status != c.end {
+				t.Fatalf("document accepted %v, answered %s, %v; want a late answer naming %s", d.accepted, d.st.Status, d.err, c.end)
+			}
+		})
+	}
+}
