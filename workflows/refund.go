@@ -251,6 +251,10 @@ const changeAutoApprovalSkipsReview = "auto-approval-skips-review"
 // update that answers once its upload is stored (or as late), not on receipt.
 const changeDocumentAnswersOnceStored = "document-answers-once-stored"
 
+// changeDocumentWaitNotRestarted is the workflow.GetVersion change id of the document wait
+// that runs once from the request for documents, not again after each refused upload.
+const changeDocumentWaitNotRestarted = "document-wait-not-restarted"
+
 // maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
 // a requisites hold or an operator's retry. Past it the case gives up (the reservation is
 // voided) instead of looping.
@@ -668,7 +672,9 @@ func (r *refund) run(ctx workflow.Context) error {
 		}
 	}
 
-	// 3. Supporting documents: at least one accepted.
+	// 3. Supporting documents: at least one accepted, within DocumentWait of the request
+	// for them.
+	var docsBy time.Time
 	for !r.hasDocument() {
 		if err := r.storeDocuments(ctx); err != nil {
 			return err
@@ -681,7 +687,17 @@ func (r *refund) run(ctx workflow.Context) error {
 				return err
 			}
 		}
-		ok, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.DocumentWait, func() bool { return r.docsWaiting() || r.withdrawal != nil })
+		if docsBy.IsZero() {
+			docsBy = workflow.Now(ctx).Add(r.in.Policy.DocumentWait)
+		}
+		// Change "document-wait-not-restarted" (version 1): a refused upload no longer
+		// starts the wait again (one every few days kept the case waiting for ever); runs
+		// that waited before the change (no marker) keep a full wait each round.
+		wait := r.in.Policy.DocumentWait
+		if workflow.GetVersion(ctx, changeDocumentWaitNotRestarted, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+			wait = max(docsBy.Sub(workflow.Now(ctx)), 0)
+		}
+		ok, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return r.docsWaiting() || r.withdrawal != nil })
 		if err != nil {
 			return err
 		}

@@ -1184,3 +1184,23 @@ func TestRefundDocumentTheCaseNeverStoredIsAnsweredLate(t *testing.T) {
 		})
 	}
 }
+
+// The wait for supporting documents is one term from the request for them: a refused
+// upload does not start it again, or a taxpayer sending one every few days would keep the
+// case waiting for ever. Rejected by the timer at DocumentWait, whatever came meanwhile.
+func TestRefundRefusedDocumentsDoNotRestartTheDocumentWait(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("bad1", pdfBytes[:10]) // truncated: refused
+	h.upload("bad2", pdfBytes[:10])
+	first := h.send(10*24*time.Hour, RefundUpdateDocument, DocumentRef{DocID: "bad1"})
+	second := h.send(13*24*time.Hour, RefundUpdateDocument, DocumentRef{DocID: "bad2"})
+	start := h.env.Now()
+	st := h.run(input(400_000))
+	if st.Status != RefundRejected || st.Reason != "no supporting documents were received in time" || len(st.Documents) != 2 {
+		t.Fatalf("got %s (%s), documents %+v", st.Status, st.Reason, st.Documents)
+	}
+	if first.err != nil || second.err != nil || first.st.Status != RefundAwaitingInfo || second.st.Status != RefundAwaitingInfo {
+		t.Fatalf("the uploads answered %s %v, %s %v", first.st.Status, first.err, second.st.Status, second.err)
+	}
+	endsAt(t, st, start, DefaultRefundPolicy().DocumentWait) // the first term's timer, not one restarted by an upload
+}
