@@ -118,9 +118,21 @@ func (h *idHarness) query() IdentityStatus {
 	return st
 }
 
+// An accepted review must answer without error, with the status it decided (verified or
+// rejected); every review must be answered.
 func (h *idHarness) review(after time.Duration, rv IdentityReview, wantErr bool) {
 	h.updates++
 	id := fmt.Sprintf("review-%d", h.updates)
+	answered := false
+	h.t.Cleanup(func() {
+		if !answered {
+			h.t.Errorf("review %s never answered", id)
+		}
+	})
+	want := IdentityVerified
+	if !rv.Approve {
+		want = IdentityRejected
+	}
 	h.env.RegisterDelayedCallback(func() {
 		h.env.UpdateWorkflow(IdentityUpdateReview, id, &testsuite.TestUpdateCallback{
 			OnAccept: func() {
@@ -129,11 +141,18 @@ func (h *idHarness) review(after time.Duration, rv IdentityReview, wantErr bool)
 				}
 			},
 			OnReject: func(err error) {
+				answered = true
 				if !wantErr {
 					h.t.Errorf("review refused: %v", err)
 				}
 			},
-			OnComplete: func(any, error) {},
+			OnComplete: func(v any, err error) {
+				answered = true
+				st, _ := v.(IdentityStatus)
+				if err != nil || st.Status != want {
+					h.t.Errorf("review %s answered %q, %v; want %s and no error", id, st.Status, err, want)
+				}
+			},
 		}, rv)
 	}, after)
 }
