@@ -56,7 +56,23 @@ type AccountPolicy struct {
 	ContinueAfter     int    `json:"continue_after"`
 	RememberEventIDs  int    `json:"remember_event_ids"` // ids kept for de-duplication
 	IdentityTaskQueue string `json:"identity_task_queue,omitempty"`
+	// LockedReminder: an account locked until the taxpayer confirms identity or a
+	// specialist decides waits for them with no end of its own; every LockedReminder the
+	// taxpayer is reminded of the lock and the way out (0: 30 days).
+	LockedReminder time.Duration `json:"locked_reminder,omitempty"`
 }
+
+func (p AccountPolicy) lockedReminder() time.Duration {
+	if p.LockedReminder <= 0 {
+		return 30 * 24 * time.Hour
+	}
+	return p.LockedReminder
+}
+
+// changeLockedAccountReminder is the GetVersion change id of the reminder timer in the
+// locked states that wait for the taxpayer or a specialist (README, "Changing a workflow
+// safely"): runs recorded before it waited there without a timer.
+const changeLockedAccountReminder = "locked-account-reminder"
 
 // DefaultAccountPolicy is domain.md's defaults.
 func DefaultAccountPolicy() AccountPolicy {
@@ -79,6 +95,9 @@ type AccountState struct {
 	EventsSeen     int          `json:"events_seen"` // all runs
 	RecentEventIDs []string     `json:"-"`           // de-duplication window, oldest first
 	History        []Transition `json:"history"`     // the last transitions
+
+	// RemindAt: when a lock that waits for the taxpayer or a specialist is next reminded.
+	RemindAt *time.Time `json:"remind_at,omitempty"`
 
 	// JournalSeq is the last step of the account's record (journal, projection, outbox):
 	// the next run's steps follow it, so no idempotency key is used twice.
@@ -138,6 +157,9 @@ type account struct {
 	requests []*accountRequest // updates recorded by their handlers, acted on by the main coroutine
 	identity *IdentityStatus   // the re-verification's result, acted on by the main coroutine
 	info     func() *workflow.Info
+	// reminders: this run's answer to the change locked-account-reminder (asked once, the
+	// first time the run waits in such a lock; 0: not asked yet).
+	reminders workflow.Version
 }
 
 // accountRequest is an update waiting for the main coroutine, and then its answer.
@@ -479,6 +501,9 @@ func (r *account) transition(ctx workflow.Context, to, actor, reason string) err
 		return err
 	}
 	r.st.Status = to
+	if to != AccountAwaitingIdentity && to != AccountAwaitingSpecialist {
+		r.st.RemindAt = nil // a new wait of that kind gets its own reminder cadence
+	}
 	if len(r.st.History) > 50 {
 		r.st.History = r.st.History[len(r.st.History)-50:]
 	}
@@ -512,14 +537,44 @@ func (r *account) nextDeadline(ctx workflow.Context) (time.Duration, bool) {
 	if r.st.SpecialistDue != nil && !r.st.Escalated && (next == nil || r.st.SpecialistDue.Before(*next)) {
 		next = r.st.SpecialistDue
 	}
+	if r.remindsLock(ctx) {
+		if r.st.RemindAt == nil {
+			at := now.Add(r.in.Policy.lockedReminder())
+			r.st.RemindAt = &at
+		}
+		if next == nil || r.st.RemindAt.Before(*next) {
+			next = r.st.RemindAt
+		}
+	}
 	if next == nil {
 		return 0, false
 	}
 	return max(next.Sub(now), 0), true
 }
 
+// remindsLock tells whether the account waits in a lock that only the taxpayer or a
+// specialist can lift, and this run reminds such locks (change locked-account-reminder).
+func (r *account) remindsLock(ctx workflow.Context) bool {
+	if r.st.Status != AccountAwaitingIdentity && r.st.Status != AccountAwaitingSpecialist {
+		return false
+	}
+	if r.reminders == 0 {
+		r.reminders = workflow.GetVersion(ctx, changeLockedAccountReminder, workflow.DefaultVersion, 1)
+	}
+	return r.reminders == 1
+}
+
 func (r *account) deadlines(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
+	if r.st.RemindAt != nil && r.remindsLock(ctx) && !now.Before(*r.st.RemindAt) {
+		// The next reminder keeps the cadence from the lock, not from this wake-up.
+		next := r.st.RemindAt.Add(r.in.Policy.lockedReminder())
+		r.st.RemindAt = &next
+		if err := r.j.auditNotify(ctx, "lock_reminded", "system", "the account is still locked: "+clip(r.st.Reason),
+			"taxpayer", "account.still_locked", "status", r.st.Status); err != nil {
+			return err
+		}
+	}
 	if r.st.Status == AccountAutoUnlockPending && r.st.Until != nil && !now.Before(*r.st.Until) {
 		if err := r.unlock(ctx, "system", "the temporary lock expired", false); err != nil {
 			return err

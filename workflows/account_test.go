@@ -520,3 +520,47 @@ func TestAccountContinuesAsNewWhenSuggested(t *testing.T) {
 		t.Fatalf("carried %+v, %d pending", next.State, len(next.Pending))
 	}
 }
+
+// A lock that only a specialist (or the taxpayer's identity) can lift has no end of its
+// own: the taxpayer is reminded of it every LockedReminder (30 days), on the lock's
+// cadence, until it is lifted; then the reminders stop.
+func TestAccountLockedWaitRemindsTheTaxpayer(t *testing.T) {
+	h := newAccHarness(t)
+	reminders := func() []time.Time {
+		var out []time.Time
+		for _, item := range h.db.Items("outbox") {
+			var n contract.Notification
+			if err := store.Unmarshal(item, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n.Template == "account.still_locked" {
+				out = append(out, n.At)
+			}
+		}
+		return out
+	}
+	day := 24 * time.Hour
+	h.events(time.Minute, contract.EventDataIncorrect, 1)
+	h.expect(29*day, func(st AccountStatus) {
+		if st.Status != AccountAwaitingSpecialist || len(reminders()) != 0 || st.RemindAt == nil {
+			t.Errorf("day 29: %s, %d reminders, remind at %v", st.Status, len(reminders()), st.RemindAt)
+		}
+	})
+	h.expect(30*day+2*time.Minute, func(st AccountStatus) {
+		if n := len(reminders()); n != 1 {
+			t.Errorf("day 30: %d reminders, want 1 (the timer fired)", n)
+		}
+	})
+	h.expect(60*day+2*time.Minute, func(st AccountStatus) {
+		if n := len(reminders()); n != 2 {
+			t.Errorf("day 60: %d reminders, want 2", n)
+		}
+	})
+	h.update(61*day, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"}, false)
+	h.expect(95*day, func(st AccountStatus) {
+		if st.Status != AccountActive || st.RemindAt != nil || len(reminders()) != 2 {
+			t.Errorf("after the decision: %s, remind at %v, %d reminders (want 2)", st.Status, st.RemindAt, len(reminders()))
+		}
+	})
+	h.run(accInput(), 96*day)
+}

@@ -3,6 +3,8 @@ package workflows_test
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -84,4 +86,43 @@ func TestAutoApprovalSkipsReviewIsVersioned(t *testing.T) {
 	}
 
 	// A new run takes the new path: TestNewAutoApprovalSkipsReview.
+}
+
+// Every history kept from before a change (testdata/histories/before-<change id>/) replays
+// on the current code and does not carry that change's marker: the old path is still
+// there. A recorded run of the locked account after locked-account-reminder carries it.
+func TestHistoriesBeforeEachChangeReplay(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "histories", "before-*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no kept histories (%v)", err)
+	}
+	n := 0
+	for _, dir := range dirs {
+		change := strings.TrimPrefix(filepath.Base(dir), "before-")
+		files, err := histories.Files(dir)
+		if err != nil || len(files) == 0 {
+			t.Fatalf("%s: no histories (%v)", dir, err)
+		}
+		for _, f := range files {
+			h, err := histories.Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(markers(h), change) {
+				t.Errorf("%s was kept from before %s but carries its marker", f, change)
+			}
+			if err := histories.Replay(h, nil); err != nil {
+				t.Errorf("%s (before %s) does not replay: %v", f, change, err)
+			}
+			n++
+		}
+	}
+	after, err := histories.Load(filepath.Join("testdata", "histories", "account-awaiting-specialist.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := markers(after); !slices.Contains(m, "locked-account-reminder") {
+		t.Errorf("account-awaiting-specialist recorded after locked-account-reminder: markers %v", m)
+	}
+	t.Logf("%d histories kept from before %d changes replay", n, len(dirs))
 }
