@@ -11,3 +11,10 @@ import (
 func (a *Activities) DeleteCaseDocuments(ctx context.Context, in contract.CaseDocumentsDeleteInput) (contract.CaseDocumentsDeleteResult, error) {
 	return call[contract.CaseDocumentsDeleteResult](ctx, a.Invoker, contract.FnCaseDocumentsDelete, in)
 }
+
+// CheckBankAssertion verifies a partner bank's signed assertion and spends its nonce for
+// the case (a retry of the same case passes again). Options: ReadOptions; a failure that
+// outlasts the retries sends the case to an operator, never to verified.
+func (a *Activities) CheckBankAssertion(ctx context.Context, in contract.BankCheckInput) (contract.BankCheckResult, error) {
+	return call[contract.BankCheckResult](ctx, a.Invoker, contract.FnBankCheck, in)
+}

@@ -143,7 +143,10 @@ func (s *Server) accountIdentity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := workflows.IdentityWorkflowInput{CaseID: workflows.IdentityID(uuid.NewString()), RequestID: requestID(r), Method: req.Method,
-		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate}, Policy: s.IdentityPolicy}
+		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
+	if !s.precheckBankNonce(w, r, req.BankAssertion, in.CaseID) {
+		return
+	}
 	id, _, ok := s.account(w, r, inn)
 	if !ok {
 		return

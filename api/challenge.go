@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign"
@@ -44,7 +45,52 @@ func (s *Server) esignChallenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusCreated, map[string]any{"nonce": nonce, "expires_at": expires.UTC().Format(time.RFC3339),
-		"sign": "the nonce's ASCII bytes, with the certificate's private key (ECDSA or RSA with SHA-256); send nonce and signature with the verification"})
+		"sign": "the nonce's ASCII bytes, with the certificate's private key (ECDSA or RSA with SHA-256); send nonce and signature with the verification",
+		"bank": "or, for the bank method, give the nonce to the partner bank: its signed assertion carries it in the claim \"nonce\""})
+}
+
+// precheckBankNonce refuses, before a bank verification starts, an assertion whose nonce
+// this tenant was not issued, has expired or another case has used: a quick, clear 400
+// for the integrator. It reads the claims unverified: the verification itself checks the
+// signature and spends the nonce once (functions/bankcheck), also when two starts race
+// past this check. ok is false when an answer was written.
+func (s *Server) precheckBankNonce(w http.ResponseWriter, r *http.Request, assertion, caseID string) (ok bool) {
+	if assertion == "" {
+		return true
+	}
+	tok, err := bankid.Parse(assertion)
+	if err != nil { // Validate has refused it already; kept for a caller that did not
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "bank_assertion", Reason: err.Error()}})
+		return false
+	}
+	refuse := func(reason string) bool {
+		writeError(w, http.StatusBadRequest, "invalid_proof", "the partner bank's assertion cannot be used", []domain.FieldError{{Field: "bank_assertion", Reason: reason}})
+		return false
+	}
+	nonce := tok.Claims.Nonce
+	var ch challenge
+	found, err := store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S("nonce#" + nonce)}, &ch)
+	switch {
+	case err != nil:
+		s.internal(w, "read nonce", err)
+		return false
+	case !found || ch.Tenant != principal(r).Tenant:
+		return refuse("its nonce is not a challenge issued to this API key's tenant: ask for one (POST /v1/identity-verifications/challenges)")
+	case ch.ExpiresAt <= time.Now().Unix():
+		return refuse("its challenge expired: ask for a new one and a new assertion")
+	}
+	var used struct {
+		CaseID string `json:"case_id"`
+	}
+	found, err = store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S("used#" + nonce)}, &used)
+	switch {
+	case err != nil:
+		s.internal(w, "read nonce", err)
+		return false
+	case found && used.CaseID != caseID:
+		return refuse("its challenge was already used: ask for a new one and a new assertion")
+	}
+	return true
 }
 
 // proveESignature checks, before an esignature verification starts, that the caller

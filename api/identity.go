@@ -21,6 +21,7 @@ import (
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
@@ -43,6 +44,9 @@ type CreateIdentityRequest struct {
 	// /v1/identity-verifications/challenges) and the certificate's signature over it.
 	Nonce     string `json:"nonce,omitempty"`
 	Signature []byte `json:"signature,omitempty"`
+	// BankAssertion, for bank: the partner bank's signed assertion (compact JWS, ES256 or
+	// EdDSA) that it identified the person, carrying a challenge nonce (claim "nonce").
+	BankAssertion string `json:"bank_assertion,omitempty"`
 }
 
 var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}
@@ -61,6 +65,16 @@ func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldEr
 	}
 	if len(c.Certificate) > 64<<10 {
 		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "larger than 64 KB: not a certificate"})
+	}
+	switch {
+	case c.Method == contract.MethodBank && c.BankAssertion == "":
+		errs = append(errs, domain.FieldError{Field: "bank_assertion", Reason: "the bank method needs the partner bank's signed assertion (compact JWS) carrying a challenge nonce (POST /v1/identity-verifications/challenges)"})
+	case c.BankAssertion != "" && c.Method != contract.MethodBank:
+		errs = append(errs, domain.FieldError{Field: "bank_assertion", Reason: "only the bank method takes a bank assertion"})
+	case c.BankAssertion != "":
+		if _, err := bankid.Parse(c.BankAssertion); err != nil {
+			errs = append(errs, domain.FieldError{Field: "bank_assertion", Reason: "not a partner bank's assertion: " + err.Error()})
+		}
 	}
 	return p, errs
 }
@@ -97,6 +111,10 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
+	caseID := workflows.IdentityID(caseKey(r))
+	if !s.precheckBankNonce(w, r, req.BankAssertion, caseID) {
+		return
+	}
 	tp, found, err := taxpayer.Lookup(r.Context(), s.DB, s.Taxpayers, person.INN)
 	switch {
 	case err != nil:
@@ -109,11 +127,10 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
 		return
 	}
-	caseID := workflows.IdentityID(caseKey(r))
 	digest := sha256.Sum256(body)
 	hash := hex.EncodeToString(digest[:])
 	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,
-		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate}, Policy: s.IdentityPolicy}
+		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
 	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID: caseID, TaskQueue: s.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/bankcheck"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
@@ -176,6 +177,10 @@ func Declare() Declaration {
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"UpdateItem"}}}},
 			{Name: contract.FnESignCheck, Package: "./functions/esigncheck/lambda", MemoryMB: 128, TimeoutSec: 15,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
+			// Partner bank keys next to the e-signature roots; the API's challenges, spent once.
+			{Name: contract.FnBankCheck, Package: "./functions/bankcheck/lambda", MemoryMB: 128, TimeoutSec: 15,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}},
+					{Table: bankcheck.NonceTable, Actions: []string{"GetItem", "PutItem"}}}},
 			{Name: contract.FnUnblockCheck, Package: "./functions/unblock/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}}},
 			{Name: contract.FnIdentityClear, Package: "./functions/identityclear/lambda", MemoryMB: 128, TimeoutSec: 10,

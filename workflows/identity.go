@@ -111,6 +111,10 @@ type IdentitySubmission struct {
 	Person      contract.PersonData `json:"person"`
 	Documents   []DocumentRef       `json:"documents,omitempty"`   // uploads under incoming/<case>/<doc>
 	Certificate []byte              `json:"certificate,omitempty"` // esignature: PEM or DER
+	// BankAssertion: bank, the partner bank's signed assertion (compact JWS) that it
+	// identified the person, bound to a challenge nonce. Cases started before it carry
+	// none and keep the registry flag they started with (see check).
+	BankAssertion string `json:"bank_assertion,omitempty"`
 }
 
 // IdentityWorkflowInput starts a verification.
@@ -495,6 +499,8 @@ func (r *identity) run(ctx workflow.Context) error {
 			return r.confirm(ctx, "system")
 		case contract.MatchInconclusive:
 			return r.manualReview(ctx)
+		case matchRefused:
+			return r.finish(ctx, IdentityRejected, "system", joinReasons(reasons))
 		}
 		// Mismatch: tell the taxpayer why [000:57]; re-submission, up to the attempt limit.
 		if err := r.j.notify(ctx, "taxpayer", "identity.mismatch", "reasons", joinReasons(reasons)); err != nil {
@@ -561,6 +567,11 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 	case contract.MethodVideo:
 		return contract.MatchInconclusive, []string{"video verification is decided by an operator"}, nil
 	case contract.MethodBank:
+		if r.sub.BankAssertion != "" {
+			return r.checkBank(ctx, now)
+		}
+		// Cases started before assertions (the API now refuses a bank start without one):
+		// their histories hold no command here, so they keep the flag they were read with.
 		if reg.BankIdentified {
 			return contract.MatchYes, nil, nil
 		}
@@ -615,6 +626,34 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 		return "", nil, err
 	}
 	return res.Outcome, append(refused, res.Reasons...), nil
+}
+
+// matchRefused is a check whose evidence is refused outright (a forged, expired, replayed
+// or foreign bank assertion): no re-submission can mend it, the case is rejected.
+const matchRefused = "refused"
+
+// checkBank verifies the partner bank's assertion. Verified only when it verifies; a
+// refusal rejects the case with the detail for the operator (integrators are told a
+// generic reason); a check that cannot complete goes to an operator.
+func (r *identity) checkBank(ctx workflow.Context, now time.Time) (string, []string, error) {
+	var a *activities.Activities
+	var res contract.BankCheckResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.ReadOptions), a.CheckBankAssertion,
+		contract.BankCheckInput{Assertion: r.sub.BankAssertion, INN: r.sub.Person.INN, CaseID: r.in.CaseID, At: now}).Get(ctx, &res)
+	switch reason, business := businessReason(err); {
+	case business:
+		return matchRefused, []string{clip("partner bank assertion refused: " + reason)}, nil
+	case temporal.IsCanceledError(err):
+		return "", nil, err
+	case err != nil:
+		// Retries exhausted (key set or nonce store unreadable): never verified on doubt.
+		return contract.MatchInconclusive, []string{"the partner bank's assertion could not be checked (its keys or the challenge store could not be read): an operator reviews it"}, nil
+	case res.Valid:
+		return contract.MatchYes, nil, nil
+	case res.Inconclusive:
+		return contract.MatchInconclusive, []string{res.Reason}, nil
+	}
+	return matchRefused, []string{clip("partner bank assertion refused: " + res.Reason)}, nil
 }
 
 // manualReview waits for an operator, with an SLA in working days and escalation; an

@@ -15,9 +15,13 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/taxflow/taxflow/functions/bankcheck"
 	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
+	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/internal/bankid"
+	"github.com/taxflow/taxflow/internal/bankid/bankidtest"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/store"
@@ -35,6 +39,8 @@ type idHarness struct {
 	db      *storetest.DB
 	s3      *storetest.S3
 	ca      *esigntest.CA
+	bank    *bankidtest.Bank
+	nonces  *storetest.DB // the API's challenges (api_idempotency)
 	updates int
 	deletes []string // cases whose documents were destroyed
 }
@@ -67,7 +73,14 @@ func newIDHarness(t *testing.T, tp contract.Taxpayer) *idHarness {
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflow(IdentityVerification)
+	h.bank, err = bankidtest.NewBank(bankidtest.DemoBankID, bankid.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s3.Put(bankcheck.KeySetKey, bankidtest.KeySet(h.bank))
+	h.nonces = storetest.New(map[string]storetest.Key{"api_idempotency": {PK: "key"}})
 	handlers := realHandlers(h.db, h.s3)
+	handlers[contract.FnBankCheck] = fn.Handler((&bankcheck.Handler{S3: h.s3, Bucket: "documents", DB: h.nonces, Nonces: "api_idempotency"}).Check)
 	handlers[contract.FnCaseDocumentsDelete] = fnHandler(func(ctx context.Context, in contract.CaseDocumentsDeleteInput) (contract.CaseDocumentsDeleteResult, error) {
 		h.deletes = append(h.deletes, in.CaseID)
 		return casedocs.Handler{S3: h.s3, Bucket: "documents"}.Delete(ctx, in)
@@ -220,7 +233,9 @@ func TestIdentityByESignature(t *testing.T) {
 	}
 }
 
-func TestIdentityByBank(t *testing.T) {
+// TestIdentityByBankFlagOfCasesInFlight: a case started before assertions (its input has
+// none) keeps the registry flag it started with.
+func TestIdentityByBankFlagOfCasesInFlight(t *testing.T) {
 	tp := registered()
 	tp.BankIdentified = true
 	h := newIDHarness(t, tp)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/bankcheck"
 	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
@@ -70,6 +71,10 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnESignCheck: func(d fn.Deps) any {
 		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}).Check)
+	},
+	contract.FnBankCheck: func(d fn.Deps) any {
+		return fn.Handler((&bankcheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), DB: d.DynamoDB,
+			Nonces: d.Config.Name(bankcheck.NonceTable)}).Check)
 	},
 	contract.FnUnblockCheck: func(d fn.Deps) any {
 		return fn.Handler(unblock.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Check)

@@ -7,6 +7,7 @@ const (
 	FnIdentityMatch   = "identity-match"
 	FnESignCheck      = "esign-check"
 	FnIdentityConfirm = "identity-confirm"
+	FnBankCheck       = "bank-check"
 )
 
 // Identity methods [001:41-45, 002:111].
@@ -64,6 +65,26 @@ type ESignCheckResult struct {
 	// verification goes to manual review, never to verified.
 	Inconclusive bool   `json:"inconclusive,omitempty"`
 	Reason       string `json:"reason,omitempty"`
+}
+
+// BankCheckInput asks to verify a partner bank's signed assertion (a compact JWS) that it
+// identified the taxpayer, for this case (its nonce is spent by this case only).
+type BankCheckInput struct {
+	Assertion string    `json:"assertion"`
+	INN       string    `json:"inn"`
+	CaseID    string    `json:"case_id"`
+	At        time.Time `json:"at"` // the time to judge validity at (workflow time)
+}
+
+// BankCheckResult says whether the assertion identifies the taxpayer. Reason is for the
+// operator (the integrator is told a generic reason); it never names the INN.
+type BankCheckResult struct {
+	Valid bool `json:"valid"`
+	// Inconclusive: the assertion could not be checked (no partner bank keys configured);
+	// the verification goes to manual review, never to verified.
+	Inconclusive bool   `json:"inconclusive,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	Issuer       string `json:"issuer,omitempty"` // the bank that identified the person
 }
 
 // IdentityConfirmInput sets the confirmed mark with time and method [001:52, 004:27].

@@ -170,7 +170,8 @@ func TestSubjectFindsEveryCaseOfATaxpayerChildrenIncluded(t *testing.T) {
 		_ = json.Unmarshal(out, &a)
 		return a
 	}, func(a workflows.AccountStatus) bool { return a.Status == workflows.AccountAwaitingIdentity })
-	body, _ := json.Marshal(map[string]any{"method": contract.MethodBank, "person": p})
+	// Video: the child only has to exist here (bank now needs a partner bank's assertion).
+	body, _ := json.Marshal(map[string]any{"method": contract.MethodVideo, "person": p})
 	code, out = auth.do("POST", "/v1/accounts/"+inn+"/unblock/identity", body)
 	var acc workflows.AccountStatus
 	if code != http.StatusOK || json.Unmarshal(out, &acc) != nil || acc.IdentityCase == "" {
