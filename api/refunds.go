@@ -387,8 +387,14 @@ func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 // handDocument sends the document update; ok is false when an answer has been written.
+// The case answers once it has stored the document, which may take a while when its
+// steps are retrying: once the update is accepted (the validator passed, so the case has
+// the document in its history and will store it), a slow answer is still a 202, and the
+// upload stays for the case to take. Only a refusal, or an update that was never
+// accepted, removes the upload.
 func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
-	if s.updateRefund(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID}, &workflows.RefundStatus{}) {
+	accepted, ok := s.updateAccepted(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID}, &workflows.RefundStatus{})
+	if ok || accepted {
 		return true
 	}
 	// The case did not take it: nothing of it stays in incoming/ (best effort; the
@@ -528,6 +534,12 @@ func (s *Server) updateRefund(w http.ResponseWriter, r *http.Request, id, name s
 	if err == nil {
 		err = h.Get(ctx, out)
 	}
+	return s.updateRefundErr(ctx, w, id, name, err)
+}
+
+// updateRefundErr answers an update's error: 409 with the status for a closed case or a
+// late message, the problem of its type otherwise. It is true when err is nil.
+func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id, name string, err error) bool {
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
@@ -542,6 +554,35 @@ func (s *Server) updateRefund(w http.ResponseWriter, r *http.Request, id, name s
 		}
 	}
 	return !s.temporalError(w, name, err)
+}
+
+// documentAnswerWait is how long an upload waits for the case's answer once the case has
+// accepted the document; past it the answer is 202 and the case goes on storing it.
+const documentAnswerWait = 20 * time.Second
+
+// updateAccepted is updateRefund for an update whose effect may come late: it waits for
+// the case to accept the update (the validator), then for its answer at most
+// documentAnswerWait. accepted is true when the case took the update and has not (yet)
+// refused it; ok is true when the answer was a success (nothing written).
+func (s *Server) updateAccepted(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) (accepted, ok bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageAccepted})
+	if err != nil {
+		return false, s.updateRefundErr(ctx, w, id, name, err)
+	}
+	wait, cancelWait := context.WithTimeout(r.Context(), documentAnswerWait)
+	defer cancelWait()
+	err = h.Get(wait, out)
+	if err != nil && wait.Err() != nil && r.Context().Err() == nil {
+		s.Log.Info().Str("op", name).Msg("the case accepted the update and answers later")
+		return true, true
+	}
+	if err != nil {
+		return false, s.updateRefundErr(ctx, w, id, name, err)
+	}
+	return true, true
 }
 
 // retryPayout asks a case whose payout failed to try again. It is an update: the case
