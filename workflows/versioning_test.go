@@ -69,20 +69,20 @@ func TestAutoApprovalSkipsReviewIsVersioned(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m := markers(after); len(m) != 1 || m[0] != autoApprovalChange || recordsTo(after, RefundInReview) || !recordsTo(after, RefundApproved) {
-			t.Fatalf("%s after the change: markers %v, in_review %v; want [%s] and false", name, m, recordsTo(after, RefundInReview), autoApprovalChange)
+		if m := markers(after); !slices.Contains(m, autoApprovalChange) || recordsTo(after, RefundInReview) || !recordsTo(after, RefundApproved) {
+			t.Fatalf("%s after the change: markers %v, in_review %v; want %s among them and false", name, m, recordsTo(after, RefundInReview), autoApprovalChange)
 		}
 		if err := histories.Replay(after, nil); err != nil {
 			t.Fatalf("%s recorded after the change does not replay: %v", name, err)
 		}
 	}
-	// A reviewed refund asks no version: its history has no marker.
+	// A reviewed refund does not ask this change's version: no marker of it.
 	reviewed, err := histories.Load(filepath.Join(dir, "refund-in-review.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := markers(reviewed); len(m) != 0 || !recordsTo(reviewed, RefundInReview) {
-		t.Fatalf("refund-in-review: markers %v, want none; in_review recorded %v", m, recordsTo(reviewed, RefundInReview))
+	if m := markers(reviewed); slices.Contains(m, autoApprovalChange) || !recordsTo(reviewed, RefundInReview) {
+		t.Fatalf("refund-in-review: markers %v, want no %s; in_review recorded %v", m, autoApprovalChange, recordsTo(reviewed, RefundInReview))
 	}
 
 	// A new run takes the new path: TestNewAutoApprovalSkipsReview.
