@@ -70,6 +70,7 @@ func (s *Server) putStream(ctx context.Context, key string, typ docs.Type, body 
 		u.PartSize, u.Concurrency = UploadPartSize, UploadConcurrency
 		u.LeavePartsOnError = false // a failed upload is aborted: no parts stay stored, billed and unseen
 	})
+	//nolint:staticcheck // SA1019, as above.
 	if _, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: body,
 		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
 		return fmt.Errorf("upload %s: %w", typ, err)

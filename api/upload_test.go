@@ -96,12 +96,12 @@ func (f *fakeS3) serve(w http.ResponseWriter, r *http.Request) {
 		f.requests = append(f.requests, "CreateMultipartUpload")
 		id := fmt.Sprintf("upload-%d", len(f.requests))
 		f.open[id], f.sse[key] = 0, r.Header.Get("X-Amz-Server-Side-Encryption")
-		fmt.Fprintf(w, `<InitiateMultipartUploadResult><Bucket>docs</Bucket><Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>`, key, id)
+		_, _ = fmt.Fprintf(w, `<InitiateMultipartUploadResult><Bucket>docs</Bucket><Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>`, key, id)
 	case r.Method == "POST" && q.Has("uploadId"):
 		f.requests = append(f.requests, "CompleteMultipartUpload")
 		f.objects[key] = f.open[q.Get("uploadId")]
 		delete(f.open, q.Get("uploadId"))
-		fmt.Fprintf(w, `<CompleteMultipartUploadResult><Bucket>docs</Bucket><Key>%s</Key><ETag>"object"</ETag></CompleteMultipartUploadResult>`, key)
+		_, _ = fmt.Fprintf(w, `<CompleteMultipartUploadResult><Bucket>docs</Bucket><Key>%s</Key><ETag>"object"</ETag></CompleteMultipartUploadResult>`, key)
 	case r.Method == "DELETE" && q.Has("uploadId"):
 		f.requests = append(f.requests, "AbortMultipartUpload")
 		delete(f.open, q.Get("uploadId"))
