@@ -99,9 +99,8 @@ func (s *Server) precheckBankNonce(w http.ResponseWriter, r *http.Request, asser
 // valid proof. Chain, validity and revocation are checked by the verification itself.
 func (s *Server) proveESignature(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+		body, ok := readBody(w, r, JSONBodyLimit)
+		if !ok {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"regexp"
@@ -53,9 +52,11 @@ func readDeclaration(w http.ResponseWriter, r *http.Request) (body []byte, forma
 		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the declaration as application/json or application/xml", nil)
 		return nil, "", false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the declaration is larger than 10 MB", nil)
+	// The declaration is read whole, unlike a document: it is parsed here (INN, refund
+	// claimed) and hashed for idempotency, and it is small (a 3-НДФЛ is tens of KB);
+	// FileBodyLimit bounds what one request can make the API hold.
+	body, ok = readBody(w, r, FileBodyLimit)
+	if !ok {
 		return nil, "", false
 	}
 	d, err := declaration.Parse(body, format)
@@ -198,24 +199,14 @@ func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
-		return
-	}
-	typ, err := docs.Check(body, docs.Attachment)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
-		return
-	}
-	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find declaration", err) {
-		return
-	}
 	docID := uuid.NewString()
-	key := "declarations/" + id + "/attachments/" + docID + "." + string(typ)
-	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
-		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
-		s.internal(w, "store attachment", err)
+	key, typ, _, ok := s.streamDocument(w, r, docs.Attachment, FileBodyLimit, func(typ docs.Type) (string, bool) {
+		if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find declaration", err) {
+			return "", false
+		}
+		return "declarations/" + id + "/attachments/" + docID + "." + string(typ), true
+	})
+	if !ok {
 		return
 	}
 	// The case decides whether the attachment answers an open request, in one update: no

@@ -96,9 +96,8 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 128<<10))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 128 KB", nil)
+	body, ok := readBody(w, r, 128<<10)
+	if !ok {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -44,9 +44,8 @@ func (s *Server) limitIdentity(next http.Handler) http.Handler {
 		case r.PathValue("id") != "":
 			subject = "case:" + r.PathValue("id")
 		default:
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+			body, ok := readBody(w, r, JSONBodyLimit)
+			if !ok {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))

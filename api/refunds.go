@@ -18,7 +18,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -86,7 +85,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+			tooLargeError(w, "the body", tooLarge.Limit)
 			return false
 		}
 		var fields []domain.FieldError
@@ -141,9 +140,8 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than 64 KB", nil)
+	body, ok := readBody(w, r, 64<<10)
+	if !ok {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -171,7 +169,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	requestHash := hex.EncodeToString(digest[:])
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
 		Reason: req.Reason, RequestID: requestID(r), RequestSHA256: requestHash, CreatedBy: p.ID, Policy: s.Policy}
-	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID:                       caseID,
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -338,9 +336,9 @@ func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 var docIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,79}$`)
 
 // storeUpload takes a file as the request body (at most 10 MB), judges it by its bytes
-// for the purpose, and stores it under incoming/<case>/<doc>. A refused file stores
-// nothing. ok is false when an answer has been written.
-func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, purpose docs.Purpose) (docID string, typ docs.Type, size int, ok bool) {
+// for the purpose, and streams it to incoming/<case>/<doc> (streamDocument). A refused
+// file stores nothing. ok is false when an answer has been written.
+func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, purpose docs.Purpose) (docID string, typ docs.Type, size int64, ok bool) {
 	docID = r.URL.Query().Get("doc_id")
 	if docID == "" {
 		docID = uuid.NewString()
@@ -349,26 +347,13 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, 
 		writeError(w, http.StatusBadRequest, "invalid_request", "doc_id: lower-case letters, digits and '-'", nil)
 		return "", "", 0, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the file is larger than 10 MB: compress or split it", nil)
-		return "", "", 0, false
-	}
-	typ, err = docs.Check(body, purpose)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "document_refused", err.Error(), nil)
-		return "", "", 0, false
-	}
-	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
-		return "", "", 0, false
-	}
-	key := document.IncomingKey(id, docID)
-	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key, Body: bytes.NewReader(body),
-		ContentType: aws.String(typ.ContentType()), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
-		s.internal(w, "store upload", err)
-		return "", "", 0, false
-	}
-	return docID, typ, len(body), true
+	_, typ, size, ok = s.streamDocument(w, r, purpose, FileBodyLimit, func(docs.Type) (string, bool) {
+		if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
+			return "", false
+		}
+		return document.IncomingKey(id, docID), true
+	})
+	return docID, typ, size, ok
 }
 
 // uploadDocument takes a supporting document and hands it to the case. The case answers

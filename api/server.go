@@ -7,7 +7,6 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -167,7 +166,7 @@ func bodyLimit(method, path string) int64 {
 func limitBody(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than this operation accepts (%d bytes)", limit), nil)
+			tooLargeError(w, "the body", limit)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 
-	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
 )
@@ -217,9 +216,10 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, docs.MaxSize))
-		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than this operation accepts", nil)
+		// Read whole to hash it: every create's body is used whole by its handler too
+		// (JSON, or a declaration to parse), and limitBody caps it at the route's limit.
+		body, ok := readBody(w, r, FileBodyLimit)
+		if !ok {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

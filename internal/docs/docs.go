@@ -90,35 +90,72 @@ func Check(b []byte, p Purpose) (Type, error) {
 }
 
 func detect(b []byte) (Type, error) {
-	switch {
-	case bytes.HasPrefix(b, []byte("%PDF-")):
-		// A complete PDF ends with %%EOF (allowing trailing whitespace).
-		if !bytes.Contains(b[max(0, len(b)-1024):], []byte("%%EOF")) {
-			return "", reject("the PDF is truncated (no end-of-file marker): upload the complete file")
-		}
-		return PDF, nil
-	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		if !bytes.HasSuffix(bytes.TrimRight(b, "\x00"), []byte{0xFF, 0xD9}) {
-			return "", reject("the JPEG image is truncated: upload the complete file")
-		}
-		return JPEG, nil
-	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		if !bytes.Contains(b[max(0, len(b)-64):], []byte("IEND")) {
-			return "", reject("the PNG image is truncated: upload the complete file")
-		}
-		return PNG, nil
-	case bytes.HasPrefix(b, []byte("PK\x03\x04")):
+	t, skip, err := sniff(b)
+	if err != nil {
+		return "", err
+	}
+	switch t {
+	case DOCX:
 		return docx(b)
+	case XML:
+		return xmlDoc(b[skip:])
 	}
-	trimmed := bytes.TrimLeft(bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF")), " \t\r\n")
+	if err := endsComplete(t, b); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// sniff tells the type from the first bytes alone (the magic bytes; for XML the first
+// '<' after a byte-order mark and white space, skip bytes in). Whether the file is
+// complete needs its end: endsComplete, docx, xmlDoc.
+func sniff(head []byte) (t Type, skip int, err error) {
+	switch {
+	case bytes.HasPrefix(head, []byte("%PDF-")):
+		return PDF, 0, nil
+	case bytes.HasPrefix(head, []byte{0xFF, 0xD8, 0xFF}):
+		return JPEG, 0, nil
+	case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		return PNG, 0, nil
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return DOCX, 0, nil
+	}
+	trimmed := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xEF\xBB\xBF")), " \t\r\n")
 	if bytes.HasPrefix(trimmed, []byte("<")) {
-		return xmlDoc(trimmed)
+		return XML, len(head) - len(trimmed), nil
 	}
-	return "", reject("the file is not a PDF, JPG, PNG, XML or DOCX document (judged by its content, not its name)")
+	return "", 0, reject("the file is not a PDF, JPG, PNG, XML or DOCX document (judged by its content, not its name)")
+}
+
+// endsComplete checks that a PDF, JPEG or PNG is not cut off, from its last bytes: tail
+// is the whole file or at least its last tailSize bytes.
+func endsComplete(t Type, tail []byte) error {
+	switch t {
+	case PDF:
+		// A complete PDF ends with %%EOF (allowing trailing whitespace).
+		if !bytes.Contains(tail[max(0, len(tail)-1024):], []byte("%%EOF")) {
+			return reject("the PDF is truncated (no end-of-file marker): upload the complete file")
+		}
+	case JPEG:
+		if !bytes.HasSuffix(bytes.TrimRight(tail, "\x00"), []byte{0xFF, 0xD9}) {
+			return reject("the JPEG image is truncated: upload the complete file")
+		}
+	case PNG:
+		if !bytes.Contains(tail[max(0, len(tail)-64):], []byte("IEND")) {
+			return reject("the PNG image is truncated: upload the complete file")
+		}
+	}
+	return nil
 }
 
 func docx(b []byte) (Type, error) {
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	return docxAt(bytes.NewReader(b), int64(len(b)))
+}
+
+// docxAt reads the archive's central directory (at its end) from r: the whole file, or
+// for a stream its last bytes (tailAt).
+func docxAt(r io.ReaderAt, size int64) (Type, error) {
+	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return "", reject("the archive is damaged or truncated: upload the complete DOCX file")
 	}
@@ -133,33 +170,57 @@ func docx(b []byte) (Type, error) {
 }
 
 func xmlDoc(b []byte) (Type, error) {
-	d := xml.NewDecoder(bytes.NewReader(b))
+	c := newXMLCheck(bytes.NewReader(b))
+	for {
+		done, err := c.step()
+		if err != nil {
+			return "", err
+		}
+		if done {
+			return XML, nil
+		}
+	}
+}
+
+// xmlCheck reads an XML document one token at a time, so that a stream can be checked
+// while it passes through (Stream) as well as a whole file (Check).
+type xmlCheck struct {
+	d     *xml.Decoder
+	depth int
+	root  bool
+}
+
+func newXMLCheck(r io.Reader) *xmlCheck {
+	d := xml.NewDecoder(r)
 	d.Strict = true
 	// Declarations may be in windows-1251; the structure is what we check here.
 	d.CharsetReader = func(_ string, r io.Reader) (io.Reader, error) { return r, nil }
-	depth, root := 0, false
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
+	return &xmlCheck{d: d}
+}
+
+// step reads one token: done once the document has ended complete; a malformed or
+// truncated document is a rejection.
+func (c *xmlCheck) step() (done bool, err error) {
+	tok, err := c.d.Token()
+	if err == io.EOF {
+		if !c.root || c.depth != 0 {
+			return false, reject("the XML is truncated: upload the complete file")
 		}
-		var se *xml.SyntaxError
-		if errors.As(err, &se) && strings.Contains(se.Msg, "unexpected EOF") {
-			return "", reject("the XML is truncated: upload the complete file")
-		}
-		if err != nil {
-			return "", reject("the XML is not well-formed (%v): fix or re-export it", err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-			root = true
-		case xml.EndElement:
-			depth--
-		}
+		return true, nil
 	}
-	if !root || depth != 0 {
-		return "", reject("the XML is truncated: upload the complete file")
+	var se *xml.SyntaxError
+	if errors.As(err, &se) && strings.Contains(se.Msg, "unexpected EOF") {
+		return false, reject("the XML is truncated: upload the complete file")
 	}
-	return XML, nil
+	if err != nil {
+		return false, reject("the XML is not well-formed (%v): fix or re-export it", err)
+	}
+	switch tok.(type) {
+	case xml.StartElement:
+		c.depth++
+		c.root = true
+	case xml.EndElement:
+		c.depth--
+	}
+	return false, nil
 }
