@@ -22,9 +22,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -210,36 +210,9 @@ func historyPayloads(t *testing.T, id string) []*commonpb.Payload {
 		if err != nil {
 			t.Fatal(err)
 		}
-		collectPayloads(ev.ProtoReflect(), &out)
+		out = append(out, histories.Payloads(ev)...)
 	}
 	return out
-}
-
-func collectPayloads(m protoreflect.Message, out *[]*commonpb.Payload) {
-	if p, ok := m.Interface().(*commonpb.Payload); ok {
-		*out = append(*out, p)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					collectPayloads(mv.Message(), out)
-					return true
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				for i := 0; i < v.List().Len(); i++ {
-					collectPayloads(v.List().Get(i).Message(), out)
-				}
-			}
-		case fd.Message() != nil:
-			collectPayloads(v.Message(), out)
-		}
-		return true
-	})
 }
 
 func payloadsJSON(t *testing.T, ps []*commonpb.Payload) []byte {

@@ -52,9 +52,7 @@ type Decoder func([]*commonpb.Payload) ([]*commonpb.Payload, error)
 // encoded attributes, headers, markers), by its decoded form, so that a recorded history
 // replays with the default data converter and does not depend on a payload key.
 func Decode(h *historypb.History, dec Decoder) error {
-	var ps []*commonpb.Payload
-	collect(h.ProtoReflect(), &ps)
-	for _, p := range ps {
+	for _, p := range Payloads(h) {
 		out, err := dec([]*commonpb.Payload{p})
 		if err != nil {
 			return fmt.Errorf("decode a payload: %w", err)
@@ -69,6 +67,13 @@ func Decode(h *historypb.History, dec Decoder) error {
 		}
 	}
 	return nil
+}
+
+// Payloads is every payload inside m (a history, an event), wherever it sits, in order.
+func Payloads(m proto.Message) []*commonpb.Payload {
+	var out []*commonpb.Payload
+	collect(m.ProtoReflect(), &out)
+	return out
 }
 
 func collect(m protoreflect.Message, out *[]*commonpb.Payload) {
