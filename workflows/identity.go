@@ -29,6 +29,10 @@ const (
 	IdentitySignalDocument = "document"
 )
 
+// changeResubmissionAnswersWhenTaken is the GetVersion change id of the re-submission
+// update that answers once taken (README, "Changing a workflow safely").
+const changeResubmissionAnswersWhenTaken = "resubmission-answers-when-taken"
+
 // MaxWaitingUploads bounds the uploads a verification holds for its next check.
 const MaxWaitingUploads = 20
 
@@ -181,8 +185,11 @@ type identity struct {
 	withdrawnAt time.Time // when consent was withdrawn (zero while it stands)
 	closed      bool      // consent stayed withdrawn: the case closed and its documents are gone
 	resubmit    *IdentitySubmission
-	review      *IdentityReview
-	storedDocs  []string // S3 keys of accepted documents of the current submission
+	// resubmitsTaken counts the re-submissions the main coroutine took, so the update
+	// that brought one answers after it is taken.
+	resubmitsTaken int
+	review         *IdentityReview
+	storedDocs     []string // S3 keys of accepted documents of the current submission
 
 	sig identitySignals
 	// final is the end the case has taken (set before it is written): from then on every
@@ -357,7 +364,21 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateResubmit,
 		func(ctx workflow.Context, sub IdentitySubmission) (IdentityStatus, error) {
 			r.resubmit = &sub
-			return r.st, nil
+			// Change resubmission-answers-when-taken: the answer comes once the main
+			// coroutine has taken the re-submission, or is a refusal when the case ended
+			// first (it was answered success and could then be dropped). Runs that answered
+			// at once before the change keep doing so.
+			if workflow.GetVersion(ctx, changeResubmissionAnswersWhenTaken, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return r.st, nil
+			}
+			taken := r.resubmitsTaken
+			if err := workflow.Await(ctx, func() bool { return r.resubmitsTaken > taken || r.final != "" || r.done }); err != nil {
+				return IdentityStatus{}, err
+			}
+			if r.resubmitsTaken > taken {
+				return r.st, nil
+			}
+			return IdentityStatus{}, errLate("re-submission: the verification ended before it was taken", r.st.Status, r.st.Label)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(sub IdentitySubmission) error {
 			if err := r.lateFor("re-submission"); err != nil {
@@ -365,6 +386,9 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			}
 			if r.st.Status != IdentityNeedsDocuments {
 				return errLate("re-submission: the verification is not waiting for one", r.st.Status, r.st.Label)
+			}
+			if !r.consent {
+				return errLate("re-submission: consent to processing personal data is withdrawn; give it again first", r.st.Status, r.st.Label)
 			}
 			if r.resubmit != nil {
 				return temporal.NewApplicationError("another re-submission is being taken", fnerr.TypeConflict)
@@ -542,6 +566,7 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 	if r.resubmit != nil {
 		r.apply(*r.resubmit)
 		r.resubmit = nil // taken: read before it is cleared
+		r.resubmitsTaken++
 	}
 	return true, nil
 }

@@ -561,6 +561,14 @@ func TestIdentityMessagesInEveryWaitingState(t *testing.T) {
 			in.Submission.Person.Surname = "Семеног"
 			return in
 		},
+		// consent withdrawn while the case waits for a re-submission: it pauses and then
+		// closes; a re-submission meanwhile is refused, not taken and then dropped
+		"withdrawn": func(h *idHarness) IdentityWorkflowInput {
+			h.env.RegisterDelayedCallback(func() {
+				h.env.SignalWorkflow(IdentitySignalConsent, IdentityConsent{Granted: false})
+			}, 10*time.Minute)
+			return idInput(contract.MethodDocuments)
+		},
 		// verified: the confirmed mark takes an hour to set; messages meanwhile are late
 		"ended": func(h *idHarness) IdentityWorkflowInput {
 			h.env.OnActivity("ConfirmIdentity", mock.Anything, mock.Anything).After(time.Hour).Return(contract.IdentityConfirmResult{}, nil)
@@ -582,6 +590,7 @@ func TestIdentityMessagesInEveryWaitingState(t *testing.T) {
 		{IdentityManualReview, IdentityUpdateReview, IdentityReview{Approve: false, Operator: "op-1"}, msgOutcome{wrong: "reason"}},
 		{IdentityManualReview, IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{late: IdentityManualReview}},
 		{IdentityManualReview, IdentityUpdateResubmit, IdentitySubmission{Person: person()}, msgOutcome{late: IdentityManualReview}},
+		{"withdrawn", IdentityUpdateResubmit, IdentitySubmission{Person: person()}, msgOutcome{late: IdentityNeedsDocuments}},
 		{"ended", IdentityUpdateDocument, DocumentRef{DocID: "scan"}, msgOutcome{late: IdentityVerified}},
 		{"ended", IdentityUpdateResubmit, IdentitySubmission{Person: person()}, msgOutcome{late: IdentityVerified}},
 		{"ended", IdentityUpdateReview, review, msgOutcome{late: IdentityVerified}},
@@ -590,7 +599,7 @@ func TestIdentityMessagesInEveryWaitingState(t *testing.T) {
 			h := newIDHarness(t, registered())
 			in := states[c.state](h)
 			h.env.RegisterDelayedCallback(func() {
-				if st := h.query(); c.state != "ended" && st.Status != c.state {
+				if st := h.query(); c.state != "ended" && c.state != "withdrawn" && st.Status != c.state {
 					t.Errorf("the case is %s, not %s", st.Status, c.state)
 				}
 				h.upload("scan", jpegOf(1200, 800))
