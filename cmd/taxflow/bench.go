@@ -39,6 +39,8 @@ func runBench(ctx context.Context, args []string) error {
 	n := fs.Int("n", 50, "refunds per run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every variant once, in a rotating order, and the median is reported")
 	sweep := fs.Int("sweep", 0, "instead: time a reminder sweep over this many obligations")
+	creates := fs.Int("creates", 300, "creates per run in the create-path bench (0: skip it)")
+	createOnly := fs.Bool("create-only", false, "run only the create-path bench")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +51,9 @@ func runBench(ctx context.Context, args []string) error {
 		// Bench refunds are cases like any other: they carry the taxpayer's subject.
 		if err := a.cfg.RequireSubjectKey(); err != nil {
 			return err
+		}
+		if *createOnly {
+			return benchCreate(ctx, a, c, *creates, *rounds, []int{5, 50})
 		}
 		lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
 		inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
@@ -125,6 +130,9 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Printf("lambda invocations per refund: %s\n", perRefund(invocations, len(ids)))
 		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 1.6x)\n", sum(legacyShape), lambda.throughput/base17.throughput)
 		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 0.9x)\n", total, lambda.throughput/base.throughput)
+		if *creates > 0 {
+			return benchCreate(ctx, a, c, *creates, *rounds, []int{5, 50})
+		}
 		return nil
 	})
 }
