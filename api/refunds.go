@@ -159,7 +159,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	// The middleware started these checks from the same body while it wrote the
 	// idempotency record; without it (or for another body) they run here.
 	v, _ := awaitPrecheck(r.Context()).(*claimVerdict)
-	if v == nil || v.req != req.claimFacts() {
+	if v == nil || v.req != factsOf(req) {
 		v = s.checkRefundClaim(r.Context(), req)
 	}
 	if v.status != 0 {
@@ -210,7 +210,7 @@ type claimFacts struct {
 	Period            int
 }
 
-func (c CreateRefundRequest) claimFacts() claimFacts {
+func factsOf(c CreateRefundRequest) claimFacts {
 	return claimFacts{INN: c.INN, BIK: c.BIK, Account: c.Account, Period: c.Period}
 }
 
@@ -239,7 +239,7 @@ func (s *Server) refundPrecheck(ctx context.Context, body []byte) any {
 // whose bank requisites differ from the verified ones. A claim's facts once found are
 // kept (factCache, see hotpath.go); the requisites are always read fresh.
 func (s *Server) checkRefundClaim(ctx context.Context, req CreateRefundRequest) *claimVerdict {
-	v := &claimVerdict{req: req.claimFacts()}
+	v := &claimVerdict{req: factsOf(req)}
 	factKey := req.INN + "#" + strconv.Itoa(req.Period)
 	_, known := s.hot().facts.get(factKey)
 	var (
