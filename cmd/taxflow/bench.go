@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +28,7 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -85,12 +87,22 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		order := []string{"bare", "bare17", "inprocess", "lambda"}
 		all := map[string][]benchResult{}
+		cpu := map[string]map[string]float64{} // variant → service → CPU seconds, all rounds
+		st, stErr := localStack()
 		for round := 0; round < *rounds; round++ {
 			for i := range order {
 				name := order[(i+round)%len(order)]
+				before := cpuNow(st, stErr)
 				r, err := runs[name]()
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
+				}
+				after := cpuNow(st, stErr)
+				if cpu[name] == nil {
+					cpu[name] = map[string]float64{}
+				}
+				for k, v := range after {
+					cpu[name][k] += v - before[k]
 				}
 				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
 				all[name] = append(all[name], r)
@@ -114,6 +126,21 @@ func runBench(ctx context.Context, args []string) error {
 				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput)
 		}
 
+		// Where the CPU went (the machine's cores are shared by the server, the store and
+		// the worker, so throughput follows CPU): seconds per workflow, by process.
+		if stErr == nil {
+			fmt.Println()
+			fmt.Printf("%-34s %9s %9s %9s %9s %9s %9s\n", "CPU ms per workflow", "temporal", "dynamodb", "s3", "lambda", "worker", "total")
+			for _, name := range order {
+				per := func(k string) float64 { return 1000 * cpu[name][k] / float64(*n**rounds) }
+				total := 0.0
+				for _, k := range cpuServices {
+					total += per(k)
+				}
+				fmt.Printf("%-34s %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f\n", name, per("temporal"), per("dynamodb"), per("s3"), per("lambda"), per("worker"), total)
+			}
+		}
+
 		// Steps per refund, counted from the histories of every refund run through the
 		// Lambda host (retries included), not assumed.
 		var ids []string
@@ -135,6 +162,23 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
+}
+
+// cpuServices are the processes whose CPU the bench accounts for: the stack's services
+// (the Lambda host with its function processes) and this process, the worker.
+var cpuServices = []string{"temporal", "dynamodb", "s3", "lambda", "worker"}
+
+// cpuNow is the CPU seconds used so far by each service and by this process.
+func cpuNow(st stack.Stack, stErr error) map[string]float64 {
+	out := map[string]float64{}
+	if stErr == nil {
+		out = st.CPU()
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		out["worker"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return out
 }
 
 type benchResult struct {
