@@ -66,11 +66,15 @@ var consoleTemplates = func() map[string]*template.Template {
 			return fieldErrData{Err: d.Err, Name: name}
 		},
 		"when": func(t time.Time) string { return t.In(calendar.Moscow).Format("02.01.2006 15:04") },
-		"whenp": func(t *time.Time) string {
+		"whenp": func(t *time.Time) string { // a term: its end at midnight is 24:00 of its last day
 			if t == nil {
 				return ""
 			}
-			return t.In(calendar.Moscow).Format("02.01.2006 15:04")
+			m := t.In(calendar.Moscow)
+			if m.Hour() == 0 && m.Minute() == 0 && m.Second() == 0 {
+				return m.Add(-time.Minute).Format("02.01.2006") + " 24:00"
+			}
+			return m.Format("02.01.2006 15:04")
 		},
 	}
 	out := map[string]*template.Template{}
@@ -326,7 +330,12 @@ func (s *Server) updateFormError(ctx context.Context, id string, err error) form
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
-			return formError{Message: "Дело закрыто: решение не принято, ничего не изменено.", Status: http.StatusConflict}
+			fe := formError{Message: "Дело закрыто — решение не принято, ничего не изменено.", Status: http.StatusConflict}
+			process, _, _ := strings.Cut(id, "-")
+			if v, qerr := s.loadCase(ctx, id, process); qerr == nil {
+				fe.Current = v.Status
+			}
+			return fe
 		}
 		return formError{Message: "Дело не найдено.", Status: http.StatusNotFound}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -74,7 +75,10 @@ func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 				return nil // another tenant's case, or its owner unreadable: not listed
 			}
 			keep[i] = true
-			if v, err := s.loadCase(ctx, t.CaseID, t.Process); err == nil {
+			// A case that does not answer soon is listed without its term, not waited for.
+			qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if v, err := s.loadCase(qctx, t.CaseID, t.Process); err == nil {
 				rows[i].Due, rows[i].SLA, rows[i].Overdue, rows[i].Escalated = v.Due, v.SLA, v.Overdue, v.Escalated
 			}
 			return nil
