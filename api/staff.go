@@ -40,6 +40,7 @@ const (
 var (
 	ErrBadCredentials = errors.New("wrong login or password")
 	ErrStaffLocked    = errors.New("the account is locked after too many wrong passwords; try again later")
+	ErrStaffExists    = errors.New("a staff account with this login exists already")
 )
 
 var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}$`)
@@ -141,7 +142,7 @@ func (st StaffStore) Create(ctx context.Context, login, role, tenant, password s
 		return StaffAccount{}, fmt.Errorf("store staff account: %w", err)
 	}
 	if !created {
-		return StaffAccount{}, fmt.Errorf("staff account %q exists already", login)
+		return StaffAccount{}, fmt.Errorf("staff account %q: %w", login, ErrStaffExists)
 	}
 	return a, nil
 }
