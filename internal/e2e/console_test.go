@@ -251,10 +251,24 @@ func TestConsoleReviewerApprovesRefundInBrowser(t *testing.T) {
 		t.Fatalf("a form without CSRF changed the case: %s", st.Status)
 	}
 
+	// A rejection without a reason: the case's validator refuses it; its error is shown
+	// next to the field and nothing changes.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/console/cases/"+id),
+		chromedp.WaitVisible(chromedp.ID("decision")),
+		chromedp.Click(chromedp.ID("reject"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, ctx, "#decision #error-reason"); !strings.Contains(got, "rejection must give the reason") {
+		t.Fatalf("validator error next to the reason: %q", got)
+	}
+	if st := integrator.status(id); st.Status != workflows.RefundInReview {
+		t.Fatalf("a refused rejection changed the case: %s", st.Status)
+	}
+
 	// Approve, with HTML in the reason: the status changes; the reason is shown as text.
 	reason := `<b>statement</b> <script>alert(1)</script> confirms it`
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/console/cases/"+id),
 		chromedp.WaitVisible(chromedp.ID("decision")),
 		chromedp.SendKeys(chromedp.ID("reason"), reason),
 		chromedp.Click(chromedp.ID("approve")),
