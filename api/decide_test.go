@@ -31,11 +31,17 @@ func TestCaseActionNamesTheUpdateOfEachDecision(t *testing.T) {
 		{caseAction{Process: procIdent, Action: ActApprove}, workflows.IdentityUpdateReview, ScopeIdentityReview,
 			func(a any) bool { return a.(workflows.IdentityReview).Operator == "staff:anna" }},
 		{caseAction{Process: procAccount, Action: ActReject, Reason: "r"}, workflows.AccountUpdateDecision, ScopeAccountSpecialist,
-			func(a any) bool { d := a.(workflows.SpecialistDecision); return !d.Approve && d.Specialist == "staff:anna" }},
+			func(a any) bool {
+				d := a.(workflows.SpecialistDecision)
+				return !d.Approve && d.Specialist == "staff:anna"
+			}},
 		{caseAction{Process: procDecl, Action: ActRequest, What: "w", Kind: "explanations"}, workflows.DeclarationUpdateRequest, ScopeDeclarationsReview,
 			func(a any) bool { d := a.(workflows.DocumentRequest); return d.What == "w" && d.Kind == "explanations" }},
 		{caseAction{Process: procDecl, Action: ActDecide, Decision: "partly_confirmed", RefundKopecks: 5, Reason: "g"}, workflows.DeclarationUpdateDecide, ScopeDeclarationsReview,
-			func(a any) bool { d := a.(workflows.DeclarationDecision); return d.Grounds == "g" && d.RefundKopecks == 5 }},
+			func(a any) bool {
+				d := a.(workflows.DeclarationDecision)
+				return d.Grounds == "g" && d.RefundKopecks == 5
+			}},
 	} {
 		name, arg, out, scope, err := c.a.update(p)
 		if err != nil || name != c.name || scope != c.scope || out == nil || !c.check(arg) {
