@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -332,5 +333,22 @@ func TestMaskMoneyRoublesAndCountdown(t *testing.T) {
 	}
 	if got, over := countdown(due.Add(-3*time.Hour), due, "hours", cal); got != "осталось 3 ч" || over {
 		t.Errorf("hours: %q %v", got, over)
+	}
+}
+
+// Guesses sent in parallel are each counted: they cannot all read the same count.
+func TestParallelWrongPasswordsLockTheAccount(t *testing.T) {
+	st, _, _ := newStaffStore(t)
+	ctx := context.Background()
+	if _, err := st.Create(ctx, "anna", RoleReviewer, "", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 * MaxPasswordFailures {
+		wg.Go(func() { _, _, _ = st.SignIn(ctx, "anna", "a-wrong-guess!") })
+	}
+	wg.Wait()
+	if _, _, err := st.SignIn(ctx, "anna", testPassword); !errors.Is(err, ErrStaffLocked) {
+		t.Fatalf("after %d parallel guesses: %v, want locked", 3*MaxPasswordFailures, err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/crypto/bcrypt"
 
@@ -176,18 +178,29 @@ func (st StaffStore) SignIn(ctx context.Context, login, password string) (cookie
 		return "", Session{}, ErrStaffLocked
 	}
 	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
-		failures := a.Failures + 1
-		fields := map[string]any{"failures": failures}
-		if failures >= MaxPasswordFailures {
-			fields = map[string]any{"failures": 0, "locked_until": now.Add(StaffLockout).Unix()}
-		}
-		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), fields); err != nil {
+		// Counted atomically (ADD), so guesses sent in parallel cannot each read the same
+		// count and slip past the lock.
+		out, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
+			UpdateExpression:          aws.String("ADD failures :one"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			ReturnValues:              types.ReturnValueUpdatedNew})
+		if err != nil {
 			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
 		}
-		if failures >= MaxPasswordFailures {
-			return "", Session{}, ErrStaffLocked
+		var counted struct {
+			Failures int `json:"failures"`
 		}
-		return "", Session{}, ErrBadCredentials
+		if err := store.Unmarshal(out.Attributes, &counted); err != nil {
+			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
+		}
+		if counted.Failures < MaxPasswordFailures {
+			return "", Session{}, ErrBadCredentials
+		}
+		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login),
+			map[string]any{"failures": 0, "locked_until": now.Add(StaffLockout).Unix()}); err != nil {
+			return "", Session{}, fmt.Errorf("lock the account: %w", err)
+		}
+		return "", Session{}, ErrStaffLocked
 	}
 	if a.Failures != 0 || a.LockedUntil != 0 {
 		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), map[string]any{"failures": 0, "locked_until": 0}); err != nil {
