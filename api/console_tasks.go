@@ -92,23 +92,7 @@ func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 			out = append(out, row)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b taskRow) int {
-		if a.Overdue != b.Overdue {
-			return boolFirst(a.Overdue)
-		}
-		if a.Escalated != b.Escalated {
-			return boolFirst(a.Escalated)
-		}
-		switch {
-		case a.Due == nil && b.Due == nil:
-			return a.Since.Compare(b.Since)
-		case a.Due == nil:
-			return 1
-		case b.Due == nil:
-			return -1
-		}
-		return a.Due.Compare(*b.Due)
-	})
+	sortTasks(out)
 	d.Total = len(out)
 	d.Pages = max(1, (d.Total+consolePageSize-1)/consolePageSize)
 	d.Page, _ = strconv.Atoi(q.Get("page"))
@@ -132,6 +116,28 @@ func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 		d.Next = link(d.Page + 1)
 	}
 	s.render(w, http.StatusOK, "tasks", d)
+}
+
+// sortTasks puts overdue steps first, then escalated ones, then by the nearest term
+// (steps without a term last, oldest first).
+func sortTasks(rows []taskRow) {
+	slices.SortStableFunc(rows, func(a, b taskRow) int {
+		if a.Overdue != b.Overdue {
+			return boolFirst(a.Overdue)
+		}
+		if a.Escalated != b.Escalated {
+			return boolFirst(a.Escalated)
+		}
+		switch {
+		case a.Due == nil && b.Due == nil:
+			return a.Since.Compare(b.Since)
+		case a.Due == nil:
+			return 1
+		case b.Due == nil:
+			return -1
+		}
+		return a.Due.Compare(*b.Due)
+	})
 }
 
 func boolFirst(a bool) int {
