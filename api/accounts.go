@@ -179,6 +179,6 @@ func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return
 	}
-	s.updateAs(w, r, id, workflows.AccountUpdateDecision,
-		workflows.SpecialistDecision{Approve: approve, Reason: reason, Specialist: principal(r).ID}, &workflows.AccountStatus{})
+	name, arg, out, _, _ := caseAction{Process: procAccount, Action: approveAction(approve), Reason: reason}.update(principal(r))
+	s.updateAs(w, r, id, name, arg, out)
 }

@@ -266,8 +266,8 @@ func (s *Server) requestDeclarationDocuments(w http.ResponseWriter, r *http.Requ
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: req.What, Kind: req.Kind, Inspector: principal(r).ID},
-		&workflows.DeclarationStatus{})
+	name, arg, out, _, _ := caseAction{Process: procDecl, Action: ActRequest, What: req.What, Kind: req.Kind}.update(principal(r))
+	s.updateAs(w, r, id, name, arg, out)
 }
 
 func (s *Server) decideDeclaration(w http.ResponseWriter, r *http.Request) {
@@ -283,8 +283,9 @@ func (s *Server) decideDeclaration(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateDecide, workflows.DeclarationDecision{Decision: req.Decision, RefundKopecks: req.RefundKopecks,
-		Grounds: req.Grounds, Inspector: principal(r).ID}, &workflows.DeclarationStatus{})
+	name, arg, out, _, _ := caseAction{Process: procDecl, Action: ActDecide, Decision: req.Decision, RefundKopecks: req.RefundKopecks,
+		Reason: req.Grounds}.update(principal(r))
+	s.updateAs(w, r, id, name, arg, out)
 }
 
 func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {
@@ -342,10 +343,24 @@ type Task struct {
 // tasks lists the open human steps of a role, from Temporal's visibility.
 func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	role := r.URL.Query().Get("role")
-	steps, ok := roles[role]
-	if !ok {
+	if _, ok := roles[role]; !ok {
 		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"}})
 		return
+	}
+	out, err := s.listTasks(r.Context(), role)
+	if err != nil {
+		s.internal(w, "list tasks", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"role": role, "tasks": out})
+}
+
+// listTasks lists the open human steps of a role (at most about 1000), from Temporal's
+// visibility: the API's /v1/tasks and the staff console both read it.
+func (s *Server) listTasks(ctx context.Context, role string) ([]Task, error) {
+	steps, ok := roles[role]
+	if !ok {
+		return nil, fmt.Errorf("role %q has no task queue", role)
 	}
 	var clauses []string
 	for _, st := range steps {
@@ -355,10 +370,9 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	out := []Task{}
 	var token []byte
 	for len(out) < 1000 {
-		page, err := s.Temporal.ListWorkflow(r.Context(), &listRequest{Query: query, NextPageToken: token, PageSize: 200})
+		page, err := s.Temporal.ListWorkflow(ctx, &listRequest{Query: query, NextPageToken: token, PageSize: 200})
 		if err != nil {
-			s.internal(w, "list tasks", err)
-			return
+			return nil, err
 		}
 		for _, ex := range page.Executions {
 			t := Task{CaseID: ex.Execution.WorkflowId, Since: ex.StartTime.AsTime()}
@@ -378,5 +392,5 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"role": role, "tasks": out})
+	return out, nil
 }

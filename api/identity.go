@@ -252,8 +252,8 @@ func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.updateAs(w, r, id, workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: reason, Operator: principal(r).ID},
-		&workflows.IdentityStatus{})
+	name, arg, out, _, _ := caseAction{Process: procIdent, Action: approveAction(approve), Reason: reason}.update(principal(r))
+	s.updateAs(w, r, id, name, arg, out)
 }
 
 // setConsent records consent (POST) or its revocation (DELETE) [001:53-67] and tells the

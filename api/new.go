@@ -10,13 +10,14 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/config"
+	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
 )
 
 // New builds the API from configuration; `taxflow api` and the API's Lambda both use it.
 // The caller has checked cfg.RequireSubjectKey: the API makes subjects.
 func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log zerolog.Logger) *Server {
-	return &Server{
+	s := &Server{
 		Temporal:    tc,
 		Keys:        Keys(cfg, clients),
 		S3:          clients.S3,
@@ -36,8 +37,20 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,
 			AppealMonths: cfg.Declaration.AppealMonths, ExplanationDays: cfg.Declaration.ExplanationDays, DocumentDays: cfg.Declaration.DocumentDays,
 			Refund: RefundPolicy(cfg.Refund)},
-		Log: log.With().Str("component", "api").Logger(),
+		Log:   log.With().Str("component", "api").Logger(),
+		Staff: StaffAccounts(cfg, clients),
 	}
+	// Without the payload keys the console shows no identifiers; the API itself does not
+	// need them (Temporal's client encrypts with the same configuration).
+	if dc, err := temporalclient.DataConverter(cfg.Temporal); err == nil {
+		s.DataConverter = dc
+	}
+	return s
+}
+
+// StaffAccounts is the staff account and session store of a deployment.
+func StaffAccounts(cfg config.Config, clients *awsclient.Clients) *StaffStore {
+	return &StaffStore{DB: clients.DynamoDB, Accounts: cfg.Name(StaffTable), Sessions: cfg.Name(SessionsTable)}
 }
 
 // Keys is the API key store of a deployment.

@@ -501,8 +501,8 @@ func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := workflows.RefundDecision{Approve: approve, Reason: reason, Reviewer: principal(r).ID}
-	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateDecide, d)
+	name, d, _, _, _ := caseAction{Process: procRefund, Action: approveAction(approve), Reason: reason}.update(principal(r))
+	s.answerRefundUpdate(w, r, id, name, d)
 }
 
 func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
@@ -634,8 +634,8 @@ func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
 	if !reasonFits(w, req.Reason) {
 		return
 	}
-	retry := workflows.RefundRetry{Operator: principal(r).ID, Reason: req.Reason}
-	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateRetryPayout, retry)
+	name, retry, _, _, _ := caseAction{Process: procRefund, Action: ActRetry, Reason: req.Reason}.update(principal(r))
+	s.answerRefundUpdate(w, r, id, name, retry)
 }
 
 // reasonFits answers 400 naming the field when free text is longer than a case keeps.

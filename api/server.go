@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
@@ -51,6 +52,11 @@ type Server struct {
 	// and account workflow ids (TAXFLOW_SUBJECT_KEY and its previous versions).
 	Subjects subject.Keyring
 	Log      zerolog.Logger
+	// Staff signs staff in to the console at /console; nil serves no console.
+	Staff *StaffStore
+	// DataConverter decrypts a case's start input for the console's masked identifiers;
+	// nil shows none.
+	DataConverter converter.DataConverter
 
 	hotState hotPath // the create path's caches and after-answer writes (hotpath.go)
 }
@@ -147,6 +153,9 @@ func (s *Server) Handler() http.Handler {
 			h = s.authenticateWith(create, require(rt.scope, h.ServeHTTP))
 		}
 		mux.Handle(name, limitBody(bodyLimit(rt.method, rt.path), h))
+	}
+	if s.Staff != nil {
+		s.mountConsole(mux)
 	}
 	return s.logRequests(securityHeaders(mux))
 }

@@ -137,6 +137,10 @@ func Declare() Declaration {
 			{Name: "case_owners", PartitionKey: s("case_id")},
 			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
 			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
+			// Staff of the console (api.StaffTable): bcrypt password hashes and lockouts.
+			{Name: "staff_accounts", PartitionKey: s("login")},
+			// Console sessions (api.SessionsTable), by the SHA-256 of the cookie; they expire.
+			{Name: "staff_sessions", PartitionKey: s("session_hash"), TTLAttribute: "expires_at"},
 		},
 		Buckets: []Bucket{{
 			Name:           document.Bucket,
@@ -207,6 +211,8 @@ func Declare() Declaration {
 					{Table: "apikeys", Actions: []string{"GetItem", "UpdateItem"}},
 					{Table: "case_owners", Actions: []string{"GetItem", "PutItem"}},
 					{Table: "api_idempotency", Actions: []string{"GetItem", "PutItem", "UpdateItem"}},
+					{Table: "staff_accounts", Actions: []string{"GetItem", "UpdateItem"}},
+					{Table: "staff_sessions", Actions: []string{"GetItem", "PutItem", "UpdateItem"}},
 					{Table: taxpayer.Table, Actions: []string{"GetItem", "UpdateItem"}},
 					{Table: audit.Table, Actions: []string{"Query"}},
 					{Table: overpayment.Table, Actions: []string{"Query"}},

@@ -30,6 +30,30 @@ import (
 // demoKeys are the API keys of the demo's principals, one per role.
 type demoKeys struct {
 	Integrator, Auth, Reviewer, Inspector, Operator, Specialist string
+	// Staff are the console's sign-ins, one per staff role; Password is empty when the
+	// account existed already (its password was shown when it was made).
+	Staff []demoStaff
+}
+
+type demoStaff struct{ Login, Role, Password string }
+
+// createDemoStaff makes one console account per staff role, with a random password.
+func createDemoStaff(ctx context.Context, a *app) ([]demoStaff, error) {
+	var out []demoStaff
+	for _, role := range []string{api.RoleReviewer, api.RoleInspector, api.RoleSpecialist, api.RoleOperator} {
+		pw, err := api.NewPassword()
+		if err != nil {
+			return nil, err
+		}
+		login := "demo-" + role
+		if _, err := api.StaffAccounts(a.cfg, a.clients).Create(ctx, login, role, "", pw); errors.Is(err, api.ErrStaffExists) {
+			pw = ""
+		} else if err != nil {
+			return nil, fmt.Errorf("create the %s staff account: %w", role, err)
+		}
+		out = append(out, demoStaff{Login: login, Role: role, Password: pw})
+	}
+	return out, nil
 }
 
 // demoPrincipals: the cabinet (an integrator tenant) with its authentication system, and
@@ -55,7 +79,9 @@ func createDemoKeys(ctx context.Context, a *app) (demoKeys, error) {
 		}
 		*p.key(&k) = key
 	}
-	return k, nil
+	staff, err := createDemoStaff(ctx, a)
+	k.Staff = staff
+	return k, err
 }
 
 // demo is one walk through the processes.
@@ -278,6 +304,14 @@ func (m *demo) whereToLook(s stack.Stack, results []outcome) {
 	m.printf("API keys of this data (shown once; stored only as hashes):\n")
 	for _, p := range demoPrincipals {
 		m.printf("  %-26s %s\n", p.what, *p.key(&m.keys))
+	}
+	m.printf("Staff console  %s/console   sign in as (passwords shown once; stored only as bcrypt hashes):\n", m.base)
+	for _, st := range m.keys.Staff {
+		pw := st.Password
+		if pw == "" {
+			pw = "(exists already: its password was shown when it was made)"
+		}
+		m.printf("  %-26s %-12s %s\n", st.Login, st.Role, pw)
 	}
 	m.printf("\n")
 }

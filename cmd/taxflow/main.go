@@ -30,6 +30,8 @@ Usage:
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --tenant T --role R [--expires 90d]   create an API key (printed once, stored hashed)
   taxflow apikey list [--tenant T] | revoke KEY_ID           list keys with their last use; revoke one
+  taxflow staff create --role R --name LOGIN [--tenant T] [--password-stdin]   a staff account of the
+                              console at /console (password bcrypt-hashed; a generated one is printed once)
 
 Configuration is read from the environment; see README.md.
 `
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string) error {
 		return runSeed(ctx, rest)
 	case "apikey":
 		return runAPIKey(ctx, rest)
+	case "staff":
+		return runStaff(ctx, rest, os.Stdin)
 	case "bench":
 		return runBench(ctx, rest)
 	case "schedules":

@@ -72,6 +72,28 @@ install_poppler() {
   echo "setup: pdftotext is missing: install poppler-utils (Debian: sudo apt-get install poppler-utils) so the tests can read generated PDFs (they skip that check without it, and fail under CI=true)." >&2
 }
 
+# The console's browser tests drive headless Chromium (chromedp) from the system's packages:
+# installed with apt-get where it is missing and we are root (under a minute); otherwise the
+# tests skip, and under CI=true a Chromium that cannot be installed fails setup.
+install_chromium() {
+  local b
+  for b in chromium chromium-browser google-chrome; do
+    if command -v "$b" >/dev/null 2>&1; then echo "setup: $b present"; return; fi
+  done
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium with apt-get"
+    if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }; then
+      return
+    fi
+  fi
+  if [ "${CI:-}" = true ]; then
+    echo "setup: chromium is missing and cannot be installed here (CI=true): the console's browser tests need it (Debian: apt-get install chromium)." >&2
+    exit 1
+  fi
+  echo "setup: chromium is missing: install it (Debian: sudo apt-get install chromium) for the console's browser tests (they skip without it)." >&2
+}
+
 # The OpenAPI linter: @redocly/cli at its pinned version, installed locally under $tools/redocly
 # (npm install --prefix, exact version, no global install); `make lint` runs it over api/openapi.yaml.
 install_redocly() {
@@ -85,6 +107,7 @@ install_redocly() {
 }
 
 install_poppler
+install_chromium
 install_redocly &
 redocly=$!
 install_dynamodb &

@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strconv"
@@ -79,7 +80,9 @@ func (d *DB) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dy
 	if err != nil {
 		return nil, err
 	}
-	return &dynamodb.GetItemOutput{Item: d.items[*in.TableName][id]}, nil
+	// A copy: the caller decodes it after the lock is released, while updates may change
+	// the stored item (as DynamoDB's answer, it is a snapshot).
+	return &dynamodb.GetItemOutput{Item: maps.Clone(d.items[*in.TableName][id])}, nil
 }
 
 func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {

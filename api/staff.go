@@ -1,0 +1,271 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+// Tables of the staff console: staff accounts (hashed passwords, lockout) and their
+// sign-in sessions (server-side, expiring).
+const (
+	StaffTable    = "staff_accounts"
+	SessionsTable = "staff_sessions"
+)
+
+// Staff sign-in rules.
+const (
+	// MaxPasswordFailures wrong passwords in a row lock the account for StaffLockout.
+	MaxPasswordFailures = 5
+	StaffLockout        = 15 * time.Minute
+	// SessionTTL is how long a session lives from sign-in, whatever the activity: a
+	// forgotten browser on a shared desk does not stay signed in past a working day.
+	SessionTTL = 8 * time.Hour
+	// MinPasswordChars is the shortest password an account may have.
+	MinPasswordChars = 12
+)
+
+// Errors of sign-in; the console shows one message for unknown login and wrong password.
+var (
+	ErrBadCredentials = errors.New("wrong login or password")
+	ErrStaffLocked    = errors.New("the account is locked after too many wrong passwords; try again later")
+	ErrStaffExists    = errors.New("a staff account with this login exists already")
+)
+
+var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}$`)
+
+// StaffAccount is a member of the tax office's staff who signs in to the console. Tenant
+// is empty for the tax office (every tenant's cases) or names the one tenant whose cases
+// the account works on.
+type StaffAccount struct {
+	Login        string `json:"login"`
+	Role         string `json:"role"`
+	Tenant       string `json:"tenant,omitempty"`
+	PasswordHash string `json:"password_hash"`
+	Failures     int    `json:"failures"`
+	LockedUntil  int64  `json:"locked_until,omitempty"` // Unix seconds
+	CreatedAt    int64  `json:"created_at"`
+}
+
+// Principal is who the account acts as: its id is in every journal entry it causes.
+func (a StaffAccount) Principal() Principal {
+	tenant := a.Tenant
+	if tenant == "" {
+		tenant = "tax-office"
+	}
+	return Principal{ID: "staff:" + a.Login, Tenant: tenant, Role: a.Role, Scopes: RoleScopes[a.Role]}
+}
+
+// Session is one signed-in browser. Only the SHA-256 of its cookie value is stored.
+type Session struct {
+	IDHash    string `json:"session_hash"`
+	Login     string `json:"login"`
+	Role      string `json:"role"`
+	Tenant    string `json:"tenant,omitempty"`
+	CSRF      string `json:"csrf"`
+	CreatedAt int64  `json:"created_at"`
+	ExpiresAt int64  `json:"expires_at"` // Unix seconds; also the table's TTL attribute
+}
+
+// Account is the staff account the session acts for.
+func (s Session) Account() StaffAccount {
+	return StaffAccount{Login: s.Login, Role: s.Role, Tenant: s.Tenant}
+}
+
+// StaffStore keeps staff accounts and sessions in DynamoDB.
+type StaffStore struct {
+	DB       store.DB
+	Accounts string
+	Sessions string
+	Now      func() time.Time // nil: time.Now
+	// Cost of bcrypt; 0 is bcrypt.DefaultCost (tests use bcrypt.MinCost).
+	Cost int
+}
+
+func (st StaffStore) now() time.Time {
+	if st.Now != nil {
+		return st.Now()
+	}
+	return time.Now()
+}
+
+func isStaffRole(role string) bool {
+	return Principal{Role: role}.Staff()
+}
+
+// NewPassword makes a random password of 20 URL-safe characters (120 bits).
+func NewPassword() (string, error) {
+	b := make([]byte, 15)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Create stores a new staff account with the password hashed by bcrypt. It refuses an
+// existing login: a password is never overwritten by accident.
+func (st StaffStore) Create(ctx context.Context, login, role, tenant, password string) (StaffAccount, error) {
+	if !loginRE.MatchString(login) {
+		return StaffAccount{}, fmt.Errorf("name %q: want 2-63 lower-case letters, digits, '.', '_' and '-'", login)
+	}
+	if !isStaffRole(role) {
+		return StaffAccount{}, fmt.Errorf("role %q: want reviewer, inspector, specialist or operator", role)
+	}
+	if tenant != "" && !tenantRE.MatchString(tenant) {
+		return StaffAccount{}, fmt.Errorf("tenant %q: want 2-63 lower-case letters, digits and '-'", tenant)
+	}
+	if len([]rune(password)) < MinPasswordChars || len(password) > 72 {
+		return StaffAccount{}, fmt.Errorf("password: want %d to 72 bytes", MinPasswordChars)
+	}
+	cost := st.Cost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return StaffAccount{}, fmt.Errorf("hash password: %w", err)
+	}
+	a := StaffAccount{Login: login, Role: role, Tenant: tenant, PasswordHash: string(hash), CreatedAt: st.now().Unix()}
+	created, err := store.PutNew(ctx, st.DB, st.Accounts, "login", a)
+	if err != nil {
+		return StaffAccount{}, fmt.Errorf("store staff account: %w", err)
+	}
+	if !created {
+		return StaffAccount{}, fmt.Errorf("staff account %q: %w", login, ErrStaffExists)
+	}
+	return a, nil
+}
+
+// dummyHash is compared against when the login is unknown, so that an unknown login
+// takes as long as a wrong password and does not reveal which logins exist.
+// It is made on first use: every binary that imports the API need not pay for it.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("taxflow-no-such-account"), bcrypt.DefaultCost)
+	return h
+})
+
+// SignIn checks a password and opens a session. MaxPasswordFailures wrong passwords in a
+// row lock the account for StaffLockout; while it is locked even the right password is
+// refused (the lock is what stops guessing). It returns the session's cookie value.
+func (st StaffStore) SignIn(ctx context.Context, login, password string) (cookie string, s Session, err error) {
+	var a StaffAccount
+	found := false
+	if loginRE.MatchString(login) {
+		found, err = store.Get(ctx, st.DB, st.Accounts, st.key(login), &a)
+		if err != nil {
+			return "", Session{}, fmt.Errorf("read staff account: %w", err)
+		}
+	}
+	if !found {
+		_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return "", Session{}, ErrBadCredentials
+	}
+	now := st.now()
+	if a.LockedUntil > now.Unix() {
+		return "", Session{}, ErrStaffLocked
+	}
+	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
+		// Counted atomically (ADD), so guesses sent in parallel cannot each read the same
+		// count and slip past the lock.
+		out, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
+			UpdateExpression:          aws.String("ADD failures :one"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+			ReturnValues:              types.ReturnValueUpdatedNew})
+		if err != nil {
+			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
+		}
+		var counted struct {
+			Failures int `json:"failures"`
+		}
+		if err := store.Unmarshal(out.Attributes, &counted); err != nil {
+			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
+		}
+		if counted.Failures < MaxPasswordFailures {
+			return "", Session{}, ErrBadCredentials
+		}
+		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login),
+			map[string]any{"failures": 0, "locked_until": now.Add(StaffLockout).Unix()}); err != nil {
+			return "", Session{}, fmt.Errorf("lock the account: %w", err)
+		}
+		return "", Session{}, ErrStaffLocked
+	}
+	if a.Failures != 0 || a.LockedUntil != 0 {
+		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), map[string]any{"failures": 0, "locked_until": 0}); err != nil {
+			return "", Session{}, fmt.Errorf("reset wrong passwords: %w", err)
+		}
+	}
+	cookie, err = randomToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return "", Session{}, err
+	}
+	s = Session{IDHash: HashKey(cookie), Login: a.Login, Role: a.Role, Tenant: a.Tenant, CSRF: csrf,
+		CreatedAt: now.Unix(), ExpiresAt: now.Add(SessionTTL).Unix()}
+	if _, err := store.PutNew(ctx, st.DB, st.Sessions, "session_hash", s); err != nil {
+		return "", Session{}, fmt.Errorf("store session: %w", err)
+	}
+	return cookie, s, nil
+}
+
+// Session finds the live session of a cookie value; an expired or signed-out one is not
+// found (DynamoDB's TTL removes it later, so the expiry is checked here).
+func (st StaffStore) Session(ctx context.Context, cookie string) (Session, bool, error) {
+	if cookie == "" || len(cookie) > 100 {
+		return Session{}, false, nil
+	}
+	var s Session
+	found, err := store.Get(ctx, st.DB, st.Sessions, map[string]types.AttributeValue{"session_hash": store.S(HashKey(cookie))}, &s)
+	if err != nil {
+		return Session{}, false, fmt.Errorf("read session: %w", err)
+	}
+	if !found || s.ExpiresAt <= st.now().Unix() {
+		return Session{}, false, nil
+	}
+	return s, true, nil
+}
+
+// SignOut ends a session at once.
+func (st StaffStore) SignOut(ctx context.Context, cookie string) error {
+	if cookie == "" || len(cookie) > 100 {
+		return nil
+	}
+	_, err := store.SetFields(ctx, st.DB, st.Sessions, map[string]types.AttributeValue{"session_hash": store.S(HashKey(cookie))},
+		map[string]any{"expires_at": st.now().Unix()})
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+func (st StaffStore) key(login string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"login": store.S(login)}
+}
+
+// ValidCSRF compares a form's token with the session's in constant time.
+func (s Session) ValidCSRF(token string) bool {
+	return s.CSRF != "" && subtle.ConstantTimeCompare([]byte(s.CSRF), []byte(token)) == 1
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
