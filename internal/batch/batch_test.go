@@ -45,15 +45,15 @@ func TestCSVKinds(t *testing.T) {
 func TestLineErrorsNameTheField(t *testing.T) {
 	lines, ref := Parse(csvFile(
 		"1,refund,r-1,500100732250,2025,2500000,overpaid,,,,", // bad INN check digits
-		"1,refund,r-2,"+inn+",2030,2500000,overpaid,,,,",       // future period
-		"1,refund,r-3,"+inn+",2025,25.5,overpaid,,,,",          // fraction
-		"1,refund,r-4,"+inn+",2025,100,,,,,",                   // no reason
-		"1,refund,r 5,"+inn+",2025,100,why,,,,",                // bad external id
-		"1,account_event,e-1,"+inn+",,,,jumped,,,",             // unknown event type
-		"1,mystery,x-1,,,,,,,,",                                // unknown kind
-		"1,declaration,d-1,,,,,,{},telegram,",                  // unreadable declaration, bad confirmation
-		"1,refund,r-6,"+inn+",2025,100,why,login_failed,,,",    // a field of another kind
-		"1,refund,r-7",                                         // short line
+		"1,refund,r-2,"+inn+",2030,2500000,overpaid,,,,",      // future period
+		"1,refund,r-3,"+inn+",2025,25.5,overpaid,,,,",         // fraction
+		"1,refund,r-4,"+inn+",2025,100,,,,,",                  // no reason
+		"1,refund,r 5,"+inn+",2025,100,why,,,,",               // bad external id
+		"1,account_event,e-1,"+inn+",,,,jumped,,,",            // unknown event type
+		"1,mystery,x-1,,,,,,,,",                               // unknown kind
+		"1,declaration,d-1,,,,,,{},telegram,",                 // unreadable declaration, bad confirmation
+		"1,refund,r-6,"+inn+",2025,100,why,login_failed,,,",   // a field of another kind
+		"1,refund,r-7", // short line
 	), CSV, "bank-a", now, DefaultLimits)
 	require.Nil(t, ref)
 	want := [][]string{{"inn"}, {"period"}, {"amount_kopecks"}, {"reason"}, {"external_id"}, {"event_type"}, {"kind"},
