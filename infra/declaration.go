@@ -144,6 +144,8 @@ func Declare() Declaration {
 				{ID: "expire-incomplete-uploads", Prefix: "incoming/", ExpireDays: 1},
 				// Generated documents stay in the cabinet for 30 days [004:169].
 				{ID: "expire-generated", Prefix: "generated/", ExpireDays: 30},
+				// A batch's parsed chunks and per-line results, kept while its report is read.
+				{ID: "expire-batch-work", Prefix: "batches/", ExpireDays: 30},
 			},
 		}},
 		Functions: []Function{
@@ -193,6 +195,10 @@ func Declare() Declaration {
 				Uses: []Access{{Table: reminders.Table, Actions: []string{"Query"}}, {Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnInactiveSweep, Package: "./functions/inactive/lambda", MemoryMB: 256, TimeoutSec: 120,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"Scan", "UpdateItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
+			// Back-office batch files: parse, keep chunks and results, report, move, journal.
+			{Name: contract.FnBatch, Package: "./functions/batch/lambda", MemoryMB: 1024, TimeoutSec: 300,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}},
+					{Table: "case_owners", Actions: []string{"PutItem"}}, {Table: audit.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
 		},

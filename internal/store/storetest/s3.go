@@ -95,3 +95,17 @@ func (m *S3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func
 	delete(m.Objects, *in.Key)
 	return &s3.DeleteObjectOutput{}, nil
 }
+
+// CopyObject copies within the bucket (CopySource is "<bucket>/<key>"); preconditions are
+// not modelled.
+func (m *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, src, _ := strings.Cut(aws.ToString(in.CopySource), "/")
+	b, ok := m.Objects[src]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
+	}
+	m.Objects[*in.Key], m.SSE[*in.Key], m.Times[*in.Key] = b, string(in.ServerSideEncryption), time.Now()
+	return &s3.CopyObjectOutput{}, nil
+}
