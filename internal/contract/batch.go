@@ -4,6 +4,9 @@ package contract
 // and writes the report (operations BatchOp*).
 const FnBatch = "batch"
 
+// FnIntake starts a BatchImport per object created in the inbox.
+const FnIntake = "intake"
+
 // Operations of the batch function.
 const (
 	BatchOpRead   = "read"   // parse the inbox object, store its chunks, record the batch's owner
