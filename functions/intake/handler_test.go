@@ -34,7 +34,7 @@ func TestIntakeStartsOneBatchPerObject(t *testing.T) {
 	f := &fakeStarter{}
 	h := Handler{Temporal: f, TaskQueue: "taxflow"}
 	ev := events.S3Event{Records: []events.S3EventRecord{
-		record("ObjectCreated:Put", "inbox/bank-a/night+1.csv", `"e1"`), // AWS form, URL-encoded key
+		record("ObjectCreated:Put", "inbox/bank-a/night+1.csv", `"e1"`),  // AWS form, URL-encoded key
 		record("s3:ObjectCreated:Put", "inbox/bank-a/night+1.csv", "e1"), // MinIO form: the same object
 		record("s3:ObjectRemoved:Delete", "inbox/bank-a/x.csv", "e2"),
 		record("s3:ObjectCreated:Put", "reports/bank-a/x.csv", "e3"),
