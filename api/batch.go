@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -126,3 +127,78 @@ func (s *Server) startOnce(ctx context.Context, id string, wf any, in any, sa te
 	}
 	return contract.BatchLineResult{Outcome: contract.LineCreated, CaseID: id}, nil
 }
+
+// BatchUploadRequest asks where to upload a batch file.
+type BatchUploadRequest struct {
+	FileName string `json:"file_name"`
+	Size     int64  `json:"size"`
+}
+
+// batchUploadURL hands out a presigned PUT into the caller's own inbox/<tenant>/: a
+// tenant can put files nowhere else, so the prefix names the tenant truthfully.
+func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
+	var req BatchUploadRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	p := principal(r)
+	key := batch.InboxPrefix + p.Tenant + "/" + req.FileName
+	var errs []domain.FieldError
+	if _, ref := batch.ParseKey(key); ref != nil || len(req.FileName) > 200 {
+		errs = append(errs, domain.FieldError{Field: "file_name", Reason: "a plain file name (no '/') ending in .csv or .jsonl, at most 200 characters"})
+	}
+	if req.Size <= 0 || req.Size > batch.DefaultLimits.MaxBytes {
+		errs = append(errs, domain.FieldError{Field: "size", Reason: fmt.Sprintf("the file's size in bytes, 1-%d", batch.DefaultLimits.MaxBytes)})
+	}
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	const ttl = 15 * time.Minute
+	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+		ContentLength: aws.Int64(req.Size)}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		s.internal(w, "presign batch upload", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "method": "PUT", "bucket": s.Bucket, "key": key,
+		"expires_in_seconds": int(ttl.Seconds())})
+}
+
+// BatchView is the answer of GET /v1/batches/{id}.
+type BatchView struct {
+	workflows.BatchProgress
+	ReportURL string `json:"report_url,omitempty"`
+}
+
+// getBatch answers a batch's progress and, once it ended, a presigned link to its
+// report. Another tenant's batch is 404 like a missing one (ownCase: the batch function
+// records the inbox's tenant as the owner).
+func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !batchIDRE.MatchString(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
+		return
+	}
+	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.BatchQueryProgress)
+	if s.temporalError(w, "read batch", err) {
+		return
+	}
+	var view BatchView
+	if err := v.Get(&view.BatchProgress); err != nil {
+		s.internal(w, "decode batch", err)
+		return
+	}
+	if view.ReportKey != "" {
+		ps, err := s3.NewPresignClient(s.S3).PresignGetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Bucket, Key: &view.ReportKey},
+			s3.WithPresignExpires(15*time.Minute))
+		if err != nil {
+			s.internal(w, "presign report", err)
+			return
+		}
+		view.ReportURL = ps.URL
+	}
+	WriteJSON(w, http.StatusOK, view)
+}
+
+var batchIDRE = regexp.MustCompile(`^batch-[0-9a-f]{32}$`)
