@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +226,78 @@ func startWorkerOn(t *testing.T, queue string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Stop)
+}
+
+// The API's side: a presigned upload into the caller's inbox, then the batch's status
+// until its report link; another tenant's key gets the 404 of a missing batch. Every
+// request and answer is checked against the OpenAPI description.
+func TestBatchAPIUploadStatusAndTenancy(t *testing.T) {
+	caseQueue := "e2e-batch-api-" + uuid.NewString()
+	w := batchWorker(t, caseQueue)
+	defer w.Stop()
+	startWorkerOn(t, caseQueue)
+	s := api.New(shared.cfg, shared.clients, shared.temporal, zerolog.Nop())
+	url := newServer(t, s)
+	keys := api.Keys(shared.cfg, shared.clients)
+	tenant := "bank-" + uuid.NewString()[:8]
+	mine, err := keys.Create(context.Background(), api.Principal{Tenant: tenant, Role: api.RoleIntegrator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := keys.Create(context.Background(), api.Principal{Tenant: "other-" + uuid.NewString()[:8], Role: api.RoleIntegrator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, other := &apiClient{t, url + "|" + mine}, &apiClient{t, url + "|" + theirs}
+	inn := newTaxpayer(t, 600_000)
+	file := []byte(fmt.Sprintf("schema_version,kind,external_id,inn,period,amount_kopecks,reason\n1,refund,api-%s,%s,2025,100000,overpaid\n",
+		uuid.NewString()[:8], inn))
+	code, body := me.do("POST", "/v1/batches/upload-url", []byte(fmt.Sprintf(`{"file_name":"api.csv","size":%d}`, len(file))))
+	if code != 200 {
+		t.Fatalf("upload-url: %d %s", code, body)
+	}
+	var up struct{ URL, Bucket, Key string }
+	if err := json.Unmarshal(body, &up); err != nil {
+		t.Fatal(err)
+	}
+	if up.Key != batch.InboxPrefix+tenant+"/api.csv" {
+		t.Fatalf("upload key %s is not the caller's inbox", up.Key)
+	}
+	req, _ := http.NewRequest("PUT", up.URL, bytes.NewReader(file))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("PUT: %v %v", err, res)
+	}
+	_ = res.Body.Close()
+	id := batch.BatchID(up.Bucket, up.Key, res.Header.Get("ETag"))
+	deadline := time.Now().Add(2 * time.Minute)
+	var v api.BatchView
+	for {
+		code, body = me.do("GET", "/v1/batches/"+id, nil)
+		if code == 200 {
+			if err := json.Unmarshal(body, &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Status == workflows.BatchDone && v.ReportURL != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch not done: %d %s", code, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if v.Counts.Created != 1 || v.Counts.Lines != 1 {
+		t.Fatalf("counts %+v", v.Counts)
+	}
+	rep, err := http.Get(v.ReportURL)
+	if err != nil || rep.StatusCode != 200 {
+		t.Fatalf("report link: %v %v", err, rep)
+	}
+	_ = rep.Body.Close()
+	codeOther, bodyOther := other.do("GET", "/v1/batches/"+id, nil)
+	codeMissing, bodyMissing := other.do("GET", "/v1/batches/batch-"+strings.Repeat("0", 32), nil)
+	if codeOther != 404 || codeMissing != 404 || !bytes.Equal(bodyOther, bodyMissing) {
+		t.Fatalf("another tenant's batch: %d %s; a missing one: %d %s", codeOther, bodyOther, codeMissing, bodyMissing)
+	}
 }
