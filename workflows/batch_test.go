@@ -75,6 +75,8 @@ func (r *batchRig) env() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(BatchImport)
+	// Thousands of lines under -race on a busy machine take longer than the default 3 s.
+	env.SetTestTimeout(2 * time.Minute)
 	h := batchfn.Handler{S3: r.s3, Bucket: "documents", DB: r.db, Owners: "case_owners", Journal: "audit",
 		Limits: batch.DefaultLimits, Now: time.Now}
 	env.RegisterActivity(&activities.Activities{Invoker: invoker.NewInProcess(map[string]any{contract.FnBatch: fn.Handler(h.Handle)}),
