@@ -246,7 +246,20 @@ func (m *MemoryKeys) Lookup(_ context.Context, h string) (Principal, bool, error
 type principalKey struct{}
 
 // authenticate resolves the caller from "Authorization: Bearer <key>" (or X-API-Key).
-func (s *Server) authenticate(next http.Handler) http.Handler {
+func (s *Server) authenticate(next http.Handler) http.Handler { return s.authenticateWith(false, next) }
+
+type keyHashCtx struct{}
+
+// keyHashOf is the hash of the caller's API key ("" before authentication).
+func keyHashOf(r *http.Request) string {
+	h, _ := r.Context().Value(keyHashCtx{}).(string)
+	return h
+}
+
+// authenticateWith resolves the caller; cached lets a create route reuse a principal
+// found in the last minute, because its idempotency transaction re-checks the key
+// (hotpath.go). Every other route reads the key each time, so a revocation holds at once.
+func (s *Server) authenticateWith(cached bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if key == "" || key == r.Header.Get("Authorization") {
@@ -260,7 +273,23 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "malformed API key: want tfk_ and 43 characters", nil)
 			return
 		}
-		p, ok, err := s.Keys.Lookup(r.Context(), HashKey(key))
+		hash := HashKey(key)
+		var (
+			p   Principal
+			ok  bool
+			err error
+		)
+		if cached {
+			var c cachedKey
+			c, ok = s.hot().keys.get(hash)
+			p = c.p
+		}
+		if !ok {
+			p, ok, err = s.Keys.Lookup(r.Context(), hash)
+			if ok && cached {
+				s.hot().keys.put(hash, cachedKey{p: p}, time.Time{})
+			}
+		}
 		if err != nil {
 			s.Log.Error().Err(err).Msg("key lookup failed")
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "authentication is unavailable; retry later", nil)
@@ -273,7 +302,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if info, ok := r.Context().Value(logKey{}).(*logInfo); ok {
 			info.principal = p
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(context.WithValue(r.Context(), principalKey{}, p), keyHashCtx{}, hash)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -47,17 +47,13 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 	switch {
 	case l.Refund != nil:
 		req := *l.Refund
-		if status, _, msg, fields := s.checkClaim(ctx, req); status == http.StatusServiceUnavailable {
-			return contract.BatchLineResult{}, errors.New(msg)
-		} else if status != 0 {
-			return refused(fields, msg)
-		}
-		if req.Account != "" {
-			if status, msg := s.checkRequisites(ctx, req); status == http.StatusServiceUnavailable {
-				return contract.BatchLineResult{}, errors.New(msg)
-			} else if status != 0 {
-				return refused([]domain.FieldError{{Field: "account", Reason: msg}}, msg)
+		if v := s.checkRefundClaim(ctx, req); v.status == http.StatusServiceUnavailable {
+			return contract.BatchLineResult{}, errors.New(v.msg)
+		} else if v.status != 0 {
+			if v.code == "requisites_mismatch" {
+				return refused([]domain.FieldError{{Field: "account", Reason: v.msg}}, v.msg)
 			}
+			return refused(v.fields, v.msg)
 		}
 		id := workflows.RefundID(key)
 		if err := s.recordBatchOwner(ctx, id, tenant); err != nil {

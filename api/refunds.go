@@ -12,7 +12,10 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -117,15 +120,15 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
-	if status, code, msg, fields := s.checkClaim(r.Context(), req); status != 0 {
-		writeError(w, status, code, msg, fields)
-		return
+	// The middleware started these checks from the same body while it wrote the
+	// idempotency record; without it (or for another body) they run here.
+	v, _ := awaitPrecheck(r.Context()).(*claimVerdict)
+	if v == nil || v.req != factsOf(req) {
+		v = s.checkRefundClaim(r.Context(), req)
 	}
-	if req.Account != "" {
-		if status, msg := s.checkRequisites(r.Context(), req); status != 0 {
-			writeError(w, status, "requisites_mismatch", msg, nil)
-			return
-		}
+	if v.status != 0 {
+		writeError(w, v.status, v.code, v.msg, v.fields)
+		return
 	}
 	p := principal(r)
 	caseID := workflows.RefundID(caseKey(r))
@@ -165,44 +168,89 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// checkClaim refuses, before anything starts, a claim for a taxpayer the registry does
-// not know or for a period in which the ledger holds no payment of this taxpayer (a
-// period that is someone else's, or nobody's): nothing can be refunded there.
-func (s *Server) checkClaim(ctx context.Context, req CreateRefundRequest) (status int, code, msg string, fields []domain.FieldError) {
-	_, found, err := taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
-	if err != nil {
-		return http.StatusServiceUnavailable, "unavailable", "the registry is unavailable; retry later", nil
-	}
-	if !found {
-		return http.StatusUnprocessableEntity, "unknown_taxpayer", "the claim names no registered taxpayer",
-			[]domain.FieldError{{Field: "inn", Reason: "no taxpayer with this INN in the registry"}}
-	}
-	var entries []contract.LedgerEntry
-	if err := store.QueryAll(ctx, s.DB, s.Ledger, "inn", req.INN, &entries); err != nil {
-		return http.StatusServiceUnavailable, "unavailable", "the ledger is unavailable; retry later", nil
-	}
-	for _, e := range entries {
-		if e.Period == req.Period && e.Kind == "payment" {
-			return 0, "", "", nil
-		}
-	}
-	return http.StatusUnprocessableEntity, "no_payments_in_period", "the taxpayer paid nothing in this period, so nothing can be refunded for it",
-		[]domain.FieldError{{Field: "period", Reason: fmt.Sprintf("this taxpayer has no payments for %d", req.Period)}}
+// claimFacts is what a claim's checks depend on.
+type claimFacts struct {
+	INN, BIK, Account string
+	Period            int
 }
 
-// checkRequisites compares the requisites the taxpayer expects with the verified ones.
-func (s *Server) checkRequisites(ctx context.Context, req CreateRefundRequest) (int, string) {
-	tp, found, err := taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
-	if err != nil {
-		return http.StatusServiceUnavailable, "the registry is unavailable; retry later"
+func factsOf(c CreateRefundRequest) claimFacts {
+	return claimFacts{INN: c.INN, BIK: c.BIK, Account: c.Account, Period: c.Period}
+}
+
+// claimVerdict is the outcome of a claim's checks: status 0 when it may start.
+type claimVerdict struct {
+	req    claimFacts
+	status int
+	code   string
+	msg    string
+	fields []domain.FieldError
+}
+
+// refundPrecheck runs a claim's checks from the raw body, for the idempotency middleware
+// to start early; nil when the body is not a valid claim (the handler answers 400).
+func (s *Server) refundPrecheck(ctx context.Context, body []byte) any {
+	var req CreateRefundRequest
+	if json.Unmarshal(body, &req) != nil || len(req.Validate(time.Now())) > 0 {
+		return nil
 	}
-	if !found {
-		return http.StatusNotFound, "no taxpayer with this INN in the registry"
+	return s.checkRefundClaim(ctx, req)
+}
+
+// checkRefundClaim refuses, before anything starts, a claim for a taxpayer the registry
+// does not know or for a period in which the ledger holds no payment of this taxpayer (a
+// period that is someone else's, or nobody's: nothing can be refunded there), and a claim
+// whose bank requisites differ from the verified ones. A claim's facts once found are
+// kept (factCache, see hotpath.go); the requisites are always read fresh.
+func (s *Server) checkRefundClaim(ctx context.Context, req CreateRefundRequest) *claimVerdict {
+	v := &claimVerdict{req: factsOf(req)}
+	factKey := req.INN + "#" + strconv.Itoa(req.Period)
+	_, known := s.hot().facts.get(factKey)
+	var (
+		tp                 contract.Taxpayer
+		found, paid        bool
+		lookupErr, ledgErr error
+		wg                 sync.WaitGroup
+	)
+	if !known || req.Account != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tp, found, lookupErr = taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
+		}()
 	}
-	if tp.Bank == nil || tp.Bank.BIK != req.BIK || tp.Bank.Account != req.Account {
-		return http.StatusConflict, "the bank requisites differ from the verified ones on record; change them in the cabinet first"
+	if !known {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var entries []contract.LedgerEntry
+			if ledgErr = store.QueryAll(ctx, s.DB, s.Ledger, "inn", req.INN, &entries); ledgErr == nil {
+				paid = slices.ContainsFunc(entries, func(e contract.LedgerEntry) bool { return e.Period == req.Period && e.Kind == "payment" })
+			}
+		}()
 	}
-	return 0, ""
+	wg.Wait()
+	switch {
+	case lookupErr != nil:
+		v.status, v.code, v.msg = http.StatusServiceUnavailable, "unavailable", "the registry is unavailable; retry later"
+	case !known && ledgErr != nil:
+		v.status, v.code, v.msg = http.StatusServiceUnavailable, "unavailable", "the ledger is unavailable; retry later"
+	case !known && !found:
+		v.status, v.code, v.msg = http.StatusUnprocessableEntity, "unknown_taxpayer", "the claim names no registered taxpayer"
+		v.fields = []domain.FieldError{{Field: "inn", Reason: "no taxpayer with this INN in the registry"}}
+	case !known && !paid:
+		v.status, v.code, v.msg = http.StatusUnprocessableEntity, "no_payments_in_period", "the taxpayer paid nothing in this period, so nothing can be refunded for it"
+		v.fields = []domain.FieldError{{Field: "period", Reason: fmt.Sprintf("this taxpayer has no payments for %d", req.Period)}}
+	case req.Account != "" && !found:
+		v.status, v.code, v.msg = http.StatusUnprocessableEntity, "unknown_taxpayer", "the claim names no registered taxpayer"
+		v.fields = []domain.FieldError{{Field: "inn", Reason: "no taxpayer with this INN in the registry"}}
+	case req.Account != "" && (tp.Bank == nil || tp.Bank.BIK != req.BIK || tp.Bank.Account != req.Account):
+		v.status, v.code, v.msg = http.StatusConflict, "requisites_mismatch", "the bank requisites differ from the verified ones on record; change them in the cabinet first"
+	}
+	if !known && found && paid {
+		s.hot().facts.put(factKey, struct{}{}, time.Time{})
+	}
+	return v
 }
 
 // sameRequest tells whether the case was created by the same request body.

@@ -51,6 +51,8 @@ type Server struct {
 	// and account workflow ids (TAXFLOW_SUBJECT_KEY and its previous versions).
 	Subjects subject.Keyring
 	Log      zerolog.Logger
+
+	hotState hotPath // the create path's caches and after-answer writes (hotpath.go)
 }
 
 // route is one method and path; Routes lists them for the OpenAPI check.
@@ -143,7 +145,8 @@ func (s *Server) Handler() http.Handler {
 			h = ownQueue(h)
 		}
 		if rt.scope != "" {
-			h = s.authenticate(require(rt.scope, h.ServeHTTP))
+			_, create := creates[name]
+			h = s.authenticateWith(create, require(rt.scope, h.ServeHTTP))
 		}
 		mux.Handle(name, limitBody(bodyLimit(rt.method, rt.path), h))
 	}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -233,8 +235,15 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 		keySum := sha256.Sum256([]byte(key))
 		rec := idemRecord{Key: p.Tenant + "#" + op + "#" + hex.EncodeToString(keySum[:]), RequestSHA256: hash,
 			CaseID: prefix + uuid.NewString(), State: "in_progress", ExpiresAt: time.Now().Add(IdempotencyTTL).Unix()}
-		created, err := store.PutNew(r.Context(), s.DB, s.Idempotency, "key", rec)
-		if err != nil {
+		owner := caseOwner{CaseID: rec.CaseID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: time.Now().Unix()}
+		// The handler's own reads (a claim's checks) start now and overlap the write below.
+		pre := s.startPrecheck(r.Context(), op, body)
+		created, err := s.reserveKey(r.Context(), rec, owner, keyHashOf(r))
+		switch {
+		case errors.Is(err, errKeyInvalid):
+			writeError(w, http.StatusUnauthorized, "unauthenticated", "unknown, expired or revoked API key", nil)
+			return
+		case err != nil:
 			s.internal(w, "reserve idempotency key", err)
 			return
 		}
@@ -245,6 +254,14 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 				return
 			}
 			live := old.ExpiresAt > time.Now().Unix()
+			if live && old.State == "in_progress" {
+				// A request with this key still in progress (or its answer just sent and its
+				// record not yet written): wait a little for its outcome — a refused request
+				// releases the key, a done one is replayed — then answer.
+				if settled, ok := s.awaitSettled(r.Context(), rec.Key); ok {
+					old = settled
+				}
+			}
 			switch {
 			case live && old.State != "failed" && old.RequestSHA256 != hash:
 				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
@@ -273,25 +290,113 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 				s.internal(w, "take over idempotency key", err)
 				return
 			}
+			owner.CaseID = rec.CaseID
+			if _, err := store.PutNew(r.Context(), s.DB, s.Owners, "case_id", owner); err != nil {
+				s.internal(w, "record case owner", err)
+				return
+			}
 		}
-		owner := caseOwner{CaseID: rec.CaseID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: time.Now().Unix()}
-		if _, err := store.PutNew(r.Context(), s.DB, s.Owners, "case_id", owner); err != nil {
-			s.internal(w, "record case owner", err)
-			return
+		settled := make(chan struct{})
+		s.hot().pending.Store(rec.Key, settled)
+		ctx := context.WithValue(r.Context(), caseKeyCtx{}, strings.TrimPrefix(rec.CaseID, prefix))
+		if pre != nil {
+			ctx = context.WithValue(ctx, precheckCtx{}, pre)
 		}
 		rw := &recordingWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), caseKeyCtx{}, strings.TrimPrefix(rec.CaseID, prefix))))
+		next.ServeHTTP(rw, r.WithContext(ctx))
 		rec.State, rec.Status = "failed", rw.status
 		if rw.status >= 200 && rw.status < 300 {
 			rec.State, rec.ContentType, rec.Location, rec.Body = "done", rw.Header().Get("Content-Type"), rw.Header().Get("Location"), rw.body.String()
 		}
-		// Detached from the request: the answer is sent; the record must still be kept.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-		defer cancel()
-		if err := s.putIdem(ctx, rec); err != nil {
-			s.Log.Error().Err(err).Str("op", op).Msg("idempotency record not updated; a retry will be refused as in progress until it expires")
-		}
+		// After the answer, off the request's path: until it lands, a retry with this key
+		// is answered 409 "still being processed" (and a retry after a crash here finds the
+		// case by its id: the start is not repeated).
+		s.afterAnswer(r.Context(), func(ctx context.Context) {
+			defer func() {
+				s.hot().pending.Delete(rec.Key)
+				close(settled)
+			}()
+			if err := s.putIdem(ctx, rec); err != nil {
+				s.Log.Error().Err(err).Str("op", op).Msg("idempotency record not updated; a retry will be refused as in progress until it expires")
+			}
+		})
 	})
+}
+
+// settleWait bounds how long a retry waits for the request it repeats to finish.
+const settleWait = 3 * time.Second
+
+// awaitSettled waits until the idempotency record of a request in progress is done or
+// failed, and returns it: on this instance by the request's own signal, from another
+// instance by reading the record again. ok is false when it did not settle in time.
+func (s *Server) awaitSettled(ctx context.Context, key string) (idemRecord, bool) {
+	ctx, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	if ch, ok := s.hot().pending.Load(key); ok {
+		select {
+		case <-ch.(chan struct{}):
+		case <-ctx.Done():
+			return idemRecord{}, false
+		}
+	}
+	for {
+		var rec idemRecord
+		if found, err := store.Get(ctx, s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(key)}, &rec); err == nil && found && rec.State != "in_progress" {
+			return rec, true
+		}
+		select {
+		case <-ctx.Done():
+			return idemRecord{}, false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// errKeyInvalid: the caller's API key was revoked or expired after it was cached.
+var errKeyInvalid = errors.New("api key revoked or expired")
+
+// reserveKey writes, in one transaction, the idempotency record (if the key is new), the
+// case's owner and — when the caller's key came from the cache — a check that the key is
+// still valid. created is false when the idempotency key was there already.
+func (s *Server) reserveKey(ctx context.Context, rec idemRecord, owner caseOwner, keyHash string) (created bool, err error) {
+	ri, err := store.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	oi, err := store.Marshal(owner)
+	if err != nil {
+		return false, err
+	}
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(s.Idempotency), Item: ri, ConditionExpression: aws.String("attribute_not_exists(#k)"),
+			ExpressionAttributeNames: map[string]string{"#k": "key"}}},
+		{Put: &types.Put{TableName: aws.String(s.Owners), Item: oi, ConditionExpression: aws.String("attribute_not_exists(case_id)")}},
+	}
+	dk, dynamo := s.Keys.(DynamoKeys)
+	if dynamo && keyHash != "" {
+		items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{TableName: aws.String(dk.Table),
+			Key:                       map[string]types.AttributeValue{"key_hash": store.S(keyHash)},
+			ConditionExpression:       aws.String("attribute_exists(key_hash) AND attribute_not_exists(revoked_at) AND expires_at > :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Unix(), 10)}}}})
+	}
+	_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		failed := func(i int) bool {
+			return i < len(tc.CancellationReasons) && aws.ToString(tc.CancellationReasons[i].Code) == "ConditionalCheckFailed"
+		}
+		switch {
+		case len(items) > 2 && failed(2):
+			s.hot().keys.drop(keyHash)
+			return false, errKeyInvalid
+		case failed(0):
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, fmt.Errorf("reserve idempotency key and owner: %w", err)
+	}
+	return true, nil
 }
 
 func (s *Server) putIdem(ctx context.Context, rec idemRecord) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -268,24 +269,8 @@ func applyBucket(ctx context.Context, c *s3.Client, name string, b Bucket, regio
 	}
 
 	// lifecycle
-	lc, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(name)})
-	if err != nil && !isMissingConfig(err) && !unsupported(err) {
-		return fmt.Errorf("read lifecycle: %w", err)
-	}
-	if err == nil && lifecycleIs(lc.Rules, b.Lifecycle) {
-		*r = append(*r, Change{Resource: res + " lifecycle", Action: Unchanged})
-	} else {
-		var rules []s3types.LifecycleRule
-		for _, l := range b.Lifecycle {
-			rules = append(rules, s3types.LifecycleRule{ID: aws.String(l.ID), Status: s3types.ExpirationStatusEnabled,
-				Filter:     &s3types.LifecycleRuleFilter{Prefix: aws.String(l.Prefix)},
-				Expiration: &s3types.LifecycleExpiration{Days: aws.Int32(l.ExpireDays)}})
-		}
-		_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(name),
-			LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: rules}})
-		if err := settingResult(r, res+" lifecycle", err, fmt.Sprintf("%d rules", len(rules))); err != nil {
-			return err
-		}
+	if err := applyLifecycle(ctx, c, name, b.Lifecycle, res, r); err != nil {
+		return err
 	}
 
 	// public access block
@@ -298,6 +283,53 @@ func applyBucket(ctx context.Context, c *s3.Client, name string, b Bucket, regio
 		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true),
 			BlockPublicPolicy: aws.Bool(true), IgnorePublicAcls: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}})
 	return settingResult(r, res+" public access block", err, "all public access blocked")
+}
+
+// applyLifecycle puts the declared lifecycle rules unless the bucket has them. A store that
+// refuses the abort of incomplete multipart uploads (MinIO: it aborts stale uploads itself,
+// after its api stale_uploads_expiry, 24 h by default) gets the other rules, and the abort
+// is reported as not supported — on every apply, since the bucket can never show it.
+func applyLifecycle(ctx context.Context, c *s3.Client, name string, want []LifecycleRule, res string, r *Report) error {
+	lc, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(name)})
+	if err != nil && !isMissingConfig(err) && !unsupported(err) {
+		return fmt.Errorf("read lifecycle: %w", err)
+	}
+	var have []s3types.LifecycleRule
+	if err == nil {
+		have = lc.Rules
+	}
+	if lifecycleIs(have, want) {
+		*r = append(*r, Change{Resource: res + " lifecycle", Action: Unchanged})
+		return nil
+	}
+	put := func(rules []LifecycleRule) error {
+		var out []s3types.LifecycleRule
+		for _, l := range rules {
+			rule := s3types.LifecycleRule{ID: aws.String(l.ID), Status: s3types.ExpirationStatusEnabled,
+				Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String(l.Prefix)}}
+			if l.ExpireDays > 0 {
+				rule.Expiration = &s3types.LifecycleExpiration{Days: aws.Int32(l.ExpireDays)}
+			}
+			if l.AbortMultipartDays > 0 {
+				rule.AbortIncompleteMultipartUpload = &s3types.AbortIncompleteMultipartUpload{DaysAfterInitiation: aws.Int32(l.AbortMultipartDays)}
+			}
+			out = append(out, rule)
+		}
+		_, err := c.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(name),
+			LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: out}})
+		return err
+	}
+	err = put(want)
+	rest := slices.DeleteFunc(slices.Clone(want), func(l LifecycleRule) bool { return l.AbortMultipartDays > 0 })
+	if err == nil || !unsupported(err) || len(rest) == len(want) {
+		return settingResult(r, res+" lifecycle", err, fmt.Sprintf("%d rules", len(want)))
+	}
+	*r = append(*r, Change{Resource: res + " lifecycle abort-incomplete-multipart", Action: NotSupported, Detail: errCode(err)})
+	if lifecycleIs(have, rest) {
+		*r = append(*r, Change{Resource: res + " lifecycle", Action: Unchanged})
+		return nil
+	}
+	return settingResult(r, res+" lifecycle", put(rest), fmt.Sprintf("%d rules", len(rest)))
 }
 
 // settingResult records the outcome of putting a bucket setting.
@@ -352,6 +384,9 @@ func lifecycleIs(have []s3types.LifecycleRule, want []LifecycleRule) bool {
 		}
 		if h.Expiration != nil {
 			l.ExpireDays = aws.ToInt32(h.Expiration.Days)
+		}
+		if h.AbortIncompleteMultipartUpload != nil {
+			l.AbortMultipartDays = aws.ToInt32(h.AbortIncompleteMultipartUpload.DaysAfterInitiation)
 		}
 		got[l.ID] = l
 	}

@@ -48,7 +48,11 @@ type Table struct {
 type LifecycleRule struct {
 	ID         string
 	Prefix     string
-	ExpireDays int32
+	ExpireDays int32 // expire current objects under Prefix after this many days (0: never)
+	// AbortMultipartDays aborts multipart uploads left incomplete this many days after they
+	// began (0: never). The API streams uploads to S3 in parts; a client that disconnects
+	// mid-upload leaves parts that are billed and invisible to listings until aborted.
+	AbortMultipartDays int32
 }
 
 // Bucket is an S3 bucket with default encryption and public access blocked.
@@ -156,6 +160,7 @@ func Declare() Declaration {
 			Lifecycle: []LifecycleRule{
 				// Uploads never confirmed by a step are removed after a day.
 				{ID: "expire-incomplete-uploads", Prefix: "incoming/", ExpireDays: 1},
+				{ID: "abort-incomplete-multipart", AbortMultipartDays: 1},
 				// Generated documents stay in the cabinet for 30 days [004:169].
 				{ID: "expire-generated", Prefix: "generated/", ExpireDays: 30},
 				// A batch's parsed chunks and per-line results, kept while its report is read.

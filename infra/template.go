@@ -44,7 +44,17 @@ func Template(d Declaration) ([]byte, error) {
 	for _, b := range d.Buckets {
 		var rules []map[string]any
 		for _, l := range b.Lifecycle {
-			rules = append(rules, map[string]any{"Id": l.ID, "Status": "Enabled", "Prefix": l.Prefix, "ExpirationInDays": l.ExpireDays})
+			rule := map[string]any{"Id": l.ID, "Status": "Enabled"}
+			if l.Prefix != "" {
+				rule["Prefix"] = l.Prefix
+			}
+			if l.ExpireDays > 0 {
+				rule["ExpirationInDays"] = l.ExpireDays
+			}
+			if l.AbortMultipartDays > 0 {
+				rule["AbortIncompleteMultipartUpload"] = map[string]any{"DaysAfterInitiation": l.AbortMultipartDays}
+			}
+			rules = append(rules, rule)
 		}
 		resources["Bucket"+camel(b.Name)] = map[string]any{"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "Properties": map[string]any{
 			"BucketName": sub(b.Name),

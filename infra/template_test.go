@@ -113,3 +113,39 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 		}
 	}
 }
+
+// The API streams uploads to S3 in parts; a client that goes away mid-upload must not leave
+// parts behind for ever, so the documents bucket aborts incomplete multipart uploads.
+func TestDocumentsBucketAbortsIncompleteMultipartUploads(t *testing.T) {
+	b, err := os.ReadFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Resources map[string]struct {
+			Properties struct {
+				LifecycleConfiguration struct {
+					Rules []struct {
+						ID     string `yaml:"Id"`
+						Prefix string `yaml:"Prefix"`
+						Abort  *struct {
+							Days int `yaml:"DaysAfterInitiation"`
+						} `yaml:"AbortIncompleteMultipartUpload"`
+					} `yaml:"Rules"`
+				} `yaml:"LifecycleConfiguration"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range doc.Resources["BucketDocuments"].Properties.LifecycleConfiguration.Rules {
+		if r.Abort != nil {
+			if r.Prefix != "" || r.Abort.Days < 1 || r.Abort.Days > 7 {
+				t.Fatalf("rule %s aborts after %d days under %q: want the whole bucket, 1..7 days", r.ID, r.Abort.Days, r.Prefix)
+			}
+			return
+		}
+	}
+	t.Fatal("documents bucket has no AbortIncompleteMultipartUpload rule")
+}

@@ -138,7 +138,10 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 	if err := a.cfg.RequireSubjectKey(); err != nil {
 		return err
 	}
-	srv := api.New(a.cfg, a.clients, c, a.log).HTTPServer(a.cfg.APIAddr)
+	server := api.New(a.cfg, a.clients, c, a.log)
+	srv := server.HTTPServer(a.cfg.APIAddr)
+	// The idempotency records written after answers are finished before the API exits.
+	defer server.Wait()
 	ln, err := net.Listen("tcp", a.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("TAXFLOW_API_ADDR=%s: %w", a.cfg.APIAddr, err)

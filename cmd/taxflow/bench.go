@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +28,7 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -41,6 +43,8 @@ func runBench(ctx context.Context, args []string) error {
 	sweep := fs.Int("sweep", 0, "instead: time a reminder sweep over this many obligations")
 	batchN := fs.Int("batch", 0, "instead: a batch file of this many lines from upload to report, against starting the same cases directly")
 	batchHistory := fs.Int("batch-history", 0, "with --batch: then a file of this many lines, its history size and the worker's peak heap")
+	creates := fs.Int("creates", 300, "creates per run in the create-path bench (0: skip it)")
+	createOnly := fs.Bool("create-only", false, "run only the create-path bench")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +58,9 @@ func runBench(ctx context.Context, args []string) error {
 		// Bench refunds are cases like any other: they carry the taxpayer's subject.
 		if err := a.cfg.RequireSubjectKey(); err != nil {
 			return err
+		}
+		if *createOnly {
+			return benchCreate(ctx, a, c, *creates, *rounds, []int{5, 50})
 		}
 		lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
 		inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
@@ -85,12 +92,22 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		order := []string{"bare", "bare17", "inprocess", "lambda"}
 		all := map[string][]benchResult{}
+		cpu := map[string]map[string]float64{} // variant → service → CPU seconds, all rounds
+		st, stErr := localStack()
 		for round := 0; round < *rounds; round++ {
 			for i := range order {
 				name := order[(i+round)%len(order)]
+				before := cpuNow(st, stErr)
 				r, err := runs[name]()
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
+				}
+				after := cpuNow(st, stErr)
+				if cpu[name] == nil {
+					cpu[name] = map[string]float64{}
+				}
+				for k, v := range after {
+					cpu[name][k] += v - before[k]
 				}
 				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
 				all[name] = append(all[name], r)
@@ -114,6 +131,21 @@ func runBench(ctx context.Context, args []string) error {
 				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput)
 		}
 
+		// Where the CPU went (the machine's cores are shared by the server, the store and
+		// the worker, so throughput follows CPU): seconds per workflow, by process.
+		if stErr == nil {
+			fmt.Println()
+			fmt.Printf("%-34s %9s %9s %9s %9s %9s %9s\n", "CPU ms per workflow", "temporal", "dynamodb", "s3", "lambda", "worker", "total")
+			for _, name := range order {
+				per := func(k string) float64 { return 1000 * cpu[name][k] / float64(*n**rounds) }
+				total := 0.0
+				for _, k := range cpuServices {
+					total += per(k)
+				}
+				fmt.Printf("%-34s %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f\n", name, per("temporal"), per("dynamodb"), per("s3"), per("lambda"), per("worker"), total)
+			}
+		}
+
 		// Steps per refund, counted from the histories of every refund run through the
 		// Lambda host (retries included), not assumed.
 		var ids []string
@@ -130,8 +162,28 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Printf("lambda invocations per refund: %s\n", perRefund(invocations, len(ids)))
 		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 1.6x)\n", sum(legacyShape), lambda.throughput/base17.throughput)
 		fmt.Printf("refund throughput vs bare %d-activity workflow: %.2fx (goal >= 0.9x)\n", total, lambda.throughput/base.throughput)
+		if *creates > 0 {
+			return benchCreate(ctx, a, c, *creates, *rounds, []int{5, 50})
+		}
 		return nil
 	})
+}
+
+// cpuServices are the processes whose CPU the bench accounts for: the stack's services
+// (the Lambda host with its function processes) and this process, the worker.
+var cpuServices = []string{"temporal", "dynamodb", "s3", "lambda", "worker"}
+
+// cpuNow is the CPU seconds used so far by each service and by this process.
+func cpuNow(st stack.Stack, stErr error) map[string]float64 {
+	out := map[string]float64{}
+	if stErr == nil {
+		out = st.CPU()
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		out["worker"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return out
 }
 
 type benchResult struct {

@@ -2,11 +2,13 @@
 // presigned upload) puts it under incoming/; this function reads it, judges it by its
 // bytes (internal/docs), and either copies it to documents/ with server-side encryption
 // or refuses it with a reason for the taxpayer. Either way the incoming object is
-// removed, so nothing half-stored remains.
+// removed, so nothing half-stored remains. The file is read as a stream (internal/docs
+// Stream: judged on its first bytes, hashed as it passes, its end checked) and never held
+// whole; the stored copy is made by S3 itself (CopyObject, conditional on the ETag that was
+// read), so the function's memory does not grow with the file.
 package document
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -33,6 +35,7 @@ const Bucket = "documents"
 type S3 interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CopyObject(ctx context.Context, in *s3.CopyObjectInput, opts ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, opts ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 }
@@ -83,12 +86,8 @@ func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract
 	if err != nil {
 		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
 	}
-	body, err := io.ReadAll(io.LimitReader(obj.Body, docs.MaxSize+1))
-	_ = obj.Body.Close() // a reader: what was read is all that is needed
-	if err != nil {
-		return contract.DocumentResult{}, fmt.Errorf("read upload: %w", err)
-	}
-	typ, err := docs.Check(body, purpose)
+	defer func() { _ = obj.Body.Close() }() // a reader: what was read is all that is needed
+	typ, size, digest, err := judge(obj.Body, purpose)
 	if err != nil {
 		if !docs.IsRejection(err) {
 			return contract.DocumentResult{}, err
@@ -98,10 +97,15 @@ func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract
 		}
 		return contract.DocumentResult{Accepted: false, Reason: err.Error()}, nil
 	}
-	sum := sha256.Sum256(body)
-	digest := hex.EncodeToString(sum[:])
-	_, err = h.S3.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &h.Bucket, Key: &stored, Body: bytes.NewReader(body),
+	// S3 copies the bytes that were judged, and only those: if the upload was replaced
+	// while it was read, the ETag no longer matches and the attempt fails (retried, it
+	// judges the new file).
+	_, err = h.S3.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: &h.Bucket, Key: &stored,
+		// The key was checked above to be incoming/<id>/<id> of [a-z0-9-]: nothing to escape.
+		CopySource:           aws.String(h.Bucket + "/" + in.IncomingKey),
+		CopySourceIfMatch:    obj.ETag,
+		MetadataDirective:    s3types.MetadataDirectiveReplace,
 		ContentType:          aws.String(typ.ContentType()),
 		ServerSideEncryption: s3types.ServerSideEncryptionAes256,
 		Metadata:             map[string]string{"type": string(typ), "sha256": digest, "case": in.CaseID},
@@ -112,7 +116,24 @@ func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract
 	if err := h.removeIncoming(ctx, in.IncomingKey); err != nil {
 		return contract.DocumentResult{}, err
 	}
-	return contract.DocumentResult{Accepted: true, Key: stored, Type: string(typ), Size: int64(len(body)), SHA256: digest}, nil
+	return contract.DocumentResult{Accepted: true, Key: stored, Type: string(typ), Size: size, SHA256: digest}, nil
+}
+
+// judge reads an upload through docs.Stream, hashing it as it passes: the type, size and
+// SHA-256 of an acceptable file, or a *docs.Rejection saying why it is not one.
+func judge(body io.Reader, p docs.Purpose) (docs.Type, int64, string, error) {
+	st, err := docs.NewStream(body, p)
+	if err != nil {
+		return "", 0, "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, st); err != nil {
+		if docs.IsRejection(err) {
+			return "", 0, "", err
+		}
+		return "", 0, "", fmt.Errorf("read upload: %w", err)
+	}
+	return st.Type(), st.Size(), hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (h Handler) removeIncoming(ctx context.Context, key string) error {

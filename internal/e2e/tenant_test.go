@@ -65,4 +65,10 @@ func TestAnotherTenantsCaseIsNotFound(t *testing.T) {
 	if code, _ := second.do("GET", "/v1/refunds/"+otherID, nil); code != http.StatusUnauthorized {
 		t.Fatalf("revoked key: %d", code)
 	}
+	// Creates reuse a principal found in the last minute (the key above has just created a
+	// case), but their transaction re-checks the key: the first create after the
+	// revocation is refused, and nothing is started.
+	if code, id := second.create(inn, 500_000, idem+"-after-revoke"); code != http.StatusUnauthorized {
+		t.Fatalf("create with a revoked key: %d %s", code, id)
+	}
 }

@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestFromEnvPortsAndErrors(t *testing.T) {
@@ -206,5 +208,30 @@ func TestUpStopsWhatItStartedWhenAStartFails(t *testing.T) {
 	}
 	if st := s.Status(); st["s3"] || st["lambda"] {
 		t.Fatalf("status after the failed start: %v", st)
+	}
+}
+
+// CPU finds a service's processes by their session and adds up their CPU time.
+func TestCPUAddsUpAServiceSession(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 5")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	s := Stack{Dir: dir}
+	if err := os.WriteFile(s.pidFile("temporal"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.CPU()["temporal"] < 0.05 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no CPU time counted for a busy process: %v", s.CPU())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, ok := s.CPU()["dynamodb"]; ok {
+		t.Fatal("a service that does not run has CPU time")
 	}
 }

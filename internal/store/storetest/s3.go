@@ -3,7 +3,10 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -65,7 +68,38 @@ func (m *S3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.O
 	if !ok {
 		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b)))}, nil
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(b)), ContentLength: aws.Int64(int64(len(b))), ETag: aws.String(etag(b))}, nil
+}
+
+// etag is S3's ETag of a single-part object: its quoted MD5.
+func etag(b []byte) string {
+	sum := md5.Sum(b)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// CopyObject copies within the bucket (CopySource is "<bucket>/<key>", URL-encoded),
+// honouring CopySourceIfMatch and replacing the metadata as MetadataDirective REPLACE does.
+// The copy shares the source's bytes: objects are never changed in place.
+func (m *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
+	src, err := url.PathUnescape(aws.ToString(in.CopySource))
+	if err != nil {
+		return nil, &smithy.GenericAPIError{Code: "InvalidArgument", Message: "bad copy source"}
+	}
+	if _, key, ok := strings.Cut(src, "/"); ok {
+		src = key
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.Objects[src]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
+	}
+	if in.CopySourceIfMatch != nil && *in.CopySourceIfMatch != etag(b) {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+	}
+	k := aws.ToString(in.Key)
+	m.Objects[k], m.Meta[k], m.SSE[k], m.Times[k] = b, in.Metadata, string(in.ServerSideEncryption), time.Now()
+	return &s3.CopyObjectOutput{}, nil
 }
 
 func (m *S3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -94,18 +128,4 @@ func (m *S3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func
 	defer m.mu.Unlock()
 	delete(m.Objects, *in.Key)
 	return &s3.DeleteObjectOutput{}, nil
-}
-
-// CopyObject copies within the bucket (CopySource is "<bucket>/<key>"); preconditions are
-// not modelled.
-func (m *S3) CopyObject(_ context.Context, in *s3.CopyObjectInput, _ ...func(*s3.Options)) (*s3.CopyObjectOutput, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, src, _ := strings.Cut(aws.ToString(in.CopySource), "/")
-	b, ok := m.Objects[src]
-	if !ok {
-		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
-	}
-	m.Objects[*in.Key], m.SSE[*in.Key], m.Times[*in.Key] = b, string(in.ServerSideEncryption), time.Now()
-	return &s3.CopyObjectOutput{}, nil
 }

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// The create path (POST /v1/refunds and the other creates) makes one DynamoDB round trip
+// when its caches are warm: the transaction that reserves the Idempotency-Key, records the
+// case's owner and re-checks that the caller's API key is still valid. What it reads
+// besides comes from two small caches, each safe for a reason of its own:
+//
+//   - a principal found for a key hash (keyCache) is used only by the create routes, and
+//     only because their transaction re-checks the key (not revoked, not expired) in the
+//     same write: a revoked key is refused by its first create after the revocation, and
+//     by every read at once (reads do not use the cache);
+//   - a claim's facts "the taxpayer is registered and paid in this period" (factCache) are
+//     kept once seen: the registry and the ledger of payments only grow, and the refund
+//     workflow checks the overpayment again in its first step, so the API's check is a
+//     fast refusal, not the guard of the money (the ledger's conditional writes are).
+//
+// A miss costs the lookup, run while the idempotency transaction is in flight.
+
+// keyCacheTTL bounds how long a key's principal is reused before it is read again (and its
+// last use noted, to the minute, as the key list shows it).
+const keyCacheTTL = time.Minute
+
+// factCacheTTL bounds how long a claim's facts are reused; factCacheSize how many are kept.
+const (
+	factCacheTTL  = 10 * time.Minute
+	factCacheSize = 100_000
+	keyCacheSize  = 10_000
+)
+
+// ttlCache is a bounded map whose entries expire. When full, an insert first drops the
+// expired entries and then, if need be, arbitrary ones: a miss only costs a lookup.
+type ttlCache[V any] struct {
+	mu  sync.Mutex
+	max int
+	ttl time.Duration
+	m   map[string]ttlEntry[V]
+	now func() time.Time
+}
+
+type ttlEntry[V any] struct {
+	v   V
+	exp time.Time
+}
+
+func newTTLCache[V any](max int, ttl time.Duration) *ttlCache[V] {
+	return &ttlCache[V]{max: max, ttl: ttl, m: map[string]ttlEntry[V]{}, now: time.Now}
+}
+
+func (c *ttlCache[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || !c.now().Before(e.exp) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+// put keeps v until the cache's TTL or until, whichever is sooner (zero: no bound).
+func (c *ttlCache[V]) put(k string, v V, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	exp := now.Add(c.ttl)
+	if !until.IsZero() && until.Before(exp) {
+		exp = until
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		for key, e := range c.m {
+			if !now.Before(e.exp) {
+				delete(c.m, key)
+			}
+		}
+		for key := range c.m {
+			if len(c.m) < c.max {
+				break
+			}
+			delete(c.m, key)
+		}
+	}
+	c.m[k] = ttlEntry[V]{v: v, exp: exp}
+}
+
+func (c *ttlCache[V]) drop(k string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
+}
+
+// hotPath holds the create path's caches and the writes it finishes after answering.
+type hotPath struct {
+	once  sync.Once
+	keys  *ttlCache[cachedKey]
+	facts *ttlCache[struct{}]
+	// after tracks the idempotency records written after the answer; Wait drains them.
+	after sync.WaitGroup
+	// pending: idempotency key → closed when its final record is written (a retry on this
+	// instance waits for it rather than answering "in progress").
+	pending sync.Map
+}
+
+// cachedKey is a key's principal as last read (its validity is re-checked by the write).
+type cachedKey struct{ p Principal }
+
+func (s *Server) hot() *hotPath {
+	s.hotState.once.Do(func() {
+		s.hotState.keys = newTTLCache[cachedKey](keyCacheSize, keyCacheTTL)
+		s.hotState.facts = newTTLCache[struct{}](factCacheSize, factCacheTTL)
+	})
+	return &s.hotState
+}
+
+// afterAnswer runs f once the answer has gone, detached from the request, and counted so
+// that Wait (at shutdown) does not lose it.
+func (s *Server) afterAnswer(ctx context.Context, f func(context.Context)) {
+	h := s.hot()
+	h.after.Add(1)
+	go func() {
+		defer h.after.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// Wait blocks until the writes that follow answers are done: call it after the HTTP
+// server's Shutdown.
+func (s *Server) Wait() { s.hot().after.Wait() }
+
+// precheck is work a create handler needs that the idempotency middleware starts before
+// its own write, so that both round trips overlap. The handler takes the result with
+// awaitPrecheck; a handler called without the middleware (unit tests) runs it itself.
+type precheck struct {
+	done chan struct{}
+	res  any
+}
+
+type precheckCtx struct{}
+
+// prechecks are, per create route, the checks to start early from the request's body.
+var prechecks = map[string]func(s *Server, ctx context.Context, body []byte) any{
+	"POST /v1/refunds": (*Server).refundPrecheck,
+}
+
+func (s *Server) startPrecheck(ctx context.Context, op string, body []byte) *precheck {
+	f, ok := prechecks[op]
+	if !ok {
+		return nil
+	}
+	p := &precheck{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.res = f(s, ctx, body)
+	}()
+	return p
+}
+
+// awaitPrecheck returns what the middleware's precheck found, or nil when none ran.
+func awaitPrecheck(ctx context.Context) any {
+	p, ok := ctx.Value(precheckCtx{}).(*precheck)
+	if !ok || p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return p.res
+	case <-ctx.Done():
+		return nil
+	}
+}
