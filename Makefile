@@ -24,6 +24,8 @@ BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench \
 BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
+BENCH_BATCH ?= 10000
+BENCH_BATCH_HISTORY ?= 100000
 
 .PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean
 .DEFAULT_GOAL := help
@@ -80,6 +82,7 @@ fuzz: ## each fuzz target briefly, from its committed seed corpus (testdata/fuzz
 	  $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TIME) ./internal/domain/ || exit 1; done
 	@$(GO) test -run '^$$' -fuzz '^FuzzCheckNeverPanics$$' -fuzztime $(FUZZ_TIME) ./internal/docs/
 	@$(GO) test -run '^$$' -fuzz '^FuzzStreamAgreesWithCheck$$' -fuzztime $(FUZZ_TIME) ./internal/docs/
+	@$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./internal/batch/
 
 integration: build ## start a fresh test stack, run the integration tests, stop it whatever happens
 	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \
@@ -100,7 +103,7 @@ histories: setup build ## record the history of every waiting state of every wor
 bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
-	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP)' 
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP) && $(BIN) bench --batch $(BENCH_BATCH) --batch-history $(BENCH_BATCH_HISTORY)' 
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

@@ -28,6 +28,9 @@ type Activities struct {
 	// KeyRates is the Bank of Russia key-rate table (config's Data.KeyRates) the late
 	// interest of a refund is computed from; nil: the table built into the binary.
 	KeyRates *keyrate.Table
+	// Lines starts the cases of batch lines (the API's starter); nil on a worker without
+	// the subject key, which then refuses batch chunks.
+	Lines LineStarter
 }
 
 // retry is the default policy: quick first retries, then at most a minute apart.
@@ -69,7 +72,10 @@ func call[Out any](ctx context.Context, inv invoker.Invoker, fn string, in any) 
 	if err != nil {
 		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("encode input of %s: %v", fn, err), "EncodeError", nil)
 	}
-	stop := heartbeat(ctx)
+	stop := func() {}
+	if ctx.Value(ownHeartbeat{}) == nil {
+		stop = heartbeat(ctx)
+	}
 	res, err := inv.Invoke(ctx, fn, payload)
 	stop()
 	if err != nil {
@@ -92,6 +98,10 @@ func toTemporal(fn string, err error) error {
 	}
 	return fmt.Errorf("invoke %s: %w", fn, err)
 }
+
+// ownHeartbeat marks a context whose activity records heartbeats with progress details
+// itself: a bare heartbeat from call would replace those details.
+type ownHeartbeat struct{}
 
 func heartbeat(ctx context.Context) (stop func()) {
 	if !activity.IsActivity(ctx) {

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"net/http"
-	"regexp"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
@@ -25,11 +24,6 @@ func (s *Server) accountINN(w http.ResponseWriter, r *http.Request) (string, boo
 	return inn, true
 }
 
-var eventIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
-
-var eventTypes = map[string]bool{contract.EventLoginFailed: true, contract.EventLoginSucceeded: true,
-	contract.EventSuspicious: true, contract.EventDataIncorrect: true}
-
 // accountEvent takes a login outcome or security event; it reaches the account's
 // workflow, started on the first event (signal-with-start).
 func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) {
@@ -41,14 +35,7 @@ func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &e) {
 		return
 	}
-	var errs []domain.FieldError
-	if !eventIDRE.MatchString(e.EventID) {
-		errs = append(errs, domain.FieldError{Field: "event_id", Reason: "1-100 letters, digits, '.', '_', ':' or '-'; unique per event"})
-	}
-	if !eventTypes[e.Type] {
-		errs = append(errs, domain.FieldError{Field: "type", Reason: "must be login_failed, login_succeeded, suspicious_activity or data_incorrect"})
-	}
-	if len(errs) > 0 {
+	if errs := e.Validate(); len(errs) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}

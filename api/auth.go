@@ -40,13 +40,16 @@ const (
 	ScopeDeclarationsReview = "declarations:review" // inspectors
 	ScopeTasksRead          = "tasks:read"          // staff: the task list
 	ScopeRequisites         = "requisites:verify"   // back office: the verdict on a change of bank requisites
+	ScopeBatchesRead        = "batches:read"        // integrators: a batch file's progress and report
+	ScopeBatchesWrite       = "batches:write"       // integrators: upload a batch file to their inbox
 )
 
 // Scopes lists every scope.
 var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, ScopeOperate,
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
-	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites}
+	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites,
+	ScopeBatchesRead, ScopeBatchesWrite}
 
 // Principal is who called: the key's tenant (an integrator organisation, or the tax
 // office for staff), its role, and the scopes the role grants.

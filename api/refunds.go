@@ -30,7 +30,6 @@ import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/taxpayer"
-	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
@@ -38,47 +37,12 @@ import (
 	"github.com/taxflow/taxflow/workflows"
 )
 
-// CreateRefundRequest is the body of POST /v1/refunds.
-type CreateRefundRequest struct {
-	INN     string `json:"inn"`
-	Period  int    `json:"period"`
-	Amount  int64  `json:"amount_kopecks"`
-	Reason  string `json:"reason"`
-	BIK     string `json:"bik,omitempty"`
-	Account string `json:"account,omitempty"`
-}
+// CreateRefundRequest is the body of POST /v1/refunds; its validation is shared with
+// the batch files (contract.RefundRequest).
+type CreateRefundRequest = contract.RefundRequest
 
-// MaxRefundKopecks bounds a claim (10 billion roubles): larger is a typing error, and
-// the interest arithmetic stays far from overflow.
-const MaxRefundKopecks = 1_000_000_000_000
-
-// Validate lists every bad field with its reason (never the value). Tax periods are
-// years in Moscow time: the current one may be claimed, a future one may not.
-func (c CreateRefundRequest) Validate(now time.Time) []domain.FieldError {
-	var errs []domain.FieldError
-	add := func(err error) {
-		var fe domain.FieldError
-		if errors.As(err, &fe) {
-			errs = append(errs, fe)
-		}
-	}
-	add(domain.ValidateINN("inn", c.INN, true))
-	year := now.In(calendar.Moscow).Year()
-	if c.Period < 2000 || c.Period > year {
-		errs = append(errs, domain.FieldError{Field: "period", Reason: fmt.Sprintf("must be a past or current tax year, 2000-%d", year)})
-	}
-	if c.Amount <= 0 || c.Amount > MaxRefundKopecks {
-		errs = append(errs, domain.FieldError{Field: "amount_kopecks", Reason: "must be a whole number of kopecks greater than 0 and at most 1000000000000"})
-	}
-	if strings.TrimSpace(c.Reason) == "" || utf8.RuneCountInString(c.Reason) > workflows.MaxReasonChars {
-		errs = append(errs, domain.FieldError{Field: "reason", Reason: fmt.Sprintf("must say why (for example, overpaid income tax), at most %d characters", workflows.MaxReasonChars)})
-	}
-	if c.BIK != "" || c.Account != "" {
-		add(domain.ValidateBIK("bik", c.BIK))
-		add(domain.ValidateAccount("account", c.Account, c.BIK))
-	}
-	return errs
-}
+// MaxRefundKopecks bounds a claim (see contract.MaxRefundKopecks).
+const MaxRefundKopecks = contract.MaxRefundKopecks
 
 var caseIDRE = regexp.MustCompile(`^refund-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 

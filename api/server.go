@@ -105,6 +105,8 @@ var routes = []route{
 	{"POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, (*Server).decideDeclaration},
 	{"GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, (*Server).decisionDocument},
 	{"GET", "/v1/tasks", ScopeTasksRead, (*Server).tasks},
+	{"POST", "/v1/batches/upload-url", ScopeBatchesWrite, (*Server).batchUploadURL},
+	{"GET", "/v1/batches/{id}", ScopeBatchesRead, (*Server).getBatch},
 }
 
 // Routes lists "METHOD /path" of every route.

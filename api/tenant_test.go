@@ -49,6 +49,8 @@ func pathFor(t *testing.T, s *Server, path string, own bool) string {
 		id = "identity-" + uuid.NewString()
 	case strings.HasPrefix(path, "/v1/declarations/"):
 		id = "declaration-" + uuid.NewString()
+	case strings.HasPrefix(path, "/v1/batches/{id}"):
+		id = "batch-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	}
 	if id != "" && own {
 		if _, err := store.PutNew(context.Background(), s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alpha/integrator"}); err != nil {

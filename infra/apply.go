@@ -62,6 +62,14 @@ type Options struct {
 	BuildDir  string
 	RoleARN   string
 	Region    string
+	// TemporalEnv is the Temporal connection given to functions that start workflows
+	// (Function.Temporal): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TAXFLOW_PAYLOAD_KEY,
+	// TAXFLOW_TASK_QUEUE.
+	TemporalEnv map[string]string
+	// NotifyARN, when set, is the notification target of function triggers instead of the
+	// function itself: MinIO's webhook target (arn:minio:sqs::<id>:webhook) that posts the
+	// event to the function through the Lambda host (TAXFLOW_INTAKE_NOTIFY_ARN).
+	NotifyARN string
 }
 
 // Apply creates or updates every resource of d, idempotently: a second run reports
@@ -82,6 +90,14 @@ func Apply(ctx context.Context, c *awsclient.Clients, d Declaration, o Options) 
 	for _, f := range d.Functions {
 		if err := applyFunction(ctx, c.Lambda, f, o, &r); err != nil {
 			return r, fmt.Errorf("function %s: %w", f.Name, err)
+		}
+	}
+	for _, f := range d.Functions {
+		if f.Trigger == nil {
+			continue
+		}
+		if err := applyTrigger(ctx, c, f, o, &r); err != nil {
+			return r, fmt.Errorf("trigger of %s: %w", f.Name, err)
 		}
 	}
 	return r, nil
@@ -397,6 +413,11 @@ func applyFunction(ctx context.Context, c *lambda.Client, f Function, o Options,
 	sum := sha256.Sum256(zip)
 	sha := base64.StdEncoding.EncodeToString(sum[:])
 	env := FunctionEnv(o.Prefix, f)
+	if f.Temporal {
+		for k, v := range o.TemporalEnv {
+			env[k] = v
+		}
+	}
 
 	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
 	if errCode(err) == "ResourceNotFoundException" {
@@ -459,4 +480,76 @@ func sorted(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TemporalEnv picks the Temporal connection a function that starts workflows needs from
+// the applying process's environment.
+func TemporalEnv(getenv func(string) string) map[string]string {
+	env := map[string]string{}
+	for _, k := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_PAYLOAD_KEY", "TAXFLOW_TASK_QUEUE"} {
+		if v := getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// applyTrigger makes the bucket notify the function (or Options.NotifyARN) of objects
+// created under the trigger's prefix. It keeps the bucket's other notifications.
+func applyTrigger(ctx context.Context, c *awsclient.Clients, f Function, o Options, r *Report) error {
+	bucket := Name(o.Prefix, f.Trigger.Bucket)
+	res := "notification " + bucket + "/" + f.Trigger.Prefix + " -> " + f.Name
+	id := Name(o.Prefix, f.Name)
+	filter := &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{
+		{Name: s3types.FilterRuleNamePrefix, Value: aws.String(f.Trigger.Prefix)}}}}
+	events := []s3types.Event{"s3:ObjectCreated:*"}
+	have, err := c.S3.GetBucketNotificationConfiguration(ctx, &s3.GetBucketNotificationConfigurationInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return fmt.Errorf("read notifications: %w", err)
+	}
+	cfg := &s3types.NotificationConfiguration{TopicConfigurations: have.TopicConfigurations}
+	var target string
+	if o.NotifyARN != "" {
+		target = o.NotifyARN
+		for _, q := range have.QueueConfigurations {
+			if aws.ToString(q.Id) != id {
+				cfg.QueueConfigurations = append(cfg.QueueConfigurations, q)
+			} else if aws.ToString(q.QueueArn) == target {
+				*r = append(*r, Change{Resource: res, Action: Unchanged})
+				return nil
+			}
+		}
+		cfg.QueueConfigurations = append(cfg.QueueConfigurations, s3types.QueueConfiguration{Id: aws.String(id), QueueArn: aws.String(target),
+			Events: events, Filter: filter})
+		cfg.LambdaFunctionConfigurations = have.LambdaFunctionConfigurations
+	} else {
+		got, err := c.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(id)})
+		if err != nil {
+			return fmt.Errorf("read function: %w", err)
+		}
+		target = aws.ToString(got.Configuration.FunctionArn)
+		for _, l := range have.LambdaFunctionConfigurations {
+			if aws.ToString(l.Id) != id {
+				cfg.LambdaFunctionConfigurations = append(cfg.LambdaFunctionConfigurations, l)
+			} else if aws.ToString(l.LambdaFunctionArn) == target {
+				*r = append(*r, Change{Resource: res, Action: Unchanged})
+				return nil
+			}
+		}
+		// S3 may invoke the function for this bucket only.
+		_, err = c.Lambda.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String(id), StatementId: aws.String("s3-" + bucket),
+			Action: aws.String("lambda:InvokeFunction"), Principal: aws.String("s3.amazonaws.com"), SourceArn: aws.String("arn:aws:s3:::" + bucket)})
+		if err != nil && errCode(err) != "ResourceConflictException" {
+			return fmt.Errorf("allow S3 to invoke: %w", err)
+		}
+		cfg.LambdaFunctionConfigurations = append(cfg.LambdaFunctionConfigurations, s3types.LambdaFunctionConfiguration{Id: aws.String(id),
+			LambdaFunctionArn: aws.String(target), Events: events, Filter: filter})
+		cfg.QueueConfigurations = have.QueueConfigurations
+	}
+	if _, err := c.S3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{Bucket: aws.String(bucket),
+		NotificationConfiguration: cfg}); err != nil {
+		return fmt.Errorf("put notification to %s: %w", target, err)
+	}
+	*r = append(*r, Change{Resource: res, Action: Updated, Detail: target})
+	return nil
 }

@@ -85,6 +85,20 @@ type Function struct {
 	TimeoutSec int32
 	Env        map[string]string
 	Uses       []Access
+	// Temporal: the function starts workflows, so it gets the Temporal connection and the
+	// payload key (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TAXFLOW_PAYLOAD_KEY,
+	// TAXFLOW_TASK_QUEUE). Only the intake does.
+	Temporal bool
+	// Trigger: the bucket invokes the function for every object created under a prefix.
+	Trigger *S3Trigger
+}
+
+// S3Trigger is an object-created notification of a bucket to a function: on AWS a
+// Lambda notification (the template's S3 event); on the local stack a MinIO webhook
+// target that posts the same event to the Lambda host (Options.NotifyARN).
+type S3Trigger struct {
+	Bucket string // logical bucket name
+	Prefix string
 }
 
 // API is the HTTP API deployed with the template (API Gateway HTTP API in front of the
@@ -153,6 +167,8 @@ func Declare() Declaration {
 				{ID: "abort-incomplete-multipart", AbortMultipartDays: 1},
 				// Generated documents stay in the cabinet for 30 days [004:169].
 				{ID: "expire-generated", Prefix: "generated/", ExpireDays: 30},
+				// A batch's parsed chunks and per-line results, kept while its report is read.
+				{ID: "expire-batch-work", Prefix: "batches/", ExpireDays: 30},
 			},
 		}},
 		Functions: []Function{
@@ -202,6 +218,13 @@ func Declare() Declaration {
 				Uses: []Access{{Table: reminders.Table, Actions: []string{"Query"}}, {Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnInactiveSweep, Package: "./functions/inactive/lambda", MemoryMB: 256, TimeoutSec: 120,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"Scan", "UpdateItem"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
+			// The inbox's object-created events start BatchImport workflows.
+			{Name: contract.FnIntake, Package: "./functions/intake/lambda", MemoryMB: 128, TimeoutSec: 30, Temporal: true,
+				Trigger: &S3Trigger{Bucket: document.Bucket, Prefix: "inbox/"}},
+			// Back-office batch files: parse, keep chunks and results, report, move, journal.
+			{Name: contract.FnBatch, Package: "./functions/batch/lambda", MemoryMB: 1024, TimeoutSec: 300,
+				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}},
+					{Table: "case_owners", Actions: []string{"PutItem"}}, {Table: audit.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
 		},

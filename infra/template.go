@@ -81,14 +81,27 @@ func Template(d Declaration) ([]byte, error) {
 				env[k] = v
 			}
 		}
-		resources["Function"+camel(f.Name)] = map[string]any{"Type": "AWS::Serverless::Function", "Properties": map[string]any{
+		if f.Temporal {
+			env["TEMPORAL_ADDRESS"] = map[string]string{"Ref": "TemporalAddress"}
+			env["TEMPORAL_NAMESPACE"] = map[string]string{"Ref": "TemporalNamespace"}
+			env["TAXFLOW_PAYLOAD_KEY"] = map[string]string{"Ref": "PayloadKey"}
+		}
+		props := map[string]any{
 			"FunctionName": sub(f.Name),
 			"CodeUri":      strings.TrimPrefix(f.Package, "./"),
 			"MemorySize":   f.MemoryMB,
 			"Timeout":      f.TimeoutSec,
 			"Policies":     policies,
 			"Environment":  map[string]any{"Variables": env},
-		}, "Metadata": map[string]string{"BuildMethod": "go1.x"}}
+		}
+		if t := f.Trigger; t != nil {
+			// SAM wires the bucket's notification and the permission for S3 to invoke.
+			props["Events"] = map[string]any{"ObjectCreated": map[string]any{"Type": "S3", "Properties": map[string]any{
+				"Bucket": map[string]string{"Ref": "Bucket" + camel(t.Bucket)}, "Events": "s3:ObjectCreated:*",
+				"Filter": map[string]any{"S3Key": map[string]any{"Rules": []map[string]string{{"Name": "prefix", "Value": t.Prefix}}}}}}}
+		}
+		resources["Function"+camel(f.Name)] = map[string]any{"Type": "AWS::Serverless::Function", "Properties": props,
+			"Metadata": map[string]string{"BuildMethod": "go1.x"}}
 	}
 	addAPI(d, resources)
 	for _, f := range append(slices.Clone(d.Functions), d.API.Function) {

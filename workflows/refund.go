@@ -232,7 +232,7 @@ func RefundID(key string) string { return "refund-" + key }
 // retry). The API refuses longer text with a 400 naming the field; the workflow's
 // validators refuse it too, and what reaches the journal is clipped to what the journal
 // holds, so free text can never fail a case.
-const MaxReasonChars = 500
+const MaxReasonChars = contract.MaxReasonChars
 
 func invalid(msg string) error { return temporal.NewApplicationError(msg, fnerr.TypeInvalidInput) }
 

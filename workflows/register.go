@@ -13,4 +13,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(Account)
 	w.RegisterWorkflow(Declaration)
 	w.RegisterWorkflow(Sweep)
+	w.RegisterWorkflow(BatchImport)
 }

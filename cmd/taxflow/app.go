@@ -70,7 +70,13 @@ func (a *app) temporal() (client.Client, error) {
 func (a *app) newWorker(c client.Client) worker.Worker {
 	w := worker.New(c, a.cfg.Temporal.TaskQueue, buildinfo.WorkerOptions())
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates})
+	acts := &activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates}
+	if a.cfg.RequireSubjectKey() == nil {
+		// Batch lines start cases exactly as the API starts them (same checks, owner
+		// records, subjects), so the worker that runs batches holds the subject key too.
+		acts.Lines = api.New(a.cfg, a.clients, c, a.log)
+	}
+	w.RegisterActivity(acts)
 	return w
 }
 
@@ -183,6 +189,7 @@ func applyInfra(ctx context.Context, a *app) error {
 	start := time.Now()
 	report, err := infra.Apply(ctx, a.clients, infra.Declare(), infra.Options{
 		Prefix: a.cfg.Prefix, ModuleDir: wd, BuildDir: a.cfg.BuildDir, RoleARN: a.cfg.RoleARN, Region: a.cfg.AWS.Region,
+		TemporalEnv: infra.TemporalEnv(os.Getenv), NotifyARN: os.Getenv("TAXFLOW_INTAKE_NOTIFY_ARN"),
 	})
 	for _, c := range report {
 		ev := a.log.Info()

@@ -41,6 +41,8 @@ func runBench(ctx context.Context, args []string) error {
 	n := fs.Int("n", 50, "refunds per run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every variant once, in a rotating order, and the median is reported")
 	sweep := fs.Int("sweep", 0, "instead: time a reminder sweep over this many obligations")
+	batchN := fs.Int("batch", 0, "instead: a batch file of this many lines from upload to report, against starting the same cases directly")
+	batchHistory := fs.Int("batch-history", 0, "with --batch: then a file of this many lines, its history size and the worker's peak heap")
 	creates := fs.Int("creates", 300, "creates per run in the create-path bench (0: skip it)")
 	createOnly := fs.Bool("create-only", false, "run only the create-path bench")
 	if err := fs.Parse(args); err != nil {
@@ -49,6 +51,9 @@ func runBench(ctx context.Context, args []string) error {
 	return withTemporal(ctx, func(a *app, c client.Client) error {
 		if *sweep > 0 {
 			return benchSweep(ctx, a, c, *sweep)
+		}
+		if *batchN > 0 {
+			return benchBatch(ctx, a, c, *batchN, *batchHistory)
 		}
 		// Bench refunds are cases like any other: they carry the taxpayer's subject.
 		if err := a.cfg.RequireSubjectKey(); err != nil {

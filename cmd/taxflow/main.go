@@ -29,6 +29,9 @@ Usage:
   taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --tenant T --role R [--expires 90d]   create an API key (printed once, stored hashed)
+  taxflow batch submit FILE   upload a batch file (CSV or JSON Lines) to the caller's inbox, follow it to its
+                              report, print the counts (TAXFLOW_API_URL, TAXFLOW_API_KEY)
+  taxflow batch status ID     a batch's status, counts and report link
   taxflow apikey list [--tenant T] | revoke KEY_ID           list keys with their last use; revoke one
   taxflow staff create --role R --name LOGIN [--tenant T] [--password-stdin]   a staff account of the
                               console at /console (password bcrypt-hashed; a generated one is printed once)
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string) error {
 		return runBench(ctx, rest)
 	case "schedules":
 		return runSchedules(ctx, rest)
+	case "batch":
+		return runBatch(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/bankcheck"
+	"github.com/taxflow/taxflow/functions/batch"
 	"github.com/taxflow/taxflow/functions/casedocs"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/decisionpdf"
@@ -31,6 +32,7 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/functions/unblock"
+	ibatch "github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/ndfl"
 )
@@ -43,6 +45,10 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnOutboxDeliver: func(d fn.Deps) any {
 		return fn.Handler(delivery.Handler{DB: d.DynamoDB, Outbox: d.Config.Name(notify.Table), Now: time.Now,
 			Channel: delivery.Deliveries{DB: d.DynamoDB, Table: d.Config.Name(delivery.Table), Now: time.Now}}.Sweep)
+	},
+	contract.FnBatch: func(d fn.Deps) any {
+		return fn.Handler(batch.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), DB: d.DynamoDB, Owners: d.Config.Name(batch.OwnersTable),
+			Journal: d.Config.Name(audit.Table), Limits: ibatch.DefaultLimits, Now: time.Now}.Handle)
 	},
 	contract.FnSelfCheck: func(d fn.Deps) any {
 		return fn.Handler(selfcheck.Handler{DB: d.DynamoDB, Table: d.Config.Name(selfcheck.Table)}.Check)

@@ -61,7 +61,7 @@ func moduleDir() string {
 
 func applyOptions(cfg config.Config) infra.Options {
 	return infra.Options{Prefix: cfg.Prefix, ModuleDir: moduleDir(), BuildDir: filepath.Join(moduleDir(), "bin", "functions"),
-		RoleARN: cfg.RoleARN, Region: cfg.AWS.Region}
+		RoleARN: cfg.RoleARN, Region: cfg.AWS.Region, TemporalEnv: infra.TemporalEnv(os.Getenv), NotifyARN: os.Getenv("TAXFLOW_INTAKE_NOTIFY_ARN")}
 }
 
 func TestMain(m *testing.M) {

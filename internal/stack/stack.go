@@ -117,6 +117,7 @@ func (s Stack) Env() []string {
 		"AWS_ENDPOINT_URL_LAMBDA=http://" + addr(s.Ports.Lambda),
 		"TEMPORAL_ADDRESS=" + addr(s.Ports.Temporal),
 		"TEMPORAL_NAMESPACE=default",
+		"TAXFLOW_INTAKE_NOTIFY_ARN=" + IntakeNotifyARN,
 		"TAXFLOW_CODEC_ADDR=" + addr(s.Ports.Codec),
 		"TAXFLOW_CODEC_TOKEN=" + token,
 		"TAXFLOW_CODEC_ORIGINS=http://127.0.0.1:" + ui + ",http://localhost:" + ui,
@@ -211,7 +212,13 @@ func (s Stack) services() []service {
 				cmd.Env = append(os.Environ(),
 					"MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 					"MINIO_KMS_SECRET_KEY=taxflow-local:"+key, "MINIO_UPDATE=off", "MINIO_BROWSER=on")
-				return cmd, nil
+				// The inbox's object-created events go to the intake function through the
+				// Lambda host's Invoke API, as S3 invokes it on AWS; the queue directory keeps
+				// events while the host or the function is not up yet, and retries them.
+				cmd.Env = append(cmd.Env, "MINIO_NOTIFY_WEBHOOK_ENABLE_INTAKE=on",
+					"MINIO_NOTIFY_WEBHOOK_ENDPOINT_INTAKE=http://"+addr(s.Ports.Lambda)+"/2015-03-31/functions/"+s.prefix()+"-intake/invocations",
+					"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_INTAKE="+data("s3-events"))
+				return cmd, os.MkdirAll(data("s3-events"), 0o700)
 			},
 			healthy: func(ctx context.Context) error {
 				return httpOK(ctx, "http://"+addr(s.Ports.S3)+"/minio/health/live")
@@ -231,6 +238,18 @@ func (s Stack) services() []service {
 			},
 		},
 	}
+}
+
+// IntakeNotifyARN is MinIO's name of the webhook target the stack configures for the
+// intake function.
+const IntakeNotifyARN = "arn:minio:sqs::INTAKE:webhook"
+
+// prefix is the resource prefix the stack's functions are deployed under.
+func (s Stack) prefix() string {
+	if p := os.Getenv("TAXFLOW_PREFIX"); p != "" {
+		return p
+	}
+	return "taxflow"
 }
 
 // kmsKey returns this stack's MinIO KMS key (32 random bytes, base64), made once.
