@@ -39,12 +39,19 @@ func runBench(ctx context.Context, args []string) error {
 	n := fs.Int("n", 50, "refunds per run")
 	rounds := fs.Int("rounds", 3, "rounds; each runs every variant once, in a rotating order, and the median is reported")
 	sweep := fs.Int("sweep", 0, "instead: time a reminder sweep over this many obligations")
+	overhead := fs.Bool("overhead", false, "instead: refunds with and without metrics and tracing, and the cost of them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	return withTemporal(ctx, func(a *app, c client.Client) error {
 		if *sweep > 0 {
 			return benchSweep(ctx, a, c, *sweep)
+		}
+		if *overhead {
+			if err := a.cfg.RequireSubjectKey(); err != nil {
+				return err
+			}
+			return benchOverhead(ctx, a, *n, *rounds)
 		}
 		// Bench refunds are cases like any other: they carry the taxpayer's subject.
 		if err := a.cfg.RequireSubjectKey(); err != nil {
