@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -43,7 +44,8 @@ func (o *observed) Invoke(ctx context.Context, fn string, payload []byte) ([]byt
 	if err != nil {
 		// The error type only: a function's message may quote its input.
 		typ := "unreachable"
-		if fe, ok := err.(*FunctionError); ok {
+		var fe *FunctionError
+		if errors.As(err, &fe) {
 			typ = fe.Type
 		}
 		span.SetStatus(codes.Error, typ)
