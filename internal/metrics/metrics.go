@@ -52,6 +52,8 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
+	// registerErrors counts SDK metrics the registry refused (taxflow_metrics_register_errors_total).
+	registerErrors prometheus.Counter
 }
 
 // New makes a registry with the Go runtime and process collectors and taxflow's
@@ -77,7 +79,9 @@ func New(functions, routes []string) *Metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: APIDuration,
 			Help: "API request latency by route template.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 	}
-	reg.MustRegister(m.invocations, m.errors, m.duration, m.requests, m.latency)
+	m.registerErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "taxflow_metrics_register_errors_total",
+		Help: "Temporal SDK metrics the registry refused (one name reported with two label sets): those series are missing."})
+	reg.MustRegister(m.invocations, m.errors, m.duration, m.requests, m.latency, m.registerErrors)
 	return m
 }
 
@@ -134,7 +138,9 @@ func (m *Metrics) TemporalHandler() (h client.MetricsHandler, closeFn func() err
 	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: m.Registry,
 		// The SDK's timers as histograms (aggregatable across workers; summaries are not).
 		DefaultTimerType: tallyprom.HistogramTimerType,
-		OnRegisterError:  func(error) {}})
+		// A metric the SDK reports under one name with two label sets keeps the first;
+		// the others are counted, not fatal.
+		OnRegisterError: func(error) { m.registerErrors.Inc() }})
 	scope, closer := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,
 		Separator:       tallyprom.DefaultSeparator,
