@@ -103,7 +103,7 @@ histories: setup build ## record the history of every waiting state of every wor
 bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare workflow; plus Go micro-benchmarks
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
-	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP) && $(BIN) bench --batch $(BENCH_BATCH) --batch-history $(BENCH_BATCH_HISTORY)' 
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --overhead --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP) && $(BIN) bench --batch $(BENCH_BATCH) --batch-history $(BENCH_BATCH_HISTORY)'
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

@@ -59,6 +59,10 @@ type Server struct {
 	DataConverter converter.DataConverter
 
 	hotState hotPath // the create path's caches and after-answer writes (hotpath.go)
+
+	// Observe, when set, is told of every request with its route template (r.Pattern,
+	// "" when no route matched) and status: metrics and the request's span.
+	Observe func(r *http.Request, route string, status int, took time.Duration)
 }
 
 // route is one method and path; Routes lists them for the OpenAPI check.
@@ -237,6 +241,9 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(context.WithValue(r.Context(), logKey{}, info))
 		next.ServeHTTP(rw, r) // the mux sets r.Pattern
+		if s.Observe != nil {
+			s.Observe(r, r.Pattern, rw.status, time.Since(start))
+		}
 		s.Log.Info().Str("method", r.Method).Str("route", r.Pattern).Int("status", rw.status).
 			Dur("took", time.Since(start)).Str("request_id", reqID).Str("key_id", info.principal.KeyID).
 			Str("tenant", info.principal.Tenant).Str("role", info.principal.Role).Msg("request")

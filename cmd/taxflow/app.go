@@ -27,6 +27,7 @@ import (
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/logging"
 	"github.com/taxflow/taxflow/internal/temporalclient"
+	"github.com/taxflow/taxflow/internal/tracing"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -35,6 +36,7 @@ type app struct {
 	cfg     config.Config
 	log     zerolog.Logger
 	clients *awsclient.Clients
+	obs     *observability
 }
 
 func newApp(ctx context.Context) (*app, error) {
@@ -50,20 +52,32 @@ func newApp(ctx context.Context) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, clients: clients}, nil
+	obs, err := newObservability(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &app{cfg: cfg, log: log, clients: clients, obs: obs}, nil
 }
 
 // invoker returns the configured way of calling functions.
 func (a *app) invoker() invoker.Invoker {
 	if a.cfg.Invoker == "inprocess" {
 		deps := fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}
-		return invoker.NewInProcess(catalog.Handlers(deps))
+		return invoker.Observed(invoker.NewInProcess(catalog.Handlers(deps)), a.obs.metrics)
 	}
-	return &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
+	return invoker.Observed(&invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}, a.obs.metrics)
 }
 
 func (a *app) temporal() (client.Client, error) {
-	return temporalclient.Dial(a.cfg.Temporal, a.log)
+	var optErr error
+	c, err := temporalclient.DialWith(a.cfg.Temporal, a.log, func(o *client.Options) { optErr = a.obs.temporalOptions(o) })
+	if optErr != nil {
+		if c != nil {
+			c.Close()
+		}
+		return nil, optErr
+	}
+	return c, err
 }
 
 // newWorker registers every workflow and activity on the task queue.
@@ -90,19 +104,26 @@ func withTemporal(ctx context.Context, f func(*app, client.Client) error) error 
 	if err != nil {
 		return err
 	}
+	defer a.obs.close()
 	defer c.Close()
 	return f(a, c)
 }
 
 // startWorker starts a worker that runs until stop is called.
 func (a *app) startWorker(c client.Client) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := a.serveWorkerMetrics(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
 	w := a.newWorker(c)
 	if err := w.Start(); err != nil {
+		cancel()
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
 	warnProvisional(a.log, time.Now())
-	return w.Stop, nil
+	return func() { w.Stop(); cancel() }, nil
 }
 
 // warnProvisional says once, at start, when a working-day SLA will use a year whose
@@ -139,9 +160,14 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 		return err
 	}
 	server := api.New(a.cfg, a.clients, c, a.log)
+	a.obs.observeAPI(server)
 	srv := server.HTTPServer(a.cfg.APIAddr)
+	srv.Handler = tracing.HTTP(srv.Handler)
 	// The idempotency records written after answers are finished before the API exits.
 	defer server.Wait()
+	if err := a.serveAPIMetrics(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("TAXFLOW_API_ADDR=%s: %w", a.cfg.APIAddr, err)

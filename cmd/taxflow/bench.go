@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string) error {
 	batchHistory := fs.Int("batch-history", 0, "with --batch: then a file of this many lines, its history size and the worker's peak heap")
 	creates := fs.Int("creates", 300, "creates per run in the create-path bench (0: skip it)")
 	createOnly := fs.Bool("create-only", false, "run only the create-path bench")
+	overhead := fs.Bool("overhead", false, "instead: refunds with and without metrics and tracing, and the cost of them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,12 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		if *batchN > 0 {
 			return benchBatch(ctx, a, c, *batchN, *batchHistory)
+		}
+		if *overhead {
+			if err := a.cfg.RequireSubjectKey(); err != nil {
+				return err
+			}
+			return benchOverhead(ctx, a, *n, *rounds)
 		}
 		// Bench refunds are cases like any other: they carry the taxpayer's subject.
 		if err := a.cfg.RequireSubjectKey(); err != nil {

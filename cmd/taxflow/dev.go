@@ -176,6 +176,7 @@ func dev(ctx context.Context, o devOptions) error {
 		return err
 	}
 	fmt.Printf("ready    worker and API running, self-check passed (%s)\n", time.Since(start).Round(100*time.Millisecond))
+	fmt.Println(metricsLine(a.cfg.Metrics))
 	results := runDemoSteps(gctx, a, c, s, d, keys)
 	if o.exitAfterDemo {
 		cancel()

@@ -4,6 +4,7 @@
 package catalog
 
 import (
+	"sort"
 	"time"
 
 	"github.com/taxflow/taxflow/functions/audit"
@@ -127,5 +128,15 @@ func Handlers(d fn.Deps) map[string]any {
 	for name, c := range constructors {
 		out[name] = c(d)
 	}
+	return out
+}
+
+// Names lists every function's logical name: the closed set of the metrics' function label.
+func Names() []string {
+	out := make([]string, 0, len(constructors))
+	for name := range constructors {
+		out = append(out, name)
+	}
+	sort.Strings(out)
 	return out
 }

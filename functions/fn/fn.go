@@ -9,12 +9,14 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/logging"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/tracing"
 )
 
 // Deps are what handlers are built from.
@@ -46,10 +48,15 @@ func Load(ctx context.Context) (Deps, error) {
 // taxflow's error types (see fnerr), in Lambda and in-process alike.
 func Handler[In, Out any](h func(context.Context, In) (Out, error)) func(context.Context, In) (Out, error) {
 	return func(ctx context.Context, in In) (Out, error) {
+		// The function's span continues the caller's trace (internal/tracing).
+		ctx, span := tracing.StartFunction(ctx)
+		defer span.End()
 		out, err := h(ctx, in)
 		if err != nil {
 			var zero Out
-			return zero, fnerr.ToInvokeError(err)
+			err = fnerr.ToInvokeError(err)
+			span.SetStatus(codes.Error, "function error")
+			return zero, err
 		}
 		return out, nil
 	}
@@ -59,6 +66,10 @@ func Handler[In, Out any](h func(context.Context, In) (Out, error)) func(context
 // cannot start reports why on stderr and exits, which Lambda reports as an init error.
 func Start(build func(Deps) any) {
 	d, err := Load(context.Background())
+	if err == nil {
+		// Spans leave as they end: Lambda may freeze the process before a batch would.
+		_, err = tracing.Setup(context.Background(), os.Getenv, "taxflow-function", true)
+	}
 	if err != nil {
 		l := logging.Default()
 		l.Fatal().Err(err).Msg("function cannot start")

@@ -45,6 +45,8 @@ type Config struct {
 
 	Codec Codec
 
+	Metrics Metrics
+
 	// Subject is the keyring of TaxflowSubject (TAXFLOW_SUBJECT_KEY, the current
 	// version; TAXFLOW_SUBJECT_KEYS_PREVIOUS, earlier versions kept for lookups). Only
 	// the API needs it (RequireSubjectKey); it is a secret of its own, so rotating the
@@ -62,6 +64,16 @@ func (c Config) RequireSubjectKey() error {
 			"set it to v1:<base64 of 32 random bytes> (echo v1:$(openssl rand -base64 32)); `taxflow stack env` prints the local stack's", subject.VarKey)
 	}
 	return nil
+}
+
+// Metrics configures the Prometheus endpoints (internal/metrics). Each is a host:port or
+// "off"; the defaults listen on loopback only: a scraper elsewhere needs an address set.
+type Metrics struct {
+	WorkerAddr string // TAXFLOW_METRICS_ADDR (127.0.0.1:9464): the worker's /metrics
+	APIAddr    string // TAXFLOW_API_METRICS_ADDR (127.0.0.1:9465): the API's /metrics
+	// TAXFLOW_METRICS_BUSINESS_INTERVAL (1m): how often the worker reads the case
+	// projections for the business gauges (only when the worker serves /metrics).
+	BusinessInterval time.Duration
 }
 
 // Codec configures the codec server, which decrypts payloads for Temporal's Web UI and CLI.
@@ -187,6 +199,7 @@ var Variables = []string{
 	"TAXFLOW_DECLARATION_EXPLANATION_WORKING_DAYS", "TAXFLOW_DECLARATION_DOCUMENT_WORKING_DAYS",
 	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
 	"TAXFLOW_CODEC_ADDR", "TAXFLOW_CODEC_TOKEN", "TAXFLOW_CODEC_ORIGINS",
+	"TAXFLOW_METRICS_ADDR", "TAXFLOW_API_METRICS_ADDR", "TAXFLOW_METRICS_BUSINESS_INTERVAL",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -245,6 +258,11 @@ func Load(getenv func(string) string) (Config, error) {
 			ResubmitWait:         r.duration("TAXFLOW_IDENTITY_RESUBMIT_WAIT", 30*24*time.Hour),
 			ReviewSLAWorkingDays: int(r.number("TAXFLOW_IDENTITY_REVIEW_SLA_WORKING_DAYS", 1, 1, 30)),
 			ConsentWait:          r.duration("TAXFLOW_IDENTITY_CONSENT_WAIT", 29*24*time.Hour),
+		},
+		Metrics: Metrics{
+			WorkerAddr:       r.hostPortOrOff("TAXFLOW_METRICS_ADDR", "127.0.0.1:9464"),
+			APIAddr:          r.hostPortOrOff("TAXFLOW_API_METRICS_ADDR", "127.0.0.1:9465"),
+			BusinessInterval: r.duration("TAXFLOW_METRICS_BUSINESS_INTERVAL", time.Minute),
 		},
 		Codec: Codec{
 			Addr:    r.hostPort("TAXFLOW_CODEC_ADDR", "127.0.0.1:8089"),
@@ -331,6 +349,14 @@ func (r *reader) hostPort(name, def string) string {
 	}
 	_ = host
 	return v
+}
+
+// hostPortOrOff is hostPort, or "" for "off" (the listener is not started).
+func (r *reader) hostPortOrOff(name, def string) string {
+	if r.getenv(name) == "off" {
+		return ""
+	}
+	return r.hostPort(name, def)
 }
 
 func (r *reader) number(name string, def, lo, hi int64) int64 {

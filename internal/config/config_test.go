@@ -205,3 +205,27 @@ func TestSubjectKeyMissingOrShortRefused(t *testing.T) {
 		t.Fatalf("short previous key: %v", err)
 	}
 }
+
+// Metrics listen on loopback unless told otherwise; "off" turns a listener off; a bad
+// address stops the start with the variable named.
+func TestMetricsAddresses(t *testing.T) {
+	c, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.WorkerAddr != "127.0.0.1:9464" || c.Metrics.APIAddr != "127.0.0.1:9465" || c.Metrics.BusinessInterval != time.Minute {
+		t.Fatalf("defaults %+v", c.Metrics)
+	}
+	c, err = Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "TAXFLOW_METRICS_ADDR": "off",
+		"TAXFLOW_API_METRICS_ADDR": "0.0.0.0:9100", "TAXFLOW_METRICS_BUSINESS_INTERVAL": "5m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics.WorkerAddr != "" || c.Metrics.APIAddr != "0.0.0.0:9100" || c.Metrics.BusinessInterval != 5*time.Minute {
+		t.Fatalf("set %+v", c.Metrics)
+	}
+	if _, err := Load(env(map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "TAXFLOW_METRICS_ADDR": "9464"})); err == nil ||
+		!strings.Contains(err.Error(), "TAXFLOW_METRICS_ADDR") {
+		t.Fatalf("a bad address: %v", err)
+	}
+}

@@ -74,7 +74,12 @@ func startAPI(t *testing.T, queue string) (integrator, reviewer *apiClient, keys
 	t.Helper()
 	s := api.New(shared.cfg, shared.clients, shared.temporal, zerolog.Nop())
 	s.TaskQueue = queue
-	url := newServer(t, s)
+	return startAPIServer(t, newServer(t, s))
+}
+
+// startAPIServer makes an integrator's and a reviewer's key for the API served at url.
+func startAPIServer(t *testing.T, url string) (integrator, reviewer *apiClient, keys [2]string) {
+	t.Helper()
 	keyStore := api.Keys(shared.cfg, shared.clients)
 	ik, err := keyStore.Create(context.Background(), api.Principal{ID: "e2e-cabinet", Tenant: "e2e-cabinet", Role: api.RoleIntegrator, Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
 	if err != nil {

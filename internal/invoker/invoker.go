@@ -110,7 +110,7 @@ func (l *Lambda) Invoke(ctx context.Context, fn string, payload []byte) ([]byte,
 	if l.Resolve != nil {
 		name = l.Resolve(fn)
 	}
-	out, err := l.Client.Invoke(ctx, &awslambda.InvokeInput{FunctionName: &name, Payload: payload})
+	out, err := l.Client.Invoke(ctx, &awslambda.InvokeInput{FunctionName: &name, Payload: payload, ClientContext: clientContext(ctx)})
 	if err != nil {
 		return nil, fmt.Errorf("invoke %s: %w", fn, err)
 	}

@@ -1,6 +1,7 @@
 package lambdahost
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -276,7 +277,13 @@ func (h *Host) invoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	out, failed, err := h.Invoke(r.Context(), name, payload)
+	ctx := r.Context()
+	// The caller's ClientContext (base64 JSON, as the Invoke API takes it) reaches the
+	// runtime decoded, as Lambda hands it over: the trace context travels in it.
+	if cc, err := base64.StdEncoding.DecodeString(r.Header.Get("X-Amz-Client-Context")); err == nil && len(cc) > 0 {
+		ctx = context.WithValue(ctx, clientContextKey{}, string(cc))
+	}
+	out, failed, err := h.Invoke(ctx, name, payload)
 	if err != nil {
 		hostError(w, err)
 		return
@@ -316,6 +323,9 @@ func (h *Host) next(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Lambda-Runtime-Deadline-Ms", fmt.Sprint(deadline.UnixMilli()))
 		hd.Set("Lambda-Runtime-Invoked-Function-Arn", h.arn(inst.fn.cfg.FunctionName))
 		hd.Set("Lambda-Runtime-Trace-Id", "Root=1-"+inv.requestID[:8]+"-"+strings.ReplaceAll(inv.requestID, "-", "")[:24])
+		if inv.clientContext != "" {
+			hd.Set("Lambda-Runtime-Client-Context", inv.clientContext)
+		}
 		hd.Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(inv.payload)

@@ -72,10 +72,12 @@ type instance struct {
 type invocation struct {
 	requestID string
 	payload   []byte
-	timeout   time.Duration
-	picked    chan struct{} // closed when the runtime takes it
-	done      chan result   // buffered 1; the first result wins
-	once      sync.Once
+	// clientContext is the caller's ClientContext, JSON (Lambda-Runtime-Client-Context).
+	clientContext string
+	timeout       time.Duration
+	picked        chan struct{} // closed when the runtime takes it
+	done          chan result   // buffered 1; the first result wins
+	once          sync.Once
 }
 
 type result struct {
@@ -258,11 +260,12 @@ func (h *Host) Invoke(ctx context.Context, name string, payload []byte) (out []b
 		return nil, false, fmt.Errorf("%w: function not found: %s", errNotFound, h.arn(name))
 	}
 	inv := &invocation{
-		requestID: uuid.NewString(),
-		payload:   payload,
-		timeout:   time.Duration(fn.cfg.Timeout) * time.Second,
-		picked:    make(chan struct{}),
-		done:      make(chan result, 1),
+		requestID:     uuid.NewString(),
+		payload:       payload,
+		timeout:       time.Duration(fn.cfg.Timeout) * time.Second,
+		clientContext: clientContextOf(ctx),
+		picked:        make(chan struct{}),
+		done:          make(chan result, 1),
 	}
 	inst, err := h.acquire(ctx, fn)
 	if err != nil {

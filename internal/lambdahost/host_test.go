@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
@@ -137,6 +138,28 @@ func TestInvokeReusesInstanceAndPassesEnvironment(t *testing.T) {
 	}
 	if first.PID != second.PID {
 		t.Fatalf("a warm instance must be reused: pids %d and %d", first.PID, second.PID)
+	}
+}
+
+// The caller's ClientContext reaches the function as Lambda hands it over: the trace
+// context travels in it (internal/invoker, internal/tracing).
+func TestClientContextReachesTheFunction(t *testing.T) {
+	_, c := newHost(t, 1)
+	create(t, c, "echo", 3)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	cc := base64.StdEncoding.EncodeToString([]byte(`{"custom":{"traceparent":"` + tp + `"}}`))
+	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"echo":"a"}`), ClientContext: &cc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Custom map[string]string }
+	if err := json.Unmarshal(out.Payload, &got); err != nil || got.Custom["traceparent"] != tp {
+		t.Fatalf("function saw %s (%v)", out.Payload, err)
+	}
+	// Without one, the function sees none (and the next invocation does not inherit it).
+	var none struct{ Custom map[string]string }
+	if err := json.Unmarshal(invoke(t, c, "echo", `{"echo":"b"}`).Payload, &none); err != nil || len(none.Custom) != 0 {
+		t.Fatalf("an invocation without ClientContext saw %v (%v)", none.Custom, err)
 	}
 }
 

@@ -70,9 +70,18 @@ func Options(c config.Temporal, log zerolog.Logger, env envconfig.EnvLookup) (cl
 
 // Dial connects to Temporal with the encrypting data converter.
 func Dial(c config.Temporal, log zerolog.Logger) (client.Client, error) {
+	return DialWith(c, log, nil)
+}
+
+// DialWith is Dial with the options adjusted by adjust first (metrics handler, tracing
+// interceptor); adjust nil changes nothing.
+func DialWith(c config.Temporal, log zerolog.Logger, adjust func(*client.Options)) (client.Client, error) {
 	opts, err := Options(c, log, nil)
 	if err != nil {
 		return nil, err
+	}
+	if adjust != nil {
+		adjust(&opts)
 	}
 	cl, err := client.Dial(opts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 type in struct {
@@ -21,6 +22,8 @@ type out struct {
 	Echo string `json:"echo"`
 	PID  int    `json:"pid"`
 	Env  string `json:"env"`
+	// Custom is the caller's ClientContext custom map, as the runtime hands it over.
+	Custom map[string]string `json:"custom,omitempty"`
 }
 
 func handle(ctx context.Context, e in) (out, error) {
@@ -33,7 +36,11 @@ func handle(ctx context.Context, e in) (out, error) {
 	if e.Fail != "" {
 		return out{}, messages.InvokeResponse_Error{Type: e.Fail, Message: "refused on purpose"}
 	}
-	return out{Echo: e.Echo, PID: os.Getpid(), Env: os.Getenv("GREETING")}, nil
+	o := out{Echo: e.Echo, PID: os.Getpid(), Env: os.Getenv("GREETING")}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		o.Custom = lc.ClientContext.Custom
+	}
+	return o, nil
 }
 
 func main() { lambda.Start(handle) }
