@@ -120,6 +120,12 @@ func (s *Server) hot() *hotPath {
 // afterAnswer runs f once the answer has gone, detached from the request, and counted so
 // that Wait (at shutdown) does not lose it.
 func (s *Server) afterAnswer(ctx context.Context, f func(context.Context)) {
+	if s.InlineAfterAnswer {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		f(ctx)
+		return
+	}
 	h := s.hot()
 	h.after.Add(1)
 	go func() {

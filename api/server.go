@@ -58,6 +58,10 @@ type Server struct {
 	// nil shows none.
 	DataConverter converter.DataConverter
 
+	// InlineAfterAnswer writes what follows an answer before the handler returns: on
+	// Lambda, where nothing runs after an invocation has answered.
+	InlineAfterAnswer bool
+
 	hotState hotPath // the create path's caches and after-answer writes (hotpath.go)
 
 	// Observe, when set, is told of every request with its route template (r.Pattern,

@@ -195,7 +195,17 @@ type idemRecord struct {
 	Location      string `json:"location,omitempty"`
 	Body          string `json:"body,omitempty"`
 	ExpiresAt     int64  `json:"expires_at"` // Unix seconds; the table's TTL attribute
+	// Rev names this writing of the record: every later write is conditional on it, so two
+	// requests taking over one key cannot both win, and a slow request's final write cannot
+	// overwrite the record of one that took over after it.
+	Rev       string `json:"rev,omitempty"`
+	StartedAt int64  `json:"started_at,omitempty"` // Unix seconds, when in_progress began
 }
+
+// staleAfter is when a record still in progress belongs to a request that will never
+// finish it (its process died after reserving the key): longer than any create may take
+// (the server's write timeout is 90 s). The same request may then take the key over.
+const staleAfter = 2 * time.Minute
 
 type caseKeyCtx struct{}
 
@@ -234,7 +244,8 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 		hash := hex.EncodeToString(h.Sum(nil))
 		keySum := sha256.Sum256([]byte(key))
 		rec := idemRecord{Key: p.Tenant + "#" + op + "#" + hex.EncodeToString(keySum[:]), RequestSHA256: hash,
-			CaseID: prefix + uuid.NewString(), State: "in_progress", ExpiresAt: time.Now().Add(IdempotencyTTL).Unix()}
+			CaseID: prefix + uuid.NewString(), State: "in_progress", ExpiresAt: time.Now().Add(IdempotencyTTL).Unix(),
+			Rev: uuid.NewString(), StartedAt: time.Now().Unix()}
 		owner := caseOwner{CaseID: rec.CaseID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: time.Now().Unix()}
 		// The handler's own reads (a claim's checks) start now and overlap the write below.
 		pre := s.startPrecheck(r.Context(), op, body)
@@ -254,7 +265,8 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 				return
 			}
 			live := old.ExpiresAt > time.Now().Unix()
-			if live && old.State == "in_progress" {
+			stale := live && old.State == "in_progress" && old.RequestSHA256 == hash && time.Now().Unix()-old.StartedAt > int64(staleAfter/time.Second)
+			if live && old.State == "in_progress" && !stale {
 				// A request with this key still in progress (or its answer just sent and its
 				// record not yet written): wait a little for its outcome — a refused request
 				// releases the key, a done one is replayed — then answer.
@@ -262,7 +274,11 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 					old = settled
 				}
 			}
+			// A record left in progress by a request that died takes no answer any more: the
+			// same request takes it over (keeping its case id, so a start that happened is
+			// found, not repeated).
 			switch {
+			case stale:
 			case live && old.State != "failed" && old.RequestSHA256 != hash:
 				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
 					[]domain.FieldError{{Field: "Idempotency-Key", Reason: "was used for a different request within 24 hours; use a new key for a new request"}})
@@ -286,37 +302,54 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			if live && old.RequestSHA256 == hash && old.CaseID != "" {
 				rec.CaseID = old.CaseID
 			}
-			if err := s.putIdem(r.Context(), rec); err != nil {
+			// Conditional on the record read: of two requests taking the key over at once,
+			// one wins and the other is told the key is in use.
+			if err := s.putIdem(r.Context(), rec, old.Rev); store.IsConditionFailed(err) {
+				writeError(w, http.StatusConflict, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed; retry shortly", nil)
+				return
+			} else if err != nil {
 				s.internal(w, "take over idempotency key", err)
 				return
 			}
 			owner.CaseID = rec.CaseID
 			if _, err := store.PutNew(r.Context(), s.DB, s.Owners, "case_id", owner); err != nil {
+				s.releaseKey(r.Context(), op, rec)
 				s.internal(w, "record case owner", err)
 				return
 			}
 		}
 		settled := make(chan struct{})
 		s.hot().pending.Store(rec.Key, settled)
+		answered := false
+		defer func() {
+			// A handler that panicked answered nothing: release the key (so a retry is not
+			// refused as in progress for a day) and wake any retry waiting on it.
+			if !answered {
+				s.hot().pending.Delete(rec.Key)
+				close(settled)
+				s.releaseKey(r.Context(), op, rec)
+			}
+		}()
 		ctx := context.WithValue(r.Context(), caseKeyCtx{}, strings.TrimPrefix(rec.CaseID, prefix))
 		if pre != nil {
 			ctx = context.WithValue(ctx, precheckCtx{}, pre)
 		}
 		rw := &recordingWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rw, r.WithContext(ctx))
+		answered = true
 		rec.State, rec.Status = "failed", rw.status
 		if rw.status >= 200 && rw.status < 300 {
 			rec.State, rec.ContentType, rec.Location, rec.Body = "done", rw.Header().Get("Content-Type"), rw.Header().Get("Location"), rw.body.String()
 		}
 		// After the answer, off the request's path: until it lands, a retry with this key
-		// is answered 409 "still being processed" (and a retry after a crash here finds the
-		// case by its id: the start is not repeated).
+		// waits for it (awaitSettled); if the process dies first, the record goes stale and
+		// the same request takes it over, keeping the case id: the start is not repeated.
 		s.afterAnswer(r.Context(), func(ctx context.Context) {
 			defer func() {
 				s.hot().pending.Delete(rec.Key)
 				close(settled)
 			}()
-			if err := s.putIdem(ctx, rec); err != nil {
+			if err := s.putIdem(ctx, rec, rec.Rev); err != nil {
 				s.Log.Error().Err(err).Str("op", op).Msg("idempotency record not updated; a retry will be refused as in progress until it expires")
 			}
 		})
@@ -399,15 +432,39 @@ func (s *Server) reserveKey(ctx context.Context, rec idemRecord, owner caseOwner
 	return true, nil
 }
 
-func (s *Server) putIdem(ctx context.Context, rec idemRecord) error {
+// putIdem writes an idempotency record over the one named by rev ("": a record written
+// before records had revisions). A lost condition is returned as it is (IsConditionFailed).
+func (s *Server) putIdem(ctx context.Context, rec idemRecord, rev string) error {
 	item, err := store.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Idempotency), Item: item}); err != nil {
+	in := &dynamodb.PutItemInput{TableName: aws.String(s.Idempotency), Item: item,
+		ExpressionAttributeNames: map[string]string{"#v": "rev"}}
+	if rev == "" {
+		in.ConditionExpression = aws.String("attribute_not_exists(#v)")
+	} else {
+		in.ConditionExpression = aws.String("#v = :v")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": store.S(rev)}
+	}
+	if _, err := s.DB.PutItem(ctx, in); err != nil {
+		if store.IsConditionFailed(err) {
+			return err
+		}
 		return fmt.Errorf("put %s: %w", s.Idempotency, err)
 	}
 	return nil
+}
+
+// releaseKey marks a request's key as failed (a refused request keeps no key), detached
+// from the request: what failed must not also block the key.
+func (s *Server) releaseKey(ctx context.Context, op string, rec idemRecord) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rec.State = "failed"
+	if err := s.putIdem(ctx, rec, rec.Rev); err != nil {
+		s.Log.Error().Err(err).Str("op", op).Msg("idempotency key not released after a failure")
+	}
 }
 
 // recordingWriter passes the answer on and keeps a copy (create answers are small).

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -323,4 +326,89 @@ func TestCreatorCannotDecideItsOwnCase(t *testing.T) {
 			t.Errorf("%s by its creator: %d %s", name, rec.Code, rec.Body)
 		}
 	}
+}
+
+// slowReads delays every GetItem, widening the window between reading a record and
+// writing it.
+type slowReads struct{ store.DB }
+
+func (s slowReads) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	time.Sleep(30 * time.Millisecond)
+	return s.DB.GetItem(ctx, in, o...)
+}
+
+// Two corrected requests racing to take over a key that a refused attempt released: one
+// creates a case, the other is told the key is in use — never two cases.
+func TestIdempotencyTakeoverRaceMakesOneCase(t *testing.T) {
+	s, _ := tenantServer(t)
+	s.DB = slowReads{s.DB}
+	var cases atomic.Int64
+	refuse := true
+	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse {
+			writeError(w, http.StatusBadRequest, "invalid_request", "bad", nil)
+			return
+		}
+		cases.Add(1)
+		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
+	})))
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":0}`, "Idempotency-Key", "race"); rec.Code != http.StatusBadRequest {
+		t.Fatal(rec.Code)
+	}
+	s.Wait()
+	refuse = false
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() { codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "race").Code }()
+	}
+	got := []int{<-codes, <-codes}
+	s.Wait()
+	slices.Sort(got)
+	if cases.Load() != 1 || !slices.Equal(got, []int{http.StatusCreated, http.StatusCreated}) && !slices.Equal(got, []int{http.StatusCreated, http.StatusConflict}) {
+		t.Fatalf("two takeovers: answers %v, %d cases created (want one)", got, cases.Load())
+	}
+}
+
+// A record left in progress by a request whose process died is taken over by the same
+// request once stale, with the same case id; a handler that panics releases its key.
+func TestIdempotencyStaleAndPanickedKeysAreNotBlocked(t *testing.T) {
+	s, _ := tenantServer(t)
+	var ids []string
+	panicNow := false
+	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if panicNow {
+			panic("handler bug")
+		}
+		ids = append(ids, caseKey(r))
+		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
+	})))
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "stale"); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Code, rec.Body)
+	}
+	s.Wait()
+	// The process "died" before its final write: the record is back in progress, long ago.
+	sum := sha256.Sum256([]byte("stale"))
+	key := "alpha#POST /v1/refunds#" + hex.EncodeToString(sum[:])
+	var rec idemRecord
+	if found, err := store.Get(context.Background(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(key)}, &rec); err != nil || !found {
+		t.Fatal(found, err)
+	}
+	rec.State, rec.StartedAt, rec.Body = "in_progress", time.Now().Add(-3*time.Minute).Unix(), ""
+	if err := s.putIdem(context.Background(), rec, rec.Rev); err != nil {
+		t.Fatal(err)
+	}
+	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "stale"); got.Code != http.StatusCreated || len(ids) != 2 || ids[0] != ids[1] {
+		t.Fatalf("retry of a stale request: %d %s, case keys %v (want the same case id again)", got.Code, got.Body, ids)
+	}
+	s.Wait()
+	panicNow = true
+	func() {
+		defer func() { _ = recover() }()
+		do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "boom")
+	}()
+	panicNow = false
+	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "boom"); got.Code != http.StatusCreated {
+		t.Fatalf("after a handler panicked, the key answers %d %s (want it released)", got.Code, got.Body)
+	}
+	s.Wait()
 }

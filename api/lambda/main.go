@@ -34,5 +34,7 @@ func main() {
 	if err != nil {
 		log.Fatal().Err(err).Msg("api cannot start")
 	}
-	lambda.Start(httpadapter.NewV2(api.New(cfg, clients, tc, log).Handler()).ProxyWithContext)
+	srv := api.New(cfg, clients, tc, log)
+	srv.InlineAfterAnswer = true // a Lambda is frozen once it has answered
+	lambda.Start(httpadapter.NewV2(srv.Handler()).ProxyWithContext)
 }

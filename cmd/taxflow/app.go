@@ -163,8 +163,6 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 	a.obs.observeAPI(server)
 	srv := server.HTTPServer(a.cfg.APIAddr)
 	srv.Handler = tracing.HTTP(srv.Handler)
-	// The idempotency records written after answers are finished before the API exits.
-	defer server.Wait()
 	if err := a.serveAPIMetrics(ctx); err != nil {
 		return err
 	}
@@ -173,15 +171,22 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 		return fmt.Errorf("TAXFLOW_API_ADDR=%s: %w", a.cfg.APIAddr, err)
 	}
 	a.log.Info().Str("addr", "http://"+a.cfg.APIAddr).Msg("API listening")
+	// Serve returns as soon as Shutdown begins; the API exits only once Shutdown has let the
+	// requests in flight finish and the idempotency records written after their answers
+	// are stored (server.Wait).
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		server.Wait()
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-drained
 	return nil
 }
 

@@ -101,6 +101,9 @@ func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dy
 		switch cond := *in.ConditionExpression; {
 		case notExists.MatchString(cond):
 			failed = exists
+		case cond == "#v = :v":
+			have, ok := old[in.ExpressionAttributeNames["#v"]]
+			failed = !exists || !ok || str(have) != str(in.ExpressionAttributeValues[":v"])
 		case cond == "attribute_not_exists(#k) OR #v < :v":
 			have, _ := strconv.Atoi(str(old[in.ExpressionAttributeNames["#v"]]))
 			want, _ := strconv.Atoi(str(in.ExpressionAttributeValues[":v"]))
