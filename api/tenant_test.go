@@ -359,7 +359,9 @@ func TestIdempotencyTakeoverRaceMakesOneCase(t *testing.T) {
 	refuse = false
 	codes := make(chan int, 2)
 	for range 2 {
-		go func() { codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "race").Code }()
+		go func() {
+			codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "race").Code
+		}()
 	}
 	got := []int{<-codes, <-codes}
 	s.Wait()
