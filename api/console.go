@@ -272,13 +272,11 @@ func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	cookie, _, err := s.Staff.SignIn(r.Context(), d.Login, r.PostFormValue("password"))
 	switch {
-	case errors.Is(err, ErrBadCredentials):
-		d.Error = "Неверный логин или пароль."
+	case errors.Is(err, ErrBadCredentials), errors.Is(err, ErrStaffLocked):
+		// One answer for both: a "locked" that only existing logins could get would tell
+		// which logins exist.
+		d.Error = fmt.Sprintf("Неверный логин или пароль, либо вход закрыт на %d минут после %d неверных паролей.", int(StaffLockout.Minutes()), MaxPasswordFailures)
 		s.loginForm(w, r, http.StatusUnauthorized, d)
-		return
-	case errors.Is(err, ErrStaffLocked):
-		d.Error = fmt.Sprintf("Учётная запись заблокирована после %d неверных паролей; повторите через %d минут.", MaxPasswordFailures, int(StaffLockout.Minutes()))
-		s.loginForm(w, r, http.StatusForbidden, d)
 		return
 	case err != nil:
 		s.Log.Error().Err(err).Msg("console sign-in failed")
@@ -399,7 +397,13 @@ func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	if fe.Field == "" {
 		_, createdBy, _, oerr := s.CaseOwner(r.Context(), id)
-		if oerr == nil && createdBy == p.ID {
+		if oerr != nil {
+			// Fail closed, as the API's separateDuties does: no owner known, no decision.
+			s.Log.Error().Err(oerr).Msg("console: case owner unreadable")
+			s.consoleMessage(w, r, http.StatusServiceUnavailable, "Сервис недоступен", "Решение не принято; повторите позже.")
+			return
+		}
+		if createdBy == p.ID {
 			s.consoleMessage(w, r, http.StatusForbidden, "Разделение обязанностей", "Создавший дело не может принимать по нему решение.")
 			return
 		}

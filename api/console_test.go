@@ -3,12 +3,14 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,5 +384,50 @@ func TestTasksSortOverdueThenEscalatedThenNearestTermAndFilter(t *testing.T) {
 		if strings.Join(kept, ",") != want {
 			t.Errorf("filter %q kept %v, want %s", filter, kept, want)
 		}
+	}
+}
+
+// slowStaffReads delays every read, so that many guesses are in flight at once.
+type slowStaffReads struct{ *storetest.DB }
+
+func (s slowStaffReads) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	time.Sleep(5 * time.Millisecond)
+	return s.DB.GetItem(ctx, in, o...)
+}
+
+// A burst of guesses checks at most MaxPasswordFailures passwords: the attempt is counted
+// before the password is, under the cap. The right password sent after the burst is
+// refused while locked, and accepted once the lock has ended.
+func TestBurstOfGuessesChecksAtMostFivePasswords(t *testing.T) {
+	st, c, db := newStaffStore(t)
+	st.DB = slowStaffReads{db}
+	ctx := context.Background()
+	if _, err := st.Create(ctx, "anna", RoleReviewer, "", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	var wrong, locked atomic.Int64
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			switch _, _, err := st.SignIn(ctx, "anna", "a-wrong-guess!"); {
+			case errors.Is(err, ErrBadCredentials):
+				wrong.Add(1)
+			case errors.Is(err, ErrStaffLocked):
+				locked.Add(1)
+			default:
+				t.Errorf("guess: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wrong.Load() > MaxPasswordFailures-1 || wrong.Load()+locked.Load() != 30 {
+		t.Fatalf("%d guesses judged wrong, %d refused as locked: more than %d passwords were checked", wrong.Load(), locked.Load(), MaxPasswordFailures)
+	}
+	if _, _, err := st.SignIn(ctx, "anna", testPassword); !errors.Is(err, ErrStaffLocked) {
+		t.Fatalf("the right password during the lock: %v", err)
+	}
+	c.t = c.t.Add(StaffLockout + time.Second)
+	if _, _, err := st.SignIn(ctx, "anna", testPassword); err != nil {
+		t.Fatalf("the right password after the lock: %v", err)
 	}
 }

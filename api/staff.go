@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -174,38 +175,33 @@ func (st StaffStore) SignIn(ctx context.Context, login, password string) (cookie
 		return "", Session{}, ErrBadCredentials
 	}
 	now := st.now()
-	if a.LockedUntil > now.Unix() {
-		return "", Session{}, ErrStaffLocked
+	// The attempt is counted before the password is checked, under the condition that
+	// fewer than MaxPasswordFailures are counted and the account is not locked: however
+	// many guesses arrive at once, at most that many are ever checked in a window.
+	if err := st.reserveAttempt(ctx, login, a, now); err != nil {
+		if errors.Is(err, ErrStaffLocked) {
+			// As long as a checked password, so the answer's timing says nothing.
+			_ = bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		}
+		return "", Session{}, err
 	}
 	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(password)) != nil {
-		// Counted atomically (ADD), so guesses sent in parallel cannot each read the same
-		// count and slip past the lock.
-		out, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
-			UpdateExpression:          aws.String("ADD failures :one"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
-			ReturnValues:              types.ReturnValueUpdatedNew})
-		if err != nil {
-			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
-		}
-		var counted struct {
-			Failures int `json:"failures"`
-		}
-		if err := store.Unmarshal(out.Attributes, &counted); err != nil {
-			return "", Session{}, fmt.Errorf("count a wrong password: %w", err)
+		var counted StaffAccount
+		if _, err := store.Get(ctx, st.DB, st.Accounts, st.key(login), &counted); err != nil {
+			return "", Session{}, fmt.Errorf("read wrong passwords: %w", err)
 		}
 		if counted.Failures < MaxPasswordFailures {
 			return "", Session{}, ErrBadCredentials
 		}
+		// The count stays: until the lock ends, no attempt is reserved.
 		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login),
-			map[string]any{"failures": 0, "locked_until": now.Add(StaffLockout).Unix()}); err != nil {
+			map[string]any{"locked_until": now.Add(StaffLockout).Unix()}); err != nil {
 			return "", Session{}, fmt.Errorf("lock the account: %w", err)
 		}
 		return "", Session{}, ErrStaffLocked
 	}
-	if a.Failures != 0 || a.LockedUntil != 0 {
-		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), map[string]any{"failures": 0, "locked_until": 0}); err != nil {
-			return "", Session{}, fmt.Errorf("reset wrong passwords: %w", err)
-		}
+	if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), map[string]any{"failures": 0, "locked_until": 0}); err != nil {
+		return "", Session{}, fmt.Errorf("reset wrong passwords: %w", err)
 	}
 	cookie, err = randomToken()
 	if err != nil {
@@ -221,6 +217,57 @@ func (st StaffStore) SignIn(ctx context.Context, login, password string) (cookie
 		return "", Session{}, fmt.Errorf("store session: %w", err)
 	}
 	return cookie, s, nil
+}
+
+// reserveAttempt counts a sign-in attempt if the account takes one: fewer than
+// MaxPasswordFailures counted and no lock in force. A lock that has ended starts a new
+// window (the count is reset, once, by whoever reads the ended lock first).
+func (st StaffStore) reserveAttempt(ctx context.Context, login string, a StaffAccount, now time.Time) error {
+	names := map[string]string{"#f": "failures", "#l": "locked_until"}
+	values := map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"},
+		":max": &types.AttributeValueMemberN{Value: strconv.Itoa(MaxPasswordFailures)},
+		":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}}
+	_, err := st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
+		UpdateExpression:          aws.String("ADD #f :one"),
+		ConditionExpression:       aws.String("(attribute_not_exists(#f) OR #f < :max) AND (attribute_not_exists(#l) OR #l <= :now)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values})
+	if err == nil {
+		return nil
+	}
+	if !store.IsConditionFailed(err) {
+		return fmt.Errorf("count a sign-in attempt: %w", err)
+	}
+	var cur StaffAccount
+	if _, err := store.Get(ctx, st.DB, st.Accounts, st.key(login), &cur); err != nil {
+		return fmt.Errorf("read the account's lock: %w", err)
+	}
+	if cur.LockedUntil > now.Unix() {
+		return ErrStaffLocked
+	}
+	if cur.LockedUntil == 0 {
+		// Every attempt of the window is taken (in flight, or lost with a process that
+		// died before judging it): lock now, so that the window ends for certain.
+		if _, err := store.SetFields(ctx, st.DB, st.Accounts, st.key(login), map[string]any{"locked_until": now.Add(StaffLockout).Unix()}); err != nil {
+			return fmt.Errorf("lock the account: %w", err)
+		}
+		return ErrStaffLocked
+	}
+	// The lock has ended: this attempt is the first of a new window, if no other
+	// attempt started that window first.
+	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
+		UpdateExpression:          aws.String("SET #f = :one, #l = :zero"),
+		ConditionExpression:       aws.String("#l = :old"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": values[":one"], ":zero": &types.AttributeValueMemberN{Value: "0"},
+			":old": &types.AttributeValueMemberN{Value: strconv.FormatInt(cur.LockedUntil, 10)}}})
+	if store.IsConditionFailed(err) {
+		return st.reserveAttempt(ctx, login, a, now)
+	}
+	if err != nil {
+		return fmt.Errorf("start a new window of attempts: %w", err)
+	}
+	return nil
 }
 
 // Session finds the live session of a cookie value; an expired or signed-out one is not

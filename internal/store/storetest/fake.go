@@ -123,7 +123,13 @@ func (d *DB) PutItem(_ context.Context, in *dynamodb.PutItemInput, _ ...func(*dy
 	return &dynamodb.PutItemOutput{}, nil
 }
 
-var addExpr = regexp.MustCompile(`^ADD (\w+) (:\w+)$`)
+var addExpr = regexp.MustCompile(`^ADD (#?\w+) (:\w+)$`)
+
+// capCond is the one condition modelled on ADD: a capped counter unless a lock holds.
+const capCond = "(attribute_not_exists(#f) OR #f < :max) AND (attribute_not_exists(#l) OR #l <= :now)"
+
+// eqCond is "#name = :value", modelled on SET (compare-and-set).
+var eqCond = regexp.MustCompile(`^(#\w+) = (:\w+)$`)
 var setExpr = regexp.MustCompile(`(#\w+) = (:\w+)`)
 
 func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
@@ -153,12 +159,28 @@ func (d *DB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...fu
 			item[k] = v
 		}
 	}
-	cur, _ := strconv.Atoi(str(item[m[1]]))
+	counter := m[1]
+	if strings.HasPrefix(counter, "#") {
+		counter = in.ExpressionAttributeNames[counter]
+	}
+	if in.ConditionExpression != nil {
+		if *in.ConditionExpression != capCond {
+			return nil, fmt.Errorf("storetest: condition %q on ADD not modelled", *in.ConditionExpression)
+		}
+		// (attribute_not_exists(#f) OR #f < :max) AND (attribute_not_exists(#l) OR #l <= :now)
+		num := func(av types.AttributeValue) int64 { n, _ := strconv.ParseInt(str(av), 10, 64); return n }
+		f, hasF := item[in.ExpressionAttributeNames["#f"]]
+		l, hasL := item[in.ExpressionAttributeNames["#l"]]
+		if (hasF && num(f) >= num(in.ExpressionAttributeValues[":max"])) || (hasL && num(l) > num(in.ExpressionAttributeValues[":now"])) {
+			return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
+		}
+	}
+	cur, _ := strconv.Atoi(str(item[counter]))
 	add, _ := strconv.Atoi(str(in.ExpressionAttributeValues[m[2]]))
-	item[m[1]] = &types.AttributeValueMemberN{Value: strconv.Itoa(cur + add)}
+	item[counter] = &types.AttributeValueMemberN{Value: strconv.Itoa(cur + add)}
 	d.items[*in.TableName][id] = item
 	d.Writes++
-	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{m[1]: item[m[1]]}}, nil
+	return &dynamodb.UpdateItemOutput{Attributes: map[string]types.AttributeValue{counter: item[counter]}}, nil
 }
 
 var eqExpr = regexp.MustCompile(`^(#?\w+) = (:\w+)(?: AND (#?\w+) = (:\w+))?$`)
@@ -248,7 +270,7 @@ func (d *DB) Replace(table, keyAttr string, item any) {
 
 // set models "SET #a = :a, #b = :b" with the condition attribute_exists(#k).
 func (d *DB) set(in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
-	if in.ConditionExpression == nil || *in.ConditionExpression != "attribute_exists(#k)" {
+	if in.ConditionExpression == nil || (*in.ConditionExpression != "attribute_exists(#k)" && !eqCond.MatchString(*in.ConditionExpression)) {
 		return nil, fmt.Errorf("storetest: update without the existence condition not modelled")
 	}
 	id, err := d.id(*in.TableName, in.Key)
@@ -258,6 +280,12 @@ func (d *DB) set(in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, erro
 	item, ok := d.items[*in.TableName][id]
 	if !ok {
 		return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
+	}
+	if m := eqCond.FindStringSubmatch(*in.ConditionExpression); m != nil {
+		have, has := item[in.ExpressionAttributeNames[m[1]]]
+		if !has || str(have) != str(in.ExpressionAttributeValues[m[2]]) {
+			return nil, &types.ConditionalCheckFailedException{Message: stringp("The conditional request failed")}
+		}
 	}
 	next := map[string]types.AttributeValue{}
 	for k, v := range item {
