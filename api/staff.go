@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -256,9 +256,9 @@ func (st StaffStore) reserveAttempt(ctx context.Context, login string, a StaffAc
 	// The lock has ended: this attempt is the first of a new window, if no other
 	// attempt started that window first.
 	_, err = st.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(st.Accounts), Key: st.key(login),
-		UpdateExpression:          aws.String("SET #f = :one, #l = :zero"),
-		ConditionExpression:       aws.String("#l = :old"),
-		ExpressionAttributeNames:  names,
+		UpdateExpression:         aws.String("SET #f = :one, #l = :zero"),
+		ConditionExpression:      aws.String("#l = :old"),
+		ExpressionAttributeNames: names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": values[":one"], ":zero": &types.AttributeValueMemberN{Value: "0"},
 			":old": &types.AttributeValueMemberN{Value: strconv.FormatInt(cur.LockedUntil, 10)}}})
 	if store.IsConditionFailed(err) {
