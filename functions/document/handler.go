@@ -73,6 +73,10 @@ func (h Handler) Store(ctx context.Context, in contract.DocumentInput) (contract
 
 	// Already stored by an earlier attempt?
 	if head, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &h.Bucket, Key: &stored}); err == nil {
+		// An attempt that stored it may have died before removing the upload.
+		if err := h.removeIncoming(ctx, in.IncomingKey); err != nil {
+			return contract.DocumentResult{}, err
+		}
 		return contract.DocumentResult{Accepted: true, Key: stored, Type: head.Metadata["type"], Size: aws.ToInt64(head.ContentLength),
 			SHA256: head.Metadata["sha256"]}, nil
 	} else if !notFound(err) {

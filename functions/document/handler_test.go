@@ -42,6 +42,15 @@ func TestStoreAcceptsAndIsIdempotent(t *testing.T) {
 	if _, left := mem.Objects[IncomingKey("refund-1", "d1")]; left {
 		t.Fatal("the upload was left under incoming/")
 	}
+	// An attempt that stored the document and died before removing the upload: the retry
+	// answers the same and removes it.
+	mem.Objects[IncomingKey("refund-1", "d1")] = pdf
+	if _, err := h.Invoke(context.Background(), input("d1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, left := mem.Objects[IncomingKey("refund-1", "d1")]; left {
+		t.Fatal("a retry after the copy left the upload under incoming/")
+	}
 	if mem.SSE[StoredKey("refund-1", "d1")] != "AES256" {
 		t.Fatal("stored without server-side encryption")
 	}
