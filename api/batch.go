@@ -176,25 +176,40 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
 		return
 	}
-	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.BatchQueryProgress)
-	if s.temporalError(w, "read batch", err) {
+	view, err := s.batchView(r.Context(), id)
+	if err != nil && !errors.Is(err, errPresign) {
+		s.temporalError(w, "read batch", err)
 		return
 	}
-	var view BatchView
-	if err := v.Get(&view.BatchProgress); err != nil {
-		s.internal(w, "decode batch", err)
+	if err != nil {
+		s.internal(w, "presign report", err)
 		return
+	}
+	WriteJSON(w, http.StatusOK, view)
+}
+
+// errPresign: the report exists but no link to it could be made.
+var errPresign = errors.New("presign report")
+
+// batchView reads a batch's progress and, once its report exists, presigns a link to it.
+func (s *Server) batchView(ctx context.Context, id string) (BatchView, error) {
+	var view BatchView
+	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.BatchQueryProgress)
+	if err != nil {
+		return view, err
+	}
+	if err := v.Get(&view.BatchProgress); err != nil {
+		return view, fmt.Errorf("decode batch: %w", err)
 	}
 	if view.ReportKey != "" {
-		ps, err := s3.NewPresignClient(s.S3).PresignGetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Bucket, Key: &view.ReportKey},
+		ps, err := s3.NewPresignClient(s.S3).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.Bucket, Key: &view.ReportKey},
 			s3.WithPresignExpires(15*time.Minute))
 		if err != nil {
-			s.internal(w, "presign report", err)
-			return
+			return view, fmt.Errorf("%w: %w", errPresign, err)
 		}
 		view.ReportURL = ps.URL
 	}
-	WriteJSON(w, http.StatusOK, view)
+	return view, nil
 }
 
 var batchIDRE = regexp.MustCompile(`^batch-[0-9a-f]{32}$`)

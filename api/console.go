@@ -78,7 +78,7 @@ var consoleTemplates = func() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"login", "tasks", "case", "message"} {
+	for _, page := range []string{"login", "tasks", "case", "message", "batch"} {
 		out[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "console/layout.html", "console/"+page+".html"))
 	}
 	return out
@@ -136,6 +136,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 	mux.Handle("POST /console/logout", post(s.withSession(s.consoleLogout)))
 	mux.Handle("GET /console/tasks", page(s.withSession(s.consoleTasks)))
 	mux.Handle("GET /console/cases/{id}", page(s.withSession(s.consoleCase)))
+	mux.Handle("GET /console/batches/{id}", page(s.withSession(s.consoleBatch)))
 	mux.Handle("POST /console/cases/{id}", post(s.withSession(s.consoleDecide)))
 }
 
@@ -462,6 +463,57 @@ func (s *Server) consoleCaseAccess(w http.ResponseWriter, r *http.Request, id st
 		return "", false
 	}
 	return process, true
+}
+
+type batchData struct {
+	layoutData
+	ID        string
+	Progress  workflows.BatchProgress
+	Percent   int
+	ReportURL string
+}
+
+// consoleBatch shows a batch's progress (the workflow's progress query) and, once it is
+// written, a presigned link to its report. Operators see batches; staff bound to a
+// tenant see only that tenant's, like its cases.
+func (s *Server) consoleBatch(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sess := consoleSession(r)
+	if !batchIDRE.MatchString(id) {
+		s.consoleMessage(w, r, http.StatusNotFound, "Пакет не найден", "Такого пакета нет.")
+		return
+	}
+	if !sess.Account().Principal().Can(ScopeOperate) {
+		s.consoleMessage(w, r, http.StatusForbidden, "Нет доступа", "Пакеты видны операторам ("+sess.Role+").")
+		return
+	}
+	vis, err := s.visible(r.Context(), sess, id)
+	if err != nil {
+		s.Log.Error().Err(err).Msg("read batch owner")
+		s.consoleMessage(w, r, http.StatusServiceUnavailable, "Сервис недоступен", "Повторите позже.")
+		return
+	}
+	if !vis {
+		s.consoleMessage(w, r, http.StatusNotFound, "Пакет не найден", "Такого пакета нет.")
+		return
+	}
+	view, err := s.batchView(r.Context(), id)
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		s.consoleMessage(w, r, http.StatusNotFound, "Пакет не найден", "Такого пакета нет.")
+		return
+	case err != nil:
+		s.Log.Error().Err(err).Msg("read batch")
+		s.consoleMessage(w, r, http.StatusServiceUnavailable, "Сервис недоступен", "Повторите позже.")
+		return
+	}
+	a := sess.Account()
+	d := batchData{layoutData: layoutData{Title: "Пакет", Staff: &a, CSRF: sess.CSRF}, ID: id, Progress: view.BatchProgress, ReportURL: view.ReportURL}
+	if view.Chunks > 0 {
+		d.Percent = 100 * view.ChunksDone / view.Chunks
+	}
+	s.render(w, http.StatusOK, "batch", d)
 }
 
 func (s *Server) consoleCase(w http.ResponseWriter, r *http.Request) {

@@ -17,8 +17,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 type clock struct{ t time.Time }
@@ -429,5 +431,46 @@ func TestBurstOfGuessesChecksAtMostFivePasswords(t *testing.T) {
 	c.t = c.t.Add(StaffLockout + time.Second)
 	if _, _, err := st.SignIn(ctx, "anna", testPassword); err != nil {
 		t.Fatalf("the right password after the lock: %v", err)
+	}
+}
+
+// A batch's page is for operators, of their tenant when they are bound to one; its counts
+// and refusal are shown escaped.
+func TestConsoleBatchPageAccessAndRendering(t *testing.T) {
+	s, st, _, client := newConsole(t)
+	ctx := context.Background()
+	for _, c := range []struct{ login, role, tenant string }{{"rita", RoleReviewer, ""}, {"oleg", RoleOperator, "beta"}} {
+		if _, err := st.Create(ctx, c.login, c.role, c.tenant, testPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := "batch-" + strings.Repeat("ab", 16)
+	if _, err := store.PutNew(ctx, s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alpha/batch"}); err != nil {
+		t.Fatal(err)
+	}
+	rita := client()
+	rita.signIn("rita", testPassword)
+	if rec := rita.do("GET", "/console/batches/"+id, nil); rec.Code != http.StatusForbidden {
+		t.Fatalf("a reviewer opening a batch: %d", rec.Code)
+	}
+	oleg := client()
+	oleg.signIn("oleg", testPassword)
+	for _, path := range []string{"/console/batches/" + id, "/console/batches/batch-nope"} {
+		if rec := oleg.do("GET", path, nil); rec.Code != http.StatusNotFound {
+			t.Fatalf("%s by another tenant's operator: %d", path, rec.Code)
+		}
+	}
+	var out strings.Builder
+	rec := httptest.NewRecorder()
+	s.render(rec, http.StatusOK, "batch", batchData{ID: id, Percent: 50, Progress: workflows.BatchProgress{Status: "running", Chunks: 4, ChunksDone: 2,
+		Counts: contract.BatchCounts{Lines: 1000, Created: 480, Errors: 20}, Refusal: &contract.BatchRefusal{Reason: "<script>x</script>"}}})
+	out.WriteString(rec.Body.String())
+	for _, want := range []string{"2 из 4", "(50 %)", "<td>480</td>", "<td>20</td>", "&lt;script&gt;"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("batch page lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "<script>x") {
+		t.Error("a refusal's text is not escaped")
 	}
 }
