@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/worker"
@@ -300,4 +301,22 @@ func TestBatchAPIUploadStatusAndTenancy(t *testing.T) {
 	if codeOther != 404 || codeMissing != 404 || !bytes.Equal(bodyOther, bodyMissing) {
 		t.Fatalf("another tenant's batch: %d %s; a missing one: %d %s", codeOther, bodyOther, codeMissing, bodyMissing)
 	}
+	// The tenant's operator sees the batch's progress in the console, in a real browser.
+	bctx := browser(t)
+	op := "op-" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	const password = "console-e2e-password"
+	if _, err := api.StaffAccounts(shared.cfg, shared.clients).Create(context.Background(), op, api.RoleOperator, tenant, password); err != nil {
+		t.Fatal(err)
+	}
+	signIn(t, bctx, url, op, password)
+	if err := chromedp.Do(bctx, chromedp.Navigate(url+"/console/batches/"+id)); err != nil {
+		t.Fatal(err)
+	}
+	if counts := text(t, bctx, "#counts"); !strings.Contains(counts, "Создано дел") || !strings.Contains(counts, "1") {
+		t.Fatalf("the batch page's counts: %q", counts)
+	}
+	if link := text(t, bctx, "#report"); !strings.Contains(link, "Отчёт") {
+		t.Fatalf("the batch page has no report link: %q", link)
+	}
+	screenshot(t, bctx, "batch")
 }
