@@ -88,7 +88,11 @@ func (a *app) newWorker(c client.Client) worker.Worker {
 	if a.cfg.RequireSubjectKey() == nil {
 		// Batch lines start cases exactly as the API starts them (same checks, owner
 		// records, subjects), so the worker that runs batches holds the subject key too.
-		acts.Lines = api.New(a.cfg, a.clients, c, a.log)
+		lines := api.New(a.cfg, a.clients, c, a.log)
+		if q := a.cfg.Temporal.BatchCaseQueue; q != "" {
+			lines.TaskQueue = q
+		}
+		acts.Lines = lines
 	}
 	w.RegisterActivity(acts)
 	return w

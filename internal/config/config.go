@@ -156,6 +156,9 @@ type Temporal struct {
 	Address   string // TEMPORAL_ADDRESS
 	Namespace string // TEMPORAL_NAMESPACE
 	TaskQueue string // TAXFLOW_TASK_QUEUE
+	// BatchCaseQueue is where batch lines start their cases (TAXFLOW_BATCH_CASE_QUEUE;
+	// default: TaskQueue): a night's bulk load can run on a worker pool of its own.
+	BatchCaseQueue string
 
 	// TAXFLOW_PAYLOAD_KEY: base64 of 32 random bytes; TAXFLOW_PAYLOAD_KEYS_OLD: earlier
 	// keys, comma-separated, that still decrypt after a rotation.
@@ -220,10 +223,11 @@ func Load(getenv func(string) string) (Config, error) {
 			EndpointLambda:   r.url("AWS_ENDPOINT_URL_LAMBDA"),
 		},
 		Temporal: Temporal{
-			Address:    r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-			Namespace:  r.str("TEMPORAL_NAMESPACE", "default"),
-			TaskQueue:  r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
-			PayloadKey: r.str("TAXFLOW_PAYLOAD_KEY", ""),
+			Address:        r.hostPort("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+			Namespace:      r.str("TEMPORAL_NAMESPACE", "default"),
+			TaskQueue:      r.str("TAXFLOW_TASK_QUEUE", "taxflow"),
+			BatchCaseQueue: r.str("TAXFLOW_BATCH_CASE_QUEUE", ""),
+			PayloadKey:     r.str("TAXFLOW_PAYLOAD_KEY", ""),
 		},
 		Prefix:    r.match("TAXFLOW_PREFIX", "taxflow", prefixRE, "lower-case letters, digits and '-', starting with a letter, at most 31 characters"),
 		Invoker:   r.oneOf("TAXFLOW_INVOKER", "lambda", "lambda", "inprocess"),

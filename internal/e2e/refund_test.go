@@ -418,10 +418,10 @@ func TestWorkerCrashDuringPayoutsPaysEachRefundOnce(t *testing.T) {
 }
 
 // startWorkerProcess runs `taxflow worker` as its own process group on queue.
-func startWorkerProcess(t *testing.T, queue string) *exec.Cmd {
+func startWorkerProcess(t *testing.T, queue string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(moduleDir(), "bin", "taxflow"), "worker")
-	cmd.Env = append(os.Environ(), "TAXFLOW_TASK_QUEUE="+queue, "TAXFLOW_LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "TAXFLOW_TASK_QUEUE="+queue, "TAXFLOW_LOG_LEVEL=warn"), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var mu sync.Mutex
 	var logs bytes.Buffer
