@@ -21,6 +21,7 @@ import (
 
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/histories"
@@ -252,6 +253,25 @@ func TestRecordWaitingStateHistories(t *testing.T) {
 			cancel()
 			capture(t, "sweep-"+job, id)
 		}
+	})
+
+	t.Run("batch", func(t *testing.T) {
+		// A small file through the real path (MinIO's notification → Lambda host → intake
+		// → BatchImport), its lines starting cases on a queue no worker polls.
+		w := batchWorker(t, "rec-batch-idle-"+uuid.NewString())
+		defer w.Stop()
+		tenant := "rec-" + uuid.NewString()[:8]
+		inn := newTaxpayer(t, 600_000)
+		file := fmt.Sprintf("schema_version,kind,external_id,inn,period,amount_kopecks,reason\n"+
+			"1,refund,rec-1,%s,2025,100000,overpaid\n1,refund,rec-2,%s,2025,-1,overpaid\n1,refund,rec-1,%s,2025,100000,overpaid\n", inn, inn, inn)
+		id := putInbox(t, batch.InboxPrefix+tenant+"/rec.csv", []byte(file))
+		waitReport(t, tenant, id, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := shared.temporal.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+			t.Fatalf("batch %s: %v", id, err)
+		}
+		capture(t, "batch-done", id)
 	})
 
 	var missing []string

@@ -189,4 +189,5 @@ var WaitingStates = map[string][]string{
 	"Declaration":          {"declaration-clarification", "declaration-in-review", "declaration-decided-appeal-window"},
 	"Account":              {"account-auto-unlock-pending", "account-awaiting-specialist", "account-after-continue-as-new"},
 	"Sweep":                {"sweep-reminders", "sweep-outbox"},
+	"BatchImport":          {"batch-done"},
 }
