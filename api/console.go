@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +121,15 @@ func MaskINN(inn string) string {
 	return inn[:2] + strings.Repeat("•", len(inn)-6) + inn[len(inn)-4:]
 }
 
+// consoleRoutes are the console's route patterns: the metrics' closed set of route labels
+// takes them with Routes() (ConsoleRoutes).
+var consoleRoutes = []string{"GET /console/static/", "GET /console", "GET /console/{$}", "GET /console/login", "POST /console/login",
+	"POST /console/logout", "GET /console/tasks", "GET /console/cases/{id}", "GET /console/batches/{id}", "POST /console/cases/{id}"}
+
+// ConsoleRoutes lists the console's route patterns (not in the OpenAPI description: pages,
+// not API).
+func ConsoleRoutes() []string { return slices.Clone(consoleRoutes) }
+
 // mountConsole adds the console's routes to the mux.
 func (s *Server) mountConsole(mux *http.ServeMux) {
 	static, _ := fs.Sub(consoleFiles, "console/static")
@@ -128,16 +138,23 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 	post := func(h http.HandlerFunc) http.Handler {
 		return page(http.NewCrossOriginProtection().Handler(h).ServeHTTP)
 	}
-	mux.Handle("GET /console/static/", consoleHeaders(http.StripPrefix("/console/static/", http.FileServerFS(static))))
-	mux.Handle("GET /console", http.RedirectHandler("/console/tasks", http.StatusSeeOther))
-	mux.Handle("GET /console/{$}", http.RedirectHandler("/console/tasks", http.StatusSeeOther))
-	mux.Handle("GET /console/login", page(s.consoleLoginPage))
-	mux.Handle("POST /console/login", post(s.consoleLogin))
-	mux.Handle("POST /console/logout", post(s.withSession(s.consoleLogout)))
-	mux.Handle("GET /console/tasks", page(s.withSession(s.consoleTasks)))
-	mux.Handle("GET /console/cases/{id}", page(s.withSession(s.consoleCase)))
-	mux.Handle("GET /console/batches/{id}", page(s.withSession(s.consoleBatch)))
-	mux.Handle("POST /console/cases/{id}", post(s.withSession(s.consoleDecide)))
+	for _, r := range []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /console/static/", consoleHeaders(http.StripPrefix("/console/static/", http.FileServerFS(static)))},
+		{"GET /console", http.RedirectHandler("/console/tasks", http.StatusSeeOther)},
+		{"GET /console/{$}", http.RedirectHandler("/console/tasks", http.StatusSeeOther)},
+		{"GET /console/login", page(s.consoleLoginPage)},
+		{"POST /console/login", post(s.consoleLogin)},
+		{"POST /console/logout", post(s.withSession(s.consoleLogout))},
+		{"GET /console/tasks", page(s.withSession(s.consoleTasks))},
+		{"GET /console/cases/{id}", page(s.withSession(s.consoleCase))},
+		{"GET /console/batches/{id}", page(s.withSession(s.consoleBatch))},
+		{"POST /console/cases/{id}", post(s.withSession(s.consoleDecide))},
+	} {
+		mux.Handle(r.pattern, r.h) // each is in consoleRoutes (TestConsoleRoutesAreListed)
+	}
 }
 
 // consoleHeaders replace the API's headers for pages: own styles only, no scripts, no

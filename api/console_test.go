@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -472,5 +473,30 @@ func TestConsoleBatchPageAccessAndRendering(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "<script>x") {
 		t.Error("a refusal's text is not escaped")
+	}
+}
+
+// Every console route the mux serves is in ConsoleRoutes (the metrics' closed set of
+// route labels), and every listed one is served.
+func TestConsoleRoutesAreListed(t *testing.T) {
+	s, _ := newTestServer()
+	s.Staff = &StaffStore{}
+	mux := http.NewServeMux()
+	s.mountConsole(mux)
+	served := map[string]bool{}
+	for _, p := range consoleRoutes {
+		method, path, _ := strings.Cut(p, " ")
+		path = strings.NewReplacer("{id}", "refund-x", "{$}", "").Replace(path)
+		if strings.HasSuffix(path, "/static/") {
+			path += "style.css"
+		}
+		_, pattern := mux.Handler(httptest.NewRequest(method, path, nil))
+		if pattern != p {
+			t.Errorf("%s %s is served by %q, listed as %q", method, path, pattern, p)
+		}
+		served[pattern] = true
+	}
+	if len(served) != len(consoleRoutes) || !slices.Equal(ConsoleRoutes(), consoleRoutes) {
+		t.Fatalf("listed %d, served %d", len(consoleRoutes), len(served))
 	}
 }

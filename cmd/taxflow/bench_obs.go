@@ -37,7 +37,7 @@ func benchOverhead(ctx context.Context, a *app, n, rounds int) error {
 	}
 	defer plain.Close()
 
-	m := metrics.New(catalog.Names(), api.Routes())
+	m := metrics.New(catalog.Names(), append(api.Routes(), api.ConsoleRoutes()...))
 	h, closeSDK := m.TemporalHandler()
 	defer func() { _ = closeSDK() }()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))

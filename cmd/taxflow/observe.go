@@ -35,7 +35,7 @@ func newObservability(ctx context.Context) (*observability, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := metrics.New(catalog.Names(), api.Routes())
+	m := metrics.New(catalog.Names(), append(api.Routes(), api.ConsoleRoutes()...))
 	h, closeFn := m.TemporalHandler()
 	return &observability{metrics: m, temporal: h, closeTemporal: closeFn, shutdownTraces: shutdown}, nil
 }
