@@ -175,9 +175,14 @@ func TestS3RoundTripWithServerSideEncryption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The expirations are all kept; MinIO refuses the abort of incomplete multipart uploads
+	// (it aborts stale uploads itself), which TestInfraApplyTwiceChangesNothing checks is
+	// reported as not supported.
 	want := map[string]int32{}
 	for _, r := range infra.Declare().Buckets[0].Lifecycle {
-		want[r.ID+" "+r.Prefix] = r.ExpireDays
+		if r.ExpireDays > 0 {
+			want[r.ID+" "+r.Prefix] = r.ExpireDays
+		}
 	}
 	for _, r := range lc.Rules {
 		k := aws.ToString(r.ID) + " " + aws.ToString(r.Filter.Prefix)
