@@ -103,7 +103,11 @@ func toTemporal(fn string, err error) error {
 // itself: a bare heartbeat from call would replace those details.
 type ownHeartbeat struct{}
 
-func heartbeat(ctx context.Context) (stop func()) {
+func heartbeat(ctx context.Context) (stop func()) { return heartbeatWith(ctx, nil) }
+
+// heartbeatWith records a heartbeat every heartbeatEvery until stopped, with the details
+// details returns (none when nil).
+func heartbeatWith(ctx context.Context, details func() []any) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
@@ -118,7 +122,11 @@ func heartbeat(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				var d []any
+				if details != nil {
+					d = details()
+				}
+				activity.RecordHeartbeat(ctx, d...)
 			}
 		}
 	}()

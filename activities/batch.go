@@ -150,23 +150,5 @@ func (a *Activities) BatchChunk(ctx context.Context, in BatchChunkInput) (contra
 
 // progressHeartbeat records the results so far every heartbeatEvery until stopped.
 func progressHeartbeat(ctx context.Context, snapshot func() []contract.BatchLineResult) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, snapshot())
-			}
-		}
-	}()
-	return func() { close(done) }
+	return heartbeatWith(ctx, func() []any { return []any{snapshot()} })
 }
