@@ -45,7 +45,6 @@ type journal struct {
 	project func(workflow.Context) contract.CaseRecord
 
 	seq     int64                 // the last step written; carried across continue-as-new
-	local   *bool                 // steps run as local activities (changeTransitionLocal), asked at the first step
 	queued  []contract.AuditEntry // entries that ride with the next step
 	settle  []workflow.Settable   // their futures, settled when that step is written
 	pending []workflow.Future     // waited for with the next change
@@ -100,12 +99,7 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
 	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
 	var a *activities.Activities
-	var err error
-	if j.runsLocal(ctx) {
-		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, activities.RecordLocalOptions), a.RecordTransition, in).Get(ctx, nil)
-	} else {
-		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
-	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
 	if err != nil {
 		j.seq--
 	}
@@ -118,25 +112,6 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		}
 	}
 	return err
-}
-
-// changeTransitionLocal is the workflow.GetVersion change id of transition records run as
-// local activities: the record-transition function is invoked by the worker that runs the
-// workflow task, inside it, instead of through an activity task. A record is one short,
-// idempotent write (keyed by case and seq), the case Temporal's local activities are for:
-// it costs a marker in the history, not three events and a workflow task of its own, and
-// the step after it is scheduled in the same workflow task. Runs that wrote records before
-// the change (no marker) keep activity tasks; a run that continues as new asks again.
-const changeTransitionLocal = "transition-record-local"
-
-// runsLocal says, at the first step of a run, whether its steps are local activities.
-// Asked once, under the step mutex, so the marker sits at the same place on replay.
-func (j *journal) runsLocal(ctx workflow.Context) bool {
-	if j.local == nil {
-		local := workflow.GetVersion(ctx, changeTransitionLocal, workflow.DefaultVersion, 1) != workflow.DefaultVersion
-		j.local = &local
-	}
-	return *j.local
 }
 
 // audit writes a journal entry that is not a status change (the status stays).

@@ -32,10 +32,8 @@ func outbox(t *testing.T, h *harness) []contract.Notification {
 
 // The happy path — one document, automatic approval, payout — takes eight activities
 // (issue 12: at most 9; the automatic approval records no in_review since the change
-// auto-approval-skips-review), one step of the record per transition, run as a local
-// activity (change transition-record-local), one reservation, and leaves journal,
-// projection and outbox in step: every transition journaled once, in seq order, with its
-// notification.
+// auto-approval-skips-review), one step of the record per transition, one reservation, and leaves journal, projection and outbox in
+// step: every transition journaled once, in seq order, with its notification.
 func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
 	h.upload("d1", pdfBytes)
@@ -43,14 +41,11 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		started = append(started, info.ActivityType.Name)
 	})
-	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
-		started = append(started, "local:"+info.ActivityType.Name)
-	})
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid {
 		t.Fatalf("got %+v", st)
 	}
-	want := "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve local:RecordTransition Payout local:RecordTransition"
+	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"
 	got := strings.Join(started, " ")
 	// the two reads run at once: either order
 	got = strings.Replace(got, "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
