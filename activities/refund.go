@@ -45,6 +45,16 @@ var LedgerOptions = workflow.ActivityOptions{
 // RecordOptions: audit journal, case projection and notifications must not be lost.
 var RecordOptions = AuditOptions
 
+// RecordLocalOptions: the same step as a local activity (workflows run transition records
+// that way since the change "transition-record-local"): as many attempts as RecordOptions;
+// a long wait between two attempts becomes a timer in the history, so a store that is down
+// for an hour holds the case, not the worker. A worker that dies mid-step leaves the workflow
+// task to time out, and the next worker writes the same step again (it is keyed by seq).
+var RecordLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout: RecordOptions.StartToCloseTimeout,
+	RetryPolicy:         RecordOptions.RetryPolicy,
+}
+
 // InterestOptions: the late interest is computed in the worker from the key-rate table;
 // it fails only on a defect of the table, which a retry cannot fix soon.
 var InterestOptions = workflow.ActivityOptions{

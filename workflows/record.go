@@ -44,11 +44,14 @@ type journal struct {
 	// project describes the case for the read projection (amounts, deadline, flags).
 	project func(workflow.Context) contract.CaseRecord
 
-	seq     int64                 // the last step written; carried across continue-as-new
-	queued  []contract.AuditEntry // entries that ride with the next step
-	settle  []workflow.Settable   // their futures, settled when that step is written
-	pending []workflow.Future     // waited for with the next change
-	mu      workflow.Mutex
+	seq   int64 // the last step written; carried across continue-as-new
+	local *bool // steps run as local activities (changeRecordStepLocal), asked at the first step
+	// the workflow task (history length at its start) whose step ran as a local activity
+	localTask int
+	queued    []contract.AuditEntry // entries that ride with the next step
+	settle    []workflow.Settable   // their futures, settled when that step is written
+	pending   []workflow.Future     // waited for with the next change
+	mu        workflow.Mutex
 }
 
 // Seq is the last step written, for a process to carry into continue-as-new.
@@ -59,8 +62,20 @@ func (j *journal) Seq() int64 { return j.seq }
 // status the query shows changes only once it is written, so a status a caller can see
 // is always already in the audit journal.
 func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
+	return j.recordWith(ctx, to, actor, reason)
+}
+
+// note is a journal entry that is not a status change, to ride with a transition.
+type note struct{ action, actor, reason string }
+
+// recordWith is record with journal entries about the new status written in the same
+// step, after the transition's own.
+func (j *journal) recordWith(ctx workflow.Context, to, actor, reason string, notes ...note) error {
 	from := *j.status
 	j.queue(ctx, "status_changed", from, to, actor, reason)
+	for _, n := range notes {
+		j.queue(ctx, n.action, to, to, n.actor, n.reason)
+	}
 	err := j.write(ctx, to, j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason))
 	if err != nil {
 		return fmt.Errorf("record transition to %s: %w", to, err)
@@ -99,7 +114,18 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
 	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
+	var err error
+	if j.stepsLocal(ctx) {
+		info := workflow.GetInfo(ctx)
+		chain := info.FirstRunID
+		if chain == "" { // the test suite does not set it
+			chain = info.WorkflowExecution.RunID
+		}
+		in.Writer = &contract.RecordWriter{Chain: chain, At: workflow.Now(ctx)}
+		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, activities.RecordLocalOptions), a.RecordTransition, in).Get(ctx, nil)
+	} else {
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
+	}
 	if err != nil {
 		j.seq--
 	}
@@ -112,6 +138,51 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		}
 	}
 	return err
+}
+
+// changeRecordStepLocal is the workflow.GetVersion change id of transition records run as
+// local activities: the record-transition function is invoked by the worker that runs the
+// workflow task, inside it, instead of through an activity task. A record is one short,
+// idempotent write (keyed by case and seq): as a local activity it costs a marker in the
+// history, not three events and a workflow task of its own, and the step after it is
+// scheduled in the same workflow task. Runs that wrote records before the change (no
+// marker) keep activity tasks; a run that continues as new asks again.
+//
+// A local activity writes before its workflow task is committed. If the task fails (it
+// times out under load, its worker dies), the next attempt runs from the last committed
+// history and may decide the step otherwise (a later clock, signals that came
+// meanwhile): each local step carries its writer (the first run and the attempt's start),
+// and the function replaces a step an earlier attempt of the same workflow wrote (see
+// functions/transition). That replacement is sound only if a failed attempt wrote at most
+// one step of its own, so a workflow task runs at most one step as a local activity; the
+// steps after it in the same task are activity tasks, fixed in the history when scheduled.
+const changeRecordStepLocal = "record-step-local"
+
+// newSteps says whether the run is on the path of change record-step-local (asked once:
+// the first time decides where the marker sits).
+func (j *journal) newSteps(ctx workflow.Context) bool {
+	if j.local == nil {
+		local := workflow.GetVersion(ctx, changeRecordStepLocal, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+		j.local = &local
+	}
+	return *j.local
+}
+
+// stepsLocal says whether the next step runs as a local activity: in a run on the new
+// path (asked once, at the first step, under the step mutex, so the marker sits at the
+// same place on replay), for the first step of each workflow task. A task is told by the
+// history length at its start; the test suite reports none (0), and has no failed
+// attempts to replace.
+func (j *journal) stepsLocal(ctx workflow.Context) bool {
+	if !j.newSteps(ctx) {
+		return false
+	}
+	task := workflow.GetInfo(ctx).GetCurrentHistoryLength()
+	if task != 0 && task == j.localTask {
+		return false
+	}
+	j.localTask = task
+	return true
 }
 
 // audit writes a journal entry that is not a status change (the status stays).

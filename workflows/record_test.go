@@ -30,22 +30,34 @@ func outbox(t *testing.T, h *harness) []contract.Notification {
 	return out
 }
 
+// decreedYearDay is a claim day whose 30-day term ends within a year of the production
+// calendar already decreed: these tests count steps, and a term that runs into an
+// undecreed year adds one (the deadline_provisional journal entry), so they must not
+// depend on the day they run (they failed from December 2026 on).
+var decreedYearDay = time.Date(2026, 6, 1, 6, 0, 0, 0, time.UTC)
+
 // The happy path — one document, automatic approval, payout — takes eight activities
 // (issue 12: at most 9; the automatic approval records no in_review since the change
-// auto-approval-skips-review), one step of the record per transition, one reservation, and leaves journal, projection and outbox in
-// step: every transition journaled once, in seq order, with its notification.
+// auto-approval-skips-review), one step of the record per transition, run as a local
+// activity (change record-step-local), one reservation, and leaves journal,
+// projection and outbox in step: every transition journaled once, in seq order, with its
+// notification.
 func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(decreedYearDay) // a term in an undecreed year would add a journal step
 	h.upload("d1", pdfBytes)
 	var started []string
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		started = append(started, info.ActivityType.Name)
 	})
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		started = append(started, "local:"+info.ActivityType.Name)
+	})
 	st := h.run(input(400_000, "d1"))
 	if st.Status != RefundPaid {
 		t.Fatalf("got %+v", st)
 	}
-	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"
+	want := "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve local:RecordTransition Payout local:RecordTransition"
 	got := strings.Join(started, " ")
 	// the two reads run at once: either order
 	got = strings.Replace(got, "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
@@ -109,6 +121,7 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 // the supervisor's notice together.
 func TestDeadlineEscalationIsOneStep(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
 	h.upload("d1", pdfBytes)
 	h.decide(31*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
 	st := h.run(input(3_000_000, "d1"))
@@ -131,5 +144,70 @@ func TestDeadlineEscalationIsOneStep(t *testing.T) {
 	step := contract.RecordKey(testCase, escalation.Seq)
 	if escalation.Seq == 0 || notice.NotificationID != step+"/1" || escalation.EntryID != step+"/1" {
 		t.Fatalf("escalation entry %+v and notice %+v are not one step", escalation, notice)
+	}
+}
+
+// A workflow task runs at most one step as a local activity: the record function replaces
+// a failed attempt's step only when that attempt wrote one step of its own. The test
+// suite reports no history length, so here every step looks like one task (length 7):
+// the first step is local, the rest are activity tasks — and each local step names its
+// writer (the first run and the task's start), the task steps none.
+func TestOneLocalStepPerWorkflowTask(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
+	h.env.SetCurrentHistoryLength(7)
+	h.upload("d1", pdfBytes)
+	var started []string
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		if info.ActivityType.Name == "RecordTransition" {
+			var in contract.RecordInput
+			if err := args.Get(&in); err != nil || in.Writer != nil {
+				t.Errorf("a step run as an activity task carries a writer: %+v %v", in.Writer, err)
+			}
+		}
+		started = append(started, info.ActivityType.Name)
+	})
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		if in, ok := args[0].(contract.RecordInput); !ok || in.Writer == nil || in.Writer.Chain == "" || !in.Writer.At.Equal(decreedYearDay) {
+			t.Errorf("a local step without its writer: %+v", args)
+		}
+		started = append(started, "local:"+info.ActivityType.Name)
+	})
+	if st := h.run(input(400_000, "d1")); st.Status != RefundPaid {
+		t.Fatalf("got %+v", st)
+	}
+	got := strings.Replace(strings.Join(started, " "), "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
+	want := "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"
+	if got != want {
+		t.Fatalf("activities:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A claim whose term runs into a year the production calendar has not decreed yet (every
+// claim of December 2026) notes that in the journal — in the first step, with the
+// transition to received, not in a step of its own (change record-step-local).
+func TestProvisionalTermRidesWithTheFirstStep(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
+	h.upload("d1", pdfBytes)
+	steps := 0
+	h.env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { steps++ })
+	h.env.SetOnLocalActivityStartedListener(func(*activity.Info, context.Context, []any) { steps++ })
+	st := h.run(input(400_000, "d1"))
+	if st.Status != RefundPaid || len(st.DeadlineProvisional) == 0 {
+		t.Fatalf("got %+v", st)
+	}
+	journal, err := audit.Journal(context.Background(), h.db, "audit", testCase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range journal {
+		lines = append(lines, fmt.Sprintf("%d %s %s", e.Seq, e.Action, e.To))
+	}
+	want := []string{"1 status_changed received", "1 deadline_provisional received", "2 document_accepted received",
+		"2 status_changed approved", "3 status_changed paid"}
+	if !equal(lines, want) || steps != 8 {
+		t.Fatalf("journal %v (want %v), %d activities (want 8)", lines, want, steps)
 	}
 }

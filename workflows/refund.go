@@ -460,10 +460,20 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	}
 	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
 	r.watchDeadline(ctx)
-	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
-	if err == nil && deadline.IsProvisional() {
-		err = r.j.audit(ctx, "deadline_provisional", "system", "the refund is due by "+deadline.String()+
-			": the production calendar of that year is not yet decreed, so the last day may move")
+	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
+		": the production calendar of that year is not yet decreed, so the last day may move"}
+	switch {
+	case !deadline.IsProvisional():
+		err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
+	case r.j.newSteps(ctx):
+		// Since change record-step-local the note rides with the first step: a claim whose
+		// term runs into an undecreed year (every claim of December) takes no step more.
+		err = r.j.recordWith(ctx, RefundReceived, "taxpayer", clip(in.Reason), provisional)
+	default:
+		err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
+		if err == nil {
+			err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
+		}
 	}
 	if err == nil {
 		err = r.run(ctx)

@@ -31,10 +31,15 @@ func markers(h *historypb.History) []string {
 	return out
 }
 
-// recordsTo tells whether the history records a transition to status (the input of a
-// RecordTransition step names it).
+// recordsTo tells whether the history records a transition to status: the input of a
+// RecordTransition activity task names it, or (a step run as a local activity keeps no
+// input in the history) the status search attribute is set to it once it is written.
 func recordsTo(h *historypb.History, status string) bool {
 	for _, ev := range h.Events {
+		if p := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()["TaxflowStatus"]; p != nil &&
+			string(bytes.Trim(p.GetData(), `"`)) == status {
+			return true
+		}
 		a := ev.GetActivityTaskScheduledEventAttributes()
 		if a.GetActivityType().GetName() != "RecordTransition" {
 			continue
@@ -86,6 +91,91 @@ func TestAutoApprovalSkipsReviewIsVersioned(t *testing.T) {
 	}
 
 	// A new run takes the new path: TestNewAutoApprovalSkipsReview.
+}
+
+// steps counts a history's transition records: those run as activity tasks and those run
+// as local activities (a LocalActivity marker whose data names RecordTransition).
+func steps(h *historypb.History) (tasks, local int) {
+	for _, ev := range h.Events {
+		if ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "RecordTransition" {
+			tasks++
+		}
+		m := ev.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "LocalActivity" {
+			continue
+		}
+		for _, p := range m.GetDetails()["data"].GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(`"ActivityType":"RecordTransition"`)) {
+				local++
+			}
+		}
+	}
+	return tasks, local
+}
+
+// localStepsPerTask counts, for each workflow task of a history, the transition records
+// it ran as local activities (their markers come between the task's completion and the
+// next task).
+func localStepsPerTask(h *historypb.History) []int {
+	var out []int
+	for _, ev := range h.Events {
+		if ev.GetWorkflowTaskCompletedEventAttributes() != nil {
+			out = append(out, 0)
+		}
+		m := ev.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "LocalActivity" || len(out) == 0 {
+			continue
+		}
+		for _, p := range m.GetDetails()["data"].GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(`"ActivityType":"RecordTransition"`)) {
+				out[len(out)-1]++
+			}
+		}
+	}
+	return out
+}
+
+// The change record-step-local, behind workflow.GetVersion: a run recorded before it
+// wrote every transition record as an activity task and replays on the new code that
+// way; a run recorded after it carries the marker and writes the first step of each
+// workflow task as a local activity — never more than one in a task, the rule the
+// record function's replacement of a failed attempt's step relies on. Both replay.
+func TestRecordStepLocalIsVersioned(t *testing.T) {
+	const change = "record-step-local"
+	dir := filepath.Join("testdata", "histories")
+	before, err := histories.Files(filepath.Join(dir, "before-"+change))
+	if err != nil || len(before) < 10 {
+		t.Fatalf("histories before %s: %d (%v)", change, len(before), err)
+	}
+	for _, f := range before {
+		old, err := histories.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks, local := steps(old)
+		if tasks == 0 || local != 0 || slices.Contains(markers(old), change) {
+			t.Fatalf("%s before the change: %d task steps, %d local, markers %v", f, tasks, local, markers(old))
+		}
+		if err := histories.Replay(old, nil); err != nil {
+			t.Fatalf("%s recorded before the change does not replay on the new code: %v", f, err)
+		}
+		after, err := histories.Load(filepath.Join(dir, filepath.Base(f)))
+		if err != nil {
+			t.Fatalf("%s has no history recorded after the change: %v", filepath.Base(f), err)
+		}
+		_, local = steps(after)
+		if local == 0 || !slices.Contains(markers(after), change) {
+			t.Fatalf("%s after the change: %d local steps, markers %v", filepath.Base(f), local, markers(after))
+		}
+		for task, n := range localStepsPerTask(after) {
+			if n > 1 {
+				t.Fatalf("%s: workflow task %d ran %d steps as local activities (at most one)", filepath.Base(f), task+1, n)
+			}
+		}
+		if err := histories.Replay(after, nil); err != nil {
+			t.Fatalf("%s recorded after the change does not replay: %v", filepath.Base(f), err)
+		}
+	}
 }
 
 // Every history kept from before a change (testdata/histories/before-<change id>/) replays

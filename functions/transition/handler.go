@@ -12,6 +12,17 @@
 // before: a retry, answered as a duplicate), this key with another digest (the key was
 // used for other content: KeyReused, a bug to surface), or another key (the projection
 // is not at the version this step follows: Conflict).
+//
+// A step written by a local activity (RecordInput.Writer set) was written before the
+// workflow task that decided it was committed. When that task failed, the next attempt
+// decides the step again and may find it written with other content by the attempt that
+// never counted. The function then replaces that earlier attempt's step — its journal
+// entries, projection and notifications, the ones the new step has no more of deleted —
+// in one transaction conditional on every item still carrying the earlier writer. Only
+// an earlier attempt of the same workflow (the same first run) may be replaced; anything
+// else with other content stays KeyReused. A workflow writes at most one step as a local
+// activity per workflow task, so an attempt that never counted wrote at most one step of
+// its own, and the projection is at that step.
 package transition
 
 import (
@@ -38,6 +49,12 @@ import (
 const (
 	AttrKey    = "record_key"
 	AttrDigest = "record_digest"
+	// AttrWriter: the workflow task attempt that wrote a step run as a local activity.
+	AttrWriter = "record_writer"
+	// The projection counts the items of the step that wrote it, so that a step written
+	// over can delete the items the new one does not have.
+	attrEntries       = "record_entries"
+	attrNotifications = "record_notifications"
 )
 
 // Handler writes steps. The tables are the deployed names of audit.Table, cases.Table
@@ -94,6 +111,9 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 	var out []item
 	stamp := func(av map[string]types.AttributeValue) {
 		av[AttrKey], av[AttrDigest] = store.S(key), store.S(digest)
+		if in.Writer != nil {
+			av[AttrWriter] = store.S(in.Writer.String())
+		}
 	}
 	for i, e := range in.Entries {
 		e.CaseID, e.EntryID, e.Seq, e.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), in.Seq, e.At.UTC()
@@ -115,6 +135,8 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 			return nil, fmt.Errorf("encode case projection: %w", err)
 		}
 		stamp(av)
+		av[attrEntries] = &types.AttributeValueMemberN{Value: fmt.Sprint(len(in.Entries))}
+		av[attrNotifications] = &types.AttributeValueMemberN{Value: fmt.Sprint(len(in.Notifications))}
 		put := &types.Put{TableName: aws.String(h.Cases), Item: av}
 		if in.Seq == 1 {
 			put.ConditionExpression, put.ExpressionAttributeNames = aws.String("attribute_not_exists(#k)"), map[string]string{"#k": "case_id"}
@@ -173,6 +195,9 @@ func (h Handler) explain(ctx context.Context, in contract.RecordInput, key, dige
 		if attr(got.Item, AttrDigest) == digest {
 			return contract.RecordResult{Key: key, Duplicate: true}, nil
 		}
+		if earlier, ok := supersedes(in, attr(got.Item, AttrWriter)); ok {
+			return h.overwrite(ctx, in, key, digest, earlier)
+		}
 		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content (%s differs)", key, what)
 	default:
 		if it.table == h.Cases {
@@ -183,6 +208,96 @@ func (h Handler) explain(ctx context.Context, in contract.RecordInput, key, dige
 		}
 		return contract.RecordResult{}, fnerr.Conflict("step %s: the %s id is taken by step %q", key, what, attr(got.Item, AttrKey))
 	}
+}
+
+// supersedes tells whether the step in is a later attempt's decision of a step that an
+// earlier attempt of the same workflow task wrote: both written by local activities, of
+// the same workflow (first run), the stored one started earlier on the workflow clock.
+func supersedes(in contract.RecordInput, stored string) (string, bool) {
+	if in.Writer == nil || in.Case == nil {
+		return "", false
+	}
+	old, ok := contract.ParseRecordWriter(stored)
+	if !ok || old.Chain != in.Writer.Chain || !old.At.Before(in.Writer.At) {
+		return "", false
+	}
+	return stored, true
+}
+
+// overwrite replaces the step an earlier attempt wrote (writer earlier) by this one, in
+// one transaction: every item of this step is written where there is none or where the
+// earlier attempt's item is, the earlier attempt's items this step has no more of are
+// deleted, and the projection is replaced only while it is that attempt's step. A
+// notification the earlier attempt's step had already handed over is replaced too; the
+// channel de-duplicates by its id, so the taxpayer is not told twice.
+func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, digest, earlier string) (contract.RecordResult, error) {
+	cur, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Cases), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}})
+	if err != nil {
+		return contract.RecordResult{}, fmt.Errorf("record %s: read the projection of the earlier attempt: %w", key, err)
+	}
+	if attr(cur.Item, AttrKey) != key || attr(cur.Item, AttrWriter) != earlier {
+		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content by an earlier attempt, "+
+			"and the case projection is no longer at that step (it is at %q)", key, attr(cur.Item, AttrKey))
+	}
+	oldEntries, oldNotes := count(cur.Item, attrEntries), count(cur.Item, attrNotifications)
+	items, err := h.items(in, key, digest)
+	if err != nil {
+		return contract.RecordResult{}, err
+	}
+	byEarlier := func() (*string, map[string]string, map[string]types.AttributeValue) {
+		return aws.String("#v = :v"), map[string]string{"#v": AttrWriter}, map[string]types.AttributeValue{":v": store.S(earlier)}
+	}
+	var tx []types.TransactWriteItem
+	entries, notes := 0, 0
+	for _, it := range items {
+		p := it.put
+		replace := false
+		switch it.table {
+		case h.Journal:
+			entries++
+			replace = entries <= oldEntries
+		case h.Outbox:
+			notes++
+			replace = notes <= oldNotes
+		case h.Cases:
+			replace = true
+		}
+		if replace {
+			p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier()
+		}
+		tx = append(tx, types.TransactWriteItem{Put: p})
+	}
+	del := func(table string, k map[string]types.AttributeValue) {
+		cond, names, values := byEarlier()
+		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(table), Key: k,
+			ConditionExpression: cond, ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
+	}
+	for i := entries + 1; i <= oldEntries; i++ {
+		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))})
+	}
+	for i := notes + 1; i <= oldNotes; i++ {
+		del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(fmt.Sprintf("%s/%d", key, i))})
+	}
+	if len(tx) > maxItems {
+		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content by an earlier attempt, "+
+			"and replacing it takes %d items, more than one transaction holds", key, len(tx))
+	}
+	if _, err := h.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx}); err != nil {
+		// Another attempt moved first: the next try of this step sees what it wrote.
+		return contract.RecordResult{}, fmt.Errorf("record %s: replace the earlier attempt's step: %w", key, err)
+	}
+	return contract.RecordResult{Key: key, Replaced: true}, nil
+}
+
+func count(av map[string]types.AttributeValue, name string) int {
+	n, ok := av[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0
+	}
+	var v int
+	_, _ = fmt.Sscan(n.Value, &v)
+	return v
 }
 
 func attr(av map[string]types.AttributeValue, name string) string {
@@ -228,6 +343,10 @@ func validate(in contract.RecordInput) error {
 		return fnerr.Invalid("seq", "must be 1 or more")
 	case len(in.Entries) == 0 && in.Case == nil && len(in.Notifications) == 0:
 		return fnerr.Invalid("entries", "a step writes at least one journal entry, projection or notification")
+	case in.Writer != nil && (strings.TrimSpace(in.Writer.Chain) == "" || strings.Contains(in.Writer.Chain, "|") || len(in.Writer.Chain) > maxField):
+		return fnerr.Invalid("writer.chain", "must be the workflow's first run id")
+	case in.Writer != nil && in.Writer.At.IsZero():
+		return fnerr.Invalid("writer.at", "must be the workflow task's start on the workflow clock")
 	}
 	n := len(in.Entries) + len(in.Notifications)
 	if in.Case != nil {

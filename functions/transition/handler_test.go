@@ -289,3 +289,136 @@ func TestDigestIgnoresTimesNotContent(t *testing.T) {
 		t.Fatalf("digests %s %s %s", a, b, c)
 	}
 }
+
+// byAttempt is step seq as decided by a workflow task attempt that started at minute m
+// of the workflow clock, written by a local activity.
+func byAttempt(seq int64, from, to string, chain string, m int) contract.RecordInput {
+	in := step(seq, from, to)
+	in.Writer = &contract.RecordWriter{Chain: chain, At: at.Add(time.Duration(m) * time.Minute)}
+	return in
+}
+
+// A local activity writes its step before its workflow task is committed. The attempt
+// that failed (timed out, its worker killed) wrote step 2 as "approved" with two entries
+// and two notifications; the next attempt, which saw a withdrawal come in meanwhile,
+// decides step 2 as "withdrawn" with one of each. The later attempt replaces the earlier
+// one's step whole: nothing of the attempt that never counted is left, and the earlier
+// attempt, should it still be running, can no longer write over the later one.
+func TestRecordLaterAttemptReplacesTheStepOfOneThatNeverCounted(t *testing.T) {
+	h, db := newHandler()
+	if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	zombie := byAttempt(2, "received", "approved", "run-1", 1)
+	zombie.Entries = append(zombie.Entries, contract.AuditEntry{At: at, Actor: "system", Action: "reserved"})
+	zombie.Notifications = append(zombie.Notifications, contract.Notification{Recipient: "supervisor", Template: "refund.approved", At: at})
+	if _, err := invoke(t, h, zombie); err != nil {
+		t.Fatal(err)
+	}
+	later := byAttempt(2, "received", "withdrawn", "run-1", 2)
+	res, err := invoke(t, h, later)
+	if err != nil || !res.Replaced || res.Duplicate {
+		t.Fatalf("later attempt: %+v %v", res, err)
+	}
+	journal, err := audit.Journal(context.Background(), db, "t-audit", caseID)
+	if err != nil || len(journal) != 2 || journal[1].To != "withdrawn" || journal[1].EntryID != caseID+"/2/1" {
+		t.Fatalf("journal after the replacement: %+v %v", journal, err)
+	}
+	rec, _, err := cases.Get(context.Background(), db, "t-cases", caseID)
+	if err != nil || rec.Status != "withdrawn" || rec.Version != 2 {
+		t.Fatalf("projection %+v %v", rec, err)
+	}
+	var templates []string
+	for _, it := range db.Items("t-outbox") {
+		var n contract.Notification
+		if err := store.Unmarshal(it, &n); err != nil {
+			t.Fatal(err)
+		}
+		templates = append(templates, n.NotificationID+"="+n.Template)
+	}
+	if strings.Join(templates, ",") != caseID+"/1/1=refund.received,"+caseID+"/2/1=refund.withdrawn" &&
+		strings.Join(templates, ",") != caseID+"/2/1=refund.withdrawn,"+caseID+"/1/1=refund.received" {
+		t.Fatalf("outbox after the replacement: %v", templates)
+	}
+	// The later attempt's own retry is a duplicate; the earlier attempt, still running,
+	// is refused and writes nothing.
+	if res, err := invoke(t, h, later); err != nil || !res.Duplicate {
+		t.Fatalf("retry of the later attempt: %+v %v", res, err)
+	}
+	writes := db.Writes
+	if _, err := invoke(t, h, zombie); errType(err) != fnerr.TypeKeyReused {
+		t.Fatalf("the earlier attempt writing again: %v", err)
+	}
+	if db.Writes != writes {
+		t.Fatal("the earlier attempt wrote over the later one")
+	}
+	// The next step follows the replaced one.
+	if _, err := invoke(t, h, byAttempt(3, "withdrawn", "closed", "run-1", 3)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Only an earlier attempt of the same workflow is replaced: another workflow's step, a
+// step written by an activity task (no writer), a later attempt's step, a step the
+// projection has moved past, and a step without a projection stay KeyReused, unchanged.
+func TestRecordOnlyAnEarlierAttemptOfTheSameWorkflowIsReplaced(t *testing.T) {
+	for name, c := range map[string]struct {
+		first, second contract.RecordInput
+		then          *contract.RecordInput
+	}{
+		"another workflow":    {first: byAttempt(1, "", "received", "run-1", 0), second: byAttempt(1, "", "rejected", "run-2", 5)},
+		"an activity task":    {first: step(1, "", "received"), second: byAttempt(1, "", "rejected", "run-1", 5)},
+		"a later attempt":     {first: byAttempt(1, "", "received", "run-1", 5), second: byAttempt(1, "", "rejected", "run-1", 1)},
+		"the same attempt":    {first: byAttempt(1, "", "received", "run-1", 5), second: byAttempt(1, "", "rejected", "run-1", 5)},
+		"a step moved past":   {first: byAttempt(1, "", "received", "run-1", 0), then: ptr(byAttempt(2, "received", "in_review", "run-1", 0)), second: byAttempt(1, "", "rejected", "run-1", 5)},
+		"no projection given": {first: byAttempt(1, "", "received", "run-1", 0), second: func() contract.RecordInput { in := byAttempt(1, "", "rejected", "run-1", 5); in.Case = nil; return in }()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, db := newHandler()
+			if _, err := invoke(t, h, c.first); err != nil {
+				t.Fatal(err)
+			}
+			if c.then != nil {
+				if _, err := invoke(t, h, *c.then); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writes := db.Writes
+			if _, err := invoke(t, h, c.second); errType(err) != fnerr.TypeKeyReused {
+				t.Fatalf("got %v, want KeyReused", err)
+			}
+			journal, _ := audit.Journal(context.Background(), db, "t-audit", caseID)
+			if db.Writes != writes || journal[0].To != "received" {
+				t.Fatalf("the refused step changed the record: %+v", journal)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestRecordWriterMustNameTheAttempt(t *testing.T) {
+	h, _ := newHandler()
+	for field, w := range map[string]*contract.RecordWriter{
+		"writer.chain": {Chain: " ", At: at}, "writer.at": {Chain: "run-1"},
+	} {
+		in := step(1, "", "received")
+		in.Writer = w
+		if _, err := invoke(t, h, in); errType(err) != fnerr.TypeInvalidInput || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+}
+
+func TestRecordWriterRoundTrip(t *testing.T) {
+	w := contract.RecordWriter{Chain: "0b7e-run", At: at.Add(123 * time.Nanosecond)}
+	got, ok := contract.ParseRecordWriter(w.String())
+	if !ok || got != w {
+		t.Fatalf("%q → %+v %v", w.String(), got, ok)
+	}
+	for _, bad := range []string{"", "x", "run|12", "|00000000000000000001", "run|0000000000000000000x"} {
+		if _, ok := contract.ParseRecordWriter(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

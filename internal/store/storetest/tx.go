@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// TransactWriteItems models DynamoDB's all-or-nothing write of Put items under the
+// TransactWriteItems models DynamoDB's all-or-nothing write of Put and Delete items under the
 // conditions taxflow uses: attribute_not_exists(#k) (write once), "#v = :v" (the stored
 // attribute equals a value: optimistic versioning) and the PutIfNewer condition. Like
 // DynamoDB it refuses two operations on one item and more than 100 items, and when a
@@ -24,7 +24,7 @@ func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteIte
 	}
 	type write struct {
 		table, id string
-		item      map[string]types.AttributeValue
+		item      map[string]types.AttributeValue // nil: delete
 	}
 	writes := make([]write, 0, len(in.TransactItems))
 	seen := map[string]bool{}
@@ -32,8 +32,11 @@ func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteIte
 	failed := false
 	for i, ti := range in.TransactItems {
 		p := ti.Put
-		if p == nil || ti.Update != nil || ti.Delete != nil || ti.ConditionCheck != nil {
-			return nil, fmt.Errorf("storetest: only Put items are modelled in a transaction")
+		if dl := ti.Delete; dl != nil && p == nil && ti.Update == nil && ti.ConditionCheck == nil {
+			p = &types.Put{TableName: dl.TableName, Item: dl.Key, ConditionExpression: dl.ConditionExpression,
+				ExpressionAttributeNames: dl.ExpressionAttributeNames, ExpressionAttributeValues: dl.ExpressionAttributeValues}
+		} else if p == nil || ti.Update != nil || ti.Delete != nil || ti.ConditionCheck != nil {
+			return nil, fmt.Errorf("storetest: only Put and Delete items are modelled in a transaction")
 		}
 		id, err := d.id(*p.TableName, p.Item)
 		if err != nil {
@@ -55,7 +58,11 @@ func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteIte
 				reasons[i] = types.CancellationReason{Code: stringp("ConditionalCheckFailed"), Message: stringp("The conditional request failed")}
 			}
 		}
-		writes = append(writes, write{*p.TableName, id, p.Item})
+		if ti.Delete != nil {
+			writes = append(writes, write{*p.TableName, id, nil})
+		} else {
+			writes = append(writes, write{*p.TableName, id, p.Item})
+		}
 	}
 	if failed {
 		return nil, &types.TransactionCanceledException{Message: stringp("Transaction cancelled, please refer cancellation reasons for specific reasons"),
@@ -65,7 +72,11 @@ func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteIte
 		if d.items[w.table] == nil {
 			d.items[w.table] = map[string]map[string]types.AttributeValue{}
 		}
-		d.items[w.table][w.id] = w.item
+		if w.item == nil {
+			delete(d.items[w.table], w.id)
+		} else {
+			d.items[w.table][w.id] = w.item
+		}
 		d.Writes++
 	}
 	return &dynamodb.TransactWriteItemsOutput{}, nil
