@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -65,5 +66,27 @@ func TestCallEncodesAndDecodes(t *testing.T) {
 	f.out = []byte(`not json`)
 	if _, err := (&Activities{Invoker: f}).Payout(context.Background(), contract.PayoutInput{}); err == nil {
 		t.Fatal("undecodable result accepted")
+	}
+}
+
+// A local record step keeps every attempt an activity task would get: all of them, with
+// their backoff and each at its longest, fit in its ScheduleToClose (which for a local
+// activity is otherwise its StartToClose, 30 s: a store down for 30 s failed the case).
+func TestRecordLocalOptionsCoverEveryAttempt(t *testing.T) {
+	p := RecordLocalOptions.RetryPolicy
+	if p == nil || p.MaximumAttempts != RecordOptions.RetryPolicy.MaximumAttempts || RecordLocalOptions.StartToCloseTimeout != RecordOptions.StartToCloseTimeout {
+		t.Fatalf("local %+v, task %+v", RecordLocalOptions, RecordOptions)
+	}
+	var total time.Duration
+	wait := p.InitialInterval
+	for attempt := int32(1); attempt <= p.MaximumAttempts; attempt++ {
+		total += RecordLocalOptions.StartToCloseTimeout
+		if attempt < p.MaximumAttempts {
+			total += wait
+			wait = min(time.Duration(float64(wait)*p.BackoffCoefficient), p.MaximumInterval)
+		}
+	}
+	if RecordLocalOptions.ScheduleToCloseTimeout < total {
+		t.Fatalf("ScheduleToClose %v is shorter than the %d attempts take at most (%v)", RecordLocalOptions.ScheduleToCloseTimeout, p.MaximumAttempts, total)
 	}
 }
