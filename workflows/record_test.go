@@ -65,14 +65,7 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 		t.Fatalf("activities:\n got %s\nwant %s", got, want)
 	}
 
-	journal, err := audit.Journal(context.Background(), h.db, "audit", testCase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, e := range journal {
-		lines = append(lines, fmt.Sprintf("%d %s %s", e.Seq, e.Action, e.To))
-	}
+	lines := journalLines(t, h)
 	wantJournal := []string{"1 status_changed received", "2 document_accepted received", "2 status_changed approved",
 		"3 status_changed paid"}
 	if !equal(lines, wantJournal) {
@@ -197,6 +190,17 @@ func TestProvisionalTermRidesWithTheFirstStep(t *testing.T) {
 	if st.Status != RefundPaid || len(st.DeadlineProvisional) == 0 {
 		t.Fatalf("got %+v", st)
 	}
+	lines := journalLines(t, h)
+	want := []string{"1 status_changed received", "1 deadline_provisional received", "2 document_accepted received",
+		"2 status_changed approved", "3 status_changed paid"}
+	if !equal(lines, want) || steps != 8 {
+		t.Fatalf("journal %v (want %v), %d activities (want 8)", lines, want, steps)
+	}
+}
+
+// journalLines is the case's journal, an entry a line: "<seq> <action> <to>".
+func journalLines(t *testing.T, h *harness) []string {
+	t.Helper()
 	journal, err := audit.Journal(context.Background(), h.db, "audit", testCase)
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +209,5 @@ func TestProvisionalTermRidesWithTheFirstStep(t *testing.T) {
 	for _, e := range journal {
 		lines = append(lines, fmt.Sprintf("%d %s %s", e.Seq, e.Action, e.To))
 	}
-	want := []string{"1 status_changed received", "1 deadline_provisional received", "2 document_accepted received",
-		"2 status_changed approved", "3 status_changed paid"}
-	if !equal(lines, want) || steps != 8 {
-		t.Fatalf("journal %v (want %v), %d activities (want 8)", lines, want, steps)
-	}
+	return lines
 }

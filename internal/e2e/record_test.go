@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -198,7 +199,7 @@ func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 	for _, e := range journal {
 		lines = append(lines, e.EntryID+" "+e.Action+" "+e.To)
 	}
-	if want := []string{id + "/1/1 status_changed received", id + "/2/1 status_changed withdrawn"}; !equalStrings(lines, want) {
+	if want := []string{id + "/1/1 status_changed received", id + "/2/1 status_changed withdrawn"}; !slices.Equal(lines, want) {
 		t.Fatalf("journal %v, want %v", lines, want)
 	}
 	rec, _, err := cases.Get(ctx, shared.clients.DynamoDB, shared.cfg.Name(cases.Table), id)
@@ -217,16 +218,4 @@ func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 	if _, typ := invokeRecord(t, attempt(3, "withdrawn", "closed", t0.Add(20*time.Second))); typ != "" {
 		t.Fatalf("step 3: %s", typ)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
