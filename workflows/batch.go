@@ -28,7 +28,8 @@ const (
 const BatchQueryProgress = "progress"
 
 // BatchChunksPerRun is how many chunks one run imports before continuing as new
-// (about 3 events each: 50 chunks keep a run near 160 events).
+// (about 6 events each — the activity's three and a workflow task's three: 50 chunks keep
+// a run near 310 events, as measured on a 100,000-line file).
 const BatchChunksPerRun = 50
 
 // BatchImportInput starts a batch; the other fields carry it across continue-as-new.
