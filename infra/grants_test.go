@@ -1,11 +1,16 @@
 package infra
 
 import (
+	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/internal/contract"
 	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,7 +29,7 @@ var apiCalls = map[string]*regexp.Regexp{
 	"dynamodb:UpdateItem": regexp.MustCompile(`\bstore\.SetFields\(|\.UpdateItem\(`),
 	"dynamodb:Query":      regexp.MustCompile(`\bstore\.QueryAll\(|\.Query\(ctx|\.Query\(context|NewQueryPaginator\(`),
 	"dynamodb:Scan":       regexp.MustCompile(`\.Scan\(ctx|\.Scan\(context|NewScanPaginator\(`),
-	"dynamodb:DeleteItem": regexp.MustCompile(`\.DeleteItem\(`),
+	"dynamodb:DeleteItem": regexp.MustCompile(`\.DeleteItem\(|TransactWriteItem\{Delete:`),
 	"s3:GetObject":        regexp.MustCompile(`\.(Presign)?GetObject\(|\.HeadObject\(|\.CopyObject\(`),
 	"s3:PutObject":        regexp.MustCompile(`\.(Presign)?PutObject\(|\.CopyObject\(|manager\.NewUploader\(`),
 	"s3:DeleteObject":     regexp.MustCompile(`\.DeleteObject\(|\.DeleteObjects\(`),
@@ -139,5 +144,39 @@ func TestPrintUsedActions(t *testing.T) {
 		}
 		sort.Strings(a)
 		t.Logf("%s %v %+v", f.Name, a, f.Uses)
+	}
+}
+
+// The template test above cannot see a call without a grant (its scan is per package). The
+// record function's transactions are checked by hand: every item of a transaction needs
+// its own action on its table (a Delete needs DeleteItem), and on AWS a missing one is an
+// AccessDenied that no retry fixes — DynamoDB Local enforces none.
+func TestRecordTransitionIsGrantedWhatItsTransactionsDo(t *testing.T) {
+	code, err := os.ReadFile(filepath.Join("..", "functions", "transition", "handler.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{}
+	for _, table := range []string{audit.Table, cases.Table, notify.Table} {
+		want[table] = []string{"GetItem", "PutItem"}
+		if strings.Contains(string(code), "TransactWriteItem{Delete:") && table != cases.Table {
+			want[table] = append(want[table], "DeleteItem")
+		}
+	}
+	for _, f := range Declare().Functions {
+		if f.Name != contract.FnRecordTransition {
+			continue
+		}
+		for _, u := range f.Uses {
+			for _, a := range want[u.Table] {
+				if !slices.Contains(u.Actions, a) {
+					t.Errorf("%s on %s: %v, missing %s", f.Name, u.Table, u.Actions, a)
+				}
+			}
+			delete(want, u.Table)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("record-transition has no grants on %v", want)
 	}
 }

@@ -117,11 +117,7 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	var err error
 	if j.stepsLocal(ctx) {
 		info := workflow.GetInfo(ctx)
-		chain := info.FirstRunID
-		if chain == "" { // the test suite does not set it
-			chain = info.WorkflowExecution.RunID
-		}
-		in.Writer = &contract.RecordWriter{Chain: chain, At: workflow.Now(ctx)}
+		in.Writer = &contract.RecordWriter{Chain: info.WorkflowExecution.RunID, Previous: info.ContinuedExecutionRunID, At: workflow.Now(ctx)}
 		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, activities.RecordLocalOptions), a.RecordTransition, in).Get(ctx, nil)
 	} else {
 		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
@@ -154,8 +150,13 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 // meanwhile): each local step carries its writer (the first run and the attempt's start),
 // and the function replaces a step an earlier attempt of the same workflow wrote (see
 // functions/transition). That replacement is sound only if a failed attempt wrote at most
-// one step of its own, so a workflow task runs at most one step as a local activity; the
+// one step of its own, so a workflow task starts at most one step as a local activity; the
 // steps after it in the same task are activity tasks, fixed in the history when scheduled.
+// (A local step started in an earlier task may finish in a later one — a long retry — but
+// its input was fixed when it started, so an attempt after a failure repeats it: a
+// duplicate, not a replacement.) The writer is the run, not the first run of the chain: a
+// reset run, which keeps the first run, must not replace what the run it was reset from
+// wrote, which did count; the run it continues as new (Previous) may have left one.
 const changeRecordStepLocal = "record-step-local"
 
 // newSteps says whether the run is on the path of change record-step-local (asked once:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 )
@@ -181,7 +182,8 @@ func TestOneLocalStepPerWorkflowTask(t *testing.T) {
 // transition to received, not in a step of its own (change record-step-local).
 func TestProvisionalTermRidesWithTheFirstStep(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
-	h.env.SetStartTime(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC))
+	years := calendar.Shared().Years() // claimed in December of the last decreed year
+	h.env.SetStartTime(time.Date(years[len(years)-1], 12, 4, 9, 0, 0, 0, time.UTC))
 	h.upload("d1", pdfBytes)
 	steps := 0
 	h.env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { steps++ })

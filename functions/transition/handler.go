@@ -51,10 +51,11 @@ const (
 	AttrDigest = "record_digest"
 	// AttrWriter: the workflow task attempt that wrote a step run as a local activity.
 	AttrWriter = "record_writer"
-	// The projection counts the items of the step that wrote it, so that a step written
-	// over can delete the items the new one does not have.
+	// The projection lists the items of the step that wrote it — how many journal entries,
+	// which notifications — so that a step written over can delete what the new one does
+	// not have.
 	attrEntries       = "record_entries"
-	attrNotifications = "record_notifications"
+	attrNotifications = "record_notification_ids"
 )
 
 // Handler writes steps. The tables are the deployed names of audit.Table, cases.Table
@@ -88,7 +89,7 @@ func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
-	items, err := h.items(in, key, digest)
+	items, err := h.items(in, key, digest, nil)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
@@ -107,7 +108,14 @@ func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.
 	return h.explain(ctx, in, key, digest, items, tce)
 }
 
-func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, error) {
+// items are the writes of a step; noteIDs, where given, are its notifications' ids (a
+// replacement may not reuse the id of one already handed over), else "<key>/<i>".
+func (h Handler) items(in contract.RecordInput, key, digest string, noteIDs []string) ([]item, error) {
+	if noteIDs == nil {
+		for i := range in.Notifications {
+			noteIDs = append(noteIDs, fmt.Sprintf("%s/%d", key, i+1))
+		}
+	}
 	var out []item
 	stamp := func(av map[string]types.AttributeValue) {
 		av[AttrKey], av[AttrDigest] = store.S(key), store.S(digest)
@@ -136,7 +144,11 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 		}
 		stamp(av)
 		av[attrEntries] = &types.AttributeValueMemberN{Value: fmt.Sprint(len(in.Entries))}
-		av[attrNotifications] = &types.AttributeValueMemberN{Value: fmt.Sprint(len(in.Notifications))}
+		ids := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+		for _, id := range noteIDs {
+			ids.Value = append(ids.Value, store.S(id))
+		}
+		av[attrNotifications] = ids
 		put := &types.Put{TableName: aws.String(h.Cases), Item: av}
 		if in.Seq == 1 {
 			put.ConditionExpression, put.ExpressionAttributeNames = aws.String("attribute_not_exists(#k)"), map[string]string{"#k": "case_id"}
@@ -148,7 +160,7 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 		out = append(out, item{table: h.Cases, key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}, put: put})
 	}
 	for i, n := range in.Notifications {
-		n.CaseID, n.NotificationID, n.State, n.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), notify.StatePending, n.At.UTC()
+		n.CaseID, n.NotificationID, n.State, n.At = in.CaseID, noteIDs[i], notify.StatePending, n.At.UTC()
 		av, err := store.Marshal(n)
 		if err != nil {
 			return nil, fmt.Errorf("encode notification: %w", err)
@@ -211,14 +223,20 @@ func (h Handler) explain(ctx context.Context, in contract.RecordInput, key, dige
 }
 
 // supersedes tells whether the step in is a later attempt's decision of a step that an
-// earlier attempt of the same workflow task wrote: both written by local activities, of
-// the same workflow (first run), the stored one started earlier on the workflow clock.
+// earlier attempt wrote that never counted: both written by local activities, the stored
+// one by the same run (or by the run this one continues, whose last task may have
+// written a step it then did not keep), started earlier on the workflow clock. A reset
+// run is another run that continues none: it never replaces what the run it was reset
+// from wrote, which did count.
 func supersedes(in contract.RecordInput, stored string) (string, bool) {
 	if in.Writer == nil || in.Case == nil {
 		return "", false
 	}
 	old, ok := contract.ParseRecordWriter(stored)
-	if !ok || old.Chain != in.Writer.Chain || !old.At.Before(in.Writer.At) {
+	if !ok || !old.At.Before(in.Writer.At) {
+		return "", false
+	}
+	if old.Chain != in.Writer.Chain && (in.Writer.Previous == "" || old.Chain != in.Writer.Previous) {
 		return "", false
 	}
 	return stored, true
@@ -226,10 +244,12 @@ func supersedes(in contract.RecordInput, stored string) (string, bool) {
 
 // overwrite replaces the step an earlier attempt wrote (writer earlier) by this one, in
 // one transaction: every item of this step is written where there is none or where the
-// earlier attempt's item is, the earlier attempt's items this step has no more of are
-// deleted, and the projection is replaced only while it is that attempt's step. A
-// notification the earlier attempt's step had already handed over is replaced too; the
-// channel de-duplicates by its id, so the taxpayer is not told twice.
+// earlier attempt's is, the earlier attempt's items this step has no more of are deleted,
+// and the projection is replaced only while it is that attempt's step. A notification the
+// relay already handed over is never written over or deleted (the channel de-duplicates by
+// id, so the new one would never arrive): it stays as sent, and this step's notification
+// in its place gets an id of its own, unless it says the same (then the one sent stands).
+// A notification replaced or deleted must still be pending when the transaction runs.
 func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, digest, earlier string) (contract.RecordResult, error) {
 	cur, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Cases), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}})
@@ -240,54 +260,106 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content by an earlier attempt, "+
 			"and the case projection is no longer at that step (it is at %q)", key, attr(cur.Item, AttrKey))
 	}
-	oldEntries, oldNotes := count(cur.Item, attrEntries), count(cur.Item, attrNotifications)
-	items, err := h.items(in, key, digest)
+	oldEntries := count(cur.Item, attrEntries)
+	old := map[string]contract.Notification{} // the earlier attempt's notifications, by id
+	var oldIDs []string
+	if l, ok := cur.Item[attrNotifications].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			id := attr(map[string]types.AttributeValue{"id": v}, "id")
+			var n contract.Notification
+			found, err := store.Get(ctx, h.DB, h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, &n)
+			if err != nil {
+				return contract.RecordResult{}, fmt.Errorf("record %s: read the earlier attempt's notification: %w", key, err)
+			}
+			if found {
+				old[id] = n
+				oldIDs = append(oldIDs, id)
+			}
+		}
+	}
+	var noteIDs []string
+	kept := map[string]bool{} // sent notifications that stand for this step's
+	for i, n := range in.Notifications {
+		id := fmt.Sprintf("%s/%d", key, i+1)
+		if was, ok := old[id]; ok && was.State != notify.StatePending {
+			if sameNotification(was, n) {
+				kept[id] = true
+			} else {
+				id = fmt.Sprintf("%s/%d/%d", key, i+1, in.Writer.At.UnixNano())
+			}
+		}
+		noteIDs = append(noteIDs, id)
+	}
+	items, err := h.items(in, key, digest, noteIDs)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
-	byEarlier := func() (*string, map[string]string, map[string]types.AttributeValue) {
+	byEarlier := func(pending bool) (*string, map[string]string, map[string]types.AttributeValue) {
+		if pending {
+			return aws.String("#v = :v AND #s = :s"), map[string]string{"#v": AttrWriter, "#s": "state"},
+				map[string]types.AttributeValue{":v": store.S(earlier), ":s": store.S(notify.StatePending)}
+		}
 		return aws.String("#v = :v"), map[string]string{"#v": AttrWriter}, map[string]types.AttributeValue{":v": store.S(earlier)}
 	}
 	var tx []types.TransactWriteItem
-	entries, notes := 0, 0
+	entries := 0
+	written := map[string]bool{}
 	for _, it := range items {
 		p := it.put
-		replace := false
 		switch it.table {
 		case h.Journal:
 			entries++
-			replace = entries <= oldEntries
+			if entries <= oldEntries {
+				p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(false)
+			}
 		case h.Outbox:
-			notes++
-			replace = notes <= oldNotes
+			id := attr(p.Item, "notification_id")
+			written[id] = true
+			if kept[id] {
+				continue // the one sent stands
+			}
+			if _, ok := old[id]; ok { // pending: replaced
+				p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(true)
+			}
 		case h.Cases:
-			replace = true
-		}
-		if replace {
-			p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier()
+			p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(false)
 		}
 		tx = append(tx, types.TransactWriteItem{Put: p})
 	}
-	del := func(table string, k map[string]types.AttributeValue) {
-		cond, names, values := byEarlier()
+	del := func(table string, k map[string]types.AttributeValue, pending bool) {
+		cond, names, values := byEarlier(pending)
 		tx = append(tx, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(table), Key: k,
 			ConditionExpression: cond, ExpressionAttributeNames: names, ExpressionAttributeValues: values}})
 	}
 	for i := entries + 1; i <= oldEntries; i++ {
-		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))})
+		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))}, false)
 	}
-	for i := notes + 1; i <= oldNotes; i++ {
-		del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(fmt.Sprintf("%s/%d", key, i))})
+	for _, id := range oldIDs {
+		if !written[id] && old[id].State == notify.StatePending {
+			del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, true)
+		}
 	}
 	if len(tx) > maxItems {
 		return contract.RecordResult{}, fnerr.KeyReused("step %s was recorded before with other content by an earlier attempt, "+
 			"and replacing it takes %d items, more than one transaction holds", key, len(tx))
 	}
 	if _, err := h.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx}); err != nil {
-		// Another attempt moved first: the next try of this step sees what it wrote.
+		// Another attempt moved first, or the relay handed a notification over meanwhile:
+		// the next try of this step sees what changed.
 		return contract.RecordResult{}, fmt.Errorf("record %s: replace the earlier attempt's step: %w", key, err)
 	}
 	return contract.RecordResult{Key: key, Replaced: true}, nil
+}
+
+// sameNotification tells whether two notifications say the same to the same recipient
+// (times, ids and delivery state aside).
+func sameNotification(a, b contract.Notification) bool {
+	norm := func(n contract.Notification) string {
+		n.At, n.NotificationID, n.CaseID, n.State = time.Time{}, "", "", ""
+		j, _ := json.Marshal(n)
+		return string(j)
+	}
+	return norm(a) == norm(b)
 }
 
 func count(av map[string]types.AttributeValue, name string) int {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
@@ -366,7 +369,12 @@ func TestRecordOnlyAnEarlierAttemptOfTheSameWorkflowIsReplaced(t *testing.T) {
 		first, second contract.RecordInput
 		then          *contract.RecordInput
 	}{
-		"another workflow":    {first: byAttempt(1, "", "received", "run-1", 0), second: byAttempt(1, "", "rejected", "run-2", 5)},
+		"another workflow": {first: byAttempt(1, "", "received", "run-1", 0), second: byAttempt(1, "", "rejected", "run-2", 5)},
+		"a reset run": {first: byAttempt(1, "", "received", "run-1", 0), second: func() contract.RecordInput {
+			in := byAttempt(1, "", "rejected", "run-2", 5)
+			in.Writer.Previous = "run-0"
+			return in
+		}()},
 		"an activity task":    {first: step(1, "", "received"), second: byAttempt(1, "", "rejected", "run-1", 5)},
 		"a later attempt":     {first: byAttempt(1, "", "received", "run-1", 5), second: byAttempt(1, "", "rejected", "run-1", 1)},
 		"the same attempt":    {first: byAttempt(1, "", "received", "run-1", 5), second: byAttempt(1, "", "rejected", "run-1", 5)},
@@ -420,5 +428,87 @@ func TestRecordWriterRoundTrip(t *testing.T) {
 		if _, ok := contract.ParseRecordWriter(bad); ok {
 			t.Errorf("%q parsed", bad)
 		}
+	}
+}
+
+// A step that the previous run's last attempt wrote and did not keep (it continued as new
+// instead) is replaced by the run that continues it.
+func TestRecordTheContinuingRunReplacesThePreviousRunsStep(t *testing.T) {
+	h, _ := newHandler()
+	if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	next := byAttempt(1, "", "rejected", "run-2", 5)
+	next.Writer.Previous = "run-1"
+	if res, err := invoke(t, h, next); err != nil || !res.Replaced {
+		t.Fatalf("the continuing run: %+v %v", res, err)
+	}
+}
+
+// The relay may hand the failed attempt's notification over before the next attempt
+// replaces the step. A notification handed over is never written over or deleted — the
+// channel de-duplicates by id, so the new one would never arrive: when the new step says
+// something else, its notification gets an id of its own and is delivered; when it says
+// the same, the one sent stands and nothing is sent again. A sent notification the new
+// step has no more of stays, as sent.
+func TestRecordReplacementNeverSwallowsANotification(t *testing.T) {
+	h, db := newHandler()
+	sweep := func() []string {
+		t.Helper()
+		var sent []string
+		for _, it := range db.Items("t-outbox") {
+			var n contract.Notification
+			if err := store.Unmarshal(it, &n); err != nil {
+				t.Fatal(err)
+			}
+			if n.State == "pending" {
+				sent = append(sent, n.NotificationID+"="+n.Template)
+				if _, err := store.SetFields(context.Background(), db, "t-outbox", map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
+					map[string]any{"state": "sent"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		slices.Sort(sent)
+		return sent
+	}
+	if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	failed := byAttempt(2, "received", "approved", "run-1", 1)
+	failed.Notifications = append(failed.Notifications, contract.Notification{Recipient: "supervisor", Template: "refund.reserved", At: at})
+	if _, err := invoke(t, h, failed); err != nil {
+		t.Fatal(err)
+	}
+	sweep() // both of the failed attempt's notifications are handed over
+	later := byAttempt(2, "received", "withdrawn", "run-1", 2)
+	if res, err := invoke(t, h, later); err != nil || !res.Replaced {
+		t.Fatalf("later attempt: %+v %v", res, err)
+	}
+	want := []string{caseID + "/2/1/" + fmt.Sprint(at.Add(2*time.Minute).UnixNano()) + "=refund.withdrawn"}
+	if got := sweep(); !slices.Equal(got, want) {
+		t.Fatalf("delivered after the replacement %v, want %v", got, want)
+	}
+	if n := len(db.Items("t-outbox")); n != 4 {
+		t.Fatalf("outbox holds %d notifications, want 4 (step 1, the two sent of the failed attempt, the new one)", n)
+	}
+	if res, err := invoke(t, h, later); err != nil || !res.Duplicate {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+
+	// The same notification from the next attempt: the one sent stands, nothing more.
+	h, db = newHandler()
+	first := byAttempt(1, "", "received", "run-1", 0)
+	if _, err := invoke(t, h, first); err != nil {
+		t.Fatal(err)
+	}
+	sweep()
+	again := byAttempt(1, "", "received", "run-1", 3)
+	again.Entries[0].Reason = "decided again with a document that came meanwhile"
+	if res, err := invoke(t, h, again); err != nil || !res.Replaced {
+		t.Fatalf("later attempt: %+v %v", res, err)
+	}
+	if got := sweep(); len(got) != 0 {
+		t.Fatalf("delivered again: %v", got)
 	}
 }

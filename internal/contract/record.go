@@ -40,12 +40,14 @@ type RecordInput struct {
 	Writer *RecordWriter `json:"writer,omitempty"`
 }
 
-// RecordWriter names the workflow task attempt that wrote a step: the first run of the
-// workflow (the same across continue-as-new) and the attempt's start on the workflow
-// clock, which is later for every later attempt and every later task.
+// RecordWriter names the workflow task attempt that wrote a step: its run, and the
+// attempt's start on the workflow clock, which is later for every later attempt and every
+// later task. Previous is the run this one continues as new (not stored): a step the
+// previous run's last attempt wrote and did not keep may be replaced too.
 type RecordWriter struct {
-	Chain string    `json:"chain"`
-	At    time.Time `json:"at"`
+	Chain    string    `json:"chain"`
+	Previous string    `json:"previous,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // String is the writer as stored with the items of its step.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -148,18 +149,20 @@ func errTypeOf(err error) string {
 // A step written by a local activity whose workflow task never counted (it timed out,
 // its worker died) is replaced by the later attempt's step, on DynamoDB Local through the
 // Lambda host: the earlier attempt wrote "approved" with two journal entries and two
-// notifications, one of them already delivered; the later attempt decides "withdrawn"
-// with one of each. Afterwards nothing of the earlier attempt is left but the delivery
-// the channel de-duplicates; the earlier attempt writing again is refused; another
-// workflow's step and a step of an activity task stay KeyReused.
+// notifications, the first already delivered by the relay; the later attempt decides
+// "withdrawn" with one of each. Afterwards nothing of the earlier attempt is left but the
+// notification it handed over (kept, as sent); the later attempt's notification has an id
+// of its own, so the channel, which de-duplicates by id, delivers it. The earlier attempt
+// writing again is refused; another run's step, a reset run's and one by an activity task
+// stay KeyReused.
 func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 	ctx := context.Background()
 	id := "refund-" + uuid.NewString()
-	chain := uuid.NewString()
+	run := uuid.NewString()
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	attempt := func(seq int64, from, to string, at time.Time) contract.RecordInput {
 		in := recordStep(id, seq, from, to)
-		in.Writer = &contract.RecordWriter{Chain: chain, At: at}
+		in.Writer = &contract.RecordWriter{Chain: run, At: at}
 		return in
 	}
 	if _, typ := invokeRecord(t, attempt(1, "", "received", t0)); typ != "" {
@@ -176,7 +179,8 @@ func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 		map[string]ddbtypes.AttributeValue{"notification_id": store.S(id + "/2/1")}, map[string]any{"state": notify.StateSent}); err != nil {
 		t.Fatal(err)
 	}
-	later := attempt(2, "received", "withdrawn", t0.Add(15*time.Second))
+	laterAt := t0.Add(15 * time.Second)
+	later := attempt(2, "received", "withdrawn", laterAt)
 	if res, typ := invokeRecord(t, later); typ != "" || !res.Replaced {
 		t.Fatalf("the later attempt: %+v %s", res, typ)
 	}
@@ -186,10 +190,22 @@ func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 	if _, typ := invokeRecord(t, failed); typ != fnerr.TypeKeyReused {
 		t.Fatalf("the failed attempt writing again: %q, want KeyReused", typ)
 	}
-	other := recordStep(id, 2, "received", "rejected")
-	other.Writer = &contract.RecordWriter{Chain: uuid.NewString(), At: t0.Add(time.Minute)}
-	if _, typ := invokeRecord(t, other); typ != fnerr.TypeKeyReused {
-		t.Fatalf("another workflow's step 2: %q, want KeyReused", typ)
+	for name, in := range map[string]contract.RecordInput{
+		"another run": func() contract.RecordInput {
+			in := attempt(2, "received", "rejected", t0.Add(time.Minute))
+			in.Writer.Chain = uuid.NewString()
+			return in
+		}(),
+		"a reset run": func() contract.RecordInput {
+			in := attempt(2, "received", "rejected", t0.Add(time.Minute))
+			in.Writer.Chain, in.Writer.Previous = uuid.NewString(), uuid.NewString()
+			return in
+		}(),
+		"an activity task": recordStep(id, 2, "received", "rejected"),
+	} {
+		if _, typ := invokeRecord(t, in); typ != fnerr.TypeKeyReused {
+			t.Fatalf("%s's step 2: %q, want KeyReused", name, typ)
+		}
 	}
 	journal, err := audit.Journal(ctx, shared.clients.DynamoDB, shared.cfg.Name(audit.Table), id)
 	if err != nil {
@@ -206,13 +222,18 @@ func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
 	if err != nil || rec.Version != 2 || rec.Status != "withdrawn" {
 		t.Fatalf("projection %+v %v", rec, err)
 	}
-	var n contract.Notification
-	if found, err := store.Get(ctx, shared.clients.DynamoDB, shared.cfg.Name(notify.Table),
-		map[string]ddbtypes.AttributeValue{"notification_id": store.S(id + "/2/1")}, &n); err != nil || !found || n.Template != "refund.withdrawn" || n.State != notify.StatePending {
-		t.Fatalf("the replaced notification: %+v %v", n, err)
+	for nid, want := range map[string]string{
+		id + "/2/1": "refund.approved " + notify.StateSent, // handed over: kept as it was
+		id + "/2/1/" + fmt.Sprint(laterAt.UnixNano()): "refund.withdrawn " + notify.StatePending,
+	} {
+		var n contract.Notification
+		if found, err := store.Get(ctx, shared.clients.DynamoDB, shared.cfg.Name(notify.Table),
+			map[string]ddbtypes.AttributeValue{"notification_id": store.S(nid)}, &n); err != nil || !found || n.Template+" "+n.State != want {
+			t.Fatalf("notification %s: %+v %v, want %s", nid, n, err, want)
+		}
 	}
 	if outboxHas(t, id+"/2/2") {
-		t.Fatal("the failed attempt's second notification is still in the outbox")
+		t.Fatal("the failed attempt's pending notification is still in the outbox")
 	}
 	// The next step follows the replaced one.
 	if _, typ := invokeRecord(t, attempt(3, "withdrawn", "closed", t0.Add(20*time.Second))); typ != "" {

@@ -90,6 +90,10 @@ func holds(cond string, old map[string]types.AttributeValue, exists bool, names 
 	case cond == "#v = :v":
 		have, ok := old[names["#v"]]
 		return exists && ok && str(have) == str(values[":v"]), nil
+	case cond == "#v = :v AND #s = :s":
+		v, okV := old[names["#v"]]
+		st, okS := old[names["#s"]]
+		return exists && okV && okS && str(v) == str(values[":v"]) && str(st) == str(values[":s"]), nil
 	case cond == "attribute_not_exists(#k) OR #v < :v":
 		if !exists {
 			return true, nil
