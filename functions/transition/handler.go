@@ -89,7 +89,7 @@ func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
-	items, err := h.items(in, key, digest, nil)
+	items, err := h.items(in, key, digest, nil, nil)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
@@ -109,12 +109,16 @@ func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.
 }
 
 // items are the writes of a step; noteIDs, where given, are its notifications' ids (a
-// replacement may not reuse the id of one already handed over), else "<key>/<i>".
-func (h Handler) items(in contract.RecordInput, key, digest string, noteIDs []string) ([]item, error) {
+// replacement does not reuse an earlier attempt's), else "<key>/<i>"; listed, where
+// given, the notification ids the projection lists (else noteIDs).
+func (h Handler) items(in contract.RecordInput, key, digest string, noteIDs, listed []string) ([]item, error) {
 	if noteIDs == nil {
 		for i := range in.Notifications {
 			noteIDs = append(noteIDs, fmt.Sprintf("%s/%d", key, i+1))
 		}
+	}
+	if listed == nil {
+		listed = noteIDs
 	}
 	var out []item
 	stamp := func(av map[string]types.AttributeValue) {
@@ -145,7 +149,7 @@ func (h Handler) items(in contract.RecordInput, key, digest string, noteIDs []st
 		stamp(av)
 		av[attrEntries] = &types.AttributeValueMemberN{Value: fmt.Sprint(len(in.Entries))}
 		ids := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
-		for _, id := range noteIDs {
+		for _, id := range listed {
 			ids.Value = append(ids.Value, store.S(id))
 		}
 		av[attrNotifications] = ids
@@ -243,13 +247,15 @@ func supersedes(in contract.RecordInput, stored string) (string, bool) {
 }
 
 // overwrite replaces the step an earlier attempt wrote (writer earlier) by this one, in
-// one transaction: every item of this step is written where there is none or where the
-// earlier attempt's is, the earlier attempt's items this step has no more of are deleted,
-// and the projection is replaced only while it is that attempt's step. A notification the
-// relay already handed over is never written over or deleted (the channel de-duplicates by
-// id, so the new one would never arrive): it stays as sent, and this step's notification
-// in its place gets an id of its own, unless it says the same (then the one sent stands).
-// A notification replaced or deleted must still be pending when the transaction runs.
+// one transaction: this step's entries are written where there are none or where the
+// earlier attempt's are, the earlier attempt's entries this step has no more of are
+// deleted, and the projection is replaced only while it is that attempt's step. The
+// earlier attempt's notifications still pending are deleted (conditional on still being
+// pending: the relay may hand one over meanwhile, and then the next try sees it so). One
+// the relay already handed over is never written over or deleted: the channel
+// de-duplicates by id, so a new notification under that id would never arrive. It stays,
+// as sent, and stands for this step's notification if that says the same; otherwise this
+// step's notification is delivered under an id of its own.
 func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, digest, earlier string) (contract.RecordResult, error) {
 	cur, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Cases), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}})
@@ -277,20 +283,29 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 			}
 		}
 	}
-	var noteIDs []string
-	kept := map[string]bool{} // sent notifications that stand for this step's
+	// This step's notifications get ids of their own (never an earlier attempt's: one of
+	// those may have been handed over, and the channel would take the new one for it),
+	// except one that says what a notification already handed over said: that one stands.
+	// Handed-over ones stay listed, so that a later replacement still finds them.
+	var noteIDs, listed []string
+	kept := map[string]bool{}
 	for i, n := range in.Notifications {
-		id := fmt.Sprintf("%s/%d", key, i+1)
-		if was, ok := old[id]; ok && was.State != notify.StatePending {
-			if sameNotification(was, n) {
-				kept[id] = true
-			} else {
-				id = fmt.Sprintf("%s/%d/%d", key, i+1, in.Writer.At.UnixNano())
+		id := fmt.Sprintf("%s/%d/%d", key, i+1, in.Writer.At.UnixNano())
+		for _, oid := range oldIDs {
+			if was := old[oid]; !kept[oid] && was.State != notify.StatePending && sameNotification(was, n) {
+				id, kept[oid] = oid, true
+				break
 			}
 		}
 		noteIDs = append(noteIDs, id)
 	}
-	items, err := h.items(in, key, digest, noteIDs)
+	listed = append(listed, noteIDs...)
+	for _, oid := range oldIDs {
+		if !kept[oid] && old[oid].State != notify.StatePending {
+			listed = append(listed, oid)
+		}
+	}
+	items, err := h.items(in, key, digest, noteIDs, listed)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
@@ -303,7 +318,6 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	}
 	var tx []types.TransactWriteItem
 	entries := 0
-	written := map[string]bool{}
 	for _, it := range items {
 		p := it.put
 		switch it.table {
@@ -313,13 +327,8 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 				p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(false)
 			}
 		case h.Outbox:
-			id := attr(p.Item, "notification_id")
-			written[id] = true
-			if kept[id] {
-				continue // the one sent stands
-			}
-			if _, ok := old[id]; ok { // pending: replaced
-				p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(true)
+			if kept[attr(p.Item, "notification_id")] {
+				continue // the one handed over stands
 			}
 		case h.Cases:
 			p.ConditionExpression, p.ExpressionAttributeNames, p.ExpressionAttributeValues = byEarlier(false)
@@ -335,7 +344,7 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))}, false)
 	}
 	for _, id := range oldIDs {
-		if !written[id] && old[id].State == notify.StatePending {
+		if old[id].State == notify.StatePending {
 			del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, true)
 		}
 	}

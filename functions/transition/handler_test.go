@@ -339,9 +339,11 @@ func TestRecordLaterAttemptReplacesTheStepOfOneThatNeverCounted(t *testing.T) {
 		}
 		templates = append(templates, n.NotificationID+"="+n.Template)
 	}
-	if strings.Join(templates, ",") != caseID+"/1/1=refund.received,"+caseID+"/2/1=refund.withdrawn" &&
-		strings.Join(templates, ",") != caseID+"/2/1=refund.withdrawn,"+caseID+"/1/1=refund.received" {
-		t.Fatalf("outbox after the replacement: %v", templates)
+	slices.Sort(templates)
+	// the replacing step's notification has an id of its own (the earlier one's may have
+	// been handed over: see TestRecordReplacementNeverSwallowsANotification)
+	if want := []string{caseID + "/1/1=refund.received", caseID + "/2/1/" + fmt.Sprint(at.Add(2*time.Minute).UnixNano()) + "=refund.withdrawn"}; !slices.Equal(templates, want) {
+		t.Fatalf("outbox after the replacement: %v, want %v", templates, want)
 	}
 	// The later attempt's own retry is a duplicate; the earlier attempt, still running,
 	// is refused and writes nothing.
@@ -453,25 +455,7 @@ func TestRecordTheContinuingRunReplacesThePreviousRunsStep(t *testing.T) {
 // step has no more of stays, as sent.
 func TestRecordReplacementNeverSwallowsANotification(t *testing.T) {
 	h, db := newHandler()
-	sweep := func() []string {
-		t.Helper()
-		var sent []string
-		for _, it := range db.Items("t-outbox") {
-			var n contract.Notification
-			if err := store.Unmarshal(it, &n); err != nil {
-				t.Fatal(err)
-			}
-			if n.State == "pending" {
-				sent = append(sent, n.NotificationID+"="+n.Template)
-				if _, err := store.SetFields(context.Background(), db, "t-outbox", map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
-					map[string]any{"state": "sent"}); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		slices.Sort(sent)
-		return sent
-	}
+	sweep := func() []string { return deliver(t, db) }
 	if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -511,4 +495,71 @@ func TestRecordReplacementNeverSwallowsANotification(t *testing.T) {
 	if got := sweep(); len(got) != 0 {
 		t.Fatalf("delivered again: %v", got)
 	}
+}
+
+// Attempts that fail one after another: the first one's notification is handed over, the
+// second replaces the step with other content (its notification pending under its own id)
+// and fails too; the third decides as the first did. The one handed over stands for it,
+// the second's pending one is deleted, and nothing is delivered again — or, when the
+// third decides something else again, exactly its notification is delivered.
+func TestRecordAttemptsFailingInARowDeliverWhatTheLastDecided(t *testing.T) {
+	for name, c := range map[string]struct {
+		third     string
+		duplicate bool
+		want      []string // delivered after the third attempt
+	}{
+		"as the first":   {third: "approved"},
+		"something else": {third: "rejected", want: []string{caseID + "/2/1/" + fmt.Sprint(at.Add(3*time.Minute).UnixNano()) + "=refund.rejected"}},
+		// the same decision as the second's: a duplicate of it, whose notification is delivered
+		"as the second": {third: "withdrawn", duplicate: true, want: []string{caseID + "/2/1/" + fmt.Sprint(at.Add(2*time.Minute).UnixNano()) + "=refund.withdrawn"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, db := newHandler()
+			if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := invoke(t, h, byAttempt(2, "received", "approved", "run-1", 1)); err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, db)
+			if res, err := invoke(t, h, byAttempt(2, "received", "withdrawn", "run-1", 2)); err != nil || !res.Replaced {
+				t.Fatalf("second attempt: %+v %v", res, err)
+			}
+			third := byAttempt(2, "received", c.third, "run-1", 3)
+			if res, err := invoke(t, h, third); err != nil || res.Replaced == c.duplicate || res.Duplicate != c.duplicate {
+				t.Fatalf("third attempt: %+v %v", res, err)
+			}
+			if got := deliver(t, db); !slices.Equal(got, c.want) {
+				t.Fatalf("delivered %v, want %v", got, c.want)
+			}
+			if res, err := invoke(t, h, third); err != nil || !res.Duplicate {
+				t.Fatalf("retry of the third: %+v %v", res, err)
+			}
+			journal, _ := audit.Journal(context.Background(), db, "t-audit", caseID)
+			if len(journal) != 2 || journal[1].To != c.third {
+				t.Fatalf("journal %+v", journal)
+			}
+		})
+	}
+}
+
+// deliver hands every pending notification over, as the relay does, and says which.
+func deliver(t *testing.T, db *storetest.DB) []string {
+	t.Helper()
+	var sent []string
+	for _, it := range db.Items("t-outbox") {
+		var n contract.Notification
+		if err := store.Unmarshal(it, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n.State == "pending" {
+			sent = append(sent, n.NotificationID+"="+n.Template)
+			if _, err := store.SetFields(context.Background(), db, "t-outbox", map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
+				map[string]any{"state": "sent"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	slices.Sort(sent)
+	return sent
 }
