@@ -134,7 +134,28 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 	return res, nil
 }
 
+// AttrHandedAt marks a notification the relay has claimed to hand over. A step replaced
+// by a later workflow task attempt (functions/transition) keeps a claimed notification as
+// handed over, like a sent one, even before it is marked sent.
+const AttrHandedAt = "handed_at"
+
 func (h Handler) deliver(ctx context.Context, n contract.Notification) (bool, error) {
+	// Claimed first, on the table itself: a notification deleted meanwhile (a replaced
+	// step's, still listed by the eventually consistent index) or already sent is not
+	// handed over; one claimed is never deleted by a replacement.
+	_, err := h.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(h.Outbox),
+		Key:                       map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
+		UpdateExpression:          aws.String("SET #h = :h"),
+		ConditionExpression:       aws.String("#s = :s"),
+		ExpressionAttributeNames:  map[string]string{"#h": AttrHandedAt, "#s": "state"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":h": store.S(h.Now().UTC().Format(time.RFC3339Nano)), ":s": store.S(notify.StatePending)},
+	})
+	if store.IsConditionFailed(err) {
+		return true, nil // gone or sent: nothing to hand over
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
 	dup, err := h.Channel.Deliver(ctx, n)
 	if err != nil {
 		return false, err

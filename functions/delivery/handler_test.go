@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/notify"
@@ -101,6 +103,52 @@ func TestSweepAfterACrashDeliversAgainButTheChannelDeduplicates(t *testing.T) {
 // failMark refuses every update: the marking as sent.
 type failMark struct{ *storetest.DB }
 
-func (f *failMark) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+// UpdateItem fails the marking (the claim before the hand-over goes through).
+func (f *failMark) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if aws.ToString(in.UpdateExpression) == "SET #h = :h" {
+		return f.DB.UpdateItem(ctx, in, opts...)
+	}
 	return nil, errors.New("connection reset")
+}
+
+// staleIndex lists, besides what the outbox holds, a notification that is gone (the index
+// is eventually consistent: a replaced step's deleted notification may still be listed).
+type staleIndex struct {
+	*storetest.DB
+	gone map[string]types.AttributeValue
+}
+
+func (s *staleIndex) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	out, err := s.DB.Query(ctx, in, opts...)
+	if err == nil {
+		out.Items = append(out.Items, s.gone)
+	}
+	return out, err
+}
+
+// The relay claims a notification on the table before it hands it over: one the index
+// still lists after it was deleted is not handed over, and every one handed over was
+// claimed first (a replaced step keeps a claimed one as handed over).
+func TestSweepClaimsBeforeItHandsOver(t *testing.T) {
+	db := newStore()
+	queue(t, db, 2)
+	gone, err := store.Marshal(contract.Notification{NotificationID: "refund-1/9/1", CaseID: "refund-1", Recipient: "taxpayer",
+		Template: "refund.approved", At: now, State: notify.StatePending})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sweep(t, &staleIndex{DB: db, gone: gone})
+	if err != nil || res.Processed != 3 || res.Sent != 2 || res.Duplicates != 1 {
+		t.Fatalf("sweep: %+v %v", res, err)
+	}
+	for _, d := range db.Items("t-deliveries") {
+		if id := d["notification_id"].(*types.AttributeValueMemberS).Value; id == "refund-1/9/1" {
+			t.Fatal("a deleted notification was handed over")
+		}
+	}
+	for _, it := range db.Items("t-outbox") {
+		if _, ok := it[AttrHandedAt]; !ok {
+			t.Fatalf("handed over unclaimed: %v", it)
+		}
+	}
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
@@ -251,8 +252,8 @@ func supersedes(in contract.RecordInput, stored string) (string, bool) {
 // earlier attempt's are, the earlier attempt's entries this step has no more of are
 // deleted, and the projection is replaced only while it is that attempt's step. The
 // earlier attempt's notifications still pending are deleted (conditional on still being
-// pending: the relay may hand one over meanwhile, and then the next try sees it so). One
-// the relay already handed over is never written over or deleted: the channel
+// pending and unclaimed: the relay claims one before it hands it over, and then the next
+// try sees it so). One the relay claimed or handed over is never written over or deleted: the channel
 // de-duplicates by id, so a new notification under that id would never arrive. It stays,
 // as sent, and stands for this step's notification if that says the same; otherwise this
 // step's notification is delivered under an id of its own.
@@ -268,19 +269,26 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	}
 	oldEntries := count(cur.Item, attrEntries)
 	old := map[string]contract.Notification{} // the earlier attempt's notifications, by id
+	handed := map[string]bool{}               // those the relay has claimed or sent
 	var oldIDs []string
 	if l, ok := cur.Item[attrNotifications].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
 			id := attr(map[string]types.AttributeValue{"id": v}, "id")
-			var n contract.Notification
-			found, err := store.Get(ctx, h.DB, h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, &n)
+			got, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Outbox), ConsistentRead: aws.Bool(true),
+				Key: map[string]types.AttributeValue{"notification_id": store.S(id)}})
 			if err != nil {
 				return contract.RecordResult{}, fmt.Errorf("record %s: read the earlier attempt's notification: %w", key, err)
 			}
-			if found {
-				old[id] = n
-				oldIDs = append(oldIDs, id)
+			if len(got.Item) == 0 {
+				continue
 			}
+			var n contract.Notification
+			if err := store.Unmarshal(got.Item, &n); err != nil {
+				return contract.RecordResult{}, fmt.Errorf("record %s: decode the earlier attempt's notification: %w", key, err)
+			}
+			_, claimed := got.Item[delivery.AttrHandedAt]
+			old[id], handed[id] = n, claimed || n.State != notify.StatePending
+			oldIDs = append(oldIDs, id)
 		}
 	}
 	// This step's notifications get ids of their own (never an earlier attempt's: one of
@@ -292,7 +300,7 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	for i, n := range in.Notifications {
 		id := fmt.Sprintf("%s/%d/%d", key, i+1, in.Writer.At.UnixNano())
 		for _, oid := range oldIDs {
-			if was := old[oid]; !kept[oid] && was.State != notify.StatePending && sameNotification(was, n) {
+			if !kept[oid] && handed[oid] && sameNotification(old[oid], n) {
 				id, kept[oid] = oid, true
 				break
 			}
@@ -301,7 +309,7 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	}
 	listed = append(listed, noteIDs...)
 	for _, oid := range oldIDs {
-		if !kept[oid] && old[oid].State != notify.StatePending {
+		if !kept[oid] && handed[oid] {
 			listed = append(listed, oid)
 		}
 	}
@@ -310,8 +318,8 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 		return contract.RecordResult{}, err
 	}
 	byEarlier := func(pending bool) (*string, map[string]string, map[string]types.AttributeValue) {
-		if pending {
-			return aws.String("#v = :v AND #s = :s"), map[string]string{"#v": AttrWriter, "#s": "state"},
+		if pending { // and not claimed by the relay meanwhile
+			return aws.String("#v = :v AND #s = :s AND attribute_not_exists(#h)"), map[string]string{"#v": AttrWriter, "#s": "state", "#h": delivery.AttrHandedAt},
 				map[string]types.AttributeValue{":v": store.S(earlier), ":s": store.S(notify.StatePending)}
 		}
 		return aws.String("#v = :v"), map[string]string{"#v": AttrWriter}, map[string]types.AttributeValue{":v": store.S(earlier)}
@@ -344,7 +352,7 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))}, false)
 	}
 	for _, id := range oldIDs {
-		if old[id].State == notify.StatePending {
+		if !handed[id] {
 			del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, true)
 		}
 	}

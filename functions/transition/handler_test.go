@@ -12,10 +12,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
@@ -562,4 +565,58 @@ func deliver(t *testing.T, db *storetest.DB) []string {
 	}
 	slices.Sort(sent)
 	return sent
+}
+
+// The relay claims a notification before it hands it over and marks it sent after: a
+// step replaced in between treats the claimed one as handed over — kept, never deleted,
+// standing for the new step's if that says the same, else the new one delivered under an
+// id of its own.
+func TestRecordReplacementKeepsANotificationClaimedButNotYetMarked(t *testing.T) {
+	for name, c := range map[string]struct {
+		later string
+		want  []string // pending after the replacement: what the relay delivers next
+	}{
+		"says the same":  {later: "approved"},
+		"says otherwise": {later: "withdrawn", want: []string{caseID + "/2/1/" + fmt.Sprint(at.Add(2*time.Minute).UnixNano()) + "=refund.withdrawn"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, db := newHandler()
+			if _, err := invoke(t, h, byAttempt(1, "", "received", "run-1", 0)); err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, db)
+			failed := byAttempt(2, "received", "approved", "run-1", 1)
+			failed.Entries[0].Reason = "first decision"
+			if _, err := invoke(t, h, failed); err != nil {
+				t.Fatal(err)
+			}
+			// the relay's claim, before it hands the notification over
+			if _, err := db.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String("t-outbox"),
+				Key:              map[string]types.AttributeValue{"notification_id": store.S(caseID + "/2/1")},
+				UpdateExpression: aws.String("SET #h = :h"), ConditionExpression: aws.String("#s = :s"),
+				ExpressionAttributeNames:  map[string]string{"#h": delivery.AttrHandedAt, "#s": "state"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":h": store.S(at.String()), ":s": store.S("pending")}}); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := invoke(t, h, byAttempt(2, "received", c.later, "run-1", 2)); err != nil || !res.Replaced {
+				t.Fatalf("later attempt: %+v %v", res, err)
+			}
+			var pending []string
+			claimed := false
+			for _, it := range db.Items("t-outbox") {
+				var n contract.Notification
+				if err := store.Unmarshal(it, &n); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := it[delivery.AttrHandedAt]; ok && n.NotificationID == caseID+"/2/1" && n.Template == "refund.approved" {
+					claimed = true
+				} else if n.State == "pending" {
+					pending = append(pending, n.NotificationID+"="+n.Template)
+				}
+			}
+			if !claimed || !slices.Equal(pending, c.want) {
+				t.Fatalf("claimed one kept: %v; pending %v, want %v", claimed, pending, c.want)
+			}
+		})
+	}
 }

@@ -90,6 +90,11 @@ func holds(cond string, old map[string]types.AttributeValue, exists bool, names 
 	case cond == "#v = :v":
 		have, ok := old[names["#v"]]
 		return exists && ok && str(have) == str(values[":v"]), nil
+	case cond == "#v = :v AND #s = :s AND attribute_not_exists(#h)":
+		if _, claimed := old[names["#h"]]; claimed {
+			return false, nil
+		}
+		return holds("#v = :v AND #s = :s", old, exists, names, values)
 	case cond == "#v = :v AND #s = :s":
 		v, okV := old[names["#v"]]
 		st, okS := old[names["#s"]]
