@@ -61,16 +61,9 @@ func (j *journal) Seq() int64 { return j.seq }
 // projection with the new status and the taxpayer's notification, in one step. The
 // status the query shows changes only once it is written, so a status a caller can see
 // is always already in the audit journal.
-func (j *journal) record(ctx workflow.Context, to, actor, reason string) error {
-	return j.recordWith(ctx, to, actor, reason)
-}
-
-// note is a journal entry that is not a status change, to ride with a transition.
-type note struct{ action, actor, reason string }
-
-// recordWith is record with journal entries about the new status written in the same
-// step, after the transition's own.
-func (j *journal) recordWith(ctx workflow.Context, to, actor, reason string, notes ...note) error {
+// Notes are journal entries about the new status that ride in the same step, after the
+// transition's own.
+func (j *journal) record(ctx workflow.Context, to, actor, reason string, notes ...note) error {
 	from := *j.status
 	j.queue(ctx, "status_changed", from, to, actor, reason)
 	for _, n := range notes {
@@ -147,9 +140,9 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 // A local activity writes before its workflow task is committed. If the task fails (it
 // times out under load, its worker dies), the next attempt runs from the last committed
 // history and may decide the step otherwise (a later clock, signals that came
-// meanwhile): each local step carries its writer (the first run and the attempt's start),
-// and the function replaces a step an earlier attempt of the same workflow wrote (see
-// functions/transition). That replacement is sound only if a failed attempt wrote at most
+// meanwhile): each local step carries its writer (the run and the attempt's start on the
+// workflow clock), and the function replaces a step an earlier attempt of the same run
+// wrote (see functions/transition). That replacement is sound only if a failed attempt wrote at most
 // one step of its own, so a workflow task starts at most one step as a local activity; the
 // steps after it in the same task are activity tasks, fixed in the history when scheduled.
 // (A local step started in an earlier task may finish in a later one — a long retry — but
@@ -230,6 +223,9 @@ func (j *journal) auditNotify(ctx workflow.Context, action, actor, reason, recip
 	j.queue(ctx, action, *j.status, *j.status, actor, reason)
 	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
 }
+
+// note is a journal entry that is not a status change, to ride with a transition.
+type note struct{ action, actor, reason string }
 
 // deadlineWatch reminds staff before a case's deadline and escalates when it passes,
 // unless the case no longer needs it (settled says so when each timer fires).

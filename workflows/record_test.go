@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
@@ -212,4 +213,26 @@ func journalLines(t *testing.T, h *harness) []string {
 		lines = append(lines, fmt.Sprintf("%d %s %s", e.Seq, e.Action, e.To))
 	}
 	return lines
+}
+
+// A run from before change record-step-local (no marker: GetVersion answers the default)
+// keeps its old path: every record an activity task, and the provisional-term note a step
+// of its own after received — what the runs recorded before the change did.
+func TestProvisionalTermOnTheOldPathIsAStepOfItsOwn(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.OnGetVersion(changeRecordStepLocal, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	years := calendar.Shared().Years()
+	h.env.SetStartTime(time.Date(years[len(years)-1], 12, 4, 9, 0, 0, 0, time.UTC))
+	h.upload("d1", pdfBytes)
+	tasks, locals := 0, 0
+	h.env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { tasks++ })
+	h.env.SetOnLocalActivityStartedListener(func(*activity.Info, context.Context, []any) { locals++ })
+	if st := h.run(input(400_000, "d1")); st.Status != RefundPaid {
+		t.Fatalf("got %+v", st)
+	}
+	want := []string{"1 status_changed received", "2 deadline_provisional received", "3 document_accepted received",
+		"3 status_changed approved", "4 status_changed paid"}
+	if lines := journalLines(t, h); !equal(lines, want) || tasks != 9 || locals != 0 {
+		t.Fatalf("journal %v (want %v), %d activity tasks (want 9), %d local", lines, want, tasks, locals)
+	}
 }

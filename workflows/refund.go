@@ -462,18 +462,16 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	r.watchDeadline(ctx)
 	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
 		": the production calendar of that year is not yet decreed, so the last day may move"}
-	switch {
-	case !deadline.IsProvisional():
-		err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
-	case r.j.newSteps(ctx):
-		// Since change record-step-local the note rides with the first step: a claim whose
-		// term runs into an undecreed year (every claim of December) takes no step more.
-		err = r.j.recordWith(ctx, RefundReceived, "taxpayer", clip(in.Reason), provisional)
-	default:
-		err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason))
-		if err == nil {
-			err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
-		}
+	// Since change record-step-local the note rides with the first step: a claim whose term
+	// runs into an undecreed year (every claim of December) takes no step more. Runs from
+	// before it (no marker) write the note as a step of its own.
+	var notes []note
+	if deadline.IsProvisional() && r.j.newSteps(ctx) {
+		notes = append(notes, provisional)
+	}
+	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason), notes...)
+	if err == nil && deadline.IsProvisional() && len(notes) == 0 {
+		err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
 	}
 	if err == nil {
 		err = r.run(ctx)

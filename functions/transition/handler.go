@@ -253,9 +253,9 @@ func supersedes(in contract.RecordInput, stored string) (string, bool) {
 // deleted, and the projection is replaced only while it is that attempt's step. The
 // earlier attempt's notifications still pending are deleted (conditional on still being
 // pending and unclaimed: the relay claims one before it hands it over, and then the next
-// try sees it so). One the relay claimed or handed over is never written over or deleted: the channel
-// de-duplicates by id, so a new notification under that id would never arrive. It stays,
-// as sent, and stands for this step's notification if that says the same; otherwise this
+// try sees it so). One the relay claimed or handed over is never written over or deleted:
+// the channel de-duplicates by id, so a new notification under that id would never
+// arrive. It stays, as it is, and stands for this step's notification if that says the same; otherwise this
 // step's notification is delivered under an id of its own.
 func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, digest, earlier string) (contract.RecordResult, error) {
 	cur, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Cases), ConsistentRead: aws.Bool(true),
@@ -268,28 +268,9 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 			"and the case projection is no longer at that step (it is at %q)", key, attr(cur.Item, AttrKey))
 	}
 	oldEntries := count(cur.Item, attrEntries)
-	old := map[string]contract.Notification{} // the earlier attempt's notifications, by id
-	handed := map[string]bool{}               // those the relay has claimed or sent
-	var oldIDs []string
-	if l, ok := cur.Item[attrNotifications].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			id := attr(map[string]types.AttributeValue{"id": v}, "id")
-			got, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Outbox), ConsistentRead: aws.Bool(true),
-				Key: map[string]types.AttributeValue{"notification_id": store.S(id)}})
-			if err != nil {
-				return contract.RecordResult{}, fmt.Errorf("record %s: read the earlier attempt's notification: %w", key, err)
-			}
-			if len(got.Item) == 0 {
-				continue
-			}
-			var n contract.Notification
-			if err := store.Unmarshal(got.Item, &n); err != nil {
-				return contract.RecordResult{}, fmt.Errorf("record %s: decode the earlier attempt's notification: %w", key, err)
-			}
-			_, claimed := got.Item[delivery.AttrHandedAt]
-			old[id], handed[id] = n, claimed || n.State != notify.StatePending
-			oldIDs = append(oldIDs, id)
-		}
+	earlierNotes, err := h.notesOf(ctx, key, cur.Item)
+	if err != nil {
+		return contract.RecordResult{}, err
 	}
 	// This step's notifications get ids of their own (never an earlier attempt's: one of
 	// those may have been handed over, and the channel would take the new one for it),
@@ -299,18 +280,18 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	kept := map[string]bool{}
 	for i, n := range in.Notifications {
 		id := fmt.Sprintf("%s/%d/%d", key, i+1, in.Writer.At.UnixNano())
-		for _, oid := range oldIDs {
-			if !kept[oid] && handed[oid] && sameNotification(old[oid], n) {
-				id, kept[oid] = oid, true
+		for _, e := range earlierNotes {
+			if e.handed && !kept[e.id] && sameNotification(e.n, n) {
+				id, kept[e.id] = e.id, true
 				break
 			}
 		}
 		noteIDs = append(noteIDs, id)
 	}
 	listed = append(listed, noteIDs...)
-	for _, oid := range oldIDs {
-		if !kept[oid] && handed[oid] {
-			listed = append(listed, oid)
+	for _, e := range earlierNotes {
+		if e.handed && !kept[e.id] {
+			listed = append(listed, e.id)
 		}
 	}
 	items, err := h.items(in, key, digest, noteIDs, listed)
@@ -351,9 +332,9 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 	for i := entries + 1; i <= oldEntries; i++ {
 		del(h.Journal, map[string]types.AttributeValue{"case_id": store.S(in.CaseID), "entry_id": store.S(fmt.Sprintf("%s/%d", key, i))}, false)
 	}
-	for _, id := range oldIDs {
-		if !handed[id] {
-			del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(id)}, true)
+	for _, e := range earlierNotes {
+		if !e.handed {
+			del(h.Outbox, map[string]types.AttributeValue{"notification_id": store.S(e.id)}, true)
 		}
 	}
 	if len(tx) > maxItems {
@@ -366,6 +347,44 @@ func (h Handler) overwrite(ctx context.Context, in contract.RecordInput, key, di
 		return contract.RecordResult{}, fmt.Errorf("record %s: replace the earlier attempt's step: %w", key, err)
 	}
 	return contract.RecordResult{Key: key, Replaced: true}, nil
+}
+
+// earlierNote is a notification of the step being replaced, as the outbox holds it.
+type earlierNote struct {
+	id     string
+	n      contract.Notification
+	handed bool // claimed by the relay or sent
+}
+
+// notesOf reads the notifications a step's projection lists (one gone meanwhile is left out).
+func (h Handler) notesOf(ctx context.Context, key string, projection map[string]types.AttributeValue) ([]earlierNote, error) {
+	l, _ := projection[attrNotifications].(*types.AttributeValueMemberL)
+	if l == nil {
+		return nil, nil
+	}
+	var out []earlierNote
+	for _, v := range l.Value {
+		s, ok := v.(*types.AttributeValueMemberS)
+		if !ok {
+			continue
+		}
+		got, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.Outbox), ConsistentRead: aws.Bool(true),
+			Key: map[string]types.AttributeValue{"notification_id": store.S(s.Value)}})
+		if err != nil {
+			return nil, fmt.Errorf("record %s: read the earlier attempt's notification: %w", key, err)
+		}
+		if len(got.Item) == 0 {
+			continue
+		}
+		e := earlierNote{id: s.Value}
+		if err := store.Unmarshal(got.Item, &e.n); err != nil {
+			return nil, fmt.Errorf("record %s: decode the earlier attempt's notification: %w", key, err)
+		}
+		_, claimed := got.Item[delivery.AttrHandedAt]
+		e.handed = claimed || e.n.State != notify.StatePending
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // sameNotification tells whether two notifications say the same to the same recipient
