@@ -236,3 +236,30 @@ func TestProvisionalTermOnTheOldPathIsAStepOfItsOwn(t *testing.T) {
 		t.Fatalf("journal %v (want %v), %d activity tasks (want 9), %d local", lines, want, tasks, locals)
 	}
 }
+
+// A local record step that fails for good — its key taken with other content by another
+// run, which the function never replaces (KeyReused, not retried) — fails the case as an
+// activity-task step did: nothing is paid, the reservation is voided, and the workflow
+// ends with the error for an operator (no loop, no second key).
+func TestLocalStepKeyReusedFailsTheCaseWithoutPaying(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
+	h.upload("d1", pdfBytes)
+	// step 2 (approved) already written by another run of another workflow
+	key := contract.RecordKey(testCase, 2)
+	mustPut(t, h.db, "audit", "entry_id", map[string]string{"case_id": testCase, "entry_id": key + "/1", "action": "status_changed",
+		"record_key": key, "record_digest": "other", "record_writer": contract.RecordWriter{Chain: "another-run", At: decreedYearDay}.String()})
+	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+	err := h.env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "KeyReused") {
+		t.Fatalf("workflow error %v, want KeyReused", err)
+	}
+	var st RefundStatus
+	v, qerr := h.env.QueryWorkflow(RefundQueryStatus)
+	if qerr != nil || v.Get(&st) != nil {
+		t.Fatalf("query: %v", qerr)
+	}
+	if h.payouts != 0 || st.Reservation != contract.ReservationVoided || st.Status != RefundReceived {
+		t.Fatalf("payouts %d, reservation %s, status %s", h.payouts, st.Reservation, st.Status)
+	}
+}
