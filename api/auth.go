@@ -59,6 +59,11 @@ type Principal struct {
 	Tenant string   `json:"tenant"`
 	Role   string   `json:"role"`
 	KeyID  string   `json:"key_id,omitempty"`
+	// BoundTo: a tax-office staff key that acts only on this tenant's cases ("": on all).
+	BoundTo string `json:"bound_to,omitempty"`
+	// Person is the member of staff who holds the key: their keys and console account are
+	// one staff identity (StaffIdentity) for the separation of duties.
+	Person string `json:"person,omitempty"`
 }
 
 // Can tells whether the principal holds a scope.
@@ -310,17 +315,6 @@ func (s *Server) authenticateWith(cached bool, next http.Handler) http.Handler {
 func principal(r *http.Request) Principal {
 	p, _ := r.Context().Value(principalKey{}).(Principal)
 	return p
-}
-
-// require wraps a handler with a scope check.
-func require(scope string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !principal(r).Can(scope) {
-			writeError(w, http.StatusForbidden, "forbidden", "this API key lacks the scope "+scope, nil)
-			return
-		}
-		h(w, r)
-	}
 }
 
 // testKeys lets the in-memory store (unit tests, one-off runs) use readable keys.

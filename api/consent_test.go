@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
+	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -11,8 +13,13 @@ import (
 // Consent without its channel or document is refused, and nothing is written.
 func TestConsentWithoutDocumentRecordsNothing(t *testing.T) {
 	s, keys := newTestServer()
-	db := storetest.New(map[string]storetest.Key{"taxpayers": {PK: "inn"}})
+	db := storetest.New(map[string]storetest.Key{"taxpayers": {PK: "inn"}, "owners": {PK: "case_id"}})
 	s.DB, s.Taxpayers = db, "taxpayers"
+	// A taxpayer with no consent standing: recording one is open to a tenant (authz.go).
+	if _, err := store.PutNew(context.Background(), db, "taxpayers", "inn", map[string]any{"inn": "500100732259"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Writes = 0
 	keys.Add("consent-key", Principal{ID: "cabinet", Tenant: "alpha", Role: RoleIntegrator, Scopes: []string{ScopeConsent}})
 	h := s.Handler()
 	for _, body := range []string{"", `{}`, `{"channel":"cabinet"}`, `{"channel":"fax","document_id":"c-1"}`, `{"channel":"cabinet","document_id":" "}`} {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -288,7 +289,7 @@ func (s *Server) consoleLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginForm(w, r, http.StatusForbidden, d)
 		return
 	}
-	cookie, _, err := s.Staff.SignIn(r.Context(), d.Login, r.PostFormValue("password"))
+	cookie, _, err := s.Staff.SignInFrom(r.Context(), d.Login, r.PostFormValue("password"), clientAddress(r))
 	switch {
 	case errors.Is(err, ErrBadCredentials), errors.Is(err, ErrStaffLocked):
 		// One answer for both: a "locked" that only existing logins could get would tell
@@ -317,14 +318,25 @@ func (s *Server) consoleLogout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/console/login", http.StatusSeeOther)
 }
 
-// visible tells whether the staff member may see a case of its tenant: tax-office staff
-// see every tenant's cases; an account bound to a tenant sees only that tenant's.
-func (s *Server) visible(ctx context.Context, sess Session, id string) (bool, error) {
-	if sess.Tenant == "" {
-		return true, nil
+// clientAddress is the caller's address as the server saw it (on Lambda, API Gateway's
+// source IP): never a header a client can write, so no one can lock another's address.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	tenant, _, found, err := s.CaseOwner(ctx, id)
-	return found && tenant == sess.Tenant, err
+	return host
+}
+
+// visible tells whether the staff member may see a case: the object rule of the table
+// (checkCase): tax-office staff see every tenant's cases; an account bound to a tenant
+// sees only that tenant's.
+func (s *Server) visible(ctx context.Context, sess Session, id string) (bool, error) {
+	err := s.checkCase(ctx, sess.Account().Principal(), id)
+	if errors.Is(err, errNoObject) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 type fieldErrData struct {
@@ -414,15 +426,19 @@ func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request) {
 		name, arg, out, _, _ = a.update(p)
 	}
 	if fe.Field == "" {
-		_, createdBy, _, oerr := s.CaseOwner(r.Context(), id)
-		if oerr != nil {
-			// Fail closed, as the API's separateDuties does: no owner known, no decision.
+		// The same object rule and separation of duties as the API's decision routes.
+		var duties errDuties
+		switch oerr := s.checkObject(r.Context(), p, RuleStaff, true, id, ""); {
+		case errors.As(oerr, &duties):
+			s.consoleMessage(w, r, http.StatusForbidden, "Разделение обязанностей", "Создавший дело или его организация не может принимать по нему решение.")
+			return
+		case errors.Is(oerr, errNoObject):
+			s.consoleMessage(w, r, http.StatusNotFound, "Дело не найдено", "Такого дела нет.")
+			return
+		case oerr != nil:
+			// Fail closed: no owner known, no decision.
 			s.Log.Error().Err(oerr).Msg("console: case owner unreadable")
 			s.consoleMessage(w, r, http.StatusServiceUnavailable, "Сервис недоступен", "Решение не принято; повторите позже.")
-			return
-		}
-		if createdBy == p.ID {
-			s.consoleMessage(w, r, http.StatusForbidden, "Разделение обязанностей", "Создавший дело не может принимать по нему решение.")
 			return
 		}
 		err = s.updateCase(r.Context(), id, name, arg, out)

@@ -36,25 +36,28 @@ type caseAction struct {
 // the principal needs; ok is false for an action the process does not have.
 func (a caseAction) update(p Principal) (name string, arg, out any, scope string, err error) {
 	approve := a.Action == ActApprove
+	// Who decides is the person (StaffIdentity), whichever channel they use: the
+	// declaration's appeal goes to another inspector than the one who decided it.
+	who := StaffIdentity(p)
 	switch {
 	case a.Process == procRefund && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.RefundUpdateDecide, workflows.RefundDecision{Approve: approve, Reason: a.Reason, Reviewer: p.ID},
+		return workflows.RefundUpdateDecide, workflows.RefundDecision{Approve: approve, Reason: a.Reason, Reviewer: who},
 			&workflows.RefundStatus{}, ScopeRefundsDecide, nil
 	case a.Process == procRefund && a.Action == ActRetry:
-		return workflows.RefundUpdateRetryPayout, workflows.RefundRetry{Operator: p.ID, Reason: a.Reason},
+		return workflows.RefundUpdateRetryPayout, workflows.RefundRetry{Operator: who, Reason: a.Reason},
 			&workflows.RefundStatus{}, ScopeOperate, nil
 	case a.Process == procIdent && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: a.Reason, Operator: p.ID},
+		return workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: a.Reason, Operator: who},
 			&workflows.IdentityStatus{}, ScopeIdentityReview, nil
 	case a.Process == procAccount && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.AccountUpdateDecision, workflows.SpecialistDecision{Approve: approve, Reason: a.Reason, Specialist: p.ID},
+		return workflows.AccountUpdateDecision, workflows.SpecialistDecision{Approve: approve, Reason: a.Reason, Specialist: who},
 			&workflows.AccountStatus{}, ScopeAccountSpecialist, nil
 	case a.Process == procDecl && a.Action == ActRequest:
-		return workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: a.What, Kind: a.Kind, Inspector: p.ID},
+		return workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: a.What, Kind: a.Kind, Inspector: who},
 			&workflows.DeclarationStatus{}, ScopeDeclarationsReview, nil
 	case a.Process == procDecl && a.Action == ActDecide:
 		return workflows.DeclarationUpdateDecide, workflows.DeclarationDecision{Decision: a.Decision, RefundKopecks: a.RefundKopecks,
-			Grounds: a.Reason, Inspector: p.ID}, &workflows.DeclarationStatus{}, ScopeDeclarationsReview, nil
+			Grounds: a.Reason, Inspector: who}, &workflows.DeclarationStatus{}, ScopeDeclarationsReview, nil
 	}
 	return "", nil, nil, "", fmt.Errorf("process %q has no action %q", a.Process, a.Action)
 }

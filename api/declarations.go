@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -351,6 +352,10 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.internal(w, "list tasks", err)
 		return
+	}
+	if p := principal(r); !actsFor(p).all {
+		// Staff bound to a tenant see only its cases (the object rule of every case route).
+		out = slices.DeleteFunc(out, func(t Task) bool { return !s.visibleTo(r.Context(), p, t.CaseID) })
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"role": role, "tasks": out})
 }

@@ -69,52 +69,65 @@ type Server struct {
 	Observe func(r *http.Request, route string, status int, took time.Duration)
 }
 
-// route is one method and path; Routes lists them for the OpenAPI check.
+// route is one method and path with its authorization (authz.go): the scope and the
+// object rule every request, console form and batch line standing for it goes through.
 type route struct {
 	method, path string
 	scope        string // "" for public
-	handler      func(*Server, http.ResponseWriter, *http.Request)
+	rule         string // RulePublic, RuleCreate, RuleCase, RuleTaxpayer or RuleStaff
+	decides      bool   // a decision on the case: the separation of duties applies
+	// opensRelation: allowed, too, on a taxpayer with no standing consent (recording it
+	// is how a tenant's relationship with a taxpayer begins).
+	opensRelation bool
+	handler       func(*Server, http.ResponseWriter, *http.Request)
 }
 
+// rt builds a row of the table; decision marks a decision on the case.
+func rt(method, path, scope, rule string, h func(*Server, http.ResponseWriter, *http.Request)) route {
+	return route{method: method, path: path, scope: scope, rule: rule, handler: h}
+}
+
+func decision(r route) route { r.decides = true; return r }
+
 var routes = []route{
-	{"GET", "/healthz", "", (*Server).health},
-	{"GET", "/readyz", "", (*Server).ready},
-	{"GET", "/openapi.yaml", "", (*Server).openapi},
-	{"POST", "/v1/refunds", ScopeRefundsWrite, (*Server).createRefund},
-	{"GET", "/v1/refunds/{id}", ScopeRefundsRead, (*Server).getRefund},
-	{"POST", "/v1/refunds/{id}/documents", ScopeRefundsWrite, (*Server).uploadDocument},
-	{"POST", "/v1/refunds/{id}/documents/upload-url", ScopeRefundsWrite, (*Server).presignDocument},
-	{"POST", "/v1/refunds/{id}/documents/{doc}/complete", ScopeRefundsWrite, (*Server).completeDocument},
-	{"POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, (*Server).decideRefund},
-	{"POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, (*Server).withdrawRefund},
-	{"POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, (*Server).retryPayout},
-	{"POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, (*Server).verifyRequisites},
-	{"GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, (*Server).journal},
-	{"POST", "/v1/identity-verifications", ScopeIdentityWrite, (*Server).createIdentity},
-	{"POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, (*Server).esignChallenge},
-	{"GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, (*Server).getIdentity},
-	{"POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, (*Server).uploadIdentityDocument},
-	{"POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, (*Server).resubmitIdentity},
-	{"POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, (*Server).reviewIdentity},
-	{"POST", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
-	{"DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, (*Server).setConsent},
-	{"POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, (*Server).accountEvent},
-	{"GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, (*Server).accountLock},
-	{"POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, (*Server).accountSelfService},
-	{"POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, (*Server).accountIdentity},
-	{"POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, (*Server).accountSpecialistRequest},
-	{"POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, (*Server).accountSpecialistDecision},
-	{"POST", "/v1/declarations", ScopeDeclarationsWrite, (*Server).createDeclaration},
-	{"GET", "/v1/declarations/{id}", ScopeDeclarationsRead, (*Server).getDeclaration},
-	{"POST", "/v1/declarations/{id}/correction", ScopeDeclarationsWrite, (*Server).correctDeclaration},
-	{"POST", "/v1/declarations/{id}/documents", ScopeDeclarationsWrite, (*Server).declarationDocuments},
-	{"POST", "/v1/declarations/{id}/appeal", ScopeDeclarationsWrite, (*Server).appealDeclaration},
-	{"POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, (*Server).requestDeclarationDocuments},
-	{"POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, (*Server).decideDeclaration},
-	{"GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, (*Server).decisionDocument},
-	{"GET", "/v1/tasks", ScopeTasksRead, (*Server).tasks},
-	{"POST", "/v1/batches/upload-url", ScopeBatchesWrite, (*Server).batchUploadURL},
-	{"GET", "/v1/batches/{id}", ScopeBatchesRead, (*Server).getBatch},
+	rt("GET", "/healthz", "", RulePublic, (*Server).health),
+	rt("GET", "/readyz", "", RulePublic, (*Server).ready),
+	rt("GET", "/openapi.yaml", "", RulePublic, (*Server).openapi),
+	rt("POST", "/v1/refunds", ScopeRefundsWrite, RuleCreate, (*Server).createRefund),
+	rt("GET", "/v1/refunds/{id}", ScopeRefundsRead, RuleCase, (*Server).getRefund),
+	rt("POST", "/v1/refunds/{id}/documents", ScopeRefundsWrite, RuleCase, (*Server).uploadDocument),
+	rt("POST", "/v1/refunds/{id}/documents/upload-url", ScopeRefundsWrite, RuleCase, (*Server).presignDocument),
+	rt("POST", "/v1/refunds/{id}/documents/{doc}/complete", ScopeRefundsWrite, RuleCase, (*Server).completeDocument),
+	decision(rt("POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, RuleStaff, (*Server).decideRefund)),
+	rt("POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, RuleCase, (*Server).withdrawRefund),
+	rt("POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, RuleStaff, (*Server).retryPayout),
+	rt("POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, RuleStaff, (*Server).verifyRequisites),
+	rt("GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, RuleCase, (*Server).journal),
+	rt("POST", "/v1/identity-verifications", ScopeIdentityWrite, RuleCreate, (*Server).createIdentity),
+	rt("POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, RuleCreate, (*Server).esignChallenge),
+	rt("GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, RuleCase, (*Server).getIdentity),
+	rt("POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, RuleCase, (*Server).uploadIdentityDocument),
+	rt("POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, RuleCase, (*Server).resubmitIdentity),
+	decision(rt("POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, RuleStaff, (*Server).reviewIdentity)),
+	{method: "POST", path: "/v1/taxpayers/{inn}/consent", scope: ScopeConsent, rule: RuleTaxpayer, opensRelation: true, handler: (*Server).setConsent},
+	rt("DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, RuleTaxpayer, (*Server).setConsent),
+	rt("POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, RuleTaxpayer, (*Server).accountEvent),
+	rt("GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, RuleTaxpayer, (*Server).accountLock),
+	rt("POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, RuleTaxpayer, (*Server).accountSelfService),
+	rt("POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, RuleTaxpayer, (*Server).accountIdentity),
+	rt("POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, RuleTaxpayer, (*Server).accountSpecialistRequest),
+	rt("POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, RuleStaff, (*Server).accountSpecialistDecision),
+	rt("POST", "/v1/declarations", ScopeDeclarationsWrite, RuleCreate, (*Server).createDeclaration),
+	rt("GET", "/v1/declarations/{id}", ScopeDeclarationsRead, RuleCase, (*Server).getDeclaration),
+	rt("POST", "/v1/declarations/{id}/correction", ScopeDeclarationsWrite, RuleCase, (*Server).correctDeclaration),
+	rt("POST", "/v1/declarations/{id}/documents", ScopeDeclarationsWrite, RuleCase, (*Server).declarationDocuments),
+	rt("POST", "/v1/declarations/{id}/appeal", ScopeDeclarationsWrite, RuleCase, (*Server).appealDeclaration),
+	decision(rt("POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, RuleStaff, (*Server).requestDeclarationDocuments)),
+	decision(rt("POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, RuleStaff, (*Server).decideDeclaration)),
+	rt("GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, RuleCase, (*Server).decisionDocument),
+	rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, (*Server).ownTasks),
+	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, (*Server).batchUploadURL),
+	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, (*Server).getBatch),
 }
 
 // Routes lists "METHOD /path" of every route.
@@ -149,18 +162,10 @@ func (s *Server) Handler() http.Handler {
 		if prefix, ok := creates[name]; ok {
 			h = s.idempotent(name, prefix, h)
 		}
-		if decisions[name] {
-			h = s.separateDuties(h)
-		}
-		if strings.Contains(rt.path, "{id}") {
-			h = s.ownCase(h)
-		}
-		if name == "GET /v1/tasks" {
-			h = ownQueue(h)
-		}
 		if rt.scope != "" {
+			// Scope and object rule from the table (authz.go), after the key is known.
 			_, create := creates[name]
-			h = s.authenticateWith(create, require(rt.scope, h.ServeHTTP))
+			h = s.authenticateWith(create, s.authorize(rt, h))
 		}
 		mux.Handle(name, limitBody(bodyLimit(rt.method, rt.path), h))
 	}

@@ -26,7 +26,8 @@ import (
 
 // Roles of API keys. Integrators (tenants' systems) see their own cases only; staff of
 // the tax office (reviewer, inspector, specialist, operator) work on every tenant's
-// cases, but only through the scopes and the task queue of their role.
+// cases — or on one tenant's, when their key or account is bound to it — but only
+// through the scopes and the task queue of their role (authz.go).
 const (
 	RoleIntegrator = "integrator"
 	RoleAuthSystem = "auth-system" // the cabinet's authentication system: login events
@@ -83,8 +84,24 @@ func ValidatePrincipal(p Principal) (Principal, error) {
 			return p, fmt.Errorf("scope %q is not one of role %s: %s", s, p.Role, strings.Join(allowed, ", "))
 		}
 	}
+	staff := p.Staff()
+	switch {
+	case staff && p.Tenant != TaxOffice:
+		// A tenant's own key never decides its tenant's cases: staff keys are the tax
+		// office's, bound to a tenant when they should act on its cases only.
+		return p, fmt.Errorf("role %s: staff keys belong to tenant %s (bind one to a tenant with bound_to)", p.Role, TaxOffice)
+	case !staff && p.Tenant == TaxOffice && p.Role != RoleAuthSystem:
+		return p, fmt.Errorf("tenant %s: only staff roles and the authentication system", TaxOffice)
+	case p.BoundTo != "" && (!staff || !tenantRE.MatchString(p.BoundTo) || p.BoundTo == TaxOffice):
+		return p, fmt.Errorf("bound_to %q: a tenant name, for a staff key only", p.BoundTo)
+	case p.Person != "" && !personRE.MatchString(p.Person):
+		return p, fmt.Errorf("person %q: want 2-63 lower-case letters, digits, '.', '_' and '-'", p.Person)
+	}
 	if p.ID == "" {
 		p.ID = p.Tenant + "/" + p.Role
+		if p.Person != "" {
+			p.ID += "/" + p.Person
+		}
 	}
 	if len(p.ID) > 100 {
 		return p, fmt.Errorf("principal: at most 100 characters")
@@ -121,65 +138,6 @@ func (s *Server) CaseOwner(ctx context.Context, id string) (tenant, createdBy st
 		return s.CaseOwner(ctx, "declaration-"+rest)
 	}
 	return "", "", false, nil
-}
-
-// ownCase answers 404, exactly as for a case that does not exist, when an integrator asks
-// about another tenant's case. Staff pass: their scopes already limit what they may do.
-func (s *Server) ownCase(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := principal(r)
-		if p.Staff() {
-			next.ServeHTTP(w, r)
-			return
-		}
-		tenant, _, found, err := s.CaseOwner(r.Context(), r.PathValue("id"))
-		if err != nil {
-			s.internal(w, "read case owner", err)
-			return
-		}
-		if !found || tenant != p.Tenant {
-			writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// decisions are the operations that decide a case: the principal that created the case
-// may not decide it (separation of duties), whatever scopes its keys hold. An inspector
-// who decided a declaration cannot decide its appeal: the workflow refuses that (409).
-var decisions = map[string]bool{
-	"POST /v1/refunds/{id}/decision":               true,
-	"POST /v1/identity-verifications/{id}/review":  true,
-	"POST /v1/declarations/{id}/decision":          true,
-	"POST /v1/declarations/{id}/request-documents": true,
-}
-
-// separateDuties refuses a decision by the principal that created the case.
-func (s *Server) separateDuties(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, createdBy, found, err := s.CaseOwner(r.Context(), r.PathValue("id"))
-		if err != nil {
-			s.internal(w, "read case owner", err)
-			return
-		}
-		if found && createdBy == principal(r).ID {
-			writeError(w, http.StatusForbidden, "separation_of_duties", "the principal that created this case cannot decide it", nil)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// ownQueue lets staff list only their own role's work queue.
-func ownQueue(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if role := r.URL.Query().Get("role"); role != principal(r).Role {
-			writeError(w, http.StatusForbidden, "forbidden", "this API key sees only the task queue of its role ("+principal(r).Role+")", nil)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // idemRecord is one Idempotency-Key of one tenant on one operation (IETF
