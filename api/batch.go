@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -43,6 +45,17 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 			parts = append(parts, msg)
 		}
 		return contract.BatchLineResult{Outcome: contract.LineError, Error: strings.Join(parts, "; ")}, nil
+	}
+	// The line is the request it stands for: the uploader's scopes and role go through
+	// the route's row of the table (authz.go), as that request would.
+	var up *Principal
+	if u := l.Uploader; u != nil && u.Tenant == tenant {
+		up = &Principal{ID: u.Principal, Tenant: u.Tenant, Role: u.Role, Scopes: u.Scopes, KeyID: u.KeyID, BoundTo: u.BoundTo, Person: u.Person}
+	}
+	if why, err := s.authorizeLine(ctx, up, l.Kind, lineINN(l)); err != nil {
+		return contract.BatchLineResult{}, err
+	} else if why != "" {
+		return refused(nil, why)
 	}
 	switch {
 	case l.Refund != nil:
@@ -98,6 +111,19 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 	return refused(nil, "the line carries no request")
 }
 
+// lineINN is the taxpayer a line is about.
+func lineINN(l batch.Line) string {
+	switch {
+	case l.Refund != nil:
+		return l.Refund.INN
+	case l.Declaration != nil:
+		return l.Declaration.INN
+	case l.Event != nil:
+		return l.Event.INN
+	}
+	return ""
+}
+
 // recordBatchOwner makes the tenant the owner of a case its batch creates, as the
 // Idempotency-Key middleware does for the API's creates.
 func (s *Server) recordBatchOwner(ctx context.Context, caseID, tenant string) error {
@@ -151,14 +177,30 @@ func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const ttl = 15 * time.Minute
+	// The grant records who may have uploaded this file and with which scopes: each of
+	// its lines is later authorized as its own request with them. The upload must carry
+	// the grant's id as signed metadata, so it names this grant and no other.
+	g := batch.Grant{ID: strings.ReplaceAll(uuid.NewString(), "-", ""), Key: key, ExpiresAt: time.Now().Add(ttl).Unix(),
+		Uploader: batch.Uploader{Principal: p.ID, Tenant: p.Tenant, Role: p.Role, Scopes: p.Scopes, KeyID: p.KeyID, BoundTo: p.BoundTo, Person: p.Person}}
+	gkey, _ := batch.GrantKey(g.ID)
+	gbody, err := json.Marshal(g)
+	if err != nil {
+		s.internal(w, "encode batch grant", err)
+		return
+	}
+	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &gkey, Body: bytes.NewReader(gbody),
+		ContentType: aws.String("application/json"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
+		s.internal(w, "record batch grant", err)
+		return
+	}
 	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
-		ContentLength: aws.Int64(req.Size)}, s3.WithPresignExpires(ttl))
+		ContentLength: aws.Int64(req.Size), Metadata: map[string]string{batch.GrantMetadata: g.ID}}, s3.WithPresignExpires(ttl))
 	if err != nil {
 		s.internal(w, "presign batch upload", err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "method": "PUT", "bucket": s.Bucket, "key": key,
-		"expires_in_seconds": int(ttl.Seconds())})
+		"headers": map[string]string{"x-amz-meta-" + batch.GrantMetadata: g.ID}, "expires_in_seconds": int(ttl.Seconds())})
 }
 
 // BatchView is the answer of GET /v1/batches/{id}.

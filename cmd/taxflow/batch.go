@@ -112,9 +112,10 @@ func (c *batchClient) upload(ctx context.Context, path string) (string, error) {
 		return "", err
 	}
 	var up struct {
-		URL    string `json:"url"`
-		Bucket string `json:"bucket"`
-		Key    string `json:"key"`
+		URL     string            `json:"url"`
+		Bucket  string            `json:"bucket"`
+		Key     string            `json:"key"`
+		Headers map[string]string `json:"headers"` // signed: the grant that names this key
 	}
 	if _, err := c.call(ctx, "POST", "/v1/batches/upload-url", api.BatchUploadRequest{FileName: filepath.Base(path), Size: int64(len(data))}, &up); err != nil {
 		return "", err
@@ -124,6 +125,9 @@ func (c *batchClient) upload(ctx context.Context, path string) (string, error) {
 		return "", err
 	}
 	req.ContentLength = int64(len(data))
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
 	res, err := c.http.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("upload: %w", err)

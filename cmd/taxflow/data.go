@@ -155,11 +155,11 @@ func seedData(ctx context.Context, a *app, o seedOptions) (seed.Dataset, error) 
 // runAPIKey manages API keys: create (shown once; stored hashed), list (with last use),
 // revoke.
 //
-//	taxflow apikey create --tenant NAME --role ROLE [--expires 2027-01-31|90d] [--principal NAME] [--scopes a,b]
+//	taxflow apikey create --tenant NAME --role ROLE [--expires 2027-01-31|90d] [--principal NAME] [--scopes a,b] [--bound-to T] [--person ID]
 //	taxflow apikey list [--tenant NAME]
 //	taxflow apikey revoke KEY_ID
 func runAPIKey(ctx context.Context, args []string) error {
-	usage := errors.New("usage: taxflow apikey create --tenant NAME --role ROLE [--expires YYYY-MM-DD|Nd] [--principal NAME] [--scopes a,b] | list [--tenant NAME] | revoke KEY_ID")
+	usage := errors.New("usage: taxflow apikey create --tenant NAME --role ROLE [--expires YYYY-MM-DD|Nd] [--principal NAME] [--scopes a,b] [--bound-to T] [--person ID] | list [--tenant NAME] | revoke KEY_ID")
 	if len(args) == 0 {
 		return usage
 	}
@@ -171,6 +171,8 @@ func runAPIKey(ctx context.Context, args []string) error {
 		expires := fs.String("expires", "90d", "a date (YYYY-MM-DD, end of day UTC) or a number of days (30d)")
 		who := fs.String("principal", "", "who uses the key (default tenant/role)")
 		scopes := fs.String("scopes", "", "comma-separated, within the role's (default: all of the role's)")
+		bound := fs.String("bound-to", "", "staff keys: act only on this tenant's cases (default: every tenant's)")
+		person := fs.String("person", "", "staff keys: the person who holds the key, as on their console account (staff create --person); required for staff roles")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -178,7 +180,10 @@ func runAPIKey(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		p := api.Principal{ID: *who, Tenant: *tenant, Role: *role}
+		p := api.Principal{ID: *who, Tenant: *tenant, Role: *role, BoundTo: *bound, Person: *person}
+		if p.Staff() && p.Person == "" {
+			return errors.New("apikey create: a staff key names its person (--person ID): their keys and console account are one identity")
+		}
 		if *scopes != "" {
 			p.Scopes = strings.Split(*scopes, ",")
 		}

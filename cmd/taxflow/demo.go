@@ -73,7 +73,11 @@ var demoPrincipals = []struct {
 func createDemoKeys(ctx context.Context, a *app) (demoKeys, error) {
 	var k demoKeys
 	for _, p := range demoPrincipals {
-		key, err := a.keys().Create(ctx, api.Principal{ID: p.id, Tenant: p.tenant, Role: p.role})
+		pr := api.Principal{ID: p.id, Tenant: p.tenant, Role: p.role}
+		if pr.Staff() {
+			pr.Person = p.id // one person per staff key of the demo
+		}
+		key, err := a.keys().Create(ctx, pr)
 		if err != nil {
 			return k, fmt.Errorf("create the %s key: %w", p.what, err)
 		}

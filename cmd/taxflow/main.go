@@ -28,13 +28,15 @@ Usage:
   taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)
   taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
-  taxflow apikey create --tenant T --role R [--expires 90d]   create an API key (printed once, stored hashed)
+  taxflow apikey create --tenant T --role R [--expires 90d] [--bound-to T] [--person ID]   create an API key
+                              (printed once, stored hashed); staff keys: --tenant tax-office --person ID
   taxflow batch submit FILE   upload a batch file (CSV or JSON Lines) to the caller's inbox, follow it to its
                               report, print the counts (TAXFLOW_API_URL, TAXFLOW_API_KEY)
   taxflow batch status ID     a batch's status, counts and report link
   taxflow apikey list [--tenant T] | revoke KEY_ID           list keys with their last use; revoke one
-  taxflow staff create --role R --name LOGIN [--tenant T] [--password-stdin]   a staff account of the
+  taxflow staff create --role R --name LOGIN [--tenant T] [--person ID] [--password-stdin]   a staff account of the
                               console at /console (password bcrypt-hashed; a generated one is printed once)
+  taxflow staff disable NAME | staff sessions revoke NAME   close an account (and its sessions) | end its sessions
 
 Configuration is read from the environment; see README.md.
 `

@@ -147,6 +147,13 @@ func (h Handler) read(ctx context.Context, in contract.BatchInput) (contract.Bat
 		res.Refusal = &contract.BatchRefusal{Code: ref.Code, Reason: ref.Reason}
 		return res, nil
 	}
+	up, err := h.uploader(ctx, in.Key, obj.Tenant, head.Metadata)
+	if err != nil {
+		return res, err
+	}
+	for i := range lines {
+		lines[i].Uploader = up // nil: each line is refused, naming the scope it lacks
+	}
 	res.Lines = len(lines)
 	for start := 0; start < len(lines); start += ChunkSize {
 		chunk := lines[start:min(start+ChunkSize, len(lines))]
@@ -161,6 +168,34 @@ func (h Handler) read(ctx context.Context, in contract.BatchInput) (contract.Bat
 		res.Chunks++
 	}
 	return res, nil
+}
+
+// uploader is who was given the upload URL of this object (batch.Grant), nil when the
+// object names no grant, or one that is not for this object and tenant: a file put into
+// the inbox some other way has no scopes, and its lines are refused.
+func (h Handler) uploader(ctx context.Context, key, tenant string, meta map[string]string) (*batch.Uploader, error) {
+	var id string
+	for k, v := range meta {
+		if strings.EqualFold(k, batch.GrantMetadata) {
+			id = v
+		}
+	}
+	gkey, ok := batch.GrantKey(id)
+	if !ok {
+		return nil, nil
+	}
+	var g batch.Grant
+	if err := h.getJSON(ctx, gkey, &g); err != nil {
+		var fe *fnerr.Error
+		if errors.As(err, &fe) && fe.Type == fnerr.TypeNotFound {
+			return nil, nil // no such grant
+		}
+		return nil, err
+	}
+	if g.ID != id || g.Key != key || g.Uploader.Tenant != tenant {
+		return nil, nil
+	}
+	return &g.Uploader, nil
 }
 
 func etagOrNil(etag string) *string {

@@ -98,6 +98,50 @@ type Line struct {
 	// DuplicateOf is the earlier line of this file with the same external id and content.
 	DuplicateOf int                 `json:"duplicate_of,omitempty"`
 	Errors      []domain.FieldError `json:"errors,omitempty"`
+	// Uploader is who uploaded the file, as recorded when its upload URL was issued
+	// (Grant): each line is authorized as the request it stands for, with these scopes and
+	// this role. A line without it (a file put into the inbox some other way) is refused.
+	Uploader *Uploader `json:"uploader,omitempty"`
+}
+
+// Uploader is the principal of the API key that asked for a batch file's upload URL.
+type Uploader struct {
+	Principal string   `json:"principal"`
+	Tenant    string   `json:"tenant"`
+	Role      string   `json:"role"`
+	Scopes    []string `json:"scopes"`
+	KeyID     string   `json:"key_id,omitempty"`
+	BoundTo   string   `json:"bound_to,omitempty"`
+	Person    string   `json:"person,omitempty"`
+}
+
+// Grant is what the API records when it issues a batch upload URL: the object key the
+// URL may write, who asked, and until when. The upload carries the grant's id as signed
+// object metadata (GrantMetadata), so a file is judged with the scopes of the key that
+// was given its URL, and only with those.
+type Grant struct {
+	ID        string   `json:"id"`
+	Key       string   `json:"key"`
+	Uploader  Uploader `json:"uploader"`
+	ExpiresAt int64    `json:"expires_at"` // Unix seconds: the URL's expiry
+}
+
+// GrantMetadata is the object metadata (x-amz-meta-taxflow-grant) that names the grant
+// of an upload.
+const GrantMetadata = "taxflow-grant"
+
+// GrantsPrefix is where grants lie in the documents bucket (under the batches' work
+// prefix, which a lifecycle rule expires).
+const GrantsPrefix = "batches/grants/"
+
+var grantIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// GrantKey is the object key of a grant; ok is false for an id that is not one.
+func GrantKey(id string) (string, bool) {
+	if !grantIDRE.MatchString(id) {
+		return "", false
+	}
+	return GrantsPrefix + id + ".json", true
 }
 
 // DeclarationLine is a declaration submission: the 3-НДФЛ as JSON and its confirmation.
