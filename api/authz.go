@@ -246,15 +246,17 @@ func (s *Server) related(ctx context.Context, tenant, inn string) (bool, error) 
 	return false, nil
 }
 
-// consentOpen tells whether no consent stands for the taxpayer: then recording one (a
-// signed consent document) is how a tenant's relationship with them begins.
+// consentOpen tells whether no tenant's consent stands for the taxpayer (none, withdrawn,
+// or one the registry holds from no tenant): then recording one (a signed consent
+// document) is how a tenant's relationship with them begins. Consent standing through
+// another tenant is that tenant's: no one else overwrites it.
 func (s *Server) consentOpen(ctx context.Context, inn string) (bool, error) {
 	var c registryConsent
 	found, err := store.Get(ctx, s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)}, &c)
 	if err != nil {
 		return false, fmt.Errorf("read consent: %w", err)
 	}
-	return found && !c.Consent, nil
+	return found && (!c.Consent || c.ConsentTenant == ""), nil
 }
 
 // authorize is the chain of one route, built from its table entry only: the scope, then
@@ -393,4 +395,20 @@ func (s *Server) authorizeLine(ctx context.Context, up *Principal, kind, inn str
 // cases of the tenants they act for.
 func (s *Server) ownTasks(w http.ResponseWriter, r *http.Request) {
 	ownQueue(http.HandlerFunc(s.tasks)).ServeHTTP(w, r)
+}
+
+// RouteRule is one row of the authorization table as tests outside the package read it
+// (the integration matrix is generated from it).
+type RouteRule struct {
+	Method, Path, Scope, Rule string
+	Decides                   bool
+}
+
+// RouteRules lists the table's rows in route order.
+func RouteRules() []RouteRule {
+	out := make([]RouteRule, 0, len(routes))
+	for _, rt := range routes {
+		out = append(out, RouteRule{Method: rt.method, Path: rt.path, Scope: rt.scope, Rule: rt.rule, Decides: rt.decides})
+	}
+	return out
 }

@@ -180,16 +180,8 @@ func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
 	// The grant records who may have uploaded this file and with which scopes: each of
 	// its lines is later authorized as its own request with them. The upload must carry
 	// the grant's id as signed metadata, so it names this grant and no other.
-	g := batch.Grant{ID: strings.ReplaceAll(uuid.NewString(), "-", ""), Key: key, ExpiresAt: time.Now().Add(ttl).Unix(),
-		Uploader: batch.Uploader{Principal: p.ID, Tenant: p.Tenant, Role: p.Role, Scopes: p.Scopes, KeyID: p.KeyID, BoundTo: p.BoundTo, Person: p.Person}}
-	gkey, _ := batch.GrantKey(g.ID)
-	gbody, err := json.Marshal(g)
+	g, err := s.IssueGrant(r.Context(), p, key, ttl)
 	if err != nil {
-		s.internal(w, "encode batch grant", err)
-		return
-	}
-	if _, err := s.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &gkey, Body: bytes.NewReader(gbody),
-		ContentType: aws.String("application/json"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
 		s.internal(w, "record batch grant", err)
 		return
 	}
@@ -201,6 +193,24 @@ func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "method": "PUT", "bucket": s.Bucket, "key": key,
 		"headers": map[string]string{"x-amz-meta-" + batch.GrantMetadata: g.ID}, "expires_in_seconds": int(ttl.Seconds())})
+}
+
+// IssueGrant records that the principal may upload the object key within ttl (batch.Grant):
+// its lines are authorized with the principal's scopes and role. The upload names the
+// grant by its id in the object metadata batch.GrantMetadata.
+func (s *Server) IssueGrant(ctx context.Context, p Principal, key string, ttl time.Duration) (batch.Grant, error) {
+	g := batch.Grant{ID: strings.ReplaceAll(uuid.NewString(), "-", ""), Key: key, ExpiresAt: time.Now().Add(ttl).Unix(),
+		Uploader: batch.Uploader{Principal: p.ID, Tenant: p.Tenant, Role: p.Role, Scopes: p.Scopes, KeyID: p.KeyID, BoundTo: p.BoundTo, Person: p.Person}}
+	gkey, _ := batch.GrantKey(g.ID)
+	body, err := json.Marshal(g)
+	if err != nil {
+		return g, fmt.Errorf("encode batch grant: %w", err)
+	}
+	if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &gkey, Body: bytes.NewReader(body),
+		ContentType: aws.String("application/json"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
+		return g, fmt.Errorf("put batch grant: %w", err)
+	}
+	return g, nil
 }
 
 // BatchView is the answer of GET /v1/batches/{id}.

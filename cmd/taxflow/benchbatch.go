@@ -64,7 +64,9 @@ func benchBatch(ctx context.Context, a *app, c client.Client, n, history int) er
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(activities.BatchLineConcurrency)
+	up := &batch.Uploader{Principal: tenant + "/integrator", Tenant: tenant, Role: api.RoleIntegrator, Scopes: api.RoleScopes[api.RoleIntegrator]}
 	for _, l := range direct {
+		l.Uploader = up
 		g.Go(func() error {
 			_, err := lines.StartBatchLine(gctx, tenant, l)
 			return err
@@ -142,7 +144,14 @@ func benchFile(ctx context.Context, a *app, c client.Client, inn string, n int) 
 	key := batch.InboxPrefix + tenant + "/bench.csv"
 	body := batchFile(inn, n)
 	start := time.Now()
-	out, err := a.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)})
+	// As POST /v1/batches/upload-url would: a grant for the tenant's integrator.
+	grant, err := api.New(a.cfg, a.clients, c, a.log).IssueGrant(ctx, api.Principal{ID: tenant + "/integrator", Tenant: tenant,
+		Role: api.RoleIntegrator, Scopes: api.RoleScopes[api.RoleIntegrator]}, key, 15*time.Minute)
+	if err != nil {
+		return 0, "", err
+	}
+	out, err := a.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body),
+		Metadata: map[string]string{batch.GrantMetadata: grant.ID}})
 	if err != nil {
 		return 0, "", err
 	}

@@ -43,11 +43,33 @@ func batchWorker(t *testing.T, caseQueue string) worker.Worker {
 	return w
 }
 
-// putInbox uploads a file to the inbox (what a back office does) and returns its batch id.
+// putInbox uploads a file to the inbox as the tenant's integrator (what a back office
+// does through POST /v1/batches/upload-url: a grant with its key's scopes, named by the
+// object's metadata) and returns its batch id.
 func putInbox(t *testing.T, key string, body []byte) string {
 	t.Helper()
+	obj, ref := batch.ParseKey(key)
+	if ref != nil {
+		t.Fatal(ref)
+	}
+	return putInboxAs(t, key, body, &api.Principal{ID: obj.Tenant + "/integrator", Tenant: obj.Tenant, Role: api.RoleIntegrator,
+		Scopes: api.RoleScopes[api.RoleIntegrator]})
+}
+
+// putInboxAs uploads a file with a grant for p (nil: with none, as a file put into the
+// inbox some other way than through the API).
+func putInboxAs(t *testing.T, key string, body []byte, p *api.Principal) string {
+	t.Helper()
 	bucket := shared.cfg.Name("documents")
-	out, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)})
+	in := &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader(body)}
+	if p != nil {
+		g, err := api.New(shared.cfg, shared.clients, shared.temporal, zerolog.Nop()).IssueGrant(context.Background(), *p, key, 15*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Metadata = map[string]string{batch.GrantMetadata: g.ID}
+	}
+	out, err := shared.clients.S3.PutObject(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +136,13 @@ func TestBatchFileThroughS3NotificationToReport(t *testing.T) {
 		}
 		return out
 	}
-	if got := strings.Join(outcomes(rep), ","); got != "created,created,error,duplicate,delivered,error" {
+	// The account event is the authentication system's: an integrator's line is an error
+	// naming the scope, as its request would be refused.
+	if got := strings.Join(outcomes(rep), ","); got != "created,created,error,duplicate,error,error" {
 		t.Fatalf("outcomes %s\n%v", got, rep)
+	}
+	if !strings.Contains(rep[5][5], api.ScopeAccountEvents) || rep[5][4] != "" {
+		t.Fatalf("the integrator's account event line: %v", rep[5])
 	}
 	if rep[2][4] != rep[4][4] || rep[1][4] == rep[2][4] {
 		t.Fatalf("case ids: %v", rep)
@@ -133,7 +160,7 @@ func TestBatchFileThroughS3NotificationToReport(t *testing.T) {
 	_, _ = shared.clients.S3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &bucket, Key: &reportKey})
 	id2 := putInbox(t, key, file)
 	rep2 := waitReport(t, tenant, id2, 2*time.Minute)
-	if got := strings.Join(outcomes(rep2), ","); got != "existing,existing,error,duplicate,delivered,error" {
+	if got := strings.Join(outcomes(rep2), ","); got != "existing,existing,error,duplicate,error,error" {
 		t.Fatalf("second upload outcomes %s\n%v", got, rep2)
 	}
 	for i := range rep[1:] {
@@ -262,7 +289,10 @@ func TestBatchAPIUploadStatusAndTenancy(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("upload-url: %d %s", code, body)
 	}
-	var up struct{ URL, Bucket, Key string }
+	var up struct {
+		URL, Bucket, Key string
+		Headers          map[string]string
+	}
 	if err := json.Unmarshal(body, &up); err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +300,9 @@ func TestBatchAPIUploadStatusAndTenancy(t *testing.T) {
 		t.Fatalf("upload key %s is not the caller's inbox", up.Key)
 	}
 	req, _ := http.NewRequest("PUT", up.URL, bytes.NewReader(file))
+	for k, v := range up.Headers {
+		req.Header.Set(k, v)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("PUT: %v %v", err, res)
