@@ -3,9 +3,12 @@ package batch
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -68,4 +71,52 @@ func TestReadSplitsIntoChunks(t *testing.T) {
 func TestUnknownOperationIsInvalid(t *testing.T) {
 	_, err := handler(storetest.NewS3(), ibatch.DefaultLimits)(context.Background(), contract.BatchInput{Op: "drop", BatchID: "batch-1"})
 	require.Error(t, err)
+}
+
+// The chunks carry the uploader the file's grant names: only a grant for this object and
+// tenant counts; a file without one, or naming another's, has no uploader (its lines are
+// refused when they start).
+func TestReadStampsTheUploaderOfTheFilesGrant(t *testing.T) {
+	up := ibatch.Uploader{Principal: "bank-a/integrator", Tenant: "bank-a", Role: "integrator", Scopes: []string{"refunds:write"}}
+	grant := func(s3 *storetest.S3, id, key string, u ibatch.Uploader) {
+		b, err := json.Marshal(ibatch.Grant{ID: id, Key: key, Uploader: u})
+		require.NoError(t, err)
+		gkey, ok := ibatch.GrantKey(id)
+		require.True(t, ok)
+		s3.Put(gkey, b)
+	}
+	const file = "schema_version,kind,external_id\n1,refund,r\n"
+	put := func(s3 *storetest.S3, key, grantID string) {
+		_, err := s3.PutObject(context.Background(), &s3sdk.PutObjectInput{Bucket: aws.String("documents"), Key: aws.String(key),
+			Body: strings.NewReader(file), Metadata: map[string]string{ibatch.GrantMetadata: grantID}})
+		require.NoError(t, err)
+	}
+	chunk := func(s3 *storetest.S3) *ibatch.Uploader {
+		var lines []ibatch.Line
+		require.NoError(t, json.Unmarshal(s3.Objects[chunkKey("batch-1", 0)], &lines))
+		require.Len(t, lines, 1)
+		return lines[0].Uploader
+	}
+	ok := strings.Repeat("a", 32)
+	for _, c := range []struct {
+		name, key, grantID, grantKey string
+		grantFor                     ibatch.Uploader
+		want                         *ibatch.Uploader
+	}{
+		{"its own grant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", up, &up},
+		{"no grant", "inbox/bank-a/x.csv", "", "", up, nil},
+		{"a grant of another file", "inbox/bank-a/x.csv", ok, "inbox/bank-a/other.csv", up, nil},
+		{"a grant of another tenant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", ibatch.Uploader{Tenant: "bank-b", Scopes: up.Scopes}, nil},
+		{"a grant that does not exist", "inbox/bank-a/x.csv", strings.Repeat("b", 32), "", up, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s3 := storetest.NewS3()
+			if c.grantKey != "" {
+				grant(s3, c.grantID, c.grantKey, c.grantFor)
+			}
+			put(s3, c.key, c.grantID)
+			read(t, handler(s3, ibatch.DefaultLimits), c.key)
+			assert.Equal(t, c.want, chunk(s3))
+		})
+	}
 }
