@@ -202,12 +202,11 @@ func (s *Server) batchView(ctx context.Context, id string) (BatchView, error) {
 		return view, fmt.Errorf("decode batch: %w", err)
 	}
 	if view.ReportKey != "" {
-		ps, err := s3.NewPresignClient(s.S3).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.Bucket, Key: &view.ReportKey},
-			s3.WithPresignExpires(15*time.Minute))
+		url, err := s.downloadURL(ctx, view.ReportKey, id+".csv", 15*time.Minute)
 		if err != nil {
 			return view, fmt.Errorf("%w: %w", errPresign, err)
 		}
-		view.ReportURL = ps.URL
+		view.ReportURL = url
 	}
 	return view, nil
 }

@@ -300,7 +300,8 @@ func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {
 	s.updateAs(w, r, id, workflows.DeclarationUpdateAppeal, req, &workflows.DeclarationStatus{})
 }
 
-// decisionDocument answers a short-lived presigned URL of the latest decision document.
+// decisionDocument answers a short-lived presigned URL of the latest decision document,
+// downloaded as an attachment (downloadURL).
 func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.declarationID(w, r)
 	if !ok {
@@ -315,13 +316,12 @@ func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const ttl = 5 * time.Minute
-	ps, err := s3.NewPresignClient(s.S3).PresignGetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Bucket, Key: &st.DecisionKey},
-		s3.WithPresignExpires(ttl))
+	url, err := s.downloadURL(r.Context(), st.DecisionKey, "decision-"+id+".pdf", ttl)
 	if err != nil {
 		s.internal(w, "presign decision", err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
+	WriteJSON(w, http.StatusOK, map[string]any{"url": url, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
 }
 
 // roles map a role to the human steps it works on: one task list for every process.
