@@ -76,7 +76,8 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		}
 		in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash,
 			Submission: workflows.DeclarationSubmission{Key: docKey, Format: "json"}, Confirmation: d.ConfirmationMethod,
-			ClaimsRefund: d.ClaimsRefund, Policy: s.DeclarationPolicy}
+			ConfirmationReference: d.ConfirmationReference,
+			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy}
 		return s.startOnce(ctx, id, workflows.Declaration, in, temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("declaration"),
 			workflows.SearchStatus.ValueSet(workflows.DeclarationReceived), workflows.SearchSubject.ValueSet(s.Subject(d.INN))))
 	case l.Event != nil:
