@@ -65,8 +65,12 @@ func runTrust(ctx context.Context, args []string, stdin io.Reader) error {
 			case err != nil:
 				return fmt.Errorf("head s3://%s/%s: %w", bucket, key, err)
 			default:
-				fmt.Printf("%-6s s3://%s/%s  %d bytes, %s, version %s\n", n, bucket, key, aws.ToInt64(h.ContentLength),
-					aws.ToTime(h.LastModified).UTC().Format("2006-01-02T15:04:05Z"), aws.ToString(h.VersionId))
+				version := "" // a versioned bucket (AWS) keeps the earlier ones; MinIO here is not versioned
+				if v := aws.ToString(h.VersionId); v != "" && v != "null" {
+					version = ", version " + v
+				}
+				fmt.Printf("%-6s s3://%s/%s  %d bytes, %s%s\n", n, bucket, key, aws.ToInt64(h.ContentLength),
+					aws.ToTime(h.LastModified).UTC().Format("2006-01-02T15:04:05Z"), version)
 			}
 		}
 		return nil
