@@ -89,7 +89,8 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		}
 		in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash,
 			Submission: workflows.DeclarationSubmission{Key: docKey, Format: "json"}, Confirmation: d.ConfirmationMethod,
-			ClaimsRefund: d.ClaimsRefund, Policy: s.DeclarationPolicy}
+			ConfirmationReference: d.ConfirmationReference,
+			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy}
 		return s.startOnce(ctx, id, workflows.Declaration, in, temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("declaration"),
 			workflows.SearchStatus.ValueSet(workflows.DeclarationReceived), workflows.SearchSubject.ValueSet(s.Subject(d.INN))))
 	case l.Event != nil:
@@ -254,12 +255,11 @@ func (s *Server) batchView(ctx context.Context, id string) (BatchView, error) {
 		return view, fmt.Errorf("decode batch: %w", err)
 	}
 	if view.ReportKey != "" {
-		ps, err := s3.NewPresignClient(s.S3).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.Bucket, Key: &view.ReportKey},
-			s3.WithPresignExpires(15*time.Minute))
+		url, err := s.downloadURL(ctx, view.ReportKey, id+".csv", 15*time.Minute)
 		if err != nil {
 			return view, fmt.Errorf("%w: %w", errPresign, err)
 		}
-		view.ReportURL = ps.URL
+		view.ReportURL = url
 	}
 	return view, nil
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
@@ -169,23 +168,28 @@ func (s *Server) documentLinks(ctx context.Context, v *caseView) {
 	case v.Identity != nil:
 		docs = v.Identity.Documents
 	}
-	ps := s3.NewPresignClient(s.S3)
-	link := func(key string) string {
+	link := func(key, name string) string {
 		if key == "" || s.S3 == nil {
 			return ""
 		}
-		out, err := ps.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.Bucket, Key: &key}, s3.WithPresignExpires(5*time.Minute))
+		// Downloaded, never rendered from S3's origin (downloadURL).
+		url, err := s.downloadURL(ctx, key, name, 5*time.Minute)
 		if err != nil {
 			s.Log.Warn().Err(err).Msg("presign a document")
 			return ""
 		}
-		return out.URL
+		return url
 	}
 	for _, d := range docs {
-		v.Documents = append(v.Documents, docLink{Name: d.DocID, Type: d.Type, Note: d.Reason, Accepted: d.Accepted, URL: link(d.Key)})
+		name := d.DocID
+		if d.Type != "" {
+			name += "." + d.Type
+		}
+		v.Documents = append(v.Documents, docLink{Name: d.DocID, Type: d.Type, Note: d.Reason, Accepted: d.Accepted, URL: link(d.Key, name)})
 	}
 	if v.Declaration != nil && v.Declaration.DecisionKey != "" {
-		v.Documents = append(v.Documents, docLink{Name: "Решение по декларации", Type: "pdf", Accepted: true, URL: link(v.Declaration.DecisionKey)})
+		v.Documents = append(v.Documents, docLink{Name: "Решение по декларации", Type: "pdf", Accepted: true,
+			URL: link(v.Declaration.DecisionKey, "decision-"+v.ID+".pdf")})
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/taxflow/taxflow/functions/declaration"
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/workflows"
@@ -80,6 +81,24 @@ func (s *Server) putDeclaration(r *http.Request, id, version, format string, bod
 	return workflows.DeclarationSubmission{Key: key, Format: format}, err
 }
 
+// createHeaderChecks are a create's header checks that the idempotency middleware runs
+// before it reserves the key (and the handler again, for a request without a key).
+var createHeaderChecks = map[string]func(http.ResponseWriter, *http.Request) bool{
+	"POST /v1/declarations": func(w http.ResponseWriter, r *http.Request) bool { _, _, ok := confirmation(w, r); return ok },
+}
+
+// confirmation reads and checks X-Confirmation-Method and X-Confirmation-Reference (the
+// reference's format depends on the method: contract.ValidateConfirmation); ok is false
+// when a 400 naming the header has been written.
+func confirmation(w http.ResponseWriter, r *http.Request) (method, reference string, ok bool) {
+	method, reference = r.Header.Get("X-Confirmation-Method"), r.Header.Get("X-Confirmation-Reference")
+	if errs := contract.ValidateConfirmation("X-Confirmation-Method", "X-Confirmation-Reference", method, reference); len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the declaration's confirmation is missing or malformed", errs)
+		return "", "", false
+	}
+	return method, reference, true
+}
+
 // createDeclaration submits a 3-НДФЛ. The confirmation (qualified e-signature or SMS code,
 // both accepted [002:322, 004:127]) comes in X-Confirmation-Method and -Reference.
 func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
@@ -88,10 +107,8 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters)", nil)
 		return
 	}
-	method := r.Header.Get("X-Confirmation-Method")
-	if method != "esignature" && method != "sms" || r.Header.Get("X-Confirmation-Reference") == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "X-Confirmation-Method",
-			Reason: "the declaration must be confirmed by esignature or sms, with X-Confirmation-Reference naming the signature or code check"}})
+	method, reference, ok := confirmation(w, r)
+	if !ok {
 		return
 	}
 	body, format, ok := readDeclaration(w, r)
@@ -116,7 +133,7 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r), RequestSHA256: hash, Submission: sub,
-		Confirmation: method, ClaimsRefund: d.DeclaredRefund > 0, Policy: s.DeclarationPolicy}
+		Confirmation: method, ConfirmationReference: reference, ClaimsRefund: d.DeclaredRefund > 0, Policy: s.DeclarationPolicy}
 	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
@@ -301,7 +318,8 @@ func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {
 	s.updateAs(w, r, id, workflows.DeclarationUpdateAppeal, req, &workflows.DeclarationStatus{})
 }
 
-// decisionDocument answers a short-lived presigned URL of the latest decision document.
+// decisionDocument answers a short-lived presigned URL of the latest decision document,
+// downloaded as an attachment (downloadURL).
 func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.declarationID(w, r)
 	if !ok {
@@ -316,13 +334,12 @@ func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const ttl = 5 * time.Minute
-	ps, err := s3.NewPresignClient(s.S3).PresignGetObject(r.Context(), &s3.GetObjectInput{Bucket: &s.Bucket, Key: &st.DecisionKey},
-		s3.WithPresignExpires(ttl))
+	url, err := s.downloadURL(r.Context(), st.DecisionKey, "decision-"+id+".pdf", ttl)
 	if err != nil {
 		s.internal(w, "presign decision", err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
+	WriteJSON(w, http.StatusOK, map[string]any{"url": url, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
 }
 
 // roles map a role to the human steps it works on: one task list for every process.

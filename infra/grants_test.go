@@ -5,6 +5,7 @@ import (
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/trust"
 	"go/parser"
 	"go/token"
 	"os"
@@ -108,6 +109,15 @@ func TestTemplateGrantsOnlyWhatEachFunctionUses(t *testing.T) {
 			}
 			for _, s := range stmts {
 				st := s.(map[string]any)
+				switch st["Effect"] {
+				case "Allow":
+				case "Deny":
+					// A Deny grants nothing; the trust anchors' test below reads it.
+					continue
+				default:
+					t.Errorf("%s: a statement with effect %v", f.Name, st["Effect"])
+					continue
+				}
 				for _, a := range st["Action"].([]any) {
 					action := a.(string)
 					if strings.Contains(action, "*") {
@@ -178,5 +188,188 @@ func TestRecordTransitionIsGrantedWhatItsTransactionsDo(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("record-transition has no grants on %v", want)
+	}
+}
+
+// writeActions are the writes an attacker holding a function's role would try on the
+// trust anchors: planting a root or a bank key, deleting the CRL (so a revoked certificate
+// passes), rolling back to an old version, or opening the bucket by changing its policy.
+var writeActions = []string{"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:DeleteObject", "s3:DeleteObjectVersion",
+	"s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:PutBucketAcl",
+	"s3:ReplicateObject", "s3:RestoreObject", "s3:DeleteBucket"}
+
+// iamMatch is IAM's action matching: case-insensitive, * any run of characters, ? one.
+func iamMatch(pattern, action string) bool {
+	re := "(?i)^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(pattern)) + "$"
+	return regexp.MustCompile(re).MatchString(action)
+}
+
+// refersTo says whether an IAM resource (as rendered: a string, Fn::GetAtt or Fn::Sub)
+// names a bucket's logical resource, or is a wildcard that would cover it.
+func refersTo(res any, logical string) bool {
+	switch r := res.(type) {
+	case string:
+		return strings.Contains(r, "*") || strings.Contains(r, logical)
+	case map[string]any:
+		if g, ok := r["Fn::GetAtt"].([]any); ok && len(g) > 0 {
+			return g[0] == logical
+		}
+		if sub, ok := r["Fn::Sub"].(string); ok {
+			// Another resource's ARN (and its objects, ARN/*) is not this bucket; a
+			// wildcard in the bucket part is.
+			base, _ := strings.CutSuffix(sub, "/*")
+			return strings.Contains(sub, "${"+logical+".") || (!strings.Contains(base, "${") && strings.Contains(base, "*"))
+		}
+	}
+	return true // an unknown form: assume the worst
+}
+
+func covers(stmt map[string]any, logical, action string, object bool) bool {
+	hitsAction := false
+	for _, a := range stmt["Action"].([]any) {
+		hitsAction = hitsAction || iamMatch(a.(string), action)
+	}
+	if !hitsAction {
+		return false
+	}
+	for _, res := range stmt["Resource"].([]any) {
+		if !refersTo(res, logical) {
+			continue
+		}
+		// The bucket's ARN for bucket actions, its objects (ARN/*) for object actions.
+		sub, _ := res.(map[string]any)["Fn::Sub"].(string)
+		if strings.HasSuffix(sub, "/*") == object {
+			return true
+		}
+	}
+	return false
+}
+
+// No role in the template can write the trust anchors: every function's role (the API's,
+// the batch's, decision-pdf's and document-store's among them) holds no Allow of a write
+// on the trust bucket and an explicit Deny of every write on it, and the bucket's own
+// policy denies the same writes to every one of those roles. A compromised function could
+// otherwise plant a root or a bank key and forge an identity proof.
+func TestNoRoleCanWriteTheTrustAnchors(t *testing.T) {
+	b, err := os.ReadFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Resources map[string]struct {
+			Type       string         `yaml:"Type"`
+			Properties map[string]any `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	const bucket = "BucketTrust"
+	if doc.Resources[bucket].Type != "AWS::S3::Bucket" {
+		t.Fatalf("no %s in the template: the trust anchors share a bucket that functions write", bucket)
+	}
+	isObject := func(a string) bool { return strings.Contains(a, "Object") }
+	var roles []string
+	for id, r := range doc.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		if r.Properties["Role"] != nil {
+			t.Errorf("%s: a role of its own (not SAM's %sRole, which the bucket policy names)", id, id)
+		}
+		roles = append(roles, id+"Role")
+		var stmts []map[string]any
+		policies, _ := r.Properties["Policies"].([]any)
+		for _, p := range policies {
+			pm, ok := p.(map[string]any)
+			if !ok {
+				t.Errorf("%s: a policy that is not inline (%v): cannot be read", id, p)
+				continue
+			}
+			for _, s := range pm["Statement"].([]any) {
+				stmts = append(stmts, s.(map[string]any))
+			}
+		}
+		for _, action := range writeActions {
+			allowed, denied := false, false
+			for _, st := range stmts {
+				if covers(st, bucket, action, isObject(action)) {
+					allowed = allowed || st["Effect"] == "Allow"
+					denied = denied || st["Effect"] == "Deny"
+				}
+			}
+			if allowed {
+				t.Errorf("%s: its role is allowed %s on the trust anchors", id, action)
+			}
+			if !denied {
+				t.Errorf("%s: its role has no explicit Deny of %s on the trust anchors", id, action)
+			}
+		}
+	}
+	sort.Strings(roles)
+	if len(roles) < len(Declare().Functions)+1 {
+		t.Fatalf("%d function roles in the template, want every declared function and the API", len(roles))
+	}
+	pol, ok := doc.Resources["BucketPolicyTrust"]
+	if !ok {
+		t.Fatal("the trust bucket has no bucket policy denying the functions' writes")
+	}
+	if ref, _ := pol.Properties["Bucket"].(map[string]any); ref["Ref"] != bucket {
+		t.Errorf("the trust bucket policy is attached to %v", pol.Properties["Bucket"])
+	}
+	stmts := pol.Properties["PolicyDocument"].(map[string]any)["Statement"].([]any)
+	for _, action := range writeActions {
+		deniedTo := map[string]bool{}
+		for _, s := range stmts {
+			st := s.(map[string]any)
+			if st["Effect"] != "Deny" || !covers(st, bucket, action, isObject(action)) {
+				continue
+			}
+			principals, _ := st["Principal"].(map[string]any)["AWS"].([]any)
+			for _, p := range principals {
+				if g, ok := p.(map[string]any)["Fn::GetAtt"].([]any); ok && len(g) == 2 && g[1] == "Arn" {
+					deniedTo[g[0].(string)] = true
+				}
+			}
+		}
+		for _, role := range roles {
+			if !deniedTo[role] {
+				t.Errorf("the trust bucket policy does not deny %s to %s", action, role)
+			}
+		}
+	}
+}
+
+// A declaration in which a function may write the trust anchors is refused: the template
+// is not rendered and apply does nothing.
+func TestDeclarationGrantingATrustWriteIsRefused(t *testing.T) {
+	for name, change := range map[string]func(*Declaration){
+		"put": func(d *Declaration) {
+			d.API.Function.Uses = append(d.API.Function.Uses, Access{Bucket: trust.Bucket, Actions: []string{"PutObject"}})
+		},
+		"delete": func(d *Declaration) {
+			d.Functions[0].Uses = append(d.Functions[0].Uses, Access{Bucket: trust.Bucket, Actions: []string{"DeleteObject"}})
+		},
+		"default": func(d *Declaration) {
+			d.Functions[0].Uses = append(d.Functions[0].Uses, Access{Bucket: trust.Bucket, Write: true})
+		},
+		"trigger": func(d *Declaration) { d.Functions[0].Trigger = &S3Trigger{Bucket: trust.Bucket, Prefix: "esign/"} },
+	} {
+		d := Declare()
+		change(&d)
+		if _, err := Template(d); err == nil || !strings.Contains(err.Error(), trust.Bucket) {
+			t.Errorf("%s: template rendered (%v)", name, err)
+		}
+		if _, err := Apply(t.Context(), nil, d, Options{}); err == nil {
+			t.Errorf("%s: apply went ahead", name)
+		}
+	}
+	// The readers read.
+	for _, f := range Declare().Functions {
+		for _, u := range f.Uses {
+			if u.Bucket == trust.Bucket && !slices.Equal(u.Actions, []string{"GetObject"}) {
+				t.Errorf("%s: %v on the trust anchors, want GetObject", f.Name, u.Actions)
+			}
+		}
 	}
 }

@@ -13,6 +13,9 @@ import (
 // each function with its own least-privilege policies (only the tables and buckets it
 // declares, read-only unless it writes). template.yaml is this output; a test keeps them equal.
 func Template(d Declaration) ([]byte, error) {
+	if err := d.checkReadOnly(); err != nil {
+		return nil, err
+	}
 	sub := func(logical string) map[string]string { return map[string]string{"Fn::Sub": "${Prefix}-" + logical} }
 	resources := map[string]any{}
 	for _, t := range d.Tables {
@@ -104,6 +107,7 @@ func Template(d Declaration) ([]byte, error) {
 			"Metadata": map[string]string{"BuildMethod": "go1.x"}}
 	}
 	addAPI(d, resources)
+	addReadOnlyPolicies(d, resources)
 	for _, f := range append(slices.Clone(d.Functions), d.API.Function) {
 		// Each function's logs are kept for a bounded time, not forever.
 		resources["Logs"+camel(f.Name)] = map[string]any{"Type": "AWS::Logs::LogGroup", "Properties": map[string]any{
@@ -180,7 +184,72 @@ func grants(d Declaration, f Function) []map[string]any {
 		}
 		policies = append(policies, map[string]any{"Version": "2012-10-17", "Statement": stmts})
 	}
+	// An explicit Deny of every write to a read-only bucket, whatever the role is granted
+	// elsewhere (a policy attached later by hand, a wildcard someone adds): in IAM a Deny
+	// wins over any Allow.
+	for _, b := range d.Buckets {
+		if b.ReadOnly {
+			policies = append(policies, map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{denyWrites(b)}})
+		}
+	}
 	return policies
+}
+
+// DeniedWrites are the S3 actions denied on a read-only bucket: every object and bucket
+// write (Put* covers PutObject, its ACL, tags and retention, and the bucket's policy,
+// versioning and lifecycle; Delete* covers objects, their versions and the bucket).
+var DeniedWrites = []string{"s3:Put*", "s3:Delete*", "s3:Replicate*", "s3:RestoreObject"}
+
+func denyWrites(b Bucket) map[string]any {
+	logical := "Bucket" + camel(b.Name)
+	return map[string]any{"Sid": "DenyWrites" + camel(b.Name), "Effect": "Deny", "Action": DeniedWrites, "Resource": []any{
+		map[string]any{"Fn::GetAtt": []string{logical, "Arn"}}, map[string]string{"Fn::Sub": "${" + logical + ".Arn}/*"}}}
+}
+
+// addReadOnlyPolicies gives each read-only bucket a bucket policy that denies its writes
+// to every function's role (SAM names a function's role <logical id>Role): a second,
+// independent refusal that holds even if a role's own policies are changed by hand.
+func addReadOnlyPolicies(d Declaration, resources map[string]any) {
+	var roles []any
+	for _, f := range append(slices.Clone(d.Functions), d.API.Function) {
+		roles = append(roles, map[string]any{"Fn::GetAtt": []string{"Function" + camel(f.Name) + "Role", "Arn"}})
+	}
+	for _, b := range d.Buckets {
+		if !b.ReadOnly {
+			continue
+		}
+		st := denyWrites(b)
+		st["Principal"] = map[string]any{"AWS": roles}
+		resources["BucketPolicy"+camel(b.Name)] = map[string]any{"Type": "AWS::S3::BucketPolicy", "Properties": map[string]any{
+			"Bucket":         map[string]string{"Ref": "Bucket" + camel(b.Name)},
+			"PolicyDocument": map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{st}}}}
+	}
+}
+
+// checkReadOnly refuses a declaration in which a function may write a read-only bucket:
+// a write action on it, Write's default, or an object-created trigger on it.
+func (d Declaration) checkReadOnly() error {
+	for _, b := range d.Buckets {
+		if !b.ReadOnly {
+			continue
+		}
+		for _, f := range append(slices.Clone(d.Functions), d.API.Function) {
+			if f.Trigger != nil && f.Trigger.Bucket == b.Name {
+				return fmt.Errorf("function %s: a trigger on the read-only bucket %s", f.Name, b.Name)
+			}
+			for _, u := range f.Uses {
+				if u.Bucket != b.Name {
+					continue
+				}
+				for _, a := range u.actions() {
+					if a != "GetObject" && a != "ListBucket" {
+						return fmt.Errorf("function %s: %s on the read-only bucket %s: only operators write it", f.Name, a, b.Name)
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func statement(service string, actions []string, resources []any) map[string]any {

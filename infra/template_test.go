@@ -71,6 +71,12 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 			t.Fatalf("bucket %s missing or misnamed", bk.Name)
 		}
 		seen["Bucket"+camel(bk.Name)] = true
+		if bk.ReadOnly {
+			if p, ok := doc.Resources["BucketPolicy"+camel(bk.Name)]; !ok || p.Type != "AWS::S3::BucketPolicy" {
+				t.Errorf("read-only bucket %s: no bucket policy", bk.Name)
+			}
+			seen["BucketPolicy"+camel(bk.Name)] = true
+		}
 	}
 	for _, bk := range d.Buckets {
 		v, _ := doc.Resources["Bucket"+camel(bk.Name)].Properties["VersioningConfiguration"].(map[string]any)
@@ -102,8 +108,14 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 			t.Errorf("function %s: timeout or code differs", f.Name)
 		}
 		policies := r.Properties["Policies"].([]any)
-		if len(policies) != len(f.Uses) {
-			t.Errorf("function %s: %d policies for %d declared uses", f.Name, len(policies), len(f.Uses))
+		readOnly := 0
+		for _, bk := range d.Buckets {
+			if bk.ReadOnly {
+				readOnly++ // each adds a policy that denies its writes
+			}
+		}
+		if len(policies) != len(f.Uses)+readOnly {
+			t.Errorf("function %s: %d policies for %d declared uses and %d read-only buckets", f.Name, len(policies), len(f.Uses), readOnly)
 		}
 		seen["Function"+camel(f.Name)] = true
 	}

@@ -138,8 +138,11 @@ type DeclarationWorkflowInput struct {
 	RequestSHA256 string                `json:"request_sha256,omitempty"`
 	Submission    DeclarationSubmission `json:"submission"`
 	Confirmation  string                `json:"confirmation"` // esignature or sms [002:322, 004:127]
-	ClaimsRefund  bool                  `json:"claims_refund"`
-	Policy        DeclarationPolicy     `json:"policy"`
+	// ConfirmationReference names the signature or code check that confirmed it
+	// (contract.ValidateConfirmation); empty for cases started before it was recorded.
+	ConfirmationReference string            `json:"confirmation_reference,omitempty"`
+	ClaimsRefund          bool              `json:"claims_refund"`
+	Policy                DeclarationPolicy `json:"policy"`
 }
 
 // DocumentRequest is an inspector's request for explanations or documents.
@@ -179,15 +182,17 @@ type Appeal struct {
 
 // DeclarationStatus is what the status query returns (no personal data).
 type DeclarationStatus struct {
-	CaseID        string                        `json:"case_id"`
-	RequestSHA256 string                        `json:"request_sha256,omitempty"`
-	Status        string                        `json:"status"`
-	Label         string                        `json:"label"`
-	Confirmation  string                        `json:"confirmation"`
-	Period        int                           `json:"period,omitempty"`
-	Versions      int                           `json:"versions"`
-	Problems      []domain.FieldError           `json:"problems,omitempty"`
-	Computed      *contract.DeclarationComputed `json:"computed,omitempty"`
+	CaseID        string `json:"case_id"`
+	RequestSHA256 string `json:"request_sha256,omitempty"`
+	Status        string `json:"status"`
+	Label         string `json:"label"`
+	Confirmation  string `json:"confirmation"`
+	// ConfirmationReference: the check that confirmed the declaration, as filed.
+	ConfirmationReference string                        `json:"confirmation_reference,omitempty"`
+	Period                int                           `json:"period,omitempty"`
+	Versions              int                           `json:"versions"`
+	Problems              []domain.FieldError           `json:"problems,omitempty"`
+	Computed              *contract.DeclarationComputed `json:"computed,omitempty"`
 	// Deadline is the end of the desk review's term (24:00 Moscow time of DeadlineDay):
 	// ReviewMonths from the filing of the version under review (art. 88 p.2, 9.1; art. 6.1).
 	Deadline    time.Time `json:"deadline"`
@@ -265,7 +270,8 @@ var errAppealLapsed = errors.New("the appeal was not decided in its term")
 func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (DeclarationStatus, error) {
 	in.Policy = in.Policy.withDefaults()
 	r := &declaration{in: in, sub: in.Submission}
-	r.st = DeclarationStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Confirmation: in.Confirmation, Versions: 1}
+	r.st = DeclarationStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Confirmation: in.Confirmation,
+		ConfirmationReference: in.ConfirmationReference, Versions: 1}
 	r.j = &journal{process: "declaration", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: DeclarationLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	if err := r.handlers(ctx); err != nil {

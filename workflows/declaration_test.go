@@ -732,3 +732,22 @@ func TestDeclarationAnswerSignalsTakenOnTheMainCoroutine(t *testing.T) {
 		t.Fatalf("late %d, decisions %d, answer %+v", st.LateSignals, st.Decisions, tr)
 	}
 }
+
+// The confirmation's reference is recorded with the case and shown in its status, through
+// a correction too (the correction does not confirm anew: the filing's confirmation stands).
+func TestDeclarationKeepsItsConfirmationReference(t *testing.T) {
+	h := newDeclHarness(t)
+	h.env.RegisterDelayedCallback(func() {
+		if st := h.query(); st.Confirmation != "sms" || st.ConfirmationReference != "sms-check-42" {
+			t.Errorf("while running: %q %q", st.Confirmation, st.ConfirmationReference)
+		}
+	}, time.Hour)
+	h.update(48*time.Hour, DeclarationUpdateCorrect, h.store(2, goodDeclaration()), false)
+	h.update(72*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: "confirmed", Grounds: "ok", Inspector: "insp-1"}, false)
+	in := h.input(goodDeclaration(), false)
+	in.ConfirmationReference = "sms-check-42"
+	st := h.run(in)
+	if st.Versions != 2 || st.Confirmation != "sms" || st.ConfirmationReference != "sms-check-42" {
+		t.Fatalf("versions %d, confirmation %q %q", st.Versions, st.Confirmation, st.ConfirmationReference)
+	}
+}

@@ -38,6 +38,10 @@ Usage:
                               console at /console (password bcrypt-hashed; a generated one is printed once)
   taxflow staff disable NAME | staff sessions revoke NAME   close an account (and its sessions) | end its sessions
 
+  taxflow trust put roots|crl|banks FILE|-   check and store a trust anchor (e-signature roots, CRL,
+                              partner bank keys) in <prefix>-trust; only operators write it
+  taxflow trust show          the trust anchors in place
+
 Configuration is read from the environment; see README.md.
 `
 
@@ -81,6 +85,8 @@ func run(ctx context.Context, args []string) error {
 		return runAPIKey(ctx, rest)
 	case "staff":
 		return runStaff(ctx, rest, os.Stdin)
+	case "trust":
+		return runTrust(ctx, rest, os.Stdin)
 	case "bench":
 		return runBench(ctx, rest)
 	case "schedules":

@@ -1,6 +1,6 @@
 // Package bankcheck verifies a partner bank's signed identity assertion (method "bank")
-// against the partner banks' public keys kept in S3 (trust/banks.json, next to the
-// e-signature roots), and spends the assertion's challenge nonce: one nonce, one case.
+// against the partner banks' public keys kept in the trust anchors' bucket
+// (internal/trust: bank/keys.json, next to the e-signature roots; no function may write it), and spends the assertion's challenge nonce: one nonce, one case.
 package bankcheck
 
 import (
@@ -20,10 +20,11 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/trust"
 )
 
-// KeySetKey is where the partner banks' key set is kept in the documents bucket.
-const KeySetKey = "trust/banks.json"
+// KeySetKey is where the partner banks' key set is kept in the trust anchors' bucket.
+const KeySetKey = trust.BankKeysKey
 
 // NonceTable is the logical table of the API's challenges (api.IdempotencyTable): the API
 // writes "nonce#<n>" when it issues one; a use writes "used#<n>", once.
@@ -32,7 +33,7 @@ const NonceTable = "api_idempotency"
 // Handler verifies assertions. The key set is cached for a few minutes per instance.
 type Handler struct {
 	S3     document.S3
-	Bucket string
+	Bucket string // the deployed trust.Bucket
 	DB     store.DB
 	Nonces string // the deployed NonceTable
 

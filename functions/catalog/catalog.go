@@ -36,6 +36,7 @@ import (
 	ibatch "github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/ndfl"
+	"github.com/taxflow/taxflow/internal/trust"
 )
 
 var constructors = map[string]func(fn.Deps) any{
@@ -77,10 +78,10 @@ var constructors = map[string]func(fn.Deps) any{
 		return fn.Handler(identityconfirm.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Confirm)
 	},
 	contract.FnESignCheck: func(d fn.Deps) any {
-		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}).Check)
+		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(trust.Bucket)}).Check)
 	},
 	contract.FnBankCheck: func(d fn.Deps) any {
-		return fn.Handler((&bankcheck.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), DB: d.DynamoDB,
+		return fn.Handler((&bankcheck.Handler{S3: d.S3, Bucket: d.Config.Name(trust.Bucket), DB: d.DynamoDB,
 			Nonces: d.Config.Name(bankcheck.NonceTable)}).Check)
 	},
 	contract.FnUnblockCheck: func(d fn.Deps) any {

@@ -1,5 +1,6 @@
 // Package esigncheck checks a qualified e-signature certificate for a taxpayer against
-// the trusted authorities and revocation list kept in S3 (trust/roots.pem, trust/crl.der).
+// the trusted authorities and revocation list kept in the trust anchors' bucket
+// (internal/trust: esign/roots.pem, esign/crl.der), which no function may write.
 package esigncheck
 
 import (
@@ -19,18 +20,19 @@ import (
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/trust"
 )
 
-// Trust material keys in the documents bucket.
+// Trust material keys in the trust anchors' bucket.
 const (
-	RootsKey = "trust/roots.pem"
-	CRLKey   = "trust/crl.der"
+	RootsKey = trust.RootsKey
+	CRLKey   = trust.CRLKey
 )
 
 // Handler checks certificates. Trust material is cached for a few minutes per instance.
 type Handler struct {
 	S3     document.S3
-	Bucket string
+	Bucket string // the deployed trust.Bucket
 
 	mu      sync.Mutex
 	trust   esign.Trust
@@ -112,5 +114,5 @@ func (h *Handler) get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer func() { _ = obj.Body.Close() }() // a reader: what was read is all that is needed
-	return io.ReadAll(io.LimitReader(obj.Body, 16<<20))
+	return io.ReadAll(io.LimitReader(obj.Body, trust.MaxSize))
 }

@@ -510,7 +510,7 @@ func validate(r record, now time.Time) Line {
 			_ = json.Compact(&compact, body)
 			d.Declaration, d.INN, d.ClaimsRefund = compact.Bytes(), decl.INN, decl.DeclaredRefund > 0
 		}
-		errs = append(errs, contract.ValidateConfirmation("confirmation_method", d.ConfirmationMethod, d.ConfirmationReference)...)
+		errs = append(errs, contract.ValidateConfirmation("confirmation_method", "confirmation_reference", d.ConfirmationMethod, d.ConfirmationReference)...)
 		l.Declaration = &d
 	case KindAccountEvent:
 		ev := contract.AccountEvent{EventID: l.ExternalID, Type: f["event_type"]}

@@ -54,10 +54,12 @@ func TestLineErrorsNameTheField(t *testing.T) {
 		"1,declaration,d-1,,,,,,{},telegram,",                 // unreadable declaration, bad confirmation
 		"1,refund,r-6,"+inn+",2025,100,why,login_failed,,,",   // a field of another kind
 		"1,refund,r-7", // short line
+		"1,declaration,d-2,,,,,,\"{\"\"inn\"\":\"\""+inn+"\"\"}\",sms,=HYPERLINK(1)", // a reference that is a formula
+		"1,declaration,d-3,,,,,,\"{\"\"inn\"\":\"\""+inn+"\"\"}\",sms,482913",        // the SMS code itself
 	), CSV, "bank-a", now, DefaultLimits)
 	require.Nil(t, ref)
 	want := [][]string{{"inn"}, {"period"}, {"amount_kopecks"}, {"reason"}, {"external_id"}, {"event_type"}, {"kind"},
-		{"confirmation_method", "declaration.inn"}, {"event_type"}, {"line"}}
+		{"confirmation_method", "declaration.inn"}, {"event_type"}, {"line"}, {"confirmation_reference"}, {"confirmation_reference"}}
 	require.Len(t, lines, len(want))
 	for i, l := range lines {
 		var fields []string

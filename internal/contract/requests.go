@@ -80,13 +80,45 @@ func (e AccountEvent) Validate() []domain.FieldError {
 	return errs
 }
 
-// ValidateConfirmation checks how a declaration was confirmed: a qualified e-signature or
-// an SMS code (both accepted [002:322, 004:127]), with a reference to the check. field
-// names the field in the caller's terms (a header for the API, a column for a batch).
-func ValidateConfirmation(field, method, reference string) []domain.FieldError {
-	if method != "esignature" && method != "sms" || reference == "" {
-		return []domain.FieldError{{Field: field,
-			Reason: "the declaration must be confirmed by esignature or sms, with a reference naming the signature or code check"}}
+// Confirmation methods of a declaration: a qualified e-signature or an SMS code (both
+// accepted [002:322, 004:127]).
+const (
+	ConfirmESignature = "esignature"
+	ConfirmSMS        = "sms"
+)
+
+// Confirmation references, per method. The reference is what the case records of the
+// check that confirmed the declaration; it is shown with the case and may be exported,
+// so it is plain: Latin letters, digits and a few separators, starting with a letter or
+// digit (never markup, a formula or a control character).
+//   - esignature: the signing service's id of the signature, or a hash of the detached
+//     signature (hex or base64): 4-128 characters of A-Z a-z 0-9 . _ : - / + =
+//   - sms: the SMS gateway's id of the code check, never the code itself: 4-64 characters
+//     of A-Z a-z 0-9 . _ : - with at least one letter (digits alone look like the code).
+var (
+	esignatureRefRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/+=-]{3,127}$`)
+	smsRefRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{3,63}$`)
+	hasLetterRE     = regexp.MustCompile(`[A-Za-z]`)
+)
+
+// ValidateConfirmation checks how a declaration was confirmed: the method, and the
+// reference to its check in the method's format. methodField and referenceField name the
+// two in the caller's terms (headers for the API, columns for a batch).
+func ValidateConfirmation(methodField, referenceField, method, reference string) []domain.FieldError {
+	var ok bool
+	var format string
+	switch method {
+	case ConfirmESignature:
+		ok, format = esignatureRefRE.MatchString(reference),
+			"an e-signature reference is the signature's id or the hash of the detached signature: 4-128 characters of A-Z a-z 0-9 . _ : - / + =, starting with a letter or digit"
+	case ConfirmSMS:
+		ok, format = smsRefRE.MatchString(reference) && hasLetterRE.MatchString(reference),
+			"an SMS reference is the id of the code check at the SMS gateway, never the code: 4-64 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit, with at least one letter"
+	default:
+		return []domain.FieldError{{Field: methodField, Reason: "the declaration must be confirmed by esignature or sms"}}
+	}
+	if !ok {
+		return []domain.FieldError{{Field: referenceField, Reason: format}}
 	}
 	return nil
 }

@@ -215,12 +215,65 @@ func (c *xmlCheck) step() (done bool, err error) {
 	if err != nil {
 		return false, reject("the XML is not well-formed (%v): fix or re-export it", err)
 	}
-	switch tok.(type) {
+	switch t := tok.(type) {
 	case xml.StartElement:
+		if err := declarationElement(t, !c.root); err != nil {
+			return false, err
+		}
 		c.depth++
 		c.root = true
 	case xml.EndElement:
 		c.depth--
+	case xml.Directive:
+		// A DOCTYPE declares entities (expansion bombs, external files) and makes the file
+		// a document type of its own choosing; a declaration needs none.
+		return false, reject("the XML has a DOCTYPE or an entity declaration, which a 3-NDFL declaration never has: export the declaration again")
+	case xml.ProcInst:
+		// <?xml …?> only: <?xml-stylesheet?> makes a browser run an XSLT program.
+		if t.Target != "xml" {
+			return false, reject("the XML has a processing instruction <?%s?>, which a 3-NDFL declaration never has: export the declaration again", t.Target)
+		}
 	}
 	return false, nil
+}
+
+// XML documents are 3-NDFL declarations: the FNS electronic format (root <Файл>) or
+// taxflow's own (root <declaration>, functions/declaration). Neither uses namespaces
+// beyond the schema-instance attributes an exporter may add (xsi:noNamespaceSchemaLocation).
+var declarationRoots = map[string]bool{"Файл": true, "declaration": true}
+
+const (
+	nsSchemaInstance = "http://www.w3.org/2001/XMLSchema-instance"
+	nsXHTML          = "http://www.w3.org/1999/xhtml"
+)
+
+// declarationElement refuses what makes an XML file something other than a declaration,
+// and what a browser or an XML processor would act on: a root that is no declaration's, an
+// element in a namespace (XHTML, SVG, XSLT, XInclude all are), a namespace declared other
+// than the schema instance's, a script element in any case.
+func declarationElement(e xml.StartElement, root bool) error {
+	if e.Name.Space == nsXHTML {
+		return reject("the file is an XHTML page, not a 3-NDFL declaration: upload the declaration's XML")
+	}
+	if strings.EqualFold(e.Name.Local, "script") {
+		return reject("the XML has a <script> element, which a 3-NDFL declaration never has: upload the declaration's XML")
+	}
+	if e.Name.Space != "" {
+		return reject("the XML has an element in the namespace %q; a 3-NDFL declaration uses none", e.Name.Space)
+	}
+	for _, a := range e.Attr {
+		declares := a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")
+		switch {
+		case declares && a.Value == nsXHTML:
+			return reject("the XML declares the XHTML namespace: it is a web page, not a 3-NDFL declaration")
+		case declares && a.Value != nsSchemaInstance:
+			return reject("the XML declares the namespace %q; a 3-NDFL declaration uses none", a.Value)
+		case !declares && a.Name.Space != "" && a.Name.Space != nsSchemaInstance:
+			return reject("the XML has an attribute in the namespace %q; a 3-NDFL declaration uses none", a.Name.Space)
+		}
+	}
+	if root && !declarationRoots[e.Name.Local] {
+		return reject("the XML is not a 3-NDFL declaration (its root is <%s>, want <Файл> or <declaration>): upload the declaration's XML", e.Name.Local)
+	}
+	return nil
 }

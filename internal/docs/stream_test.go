@@ -51,9 +51,9 @@ func TestStreamAgreesWithCheck(t *testing.T) {
 		{"truncated large pdf", bigPDF[:len(bigPDF)-8], Supporting, "truncated"},
 		{"truncated jpg", jpg[:6], Identity, "truncated"},
 		{"truncated png", png[:12], Identity, "truncated"},
-		{"truncated xml", []byte(`<a><b></b>`), Attachment, "truncated"},
+		{"truncated xml", []byte(`<Файл><b></b>`), Attachment, "truncated"},
 		{"truncated large xml", bigXML[:len(bigXML)/2], Attachment, "truncated"},
-		{"broken xml", []byte(`<a><b></a>`), Attachment, "well-formed"},
+		{"broken xml", []byte(`<Файл><b></Файл>`), Attachment, "well-formed"},
 		{"zip not docx", docxBytes(t, "a.txt"), Attachment, "not a Word document"},
 		{"truncated docx", good[:len(good)-30], Attachment, "damaged or truncated"},
 		{"exe renamed", []byte("MZ\x90\x00 this is a program"), Supporting, "not a PDF"},
@@ -109,7 +109,7 @@ func TestStreamJudgesTheTypeOnTheFirstBytes(t *testing.T) {
 // comes through as itself, not as a refusal of the file.
 func TestStreamPassesReadErrorsOn(t *testing.T) {
 	cut := errors.New("connection reset")
-	for name, head := range map[string]string{"pdf": "%PDF-1.7\n", "xml": "<a>" + strings.Repeat("<b>x</b>", 2000)} {
+	for name, head := range map[string]string{"pdf": "%PDF-1.7\n", "xml": "<Файл>" + strings.Repeat("<b>x</b>", 2000)} {
 		t.Run(name, func(t *testing.T) {
 			r := io.MultiReader(strings.NewReader(head), bytes.NewReader(make([]byte, 64<<10)), iotest.ErrReader(cut))
 			if name == "xml" {
@@ -136,6 +136,10 @@ func FuzzStreamAgreesWithCheck(f *testing.F) {
 	f.Add([]byte("PK\x03\x04"))
 	f.Add([]byte("<a>"))
 	f.Add([]byte("\xEF\xBB\xBF <a><b/></a> "))
+	// Declarations, and the web pages and entity tricks the XML check refuses.
+	f.Add([]byte(`<?xml version="1.0"?><Файл xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><Документ КНД="1151020"/></Файл>`))
+	f.Add([]byte(`<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>`))
+	f.Add([]byte(`<!DOCTYPE declaration [<!ENTITY x "y">]><declaration>&x;</declaration>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checked, cerr := Check(b, Supporting)
 		got, out, err := streamAll(b, Supporting)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -11,16 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/bankcheck"
-	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/bankid/bankidtest"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -37,9 +33,7 @@ func TestIdentityByBankAssertionOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := shared.cfg.Name(document.Bucket)
-	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(bankcheck.KeySetKey),
-		Body: bytes.NewReader(bankidtest.KeySet(bank))}); err != nil {
+	if _, err := trust.Put(context.Background(), shared.clients.S3, shared.cfg.Name(trust.Bucket), "banks", bankidtest.KeySet(bank)); err != nil {
 		t.Fatal(err)
 	}
 	challenge := func() string {

@@ -162,6 +162,10 @@ func TestDeclarationSubmissionToDecisionOverHTTP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("downloaded decision: %d %s", resp.StatusCode, pdf)
 	}
+	// Downloaded, never rendered from S3's origin: the link carries the disposition.
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") {
+		t.Errorf("the decision is served with Content-Disposition %q, want attachment", cd)
+	}
 	text := pdfdoctest.Text(t, pdf)
 	decided := st.History[len(st.History)-1].At
 	for _, want := range []string{"Решение по итогам камеральной налоговой проверки", "№ " + id + "/1", "Дата решения " + pdfdoc.Day(decided),

@@ -42,6 +42,7 @@ import (
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/temporalclient"
+	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -139,6 +140,16 @@ func TestInfraApplyTwiceChangesNothing(t *testing.T) {
 	}
 	if !ids["abort-incomplete-multipart"] && !abortReported {
 		t.Errorf("the abort of incomplete multipart uploads is neither kept nor reported unsupported: %+v", again)
+	}
+	// The trust anchors' bucket exists (the identity checks read it), encrypted like the
+	// documents; an apply never writes into it (only `taxflow trust put` does).
+	trustBucket := shared.cfg.Name(trust.Bucket)
+	if _, err := shared.clients.S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: &trustBucket}); err != nil {
+		t.Fatalf("the trust bucket %s: %v", trustBucket, err)
+	}
+	if enc, err := shared.clients.S3.GetBucketEncryption(context.Background(), &s3.GetBucketEncryptionInput{Bucket: &trustBucket}); err != nil ||
+		enc.ServerSideEncryptionConfiguration.Rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm != s3types.ServerSideEncryptionAes256 {
+		t.Errorf("the trust bucket is not encrypted by default: %v", err)
 	}
 }
 

@@ -20,12 +20,12 @@ import (
 
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -181,9 +181,10 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bucket := shared.cfg.Name(document.Bucket)
-	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.RootsKey),
-		Body: bytes.NewReader(ca.RootPEM())}); err != nil {
+	// The anchors go where the operator's `taxflow trust put` puts them: the trust bucket,
+	// which no function may write.
+	bucket := shared.cfg.Name(trust.Bucket)
+	if _, err := trust.Put(context.Background(), shared.clients.S3, bucket, "roots", ca.RootPEM()); err != nil {
 		t.Fatal(err)
 	}
 	// A current revocation list of the authority: without one the check cannot complete.
@@ -191,8 +192,7 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.CRLKey),
-		Body: bytes.NewReader(crl)}); err != nil {
+	if _, err := trust.Put(context.Background(), shared.clients.S3, bucket, "crl", crl); err != nil {
 		t.Fatal(err)
 	}
 	p := newPerson(t, true)
