@@ -129,10 +129,20 @@ func (s *Server) accountIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
+	if !s.limitIdentity(w, r, s.Subject(inn)) {
+		return
+	}
 	in := workflows.IdentityWorkflowInput{CaseID: workflows.IdentityID(uuid.NewString()), RequestID: requestID(r), Method: req.Method,
-		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
+		Submission: workflows.IdentitySubmission{Person: person, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
 	if !s.precheckBankNonce(w, r, req.BankAssertion, in.CaseID) {
 		return
+	}
+	if req.Method == contract.MethodESignature {
+		proven, ok := s.verifyESign(w, r, in.CaseID, inn, req.Certificate, req.Nonce, req.Signature)
+		if !ok {
+			return
+		}
+		in.Submission = esignSubmission(in.Submission, proven)
 	}
 	id, _, ok := s.account(w, r, inn)
 	if !ok {

@@ -119,6 +119,9 @@ type IdentitySubmission struct {
 	// identified the person, bound to a challenge nonce. Cases started before it carry
 	// none and keep the registry flag they started with (see check).
 	BankAssertion string `json:"bank_assertion,omitempty"`
+	// ESignProof: with a certificate, the proof of possession the API's verifier accepted
+	// for it (esign.Verifier). An e-signature submission without one is refused.
+	ESignProof *contract.ESignProof `json:"esign_proof,omitempty"`
 }
 
 // IdentityWorkflowInput starts a verification.
