@@ -2,8 +2,8 @@ package api
 
 import (
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"time"
 

@@ -78,8 +78,11 @@ type ESignCheckResult struct {
 	Valid bool `json:"valid"`
 	// Inconclusive: the check could not complete (revocation status unknown); the
 	// verification goes to manual review, never to verified.
-	Inconclusive bool   `json:"inconclusive,omitempty"`
-	Reason       string `json:"reason,omitempty"`
+	Inconclusive bool `json:"inconclusive,omitempty"`
+	// Refused: the submission's proof of possession is missing or not the verifier's; no
+	// certificate can mend that in this case.
+	Refused bool   `json:"refused,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // BankCheckInput asks to verify a partner bank's signed assertion (a compact JWS) that it
