@@ -20,7 +20,6 @@ import (
 
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/functions/esigncheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
@@ -177,24 +176,9 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 	queue := startWorker(t, lambdaInvoker())
 	cabinet, operator := startIdentityAPI(t, queue)
 	now := time.Now()
-	ca, err := esigntest.NewCA(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := shared.cfg.Name(document.Bucket)
-	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.RootsKey),
-		Body: bytes.NewReader(ca.RootPEM())}); err != nil {
-		t.Fatal(err)
-	}
-	// A current revocation list of the authority: without one the check cannot complete.
-	crl, err := ca.CRL(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := shared.clients.S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(esigncheck.CRLKey),
-		Body: bytes.NewReader(crl)}); err != nil {
-		t.Fatal(err)
-	}
+	// The stack's authority, its root and a current revocation list in S3 (without a list
+	// the check cannot complete).
+	ca := trustedCA(t)
 	p := newPerson(t, true)
 	snils, _ := domain.NormalizeSNILS("snils", p.SNILS)
 	cert, key, _ := ca.IssueWithKey(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))
