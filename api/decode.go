@@ -139,9 +139,9 @@ func shape(dec *json.Decoder, t reflect.Type, path string) error {
 				return syntaxError(dec, err)
 			}
 			key, _ := tok.(string)
-			at := key
+			at := clipField(key)
 			if path != "" {
-				at = path + "." + key
+				at = path + "." + at
 			}
 			if seen[key] {
 				return &bodyError{Field: at, Reason: "appears twice: send each field once"}
@@ -168,6 +168,14 @@ func shape(dec *json.Decoder, t reflect.Type, path string) error {
 		return syntaxError(dec, err)
 	}
 	return nil
+}
+
+// clipField bounds a field name echoed in an answer (it comes from the caller).
+func clipField(s string) string {
+	if utf8.RuneCountInString(s) <= 64 {
+		return s
+	}
+	return string([]rune(s)[:64]) + "…"
 }
 
 func syntaxError(dec *json.Decoder, err error) error {
