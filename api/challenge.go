@@ -117,3 +117,16 @@ func esignSubmission(sub workflows.IdentitySubmission, p esign.Proven) workflows
 	sub.Certificate, sub.ESignProof = p.Certificate(), p.Proof()
 	return sub
 }
+
+// takesProofNow answers 409 (with the status) when the case cannot take an e-signature
+// submission now, before its proof is verified: the verifier spends the nonce, and a
+// request the case would refuse must spend nothing. The case's own validator still
+// decides (a change between this read and the update is refused there, rarely).
+func takesProofNow(w http.ResponseWriter, status, want, what string) bool {
+	if status == want {
+		return true
+	}
+	writeProblem(w, Problem{Status: http.StatusConflict, Code: "conflict", CurrentStatus: status,
+		Detail: what + ": the case does not wait for one now; the proof was not used (its challenge stays valid)"})
+	return false
+}

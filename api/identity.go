@@ -278,6 +278,10 @@ func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if newCert {
+		st, err := s.identityStatus(r, id)
+		if s.temporalError(w, "read identity verification", err) || !takesProofNow(w, st.Status, workflows.IdentityNeedsDocuments, "a re-submission") {
+			return
+		}
 		// The case's taxpayer is not named here (an INN sent with corrected data is not
 		// taken): the esign check binds the certificate to the registry's INN and SNILS.
 		proven, ok := s.verifyESign(w, r, id, "", req.Certificate, req.Nonce, req.Signature)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
@@ -36,6 +37,7 @@ type caseTemporal struct {
 	mu      sync.Mutex
 	starts  []any
 	updates []client.UpdateWorkflowOptions
+	status  map[string]string // case or account id → its status, for QueryWorkflow
 }
 
 func (f *caseTemporal) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
@@ -58,6 +60,37 @@ func (f *caseTemporal) counts() (starts, updates int) {
 	return len(f.starts), len(f.updates)
 }
 
+// QueryWorkflow answers a status query with the status set for the case (the identity
+// verification waits for a re-submission, the account for an identity unblock, unless
+// the test says otherwise).
+func (f *caseTemporal) QueryWorkflow(_ context.Context, id, _ string, _ string, _ ...any) (converter.EncodedValue, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.status[id]
+	if strings.HasPrefix(id, "identity-") {
+		if st == "" {
+			st = workflows.IdentityNeedsDocuments
+		}
+		return jsonValue{workflows.IdentityStatus{CaseID: id, Status: st}}, nil
+	}
+	if st == "" {
+		st = workflows.AccountAwaitingIdentity
+	}
+	return jsonValue{workflows.AccountStatus{AccountState: workflows.AccountState{Status: st}}}, nil
+}
+
+type jsonValue struct{ v any }
+
+func (j jsonValue) HasValue() bool { return true }
+
+func (j jsonValue) Get(ptr any) error {
+	b, err := json.Marshal(j.v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, ptr)
+}
+
 type doneUpdate struct{ client.WorkflowUpdateHandle }
 
 func (doneUpdate) Get(context.Context, any) error { return nil }
@@ -78,7 +111,7 @@ func newProofEnv(t *testing.T) *proofEnv {
 	t.Helper()
 	s, _ := tenantServer(t)
 	db := storetest.New(map[string]storetest.Key{"owners": {PK: "case_id"}, "idempotency": {PK: "key"}, "taxpayers": {PK: "inn"}})
-	tmp := &caseTemporal{}
+	tmp := &caseTemporal{status: map[string]string{}}
 	s.DB, s.Taxpayers, s.Temporal = db, "taxpayers", tmp
 	if _, err := store.PutNew(context.Background(), db, "taxpayers", "inn", contract.Taxpayer{INN: victimINN, SNILS: victimSNILS, Consent: true,
 		INNLinked: true, SNILSLinked: true, AccountState: "active"}); err != nil {
@@ -215,7 +248,19 @@ func TestResubmitNeedsProofOfPossession(t *testing.T) {
 	if _, updates := e.tmp.counts(); updates != 0 {
 		t.Fatalf("%d re-submissions reached the case without a proof", updates)
 	}
-	rec := do(e.h, "POST", path, "alpha-integrator", mustJSON(map[string]any{"certificate": e.cert, "nonce": n, "signature": sign(t, e.key, n)}))
+	// A case that does not wait for a re-submission refuses it before the proof is
+	// judged: the nonce is not spent.
+	e.tmp.mu.Lock()
+	e.tmp.status[id] = workflows.IdentityManualReview
+	e.tmp.mu.Unlock()
+	valid := mustJSON(map[string]any{"certificate": e.cert, "nonce": n, "signature": sign(t, e.key, n)})
+	if rec := do(e.h, "POST", path, "alpha-integrator", valid); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), `"current_status":"manual_review"`) {
+		t.Fatalf("a case in review: %d %s", rec.Code, rec.Body)
+	}
+	e.tmp.mu.Lock()
+	delete(e.tmp.status, id)
+	e.tmp.mu.Unlock()
+	rec := do(e.h, "POST", path, "alpha-integrator", valid)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("valid proof: %d %s", rec.Code, rec.Body)
 	}
@@ -249,8 +294,19 @@ func TestUnblockByIdentityChecksTheProof(t *testing.T) {
 	if _, updates := e.tmp.counts(); updates != 0 {
 		t.Fatalf("%d identity unblocks reached the account without a proof", updates)
 	}
-	rec := do(e.h, "POST", path, "alpha-integrator", mustJSON(map[string]any{"method": "esignature", "person": victimPerson(victimSNILS),
-		"certificate": e.cert, "nonce": n, "signature": sign(t, e.key, n)}))
+	valid := mustJSON(map[string]any{"method": "esignature", "person": victimPerson(victimSNILS), "certificate": e.cert, "nonce": n, "signature": sign(t, e.key, n)})
+	// An account that is not locked for identity refuses before the proof is judged.
+	accountID, _, _ := e.s.AccountID(context.Background(), victimINN)
+	e.tmp.mu.Lock()
+	e.tmp.status[accountID] = workflows.AccountActive
+	e.tmp.mu.Unlock()
+	if rec := do(e.h, "POST", path, "alpha-integrator", valid); rec.Code != http.StatusConflict {
+		t.Fatalf("an open account: %d %s", rec.Code, rec.Body)
+	}
+	e.tmp.mu.Lock()
+	delete(e.tmp.status, accountID)
+	e.tmp.mu.Unlock()
+	rec := do(e.h, "POST", path, "alpha-integrator", valid)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("valid proof: %d %s", rec.Code, rec.Body)
 	}
