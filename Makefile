@@ -83,6 +83,7 @@ fuzz: ## each fuzz target briefly, from its committed seed corpus (testdata/fuzz
 	@$(GO) test -run '^$$' -fuzz '^FuzzCheckNeverPanics$$' -fuzztime $(FUZZ_TIME) ./internal/docs/
 	@$(GO) test -run '^$$' -fuzz '^FuzzStreamAgreesWithCheck$$' -fuzztime $(FUZZ_TIME) ./internal/docs/
 	@$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./internal/batch/
+	@$(GO) test -run '^$$' -fuzz '^FuzzOneParse$$' -fuzztime $(FUZZ_TIME) ./api/
 
 integration: build ## start a fresh test stack, run the integration tests, stop it whatever happens
 	@bash localstack/native/with-stack.sh $(TEST_ENV) -- \

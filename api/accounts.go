@@ -129,14 +129,40 @@ func (s *Server) accountIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
 	}
+	if !s.limitIdentity(w, r, s.Subject(inn)) {
+		return
+	}
 	in := workflows.IdentityWorkflowInput{CaseID: workflows.IdentityID(uuid.NewString()), RequestID: requestID(r), Method: req.Method,
-		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
+		Submission: workflows.IdentitySubmission{Person: person, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
 	if !s.precheckBankNonce(w, r, req.BankAssertion, in.CaseID) {
 		return
 	}
 	id, _, ok := s.account(w, r, inn)
 	if !ok {
 		return
+	}
+	if req.Method == contract.MethodESignature {
+		var st workflows.AccountStatus
+		v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.AccountQueryStatus)
+		if err == nil {
+			err = v.Get(&st)
+		}
+		if s.temporalError(w, "read account", err) {
+			return
+		}
+		if st.IdentityCase != "" {
+			writeProblem(w, Problem{Status: http.StatusConflict, Code: "conflict", CurrentStatus: st.Status,
+				Detail: "an identity re-verification is already in progress; the proof was not used (its challenge stays valid)"})
+			return
+		}
+		if !takesProofNow(w, st.Status, workflows.AccountAwaitingIdentity, "an identity re-verification") {
+			return
+		}
+		proven, ok := s.verifyESign(w, r, in.CaseID, inn, req.Certificate, req.Nonce, req.Signature)
+		if !ok {
+			return
+		}
+		in.Submission = esignSubmission(in.Submission, proven)
 	}
 	s.updateAs(w, r, id, workflows.AccountUpdateIdentity, in, &workflows.AccountStatus{})
 }

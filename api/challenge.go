@@ -1,22 +1,19 @@
 package api
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
-	"io"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/internal/bankid"
-	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 // ChallengeTTL is how long a challenge nonce may be signed.
@@ -93,65 +90,43 @@ func (s *Server) precheckBankNonce(w http.ResponseWriter, r *http.Request, asser
 	return true
 }
 
-// proveESignature checks, before an esignature verification starts, that the caller
-// signed one of this tenant's unexpired, unused nonces with the certificate's key. A
-// forged or replayed proof is refused and starts nothing; the nonce is spent only by a
-// valid proof. Chain, validity and revocation are checked by the verification itself.
-func (s *Server) proveESignature(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, ok := readBody(w, r, JSONBodyLimit)
-		if !ok {
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var req CreateIdentityRequest
-		if json.Unmarshal(body, &req) != nil || req.Method != contract.MethodESignature || len(req.Certificate) == 0 {
-			next.ServeHTTP(w, r) // not an e-signature; the handler judges the rest
-			return
-		}
-		refuse := func(field, reason string) {
-			writeError(w, http.StatusBadRequest, "invalid_proof", "the e-signature proof of possession is not valid", []domain.FieldError{{Field: field, Reason: reason}})
-		}
-		cert, err := esign.Parse(req.Certificate)
-		if err != nil {
-			refuse("certificate", err.Error())
-			return
-		}
-		var ch challenge
-		found, err := store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S("nonce#" + req.Nonce)}, &ch)
-		switch {
-		case err != nil:
-			s.internal(w, "read nonce", err)
-			return
-		case req.Nonce == "" || !found || ch.Tenant != principal(r).Tenant:
-			refuse("nonce", "not a challenge issued to this API key's tenant: ask for one (POST /v1/identity-verifications/challenges)")
-			return
-		case ch.ExpiresAt <= time.Now().Unix():
-			refuse("nonce", "the challenge expired: ask for a new one")
-			return
-		}
-		if err := checkSignature(cert, []byte(req.Nonce), req.Signature); err != nil {
-			refuse("signature", "does not verify with the certificate's public key over the nonce")
-			return
-		}
-		spent, err := store.PutNew(r.Context(), s.DB, s.Idempotency, "key", challenge{Key: "used#" + req.Nonce, Tenant: ch.Tenant, ExpiresAt: ch.ExpiresAt})
-		if err != nil {
-			s.internal(w, "spend nonce", err)
-			return
-		}
-		if !spent {
-			refuse("nonce", "this challenge was already used: ask for a new one")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// verifyESign judges an e-signature submission's proof of possession for a case of the
+// caller's tenant (esign.Verifier: nonce issued to the tenant, unexpired, signed by the
+// certificate's key, spent once for this case; the certificate bound to the registry's INN
+// and SNILS when inn is known). What it accepts is the only way a certificate reaches a
+// workflow (esignSubmission). ok is false when an answer was written: 400 naming the part
+// at fault, or 500 when a store did not answer (nothing is let through on doubt).
+func (s *Server) verifyESign(w http.ResponseWriter, r *http.Request, caseID, inn string, cert []byte, nonce string, sig []byte) (esign.Proven, bool) {
+	v := esign.Verifier{DB: s.DB, Nonces: s.Idempotency, Taxpayers: s.Taxpayers}
+	p, err := v.Prove(r.Context(), esign.Claim{Tenant: principal(r).Tenant, CaseID: caseID, INN: inn, Certificate: cert, Nonce: nonce, Signature: sig})
+	var pe *esign.ProofError
+	switch {
+	case errors.As(err, &pe):
+		writeError(w, http.StatusBadRequest, "invalid_proof", "the e-signature proof of possession is not valid", []domain.FieldError{{Field: pe.Field, Reason: pe.Reason}})
+		return esign.Proven{}, false
+	case err != nil:
+		s.internal(w, "verify e-signature proof", err)
+		return esign.Proven{}, false
+	}
+	return p, true
 }
 
-// checkSignature verifies a SHA-256 signature by the certificate's key.
-func checkSignature(cert *x509.Certificate, msg, sig []byte) error {
-	alg := x509.SHA256WithRSA
-	if cert.PublicKeyAlgorithm == x509.ECDSA {
-		alg = x509.ECDSAWithSHA256
+// esignSubmission is the only way an e-signature certificate enters a workflow's
+// submission: with the proof the verifier produced for it.
+func esignSubmission(sub workflows.IdentitySubmission, p esign.Proven) workflows.IdentitySubmission {
+	sub.Certificate, sub.ESignProof = p.Certificate(), p.Proof()
+	return sub
+}
+
+// takesProofNow answers 409 (with the status) when the case cannot take an e-signature
+// submission now, before its proof is verified: the verifier spends the nonce, and a
+// request the case would refuse must spend nothing. The case's own validator still
+// decides (a change between this read and the update is refused there, rarely).
+func takesProofNow(w http.ResponseWriter, status, want, what string) bool {
+	if status == want {
+		return true
 	}
-	return cert.CheckSignature(alg, msg, sig)
+	writeProblem(w, Problem{Status: http.StatusConflict, Code: "conflict", CurrentStatus: status,
+		Detail: what + ": the case does not wait for one now; the proof was not used (its challenge stays valid)"})
+	return false
 }

@@ -2,13 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
@@ -16,64 +14,53 @@ import (
 // bare certificate, a forged signature, a replayed, expired or foreign nonce are refused
 // and start nothing.
 func TestESignatureNeedsProofOfPossession(t *testing.T) {
-	s, h := tenantServer(t)
-	started := 0
-	prove := s.authenticate(s.proveESignature(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		started++
-		w.WriteHeader(http.StatusCreated)
-	})))
 	now := time.Now()
-	ca, _ := esigntest.NewCA(now)
-	cert, key, err := ca.IssueWithKey(7, "500100732259", "11223344595", now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
-	if err != nil {
-		t.Fatal(err)
+	body := func(e *proofEnv, n string, sig []byte) string {
+		return mustJSON(map[string]any{"method": "esignature", "person": victimPerson(victimSNILS), "certificate": e.cert, "nonce": n, "signature": sig})
 	}
-	_, otherKey, _ := ca.IssueWithKey(8, "500100732259", "11223344595", now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
-	nonce := func(key string) string {
-		rec := do(h, "POST", "/v1/identity-verifications/challenges", key, "")
-		var out struct{ Nonce string }
-		if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Nonce == "" {
-			t.Fatalf("challenge: %d %s", rec.Code, rec.Body)
-		}
-		return out.Nonce
-	}
-	body := func(n string, sig []byte) string {
-		b, _ := json.Marshal(map[string]any{"method": "esignature", "certificate": cert, "nonce": n, "signature": sig})
-		return string(b)
-	}
-	n := nonce("alpha-integrator")
-	good, _ := esigntest.Sign(key, []byte(n))
-	forged, _ := esigntest.Sign(otherKey, []byte(n))
-	foreign := nonce("beta-integrator")
-	foreignSig, _ := esigntest.Sign(key, []byte(foreign))
-	expired := "expired-nonce"
-	if _, err := store.PutNew(context.Background(), s.DB, s.Idempotency, "key", challenge{Key: "nonce#" + expired, Tenant: "alpha", ExpiresAt: now.Add(-time.Second).Unix()}); err != nil {
-		t.Fatal(err)
-	}
-	expiredSig, _ := esigntest.Sign(key, []byte(expired))
-	for name, c := range map[string]struct{ body, field string }{
-		"bare certificate":   {body("", nil), "nonce"},
-		"forged signature":   {body(n, forged), "signature"},
-		"another's nonce":    {body(foreign, foreignSig), "nonce"},
-		"expired nonce":      {body(expired, expiredSig), "nonce"},
-		"made-up nonce":      {body("guess", good), "nonce"},
-		"signature of other": {body(n, []byte("not a signature")), "signature"},
+	// Each bad proof in an environment of its own: the attempts would count toward the
+	// taxpayer's limit.
+	for name, c := range map[string]struct {
+		body  func(e *proofEnv, n string) string
+		field string
+	}{
+		"bare certificate": {func(e *proofEnv, _ string) string { return body(e, "", nil) }, "nonce"},
+		"forged signature": {func(e *proofEnv, n string) string {
+			_, otherKey, _ := e.ca.IssueWithKey(8, victimINN, victimSNILS, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
+			return body(e, n, sign(t, otherKey, n))
+		}, "signature"},
+		"another's nonce": {func(e *proofEnv, _ string) string {
+			foreign := e.nonce(t, "beta-integrator")
+			return body(e, foreign, sign(t, e.key, foreign))
+		}, "nonce"},
+		"expired nonce": {func(e *proofEnv, _ string) string {
+			expired := "expired-nonce"
+			if _, err := store.PutNew(context.Background(), e.db, e.s.Idempotency, "key", challenge{Key: "nonce#" + expired, Tenant: "alpha", ExpiresAt: now.Add(-time.Second).Unix()}); err != nil {
+				t.Fatal(err)
+			}
+			return body(e, expired, sign(t, e.key, expired))
+		}, "nonce"},
+		"made-up nonce":      {func(e *proofEnv, n string) string { return body(e, "guess", sign(t, e.key, n)) }, "nonce"},
+		"signature of other": {func(e *proofEnv, n string) string { return body(e, n, []byte("not a signature")) }, "signature"},
 	} {
-		rec := do(prove, "POST", "/v1/identity-verifications", "alpha-integrator", c.body)
-		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"field":"`+c.field+`"`) {
-			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		e := newProofEnv(t)
+		n := e.nonce(t, "alpha-integrator")
+		res := e.create(c.body(e, n))
+		if res.code != http.StatusBadRequest || !strings.Contains(res.body, `"field":"`+c.field+`"`) {
+			t.Errorf("%s: %d %s", name, res.code, res.body)
 		}
-	}
-	if started != 0 {
-		t.Fatalf("%d verifications started on a bad proof", started)
-	}
-	if rec := do(prove, "POST", "/v1/identity-verifications", "alpha-integrator", body(n, good)); rec.Code != http.StatusCreated {
-		t.Fatalf("valid proof: %d %s", rec.Code, rec.Body)
-	}
-	if rec := do(prove, "POST", "/v1/identity-verifications", "alpha-integrator", body(n, good)); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "already used") {
-		t.Fatalf("replayed nonce: %d %s", rec.Code, rec.Body)
-	}
-	if started != 1 {
-		t.Fatalf("started %d", started)
+		if starts, _ := e.tmp.counts(); starts != 0 {
+			t.Fatalf("%s: a verification started on a bad proof", name)
+		}
+		// The refused request spent nothing: the nonce still proves the real key.
+		if res := e.create(body(e, n, sign(t, e.key, n))); res.code != http.StatusCreated {
+			t.Fatalf("%s, then a valid proof: %d %s", name, res.code, res.body)
+		}
+		if res := e.create(body(e, n, sign(t, e.key, n))); res.code != http.StatusBadRequest || !strings.Contains(res.body, "already used") {
+			t.Fatalf("%s, then the nonce replayed: %d %s", name, res.code, res.body)
+		}
+		if starts, _ := e.tmp.counts(); starts != 1 {
+			t.Fatalf("%s: started %d", name, starts)
+		}
 	}
 }

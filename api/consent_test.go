@@ -48,38 +48,35 @@ func TestMismatchReasonsAreGenericForIntegrators(t *testing.T) {
 }
 
 // Identity attempts for one taxpayer: five an hour, then 429 with Retry-After; another
-// taxpayer is not affected.
+// taxpayer is not affected. The limit is counted by the handlers, on the request they
+// decoded, through every door that tries personal data.
 func TestIdentityAttemptsAreRateLimitedPerTaxpayer(t *testing.T) {
-	s, _ := tenantServer(t)
-	var reached int
-	h := s.authenticate(s.limitIdentity(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reached++
-		w.WriteHeader(http.StatusAccepted)
-	})))
-	mux := http.NewServeMux()
-	mux.Handle("POST /v1/accounts/{inn}/unblock/identity", h)
-	mux.Handle("POST /v1/identity-verifications", h)
-	body := `{"method":"documents","person":{"inn":"500100732259"}}`
+	e := newProofEnv(t)
+	body := mustJSON(map[string]any{"method": "documents", "person": victimPerson(victimSNILS)})
 	for i := 1; i <= IdentityAttemptsPerWindow+1; i++ {
-		rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", body)
-		if i <= IdentityAttemptsPerWindow && rec.Code != http.StatusAccepted {
-			t.Fatalf("attempt %d: %d", i, rec.Code)
+		res := e.create(body)
+		if i <= IdentityAttemptsPerWindow && res.code != http.StatusCreated {
+			t.Fatalf("attempt %d: %d %s", i, res.code, res.body)
 		}
-		if i > IdentityAttemptsPerWindow {
-			if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
-				t.Fatalf("attempt %d: %d, Retry-After %q", i, rec.Code, rec.Header().Get("Retry-After"))
-			}
-			_ = errorOf(t, rec)
+		if i > IdentityAttemptsPerWindow && res.code != http.StatusTooManyRequests {
+			t.Fatalf("attempt %d: %d %s", i, res.code, res.body)
 		}
 	}
+	rec := do(e.h, "POST", "/v1/identity-verifications", "alpha-integrator", body, "Idempotency-Key", "k-over")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("over the limit: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	_ = errorOf(t, rec)
 	// The same taxpayer through the account path counts too; another taxpayer does not.
-	if rec := do(mux, "POST", "/v1/accounts/500100732259/unblock/identity", "alpha-auth-system", "{}"); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("same taxpayer via the account: %d", rec.Code)
+	if rec := do(e.h, "POST", "/v1/accounts/"+victimINN+"/unblock/identity", "alpha-auth-system", body); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("same taxpayer via the account: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do(mux, "POST", "/v1/identity-verifications", "alpha-integrator", `{"person":{"inn":"773301001003"}}`); rec.Code != http.StatusAccepted {
-		t.Fatalf("another taxpayer: %d", rec.Code)
+	other := victimPerson(victimSNILS)
+	other["inn"] = "773301001060"
+	if res := e.create(mustJSON(map[string]any{"method": "documents", "person": other})); res.code != http.StatusNotFound {
+		t.Fatalf("another taxpayer (not in the registry, not limited): %d %s", res.code, res.body)
 	}
-	if reached != IdentityAttemptsPerWindow+1 {
-		t.Fatalf("handler reached %d times", reached)
+	if starts, _ := e.tmp.counts(); starts != IdentityAttemptsPerWindow {
+		t.Fatalf("started %d", starts)
 	}
 }

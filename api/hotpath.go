@@ -150,20 +150,20 @@ type precheck struct {
 
 type precheckCtx struct{}
 
-// prechecks are, per create route, the checks to start early from the request's body.
-var prechecks = map[string]func(s *Server, ctx context.Context, body []byte) any{
+// prechecks are, per create route, the checks to start early from the decoded request.
+var prechecks = map[string]func(s *Server, ctx context.Context, req any) any{
 	"POST /v1/refunds": (*Server).refundPrecheck,
 }
 
-func (s *Server) startPrecheck(ctx context.Context, op string, body []byte) *precheck {
+func (s *Server) startPrecheck(ctx context.Context, op string, req any) *precheck {
 	f, ok := prechecks[op]
-	if !ok {
+	if !ok || req == nil {
 		return nil
 	}
 	p := &precheck{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.res = f(s, ctx, body)
+		p.res = f(s, ctx, req)
 	}()
 	return p
 }

@@ -1,14 +1,12 @@
 package api
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -49,6 +47,15 @@ type CreateIdentityRequest struct {
 	BankAssertion string `json:"bank_assertion,omitempty"`
 }
 
+// ResubmitIdentityRequest is the body of POST /v1/identity-verifications/{id}/resubmit:
+// corrected person data, or a new certificate with its proof of possession, or both.
+type ResubmitIdentityRequest struct {
+	Person      *contract.PersonData `json:"person,omitempty"`
+	Certificate []byte               `json:"certificate,omitempty"`
+	Nonce       string               `json:"nonce,omitempty"`
+	Signature   []byte               `json:"signature,omitempty"`
+}
+
 var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}
 
 // Validate lists every bad field.
@@ -60,12 +67,7 @@ func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldEr
 	if !methods[c.Method] {
 		errs = append(errs, domain.FieldError{Field: "method", Reason: "must be documents, esignature, bank or video"})
 	}
-	if c.Method == contract.MethodESignature && len(c.Certificate) == 0 {
-		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "the esignature method needs the certificate (.cer, PEM or DER, base64)"})
-	}
-	if len(c.Certificate) > 64<<10 {
-		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "larger than 64 KB: not a certificate"})
-	}
+	errs = append(errs, esignFields(c.Method == contract.MethodESignature, c.Certificate, c.Nonce, c.Signature)...)
 	switch {
 	case c.Method == contract.MethodBank && c.BankAssertion == "":
 		errs = append(errs, domain.FieldError{Field: "bank_assertion", Reason: "the bank method needs the partner bank's signed assertion (compact JWS) carrying a challenge nonce (POST /v1/identity-verifications/challenges)"})
@@ -77,6 +79,32 @@ func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldEr
 		}
 	}
 	return p, errs
+}
+
+// esignFields checks the e-signature parts of a submission: with the method, the
+// certificate with its proof of possession (nonce and signature); without it, none of them.
+func esignFields(esignature bool, cert []byte, nonce string, sig []byte) []domain.FieldError {
+	var errs []domain.FieldError
+	switch {
+	case !esignature:
+		for field, given := range map[string]bool{"certificate": len(cert) > 0, "nonce": nonce != "", "signature": len(sig) > 0} {
+			if given {
+				errs = append(errs, domain.FieldError{Field: field, Reason: "only the esignature method takes a certificate and its proof"})
+			}
+		}
+		slices.SortFunc(errs, func(a, b domain.FieldError) int { return strings.Compare(a.Field, b.Field) })
+	case len(cert) == 0:
+		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "the esignature method needs the certificate (.cer, PEM or DER, base64)"})
+	case len(cert) > 64<<10:
+		errs = append(errs, domain.FieldError{Field: "certificate", Reason: "larger than 64 KB: not a certificate"})
+	}
+	if esignature && nonce == "" {
+		errs = append(errs, domain.FieldError{Field: "nonce", Reason: "a certificate needs its proof of possession: a challenge nonce (POST /v1/identity-verifications/challenges) signed with the certificate's key"})
+	}
+	if esignature && len(sig) == 0 {
+		errs = append(errs, domain.FieldError{Field: "signature", Reason: "the certificate key's signature over the nonce's ASCII bytes (base64)"})
+	}
+	return errs
 }
 
 var identityIDRE = regexp.MustCompile(`^identity-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -96,11 +124,6 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
 		return
 	}
-	body, ok := readBody(w, r, 128<<10)
-	if !ok {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req CreateIdentityRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -108,6 +131,9 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 	person, errs := req.Validate()
 	if len(errs) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	if !s.limitIdentity(w, r, s.Subject(person.INN)) {
 		return
 	}
 	caseID := workflows.IdentityID(caseKey(r))
@@ -126,10 +152,21 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
 		return
 	}
-	digest := sha256.Sum256(body)
-	hash := hex.EncodeToString(digest[:])
+	sub := workflows.IdentitySubmission{Person: person, BankAssertion: req.BankAssertion}
+	if req.Method == contract.MethodESignature {
+		proven, ok := s.verifyESign(w, r, caseID, person.INN, req.Certificate, req.Nonce, req.Signature)
+		if !ok {
+			return
+		}
+		sub = esignSubmission(sub, proven)
+	}
+	hash, err := requestHashOf(req)
+	if err != nil {
+		s.internal(w, "hash request", err)
+		return
+	}
 	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,
-		Submission: workflows.IdentitySubmission{Person: person, Certificate: req.Certificate, BankAssertion: req.BankAssertion}, Policy: s.IdentityPolicy}
+		Submission: sub, Policy: s.IdentityPolicy}
 	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID: caseID, TaskQueue: s.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -212,33 +249,46 @@ func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req struct {
-		Person      *contract.PersonData `json:"person,omitempty"`
-		Certificate []byte               `json:"certificate,omitempty"`
-	}
+	var req ResubmitIdentityRequest
 	if !decodeBody(w, r, &req) {
 		return
 	}
 	var sub workflows.IdentitySubmission
+	var errs []domain.FieldError
 	if req.Person != nil {
-		p, errs := identity.Validate(*req.Person)
-		for i := range errs {
-			errs[i].Field = "person." + errs[i].Field
+		p, perrs := identity.Validate(*req.Person)
+		for i := range perrs {
+			perrs[i].Field = "person." + perrs[i].Field
 		}
-		if len(errs) > 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		errs, sub.Person = perrs, p
+	}
+	newCert := len(req.Certificate) > 0 || req.Nonce != "" || len(req.Signature) > 0
+	if newCert {
+		errs = append(errs, esignFields(true, req.Certificate, req.Nonce, req.Signature)...)
+	}
+	if req.Person == nil && !newCert {
+		writeError(w, http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate with its proof (new documents go to …/documents)", nil)
+		return
+	}
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
+		return
+	}
+	if !s.limitIdentity(w, r, "case:"+id) {
+		return
+	}
+	if newCert {
+		st, err := s.identityStatus(r, id)
+		if s.temporalError(w, "read identity verification", err) || !takesProofNow(w, st.Status, workflows.IdentityNeedsDocuments, "a re-submission") {
 			return
 		}
-		sub.Person = p
-	}
-	sub.Certificate = req.Certificate
-	if req.Person == nil && len(req.Certificate) == 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate (new documents go to …/documents)", nil)
-		return
-	}
-	if len(req.Certificate) > 64<<10 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "certificate", Reason: "larger than 64 KB: not a certificate"}})
-		return
+		// The case's taxpayer is not named here (an INN sent with corrected data is not
+		// taken): the esign check binds the certificate to the registry's INN and SNILS.
+		proven, ok := s.verifyESign(w, r, id, "", req.Certificate, req.Nonce, req.Signature)
+		if !ok {
+			return
+		}
+		sub = esignSubmission(sub, proven)
 	}
 	s.updateAs(w, r, id, workflows.IdentityUpdateResubmit, sub, &workflows.IdentityStatus{})
 }

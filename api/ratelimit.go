@@ -1,10 +1,7 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -25,59 +22,41 @@ const (
 	IdentityAttemptWindow     = time.Hour
 )
 
-// identityLimited are the operations that try personal data against the registry.
+// identityLimited are the operations that try personal data against the registry: their
+// handlers count an attempt (limitIdentity) and may answer 429.
 var identityLimited = map[string]bool{
 	"POST /v1/identity-verifications":               true,
 	"POST /v1/identity-verifications/{id}/resubmit": true,
 	"POST /v1/accounts/{inn}/unblock/identity":      true,
 }
 
-// limitIdentity counts an attempt for the taxpayer the request is about (the INN in the
-// path or the body, hashed; or the verification it re-submits to) and answers 429 with
-// Retry-After over the limit. A request that names no taxpayer is left to the handler.
-func (s *Server) limitIdentity(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		subject := ""
-		switch {
-		case r.PathValue("inn") != "":
-			subject = s.Subject(r.PathValue("inn"))
-		case r.PathValue("id") != "":
-			subject = "case:" + r.PathValue("id")
-		default:
-			body, ok := readBody(w, r, JSONBodyLimit)
-			if !ok {
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			var req struct {
-				Person struct {
-					INN string `json:"inn"`
-				} `json:"person"`
-			}
-			if json.Unmarshal(body, &req) == nil && req.Person.INN != "" {
-				subject = s.Subject(req.Person.INN)
-			}
-		}
-		if subject == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		now := time.Now()
-		window := now.Truncate(IdentityAttemptWindow)
-		n, err := s.countAttempt(r, "rate#identity#"+subject+"#"+strconv.FormatInt(window.Unix(), 10), window.Add(2*IdentityAttemptWindow))
-		if err != nil {
-			s.internal(w, "count identity attempt", err)
-			return
-		}
-		if n > IdentityAttemptsPerWindow {
-			retry := int(window.Add(IdentityAttemptWindow).Sub(now).Seconds()) + 1
-			w.Header().Set("Retry-After", strconv.Itoa(retry))
-			writeError(w, http.StatusTooManyRequests, "too_many_attempts",
-				fmt.Sprintf("at most %d identity attempts an hour for one taxpayer; retry after %d seconds", IdentityAttemptsPerWindow, retry), nil)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// limitIdentity counts an attempt against a taxpayer (subject: the keyed hash of the INN,
+// or "case:<id>" for a verification's re-submission) and answers 429 with Retry-After over
+// the limit. The handlers that try personal data against the registry call it with the
+// request they decoded, before anything else reads the registry or spends a nonce: it is
+// not middleware, so it judges exactly the request the handler acts on. ok is false when
+// an answer was written; a subject it cannot count (none, or a store that does not
+// answer) is refused, never let through.
+func (s *Server) limitIdentity(w http.ResponseWriter, r *http.Request, subject string) (ok bool) {
+	if subject == "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", "the request names no taxpayer", nil)
+		return false
+	}
+	now := time.Now()
+	window := now.Truncate(IdentityAttemptWindow)
+	n, err := s.countAttempt(r, "rate#identity#"+subject+"#"+strconv.FormatInt(window.Unix(), 10), window.Add(2*IdentityAttemptWindow))
+	if err != nil {
+		s.internal(w, "count identity attempt", err)
+		return false
+	}
+	if n > IdentityAttemptsPerWindow {
+		retry := int(window.Add(IdentityAttemptWindow).Sub(now).Seconds()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		writeError(w, http.StatusTooManyRequests, "too_many_attempts",
+			fmt.Sprintf("at most %d identity attempts an hour for one taxpayer; retry after %d seconds", IdentityAttemptsPerWindow, retry), nil)
+		return false
+	}
+	return true
 }
 
 // countAttempt adds one to a counter and returns its new value; the first attempt of a

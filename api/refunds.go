@@ -1,14 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -45,30 +41,6 @@ type CreateRefundRequest = contract.RefundRequest
 const MaxRefundKopecks = contract.MaxRefundKopecks
 
 var caseIDRE = regexp.MustCompile(`^refund-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-// decodeBody reads a JSON body strictly: unknown fields and trailing data are errors.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
-			tooLargeError(w, "the body", tooLarge.Limit)
-			return false
-		}
-		var fields []domain.FieldError
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			fields = []domain.FieldError{{Field: te.Field, Reason: "must be " + jsonKind(te.Type.Kind())}}
-		}
-		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON: "+jsonProblem(err), fields)
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid_json", "the body has data after the JSON object", nil)
-		return false
-	}
-	return true
-}
 
 // jsonKind names what a field must hold: a kopeck amount is a whole number, never 1.5.
 func jsonKind(k reflect.Kind) string {
@@ -107,11 +79,6 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
 		return
 	}
-	body, ok := readBody(w, r, 64<<10)
-	if !ok {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req CreateRefundRequest
 	if !decodeBody(w, r, &req) {
 		return
@@ -132,11 +99,14 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principal(r)
 	caseID := workflows.RefundID(caseKey(r))
-	digest := sha256.Sum256(body)
-	requestHash := hex.EncodeToString(digest[:])
+	requestHash, err := requestHashOf(req)
+	if err != nil {
+		s.internal(w, "hash request", err)
+		return
+	}
 	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
 		Reason: req.Reason, RequestID: requestID(r), RequestSHA256: requestHash, CreatedBy: p.ID, Policy: s.Policy}
-	_, err := s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
 		ID:                       caseID,
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -187,14 +157,14 @@ type claimVerdict struct {
 	fields []domain.FieldError
 }
 
-// refundPrecheck runs a claim's checks from the raw body, for the idempotency middleware
-// to start early; nil when the body is not a valid claim (the handler answers 400).
-func (s *Server) refundPrecheck(ctx context.Context, body []byte) any {
-	var req CreateRefundRequest
-	if json.Unmarshal(body, &req) != nil || len(req.Validate(time.Now())) > 0 {
+// refundPrecheck runs a claim's checks from the decoded claim, for the idempotency
+// middleware to start early; nil when it is not a valid claim (the handler answers 400).
+func (s *Server) refundPrecheck(ctx context.Context, v any) any {
+	req, ok := v.(*CreateRefundRequest)
+	if !ok || len(req.Validate(time.Now())) > 0 {
 		return nil
 	}
-	return s.checkRefundClaim(ctx, req)
+	return s.checkRefundClaim(ctx, *req)
 }
 
 // checkRefundClaim refuses, before anything starts, a claim for a taxpayer the registry

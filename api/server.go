@@ -153,12 +153,6 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range routes {
 		name := rt.method + " " + rt.path
 		h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) }))
-		if name == "POST /v1/identity-verifications" {
-			h = s.proveESignature(h)
-		}
-		if identityLimited[name] {
-			h = s.limitIdentity(h)
-		}
 		if prefix, ok := creates[name]; ok {
 			h = s.idempotent(name, prefix, h)
 		}

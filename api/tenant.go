@@ -197,7 +197,29 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		// A JSON create is decoded here, once: the hash covers the decoded request (its
+		// canonical encoding) and the handler takes the same value (decodeBody). A
+		// declaration is a document for its own parser: hashed as its bytes.
+		var decoded any
+		if newBody, isJSON := createBodies[op]; isJSON {
+			if len(body) > JSONBodyLimit {
+				tooLargeError(w, "the body", JSONBodyLimit)
+				return
+			}
+			decoded = newBody()
+			if !decodeInto(w, body, decoded) {
+				return
+			}
+			canonical, err := canonicalJSON(decoded)
+			if err != nil {
+				s.internal(w, "hash request", err)
+				return
+			}
+			body = canonical
+			r.Body = http.NoBody
+		} else {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		p := principal(r)
 		h := sha256.New()
 		for _, part := range []string{r.Header.Get("Content-Type"), r.Header.Get("X-Confirmation-Method"), r.Header.Get("X-Confirmation-Reference")} {
@@ -211,7 +233,7 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			Rev: uuid.NewString(), StartedAt: time.Now().Unix()}
 		owner := caseOwner{CaseID: rec.CaseID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: time.Now().Unix()}
 		// The handler's own reads (a claim's checks) start now and overlap the write below.
-		pre := s.startPrecheck(r.Context(), op, body)
+		pre := s.startPrecheck(r.Context(), op, decoded)
 		created, err := s.reserveKey(r.Context(), rec, owner, keyHashOf(r))
 		switch {
 		case errors.Is(err, errKeyInvalid):
@@ -294,6 +316,9 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			}
 		}()
 		ctx := context.WithValue(r.Context(), caseKeyCtx{}, strings.TrimPrefix(rec.CaseID, prefix))
+		if decoded != nil {
+			ctx = withDecoded(ctx, decoded)
+		}
 		if pre != nil {
 			ctx = context.WithValue(ctx, precheckCtx{}, pre)
 		}

@@ -146,8 +146,8 @@ func TestIdempotencyKeyPerTenant(t *testing.T) {
 		w.Header().Set("Location", "/v1/refunds/"+id)
 		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": id})
 	})))
-	first := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
-	again := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
+	first := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
+	again := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
 	if first.Code != http.StatusCreated || again.Code != http.StatusCreated || again.Body.String() != first.Body.String() ||
 		again.Header().Get("Location") != first.Header().Get("Location") || again.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay: %d %s / %d %s", first.Code, first.Body, again.Code, again.Body)
@@ -155,11 +155,11 @@ func TestIdempotencyKeyPerTenant(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Fatalf("the handler ran %d times for one key", calls.Load())
 	}
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "k-1"); rec.Code != http.StatusUnprocessableEntity {
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "k-1"); rec.Code != http.StatusUnprocessableEntity {
 		t.Fatalf("same key, other body: %d %s", rec.Code, rec.Body)
 	}
 	// Another tenant's identical key is its own: a new case, owned by it.
-	other := do(h, "POST", "/v1/refunds", "beta-integrator", `{"amount":1}`, "Idempotency-Key", "k-1")
+	other := do(h, "POST", "/v1/refunds", "beta-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
 	if other.Code != http.StatusCreated || calls.Load() != 2 || ids[0] == ids[1] {
 		t.Fatalf("other tenant: %d %s, ids %v", other.Code, other.Body, ids)
 	}
@@ -184,11 +184,11 @@ func TestIdempotencyRefusedAttemptReleasesTheKey(t *testing.T) {
 		}
 		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
 	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":0}`, "Idempotency-Key", "k"); rec.Code != http.StatusBadRequest {
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":0}`, "Idempotency-Key", "k"); rec.Code != http.StatusBadRequest {
 		t.Fatal(rec.Code)
 	}
 	refuse = false
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "k"); rec.Code != http.StatusCreated {
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k"); rec.Code != http.StatusCreated {
 		t.Fatalf("a corrected request after a refused one: %d %s", rec.Code, rec.Body)
 	}
 }
@@ -360,7 +360,7 @@ func TestIdempotencyTakeoverRaceMakesOneCase(t *testing.T) {
 		cases.Add(1)
 		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
 	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":0}`, "Idempotency-Key", "race"); rec.Code != http.StatusBadRequest {
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":0}`, "Idempotency-Key", "race"); rec.Code != http.StatusBadRequest {
 		t.Fatal(rec.Code)
 	}
 	s.Wait()
@@ -368,7 +368,7 @@ func TestIdempotencyTakeoverRaceMakesOneCase(t *testing.T) {
 	codes := make(chan int, 2)
 	for range 2 {
 		go func() {
-			codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "race").Code
+			codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "race").Code
 		}()
 	}
 	got := []int{<-codes, <-codes}
@@ -392,7 +392,7 @@ func TestIdempotencyStaleAndPanickedKeysAreNotBlocked(t *testing.T) {
 		ids = append(ids, caseKey(r))
 		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
 	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "stale"); rec.Code != http.StatusCreated {
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "stale"); rec.Code != http.StatusCreated {
 		t.Fatal(rec.Code, rec.Body)
 	}
 	s.Wait()
@@ -407,17 +407,17 @@ func TestIdempotencyStaleAndPanickedKeysAreNotBlocked(t *testing.T) {
 	if err := s.putIdem(context.Background(), rec, rec.Rev); err != nil {
 		t.Fatal(err)
 	}
-	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":1}`, "Idempotency-Key", "stale"); got.Code != http.StatusCreated || len(ids) != 2 || ids[0] != ids[1] {
+	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "stale"); got.Code != http.StatusCreated || len(ids) != 2 || ids[0] != ids[1] {
 		t.Fatalf("retry of a stale request: %d %s, case keys %v (want the same case id again)", got.Code, got.Body, ids)
 	}
 	s.Wait()
 	panicNow = true
 	func() {
 		defer func() { _ = recover() }()
-		do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "boom")
+		do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "boom")
 	}()
 	panicNow = false
-	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount":2}`, "Idempotency-Key", "boom"); got.Code != http.StatusCreated {
+	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "boom"); got.Code != http.StatusCreated {
 		t.Fatalf("after a handler panicked, the key answers %d %s (want it released)", got.Code, got.Body)
 	}
 	s.Wait()

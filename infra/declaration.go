@@ -211,8 +211,11 @@ func Declare() Declaration {
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
 			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"UpdateItem"}}}},
+			// The registry's INN and SNILS bind the certificate; the API's challenges, to check
+			// that the proof of possession was spent for the case.
 			{Name: contract.FnESignCheck, Package: "./functions/esigncheck/lambda", MemoryMB: 128, TimeoutSec: 15,
-				Uses: []Access{{Bucket: trust.Bucket, Actions: []string{"GetObject"}}}},
+				Uses: []Access{{Bucket: trust.Bucket, Actions: []string{"GetObject"}}, {Table: taxpayer.Table, Actions: []string{"GetItem"}},
+					{Table: bankcheck.NonceTable, Actions: []string{"GetItem"}}}},
 			// Partner bank keys next to the e-signature roots; the API's challenges, spent once.
 			{Name: contract.FnBankCheck, Package: "./functions/bankcheck/lambda", MemoryMB: 128, TimeoutSec: 15,
 				Uses: []Access{{Bucket: trust.Bucket, Actions: []string{"GetObject"}},

@@ -290,6 +290,12 @@ func (r *account) handlers(ctx workflow.Context) error {
 			if in.CaseID == "" {
 				return invalid("case_id: required")
 			}
+			if in.Method == contract.MethodESignature && len(in.Submission.Certificate) == 0 {
+				return invalid("certificate: the esignature method needs the certificate with its proof of possession")
+			}
+			if err := esignProofMissing(in.Submission, in.CaseID); err != nil {
+				return err
+			}
 			return r.canStartIdentity()
 		}}); err != nil {
 		return err

@@ -33,6 +33,11 @@ const (
 // update that answers once taken (README, "Changing a workflow safely").
 const changeResubmissionAnswersWhenTaken = "resubmission-answers-when-taken"
 
+// changeESignProofRequired is the GetVersion change id of the e-signature check that
+// refuses, without running the check, a certificate that came without the proof of
+// possession the API's verifier produced for this case.
+const changeESignProofRequired = "esign-proof-required"
+
 // MaxWaitingUploads bounds the uploads a verification holds for its next check.
 const MaxWaitingUploads = 20
 
@@ -119,6 +124,9 @@ type IdentitySubmission struct {
 	// identified the person, bound to a challenge nonce. Cases started before it carry
 	// none and keep the registry flag they started with (see check).
 	BankAssertion string `json:"bank_assertion,omitempty"`
+	// ESignProof: with a certificate, the proof of possession the API's verifier accepted
+	// for it (esign.Verifier). An e-signature submission without one is refused.
+	ESignProof *contract.ESignProof `json:"esign_proof,omitempty"`
 }
 
 // IdentityWorkflowInput starts a verification.
@@ -396,7 +404,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			if sub.Person.Surname == "" && len(sub.Certificate) == 0 && len(sub.Documents) == 0 {
 				return invalid("send corrected person data, a new certificate or documents")
 			}
-			return nil
+			return esignProofMissing(sub, r.in.CaseID)
 		}}); err != nil {
 		return err
 	}
@@ -580,8 +588,21 @@ func (r *identity) apply(sub IdentitySubmission) {
 	}
 	r.sub.Documents = append(r.sub.Documents, sub.Documents...)
 	if len(sub.Certificate) > 0 {
-		r.sub.Certificate = sub.Certificate
+		r.sub.Certificate, r.sub.ESignProof = sub.Certificate, sub.ESignProof
 	}
+}
+
+// esignProofMissing refuses a certificate that comes without the proof of possession the
+// API's verifier produced for this case (a nonce, the signature over it, the case it was
+// spent for). The esign check verifies the proof itself.
+func esignProofMissing(sub IdentitySubmission, caseID string) error {
+	if len(sub.Certificate) == 0 {
+		return nil
+	}
+	if p := sub.ESignProof; p == nil || p.Nonce == "" || len(p.Signature) == 0 || p.CaseID != caseID {
+		return invalid("certificate: a certificate needs its proof of possession, verified for this case (sign a challenge)")
+	}
+	return nil
 }
 
 // check runs the method's automatic check.
@@ -602,13 +623,24 @@ func (r *identity) check(ctx workflow.Context, reg contract.TaxpayerCheckResult)
 		}
 		return contract.MatchNo, []string{"no partner bank has identified you: choose another method"}, nil
 	case contract.MethodESignature:
+		// Change esign-proof-required: no proof of possession, no check; runs that checked
+		// before the change keep their command.
+		if workflow.GetVersion(ctx, changeESignProofRequired, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+			if len(r.sub.Certificate) == 0 || esignProofMissing(r.sub, r.in.CaseID) != nil {
+				return matchRefused, []string{"the certificate came without a proof of possession (a signed challenge): start a new verification with one"}, nil
+			}
+		}
 		var res contract.ESignCheckResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.ReadOptions), a.CheckESignature,
-			contract.ESignCheckInput{Certificate: r.sub.Certificate, INN: r.sub.Person.INN, SNILS: r.sub.Person.SNILS, At: now}).Get(ctx, &res)
+			contract.ESignCheckInput{Certificate: r.sub.Certificate, INN: r.sub.Person.INN, SNILS: r.sub.Person.SNILS, At: now,
+				CaseID: r.in.CaseID, Proof: r.sub.ESignProof}).Get(ctx, &res)
 		if reason, ok := businessReason(err); ok {
 			return contract.MatchNo, []string{reason}, nil
 		} else if err != nil {
 			return "", nil, err
+		}
+		if res.Refused {
+			return matchRefused, []string{res.Reason}, nil
 		}
 		if res.Inconclusive {
 			return contract.MatchInconclusive, []string{res.Reason}, nil

@@ -3,6 +3,7 @@ package workflows
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"image"
@@ -23,6 +24,7 @@ import (
 	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/bankid/bankidtest"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
@@ -215,12 +217,12 @@ func TestIdentityByESignature(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newIDHarness(t, registered())
-			cert, err := h.ca.Issue(c.serial, c.inn, idSNILS, c.from, c.to)
+			cert, key, err := h.ca.IssueWithKey(c.serial, c.inn, idSNILS, c.from, c.to)
 			if err != nil {
 				t.Fatal(err)
 			}
 			in := idInput(contract.MethodESignature)
-			in.Submission.Certificate = cert
+			in.Submission.Certificate, in.Submission.ESignProof = cert, h.prove(cert, key, "n-"+name, idCase)
 			in.Policy.MaxAttempts = 1
 			st := h.run(in)
 			if st.Status != c.wantStatus {
@@ -230,6 +232,84 @@ func TestIdentityByESignature(t *testing.T) {
 				t.Fatalf("reasons %v, want %q and the advice to update the signature", st.Reasons, c.wantReason)
 			}
 		})
+	}
+}
+
+// prove runs the API's verifier: a challenge issued to tenant alpha, signed with key,
+// spent for the case. The proof is what the API puts in the submission.
+func (h *idHarness) prove(cert []byte, key *ecdsa.PrivateKey, nonce, caseID string) *contract.ESignProof {
+	h.t.Helper()
+	if _, err := store.PutNew(context.Background(), h.db, "api_idempotency", "key", esign.Challenge{Key: "nonce#" + nonce, Tenant: "alpha",
+		ExpiresAt: time.Now().Add(time.Hour).Unix()}); err != nil {
+		h.t.Fatal(err)
+	}
+	sig, err := esigntest.Sign(key, []byte(nonce))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p, err := esign.Verifier{DB: h.db, Nonces: "api_idempotency", Taxpayers: "taxpayers"}.Prove(context.Background(),
+		esign.Claim{Tenant: "alpha", CaseID: caseID, Certificate: cert, Nonce: nonce, Signature: sig})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p.Proof()
+}
+
+// An e-signature submission reaches the check only with the proof the API's verifier
+// produced for this case: without one it is refused without a check; with a made-up one
+// (signed by the right key, but never issued and spent for the case) or another case's
+// the esign check refuses it. Each rejects the case: no re-submission mends a missing proof.
+func TestIdentityESignatureWithoutAVerifiedProofIsRefused(t *testing.T) {
+	for name, proof := range map[string]func(h *idHarness, cert []byte, key *ecdsa.PrivateKey) *contract.ESignProof{
+		"no proof": func(*idHarness, []byte, *ecdsa.PrivateKey) *contract.ESignProof { return nil },
+		"made-up proof": func(h *idHarness, _ []byte, key *ecdsa.PrivateKey) *contract.ESignProof {
+			sig, _ := esigntest.Sign(key, []byte("never-issued"))
+			return &contract.ESignProof{Nonce: "never-issued", Signature: sig, Tenant: "alpha", CaseID: idCase}
+		},
+		"another case's proof, relabelled": func(h *idHarness, cert []byte, key *ecdsa.PrivateKey) *contract.ESignProof {
+			p := h.prove(cert, key, "n-other", "identity-0c6f6f9e-0000-4000-8000-000000000099")
+			p.CaseID = idCase
+			return p
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newIDHarness(t, registered())
+			now := time.Now()
+			cert, key, err := h.ca.IssueWithKey(10, testINN, idSNILS, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := idInput(contract.MethodESignature)
+			in.Submission.Certificate, in.Submission.ESignProof = cert, proof(h, cert, key)
+			st := h.run(in)
+			if st.Status != IdentityRejected || len(st.Reasons) == 0 || !strings.Contains(st.Reasons[0], "proof") {
+				t.Fatalf("got %s %v", st.Status, st.Reasons)
+			}
+			if h.confirmed().Confirmed {
+				t.Fatal("the taxpayer was confirmed")
+			}
+		})
+	}
+}
+
+// Start with your own certificate (a mismatch), then re-submit the victim's without a
+// proof: the re-submission is refused (the validator: nothing is recorded), and the case
+// takes only a certificate with the proof the verifier produced for it.
+func TestIdentityResubmittedCertificateNeedsItsProof(t *testing.T) {
+	h := newIDHarness(t, registered())
+	now := time.Now()
+	own, ownKey, _ := h.ca.IssueWithKey(12, "7707083893", idSNILS, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
+	victim, key, _ := h.ca.IssueWithKey(13, testINN, idSNILS, now.AddDate(-1, 0, 0), now.AddDate(1, 0, 0))
+	in := idInput(contract.MethodESignature)
+	in.Submission.Certificate, in.Submission.ESignProof = own, h.prove(own, ownKey, "n-own", idCase)
+	h.sendIdentity(10*time.Minute, IdentityUpdateResubmit, IdentitySubmission{Certificate: victim}, msgOutcome{wrong: "proof of possession"})
+	foreign := h.prove(victim, key, "n-foreign", "identity-0c6f6f9e-0000-4000-8000-000000000099")
+	h.sendIdentity(20*time.Minute, IdentityUpdateResubmit, IdentitySubmission{Certificate: victim, ESignProof: foreign}, msgOutcome{wrong: "proof of possession"})
+	h.sendIdentity(30*time.Minute, IdentityUpdateResubmit, IdentitySubmission{Certificate: victim, ESignProof: h.prove(victim, key, "n-victim", idCase)},
+		msgOutcome{status: IdentityNeedsDocuments})
+	st := h.run(in)
+	if st.Status != IdentityVerified || st.Attempts != 2 {
+		t.Fatalf("got %s after %d attempts: %v", idStatuses(st), st.Attempts, st.Reasons)
 	}
 }
 

@@ -134,7 +134,7 @@ func realHandlers(db *storetest.DB, s3 *storetest.S3) map[string]any {
 		contract.FnDocumentStore:   fn.Handler(document.Handler{S3: s3, Bucket: "documents"}.Store),
 		contract.FnIdentityMatch:   fn.Handler(identityfn.Handler{DB: db, Taxpayers: "taxpayers", S3: s3, Bucket: "documents"}.Match),
 		contract.FnIdentityConfirm: fn.Handler(identityconfirm.Handler{DB: db, Taxpayers: "taxpayers"}.Confirm),
-		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents"}).Check),
+		contract.FnESignCheck:      fn.Handler((&esigncheck.Handler{S3: s3, Bucket: "documents", DB: db, Taxpayers: "taxpayers", Nonces: "api_idempotency"}).Check),
 		contract.FnUnblockCheck:    fn.Handler(unblock.Handler{DB: db, Taxpayers: "taxpayers"}.Check),
 		contract.FnIdentityClear:   fn.Handler(identityclear.Handler{DB: db, Taxpayers: "taxpayers"}.Clear),
 		contract.FnReminderSweep:   fn.Handler(reminders.Handler{DB: db, Obligations: "obligations", Taxpayers: "taxpayers", Outbox: "outbox"}.Sweep),
@@ -155,7 +155,7 @@ func newStores() (*storetest.DB, *storetest.S3) {
 	return storetest.New(map[string]storetest.Key{
 		"taxpayers": {PK: "inn"}, "ledger": {PK: "inn", SK: "entry_id"}, "treasury": {PK: "payout_key"}, "reservations": {PK: "key"},
 		"outbox": {PK: "notification_id"}, "cases": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"},
-		"obligations": {PK: "obligation_id"}, "deliveries": {PK: "notification_id"},
+		"obligations": {PK: "obligation_id"}, "deliveries": {PK: "notification_id"}, "api_idempotency": {PK: "key"},
 	}), storetest.NewS3()
 }
 

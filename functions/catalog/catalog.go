@@ -78,7 +78,8 @@ var constructors = map[string]func(fn.Deps) any{
 		return fn.Handler(identityconfirm.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table)}.Confirm)
 	},
 	contract.FnESignCheck: func(d fn.Deps) any {
-		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(trust.Bucket)}).Check)
+		return fn.Handler((&esigncheck.Handler{S3: d.S3, Bucket: d.Config.Name(trust.Bucket), DB: d.DynamoDB,
+			Taxpayers: d.Config.Name(taxpayer.Table), Nonces: d.Config.Name(bankcheck.NonceTable)}).Check)
 	},
 	contract.FnBankCheck: func(d fn.Deps) any {
 		return fn.Handler((&bankcheck.Handler{S3: d.S3, Bucket: d.Config.Name(trust.Bucket), DB: d.DynamoDB,

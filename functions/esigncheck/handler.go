@@ -16,10 +16,11 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/trust"
 )
 
@@ -30,9 +31,16 @@ const (
 )
 
 // Handler checks certificates. Trust material is cached for a few minutes per instance.
+// The taxpayer is the registry's (DB, Taxpayers): the certificate must name the INN and
+// the SNILS the registry holds for the INN, never a SNILS a caller submitted. The proof of
+// possession is checked again (Nonces: the API's challenges): the signature over the
+// nonce, and that the API's verifier spent the nonce for this case.
 type Handler struct {
-	S3     document.S3
-	Bucket string // the deployed trust.Bucket
+	S3        document.S3
+	Bucket    string // the deployed trust.Bucket
+	DB        store.DB
+	Taxpayers string
+	Nonces    string
 
 	mu      sync.Mutex
 	trust   esign.Trust
@@ -50,20 +58,35 @@ func (h *Handler) Check(ctx context.Context, in contract.ESignCheckInput) (contr
 		return contract.ESignCheckResult{}, fnerr.Invalid("certificate", "larger than 64 KB: not a certificate")
 	case in.At.IsZero():
 		return contract.ESignCheckResult{}, fnerr.Invalid("at", "must be set")
-	}
-	snils, err := domain.NormalizeSNILS("snils", in.SNILS)
-	if err != nil {
-		return contract.ESignCheckResult{}, fnerr.Invalid("snils", err.(domain.FieldError).Reason)
+	case in.INN == "":
+		return contract.ESignCheckResult{}, fnerr.Invalid("inn", "must be set")
+	case h.DB == nil || h.Taxpayers == "" || h.Nonces == "":
+		// Without the registry and the challenges nothing can be judged: never valid.
+		return contract.ESignCheckResult{}, errors.New("esign check: the registry and the challenge table are not configured")
 	}
 	cert, err := esign.Parse(in.Certificate)
 	if err != nil {
 		return contract.ESignCheckResult{Valid: false, Reason: err.Error()}, nil
 	}
+	// The proof of possession, again: a submission that reached the workflow without the
+	// verifier (no proof, a made-up one, another case's) is refused whatever its certificate.
+	if reason, err := h.checkProof(ctx, cert, in); err != nil {
+		return contract.ESignCheckResult{}, err
+	} else if reason != "" {
+		return contract.ESignCheckResult{Valid: false, Refused: true, Reason: reason}, nil
+	}
+	tp, found, err := taxpayer.Lookup(ctx, h.DB, h.Taxpayers, in.INN)
+	switch {
+	case err != nil:
+		return contract.ESignCheckResult{}, fmt.Errorf("read registry: %w", err)
+	case !found:
+		return contract.ESignCheckResult{Valid: false, Reason: "no taxpayer with this INN in the registry"}, nil
+	}
 	trust, err := h.load(ctx)
 	if err != nil {
 		return contract.ESignCheckResult{}, err
 	}
-	if err := esign.Verify(cert, trust, in.INN, snils, in.At); err != nil {
+	if err := esign.Verify(cert, trust, tp.INN, tp.SNILS, in.At); err != nil {
 		if esign.IsRefusal(err) {
 			return contract.ESignCheckResult{Valid: false, Reason: err.Error()}, nil
 		}
@@ -73,6 +96,23 @@ func (h *Handler) Check(ctx context.Context, in contract.ESignCheckInput) (contr
 		return contract.ESignCheckResult{}, err
 	}
 	return contract.ESignCheckResult{Valid: true}, nil
+}
+
+// checkProof verifies the submission's proof of possession: present, signed over its
+// nonce by the certificate's key, and spent by the API's verifier for this case, with
+// this certificate. reason is empty when it holds.
+func (h *Handler) checkProof(ctx context.Context, cert *x509.Certificate, in contract.ESignCheckInput) (reason string, err error) {
+	p := in.Proof
+	switch {
+	case p == nil || p.Nonce == "" || len(p.Signature) == 0:
+		return "the certificate came without a proof of possession (a signed challenge): submit it again with one", nil
+	case in.CaseID == "":
+		return "the check names no case the proof was given for", nil
+	}
+	if err := esign.CheckPossession(cert, []byte(p.Nonce), p.Signature); err != nil {
+		return "the proof of possession does not verify with the certificate's key", nil
+	}
+	return esign.SpentFor(ctx, h.DB, h.Nonces, in.Certificate, *p, in.CaseID)
 }
 
 func (h *Handler) load(ctx context.Context) (esign.Trust, error) {

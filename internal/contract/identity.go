@@ -50,12 +50,27 @@ type IdentityMatchResult struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
-// ESignCheckInput asks to check a qualified certificate for the taxpayer.
+// ESignCheckInput asks to check a qualified certificate for the taxpayer: the one the
+// registry holds for INN (its SNILS is read from the registry; SNILS is what the caller
+// submitted and binds nothing), with the proof of possession the API verified for CaseID.
 type ESignCheckInput struct {
-	Certificate []byte    `json:"certificate"` // PEM or DER
-	INN         string    `json:"inn"`
-	SNILS       string    `json:"snils"`
-	At          time.Time `json:"at"`
+	Certificate []byte      `json:"certificate"` // PEM or DER
+	INN         string      `json:"inn"`
+	SNILS       string      `json:"snils"`
+	At          time.Time   `json:"at"`
+	CaseID      string      `json:"case_id,omitempty"`
+	Proof       *ESignProof `json:"proof,omitempty"`
+}
+
+// ESignProof is an e-signature submission's proof of possession as the API's verifier
+// accepted it: a challenge nonce issued to Tenant, spent for CaseID, and the signature
+// over the nonce's ASCII bytes by the certificate's key. The esign check verifies it
+// again (the signature, and that the nonce was spent for this case).
+type ESignProof struct {
+	Nonce     string `json:"nonce"`
+	Signature []byte `json:"signature"`
+	Tenant    string `json:"tenant"`
+	CaseID    string `json:"case_id"`
 }
 
 // ESignCheckResult says whether the certificate identifies the taxpayer.
@@ -63,8 +78,11 @@ type ESignCheckResult struct {
 	Valid bool `json:"valid"`
 	// Inconclusive: the check could not complete (revocation status unknown); the
 	// verification goes to manual review, never to verified.
-	Inconclusive bool   `json:"inconclusive,omitempty"`
-	Reason       string `json:"reason,omitempty"`
+	Inconclusive bool `json:"inconclusive,omitempty"`
+	// Refused: the submission's proof of possession is missing or not the verifier's; no
+	// certificate can mend that in this case.
+	Refused bool   `json:"refused,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // BankCheckInput asks to verify a partner bank's signed assertion (a compact JWS) that it

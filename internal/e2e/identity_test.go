@@ -25,7 +25,6 @@ import (
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/store"
-	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -177,24 +176,9 @@ func TestIdentityByESignatureOverHTTP(t *testing.T) {
 	queue := startWorker(t, lambdaInvoker())
 	cabinet, operator := startIdentityAPI(t, queue)
 	now := time.Now()
-	ca, err := esigntest.NewCA(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The anchors go where the operator's `taxflow trust put` puts them: the trust bucket,
-	// which no function may write.
-	bucket := shared.cfg.Name(trust.Bucket)
-	if _, err := trust.Put(context.Background(), shared.clients.S3, bucket, "roots", ca.RootPEM()); err != nil {
-		t.Fatal(err)
-	}
-	// A current revocation list of the authority: without one the check cannot complete.
-	crl, err := ca.CRL(now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := trust.Put(context.Background(), shared.clients.S3, bucket, "crl", crl); err != nil {
-		t.Fatal(err)
-	}
+	// The stack's authority, its root and a current revocation list in S3 (without a list
+	// the check cannot complete).
+	ca := trustedCA(t)
 	p := newPerson(t, true)
 	snils, _ := domain.NormalizeSNILS("snils", p.SNILS)
 	cert, key, _ := ca.IssueWithKey(int64(rand.IntN(1e9)), p.INN, snils, now.AddDate(0, -1, 0), now.AddDate(1, 0, 0))

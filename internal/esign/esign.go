@@ -9,8 +9,10 @@
 package esign
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -86,7 +88,66 @@ func Subject(c *x509.Certificate) (inn, snils string) {
 	return inn, snils
 }
 
-// Verify checks the certificate for the taxpayer with the given INN and SNILS at now.
+// SigningUsages are the extended key usages a taxpayer's certificate may name (or it names
+// none): the profiles of a qualified signature certificate of a person (client
+// authentication, e-mail protection). A server's or a code signer's certificate is not one.
+var SigningUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageEmailProtection}
+
+// SigningKey refuses a certificate whose key may not sign for its holder: a certification
+// authority's, one whose key usage allows neither digitalSignature nor nonRepudiation
+// (contentCommitment), and keys other than ECDSA or RSA (the proof of possession is
+// checked with SHA-256 over them).
+func SigningKey(c *x509.Certificate) error {
+	switch {
+	case c.IsCA:
+		return refuse("the certificate is a certification authority's, not a person's")
+	case c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0:
+		return refuse("the certificate's key usage does not allow signing (digitalSignature or nonRepudiation)")
+	case c.PublicKeyAlgorithm != x509.ECDSA && c.PublicKeyAlgorithm != x509.RSA:
+		return refuse("the certificate's key is neither ECDSA nor RSA")
+	}
+	return nil
+}
+
+// Bind checks that the certificate names the taxpayer the registry holds: both the INN
+// and the SNILS the registry has for that INN (never a SNILS the caller submitted).
+func Bind(c *x509.Certificate, registryINN, registrySNILS string) error {
+	gotINN, gotSNILS := Subject(c)
+	if gotINN == "" || gotSNILS == "" {
+		return refuse("the certificate does not name both an INN and a SNILS, so it cannot identify you")
+	}
+	if registryINN == "" || registrySNILS == "" || gotINN != registryINN || digits(gotSNILS) != digits(registrySNILS) {
+		return refuse("the certificate was issued to another person (its INN or SNILS differs from the registry's)")
+	}
+	return nil
+}
+
+// digits keeps the digits of a SNILS ("112-233-445 95" and "11223344595" are one number).
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// CheckPossession verifies a SHA-256 signature over msg by the certificate's key
+// (ECDSA, or RSA PKCS #1 v1.5).
+func CheckPossession(c *x509.Certificate, msg, sig []byte) error {
+	alg := x509.SHA256WithRSA
+	if c.PublicKeyAlgorithm == x509.ECDSA {
+		alg = x509.ECDSAWithSHA256
+	}
+	if err := c.CheckSignature(alg, msg, sig); err != nil {
+		return errors.New("the signature does not verify with the certificate's public key")
+	}
+	return nil
+}
+
+// Verify checks the certificate for the taxpayer the registry holds with this INN and
+// SNILS at now: validity, a chain to a trusted root for a signing usage, a key that may
+// sign, the binding to the registry's INN and SNILS, and revocation.
 func Verify(c *x509.Certificate, t Trust, inn, snils string, now time.Time) error {
 	if now.Before(c.NotBefore) {
 		return refuse(fmt.Sprintf("the certificate is not valid until %s", c.NotBefore.UTC().Format(time.DateOnly)))
@@ -94,16 +155,15 @@ func Verify(c *x509.Certificate, t Trust, inn, snils string, now time.Time) erro
 	if now.After(c.NotAfter) {
 		return refuse(fmt.Sprintf("the certificate expired on %s", c.NotAfter.UTC().Format(time.DateOnly)))
 	}
-	chains, err := c.Verify(x509.VerifyOptions{Roots: t.Roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, err := c.Verify(x509.VerifyOptions{Roots: t.Roots, CurrentTime: now, KeyUsages: SigningUsages})
 	if err != nil {
-		return refuse("the certificate was not issued by an accredited certification authority")
+		return refuse("the certificate was not issued by an accredited certification authority for signing")
 	}
-	gotINN, gotSNILS := Subject(c)
-	if gotINN == "" && gotSNILS == "" {
-		return refuse("the certificate names no INN or SNILS, so it cannot identify you")
+	if err := SigningKey(c); err != nil {
+		return err
 	}
-	if gotINN != "" && gotINN != inn || gotSNILS != "" && gotSNILS != snils {
-		return refuse("the certificate was issued to another person (its INN or SNILS differs from yours)")
+	if err := Bind(c, inn, snils); err != nil {
+		return err
 	}
 	issuer := c
 	if len(chains) > 0 && len(chains[0]) > 1 {
@@ -130,4 +190,9 @@ func Verify(c *x509.Certificate, t Trust, inn, snils string, now time.Time) erro
 		return &Unknown{Reason: "the revocation status of the certificate could not be established (no current revocation list of its authority): an operator reviews it"}
 	}
 	return nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

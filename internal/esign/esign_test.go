@@ -34,6 +34,11 @@ func newCA(t *testing.T) ca {
 }
 
 func (a ca) issue(t *testing.T, serial int64, inn, snils string, from, to time.Time) *x509.Certificate {
+	return a.issueFor(t, serial, inn, snils, from, to, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+}
+
+// issueFor is issue with the key usages of a certificate profile.
+func (a ca) issueFor(t *testing.T, serial int64, inn, snils string, from, to time.Time, ku x509.KeyUsage, eku []x509.ExtKeyUsage) *x509.Certificate {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	subj := pkix.Name{CommonName: "ПЕТРОВ ИВАН СЕРГЕЕВИЧ"}
 	if inn != "" {
@@ -43,7 +48,7 @@ func (a ca) issue(t *testing.T, serial int64, inn, snils string, from, to time.T
 		subj.ExtraNames = append(subj.ExtraNames, pkix.AttributeTypeAndValue{Type: OIDSNILS, Value: snils})
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subj, NotBefore: from, NotAfter: to,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		KeyUsage: ku, ExtKeyUsage: eku}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
 	if err != nil {
 		t.Fatal(err)
@@ -86,12 +91,28 @@ func TestVerify(t *testing.T) {
 		{"revoked", a.issue(t, 66, inn, snils, f, to), "revoked on"},
 		{"another INN", a.issue(t, 13, "7707083893", snils, f, to), "another person"},
 		{"another SNILS", a.issue(t, 14, inn, "08765430300", f, to), "another person"},
-		{"no identifiers", a.issue(t, 15, "", "", f, to), "names no INN or SNILS"},
+		{"no identifiers", a.issue(t, 15, "", "", f, to), "does not name both an INN and a SNILS"},
 		{"untrusted CA", other.issue(t, 16, inn, snils, f, to), "accredited certification authority"},
+		// A certificate naming only the holder's SNILS verified them as any INN whose
+		// SNILS the caller submitted: the INN and SNILS are now both the registry's.
+		{"only a SNILS", a.issue(t, 17, "", snils, f, to), "does not name both"},
+		{"only an INN", a.issue(t, 18, inn, "", f, to), "does not name both"},
+		// Signing profiles only: no key usage for signing, or a TLS server's or a code
+		// signer's extended usage, is refused (ExtKeyUsageAny accepted them all).
+		{"key encipherment only", a.issueFor(t, 19, inn, snils, f, to, x509.KeyUsageKeyEncipherment, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}), "does not allow signing"},
+		{"server certificate", a.issueFor(t, 20, inn, snils, f, to, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}), "for signing"},
+		{"code signing", a.issueFor(t, 21, inn, snils, f, to, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}), "for signing"},
+		{"nonRepudiation, e-mail", a.issueFor(t, 22, inn, snils, f, to, x509.KeyUsageContentCommitment, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}), ""},
+		{"no extended usage", a.issueFor(t, 23, inn, snils, f, to, x509.KeyUsageDigitalSignature, nil), ""},
+		{"SNILS written with separators in the registry", a.issue(t, 24, inn, snils, f, to), ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := Verify(c.cert, trust, inn, snils, now)
+			registrySNILS := snils
+			if strings.Contains(c.name, "separators") {
+				registrySNILS = "112-233-445 95"
+			}
+			err := Verify(c.cert, trust, inn, registrySNILS, now)
 			if c.want == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/esign/esigntest"
 	"github.com/taxflow/taxflow/internal/ndfl"
 	"github.com/taxflow/taxflow/internal/store"
@@ -166,7 +167,8 @@ func checkRefunds(t *testing.T, d Dataset) {
 
 func registry(t *testing.T, d Dataset) *storetest.DB {
 	t.Helper()
-	db := storetest.New(map[string]storetest.Key{"taxpayers": {PK: "inn"}, "obligations": {PK: "obligation_id"}, "outbox": {PK: "notification_id"}})
+	db := storetest.New(map[string]storetest.Key{"taxpayers": {PK: "inn"}, "obligations": {PK: "obligation_id"}, "outbox": {PK: "notification_id"},
+		"api_idempotency": {PK: "key"}})
 	for _, tp := range d.Taxpayers {
 		if _, err := store.PutNew(context.Background(), db, "taxpayers", "inn", tp); err != nil {
 			t.Fatal(err)
@@ -200,7 +202,8 @@ func checkIdentities(t *testing.T, d Dataset) {
 		t.Fatal(err)
 	}
 	s3.Put(esigncheck.CRLKey, crl)
-	esign := &esigncheck.Handler{S3: s3, Bucket: "documents"}
+	check := &esigncheck.Handler{S3: s3, Bucket: "documents", DB: db, Taxpayers: "taxpayers", Nonces: "api_idempotency"}
+	verifier := esign.Verifier{DB: db, Nonces: "api_idempotency", Taxpayers: "taxpayers"}
 	methods := map[string]bool{}
 	for i, c := range d.Identities {
 		methods[c.Method] = true
@@ -217,11 +220,21 @@ func checkIdentities(t *testing.T, d Dataset) {
 			}
 			got = res.Outcome
 		case contract.MethodESignature:
-			cert, err := ca.Issue(int64(i+2), tp.INN, tp.SNILS, c.CertNotBefore, c.CertNotAfter)
+			cert, key, err := ca.IssueWithKey(int64(i+2), tp.INN, tp.SNILS, c.CertNotBefore, c.CertNotAfter)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := esign.Check(ctx, contract.ESignCheckInput{Certificate: cert, INN: tp.INN, SNILS: tp.SNILS, At: at})
+			// The proof of possession the API's verifier makes for the case.
+			nonce, caseID := fmt.Sprintf("n-%d", i), fmt.Sprintf("identity-seed-%d", i)
+			if _, err := store.PutNew(ctx, db, "api_idempotency", "key", esign.Challenge{Key: "nonce#" + nonce, Tenant: "seed", ExpiresAt: time.Now().Add(time.Hour).Unix()}); err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := esigntest.Sign(key, []byte(nonce))
+			proven, err := verifier.Prove(ctx, esign.Claim{Tenant: "seed", CaseID: caseID, INN: tp.INN, Certificate: cert, Nonce: nonce, Signature: sig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := check.Check(ctx, contract.ESignCheckInput{Certificate: cert, INN: tp.INN, SNILS: tp.SNILS, At: at, CaseID: caseID, Proof: proven.Proof()})
 			if err != nil {
 				t.Fatal(err)
 			}
