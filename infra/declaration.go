@@ -19,8 +19,8 @@ import (
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
-	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/batch"
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/trust"
 )
 
