@@ -114,11 +114,15 @@ func (s *Server) checkObject(ctx context.Context, p Principal, rule string, deci
 	return nil
 }
 
-// checkCase: the case's owner is a tenant the caller acts for.
+// checkCase: the case's owner is a tenant the caller acts for. An account case has no
+// owner: it belongs to its taxpayer (checkAccount).
 func (s *Server) checkCase(ctx context.Context, p Principal, id string) error {
 	o := actsFor(p)
 	if o.all {
 		return nil
+	}
+	if subject, ok := strings.CutPrefix(id, procAccount+"-"); ok {
+		return s.checkAccount(ctx, p, o.tenant, id, subject)
 	}
 	tenant, _, found, err := s.CaseOwner(ctx, id)
 	if err != nil {
@@ -145,6 +149,29 @@ func (s *Server) checkTaxpayer(ctx context.Context, p Principal, inn string) err
 		return errNoObject
 	}
 	return nil
+}
+
+// checkAccount: an account case belongs to a taxpayer, not to a tenant, so the taxpayer
+// rule judges it, as on the /v1/accounts/{inn}/… routes: the caller acts on it when its
+// tenant is related to the account's taxpayer. A relationship recorded under the
+// account's own subject answers at once; otherwise the taxpayer's INN is read from the
+// account's start input. A taxpayer that cannot be read is an error (never shown).
+func (s *Server) checkAccount(ctx context.Context, p Principal, tenant, id, subject string) error {
+	if tenant != "" {
+		var rel relation
+		found, err := store.Get(ctx, s.DB, s.Owners, map[string]types.AttributeValue{"case_id": store.S(relationKey(tenant, subject))}, &rel)
+		if err != nil {
+			return fmt.Errorf("read relationship: %w", err)
+		}
+		if found && rel.Tenant == tenant {
+			return nil
+		}
+	}
+	inn, err := s.startINN(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read the account's taxpayer: %w", err)
+	}
+	return s.checkTaxpayer(ctx, p, inn)
 }
 
 // checkDuties refuses a decision by a key of the tenant that created the case (its
