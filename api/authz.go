@@ -122,6 +122,11 @@ func (s *Server) checkCase(ctx context.Context, p Principal, id string) error {
 		return nil
 	}
 	if subject, ok := strings.CutPrefix(id, procAccount+"-"); ok {
+		if !p.Staff() {
+			// Only staff open an account by its case id (the console, the task list); the
+			// API's account routes take the INN and judge the taxpayer.
+			return errNoObject
+		}
 		return s.checkAccount(ctx, p, o.tenant, id, subject)
 	}
 	tenant, _, found, err := s.CaseOwner(ctx, id)
@@ -438,4 +443,45 @@ func RouteRules() []RouteRule {
 		out = append(out, RouteRule{Method: rt.method, Path: rt.path, Scope: rt.scope, Rule: rt.rule, Decides: rt.decides})
 	}
 	return out
+}
+
+// ConsoleRule is one console row of the authorization table as tests outside the package
+// read it. Scope is "" where it depends on the request: a case page needs the read
+// scope of the case's process (ConsoleReadScope), a decision the scope of its action
+// (ConsoleActionScope).
+type ConsoleRule struct {
+	Pattern, Scope, Rule string
+	Decides              bool
+}
+
+// ConsoleRules lists the console's rows in table order.
+func ConsoleRules() []ConsoleRule {
+	out := make([]ConsoleRule, 0, len(consoleRules))
+	for _, r := range consoleRules {
+		out = append(out, ConsoleRule{Pattern: r.pattern, Scope: r.scope, Rule: r.rule, Decides: r.decides})
+	}
+	return out
+}
+
+// ConsoleProcesses are the processes whose cases the console opens, in a fixed order.
+func ConsoleProcesses() []string { return []string{procRefund, procIdent, procDecl, procAccount} }
+
+// ConsoleReadScope is the scope a case page of the process needs.
+func ConsoleReadScope(process string) string { return readScopes[process] }
+
+// ConsoleActions lists the decision actions of a process the console takes.
+func ConsoleActions(process string) []string {
+	var out []string
+	for _, a := range []string{ActApprove, ActReject, ActRetry, ActRequest, ActDecide} {
+		if _, ok := ConsoleActionScope(process, a); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ConsoleActionScope is the scope a decision form needs (caseAction.update's).
+func ConsoleActionScope(process, action string) (string, bool) {
+	_, _, _, scope, err := caseAction{Process: process, Action: action}.update(Principal{})
+	return scope, err == nil
 }

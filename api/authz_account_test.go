@@ -111,6 +111,13 @@ func TestBoundStaffSeeTheAccountsOfTheirTenantsTaxpayers(t *testing.T) {
 		}
 	}
 
+	// Only staff open an account by its case id: to a tenant's key, even one related to
+	// the taxpayer, an account id on a case route is a missing case (nothing is read).
+	read := len(tc.histories)
+	if rec := do(h, "GET", "/v1/refunds/"+accountA, "alpha-integrator", ""); rec.Code != http.StatusNotFound || len(tc.histories) != read {
+		t.Errorf("alpha's key on its customer's account id: %d, %d histories read", rec.Code, len(tc.histories)-read)
+	}
+
 	// GET /v1/tasks: the same rule.
 	tasks := func(key string) []string {
 		rec := do(h, "GET", "/v1/tasks?role=specialist", key, "")
