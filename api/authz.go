@@ -114,11 +114,20 @@ func (s *Server) checkObject(ctx context.Context, p Principal, rule string, deci
 	return nil
 }
 
-// checkCase: the case's owner is a tenant the caller acts for.
+// checkCase: the case's owner is a tenant the caller acts for. An account case has no
+// owner: it belongs to its taxpayer (checkAccount).
 func (s *Server) checkCase(ctx context.Context, p Principal, id string) error {
 	o := actsFor(p)
 	if o.all {
 		return nil
+	}
+	if subject, ok := strings.CutPrefix(id, procAccount+"-"); ok {
+		if !p.Staff() {
+			// Only staff open an account by its case id (the console, the task list); the
+			// API's account routes take the INN and judge the taxpayer.
+			return errNoObject
+		}
+		return s.checkAccount(ctx, p, o.tenant, id, subject)
 	}
 	tenant, _, found, err := s.CaseOwner(ctx, id)
 	if err != nil {
@@ -145,6 +154,29 @@ func (s *Server) checkTaxpayer(ctx context.Context, p Principal, inn string) err
 		return errNoObject
 	}
 	return nil
+}
+
+// checkAccount: an account case belongs to a taxpayer, not to a tenant, so the taxpayer
+// rule judges it, as on the /v1/accounts/{inn}/… routes: the caller acts on it when its
+// tenant is related to the account's taxpayer. A relationship recorded under the
+// account's own subject answers at once; otherwise the taxpayer's INN is read from the
+// account's start input. A taxpayer that cannot be read is an error (never shown).
+func (s *Server) checkAccount(ctx context.Context, p Principal, tenant, id, subject string) error {
+	if tenant != "" {
+		var rel relation
+		found, err := store.Get(ctx, s.DB, s.Owners, map[string]types.AttributeValue{"case_id": store.S(relationKey(tenant, subject))}, &rel)
+		if err != nil {
+			return fmt.Errorf("read relationship: %w", err)
+		}
+		if found && rel.Tenant == tenant {
+			return nil
+		}
+	}
+	inn, err := s.startINN(ctx, id)
+	if err != nil {
+		return fmt.Errorf("read the account's taxpayer: %w", err)
+	}
+	return s.checkTaxpayer(ctx, p, inn)
 }
 
 // checkDuties refuses a decision by a key of the tenant that created the case (its
@@ -411,4 +443,45 @@ func RouteRules() []RouteRule {
 		out = append(out, RouteRule{Method: rt.method, Path: rt.path, Scope: rt.scope, Rule: rt.rule, Decides: rt.decides})
 	}
 	return out
+}
+
+// ConsoleRule is one console row of the authorization table as tests outside the package
+// read it. Scope is "" where it depends on the request: a case page needs the read
+// scope of the case's process (ConsoleReadScope), a decision the scope of its action
+// (ConsoleActionScope).
+type ConsoleRule struct {
+	Pattern, Scope, Rule string
+	Decides              bool
+}
+
+// ConsoleRules lists the console's rows in table order.
+func ConsoleRules() []ConsoleRule {
+	out := make([]ConsoleRule, 0, len(consoleRules))
+	for _, r := range consoleRules {
+		out = append(out, ConsoleRule{Pattern: r.pattern, Scope: r.scope, Rule: r.rule, Decides: r.decides})
+	}
+	return out
+}
+
+// ConsoleProcesses are the processes whose cases the console opens, in a fixed order.
+func ConsoleProcesses() []string { return []string{procRefund, procIdent, procDecl, procAccount} }
+
+// ConsoleReadScope is the scope a case page of the process needs.
+func ConsoleReadScope(process string) string { return readScopes[process] }
+
+// ConsoleActions lists the decision actions of a process the console takes.
+func ConsoleActions(process string) []string {
+	var out []string
+	for _, a := range []string{ActApprove, ActReject, ActRetry, ActRequest, ActDecide} {
+		if _, ok := ConsoleActionScope(process, a); ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ConsoleActionScope is the scope a decision form needs (caseAction.update's).
+func ConsoleActionScope(process, action string) (string, bool) {
+	_, _, _, scope, err := caseAction{Process: process, Action: action}.update(Principal{})
+	return scope, err == nil
 }

@@ -41,7 +41,9 @@ const (
 	consoleQueryWait = 10 * time.Second
 )
 
-var consoleCaseRE = regexp.MustCompile(`^(refund|identity|declaration|account)-[A-Za-z0-9_-]{1,100}$`)
+// consoleCaseRE: a case id; an account's is account-<subject>, and a subject is
+// s<version>.<hex> (internal/subject), hence the dot.
+var consoleCaseRE = regexp.MustCompile(`^(refund|identity|declaration|account)-[A-Za-z0-9._-]{1,100}$`)
 
 // processLabels are the Russian names of the processes.
 var processLabels = map[string]string{

@@ -134,28 +134,46 @@ func countdown(now, due time.Time, unit string, cal *calendar.Calendar) (string,
 // caseINN reads the taxpayer's INN from the input the case started with (decrypted by
 // the data converter), for the masked display; "" when it cannot.
 func (s *Server) caseINN(ctx context.Context, id string) string {
-	if s.DataConverter == nil {
-		return ""
-	}
-	it := s.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return ""
-	}
-	ev, err := it.Next()
+	inn, err := s.startINN(ctx, id)
 	if err != nil {
 		return ""
 	}
+	return inn
+}
+
+// startINN reads the taxpayer's INN from the input the case started with (decrypted by
+// the data converter). A case that does not exist is errNoObject; one whose input cannot
+// be read or names no INN is an error.
+func (s *Server) startINN(ctx context.Context, id string) (string, error) {
+	if s.DataConverter == nil || s.Temporal == nil {
+		return "", errors.New("no data converter: a case's input cannot be read")
+	}
+	it := s.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return "", errNoObject
+	}
+	ev, err := it.Next()
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return "", errNoObject
+	case err != nil:
+		return "", fmt.Errorf("read the case's history: %w", err)
+	}
 	in := ev.GetWorkflowExecutionStartedEventAttributes().GetInput()
 	if in == nil || len(in.Payloads) == 0 {
-		return ""
+		return "", errors.New("the case's first event carries no input")
 	}
 	var v struct {
 		INN string `json:"inn"`
 	}
 	if err := s.DataConverter.FromPayload(in.Payloads[0], &v); err != nil {
-		return ""
+		return "", fmt.Errorf("decode the case's input: %w", err)
 	}
-	return v.INN
+	if v.INN == "" {
+		return "", errors.New("the case's input names no taxpayer")
+	}
+	return v.INN, nil
 }
 
 // documentLinks presigns a short-lived GET for each stored document: the browser fetches

@@ -19,6 +19,7 @@ import (
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/trust"
 )
@@ -70,6 +71,18 @@ type Bucket struct {
 	// over any Allow) and in the bucket's policy, and refuses a declaration that grants one.
 	// The trust anchors' bucket: an operator writes it (`taxflow trust put`).
 	ReadOnly bool
+	// Guarded: prefixes of the bucket that only the named functions may write. Every other
+	// function's role gets an explicit Deny of every write under the prefix (whatever it
+	// may write elsewhere in the bucket), and the bucket's policy denies the same to each
+	// of those roles.
+	Guarded []Guard
+}
+
+// Guard is a prefix of a bucket and the only functions (by name; the API is "api") that
+// may write under it.
+type Guard struct {
+	Prefix  string
+	Writers []string
 }
 
 // Access is what a function may do to a table or a bucket; its IAM policy grants exactly
@@ -176,6 +189,10 @@ func Declare() Declaration {
 				// A batch's parsed chunks and per-line results, kept while its report is read.
 				{ID: "expire-batch-work", Prefix: "batches/", ExpireDays: 30},
 			},
+			// A batch file's grant names the key (its scopes) its lines are judged with: only
+			// the API, which issues the upload URL, writes one. A document, decision-pdf or
+			// batch role that could would give any file any uploader.
+			Guarded: []Guard{{Prefix: batch.GrantsPrefix, Writers: []string{"api"}}},
 		}, {
 			// The trust anchors (internal/trust): e-signature roots and CRL, partner bank keys.
 			// Read by the e-signature and bank checks; written by operators only.

@@ -3,7 +3,9 @@ package infra
 import (
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/trust"
 	"go/parser"
@@ -371,5 +373,143 @@ func TestDeclarationGrantingATrustWriteIsRefused(t *testing.T) {
 				t.Errorf("%s: %v on the trust anchors, want GetObject", f.Name, u.Actions)
 			}
 		}
+	}
+}
+
+// objectWrites are the writes a role could use to plant or replace an object.
+var objectWrites = []string{"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:DeleteObject", "s3:DeleteObjectVersion",
+	"s3:ReplicateObject", "s3:RestoreObject"}
+
+// coversKey says whether an IAM statement (as rendered) hits an action on one object key
+// of a bucket: its resource is the bucket's ARN followed by a pattern that matches the key
+// (IAM's * and ?), or a wildcard.
+func coversKey(stmt map[string]any, logical, action, key string) bool {
+	hitsAction := false
+	for _, a := range stmt["Action"].([]any) {
+		hitsAction = hitsAction || iamMatch(a.(string), action)
+	}
+	if !hitsAction {
+		return false
+	}
+	for _, res := range stmt["Resource"].([]any) {
+		switch r := res.(type) {
+		case string:
+			if r == "*" {
+				return true
+			}
+		case map[string]any:
+			sub, ok := r["Fn::Sub"].(string)
+			if !ok {
+				continue // Fn::GetAtt: the bucket itself, not its objects
+			}
+			if pattern, ok := strings.CutPrefix(sub, "${"+logical+".Arn}/"); ok && iamMatch(pattern, key) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// A batch file's grant (batches/grants/<id>.json in the documents bucket) names the key
+// whose scopes its lines are judged with: only the API writes one. Every other role that
+// may write the bucket (document-store, decision-pdf, batch) holds an explicit Deny of
+// every object write under batches/grants/, and the bucket's policy denies the same to
+// every role but the API's; the API itself can still write grants.
+func TestOnlyTheAPICanWriteBatchGrants(t *testing.T) {
+	b, err := os.ReadFile("template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Resources map[string]struct {
+			Type       string         `yaml:"Type"`
+			Properties map[string]any `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	const bucket, apiFunction = "BucketDocuments", "FunctionApi"
+	key, ok := batch.GrantKey(strings.Repeat("ab", 16))
+	if !ok {
+		t.Fatal("no grant key")
+	}
+	var others []string
+	for id, r := range doc.Resources {
+		if r.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		var stmts []map[string]any
+		policies, _ := r.Properties["Policies"].([]any)
+		for _, p := range policies {
+			for _, s := range p.(map[string]any)["Statement"].([]any) {
+				stmts = append(stmts, s.(map[string]any))
+			}
+		}
+		for _, action := range objectWrites {
+			allowed, denied := false, false
+			for _, st := range stmts {
+				if coversKey(st, bucket, action, key) {
+					allowed = allowed || st["Effect"] == "Allow"
+					denied = denied || st["Effect"] == "Deny"
+				}
+			}
+			switch {
+			case id == apiFunction && action == "s3:PutObject" && (!allowed || denied):
+				t.Errorf("the API cannot write a grant (allowed %v, denied %v): batch upload URLs would carry none", allowed, denied)
+			case id != apiFunction && !denied:
+				t.Errorf("%s: its role has no explicit Deny of %s on %s (allowed by its policies: %v)", id, action, key, allowed)
+			}
+		}
+		if id != apiFunction {
+			others = append(others, id+"Role")
+		}
+	}
+	if len(others) < len(Declare().Functions) {
+		t.Fatalf("%d roles besides the API's, want every declared function", len(others))
+	}
+	pol, ok := doc.Resources["BucketPolicyDocuments"]
+	if !ok {
+		t.Fatal("the documents bucket has no bucket policy denying the grants' writes")
+	}
+	if ref, _ := pol.Properties["Bucket"].(map[string]any); ref["Ref"] != bucket {
+		t.Errorf("the documents bucket policy is attached to %v", pol.Properties["Bucket"])
+	}
+	for _, action := range objectWrites {
+		deniedTo := map[string]bool{}
+		for _, s := range pol.Properties["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := s.(map[string]any)
+			if st["Effect"] != "Deny" || !coversKey(st, bucket, action, key) {
+				continue
+			}
+			principals, _ := st["Principal"].(map[string]any)["AWS"].([]any)
+			for _, p := range principals {
+				if g, ok := p.(map[string]any)["Fn::GetAtt"].([]any); ok && len(g) == 2 && g[1] == "Arn" {
+					deniedTo[g[0].(string)] = true
+				}
+			}
+		}
+		for _, role := range others {
+			if !deniedTo[role] {
+				t.Errorf("the documents bucket policy does not deny %s on grants to %s", action, role)
+			}
+		}
+		if deniedTo[apiFunction+"Role"] {
+			t.Errorf("the documents bucket policy denies %s on grants to the API", action)
+		}
+	}
+}
+
+// A guard naming a writer that is not a function is refused (a typo would deny the real
+// writer or no one).
+func TestGuardWithUnknownWriterIsRefused(t *testing.T) {
+	d := Declare()
+	for i := range d.Buckets {
+		if d.Buckets[i].Name == document.Bucket {
+			d.Buckets[i].Guarded = append(d.Buckets[i].Guarded, Guard{Prefix: "batches/other/", Writers: []string{"apii"}})
+		}
+	}
+	if _, err := Template(d); err == nil || !strings.Contains(err.Error(), "apii") {
+		t.Errorf("template rendered with an unknown writer (%v)", err)
 	}
 }

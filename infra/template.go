@@ -191,8 +191,22 @@ func grants(d Declaration, f Function) []map[string]any {
 		if b.ReadOnly {
 			policies = append(policies, map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{denyWrites(b)}})
 		}
+		// The same for a guarded prefix, to every function that is not one of its writers.
+		for _, g := range b.Guarded {
+			if !slices.Contains(g.Writers, f.Name) {
+				policies = append(policies, map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{denyPrefixWrites(b, g)}})
+			}
+		}
 	}
 	return policies
+}
+
+// denyPrefixWrites denies every object write under a guarded prefix of a bucket.
+func denyPrefixWrites(b Bucket, g Guard) map[string]any {
+	logical := "Bucket" + camel(b.Name)
+	sid := "DenyWrites" + camel(b.Name) + camel(strings.NewReplacer("/", "-", ".", "-").Replace(g.Prefix))
+	return map[string]any{"Sid": sid, "Effect": "Deny", "Action": DeniedWrites,
+		"Resource": []any{map[string]string{"Fn::Sub": "${" + logical + ".Arn}/" + g.Prefix + "*"}}}
 }
 
 // DeniedWrites are the S3 actions denied on a read-only bucket: every object and bucket
@@ -207,29 +221,62 @@ func denyWrites(b Bucket) map[string]any {
 }
 
 // addReadOnlyPolicies gives each read-only bucket a bucket policy that denies its writes
-// to every function's role (SAM names a function's role <logical id>Role): a second,
-// independent refusal that holds even if a role's own policies are changed by hand.
+// to every function's role (SAM names a function's role <logical id>Role), and each bucket
+// with guarded prefixes one that denies their writes to every role but their writers': a
+// second, independent refusal that holds even if a role's own policies are changed by hand.
 func addReadOnlyPolicies(d Declaration, resources map[string]any) {
 	var roles []any
 	for _, f := range append(slices.Clone(d.Functions), d.API.Function) {
 		roles = append(roles, map[string]any{"Fn::GetAtt": []string{"Function" + camel(f.Name) + "Role", "Arn"}})
 	}
 	for _, b := range d.Buckets {
-		if !b.ReadOnly {
+		var stmts []map[string]any
+		if b.ReadOnly {
+			st := denyWrites(b)
+			st["Principal"] = map[string]any{"AWS": roles}
+			stmts = append(stmts, st)
+		}
+		// A guarded prefix: its writes denied to every role but its writers'.
+		for _, g := range b.Guarded {
+			var others []any
+			for _, f := range append(slices.Clone(d.Functions), d.API.Function) {
+				if !slices.Contains(g.Writers, f.Name) {
+					others = append(others, map[string]any{"Fn::GetAtt": []string{"Function" + camel(f.Name) + "Role", "Arn"}})
+				}
+			}
+			st := denyPrefixWrites(b, g)
+			st["Principal"] = map[string]any{"AWS": others}
+			stmts = append(stmts, st)
+		}
+		if len(stmts) == 0 {
 			continue
 		}
-		st := denyWrites(b)
-		st["Principal"] = map[string]any{"AWS": roles}
 		resources["BucketPolicy"+camel(b.Name)] = map[string]any{"Type": "AWS::S3::BucketPolicy", "Properties": map[string]any{
 			"Bucket":         map[string]string{"Ref": "Bucket" + camel(b.Name)},
-			"PolicyDocument": map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{st}}}}
+			"PolicyDocument": map[string]any{"Version": "2012-10-17", "Statement": stmts}}}
 	}
 }
 
 // checkReadOnly refuses a declaration in which a function may write a read-only bucket:
 // a write action on it, Write's default, or an object-created trigger on it.
 func (d Declaration) checkReadOnly() error {
+	names := map[string]bool{d.API.Function.Name: true}
+	for _, f := range d.Functions {
+		names[f.Name] = true
+	}
 	for _, b := range d.Buckets {
+		for _, g := range b.Guarded {
+			// A guard naming no function, or one that does not exist, would deny everyone or
+			// name a writer by a typo: refused rather than guessed.
+			if !strings.HasSuffix(g.Prefix, "/") || len(g.Writers) == 0 {
+				return fmt.Errorf("bucket %s: guarded prefix %q: want a prefix ending in / and its writers", b.Name, g.Prefix)
+			}
+			for _, w := range g.Writers {
+				if !names[w] {
+					return fmt.Errorf("bucket %s: guarded prefix %q names no function %q", b.Name, g.Prefix, w)
+				}
+			}
+		}
 		if !b.ReadOnly {
 			continue
 		}

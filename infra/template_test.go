@@ -3,6 +3,7 @@ package infra
 import (
 	"bytes"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,9 +72,9 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 			t.Fatalf("bucket %s missing or misnamed", bk.Name)
 		}
 		seen["Bucket"+camel(bk.Name)] = true
-		if bk.ReadOnly {
+		if bk.ReadOnly || len(bk.Guarded) > 0 {
 			if p, ok := doc.Resources["BucketPolicy"+camel(bk.Name)]; !ok || p.Type != "AWS::S3::BucketPolicy" {
-				t.Errorf("read-only bucket %s: no bucket policy", bk.Name)
+				t.Errorf("read-only or guarded bucket %s: no bucket policy", bk.Name)
 			}
 			seen["BucketPolicy"+camel(bk.Name)] = true
 		}
@@ -108,14 +109,19 @@ func TestTemplateAgreesWithDeclaration(t *testing.T) {
 			t.Errorf("function %s: timeout or code differs", f.Name)
 		}
 		policies := r.Properties["Policies"].([]any)
-		readOnly := 0
+		denies := 0
 		for _, bk := range d.Buckets {
 			if bk.ReadOnly {
-				readOnly++ // each adds a policy that denies its writes
+				denies++ // each adds a policy that denies its writes
+			}
+			for _, g := range bk.Guarded {
+				if !slices.Contains(g.Writers, f.Name) {
+					denies++ // each guarded prefix the function does not write: one that denies them
+				}
 			}
 		}
-		if len(policies) != len(f.Uses)+readOnly {
-			t.Errorf("function %s: %d policies for %d declared uses and %d read-only buckets", f.Name, len(policies), len(f.Uses), readOnly)
+		if len(policies) != len(f.Uses)+denies {
+			t.Errorf("function %s: %d policies for %d declared uses and %d denies", f.Name, len(policies), len(f.Uses), denies)
 		}
 		seen["Function"+camel(f.Name)] = true
 	}
