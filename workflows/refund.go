@@ -1063,17 +1063,20 @@ func (r *refund) payoutInput() contract.PayoutInput {
 		Principal: p.Principal, Interest: p.Interest, Payee: p.Payee, Reservation: r.in.CaseID}
 }
 
+// paid marks the case final the moment the payout's effect is known — before the step
+// that records it, which can fail or be cancelled — so that nothing after it (cleanup of
+// a cancellation, a withdrawal, an expiry) can record another end over money that left.
+// The step is written on a disconnected context: a cancellation of the case does not
+// stop it. Should it fail for good, the case fails as paid (final), for an operator.
 func (r *refund) paid(ctx workflow.Context, res contract.PayoutResult) error {
+	r.final = true
 	r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
 	if res.Principal > 0 {
 		r.st.Interest = res.Interest
 	}
 	r.attempt = nil
-	if err := r.j.record(ctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
-		return err
-	}
-	r.final = true
-	return nil
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	return r.j.record(dctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID))
 }
 
 // cancelAttempt fences the current payout key. transferred says the money had left under
