@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -160,6 +161,9 @@ type account struct {
 	// reminders: this run's answer to the change locked-account-reminder (asked once, the
 	// first time the run waits in such a lock; 0: not asked yet).
 	reminders workflow.Version
+	// ended: the run is returning (an error, a cancellation): the requests not served are
+	// answered as late and every handler finishes before it returns.
+	ended bool
 }
 
 // accountRequest is an update waiting for the main coroutine, and then its answer.
@@ -193,6 +197,32 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
+	err := r.run(ctx)
+	var can *workflow.ContinueAsNewError
+	if errors.As(err, &can) { // every handler has finished already (continueAsNew)
+		return err
+	}
+	r.end(ctx)
+	return err
+}
+
+// end lets every handler finish before the run returns on an error or a cancellation:
+// the requests not served are answered as late (409 with the account's status), and the
+// handlers are waited for on a disconnected context, so a cancelled run answers too.
+func (r *account) end(ctx workflow.Context) {
+	r.ended = true
+	for _, q := range r.requests {
+		q.result, q.err, q.done = r.status(), errLate(q.name+": the account's workflow stopped before taking it", r.st.Status, r.st.Label), true
+	}
+	r.requests = nil
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+}
+
+// run applies events, updates and timers until the run continues as new (the error
+// says so) or stops on an error.
+func (r *account) run(ctx workflow.Context) error {
+	in := r.in
 	// Events are taken off the channel only here, on the main coroutine: a receiving
 	// goroutine could hold an event the moment the run continues as new, and lose it.
 	// Updates are recorded by their handlers and acted on here too.
@@ -320,6 +350,9 @@ func (r *account) handlers(ctx workflow.Context) error {
 // state may have moved between the two). A path the lock does not (or no longer) offer
 // is refused with the account's status (a late message: 409 with current_status).
 func (r *account) locked(what string, statuses ...string) error {
+	if r.ended {
+		return errLate(what+": the account's workflow is stopping", r.st.Status, r.st.Label)
+	}
 	for _, s := range statuses {
 		if r.st.Status == s {
 			return nil
@@ -333,7 +366,7 @@ func (r *account) canSelfService() error {
 		return err
 	}
 	if r.st.TriesLeft <= 0 {
-		return temporal.NewApplicationError("no self-service tries left: ask a specialist", fnerr.TypeConflict)
+		return errLate("no self-service tries left: ask a specialist", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -343,7 +376,7 @@ func (r *account) canStartIdentity() error {
 		return err
 	}
 	if r.child {
-		return temporal.NewApplicationError("an identity re-verification is already in progress", fnerr.TypeConflict)
+		return errLate("an identity re-verification is already in progress", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -353,7 +386,7 @@ func (r *account) canAskSpecialist() error {
 		return err
 	}
 	if r.st.SpecialistDue != nil {
-		return temporal.NewApplicationError("a specialist has already been asked", fnerr.TypeConflict)
+		return errLate("a specialist has already been asked", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -366,9 +399,15 @@ func (r *account) canDecide() error {
 // coroutine serves every request before the run continues as new; a cancellation ends
 // the wait with the run.
 func (r *account) enqueue(ctx workflow.Context, q *accountRequest) (AccountStatus, error) {
+	if r.ended {
+		return r.status(), errLate(q.name+": the account's workflow is stopping", r.st.Status, r.st.Label)
+	}
 	r.handled++
 	r.requests = append(r.requests, q)
-	if err := workflow.Await(ctx, func() bool { return q.done }); err != nil {
+	// On a disconnected context: a cancelled run still answers (end answers what it did
+	// not serve).
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.Await(dctx, func() bool { return q.done }); err != nil {
 		return r.status(), err
 	}
 	return q.result, q.err

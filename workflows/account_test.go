@@ -490,7 +490,7 @@ func TestAccountContinueAsNewWithMessagesInFlightLosesNothing(t *testing.T) {
 	}
 	h2 := newAccHarnessOn(t, h.db)
 	h2.seq = 100
-	h2.sendAccount(time.Minute, AccountUpdateSpecialist, nil, msgOutcome{wrong: "already been asked"})
+	h2.sendAccount(time.Minute, AccountUpdateSpecialist, nil, msgOutcome{late: AccountAwaitingSpecialist, wrong: "already been asked"})
 	h2.sendAccount(2*time.Minute, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"},
 		msgOutcome{status: AccountActive})
 	h2.expect(3*time.Minute, func(st AccountStatus) {

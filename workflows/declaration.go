@@ -7,13 +7,11 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
@@ -273,10 +271,9 @@ func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (Declaration
 	}
 	// The term runs from the filing: the moment the API started the case.
 	deadline, err := r.reviewTerm(ctx, workflow.GetInfo(ctx).WorkflowStartTime)
-	if err != nil {
-		return r.st, err
+	if err == nil {
+		err = r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation)
 	}
-	err = r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation)
 	if err == nil {
 		err = r.startReview(ctx, deadline)
 	}
@@ -358,7 +355,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 				q.Kind = RequestDocuments
 			}
 			r.request = &q
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
 			switch {
 			case err != nil:
 			case r.generation != gen:
@@ -387,7 +386,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			before := r.st.Decisions
 			r.decision = &d
 			taken := func() bool { return r.st.Decisions > before && r.st.Status == DeclarationDecided }
-			err := workflow.Await(ctx, func() bool { return taken() || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return taken() || r.done })
 			if err == nil && !taken() {
 				err = errLate("decision: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -409,7 +410,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			case d.Inspector == "":
 				return invalid("inspector: must name the inspector")
 			case d.Inspector == r.excluded:
-				return temporal.NewApplicationError("an appeal is reviewed by a different inspector", fnerr.TypeConflict)
+				return errLate("decision: an appeal is reviewed by a different inspector", r.st.Status, r.st.Label)
 			}
 			return nil
 		}}); err != nil {
@@ -419,7 +420,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, a Appeal) (DeclarationStatus, error) {
 			decisions := r.st.Decisions
 			r.appeal = &a
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview || r.st.Decisions > decisions || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status == DeclarationInReview || r.st.Decisions > decisions || r.done })
 			if err == nil && r.st.Status != DeclarationInReview {
 				err = errLate("appeal: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -446,7 +449,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, sub DeclarationSubmission) (DeclarationStatus, error) {
 			versions := r.st.Versions
 			r.correction, r.correctedAt = &sub, workflow.Now(ctx)
-			err := workflow.Await(ctx, func() bool { return r.st.Versions > versions || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Versions > versions || r.done })
 			if err == nil && r.st.Versions == versions {
 				err = errLate("correction: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -460,9 +465,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			case r.st.Decisions > 0 || r.decision != nil:
 				return errLate("correction: a decision has been taken on this declaration: file a new declaration for the period", r.st.Status, r.st.Label)
 			case r.correction != nil:
-				return temporal.NewApplicationError("another corrected declaration is being taken", fnerr.TypeConflict)
+				return errLate("correction: another corrected declaration is being taken", r.st.Status, r.st.Label)
 			case r.st.Status == "":
-				return temporal.NewApplicationError("the declaration is not yet received", fnerr.TypeConflict)
+				return errLate("correction: the declaration is not yet received", DeclarationReceived, DeclarationLabels[DeclarationReceived])
 			case sub.Format != "json" && sub.Format != "xml":
 				return invalid("format: must be json or xml")
 			case !strings.HasPrefix(sub.Key, "declarations/"+r.in.CaseID+"/") || len(sub.Key) <= len("declarations/"+r.in.CaseID+"/"):

@@ -10,7 +10,6 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
@@ -330,7 +329,9 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			r.review = &rv
 			// The main coroutine acts on the review; a case that fails, is cancelled or
 			// closes meanwhile ends the wait too (done, or a status other than the review's).
-			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status != IdentityManualReview || r.done })
 			if err == nil && r.st.Status != IdentityVerified && r.st.Status != IdentityRejected {
 				err = errLate("review", r.st.Status, r.st.Label)
 			}
@@ -344,10 +345,10 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return errLate("review: the verification is not awaiting an operator's review", r.st.Status, r.st.Label)
 			}
 			if r.review != nil {
-				return temporal.NewApplicationError("another operator's review is being taken", fnerr.TypeConflict)
+				return errLate("review: another operator's review is being taken", r.st.Status, r.st.Label)
 			}
 			if !r.consent { // withdrawn consent stops processing (152-FZ art. 21 p.5)
-				return temporal.NewApplicationError("the taxpayer has withdrawn consent to the processing of personal data", fnerr.TypeConflict)
+				return errLate("review: the taxpayer has withdrawn consent to the processing of personal data", r.st.Status, r.st.Label)
 			}
 			if rv.Operator == "" {
 				return invalid("operator: must name the operator")
@@ -372,7 +373,8 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return r.st, nil
 			}
 			taken := r.resubmitsTaken
-			if err := workflow.Await(ctx, func() bool { return r.resubmitsTaken > taken || r.final != "" || r.done }); err != nil {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if err := workflow.Await(dctx, func() bool { return r.resubmitsTaken > taken || r.final != "" || r.done }); err != nil {
 				return IdentityStatus{}, err
 			}
 			if r.resubmitsTaken > taken {
@@ -391,7 +393,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return errLate("re-submission: consent to processing personal data is withdrawn; give it again first", r.st.Status, r.st.Label)
 			}
 			if r.resubmit != nil {
-				return temporal.NewApplicationError("another re-submission is being taken", fnerr.TypeConflict)
+				return errLate("re-submission: another re-submission is being taken", r.st.Status, r.st.Label)
 			}
 			if sub.Person.Surname == "" && len(sub.Certificate) == 0 && len(sub.Documents) == 0 {
 				return invalid("send corrected person data, a new certificate or documents")
@@ -415,7 +417,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			case d.DocID == "":
 				return invalid("doc_id: required")
 			case r.in.Method != contract.MethodDocuments:
-				return temporal.NewApplicationError("this verification's method ("+r.in.Method+") takes no documents", fnerr.TypeConflict)
+				return errLate("document: this verification's method ("+r.in.Method+") takes no documents", r.st.Status, r.st.Label)
 			case r.st.Status == IdentityManualReview:
 				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
 			case r.st.Status == IdentityChecking:
@@ -423,7 +425,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				// would drop it after it was accepted. Sent again once the check asks for more.
 				return errLate("document: a check is running; send it when the verification asks for documents", r.st.Status, r.st.Label)
 			case len(r.sub.Documents) >= MaxWaitingUploads:
-				return temporal.NewApplicationError(fmt.Sprintf("%d uploads already wait for the check", MaxWaitingUploads), fnerr.TypeConflict)
+				return errLate(fmt.Sprintf("document: %d uploads already wait for the check", MaxWaitingUploads), r.st.Status, r.st.Label)
 			}
 			return nil
 		}}); err != nil {

@@ -515,7 +515,8 @@ func checkOutcome(t *testing.T, what string, gotStatus string, err error, want m
 			t.Errorf("%s: got %q, %v; want %q and no error", what, gotStatus, err, want.status)
 		}
 	case want.late != "":
-		if !isLate || late.Status != want.late {
+		// a conflict that is not about the status carries it too; wrong then names the refusal
+		if !isLate || late.Status != want.late || !strings.Contains(err.Error(), want.wrong) {
 			t.Errorf("%s: got %q, %v; want refused as late in %q", what, gotStatus, err, want.late)
 		}
 	default:

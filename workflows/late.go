@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
@@ -37,4 +38,12 @@ func AsLate(err error) (LateMessage, bool) {
 		return LateMessage{}, false
 	}
 	return m, true
+}
+
+// awaitHandlers lets every update handler finish before the workflow returns (an error,
+// a cancellation or continue-as-new included), on a disconnected context so that a
+// cancelled run waits too.
+func awaitHandlers(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 }

@@ -452,30 +452,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	if err := r.handlers(ctx); err != nil {
 		return r.status(), err
 	}
-	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
-	// a running case keeps its term when the calendar data change.
-	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, in.Policy.DeadlineDays) })
-	if err != nil {
-		return r.status(), err
-	}
-	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
-	r.watchDeadline(ctx)
-	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
-		": the production calendar of that year is not yet decreed, so the last day may move"}
-	// Since change record-step-local the note rides with the first step: a claim whose term
-	// runs into an undecreed year (every claim of December) takes no step more. Runs from
-	// before it (no marker) write the note as a step of its own.
-	var notes []note
-	if deadline.IsProvisional() && r.j.newSteps(ctx) {
-		notes = append(notes, provisional)
-	}
-	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason), notes...)
-	if err == nil && deadline.IsProvisional() && len(notes) == 0 {
-		err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
-	}
-	if err == nil {
-		err = r.run(ctx)
-	}
+	err := r.begin(ctx, now)
 	if err != nil && !r.final {
 		err = r.cleanup(ctx, err)
 	}
@@ -488,6 +465,35 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	r.recordLateDocs(dctx)
 	return r.status(), err
+}
+
+// begin fixes the case's term, records its receipt and runs it.
+func (r *refund) begin(ctx workflow.Context, now time.Time) error {
+	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
+	// a running case keeps its term when the calendar data change.
+	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
+	if err != nil {
+		return err
+	}
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
+	r.watchDeadline(ctx)
+	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
+		": the production calendar of that year is not yet decreed, so the last day may move"}
+	// Since change record-step-local the note rides with the first step: a claim whose term
+	// runs into an undecreed year (every claim of December) takes no step more. Runs from
+	// before it (no marker) write the note as a step of its own.
+	var notes []note
+	if deadline.IsProvisional() && r.j.newSteps(ctx) {
+		notes = append(notes, provisional)
+	}
+	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(r.in.Reason), notes...)
+	if err == nil && deadline.IsProvisional() && len(notes) == 0 {
+		err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
+	}
+	if err == nil {
+		err = r.run(ctx)
+	}
+	return err
 }
 
 // maxLateDocRounds bounds the final drain: a signal that arrives while the last journal
