@@ -416,7 +416,8 @@ func (r *account) enqueue(ctx workflow.Context, q *accountRequest) (AccountStatu
 // serve acts on the recorded updates, in the order they came. A request's failure is its
 // caller's answer, not the account's: the workflow goes on.
 func (r *account) serve(ctx workflow.Context) {
-	for len(r.requests) > 0 {
+	// A cancelled run takes no request more: end answers each as late.
+	for len(r.requests) > 0 && ctx.Err() == nil {
 		q := r.requests[0]
 		r.requests = r.requests[1:]
 		var err error
@@ -437,6 +438,9 @@ func (r *account) serve(ctx workflow.Context) {
 			if err = r.canDecide(); err == nil {
 				err = r.decide(ctx, q.decision)
 			}
+		}
+		if temporal.IsCanceledError(err) { // cut off by the run's cancellation: it did not take effect
+			err = errLate(q.name+": the account's workflow was cancelled before it took effect", r.st.Status, r.st.Label)
 		}
 		q.result, q.err, q.done = r.status(), err, true
 	}

@@ -564,3 +564,28 @@ func TestAccountLockedWaitRemindsTheTaxpayer(t *testing.T) {
 	})
 	h.run(accInput(), 96*day)
 }
+
+// An update the account has queued when its run stops (here: cancelled in the same
+// instant) is answered as late, with the account's status — not dropped, not a
+// cancellation error — and the run waits for its handler before it returns.
+func TestAccountStoppedWithAQueuedUpdateAnswersItLate(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventDataIncorrect, 1)
+	answered := false
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(AccountUpdateDecision, "late-1", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) { answered = true; checkOutcome(t, "decision (rejected)", "", err, msgOutcome{late: AccountAwaitingSpecialist}) },
+			OnComplete: func(v any, err error) {
+				answered = true
+				checkOutcome(t, "decision", "", err, msgOutcome{late: AccountAwaitingSpecialist})
+			}}, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "checked"})
+		h.env.CancelWorkflow()
+	}, 10*time.Minute)
+	h.run(accInput(), time.Hour)
+	if !answered {
+		t.Fatal("the queued update got no answer")
+	}
+	if st := h.query(); st.Status != AccountAwaitingSpecialist {
+		t.Fatalf("status %s", st.Status)
+	}
+}

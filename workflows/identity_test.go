@@ -670,3 +670,16 @@ func TestIdentityDocumentDuringTheCheckIsNotSilentlyDropped(t *testing.T) {
 		t.Fatalf("got %s, %d documents, %d late signals", idStatuses(st), len(st.Documents), st.LateSignals)
 	}
 }
+
+// An operator's review accepted in the same instant the case is cancelled is answered as
+// late with the case's status (its handler waits on a disconnected context), not with a
+// cancellation error.
+func TestIdentityReviewAnsweredWhenTheCaseIsCancelled(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.sendIdentity(time.Hour, IdentityUpdateReview, IdentityReview{Approve: true, Operator: "op-1"}, msgOutcome{late: IdentityManualReview})
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodVideo))
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil || h.confirmed().Confirmed {
+		t.Fatalf("want the case cancelled, got %v", h.env.GetWorkflowError())
+	}
+}
