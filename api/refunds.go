@@ -490,7 +490,7 @@ func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name strin
 	defer cancel()
 	var args []any
 	if arg != nil {
-		args = []any{arg}
+		args = []any{stampTime(arg, time.Now().UTC())}
 	}
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
@@ -542,6 +542,27 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 		}
 	}
 	return !s.temporalError(w, name, err)
+}
+
+// stampTime sets the time a message was accepted on the messages whose content runs from
+// it (a term, a deadline), so that a reset case that takes the message again writes the
+// same content.
+func stampTime(arg any, now time.Time) any {
+	switch m := arg.(type) {
+	case workflows.DeclarationDecision:
+		m.At = now
+		return m
+	case workflows.DocumentRequest:
+		m.At = now
+		return m
+	case workflows.Appeal:
+		m.At = now
+		return m
+	case workflows.SpecialistRequest:
+		m.At = now
+		return m
+	}
+	return arg
 }
 
 // closedStatus reads the status of a case that has finished, whatever its process: every

@@ -128,6 +128,13 @@ type AccountStatus struct {
 	HistoryLength  int `json:"history_length"`
 }
 
+// SpecialistRequest asks a specialist to unblock; At is when it was made (the API stamps
+// it): the specialist's deadline runs from it. A request without one counts from when the
+// account takes it.
+type SpecialistRequest struct {
+	At time.Time `json:"at,omitempty"`
+}
+
 // SelfServiceRequest is the taxpayer's self-service unblock.
 type SelfServiceRequest struct {
 	FullName       string `json:"full_name"`
@@ -172,6 +179,7 @@ type accountRequest struct {
 	self     SelfServiceRequest
 	identity IdentityWorkflowInput
 	decision SpecialistDecision
+	at       time.Time // when the request was made (the specialist request's time)
 	done     bool
 	result   AccountStatus
 	err      error
@@ -325,10 +333,10 @@ func (r *account) handlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSpecialist,
-		func(ctx workflow.Context) (AccountStatus, error) {
-			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSpecialist})
+		func(ctx workflow.Context, req SpecialistRequest) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSpecialist, at: req.At})
 		},
-		workflow.UpdateHandlerOptions{Validator: func() error { return r.canAskSpecialist() }}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: func(SpecialistRequest) error { return r.canAskSpecialist() }}); err != nil {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateDecision,
@@ -432,7 +440,7 @@ func (r *account) serve(ctx workflow.Context) {
 			}
 		case AccountUpdateSpecialist:
 			if err = r.canAskSpecialist(); err == nil {
-				err = r.requestSpecialist(ctx)
+				err = r.requestSpecialist(ctx, q.at)
 			}
 		case AccountUpdateDecision:
 			if err = r.canDecide(); err == nil {
@@ -488,7 +496,7 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 		if r.st.Failures <= r.in.Policy.Threshold { // locks only when more than Threshold [001:175]
 			return nil
 		}
-		return r.lockForFailures(ctx)
+		return r.lockForFailures(ctx, e.At)
 	case contract.EventSuspicious:
 		if r.st.Status == AccountAwaitingIdentity || r.st.Status == AccountAwaitingSpecialist {
 			return nil
@@ -505,8 +513,10 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 
 // lockForFailures locks once the failures exceed the threshold: 15 min, then 1 h, then 24 h; the third
 // lock within 24 h waits for a specialist [000:38].
-func (r *account) lockForFailures(ctx workflow.Context) error {
-	now := workflow.Now(ctx)
+// The lock runs from the failure that caused it (the event's time, stamped by the API),
+// so that a reset run that decides the same lock writes the same Until.
+func (r *account) lockForFailures(ctx workflow.Context, at time.Time) error {
+	now := causeTime(ctx, at)
 	var recent []time.Time
 	for _, t := range r.st.Locks {
 		if now.Sub(t) < 24*time.Hour {
@@ -704,8 +714,10 @@ func (r *account) identityDone(ctx workflow.Context) error {
 	return r.j.audit(ctx, "identity_failed", "system", st.Status)
 }
 
-func (r *account) requestSpecialist(ctx workflow.Context) error {
-	due := workflow.Now(ctx).Add(r.in.Policy.SpecialistSLA)
+// requestSpecialist: the specialist's 24 hours run from the request (its time, stamped by
+// the API), so that a reset run that takes the same request writes the same due time.
+func (r *account) requestSpecialist(ctx workflow.Context, at time.Time) error {
+	due := causeTime(ctx, at).Add(r.in.Policy.SpecialistSLA)
 	r.st.SpecialistDue = &due
 	return r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
 		"reviewer", "account.specialist_requested")

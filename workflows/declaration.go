@@ -145,6 +145,8 @@ type DocumentRequest struct {
 	What      string `json:"what"`
 	Kind      string `json:"kind,omitempty"` // explanations or documents (the default)
 	Inspector string `json:"inspector"`
+	// At: when the request was made (the API stamps it); the answer's term runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationDecision is an inspector's decision.
@@ -155,6 +157,8 @@ type DeclarationDecision struct {
 	RefundKopecks int64  `json:"refund_kopecks,omitempty"`
 	Grounds       string `json:"grounds"`
 	Inspector     string `json:"inspector"`
+	// At: when the decision was taken (the API stamps it); the appeal window runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationAttachment names an attachment the API stored under
@@ -173,6 +177,8 @@ type AttachmentResult struct {
 // Appeal is the taxpayer's appeal of a decision.
 type Appeal struct {
 	Reason string `json:"reason"`
+	// At: when the appeal was filed (the API stamps it); the appeal review's term runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationStatus is what the status query returns (no personal data).
@@ -230,6 +236,8 @@ type declaration struct {
 	st  DeclarationStatus
 	j   *journal
 	sub DeclarationSubmission
+	// decidedAt: when the last decision was taken (its message's time; zero: none carried)
+	decidedAt time.Time
 
 	correction  *DeclarationSubmission
 	correctedAt time.Time // when the correction was filed: the new review's term runs from it
@@ -594,7 +602,9 @@ func (r *declaration) run(ctx workflow.Context) error {
 		}
 		// The decision may be appealed within a month of its delivery (art. 139.1 p.2);
 		// then another inspector reviews.
-		decided := workflow.Now(ctx)
+		// from the decision (its time), not from the task that records it: a reset run
+		// writes the same window
+		decided := causeTime(ctx, r.decidedAt)
 		window, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(decided, r.in.Policy.AppealMonths) })
 		if err != nil {
 			return err
@@ -615,12 +625,12 @@ func (r *declaration) run(ctx workflow.Context) error {
 			return r.j.audit(ctx, "appeal_window_closed", "system", fmt.Sprintf("no appeal by %s: decision %d is final", window.String(), r.st.Decisions))
 		}
 		r.excluded, r.st.AppealBy = r.st.DecidedBy, nil
-		appealReason := r.appeal.Reason
+		appealReason, appealAt := r.appeal.Reason, r.appeal.At
 		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", appealReason); err != nil {
 			return err
 		}
 		r.appeal = nil // taken once recorded: the next decision may be appealed again
-		appealed := workflow.Now(ctx)
+		appealed := causeTime(ctx, appealAt)
 		bound, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(appealed, r.in.Policy.AppealReviewMonths) })
 		if err != nil {
 			return err
@@ -790,6 +800,7 @@ func (r *declaration) review(ctx workflow.Context, bound time.Time, appeal bool,
 	}
 	r.st.DecideBy = nil
 	d := *r.decision
+	r.decidedAt = d.At
 	confirmed := r.confirmedRefund(d)
 	var doc contract.DecisionPDFResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.DocumentOptions), a.GenerateDecision,
@@ -829,7 +840,7 @@ func (r *declaration) awaitAnswer(ctx workflow.Context, q DocumentRequest) error
 	if q.Kind == RequestExplanations {
 		days, article = r.in.Policy.ExplanationDays, "Tax Code art. 88 p.3"
 	}
-	asked := workflow.Now(ctx)
+	asked := causeTime(ctx, q.At)
 	due, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(asked, days) })
 	if err != nil {
 		return err

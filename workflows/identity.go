@@ -180,6 +180,11 @@ type identity struct {
 	j   *journal
 	sub IdentitySubmission // the current submission
 
+	// submittedAt is when the current submission came: the case's start, then the time
+	// each re-submission or upload was taken. The deadlines its check leads to (ResubmitBy,
+	// ReviewDue) run from it, not from the workflow task that records them, so that a
+	// reset run that decides the same writes the same content.
+	submittedAt time.Time
 	consent     bool
 	withdrawnAt time.Time // when consent was withdrawn (zero while it stands)
 	closed      bool      // consent stayed withdrawn: the case closed and its documents are gone
@@ -210,7 +215,7 @@ func (s identitySignals) waiting() bool {
 // after a mismatch, operator review when the result is inconclusive, and consent gating.
 func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (IdentityStatus, error) {
 	in.Policy = in.Policy.withDefaults()
-	r := &identity{in: in, sub: in.Submission, consent: true}
+	r := &identity{in: in, sub: in.Submission, consent: true, submittedAt: workflow.GetInfo(ctx).WorkflowStartTime}
 	r.st = IdentityStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Method: in.Method, MaxAttempts: in.Policy.MaxAttempts, Documents: []Document{}}
 	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
@@ -544,7 +549,7 @@ func (r *identity) run(ctx workflow.Context) error {
 // awaitSubmission waits, up to the re-submission period, for corrected data or a new
 // upload; ok is false when the case expired instead.
 func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, err error) {
-	by := workflow.Now(ctx).Add(r.in.Policy.ResubmitWait)
+	by := r.submittedAt.Add(r.in.Policy.ResubmitWait)
 	r.st.ResubmitBy = &by
 	if err := r.j.record(ctx, IdentityNeedsDocuments, "system", why); err != nil {
 		return false, err
@@ -565,6 +570,8 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 	if !ok {
 		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission by "+by.In(term.Moscow).Format(time.DateOnly))
 	}
+	// A re-submission carries no time of its own: it counts from when it is taken.
+	r.submittedAt = workflow.Now(ctx)
 	if r.resubmit != nil {
 		r.apply(*r.resubmit)
 		r.resubmit = nil // taken: read before it is cleared
@@ -687,7 +694,7 @@ func (r *identity) checkBank(ctx workflow.Context, now time.Time) (string, []str
 // escalated review still open ReviewExpireWait later expires the case.
 func (r *identity) manualReview(ctx workflow.Context) error {
 	var due time.Time
-	now := workflow.Now(ctx)
+	now := r.submittedAt // the review's SLA runs from the submission its check could not decide
 	days := r.in.Policy.ReviewSLAWorkingDays
 	// The calendar is data that can change between deploys: record the deadline once.
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return calendar.Shared().AddWorkingDays(now, days) }).Get(&due); err != nil {
@@ -705,7 +712,8 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 		return err
 	}
 	if !ok {
-		expires := workflow.Now(ctx).Add(r.in.Policy.ReviewExpireWait)
+		// from the SLA's end, when the escalation's timer fired (not the task that acts on it)
+		expires := due.Add(r.in.Policy.ReviewExpireWait)
 		r.st.Escalated, r.st.ExpiresAt = true, &expires
 		if err := r.j.notify(ctx, "supervisor", "identity.review_overdue"); err != nil {
 			return err

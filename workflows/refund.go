@@ -438,7 +438,10 @@ func (r *refund) docsWaiting() bool { return len(r.pendingDocs) > 0 || r.docSign
 // Refund runs one refund request from receipt to payout (or rejection or withdrawal).
 func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) {
 	r := &refund{in: in}
-	now := workflow.Now(ctx)
+	// The claim's time is the case's start (the API starts it when it takes the claim), not
+	// the first workflow task's: a reset run re-runs that task later and must write the
+	// same term and the same first step.
+	now := workflow.GetInfo(ctx).WorkflowStartTime
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
