@@ -574,7 +574,10 @@ func TestAccountStoppedWithAQueuedUpdateAnswersItLate(t *testing.T) {
 	answered := false
 	h.env.RegisterDelayedCallback(func() {
 		h.env.UpdateWorkflow(AccountUpdateDecision, "late-1", &testsuite.TestUpdateCallback{OnAccept: func() {},
-			OnReject: func(err error) { answered = true; checkOutcome(t, "decision (rejected)", "", err, msgOutcome{late: AccountAwaitingSpecialist}) },
+			OnReject: func(err error) {
+				answered = true
+				checkOutcome(t, "decision (rejected)", "", err, msgOutcome{late: AccountAwaitingSpecialist})
+			},
 			OnComplete: func(v any, err error) {
 				answered = true
 				checkOutcome(t, "decision", "", err, msgOutcome{late: AccountAwaitingSpecialist})

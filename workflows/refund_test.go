@@ -66,9 +66,9 @@ type harness struct {
 	afterPay func(n int) error
 	// afterRecord is called after each record-transition call with its input and error
 	afterRecord func(in contract.RecordInput, err error)
-	cancels    int
-	updates    int
-	answered   map[string]bool // update id → the update was accepted and completed, or refused
+	cancels     int
+	updates     int
+	answered    map[string]bool // update id → the update was accepted and completed, or refused
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
