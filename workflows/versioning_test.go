@@ -144,8 +144,7 @@ func localStepsPerTask(h *historypb.History) []int {
 // The change record-step-local, behind workflow.GetVersion: a run recorded before it
 // wrote every transition record as an activity task and replays on the new code that
 // way; a run recorded after it carries the marker and writes the first step of each
-// workflow task as a local activity — never more than one in a task, the rule the
-// record function's replacement of a failed attempt's step relies on. Both replay.
+// workflow task as a local activity — never more than one in a task. Both replay.
 func TestRecordStepLocalIsVersioned(t *testing.T) {
 	const change = "record-step-local"
 	dir := filepath.Join("testdata", "histories")
