@@ -53,6 +53,11 @@ type journal struct {
 	// the workflow task (history length at its start) whose step ran as a local
 	// activity (record-step-local runs only)
 	localTask int
+	// diverged: a step was refused because the record holds another step under its key
+	// (KeyReused) or is not at the step this one follows (Conflict): this run no longer
+	// knows what the record says, and writes nothing more (the error is every later
+	// step's answer) — never a step on top of one it did not decide.
+	diverged  error
 	queued    []contract.AuditEntry // entries that ride with the next step
 	settle    []workflow.Settable   // their futures, settled when that step is written
 	pending   []workflow.Future     // waited for with the next change
@@ -108,6 +113,14 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		return err
 	}
 	defer j.mu.Unlock()
+	if j.diverged != nil {
+		err := fmt.Errorf("the case's record holds steps this run did not decide: %w", j.diverged)
+		for _, s := range j.settle {
+			s.Set(nil, err)
+		}
+		j.queued, j.settle, j.pending = nil, nil, nil
+		return err
+	}
 	// The futures waited for are those added before this step: their entries are in it
 	// or in an earlier one, so they are settled by the time it is written.
 	entries, settle, futures := j.queued, j.settle, j.pending
@@ -130,8 +143,12 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	default:
 		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
 	}
-	if err != nil && refusedUnwritten(err) {
+	switch {
+	case err == nil:
+	case refusedUnwritten(err):
 		j.seq--
+	case isType(err, fnerr.TypeKeyReused), isType(err, fnerr.TypeConflict):
+		j.diverged = err
 	}
 	for _, s := range settle {
 		s.Set(nil, err)
@@ -142,6 +159,11 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		}
 	}
 	return err
+}
+
+func isType(err error, typ string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == typ
 }
 
 // refusedUnwritten: the record function refused the step before it wrote anything

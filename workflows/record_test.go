@@ -13,6 +13,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
@@ -271,5 +272,43 @@ func TestStepKeyReusedFailsTheCaseWithoutPaying(t *testing.T) {
 				t.Fatalf("payouts %d, reservation %s, status %s", h.payouts, st.Reservation, st.Status)
 			}
 		})
+	}
+}
+
+// A run whose step was refused because the record holds another step under its key (a
+// reset run that decided otherwise than the run it was reset from) no longer knows what
+// the record says: it writes no step after it, so nothing is recorded on top of a step it
+// did not decide (here: the reset run, which thinks the case is received, would record
+// its reservation's release as a step of a case the record shows awaiting_info). The
+// case fails for an operator, its reservation released, the record as it was.
+func TestNoStepAfterTheRecordHoldsAnotherStep(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
+	h.upload("d1", pdfBytes)
+	// The run reset from wrote the same first step, then awaiting_info (its upload came
+	// later): written here right after this run's first step.
+	record := transition.Handler{DB: h.db, Journal: "audit", Cases: "cases", Outbox: "outbox"}
+	h.afterRecord = func(in contract.RecordInput, err error) {
+		if in.Seq != 1 || err != nil {
+			return
+		}
+		step2 := contract.RecordInput{CaseID: testCase, Seq: 2,
+			Entries: []contract.AuditEntry{{At: decreedYearDay, Actor: "system", Action: "status_changed", From: RefundReceived, To: RefundAwaitingInfo}},
+			Case:    &contract.CaseRecord{Process: "refund", Status: RefundAwaitingInfo, Label: RefundLabels[RefundAwaitingInfo], UpdatedAt: decreedYearDay}}
+		if _, err := record.Record(context.Background(), step2); err != nil {
+			t.Error(err)
+		}
+	}
+	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+	if err := h.env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "KeyReused") {
+		t.Fatalf("workflow error %v, want KeyReused", err)
+	}
+	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
+	lines := journalLines(t, h)
+	if rec.Version != 2 || rec.Status != RefundAwaitingInfo || len(lines) != 2 || lines[1] != "2 status_changed awaiting_info" {
+		t.Fatalf("projection v%d %s, journal %v: a step was written on top of one the run did not decide", rec.Version, rec.Status, lines)
+	}
+	if h.payouts != 0 || h.reservation().State != contract.ReservationVoided {
+		t.Fatalf("payouts %d, reservation %+v", h.payouts, h.reservation())
 	}
 }
