@@ -57,11 +57,11 @@ type journal struct {
 	// (KeyReused) or is not at the step this one follows (Conflict): this run no longer
 	// knows what the record says, and writes nothing more (the error is every later
 	// step's answer) — never a step on top of one it did not decide.
-	diverged  error
-	queued    []contract.AuditEntry // entries that ride with the next step
-	settle    []workflow.Settable   // their futures, settled when that step is written
-	pending   []workflow.Future     // waited for with the next change
-	mu        workflow.Mutex
+	diverged error
+	queued   []contract.AuditEntry // entries that ride with the next step
+	settle   []workflow.Settable   // their futures, settled when that step is written
+	pending  []workflow.Future     // waited for with the next change
+	mu       workflow.Mutex
 }
 
 // Seq is the last step written, for a process to carry into continue-as-new.
