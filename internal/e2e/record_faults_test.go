@@ -391,8 +391,14 @@ func TestFaultsRecordPathRandomized(t *testing.T) {
 		decided, n := decidedSteps(t, id)
 		runs += n
 		rec, found, err := cases.Get(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(cases.Table), id)
-		if err != nil || !found {
-			t.Fatalf("%s: no projection (%v)", id, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found { // an account no event has moved yet: no step at all
+			if len(journal[id]) != 0 || len(notes[id]) != 0 || len(decided) != 0 {
+				t.Fatalf("%s: no projection, yet %d journal entries, %d notifications, %d steps decided", id, len(journal[id]), len(notes[id]), len(decided))
+			}
+			continue
 		}
 		raw, err := shared.clients.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(shared.cfg.Name(cases.Table)),
 			Key: map[string]ddbtypes.AttributeValue{"case_id": store.S(id)}, ConsistentRead: aws.Bool(true)})
