@@ -45,14 +45,11 @@ var LedgerOptions = workflow.ActivityOptions{
 // RecordOptions: audit journal, case projection and notifications must not be lost.
 var RecordOptions = AuditOptions
 
-// RecordLocalOptions: the same step as a local activity (the first step of each workflow
-// task since the change "record-step-local"), with the attempts of RecordOptions. A local
-// activity's ScheduleToClose defaults to its StartToClose, which would bound all its
-// attempts to 30 s (a store down for longer failed the case); it is set to cover every
-// attempt with its backoff (a test checks). A wait longer than the workflow task timeout
-// becomes a timer in the history, so a store that is down for an hour holds the case, not
-// the worker. A worker that dies mid-step leaves the workflow task to time out, and the
-// next attempt writes the step again (its writer is later: see contract.RecordWriter).
+// RecordLocalOptions: the same step as a local activity, for the runs recorded on the path
+// of the change "record-step-local" only (new runs write every step as an activity task:
+// change "record-step-task"), with the attempts of RecordOptions. A local activity's
+// ScheduleToClose defaults to its StartToClose, which would bound all its attempts to
+// 30 s; it is set to cover every attempt with its backoff (a test checks).
 var RecordLocalOptions = workflow.LocalActivityOptions{
 	StartToCloseTimeout:    RecordOptions.StartToCloseTimeout,
 	ScheduleToCloseTimeout: 2 * time.Hour,

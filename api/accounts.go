@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"go.temporal.io/api/serviceerror"
@@ -38,6 +39,10 @@ func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) {
 	if errs := e.Validate(); len(errs) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
 		return
+	}
+	// The event's time (a lock runs from it): the caller's, never later than its receipt.
+	if now := time.Now().UTC(); e.At.IsZero() || e.At.After(now) {
+		e.At = now
 	}
 	id, subject, ok := s.account(w, r, inn)
 	if !ok {
@@ -176,7 +181,7 @@ func (s *Server) accountSpecialistRequest(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	s.updateAs(w, r, id, workflows.AccountUpdateSpecialist, nil, &workflows.AccountStatus{})
+	s.updateAs(w, r, id, workflows.AccountUpdateSpecialist, workflows.SpecialistRequest{At: time.Now().UTC()}, &workflows.AccountStatus{})
 }
 
 func (s *Server) accountSpecialistDecision(w http.ResponseWriter, r *http.Request) {

@@ -460,25 +460,16 @@ func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name strin
 	defer cancel()
 	var args []any
 	if arg != nil {
-		args = []any{arg}
+		args = []any{stampTime(arg, time.Now().UTC())}
 	}
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		// Temporal says "not found" for a case that exists but has finished.
-		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
-			writeError(w, http.StatusConflict, "conflict", "the case is closed", nil)
-			return
-		}
+	if err == nil {
+		err = h.Get(ctx, out)
 	}
-	if s.temporalError(w, name, err) {
-		return
+	if s.updateRefundErr(ctx, w, id, name, err) {
+		WriteJSON(w, http.StatusOK, out)
 	}
-	if s.temporalError(w, name, h.Get(ctx, out)) {
-		return
-	}
-	WriteJSON(w, http.StatusOK, out)
 }
 
 // answerRefundUpdate sends an update to a refund and answers 200 with the case it returns.
@@ -511,8 +502,8 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 	if errors.As(err, &nf) {
 		if _, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, ""); derr == nil {
 			p := Problem{Status: http.StatusConflict, Code: "conflict", Detail: "the case is closed"}
-			if st, qerr := s.refundStatus(ctx, id); qerr == nil {
-				p.Detail, p.CurrentStatus = "the case is closed: it is "+st.Status, st.Status
+			if st, qerr := s.closedStatus(ctx, id); qerr == nil {
+				p.Detail, p.CurrentStatus = "the case is closed: it is "+st, st
 			} else {
 				s.Log.Warn().Err(qerr).Str("op", name).Msg("status of a closed case unavailable")
 			}
@@ -521,6 +512,50 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 		}
 	}
 	return !s.temporalError(w, name, err)
+}
+
+// stampTime sets the time a message was accepted on the messages whose content runs from
+// it (a term, a deadline), so that a reset case that takes the message again writes the
+// same content.
+func stampTime(arg any, now time.Time) any {
+	switch m := arg.(type) {
+	case workflows.DeclarationDecision:
+		m.At = now
+		return m
+	case workflows.DocumentRequest:
+		m.At = now
+		return m
+	case workflows.Appeal:
+		m.At = now
+		return m
+	case workflows.SpecialistRequest:
+		m.At = now
+		return m
+	}
+	return arg
+}
+
+// closedStatus reads the status of a case that has finished, whatever its process: every
+// case workflow answers the "status" query with its status under "status".
+func (s *Server) closedStatus(ctx context.Context, id string) (string, error) {
+	if strings.HasPrefix(id, "refund-") {
+		st, err := s.refundStatus(ctx, id)
+		return st.Status, err
+	}
+	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.RefundQueryStatus)
+	if err != nil {
+		return "", err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := v.Get(&st); err != nil {
+		return "", fmt.Errorf("decode case status: %w", err)
+	}
+	if st.Status == "" {
+		return "", errors.New("the case reports no status")
+	}
+	return st.Status, nil
 }
 
 // documentAnswerWait is how long an upload waits for the case's answer once the case has

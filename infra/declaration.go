@@ -201,9 +201,9 @@ func Declare() Declaration {
 		Functions: []Function{
 			// One step of a case's record: journal, projection and outbox in one transaction.
 			{Name: contract.FnRecordTransition, Package: "./functions/transition/lambda", MemoryMB: 128, TimeoutSec: 10,
-				// DeleteItem: replacing a failed attempt's step deletes the entries and notifications the new one has no more of.
-				Uses: []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem", "DeleteItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
-					{Table: notify.Table, Actions: []string{"GetItem", "PutItem", "DeleteItem"}}}},
+				// No DeleteItem, no UpdateItem: a committed step is never changed or deleted.
+				Uses: []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
+					{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}}},
 			{Name: contract.FnOutboxDeliver, Package: "./functions/delivery/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Table: notify.Table, Actions: []string{"Query", "UpdateItem"}}, {Table: delivery.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -127,6 +128,13 @@ type AccountStatus struct {
 	HistoryLength  int `json:"history_length"`
 }
 
+// SpecialistRequest asks a specialist to unblock; At is when it was made (the API stamps
+// it): the specialist's deadline runs from it. A request without one counts from when the
+// account takes it.
+type SpecialistRequest struct {
+	At time.Time `json:"at,omitempty"`
+}
+
 // SelfServiceRequest is the taxpayer's self-service unblock.
 type SelfServiceRequest struct {
 	FullName       string `json:"full_name"`
@@ -160,6 +168,9 @@ type account struct {
 	// reminders: this run's answer to the change locked-account-reminder (asked once, the
 	// first time the run waits in such a lock; 0: not asked yet).
 	reminders workflow.Version
+	// ended: the run is returning (an error, a cancellation): the requests not served are
+	// answered as late and every handler finishes before it returns.
+	ended bool
 }
 
 // accountRequest is an update waiting for the main coroutine, and then its answer.
@@ -168,6 +179,7 @@ type accountRequest struct {
 	self     SelfServiceRequest
 	identity IdentityWorkflowInput
 	decision SpecialistDecision
+	at       time.Time // when the request was made (the specialist request's time)
 	done     bool
 	result   AccountStatus
 	err      error
@@ -193,6 +205,32 @@ func Account(ctx workflow.Context, in AccountWorkflowInput) error {
 	if err := r.handlers(ctx); err != nil {
 		return err
 	}
+	err := r.run(ctx)
+	var can *workflow.ContinueAsNewError
+	if errors.As(err, &can) { // every handler has finished already (continueAsNew)
+		return err
+	}
+	r.end(ctx)
+	return err
+}
+
+// end lets every handler finish before the run returns on an error or a cancellation:
+// the requests not served are answered as late (409 with the account's status), and the
+// handlers are waited for on a disconnected context, so a cancelled run answers too.
+func (r *account) end(ctx workflow.Context) {
+	r.ended = true
+	for _, q := range r.requests {
+		q.result, q.err, q.done = r.status(), errLate(q.name+": the account's workflow stopped before taking it", r.st.Status, r.st.Label), true
+	}
+	r.requests = nil
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+}
+
+// run applies events, updates and timers until the run continues as new (the error
+// says so) or stops on an error.
+func (r *account) run(ctx workflow.Context) error {
+	in := r.in
 	// Events are taken off the channel only here, on the main coroutine: a receiving
 	// goroutine could hold an event the moment the run continues as new, and lose it.
 	// Updates are recorded by their handlers and acted on here too.
@@ -301,10 +339,10 @@ func (r *account) handlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateSpecialist,
-		func(ctx workflow.Context) (AccountStatus, error) {
-			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSpecialist})
+		func(ctx workflow.Context, req SpecialistRequest) (AccountStatus, error) {
+			return r.enqueue(ctx, &accountRequest{name: AccountUpdateSpecialist, at: req.At})
 		},
-		workflow.UpdateHandlerOptions{Validator: func() error { return r.canAskSpecialist() }}); err != nil {
+		workflow.UpdateHandlerOptions{Validator: func(SpecialistRequest) error { return r.canAskSpecialist() }}); err != nil {
 		return err
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, AccountUpdateDecision,
@@ -326,6 +364,9 @@ func (r *account) handlers(ctx workflow.Context) error {
 // state may have moved between the two). A path the lock does not (or no longer) offer
 // is refused with the account's status (a late message: 409 with current_status).
 func (r *account) locked(what string, statuses ...string) error {
+	if r.ended {
+		return errLate(what+": the account's workflow is stopping", r.st.Status, r.st.Label)
+	}
 	for _, s := range statuses {
 		if r.st.Status == s {
 			return nil
@@ -339,7 +380,7 @@ func (r *account) canSelfService() error {
 		return err
 	}
 	if r.st.TriesLeft <= 0 {
-		return temporal.NewApplicationError("no self-service tries left: ask a specialist", fnerr.TypeConflict)
+		return errLate("no self-service tries left: ask a specialist", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -349,7 +390,7 @@ func (r *account) canStartIdentity() error {
 		return err
 	}
 	if r.child {
-		return temporal.NewApplicationError("an identity re-verification is already in progress", fnerr.TypeConflict)
+		return errLate("an identity re-verification is already in progress", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -359,7 +400,7 @@ func (r *account) canAskSpecialist() error {
 		return err
 	}
 	if r.st.SpecialistDue != nil {
-		return temporal.NewApplicationError("a specialist has already been asked", fnerr.TypeConflict)
+		return errLate("a specialist has already been asked", r.st.Status, r.st.Label)
 	}
 	return nil
 }
@@ -372,9 +413,15 @@ func (r *account) canDecide() error {
 // coroutine serves every request before the run continues as new; a cancellation ends
 // the wait with the run.
 func (r *account) enqueue(ctx workflow.Context, q *accountRequest) (AccountStatus, error) {
+	if r.ended {
+		return r.status(), errLate(q.name+": the account's workflow is stopping", r.st.Status, r.st.Label)
+	}
 	r.handled++
 	r.requests = append(r.requests, q)
-	if err := workflow.Await(ctx, func() bool { return q.done }); err != nil {
+	// On a disconnected context: a cancelled run still answers (end answers what it did
+	// not serve).
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	if err := workflow.Await(dctx, func() bool { return q.done }); err != nil {
 		return r.status(), err
 	}
 	return q.result, q.err
@@ -383,7 +430,8 @@ func (r *account) enqueue(ctx workflow.Context, q *accountRequest) (AccountStatu
 // serve acts on the recorded updates, in the order they came. A request's failure is its
 // caller's answer, not the account's: the workflow goes on.
 func (r *account) serve(ctx workflow.Context) {
-	for len(r.requests) > 0 {
+	// A cancelled run takes no request more: end answers each as late.
+	for len(r.requests) > 0 && ctx.Err() == nil {
 		q := r.requests[0]
 		r.requests = r.requests[1:]
 		var err error
@@ -398,12 +446,15 @@ func (r *account) serve(ctx workflow.Context) {
 			}
 		case AccountUpdateSpecialist:
 			if err = r.canAskSpecialist(); err == nil {
-				err = r.requestSpecialist(ctx)
+				err = r.requestSpecialist(ctx, q.at)
 			}
 		case AccountUpdateDecision:
 			if err = r.canDecide(); err == nil {
 				err = r.decide(ctx, q.decision)
 			}
+		}
+		if temporal.IsCanceledError(err) { // cut off by the run's cancellation: it did not take effect
+			err = errLate(q.name+": the account's workflow was cancelled before it took effect", r.st.Status, r.st.Label)
 		}
 		q.result, q.err, q.done = r.status(), err, true
 	}
@@ -451,7 +502,7 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 		if r.st.Failures <= r.in.Policy.Threshold { // locks only when more than Threshold [001:175]
 			return nil
 		}
-		return r.lockForFailures(ctx)
+		return r.lockForFailures(ctx, e.At)
 	case contract.EventSuspicious:
 		if r.st.Status == AccountAwaitingIdentity || r.st.Status == AccountAwaitingSpecialist {
 			return nil
@@ -468,8 +519,10 @@ func (r *account) event(ctx workflow.Context, e AccountEvent) error {
 
 // lockForFailures locks once the failures exceed the threshold: 15 min, then 1 h, then 24 h; the third
 // lock within 24 h waits for a specialist [000:38].
-func (r *account) lockForFailures(ctx workflow.Context) error {
-	now := workflow.Now(ctx)
+// The lock runs from the failure that caused it (the event's time, stamped by the API),
+// so that a reset run that decides the same lock writes the same Until.
+func (r *account) lockForFailures(ctx workflow.Context, at time.Time) error {
+	now := causeTime(ctx, at)
 	var recent []time.Time
 	for _, t := range r.st.Locks {
 		if now.Sub(t) < 24*time.Hour {
@@ -667,8 +720,10 @@ func (r *account) identityDone(ctx workflow.Context) error {
 	return r.j.audit(ctx, "identity_failed", "system", st.Status)
 }
 
-func (r *account) requestSpecialist(ctx workflow.Context) error {
-	due := workflow.Now(ctx).Add(r.in.Policy.SpecialistSLA)
+// requestSpecialist: the specialist's 24 hours run from the request (its time, stamped by
+// the API), so that a reset run that takes the same request writes the same due time.
+func (r *account) requestSpecialist(ctx workflow.Context, at time.Time) error {
+	due := causeTime(ctx, at).Add(r.in.Policy.SpecialistSLA)
 	r.st.SpecialistDue = &due
 	return r.j.auditNotify(ctx, "specialist_requested", "taxpayer", "due "+due.UTC().Format(time.RFC3339),
 		"reviewer", "account.specialist_requested")

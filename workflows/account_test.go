@@ -490,7 +490,7 @@ func TestAccountContinueAsNewWithMessagesInFlightLosesNothing(t *testing.T) {
 	}
 	h2 := newAccHarnessOn(t, h.db)
 	h2.seq = 100
-	h2.sendAccount(time.Minute, AccountUpdateSpecialist, nil, msgOutcome{wrong: "already been asked"})
+	h2.sendAccount(time.Minute, AccountUpdateSpecialist, nil, msgOutcome{late: AccountAwaitingSpecialist, wrong: "already been asked"})
 	h2.sendAccount(2*time.Minute, AccountUpdateDecision, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "data corrected"},
 		msgOutcome{status: AccountActive})
 	h2.expect(3*time.Minute, func(st AccountStatus) {
@@ -563,4 +563,79 @@ func TestAccountLockedWaitRemindsTheTaxpayer(t *testing.T) {
 		}
 	})
 	h.run(accInput(), 96*day)
+}
+
+// An update the account has queued when its run stops (here: cancelled in the same
+// instant) is answered as late, with the account's status — not dropped, not a
+// cancellation error — and the run waits for its handler before it returns.
+func TestAccountStoppedWithAQueuedUpdateAnswersItLate(t *testing.T) {
+	h := newAccHarness(t)
+	h.events(time.Minute, contract.EventDataIncorrect, 1)
+	answered := false
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(AccountUpdateDecision, "late-1", &testsuite.TestUpdateCallback{OnAccept: func() {},
+			OnReject: func(err error) {
+				answered = true
+				checkOutcome(t, "decision (rejected)", "", err, msgOutcome{late: AccountAwaitingSpecialist})
+			},
+			OnComplete: func(v any, err error) {
+				answered = true
+				checkOutcome(t, "decision", "", err, msgOutcome{late: AccountAwaitingSpecialist})
+			}}, SpecialistDecision{Approve: true, Specialist: "sp-1", Reason: "checked"})
+		h.env.CancelWorkflow()
+	}, 10*time.Minute)
+	h.run(accInput(), time.Hour)
+	if !answered {
+		t.Fatal("the queued update got no answer")
+	}
+	if st := h.query(); st.Status != AccountAwaitingSpecialist {
+		t.Fatalf("status %s", st.Status)
+	}
+}
+
+// A reset run decides the same lock later than the run it was reset from (its workflow
+// tasks start later): the lock's end runs from the failure that caused it — the event's
+// time, which the API stamps — not from the task, so the reset run writes the same steps
+// (duplicates), never KeyReused, and the journal is unchanged.
+func TestAccountLockDecidedLaterWritesTheSameStep(t *testing.T) {
+	start := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	failedAt := start.Add(30 * time.Second)
+	send := func(h *accHarness, at time.Duration) {
+		var evs []AccountEvent
+		for i := 0; i < DefaultAccountPolicy().Threshold+1; i++ {
+			evs = append(evs, AccountEvent{EventID: fmt.Sprintf("f%d", i), Type: contract.EventLoginFailed, At: failedAt})
+		}
+		h.env.RegisterDelayedCallback(func() {
+			for _, e := range evs {
+				h.env.SignalWorkflow(AccountSignalEvent, e)
+			}
+		}, at)
+	}
+	journal := func(h *accHarness) string {
+		j, err := audit.Journal(context.Background(), h.db, "audit", "account-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return journalString(j)
+	}
+	first := newAccHarness(t)
+	first.env.SetStartTime(start)
+	send(first, time.Minute)
+	first.run(accInput(), 5*time.Minute)
+	before := journal(first)
+	rec, _, _ := cases.Get(context.Background(), first.db, "cases", "account-test")
+	if rec.Status != AccountAutoUnlockPending || !rec.Deadline.Equal(failedAt.Add(DefaultAccountPolicy().LockPeriods[0])) {
+		t.Fatalf("first run: projection %+v", rec)
+	}
+
+	again := newAccHarnessOn(t, first.db)
+	again.env.SetStartTime(start)
+	send(again, 3*time.Minute) // the same events, taken two minutes later
+	again.run(accInput(), 5*time.Minute)
+	if err := again.env.GetWorkflowError(); err != nil && strings.Contains(err.Error(), "KeyReused") {
+		t.Fatalf("the run decided later: %v", err)
+	}
+	if after := journal(again); after != before {
+		t.Fatalf("the journal changed:\n%s\n%s", before, after)
+	}
 }

@@ -57,8 +57,15 @@ type BatchProgress struct {
 	ReportKey  string                 `json:"report_key,omitempty"`
 }
 
-// BatchImport runs a batch (see above).
+// BatchImport runs a batch (see above). It has no update or signal handler today; it
+// waits for handlers all the same on every exit, so that one added later cannot be cut off.
 func BatchImport(ctx workflow.Context, in BatchImportInput) (BatchProgress, error) {
+	p, err := batchImport(ctx, in)
+	awaitHandlers(ctx)
+	return p, err
+}
+
+func batchImport(ctx workflow.Context, in BatchImportInput) (BatchProgress, error) {
 	var a *activities.Activities
 	if in.Run == "" {
 		in.Run = workflow.GetInfo(ctx).FirstRunID

@@ -7,13 +7,11 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
@@ -150,6 +148,8 @@ type DocumentRequest struct {
 	What      string `json:"what"`
 	Kind      string `json:"kind,omitempty"` // explanations or documents (the default)
 	Inspector string `json:"inspector"`
+	// At: when the request was made (the API stamps it); the answer's term runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationDecision is an inspector's decision.
@@ -160,6 +160,8 @@ type DeclarationDecision struct {
 	RefundKopecks int64  `json:"refund_kopecks,omitempty"`
 	Grounds       string `json:"grounds"`
 	Inspector     string `json:"inspector"`
+	// At: when the decision was taken (the API stamps it); the appeal window runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationAttachment names an attachment the API stored under
@@ -178,6 +180,8 @@ type AttachmentResult struct {
 // Appeal is the taxpayer's appeal of a decision.
 type Appeal struct {
 	Reason string `json:"reason"`
+	// At: when the appeal was filed (the API stamps it); the appeal review's term runs from it.
+	At time.Time `json:"at,omitempty"`
 }
 
 // DeclarationStatus is what the status query returns (no personal data).
@@ -237,6 +241,8 @@ type declaration struct {
 	st  DeclarationStatus
 	j   *journal
 	sub DeclarationSubmission
+	// decidedAt: when the last decision was taken (its message's time; zero: none carried)
+	decidedAt time.Time
 
 	correction  *DeclarationSubmission
 	correctedAt time.Time // when the correction was filed: the new review's term runs from it
@@ -279,10 +285,9 @@ func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (Declaration
 	}
 	// The term runs from the filing: the moment the API started the case.
 	deadline, err := r.reviewTerm(ctx, workflow.GetInfo(ctx).WorkflowStartTime)
-	if err != nil {
-		return r.st, err
+	if err == nil {
+		err = r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation)
 	}
-	err = r.j.record(ctx, DeclarationReceived, "taxpayer", "confirmed by "+in.Confirmation)
 	if err == nil {
 		err = r.startReview(ctx, deadline)
 	}
@@ -364,7 +369,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 				q.Kind = RequestDocuments
 			}
 			r.request = &q
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status == DeclarationClarification || r.generation != gen || r.done })
 			switch {
 			case err != nil:
 			case r.generation != gen:
@@ -393,7 +400,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			before := r.st.Decisions
 			r.decision = &d
 			taken := func() bool { return r.st.Decisions > before && r.st.Status == DeclarationDecided }
-			err := workflow.Await(ctx, func() bool { return taken() || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return taken() || r.done })
 			if err == nil && !taken() {
 				err = errLate("decision: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -415,7 +424,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			case d.Inspector == "":
 				return invalid("inspector: must name the inspector")
 			case d.Inspector == r.excluded:
-				return temporal.NewApplicationError("an appeal is reviewed by a different inspector", fnerr.TypeConflict)
+				return errLate("decision: an appeal is reviewed by a different inspector", r.st.Status, r.st.Label)
 			}
 			return nil
 		}}); err != nil {
@@ -425,7 +434,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, a Appeal) (DeclarationStatus, error) {
 			decisions := r.st.Decisions
 			r.appeal = &a
-			err := workflow.Await(ctx, func() bool { return r.st.Status == DeclarationInReview || r.st.Decisions > decisions || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status == DeclarationInReview || r.st.Decisions > decisions || r.done })
 			if err == nil && r.st.Status != DeclarationInReview {
 				err = errLate("appeal: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -452,7 +463,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, sub DeclarationSubmission) (DeclarationStatus, error) {
 			versions := r.st.Versions
 			r.correction, r.correctedAt = &sub, workflow.Now(ctx)
-			err := workflow.Await(ctx, func() bool { return r.st.Versions > versions || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Versions > versions || r.done })
 			if err == nil && r.st.Versions == versions {
 				err = errLate("correction: the case ended before it was taken", r.st.Status, r.st.Label)
 			}
@@ -466,9 +479,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			case r.st.Decisions > 0 || r.decision != nil:
 				return errLate("correction: a decision has been taken on this declaration: file a new declaration for the period", r.st.Status, r.st.Label)
 			case r.correction != nil:
-				return temporal.NewApplicationError("another corrected declaration is being taken", fnerr.TypeConflict)
+				return errLate("correction: another corrected declaration is being taken", r.st.Status, r.st.Label)
 			case r.st.Status == "":
-				return temporal.NewApplicationError("the declaration is not yet received", fnerr.TypeConflict)
+				return errLate("correction: the declaration is not yet received", DeclarationReceived, DeclarationLabels[DeclarationReceived])
 			case sub.Format != "json" && sub.Format != "xml":
 				return invalid("format: must be json or xml")
 			case !strings.HasPrefix(sub.Key, "declarations/"+r.in.CaseID+"/") || len(sub.Key) <= len("declarations/"+r.in.CaseID+"/"):
@@ -595,7 +608,9 @@ func (r *declaration) run(ctx workflow.Context) error {
 		}
 		// The decision may be appealed within a month of its delivery (art. 139.1 p.2);
 		// then another inspector reviews.
-		decided := workflow.Now(ctx)
+		// from the decision (its time), not from the task that records it: a reset run
+		// writes the same window
+		decided := causeTime(ctx, r.decidedAt)
 		window, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(decided, r.in.Policy.AppealMonths) })
 		if err != nil {
 			return err
@@ -616,12 +631,12 @@ func (r *declaration) run(ctx workflow.Context) error {
 			return r.j.audit(ctx, "appeal_window_closed", "system", fmt.Sprintf("no appeal by %s: decision %d is final", window.String(), r.st.Decisions))
 		}
 		r.excluded, r.st.AppealBy = r.st.DecidedBy, nil
-		appealReason := r.appeal.Reason
+		appealReason, appealAt := r.appeal.Reason, r.appeal.At
 		if err := r.j.record(ctx, DeclarationAppealed, "taxpayer", appealReason); err != nil {
 			return err
 		}
 		r.appeal = nil // taken once recorded: the next decision may be appealed again
-		appealed := workflow.Now(ctx)
+		appealed := causeTime(ctx, appealAt)
 		bound, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(appealed, r.in.Policy.AppealReviewMonths) })
 		if err != nil {
 			return err
@@ -791,6 +806,7 @@ func (r *declaration) review(ctx workflow.Context, bound time.Time, appeal bool,
 	}
 	r.st.DecideBy = nil
 	d := *r.decision
+	r.decidedAt = d.At
 	confirmed := r.confirmedRefund(d)
 	var doc contract.DecisionPDFResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.DocumentOptions), a.GenerateDecision,
@@ -830,7 +846,7 @@ func (r *declaration) awaitAnswer(ctx workflow.Context, q DocumentRequest) error
 	if q.Kind == RequestExplanations {
 		days, article = r.in.Policy.ExplanationDays, "Tax Code art. 88 p.3"
 	}
-	asked := workflow.Now(ctx)
+	asked := causeTime(ctx, q.At)
 	due, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(asked, days) })
 	if err != nil {
 		return err

@@ -751,3 +751,17 @@ func TestDeclarationKeepsItsConfirmationReference(t *testing.T) {
 		t.Fatalf("versions %d, confirmation %q %q", st.Versions, st.Confirmation, st.ConfirmationReference)
 	}
 }
+
+// A decision accepted in the same instant the case is cancelled is answered as late with
+// the case's status (its handler waits on a disconnected context), not with a
+// cancellation error.
+func TestDeclarationDecisionAnsweredWhenTheCaseIsCancelled(t *testing.T) {
+	h := newDeclHarness(t)
+	h.sendDecl(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"},
+		msgOutcome{late: DeclarationInReview})
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(Declaration, h.input(goodDeclaration(), false))
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil {
+		t.Fatalf("want the case cancelled, got %v", h.env.GetWorkflowError())
+	}
+}

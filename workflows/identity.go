@@ -10,7 +10,6 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
@@ -189,6 +188,11 @@ type identity struct {
 	j   *journal
 	sub IdentitySubmission // the current submission
 
+	// submittedAt is when the current submission came: the case's start, then the time
+	// each re-submission or upload was taken. The deadlines its check leads to (ResubmitBy,
+	// ReviewDue) run from it, not from the workflow task that records them, so that a
+	// reset run that decides the same writes the same content.
+	submittedAt time.Time
 	consent     bool
 	withdrawnAt time.Time // when consent was withdrawn (zero while it stands)
 	closed      bool      // consent stayed withdrawn: the case closed and its documents are gone
@@ -219,7 +223,7 @@ func (s identitySignals) waiting() bool {
 // after a mismatch, operator review when the result is inconclusive, and consent gating.
 func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (IdentityStatus, error) {
 	in.Policy = in.Policy.withDefaults()
-	r := &identity{in: in, sub: in.Submission, consent: true}
+	r := &identity{in: in, sub: in.Submission, consent: true, submittedAt: workflow.GetInfo(ctx).WorkflowStartTime}
 	r.st = IdentityStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Method: in.Method, MaxAttempts: in.Policy.MaxAttempts, Documents: []Document{}}
 	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
@@ -338,7 +342,9 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			r.review = &rv
 			// The main coroutine acts on the review; a case that fails, is cancelled or
 			// closes meanwhile ends the wait too (done, or a status other than the review's).
-			err := workflow.Await(ctx, func() bool { return r.st.Status != IdentityManualReview || r.done })
+			// On a disconnected context: a cancelled case still answers (done ends the wait).
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			err := workflow.Await(dctx, func() bool { return r.st.Status != IdentityManualReview || r.done })
 			if err == nil && r.st.Status != IdentityVerified && r.st.Status != IdentityRejected {
 				err = errLate("review", r.st.Status, r.st.Label)
 			}
@@ -352,10 +358,10 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return errLate("review: the verification is not awaiting an operator's review", r.st.Status, r.st.Label)
 			}
 			if r.review != nil {
-				return temporal.NewApplicationError("another operator's review is being taken", fnerr.TypeConflict)
+				return errLate("review: another operator's review is being taken", r.st.Status, r.st.Label)
 			}
 			if !r.consent { // withdrawn consent stops processing (152-FZ art. 21 p.5)
-				return temporal.NewApplicationError("the taxpayer has withdrawn consent to the processing of personal data", fnerr.TypeConflict)
+				return errLate("review: the taxpayer has withdrawn consent to the processing of personal data", r.st.Status, r.st.Label)
 			}
 			if rv.Operator == "" {
 				return invalid("operator: must name the operator")
@@ -380,7 +386,8 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return r.st, nil
 			}
 			taken := r.resubmitsTaken
-			if err := workflow.Await(ctx, func() bool { return r.resubmitsTaken > taken || r.final != "" || r.done }); err != nil {
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if err := workflow.Await(dctx, func() bool { return r.resubmitsTaken > taken || r.final != "" || r.done }); err != nil {
 				return IdentityStatus{}, err
 			}
 			if r.resubmitsTaken > taken {
@@ -399,7 +406,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return errLate("re-submission: consent to processing personal data is withdrawn; give it again first", r.st.Status, r.st.Label)
 			}
 			if r.resubmit != nil {
-				return temporal.NewApplicationError("another re-submission is being taken", fnerr.TypeConflict)
+				return errLate("re-submission: another re-submission is being taken", r.st.Status, r.st.Label)
 			}
 			if sub.Person.Surname == "" && len(sub.Certificate) == 0 && len(sub.Documents) == 0 {
 				return invalid("send corrected person data, a new certificate or documents")
@@ -423,7 +430,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			case d.DocID == "":
 				return invalid("doc_id: required")
 			case r.in.Method != contract.MethodDocuments:
-				return temporal.NewApplicationError("this verification's method ("+r.in.Method+") takes no documents", fnerr.TypeConflict)
+				return errLate("document: this verification's method ("+r.in.Method+") takes no documents", r.st.Status, r.st.Label)
 			case r.st.Status == IdentityManualReview:
 				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
 			case r.st.Status == IdentityChecking:
@@ -431,7 +438,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				// would drop it after it was accepted. Sent again once the check asks for more.
 				return errLate("document: a check is running; send it when the verification asks for documents", r.st.Status, r.st.Label)
 			case len(r.sub.Documents) >= MaxWaitingUploads:
-				return temporal.NewApplicationError(fmt.Sprintf("%d uploads already wait for the check", MaxWaitingUploads), fnerr.TypeConflict)
+				return errLate(fmt.Sprintf("document: %d uploads already wait for the check", MaxWaitingUploads), r.st.Status, r.st.Label)
 			}
 			return nil
 		}}); err != nil {
@@ -550,7 +557,7 @@ func (r *identity) run(ctx workflow.Context) error {
 // awaitSubmission waits, up to the re-submission period, for corrected data or a new
 // upload; ok is false when the case expired instead.
 func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, err error) {
-	by := workflow.Now(ctx).Add(r.in.Policy.ResubmitWait)
+	by := r.submittedAt.Add(r.in.Policy.ResubmitWait)
 	r.st.ResubmitBy = &by
 	if err := r.j.record(ctx, IdentityNeedsDocuments, "system", why); err != nil {
 		return false, err
@@ -571,6 +578,8 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 	if !ok {
 		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission by "+by.In(term.Moscow).Format(time.DateOnly))
 	}
+	// A re-submission carries no time of its own: it counts from when it is taken.
+	r.submittedAt = workflow.Now(ctx)
 	if r.resubmit != nil {
 		r.apply(*r.resubmit)
 		r.resubmit = nil // taken: read before it is cleared
@@ -717,7 +726,7 @@ func (r *identity) checkBank(ctx workflow.Context, now time.Time) (string, []str
 // escalated review still open ReviewExpireWait later expires the case.
 func (r *identity) manualReview(ctx workflow.Context) error {
 	var due time.Time
-	now := workflow.Now(ctx)
+	now := r.submittedAt // the review's SLA runs from the submission its check could not decide
 	days := r.in.Policy.ReviewSLAWorkingDays
 	// The calendar is data that can change between deploys: record the deadline once.
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return calendar.Shared().AddWorkingDays(now, days) }).Get(&due); err != nil {
@@ -735,7 +744,8 @@ func (r *identity) manualReview(ctx workflow.Context) error {
 		return err
 	}
 	if !ok {
-		expires := workflow.Now(ctx).Add(r.in.Policy.ReviewExpireWait)
+		// from the SLA's end, when the escalation's timer fired (not the task that acts on it)
+		expires := due.Add(r.in.Policy.ReviewExpireWait)
 		r.st.Escalated, r.st.ExpiresAt = true, &expires
 		if err := r.j.notify(ctx, "supervisor", "identity.review_overdue"); err != nil {
 			return err

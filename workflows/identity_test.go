@@ -595,7 +595,8 @@ func checkOutcome(t *testing.T, what string, gotStatus string, err error, want m
 			t.Errorf("%s: got %q, %v; want %q and no error", what, gotStatus, err, want.status)
 		}
 	case want.late != "":
-		if !isLate || late.Status != want.late {
+		// a conflict that is not about the status carries it too; wrong then names the refusal
+		if !isLate || late.Status != want.late || !strings.Contains(err.Error(), want.wrong) {
 			t.Errorf("%s: got %q, %v; want refused as late in %q", what, gotStatus, err, want.late)
 		}
 	default:
@@ -747,5 +748,18 @@ func TestIdentityDocumentDuringTheCheckIsNotSilentlyDropped(t *testing.T) {
 	st := h.run(idInput(contract.MethodDocuments, "p1"))
 	if idStatuses(st) != "received>checking>manual_review>verified" || len(st.Documents) != 1 || st.LateSignals != 1 {
 		t.Fatalf("got %s, %d documents, %d late signals", idStatuses(st), len(st.Documents), st.LateSignals)
+	}
+}
+
+// An operator's review accepted in the same instant the case is cancelled is answered as
+// late with the case's status (its handler waits on a disconnected context), not with a
+// cancellation error.
+func TestIdentityReviewAnsweredWhenTheCaseIsCancelled(t *testing.T) {
+	h := newIDHarness(t, registered())
+	h.sendIdentity(time.Hour, IdentityUpdateReview, IdentityReview{Approve: true, Operator: "op-1"}, msgOutcome{late: IdentityManualReview})
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Hour)
+	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodVideo))
+	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil || h.confirmed().Confirmed {
+		t.Fatalf("want the case cancelled, got %v", h.env.GetWorkflowError())
 	}
 }

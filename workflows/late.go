@@ -3,8 +3,10 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
@@ -37,4 +39,26 @@ func AsLate(err error) (LateMessage, bool) {
 		return LateMessage{}, false
 	}
 	return m, true
+}
+
+// awaitHandlers lets every update handler finish before the workflow returns (an error,
+// a cancellation or continue-as-new included), on a disconnected context so that a
+// cancelled run waits too.
+func awaitHandlers(ctx workflow.Context) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+}
+
+// causeTime is the time of the event that caused a transition, for the content derived
+// from it (a lock's end, a deadline): the time the message carries (the API stamps it
+// when it accepts the message; a reset or retried run sees the same), or, for a message
+// that carries none, the workflow clock. workflow.Now is the start of the workflow task
+// that acts on the message: a reset run acts in a later task, so content derived from
+// it would differ from what the run reset from wrote, and the record step would be
+// refused as KeyReused.
+func causeTime(ctx workflow.Context, at time.Time) time.Time {
+	if at.IsZero() {
+		return workflow.Now(ctx)
+	}
+	return at.UTC()
 }

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/fnerr"
 )
 
 // Typed search attributes (registered on the server); never personal data in clear text.
@@ -44,14 +46,22 @@ type journal struct {
 	// project describes the case for the read projection (amounts, deadline, flags).
 	project func(workflow.Context) contract.CaseRecord
 
-	seq   int64 // the last step written; carried across continue-as-new
-	local *bool // steps run as local activities (changeRecordStepLocal), asked at the first step
-	// the workflow task (history length at its start) whose step ran as a local activity
+	seq int64 // the last step written; carried across continue-as-new
+	// path is how steps run (changes record-step-task and record-step-local), asked at
+	// the first step; a run that continues as new asks again.
+	path stepPath
+	// the workflow task (history length at its start) whose step ran as a local
+	// activity (record-step-local runs only)
 	localTask int
-	queued    []contract.AuditEntry // entries that ride with the next step
-	settle    []workflow.Settable   // their futures, settled when that step is written
-	pending   []workflow.Future     // waited for with the next change
-	mu        workflow.Mutex
+	// diverged: a step was refused because the record holds another step under its key
+	// (KeyReused) or is not at the step this one follows (Conflict): this run no longer
+	// knows what the record says, and writes nothing more (the error is every later
+	// step's answer) — never a step on top of one it did not decide.
+	diverged error
+	queued   []contract.AuditEntry // entries that ride with the next step
+	settle   []workflow.Settable   // their futures, settled when that step is written
+	pending  []workflow.Future     // waited for with the next change
+	mu       workflow.Mutex
 }
 
 // Seq is the last step written, for a process to carry into continue-as-new.
@@ -88,8 +98,13 @@ func (j *journal) queue(ctx workflow.Context, action, from, to, actor, reason st
 }
 
 // write records one step: the queued journal entries, the projection with the given
-// status and the notifications. A step that fails for good gives its seq back, so the
-// next step follows the last one written.
+// status and the notifications.
+//
+// A step's seq is given back only when the function refused the step before writing
+// anything (invalid input). After any other failure — a write cancelled or timed out may
+// have committed — seq stays taken: the next step follows it, and if it was not written
+// the next step is refused as a Conflict, for an operator to see, instead of reusing a
+// key that may already name a committed step.
 func (j *journal) write(ctx workflow.Context, status string, notes ...contract.Notification) error {
 	if j.mu == nil {
 		j.mu = workflow.NewMutex(ctx)
@@ -98,6 +113,14 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		return err
 	}
 	defer j.mu.Unlock()
+	if j.diverged != nil {
+		err := fmt.Errorf("the case's record holds steps this run did not decide: %w", j.diverged)
+		for _, s := range j.settle {
+			s.Set(nil, err)
+		}
+		j.queued, j.settle, j.pending = nil, nil, nil
+		return err
+	}
 	// The futures waited for are those added before this step: their entries are in it
 	// or in an earlier one, so they are settled by the time it is written.
 	entries, settle, futures := j.queued, j.settle, j.pending
@@ -108,15 +131,24 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
 	var a *activities.Activities
 	var err error
-	if j.stepsLocal(ctx) {
-		info := workflow.GetInfo(ctx)
-		in.Writer = &contract.RecordWriter{Chain: info.WorkflowExecution.RunID, Previous: info.ContinuedExecutionRunID, At: workflow.Now(ctx)}
+	switch {
+	case j.stepsLocal(ctx):
 		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, activities.RecordLocalOptions), a.RecordTransition, in).Get(ctx, nil)
-	} else {
+	case j.path == stepsTask:
+		// A step decided is written, whatever happens to the case meanwhile: on a
+		// disconnected context a cancellation of the case never leaves the step's outcome
+		// unknown to the workflow (it waits for the activity's answer).
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.RecordOptions), a.RecordTransition, in).Get(dctx, nil)
+	default:
 		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.RecordOptions), a.RecordTransition, in).Get(ctx, nil)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case refusedUnwritten(err):
 		j.seq--
+	case isType(err, fnerr.TypeKeyReused), isType(err, fnerr.TypeConflict):
+		j.diverged = err
 	}
 	for _, s := range settle {
 		s.Set(nil, err)
@@ -129,46 +161,74 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	return err
 }
 
-// changeRecordStepLocal is the workflow.GetVersion change id of transition records run as
-// local activities: the record-transition function is invoked by the worker that runs the
-// workflow task, inside it, instead of through an activity task. A record is one short,
-// idempotent write (keyed by case and seq): as a local activity it costs a marker in the
-// history, not three events and a workflow task of its own, and the step after it is
-// scheduled in the same workflow task. Runs that wrote records before the change (no
-// marker) keep activity tasks; a run that continues as new asks again.
-//
-// A local activity writes before its workflow task is committed. If the task fails (it
-// times out under load, its worker dies), the next attempt runs from the last committed
-// history and may decide the step otherwise (a later clock, signals that came
-// meanwhile): each local step carries its writer (the run and the attempt's start on the
-// workflow clock), and the function replaces a step an earlier attempt of the same run
-// wrote (see functions/transition). That replacement is sound only if a failed attempt wrote at most
-// one step of its own, so a workflow task starts at most one step as a local activity; the
-// steps after it in the same task are activity tasks, fixed in the history when scheduled.
-// (A local step started in an earlier task may finish in a later one — a long retry — but
-// its input was fixed when it started, so an attempt after a failure repeats it: a
-// duplicate, not a replacement.) The writer is the run, not the first run of the chain: a
-// reset run, which keeps the first run, must not replace what the run it was reset from
-// wrote, which did count; the run it continues as new (Previous) may have left one.
-const changeRecordStepLocal = "record-step-local"
-
-// newSteps says whether the run is on the path of change record-step-local (asked once:
-// the first time decides where the marker sits).
-func (j *journal) newSteps(ctx workflow.Context) bool {
-	if j.local == nil {
-		local := workflow.GetVersion(ctx, changeRecordStepLocal, workflow.DefaultVersion, 1) != workflow.DefaultVersion
-		j.local = &local
-	}
-	return *j.local
+func isType(err error, typ string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == typ
 }
 
-// stepsLocal says whether the next step runs as a local activity: in a run on the new
-// path (asked once, at the first step, under the step mutex, so the marker sits at the
-// same place on replay), for the first step of each workflow task. A task is told by the
-// history length at its start; the test suite reports none (0), and has no failed
-// attempts to replace.
+// refusedUnwritten: the record function refused the step before it wrote anything
+// (invalid input), so its seq is still free.
+func refusedUnwritten(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == fnerr.TypeInvalidInput
+}
+
+// stepPath is how a run writes its transition records.
+type stepPath int8
+
+const (
+	stepsUnasked stepPath = iota
+	stepsBefore           // activity tasks, recorded before record-step-local (no marker)
+	stepsLocal            // record-step-local: the first step of each workflow task a local activity
+	stepsTask             // record-step-task: every step an activity task, on a disconnected context
+)
+
+// changeRecordStepTask is the workflow.GetVersion change id of transition records run as
+// activity tasks again, after record-step-local. A record's input is fixed in the
+// history when its activity is scheduled, so every retry writes the same bytes and a
+// committed step is never replaced: the conditional put and the content digest
+// (Duplicate, KeyReused) are the whole protocol. A local activity writes before its
+// workflow task is committed, and a failed task's next attempt could decide the step
+// otherwise — which needed a protocol that replaced committed steps (removed).
+//
+// Runs recorded with the marker of record-step-local (and none of this change) keep
+// their local steps on replay; an open run of that kind (README, "Changing a workflow
+// safely", tells how to find one) writes its local steps without replacement: a failed
+// task's next attempt that decides otherwise fails as KeyReused, visible, never an edit.
+const changeRecordStepTask = "record-step-task"
+
+// changeRecordStepLocal is the change id of transition records run as local activities
+// (the first step of each workflow task), superseded by record-step-task; kept so that
+// the runs recorded with its marker replay.
+const changeRecordStepLocal = "record-step-local"
+
+// steps says how the run writes its steps, asked once, at the first step, under the
+// step mutex, so the markers sit at the same place on replay. A new run records the
+// marker of record-step-task; a run recorded before it finds no such marker (the
+// default) and then asks record-step-local, whose marker it may carry.
+func (j *journal) steps(ctx workflow.Context) stepPath {
+	if j.path == stepsUnasked {
+		switch {
+		case workflow.GetVersion(ctx, changeRecordStepTask, workflow.DefaultVersion, 1) != workflow.DefaultVersion:
+			j.path = stepsTask
+		case workflow.GetVersion(ctx, changeRecordStepLocal, workflow.DefaultVersion, 1) != workflow.DefaultVersion:
+			j.path = stepsLocal
+		default:
+			j.path = stepsBefore
+		}
+	}
+	return j.path
+}
+
+// newSteps says whether the run is on the path of record-step-local or after it (notes
+// ride with the first step).
+func (j *journal) newSteps(ctx workflow.Context) bool { return j.steps(ctx) != stepsBefore }
+
+// stepsLocal says whether the next step runs as a local activity: in a run on the path
+// of record-step-local only, for the first step of each workflow task. A task is told by
+// the history length at its start; the test suite reports none (0).
 func (j *journal) stepsLocal(ctx workflow.Context) bool {
-	if !j.newSteps(ctx) {
+	if j.steps(ctx) != stepsLocal {
 		return false
 	}
 	task := workflow.GetInfo(ctx).GetCurrentHistoryLength()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
@@ -40,8 +41,8 @@ var decreedYearDay = time.Date(2026, 6, 1, 6, 0, 0, 0, time.UTC)
 
 // The happy path — one document, automatic approval, payout — takes eight activities
 // (issue 12: at most 9; the automatic approval records no in_review since the change
-// auto-approval-skips-review), one step of the record per transition, run as a local
-// activity (change record-step-local), one reservation, and leaves journal,
+// auto-approval-skips-review), one step of the record per transition, each an activity
+// task (change record-step-task), one reservation, and leaves journal,
 // projection and outbox in step: every transition journaled once, in seq order, with its
 // notification.
 func TestRefundHappyPathStepsAndRecord(t *testing.T) {
@@ -59,7 +60,7 @@ func TestRefundHappyPathStepsAndRecord(t *testing.T) {
 	if st.Status != RefundPaid {
 		t.Fatalf("got %+v", st)
 	}
-	want := "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve local:RecordTransition Payout local:RecordTransition"
+	want := "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"
 	got := strings.Join(started, " ")
 	// the two reads run at once: either order
 	got = strings.Replace(got, "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
@@ -142,39 +143,41 @@ func TestDeadlineEscalationIsOneStep(t *testing.T) {
 	}
 }
 
-// A workflow task runs at most one step as a local activity: the record function replaces
-// a failed attempt's step only when that attempt wrote one step of its own. The test
-// suite reports no history length, so here every step looks like one task (length 7):
-// the first step is local, the rest are activity tasks — and each local step names its
-// writer (the first run and the task's start), the task steps none.
-func TestOneLocalStepPerWorkflowTask(t *testing.T) {
-	h := newHarness(t, eligible(), ledger(500_000, 0)...)
-	h.env.SetStartTime(decreedYearDay)
-	h.env.SetCurrentHistoryLength(7)
-	h.upload("d1", pdfBytes)
-	var started []string
-	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
-		if info.ActivityType.Name == "RecordTransition" {
-			var in contract.RecordInput
-			if err := args.Get(&in); err != nil || in.Writer != nil {
-				t.Errorf("a step run as an activity task carries a writer: %+v %v", in.Writer, err)
+// Since change record-step-task every step is an activity task, however the workflow
+// tasks fall (the test suite reports no history length; 7 stands for one task). A run
+// recorded on the path of record-step-local (its marker, none of record-step-task) keeps
+// writing the first step of each workflow task as a local activity, so that it replays.
+func TestStepsAreActivityTasksSinceRecordStepTask(t *testing.T) {
+	for name, c := range map[string]struct {
+		localPath bool
+		want      string
+	}{
+		"record-step-task":  {false, "RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"},
+		"record-step-local": {true, "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(500_000, 0)...)
+			if c.localPath {
+				h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 			}
-		}
-		started = append(started, info.ActivityType.Name)
-	})
-	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
-		if in, ok := args[0].(contract.RecordInput); !ok || in.Writer == nil || in.Writer.Chain == "" || !in.Writer.At.Equal(decreedYearDay) {
-			t.Errorf("a local step without its writer: %+v", args)
-		}
-		started = append(started, "local:"+info.ActivityType.Name)
-	})
-	if st := h.run(input(400_000, "d1")); st.Status != RefundPaid {
-		t.Fatalf("got %+v", st)
-	}
-	got := strings.Replace(strings.Join(started, " "), "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
-	want := "local:RecordTransition CheckTaxpayer ComputeOverpayment StoreDocument Reserve RecordTransition Payout RecordTransition"
-	if got != want {
-		t.Fatalf("activities:\n got %s\nwant %s", got, want)
+			h.env.SetStartTime(decreedYearDay)
+			h.env.SetCurrentHistoryLength(7)
+			h.upload("d1", pdfBytes)
+			var started []string
+			h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				started = append(started, info.ActivityType.Name)
+			})
+			h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+				started = append(started, "local:"+info.ActivityType.Name)
+			})
+			if st := h.run(input(400_000, "d1")); st.Status != RefundPaid {
+				t.Fatalf("got %+v", st)
+			}
+			got := strings.Replace(strings.Join(started, " "), "ComputeOverpayment CheckTaxpayer", "CheckTaxpayer ComputeOverpayment", 1)
+			if got != c.want {
+				t.Fatalf("activities:\n got %s\nwant %s", got, c.want)
+			}
+		})
 	}
 }
 
@@ -220,6 +223,7 @@ func journalLines(t *testing.T, h *harness) []string {
 // of its own after received — what the runs recorded before the change did.
 func TestProvisionalTermOnTheOldPathIsAStepOfItsOwn(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.env.OnGetVersion(changeRecordStepLocal, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	years := calendar.Shared().Years()
 	h.env.SetStartTime(time.Date(years[len(years)-1], 12, 4, 9, 0, 0, 0, time.UTC))
@@ -237,29 +241,74 @@ func TestProvisionalTermOnTheOldPathIsAStepOfItsOwn(t *testing.T) {
 	}
 }
 
-// A local record step that fails for good — its key taken with other content by another
-// run, which the function never replaces (KeyReused, not retried) — fails the case as an
-// activity-task step did: nothing is paid, the reservation is voided, and the workflow
-// ends with the error for an operator (no loop, no second key).
-func TestLocalStepKeyReusedFailsTheCaseWithoutPaying(t *testing.T) {
+// A step that fails for good — its key taken with other content by another run (KeyReused,
+// not retried, never replaced) — fails the case: nothing is paid, the reservation is
+// voided, and the workflow ends with the error for an operator (no loop, no second key).
+// So on both paths: activity tasks, and the local steps of record-step-local runs.
+func TestStepKeyReusedFailsTheCaseWithoutPaying(t *testing.T) {
+	for _, localPath := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local=%v", localPath), func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(500_000, 0)...)
+			if localPath {
+				h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			}
+			h.env.SetStartTime(decreedYearDay)
+			h.upload("d1", pdfBytes)
+			// step 2 (approved) already written by another run of another workflow
+			key := contract.RecordKey(testCase, 2)
+			mustPut(t, h.db, "audit", "entry_id", map[string]string{"case_id": testCase, "entry_id": key + "/1", "action": "status_changed",
+				"record_key": key, "record_digest": "other"})
+			h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+			err := h.env.GetWorkflowError()
+			if err == nil || !strings.Contains(err.Error(), "KeyReused") {
+				t.Fatalf("workflow error %v, want KeyReused", err)
+			}
+			var st RefundStatus
+			v, qerr := h.env.QueryWorkflow(RefundQueryStatus)
+			if qerr != nil || v.Get(&st) != nil {
+				t.Fatalf("query: %v", qerr)
+			}
+			if h.payouts != 0 || st.Reservation != contract.ReservationVoided || st.Status != RefundReceived {
+				t.Fatalf("payouts %d, reservation %s, status %s", h.payouts, st.Reservation, st.Status)
+			}
+		})
+	}
+}
+
+// A run whose step was refused because the record holds another step under its key (a
+// reset run that decided otherwise than the run it was reset from) no longer knows what
+// the record says: it writes no step after it, so nothing is recorded on top of a step it
+// did not decide (here: the reset run, which thinks the case is received, would record
+// its reservation's release as a step of a case the record shows awaiting_info). The
+// case fails for an operator, its reservation released, the record as it was.
+func TestNoStepAfterTheRecordHoldsAnotherStep(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
 	h.env.SetStartTime(decreedYearDay)
 	h.upload("d1", pdfBytes)
-	// step 2 (approved) already written by another run of another workflow
-	key := contract.RecordKey(testCase, 2)
-	mustPut(t, h.db, "audit", "entry_id", map[string]string{"case_id": testCase, "entry_id": key + "/1", "action": "status_changed",
-		"record_key": key, "record_digest": "other", "record_writer": contract.RecordWriter{Chain: "another-run", At: decreedYearDay}.String()})
+	// The run reset from wrote the same first step, then awaiting_info (its upload came
+	// later): written here right after this run's first step.
+	record := transition.Handler{DB: h.db, Journal: "audit", Cases: "cases", Outbox: "outbox"}
+	h.afterRecord = func(in contract.RecordInput, err error) {
+		if in.Seq != 1 || err != nil {
+			return
+		}
+		step2 := contract.RecordInput{CaseID: testCase, Seq: 2,
+			Entries: []contract.AuditEntry{{At: decreedYearDay, Actor: "system", Action: "status_changed", From: RefundReceived, To: RefundAwaitingInfo}},
+			Case:    &contract.CaseRecord{Process: "refund", Status: RefundAwaitingInfo, Label: RefundLabels[RefundAwaitingInfo], UpdatedAt: decreedYearDay}}
+		if _, err := record.Record(context.Background(), step2); err != nil {
+			t.Error(err)
+		}
+	}
 	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
-	err := h.env.GetWorkflowError()
-	if err == nil || !strings.Contains(err.Error(), "KeyReused") {
+	if err := h.env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "KeyReused") {
 		t.Fatalf("workflow error %v, want KeyReused", err)
 	}
-	var st RefundStatus
-	v, qerr := h.env.QueryWorkflow(RefundQueryStatus)
-	if qerr != nil || v.Get(&st) != nil {
-		t.Fatalf("query: %v", qerr)
+	rec, _, _ := cases.Get(context.Background(), h.db, "cases", testCase)
+	lines := journalLines(t, h)
+	if rec.Version != 2 || rec.Status != RefundAwaitingInfo || len(lines) != 2 || lines[1] != "2 status_changed awaiting_info" {
+		t.Fatalf("projection v%d %s, journal %v: a step was written on top of one the run did not decide", rec.Version, rec.Status, lines)
 	}
-	if h.payouts != 0 || st.Reservation != contract.ReservationVoided || st.Status != RefundReceived {
-		t.Fatalf("payouts %d, reservation %s, status %s", h.payouts, st.Reservation, st.Status)
+	if h.payouts != 0 || h.reservation().State != contract.ReservationVoided {
+		t.Fatalf("payouts %d, reservation %+v", h.payouts, h.reservation())
 	}
 }

@@ -438,7 +438,10 @@ func (r *refund) docsWaiting() bool { return len(r.pendingDocs) > 0 || r.docSign
 // Refund runs one refund request from receipt to payout (or rejection or withdrawal).
 func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) {
 	r := &refund{in: in}
-	now := workflow.Now(ctx)
+	// The claim's time is the case's start (the API starts it when it takes the claim), not
+	// the first workflow task's: a reset run re-runs that task later and must write the
+	// same term and the same first step.
+	now := workflow.GetInfo(ctx).WorkflowStartTime
 	r.st = RefundStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Status: RefundReceived, Label: RefundLabels[RefundReceived], RequestedAt: now,
 		Period: in.Period, Claimed: in.Amount, Documents: []Document{}}
 	r.pendingDocs = append(r.pendingDocs, in.Documents...)
@@ -452,30 +455,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	if err := r.handlers(ctx); err != nil {
 		return r.status(), err
 	}
-	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
-	// a running case keeps its term when the calendar data change.
-	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, in.Policy.DeadlineDays) })
-	if err != nil {
-		return r.status(), err
-	}
-	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
-	r.watchDeadline(ctx)
-	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
-		": the production calendar of that year is not yet decreed, so the last day may move"}
-	// Since change record-step-local the note rides with the first step: a claim whose term
-	// runs into an undecreed year (every claim of December) takes no step more. Runs from
-	// before it (no marker) write the note as a step of its own.
-	var notes []note
-	if deadline.IsProvisional() && r.j.newSteps(ctx) {
-		notes = append(notes, provisional)
-	}
-	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(in.Reason), notes...)
-	if err == nil && deadline.IsProvisional() && len(notes) == 0 {
-		err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
-	}
-	if err == nil {
-		err = r.run(ctx)
-	}
+	err := r.begin(ctx, now)
 	if err != nil && !r.final {
 		err = r.cleanup(ctx, err)
 	}
@@ -488,6 +468,35 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	r.recordLateDocs(dctx)
 	return r.status(), err
+}
+
+// begin fixes the case's term, records its receipt and runs it.
+func (r *refund) begin(ctx workflow.Context, now time.Time) error {
+	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
+	// a running case keeps its term when the calendar data change.
+	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
+	if err != nil {
+		return err
+	}
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
+	r.watchDeadline(ctx)
+	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
+		": the production calendar of that year is not yet decreed, so the last day may move"}
+	// Since change record-step-local the note rides with the first step: a claim whose term
+	// runs into an undecreed year (every claim of December) takes no step more. Runs from
+	// before it (no marker) write the note as a step of its own.
+	var notes []note
+	if deadline.IsProvisional() && r.j.newSteps(ctx) {
+		notes = append(notes, provisional)
+	}
+	err = r.j.record(ctx, RefundReceived, "taxpayer", clip(r.in.Reason), notes...)
+	if err == nil && deadline.IsProvisional() && len(notes) == 0 {
+		err = r.j.audit(ctx, provisional.action, provisional.actor, provisional.reason)
+	}
+	if err == nil {
+		err = r.run(ctx)
+	}
+	return err
 }
 
 // maxLateDocRounds bounds the final drain: a signal that arrives while the last journal
@@ -1063,17 +1072,20 @@ func (r *refund) payoutInput() contract.PayoutInput {
 		Principal: p.Principal, Interest: p.Interest, Payee: p.Payee, Reservation: r.in.CaseID}
 }
 
+// paid marks the case final the moment the payout's effect is known — before the step
+// that records it, which can fail or be cancelled — so that nothing after it (cleanup of
+// a cancellation, a withdrawal, an expiry) can record another end over money that left.
+// The step is written on a disconnected context: a cancellation of the case does not
+// stop it. Should it fail for good, the case fails as paid (final), for an operator.
 func (r *refund) paid(ctx workflow.Context, res contract.PayoutResult) error {
+	r.final = true
 	r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
 	if res.Principal > 0 {
 		r.st.Interest = res.Interest
 	}
 	r.attempt = nil
-	if err := r.j.record(ctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID)); err != nil {
-		return err
-	}
-	r.final = true
-	return nil
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	return r.j.record(dctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID))
 }
 
 // cancelAttempt fences the current payout key. transferred says the money had left under

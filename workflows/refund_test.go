@@ -61,9 +61,14 @@ type harness struct {
 	payouts    int
 	payIns     []contract.PayoutInput // every payout call's input, in order
 	onPay      func(n int) error      // called before the n-th payout call (from 1); an error fails it
-	cancels    int
-	updates    int
-	answered   map[string]bool // update id → the update was accepted and completed, or refused
+	// afterPay is called after the n-th payout call has had its effect; an error fails the
+	// call all the same (an outcome the caller does not learn)
+	afterPay func(n int) error
+	// afterRecord is called after each record-transition call with its input and error
+	afterRecord func(in contract.RecordInput, err error)
+	cancels     int
+	updates     int
+	answered    map[string]bool // update id → the update was accepted and completed, or refused
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
@@ -77,13 +82,27 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 		}
 	})
 	h.db, h.s3 = newStores()
-	ctx := context.Background()
 	if tp.INN != "" {
 		mustPut(t, h.db, "taxpayers", "inn", tp)
 	}
 	for _, e := range ledger {
 		mustPut(t, h.db, "ledger", "entry_id", e)
 	}
+	h.start()
+	return h
+}
+
+// newHarnessOn is a harness over stores another harness filled (another run of a case).
+func newHarnessOn(t *testing.T, db *storetest.DB, s3 *storetest.S3) *harness {
+	h := &harness{t: t, answered: map[string]bool{}, db: db, s3: s3}
+	h.start()
+	return h
+}
+
+// start makes the test environment with the real handlers over the harness's stores.
+func (h *harness) start() {
+	t := h.t
+	ctx := context.Background()
 	pay := payoutHandler(h.db)
 	handlers := realHandlers(h.db, h.s3)
 	handlers[contract.FnPayout] = fn.Handler(func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
@@ -105,14 +124,27 @@ func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEnt
 			h.payoutFail--
 			return contract.PayoutResult{}, errors.New("treasury gateway timeout")
 		}
-		return pay.Handle(ctx, in)
+		res, err := pay.Handle(ctx, in)
+		if err == nil && h.afterPay != nil {
+			if aerr := h.afterPay(h.payouts); aerr != nil {
+				return contract.PayoutResult{}, aerr
+			}
+		}
+		return res, err
 	})
+	record := handlers[contract.FnRecordTransition].(func(context.Context, contract.RecordInput) (contract.RecordResult, error))
+	handlers[contract.FnRecordTransition] = func(ctx context.Context, in contract.RecordInput) (contract.RecordResult, error) {
+		res, err := record(ctx, in)
+		if h.afterRecord != nil {
+			h.afterRecord(in, err)
+		}
+		return res, err
+	}
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflow(Refund)
 	registerActivities(h.env, handlers)
-	_ = ctx
-	return h
+	_, _ = ctx, t
 }
 
 func testLedger(db *storetest.DB) ledgerfn.Ledger {

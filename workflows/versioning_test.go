@@ -14,6 +14,12 @@ import (
 	. "github.com/taxflow/taxflow/workflows"
 )
 
+// The change ids of workflows/record.go's changeRecordStepTask and changeRecordStepLocal.
+const (
+	changeRecordStepTask  = "record-step-task"
+	changeRecordStepLocal = "record-step-local"
+)
+
 // autoApprovalChange is the change id of workflows/refund.go's changeAutoApprovalSkipsReview.
 const autoApprovalChange = "auto-approval-skips-review"
 
@@ -138,8 +144,7 @@ func localStepsPerTask(h *historypb.History) []int {
 // The change record-step-local, behind workflow.GetVersion: a run recorded before it
 // wrote every transition record as an activity task and replays on the new code that
 // way; a run recorded after it carries the marker and writes the first step of each
-// workflow task as a local activity — never more than one in a task, the rule the
-// record function's replacement of a failed attempt's step relies on. Both replay.
+// workflow task as a local activity — never more than one in a task. Both replay.
 func TestRecordStepLocalIsVersioned(t *testing.T) {
 	const change = "record-step-local"
 	dir := filepath.Join("testdata", "histories")
@@ -159,7 +164,8 @@ func TestRecordStepLocalIsVersioned(t *testing.T) {
 		if err := histories.Replay(old, nil); err != nil {
 			t.Fatalf("%s recorded before the change does not replay on the new code: %v", f, err)
 		}
-		after, err := histories.Load(filepath.Join(dir, filepath.Base(f)))
+		// recorded after it, and kept from before record-step-task
+		after, err := histories.Load(filepath.Join(dir, "before-"+changeRecordStepTask, filepath.Base(f)))
 		if err != nil {
 			t.Fatalf("%s has no history recorded after the change: %v", filepath.Base(f), err)
 		}
@@ -176,6 +182,54 @@ func TestRecordStepLocalIsVersioned(t *testing.T) {
 			t.Fatalf("%s recorded after the change does not replay: %v", filepath.Base(f), err)
 		}
 	}
+}
+
+// The change record-step-task, behind workflow.GetVersion: a run recorded on the path of
+// record-step-local (its marker) wrote local steps and replays on the new code that way;
+// a run recorded after it carries the marker of record-step-task, none of
+// record-step-local, and writes every transition record as an activity task — no local
+// record step at all. Every history of a process that records transitions is recorded
+// both ways.
+func TestRecordStepTaskIsVersioned(t *testing.T) {
+	dir := filepath.Join("testdata", "histories")
+	before, err := histories.Files(filepath.Join(dir, "before-"+changeRecordStepTask))
+	if err != nil || len(before) < 10 {
+		t.Fatalf("histories before %s: %d (%v)", changeRecordStepTask, len(before), err)
+	}
+	checked := 0
+	for _, f := range before {
+		old, err := histories.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := histories.Load(filepath.Join(dir, filepath.Base(f)))
+		if err != nil {
+			t.Fatalf("%s has no history recorded after the change: %v", filepath.Base(f), err)
+		}
+		oldTasks, oldLocal := steps(old)
+		tasks, local := steps(after)
+		if oldTasks+oldLocal == 0 { // a sweep or a batch: no transition records either way
+			if tasks+local != 0 {
+				t.Fatalf("%s: no record steps before the change, %d after", filepath.Base(f), tasks+local)
+			}
+			continue
+		}
+		if oldLocal == 0 || !slices.Contains(markers(old), changeRecordStepLocal) || slices.Contains(markers(old), changeRecordStepTask) {
+			t.Fatalf("%s before the change: %d local steps, markers %v", f, oldLocal, markers(old))
+		}
+		if m := markers(after); local != 0 || tasks == 0 || !slices.Contains(m, changeRecordStepTask) || slices.Contains(m, changeRecordStepLocal) {
+			t.Fatalf("%s after the change: %d task steps, %d local, markers %v; want task steps only, the marker of %s and none of %s",
+				filepath.Base(f), tasks, local, m, changeRecordStepTask, changeRecordStepLocal)
+		}
+		if err := histories.Replay(after, nil); err != nil {
+			t.Fatalf("%s recorded after the change does not replay: %v", filepath.Base(f), err)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("only %d histories with record steps", checked)
+	}
+	t.Logf("%d histories recorded both ways", checked)
 }
 
 // Every history kept from before a change (testdata/histories/before-<change id>/) replays

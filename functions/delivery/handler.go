@@ -134,28 +134,11 @@ func (h Handler) Sweep(ctx context.Context, in contract.SweepPage) (contract.Swe
 	return res, nil
 }
 
-// AttrHandedAt marks a notification the relay has claimed to hand over. A step replaced
-// by a later workflow task attempt (functions/transition) keeps a claimed notification as
-// handed over, like a sent one, even before it is marked sent.
-const AttrHandedAt = "handed_at"
-
+// deliver hands a notification over and marks it sent. A committed notification is never
+// deleted or changed but for its state, and the channel de-duplicates by id, so a
+// notification the index still lists after it was sent costs one de-duplicated hand-over,
+// never a second message: no claim before the hand-over is needed.
 func (h Handler) deliver(ctx context.Context, n contract.Notification) (bool, error) {
-	// Claimed first, on the table itself: a notification deleted meanwhile (a replaced
-	// step's, still listed by the eventually consistent index) or already sent is not
-	// handed over; one claimed is never deleted by a replacement.
-	_, err := h.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(h.Outbox),
-		Key:                       map[string]types.AttributeValue{"notification_id": store.S(n.NotificationID)},
-		UpdateExpression:          aws.String("SET #h = :h"),
-		ConditionExpression:       aws.String("#s = :s"),
-		ExpressionAttributeNames:  map[string]string{"#h": AttrHandedAt, "#s": "state"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":h": store.S(h.Now().UTC().Format(time.RFC3339Nano)), ":s": store.S(notify.StatePending)},
-	})
-	if store.IsConditionFailed(err) {
-		return true, nil // gone or sent: nothing to hand over
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim: %w", err)
-	}
 	dup, err := h.Channel.Deliver(ctx, n)
 	if err != nil {
 		return false, err

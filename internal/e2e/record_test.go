@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -144,99 +142,4 @@ func errTypeOf(err error) string {
 		return fe.Type
 	}
 	return ""
-}
-
-// A step written by a local activity whose workflow task never counted (it timed out,
-// its worker died) is replaced by the later attempt's step, on DynamoDB Local through the
-// Lambda host: the earlier attempt wrote "approved" with two journal entries and two
-// notifications, the first already delivered by the relay; the later attempt decides
-// "withdrawn" with one of each. Afterwards nothing of the earlier attempt is left but the
-// notification it handed over (kept, as sent); the later attempt's notification has an id
-// of its own, so the channel, which de-duplicates by id, delivers it. The earlier attempt
-// writing again is refused; another run's step, a reset run's and one by an activity task
-// stay KeyReused.
-func TestRecordLaterAttemptReplacesAFailedAttemptsStepOnDynamoDB(t *testing.T) {
-	ctx := context.Background()
-	id := "refund-" + uuid.NewString()
-	run := uuid.NewString()
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	attempt := func(seq int64, from, to string, at time.Time) contract.RecordInput {
-		in := recordStep(id, seq, from, to)
-		in.Writer = &contract.RecordWriter{Chain: run, At: at}
-		return in
-	}
-	if _, typ := invokeRecord(t, attempt(1, "", "received", t0)); typ != "" {
-		t.Fatalf("step 1: %s", typ)
-	}
-	failed := attempt(2, "received", "approved", t0.Add(time.Second))
-	failed.Entries = append(failed.Entries, contract.AuditEntry{At: t0, Actor: "system", Action: "reserved"})
-	failed.Notifications = append(failed.Notifications, contract.Notification{Recipient: "supervisor", Template: "refund.reserved", At: t0})
-	if _, typ := invokeRecord(t, failed); typ != "" {
-		t.Fatalf("the failed attempt's step: %s", typ)
-	}
-	// The relay delivers the failed attempt's first notification before the next attempt.
-	if _, err := store.SetFields(ctx, shared.clients.DynamoDB, shared.cfg.Name(notify.Table),
-		map[string]ddbtypes.AttributeValue{"notification_id": store.S(id + "/2/1")}, map[string]any{"state": notify.StateSent}); err != nil {
-		t.Fatal(err)
-	}
-	laterAt := t0.Add(15 * time.Second)
-	later := attempt(2, "received", "withdrawn", laterAt)
-	if res, typ := invokeRecord(t, later); typ != "" || !res.Replaced {
-		t.Fatalf("the later attempt: %+v %s", res, typ)
-	}
-	if res, typ := invokeRecord(t, later); typ != "" || !res.Duplicate {
-		t.Fatalf("the later attempt's retry: %+v %s", res, typ)
-	}
-	if _, typ := invokeRecord(t, failed); typ != fnerr.TypeKeyReused {
-		t.Fatalf("the failed attempt writing again: %q, want KeyReused", typ)
-	}
-	for name, in := range map[string]contract.RecordInput{
-		"another run": func() contract.RecordInput {
-			in := attempt(2, "received", "rejected", t0.Add(time.Minute))
-			in.Writer.Chain = uuid.NewString()
-			return in
-		}(),
-		"a reset run": func() contract.RecordInput {
-			in := attempt(2, "received", "rejected", t0.Add(time.Minute))
-			in.Writer.Chain, in.Writer.Previous = uuid.NewString(), uuid.NewString()
-			return in
-		}(),
-		"an activity task": recordStep(id, 2, "received", "rejected"),
-	} {
-		if _, typ := invokeRecord(t, in); typ != fnerr.TypeKeyReused {
-			t.Fatalf("%s's step 2: %q, want KeyReused", name, typ)
-		}
-	}
-	journal, err := audit.Journal(ctx, shared.clients.DynamoDB, shared.cfg.Name(audit.Table), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, e := range journal {
-		lines = append(lines, e.EntryID+" "+e.Action+" "+e.To)
-	}
-	if want := []string{id + "/1/1 status_changed received", id + "/2/1 status_changed withdrawn"}; !slices.Equal(lines, want) {
-		t.Fatalf("journal %v, want %v", lines, want)
-	}
-	rec, _, err := cases.Get(ctx, shared.clients.DynamoDB, shared.cfg.Name(cases.Table), id)
-	if err != nil || rec.Version != 2 || rec.Status != "withdrawn" {
-		t.Fatalf("projection %+v %v", rec, err)
-	}
-	for nid, want := range map[string]string{
-		id + "/2/1": "refund.approved " + notify.StateSent, // handed over: kept as it was
-		id + "/2/1/" + fmt.Sprint(laterAt.UnixNano()): "refund.withdrawn " + notify.StatePending,
-	} {
-		var n contract.Notification
-		if found, err := store.Get(ctx, shared.clients.DynamoDB, shared.cfg.Name(notify.Table),
-			map[string]ddbtypes.AttributeValue{"notification_id": store.S(nid)}, &n); err != nil || !found || n.Template+" "+n.State != want {
-			t.Fatalf("notification %s: %+v %v, want %s", nid, n, err, want)
-		}
-	}
-	if outboxHas(t, id+"/2/2") {
-		t.Fatal("the failed attempt's pending notification is still in the outbox")
-	}
-	// The next step follows the replaced one.
-	if _, typ := invokeRecord(t, attempt(3, "withdrawn", "closed", t0.Add(20*time.Second))); typ != "" {
-		t.Fatalf("step 3: %s", typ)
-	}
 }
