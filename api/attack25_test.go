@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows"
+)
+
+// Attacks of the review of issue 25's implementation: each test fails while the hole is open.
+
+// listTemporal records started cases with their subject and lists them back by subject,
+// as visibility does (the taxpayer rule's "a case of the tenant for this taxpayer").
+type listTemporal struct {
+	client.Client
+	mu      sync.Mutex
+	started map[string]string // workflow id → subject
+	signals int
+}
+
+func (f *listTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	subject, _ := o.TypedSearchAttributes.GetKeyword(workflows.SearchSubject)
+	f.started[o.ID] = subject
+	return nil, nil
+}
+
+func (f *listTemporal) ListWorkflow(_ context.Context, in *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &workflowservice.ListWorkflowExecutionsResponse{}
+	for id, subject := range f.started {
+		if subject != "" && strings.Contains(in.Query, subject) {
+			out.Executions = append(out.Executions, &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: id}})
+		}
+	}
+	return out, nil
+}
+
+// QueryWorkflow: no account workflow yet (the lock route answers "never locked").
+func (f *listTemporal) QueryWorkflow(context.Context, string, string, string, ...any) (converter.EncodedValue, error) {
+	return nil, serviceerror.NewNotFound("no such workflow")
+}
+
+func (f *listTemporal) SignalWorkflow(context.Context, string, string, string, any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signals++
+	return nil
+}
+
+// Tenant beta has no relationship with alpha's customer innA, so it cannot withdraw its
+// consent (TestINNRoutesRefuseAnotherTenantsTaxpayer). But the relationship is "a case
+// of the tenant for this taxpayer", and a create (RuleCreate) checks no relationship: one
+// identity verification by the documents method — personal data only, no proof, no
+// consent of beta's (createIdentity accepts consent given through any tenant) — makes
+// beta "related", and the next DELETE withdraws alpha's consent (alpha's verifications
+// pause, their documents are destroyed after ConsentWait). The same works with a refund
+// claim (any taxpayer with a payment in the period) or a declaration (any INN).
+func TestAttackCreateMakesAnyTaxpayerRelated(t *testing.T) {
+	s, h, db := authzServer(t)
+	tmp := &listTemporal{started: map[string]string{}}
+	s.Temporal = tmp
+	// innB's registry record as a verification reads it: consent through beta.
+	db.Replace("taxpayers", "inn", struct {
+		contract.Taxpayer
+		ConsentTenant string `json:"consent_tenant"`
+	}{contract.Taxpayer{INN: innA, SNILS: victimSNILS, Consent: true, INNLinked: true, SNILSLinked: true, AccountState: "active"}, "alpha"})
+	if rec := do(h, "DELETE", "/v1/taxpayers/"+innA+"/consent", "beta-integrator", ""); rec.Code != http.StatusNotFound {
+		t.Fatalf("baseline: beta withdraws alpha's consent: %d %s", rec.Code, rec.Body)
+	}
+	person := victimPerson(victimSNILS)
+		rec := do(h, "POST", "/v1/identity-verifications", "beta-integrator", mustJSON(map[string]any{"method": "documents", "person": person}),
+		"Idempotency-Key", uuid.NewString())
+	t.Logf("beta starts a verification of alpha's customer: %d %s", rec.Code, rec.Body)
+	rec = do(h, "DELETE", "/v1/taxpayers/"+innA+"/consent", "beta-integrator", "")
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("after one case of its own, beta withdraws the consent alpha recorded: %d %s", rec.Code, rec.Body)
+	}
+	var tp struct {
+		Consent       bool   `json:"consent"`
+		ConsentTenant string `json:"consent_tenant"`
+	}
+	if _, err := store.Get(context.Background(), db, "taxpayers", map[string]types.AttributeValue{"inn": store.S(innA)}, &tp); err != nil {
+		t.Fatal(err)
+	}
+	if !tp.Consent {
+		t.Errorf("alpha's customer's consent is withdrawn by beta (%+v)", tp)
+	}
+	if rec := do(h, "GET", "/v1/accounts/"+innA+"/lock", "beta-integrator", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("beta reads the lock state of alpha's customer: %d", rec.Code)
+	}
+}
