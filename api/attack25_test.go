@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
-	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -85,7 +85,7 @@ func TestAttackCreateMakesAnyTaxpayerRelated(t *testing.T) {
 		t.Fatalf("baseline: beta withdraws alpha's consent: %d %s", rec.Code, rec.Body)
 	}
 	person := victimPerson(victimSNILS)
-		rec := do(h, "POST", "/v1/identity-verifications", "beta-integrator", mustJSON(map[string]any{"method": "documents", "person": person}),
+	rec := do(h, "POST", "/v1/identity-verifications", "beta-integrator", mustJSON(map[string]any{"method": "documents", "person": person}),
 		"Idempotency-Key", uuid.NewString())
 	t.Logf("beta starts a verification of alpha's customer: %d %s", rec.Code, rec.Body)
 	rec = do(h, "DELETE", "/v1/taxpayers/"+innA+"/consent", "beta-integrator", "")
