@@ -106,3 +106,19 @@ func TestAttackCreateMakesAnyTaxpayerRelated(t *testing.T) {
 		t.Errorf("beta reads the lock state of alpha's customer: %d", rec.Code)
 	}
 }
+
+// A console account made before accounts named their person (no person attribute in the
+// table: nothing sets one later) signs in as "staff:<login>"; the same inspector's API
+// key must name its person (apikey create --person), and `staff create` names new
+// accounts' person after their login. So the inspector who decided a declaration in the
+// console is, through their key with --person <login>, another inspector to the
+// workflow, which then lets them decide its appeal.
+func TestAttackLegacyConsoleAccountAndKeyAreTwoInspectors(t *testing.T) {
+	legacy := StaffAccount{Login: "ivanova", Role: RoleInspector} // as stored before the person field
+	key := Principal{ID: "tax-office/inspector/ivanova", Tenant: TaxOffice, Role: RoleInspector, Person: "ivanova", Scopes: RoleScopes[RoleInspector]}
+	decided := StaffIdentity(legacy.Principal())
+	appeal := StaffIdentity(key)
+	if decided != appeal {
+		t.Errorf("one inspector is two for the appeal: decided as %q (console), decides the appeal as %q (key)", decided, appeal)
+	}
+}
