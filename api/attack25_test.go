@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -120,5 +123,47 @@ func TestAttackLegacyConsoleAccountAndKeyAreTwoInspectors(t *testing.T) {
 	appeal := StaffIdentity(key)
 	if decided != appeal {
 		t.Errorf("one inspector is two for the appeal: decided as %q (console), decides the appeal as %q (key)", decided, appeal)
+	}
+}
+
+// disableRacesSignIn runs `staff disable` at the moment a sign-in that has already read
+// the (still enabled) account writes its session: the interleaving of an operator
+// disabling a member of staff while they sign in.
+type disableRacesSignIn struct {
+	*storetest.DB
+	st   *StaffStore
+	once sync.Once
+}
+
+func (d *disableRacesSignIn) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if aws.ToString(in.TableName) == d.st.Sessions {
+		d.once.Do(func() {
+			if _, err := d.st.Disable(ctx, "anna"); err != nil {
+				panic(err)
+			}
+		})
+	}
+	return d.DB.PutItem(ctx, in, o...)
+}
+
+// `staff disable` ends the sessions that exist when it scans; a sign-in in flight writes
+// its session after the scan, and nothing on a request reads the account again (the
+// session carries login, role and tenant), so the disabled account works for a whole
+// SessionTTL.
+func TestAttackDisabledAccountKeepsASessionOpenedDuringDisable(t *testing.T) {
+	st, _, db := newStaffStore(t)
+	ctx := context.Background()
+	if _, err := st.Create(ctx, "anna", RoleReviewer, "", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	race := &disableRacesSignIn{DB: db, st: st}
+	st.DB = race
+	cookie, _, err := st.SignIn(ctx, "anna", testPassword)
+	if err != nil {
+		t.Logf("sign-in refused: %v", err)
+		return
+	}
+	if _, ok, _ := st.Session(ctx, cookie); ok {
+		t.Errorf("a session of a disabled account is live after `staff disable` returned")
 	}
 }
