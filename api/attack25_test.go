@@ -108,6 +108,11 @@ func TestAttackCreateMakesAnyTaxpayerRelated(t *testing.T) {
 	if rec := do(h, "GET", "/v1/accounts/"+innA+"/lock", "beta-integrator", ""); rec.Code != http.StatusNotFound {
 		t.Errorf("beta reads the lock state of alpha's customer: %d", rec.Code)
 	}
+	// With the consent withdrawn no consent stands, so recording one is open to anyone
+	// (opensRelation): beta records a made-up one and the taxpayer is now beta's.
+	if rec := do(h, "POST", "/v1/taxpayers/"+innA+"/consent", "beta-integrator", `{"channel":"cabinet","document_id":"made-up"}`); rec.Code == http.StatusOK {
+		t.Errorf("beta takes alpha's customer over with a made-up consent: %d %s", rec.Code, rec.Body)
+	}
 }
 
 // A console account made before accounts named their person (no person attribute in the
