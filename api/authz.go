@@ -226,9 +226,11 @@ type registryConsent struct {
 	ConsentTenant string `json:"consent_tenant"`
 }
 
-// related tells whether the tenant has a relationship with the taxpayer: a relation
-// recorded for it (a case it started for them, consent it recorded) under any version
-// of the subject key, or the consent on record given through it.
+// related tells whether the tenant has a relationship with the taxpayer: the consent on
+// record given through it, or a relation an operator recorded for it, under any version
+// of the subject key. A case the tenant started is not one: starting a case asks for no
+// relationship (a refund needs only an INN), so counting it would let any tenant make
+// itself related to any taxpayer and then withdraw or take over another tenant's consent.
 func (s *Server) related(ctx context.Context, tenant, inn string) (bool, error) {
 	if tenant == "" {
 		return false, nil
@@ -239,7 +241,7 @@ func (s *Server) related(ctx context.Context, tenant, inn string) (bool, error) 
 		if err != nil {
 			return false, fmt.Errorf("read relationship: %w", err)
 		}
-		if found && rel.Tenant == tenant {
+		if found && rel.Tenant == tenant && rel.Because != "case" {
 			return true, nil
 		}
 	}
@@ -249,29 +251,6 @@ func (s *Server) related(ctx context.Context, tenant, inn string) (bool, error) 
 			return false, fmt.Errorf("read consent: %w", err)
 		}
 		if c.Consent && c.ConsentTenant == tenant {
-			return true, nil
-		}
-	}
-	if s.Temporal == nil {
-		return false, nil
-	}
-	// A case of the tenant for this taxpayer: its cases carry the taxpayer's subject, and
-	// their owners are recorded. Found once, the relationship is recorded, so the next
-	// request reads one item.
-	query := s.subjectQuery(inn) + " AND TaxflowProcess IN ('refund', 'identity', 'declaration')"
-	page, err := s.Temporal.ListWorkflow(ctx, &listRequest{Query: query, PageSize: 100})
-	if err != nil {
-		return false, fmt.Errorf("list the taxpayer's cases: %w", err)
-	}
-	for _, ex := range page.Executions {
-		owner, _, found, err := s.CaseOwner(ctx, ex.Execution.WorkflowId)
-		if err != nil {
-			return false, fmt.Errorf("read case owner: %w", err)
-		}
-		if found && owner == tenant {
-			if err := s.relate(ctx, tenant, inn, "case"); err != nil {
-				s.Log.Warn().Err(err).Msg("relationship not recorded; it is found again from the cases")
-			}
 			return true, nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -29,11 +30,14 @@ import (
 type accountCases struct {
 	client.Client
 	inputs    map[string]string // account id → INN of its start input
+	mu        sync.Mutex        // the console reads histories concurrently
 	histories []string          // the ids whose history was read
 }
 
 func (f *accountCases) GetWorkflowHistory(_ context.Context, id, _ string, _ bool, _ enumspb.HistoryEventFilterType) client.HistoryEventIterator {
+	f.mu.Lock()
 	f.histories = append(f.histories, id)
+	f.mu.Unlock()
 	inn, ok := f.inputs[id]
 	if !ok {
 		return &oneEvent{err: serviceerror.NewNotFound("workflow not found for ID: " + id)}

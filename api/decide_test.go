@@ -14,6 +14,7 @@ import (
 
 // The console and the API build their Updates through caseAction: each decision names the
 // Update of its process, carries the principal as the decider, and needs its role's scope.
+// (An account stored without a person is its login's person: the decider is person:anna.)
 func TestCaseActionNamesTheUpdateOfEachDecision(t *testing.T) {
 	p := StaffAccount{Login: "anna", Role: RoleReviewer}.Principal()
 	for _, c := range []struct {
@@ -23,17 +24,17 @@ func TestCaseActionNamesTheUpdateOfEachDecision(t *testing.T) {
 		check func(any) bool
 	}{
 		{caseAction{Process: procRefund, Action: ActApprove}, workflows.RefundUpdateDecide, ScopeRefundsDecide,
-			func(a any) bool { d := a.(workflows.RefundDecision); return d.Approve && d.Reviewer == "staff:anna" }},
+			func(a any) bool { d := a.(workflows.RefundDecision); return d.Approve && d.Reviewer == "person:anna" }},
 		{caseAction{Process: procRefund, Action: ActReject, Reason: "no"}, workflows.RefundUpdateDecide, ScopeRefundsDecide,
 			func(a any) bool { d := a.(workflows.RefundDecision); return !d.Approve && d.Reason == "no" }},
 		{caseAction{Process: procRefund, Action: ActRetry}, workflows.RefundUpdateRetryPayout, ScopeOperate,
-			func(a any) bool { return a.(workflows.RefundRetry).Operator == "staff:anna" }},
+			func(a any) bool { return a.(workflows.RefundRetry).Operator == "person:anna" }},
 		{caseAction{Process: procIdent, Action: ActApprove}, workflows.IdentityUpdateReview, ScopeIdentityReview,
-			func(a any) bool { return a.(workflows.IdentityReview).Operator == "staff:anna" }},
+			func(a any) bool { return a.(workflows.IdentityReview).Operator == "person:anna" }},
 		{caseAction{Process: procAccount, Action: ActReject, Reason: "r"}, workflows.AccountUpdateDecision, ScopeAccountSpecialist,
 			func(a any) bool {
 				d := a.(workflows.SpecialistDecision)
-				return !d.Approve && d.Specialist == "staff:anna"
+				return !d.Approve && d.Specialist == "person:anna"
 			}},
 		{caseAction{Process: procDecl, Action: ActRequest, What: "w", Kind: "explanations"}, workflows.DeclarationUpdateRequest, ScopeDeclarationsReview,
 			func(a any) bool { d := a.(workflows.DocumentRequest); return d.What == "w" && d.Kind == "explanations" }},

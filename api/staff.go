@@ -73,7 +73,14 @@ type StaffAccount struct {
 // Principal is who the account acts as: its id is in every journal entry it causes. A
 // console account is the tax office's, bound to its tenant when it names one.
 func (a StaffAccount) Principal() Principal {
-	return Principal{ID: "staff:" + a.Login, Tenant: TaxOffice, BoundTo: a.Tenant, Person: a.Person, Role: a.Role, Scopes: RoleScopes[a.Role]}
+	// An account stored before persons existed is its login's person, as `staff create`
+	// defaults it: otherwise its console decisions and the same inspector's key (person
+	// = login) would count as two people for separation of duties.
+	person := a.Person
+	if person == "" {
+		person = a.Login
+	}
+	return Principal{ID: "staff:" + a.Login, Tenant: TaxOffice, BoundTo: a.Tenant, Person: person, Role: a.Role, Scopes: RoleScopes[a.Role]}
 }
 
 // attempts counts the sign-in attempts of one login from one client address (an item of
@@ -402,6 +409,17 @@ func (st StaffStore) Session(ctx context.Context, cookie string) (Session, bool,
 		return Session{}, false, fmt.Errorf("read session: %w", err)
 	}
 	if !found || s.ExpiresAt <= st.now().Unix() {
+		return Session{}, false, nil
+	}
+	// The account is read again on every request: a sign-in in flight while `staff
+	// disable` ran writes its session after the disable's scan, and a disabled (or
+	// removed) account must not act through it. One read per console request.
+	var a StaffAccount
+	found, err = store.Get(ctx, st.DB, st.Accounts, st.key(s.Login), &a)
+	if err != nil {
+		return Session{}, false, fmt.Errorf("read the session's account: %w", err)
+	}
+	if !found || a.Disabled {
 		return Session{}, false, nil
 	}
 	return s, true, nil
