@@ -282,8 +282,8 @@ func TestConsoleReviewerApprovesRefundInBrowser(t *testing.T) {
 	if err != nil || scripts != 0 {
 		t.Fatalf("HTML of the reason became elements: %d %v", scripts, err)
 	}
-	if got := text(t, ctx, "#timeline"); !strings.Contains(got, "<script>alert(1)</script>") || !strings.Contains(got, "staff:"+reviewer) {
-		t.Fatalf("timeline %q: want the reason as text and the staff principal", got)
+	if got := text(t, ctx, "#timeline"); !strings.Contains(got, "<script>alert(1)</script>") || !strings.Contains(got, "person:"+reviewer) {
+		t.Fatalf("timeline %q: want the reason as text and the staff person", got)
 	}
 
 	// The same form again (double submit): the current state, nothing decided twice.
@@ -293,7 +293,7 @@ func TestConsoleReviewerApprovesRefundInBrowser(t *testing.T) {
 		t.Fatalf("second submission: %d %s", code2, body)
 	}
 	st := integrator.waitStatus(id, workflows.RefundPaid)
-	if st.Paid != 2_500_000 || st.DecidedBy != "staff:"+reviewer {
+	if st.Paid != 2_500_000 || st.DecidedBy != "person:"+reviewer {
 		t.Fatalf("paid %d decided by %q", st.Paid, st.DecidedBy)
 	}
 	entries, err := audit.Journal(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(audit.Table), id)
@@ -304,7 +304,7 @@ func TestConsoleReviewerApprovesRefundInBrowser(t *testing.T) {
 	for _, e := range entries {
 		if e.To == workflows.RefundApproved {
 			approvals++
-			if e.Actor != "staff:"+reviewer {
+			if e.Actor != "person:"+reviewer {
 				t.Fatalf("approval journaled by %q", e.Actor)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 
@@ -39,6 +40,14 @@ func newPerson(t *testing.T, consent bool) contract.PersonData {
 		Passport: &contract.PassportRecord{Series: "4512", Number: fmt.Sprintf("%06d", rand.IntN(1_000_000)), IssuedOn: "2008-10-15"}}
 	if _, err := store.PutNew(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(taxpayer.Table), "inn", tp); err != nil {
 		t.Fatal(err)
+	}
+	if consent {
+		// Consent is given through a tenant: the cabinet's, which the identity and account
+		// tests act as (its relationship with the taxpayer, the INN routes' object rule).
+		if _, err := store.SetFields(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(taxpayer.Table),
+			map[string]types.AttributeValue{"inn": store.S(inn)}, map[string]any{"consent_tenant": "e2e-cabinet"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return contract.PersonData{INN: inn, SNILS: domain.FormatSNILS(snils), Surname: "Федорова", FirstName: "Анна", Patronymic: "Сергеевна",
 		BirthDate: "30.09.1988", PassportSeries: tp.Passport.Series, PassportNumber: tp.Passport.Number}
