@@ -62,8 +62,8 @@ var demoPrincipals = []struct {
 	id, tenant, role, what string
 	key                    func(*demoKeys) *string
 }{
-	{"demo-cabinet", "demo-cabinet", api.RoleIntegrator, "integrator (the cabinet)", func(k *demoKeys) *string { return &k.Integrator }},
-	{"demo-auth", "demo-cabinet", api.RoleAuthSystem, "authentication system", func(k *demoKeys) *string { return &k.Auth }},
+	{"demo-cabinet", seed.CabinetTenant, api.RoleIntegrator, "integrator (the cabinet)", func(k *demoKeys) *string { return &k.Integrator }},
+	{"demo-auth", seed.CabinetTenant, api.RoleAuthSystem, "authentication system", func(k *demoKeys) *string { return &k.Auth }},
 	{"demo-reviewer", "tax-office", api.RoleReviewer, "refund and identity reviewer", func(k *demoKeys) *string { return &k.Reviewer }},
 	{"demo-inspector", "tax-office", api.RoleInspector, "declaration inspector", func(k *demoKeys) *string { return &k.Inspector }},
 	{"demo-operator", "tax-office", api.RoleOperator, "operator", func(k *demoKeys) *string { return &k.Operator }},

@@ -34,6 +34,7 @@ type Taxpayer struct {
 	Passport        *PassportRecord `json:"passport,omitempty"`
 	BankIdentified  bool            `json:"bank_identified,omitempty"` // a partner bank identified the person
 	Consent         bool            `json:"consent,omitempty"`         // to personal-data processing [001:53-67]
+	ConsentTenant   string          `json:"consent_tenant,omitempty"`  // the tenant it was given through: the INN routes' relationship
 	ConsentAt       *time.Time      `json:"consent_at,omitempty"`
 	ConfirmedAt     *time.Time      `json:"confirmed_at,omitempty"`
 	ConfirmedMethod string          `json:"confirmed_method,omitempty"`

@@ -36,6 +36,9 @@ const (
 	// MaxTaxpayers bounds a dataset: more takes minutes to load into DynamoDB Local and
 	// shows nothing that 100 000 do not.
 	MaxTaxpayers = 100_000
+	// CabinetTenant is the tenant the seeded consent was given through: the demo's
+	// integrator (the taxpayers' cabinet), whose relationship with them the INN routes ask.
+	CabinetTenant = "demo-cabinet"
 )
 
 var (
@@ -97,6 +100,9 @@ func Generate(today time.Time, n int, seed uint64) (Dataset, error) {
 	for len(g.d.Taxpayers) < n {
 		tp := g.person()
 		tp.Consent = g.rng.IntN(100) < 90
+		if !tp.Consent {
+			tp.ConsentTenant = ""
+		}
 		switch r := g.rng.IntN(100); {
 		case r < 5:
 			tp.AccountState = "blocked"
@@ -180,6 +186,7 @@ func (g *gen) person() contract.Taxpayer {
 			Number: fmt.Sprintf("%06d", g.rng.IntN(1_000_000)), IssuedOn: issued.Format(time.DateOnly)},
 		BankIdentified: g.rng.IntN(100) < 30,
 		Consent:        true,
+		ConsentTenant:  CabinetTenant,
 		ConsentAt:      &consentAt,
 		LastActivity:   g.day(today.AddDate(0, 0, -540), today).Format(time.DateOnly),
 	}
