@@ -42,6 +42,10 @@ type LedgerInput struct {
 	Cursor string    `json:"cursor,omitempty"`
 	Limit  int       `json:"limit,omitempty"`
 	Now    time.Time `json:"now,omitempty"`
+	// Step (reserve only): the case's `approved` step, written in the reservation's
+	// transaction when the whole amount is reserved (not when capped or refused: the
+	// step would not describe it). LedgerResult.Step says what became of it.
+	Step *RecordInput `json:"step,omitempty"`
 }
 
 // LedgerResult is the reservation after the operation and its balance's figures.
@@ -65,4 +69,6 @@ type LedgerResult struct {
 	InFlight int    `json:"in_flight,omitempty"` // expired, but a payout key is active: an operator must look
 	Scanned  int    `json:"scanned,omitempty"`
 	Cursor   string `json:"cursor,omitempty"`
+	// Step: what became of LedgerInput.Step (nil when none was given).
+	Step *StepOutcome `json:"step,omitempty"`
 }

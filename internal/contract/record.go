@@ -1,6 +1,9 @@
 package contract
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Functions that keep a case's record.
 const (
@@ -36,3 +39,62 @@ type RecordResult struct {
 
 // RecordKey is the idempotency key of a case's step.
 func RecordKey(caseID string, seq int64) string { return fmt.Sprintf("%s/%d", caseID, seq) }
+
+// A step can ride in the transaction of the operation it records, instead of a
+// record-transition call of its own: the `approved` step in the ledger's reservation
+// (LedgerInput.Step) and the `paid` step in the payout's posting (PayoutInput.Step).
+// The step's content is fixed by the workflow (it is in the activity's input, so in the
+// history): the function writes it as record-transition would — same items, same
+// conditions, same digest — in the same TransactWriteItems as the operation's own items,
+// so the record and the money never disagree. One value only is filled in by the
+// function: TransferPlaceholder, in the payout's step, by the treasury's transfer id,
+// which the treasury fixes once per payout key (every retry fills the same text).
+
+// TransferPlaceholder in a payout step's journal reasons and notification parameters is
+// replaced by the treasury's transfer id when the step is written.
+const TransferPlaceholder = "{transfer_id}"
+
+// StepOutcome says what became of a step that rode in another operation's transaction.
+// Written: the step is in the record (written now, or found written with the same
+// content). Not written and no Refused: the operation decided something the step does
+// not describe (a capped or refused reservation) and wrote no step; its seq is free.
+// Refused: the record holds something else under the step's key or is not at the step
+// this one follows (fnerr KeyReused or Conflict, in RefusedType): the step was not
+// written, the operation's own effect may have been (a payout whose money left is
+// posted all the same).
+type StepOutcome struct {
+	Written     bool   `json:"written"`
+	Duplicate   bool   `json:"duplicate,omitempty"`
+	RefusedType string `json:"refused_type,omitempty"`
+	Refused     string `json:"refused,omitempty"`
+	// Reason is the first journal entry's reason as written (the payout's with the
+	// transfer id filled in), for the workflow's own history of the case.
+	Reason string `json:"reason,omitempty"`
+}
+
+// FillTransfer replaces TransferPlaceholder in the step's journal reasons and
+// notification parameters by the transfer id; the input is not changed.
+func FillTransfer(in RecordInput, transferID string) RecordInput {
+	out := in
+	out.Entries = make([]AuditEntry, len(in.Entries))
+	for i, e := range in.Entries {
+		e.Reason = strings.ReplaceAll(e.Reason, TransferPlaceholder, transferID)
+		out.Entries[i] = e
+	}
+	out.Notifications = make([]Notification, len(in.Notifications))
+	for i, n := range in.Notifications {
+		if n.Params != nil {
+			p := make(map[string]string, len(n.Params))
+			for k, v := range n.Params {
+				p[k] = strings.ReplaceAll(v, TransferPlaceholder, transferID)
+			}
+			n.Params = p
+		}
+		out.Notifications[i] = n
+	}
+	if in.Case != nil {
+		c := *in.Case
+		out.Case = &c
+	}
+	return out
+}

@@ -172,6 +172,12 @@ type PayoutInput struct {
 	// Cancel: also void the reservation (a final failure or a cancelled case).
 	Void       bool   `json:"void,omitempty"`
 	VoidReason string `json:"void_reason,omitempty"`
+	// Step: the case's `paid` step, written in the transaction that posts the
+	// reservation once the money has left under this key (by the pay, or by a cancel
+	// that finds the transfer made), with TransferPlaceholder filled in. A key whose pay
+	// carried a step is settled by the pay's success or by a cancel carrying the same
+	// step: the cancel fences the key, so after it the step is written or never will be.
+	Step *RecordInput `json:"step,omitempty"`
 }
 
 // PayoutResult is the treasury's receipt, or what a cancellation found.
@@ -188,6 +194,8 @@ type PayoutResult struct {
 	Transferred bool `json:"transferred,omitempty"`
 	Cancelled   bool `json:"cancelled,omitempty"`
 	Voided      bool `json:"voided,omitempty"`
+	// Step: what became of PayoutInput.Step (nil when none was given).
+	Step *StepOutcome `json:"step,omitempty"`
 }
 
 // Notification is a message to the taxpayer or to staff, written to the outbox once.
