@@ -26,6 +26,16 @@ var DocumentOptions = workflow.ActivityOptions{
 	RetryPolicy:         retry(10),
 }
 
+// ReadLocalOptions: the refund's two first reads as local activities (change
+// refund-folded-steps), with the attempts of ReadOptions. A local activity's
+// ScheduleToClose defaults to its StartToClose, which would bound all its attempts to one
+// timeout; it is set to cover every attempt with its backoff.
+var ReadLocalOptions = workflow.LocalActivityOptions{
+	StartToCloseTimeout:    ReadOptions.StartToCloseTimeout,
+	ScheduleToCloseTimeout: time.Hour,
+	RetryPolicy:            ReadOptions.RetryPolicy,
+}
+
 // PayoutOptions: the transfer is idempotent by payout key, so a retry after a timeout is
 // safe; after the last attempt the case waits for an operator (payout_failed).
 var PayoutOptions = workflow.ActivityOptions{

@@ -58,10 +58,25 @@ type journal struct {
 	// knows what the record says, and writes nothing more (the error is every later
 	// step's answer) — never a step on top of one it did not decide.
 	diverged error
-	queued   []contract.AuditEntry // entries that ride with the next step
-	settle   []workflow.Settable   // their futures, settled when that step is written
-	pending  []workflow.Future     // waited for with the next change
-	mu       workflow.Mutex
+	// decided is the status of the last transition decided: it may still be being
+	// written (the refund's `received` runs in the background), and entries made
+	// meanwhile describe the case at it, whatever the order the steps' answers come in.
+	decided string
+	// failed: a step written in the background (recordAsync) failed; every later step is
+	// refused with it.
+	failed  error
+	queued  []contract.AuditEntry // entries that ride with the next step
+	settle  []workflow.Settable   // their futures, settled when that step is written
+	pending []workflow.Future     // waited for with the next change
+	mu      workflow.Mutex
+}
+
+// current is the status entries and steps describe: the last decided.
+func (j *journal) current() string {
+	if j.decided != "" {
+		return j.decided
+	}
+	return *j.status
 }
 
 // Seq is the last step written, for a process to carry into continue-as-new.
@@ -74,13 +89,15 @@ func (j *journal) Seq() int64 { return j.seq }
 // Notes are journal entries about the new status that ride in the same step, after the
 // transition's own.
 func (j *journal) record(ctx workflow.Context, to, actor, reason string, notes ...note) error {
-	from := *j.status
+	from := j.current()
+	j.decided = to
 	j.queue(ctx, "status_changed", from, to, actor, reason)
 	for _, n := range notes {
 		j.queue(ctx, n.action, to, to, n.actor, n.reason)
 	}
 	err := j.write(ctx, to, j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason))
 	if err != nil {
+		j.decided = from
 		return fmt.Errorf("record transition to %s: %w", to, err)
 	}
 	*j.status, *j.label = to, j.labels[to]
@@ -93,8 +110,12 @@ func (j *journal) record(ctx workflow.Context, to, actor, reason string, notes .
 
 // queue adds a journal entry to the next step.
 func (j *journal) queue(ctx workflow.Context, action, from, to, actor, reason string) {
-	j.queued = append(j.queued, contract.AuditEntry{CaseID: j.caseID, At: workflow.Now(ctx), Actor: actor, Action: action, From: from, To: to,
-		Reason: reason, RequestID: j.requestID})
+	j.queued = append(j.queued, j.entry(ctx, action, from, to, actor, reason))
+}
+
+func (j *journal) entry(ctx workflow.Context, action, from, to, actor, reason string) contract.AuditEntry {
+	return contract.AuditEntry{CaseID: j.caseID, At: workflow.Now(ctx), Actor: actor, Action: action, From: from, To: to,
+		Reason: reason, RequestID: j.requestID}
 }
 
 // write records one step: the queued journal entries, the projection with the given
@@ -106,29 +127,18 @@ func (j *journal) queue(ctx workflow.Context, action, from, to, actor, reason st
 // the next step is refused as a Conflict, for an operator to see, instead of reusing a
 // key that may already name a committed step.
 func (j *journal) write(ctx workflow.Context, status string, notes ...contract.Notification) error {
-	if j.mu == nil {
-		j.mu = workflow.NewMutex(ctx)
-	}
-	if err := j.mu.Lock(ctx); err != nil {
+	if err := j.lock(ctx); err != nil {
 		return err
 	}
 	defer j.mu.Unlock()
-	if j.diverged != nil {
-		err := fmt.Errorf("the case's record holds steps this run did not decide: %w", j.diverged)
-		for _, s := range j.settle {
-			s.Set(nil, err)
-		}
-		j.queued, j.settle, j.pending = nil, nil, nil
+	if err := j.refused(); err != nil {
 		return err
 	}
 	// The futures waited for are those added before this step: their entries are in it
 	// or in an earlier one, so they are settled by the time it is written.
 	entries, settle, futures := j.queued, j.settle, j.pending
 	j.queued, j.settle, j.pending = nil, nil, nil
-	j.seq++
-	rec := j.project(ctx)
-	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
-	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
+	in := j.step(ctx, status, entries, notes)
 	var a *activities.Activities
 	var err error
 	switch {
@@ -150,6 +160,48 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 	case isType(err, fnerr.TypeKeyReused), isType(err, fnerr.TypeConflict):
 		j.diverged = err
 	}
+	return j.settled(ctx, err, settle, futures)
+}
+
+// lock takes the step mutex: steps are written one at a time, in seq order.
+func (j *journal) lock(ctx workflow.Context) error {
+	if j.mu == nil {
+		j.mu = workflow.NewMutex(ctx)
+	}
+	return j.mu.Lock(ctx)
+}
+
+// refused is the answer of every step after the record diverged or a step written in
+// the background failed; it settles the entries waiting for a step.
+func (j *journal) refused() error {
+	var err error
+	switch {
+	case j.diverged != nil:
+		err = fmt.Errorf("the case's record holds steps this run did not decide: %w", j.diverged)
+	case j.failed != nil:
+		err = fmt.Errorf("an earlier step of the case failed: %w", j.failed)
+	default:
+		return nil
+	}
+	for _, s := range j.settle {
+		s.Set(nil, err)
+	}
+	j.queued, j.settle, j.pending = nil, nil, nil
+	return err
+}
+
+// step takes the next seq and makes its input: the entries, the projection with the
+// given status and the notifications.
+func (j *journal) step(ctx workflow.Context, status string, entries []contract.AuditEntry, notes []contract.Notification) contract.RecordInput {
+	j.seq++
+	rec := j.project(ctx)
+	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
+	return contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
+}
+
+// settled answers the entries that rode in a step with its outcome, then waits for the
+// futures the step was to wait for.
+func (j *journal) settled(ctx workflow.Context, err error, settle []workflow.Settable, futures []workflow.Future) error {
 	for _, s := range settle {
 		s.Set(nil, err)
 	}
@@ -159,6 +211,77 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		}
 	}
 	return err
+}
+
+// recordAsync is record in a coroutine of its own: the step is scheduled now and written
+// while the caller goes on (the refund's `received`, scheduled with its reads). Steps
+// stay in seq order (every later step waits for the mutex); should it fail, every later
+// step is refused with its error, as a step written in line would have stopped the
+// case. The future is ready once it is written or has failed.
+func (j *journal) recordAsync(ctx workflow.Context, to, actor, reason string, notes ...note) workflow.Future {
+	f, s := workflow.NewFuture(ctx)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		err := j.record(ctx, to, actor, reason, notes...)
+		if err != nil && j.failed == nil && j.diverged == nil {
+			j.failed = err
+		}
+		s.Set(nil, err)
+	})
+	return f
+}
+
+// fold moves the case to a new status with a step that rides in the transaction of the
+// operation it records (change refund-folded-steps): the reservation that approves a
+// refund, the posting of the payout that paid it. The step is made as record makes it,
+// under the step mutex, and run carries it to the function, which says what became of
+// it: written (the case is at `to`; outcome.Reason is the reason as written), not
+// written (the operation decided something the step does not describe: its seq is
+// free again and the entries that were to ride with it wait for the next step),
+// refused (the record holds other steps: nothing more is written), or run's error (the
+// outcome is unknown: seq stays taken, as for a record step that failed). Nothing but
+// run's activity may be scheduled between the step's making and its outcome. patch
+// changes the projection to what it is once the operation is done (the amount paid),
+// which the case's state shows only then.
+func (j *journal) fold(ctx workflow.Context, to, actor, reason string, patch func(*contract.CaseRecord),
+	run func(ctx workflow.Context, step contract.RecordInput) (*contract.StepOutcome, error)) (written bool, err error) {
+	if err := j.lock(ctx); err != nil {
+		return false, err
+	}
+	defer j.mu.Unlock()
+	if err := j.refused(); err != nil {
+		return false, err
+	}
+	j.steps(ctx) // the step path is asked at the first step, as for any other
+	from := j.current()
+	queued, settle, futures := j.queued, j.settle, j.pending
+	j.queued, j.settle, j.pending = nil, nil, nil
+	entries := append(append([]contract.AuditEntry(nil), queued...), j.entry(ctx, "status_changed", from, to, actor, reason))
+	in := j.step(ctx, to, entries, []contract.Notification{j.notification(ctx, "taxpayer", j.process+"."+to, "label", j.labels[to], "reason", reason)})
+	if patch != nil {
+		patch(in.Case)
+	}
+	out, err := run(ctx, in)
+	switch {
+	case err != nil:
+		return false, j.settled(ctx, fmt.Errorf("record transition to %s: %w", to, err), settle, futures)
+	case out != nil && out.Refused != "":
+		j.diverged = temporal.NewNonRetryableApplicationError(out.Refused, out.RefusedType, nil)
+		return false, j.settled(ctx, fmt.Errorf("record transition to %s: %w", to, j.diverged), settle, futures)
+	case out == nil || !out.Written:
+		j.seq--
+		j.queued, j.settle, j.pending = append(queued, j.queued...), append(settle, j.settle...), append(futures, j.pending...)
+		return false, nil
+	}
+	written = true
+	if out.Reason != "" {
+		reason = out.Reason
+	}
+	*j.status, *j.label = to, j.labels[to]
+	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
+	if from != "" {
+		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
+	}
+	return written, j.settled(ctx, nil, settle, futures)
 }
 
 func isType(err error, typ string) bool {
@@ -241,14 +364,14 @@ func (j *journal) stepsLocal(ctx workflow.Context) bool {
 
 // audit writes a journal entry that is not a status change (the status stays).
 func (j *journal) audit(ctx workflow.Context, action, actor, reason string) error {
-	j.queue(ctx, action, *j.status, *j.status, actor, reason)
-	return j.write(ctx, *j.status)
+	j.queue(ctx, action, j.current(), j.current(), actor, reason)
+	return j.write(ctx, j.current())
 }
 
 // auditAsync adds a journal entry to the next step, which costs no step of its own; the
 // future is ready once that step is written.
 func (j *journal) auditAsync(ctx workflow.Context, action, actor, reason string) workflow.Future {
-	j.queue(ctx, action, *j.status, *j.status, actor, reason)
+	j.queue(ctx, action, j.current(), j.current(), actor, reason)
 	f, s := workflow.NewFuture(ctx)
 	j.settle = append(j.settle, s)
 	return f
@@ -256,7 +379,7 @@ func (j *journal) auditAsync(ctx workflow.Context, action, actor, reason string)
 
 // refresh rewrites the case projection (a flag or an amount changed, not the status).
 func (j *journal) refresh(ctx workflow.Context) error {
-	return j.write(ctx, *j.status)
+	return j.write(ctx, j.current())
 }
 
 func (j *journal) notification(ctx workflow.Context, recipient, template string, params ...string) contract.Notification {
@@ -274,14 +397,14 @@ func (j *journal) notification(ctx workflow.Context, recipient, template string,
 
 // notify queues a notification to the taxpayer or to staff.
 func (j *journal) notify(ctx workflow.Context, recipient, template string, params ...string) error {
-	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
+	return j.write(ctx, j.current(), j.notification(ctx, recipient, template, params...))
 }
 
 // auditNotify writes a journal entry and a notification about it in one step (the
 // status stays).
 func (j *journal) auditNotify(ctx workflow.Context, action, actor, reason, recipient, template string, params ...string) error {
-	j.queue(ctx, action, *j.status, *j.status, actor, reason)
-	return j.write(ctx, *j.status, j.notification(ctx, recipient, template, params...))
+	j.queue(ctx, action, j.current(), j.current(), actor, reason)
+	return j.write(ctx, j.current(), j.notification(ctx, recipient, template, params...))
 }
 
 // note is a journal entry that is not a status change, to ride with a transition.
@@ -316,7 +439,7 @@ func (j *journal) watch(ctx workflow.Context, w deadlineWatch) {
 		}
 		*w.escalated = true
 		// one step: the journal entry, the escalated projection, the supervisor's notice
-		j.queue(ctx, "deadline_passed", *j.status, *j.status, "system", w.reason)
-		_ = j.write(ctx, *j.status, j.notification(ctx, "supervisor", w.escalate))
+		j.queue(ctx, "deadline_passed", j.current(), j.current(), "system", w.reason)
+		_ = j.write(ctx, j.current(), j.notification(ctx, "supervisor", w.escalate))
 	})
 }

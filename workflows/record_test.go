@@ -157,6 +157,7 @@ func TestStepsAreActivityTasksSinceRecordStepTask(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, eligible(), ledger(500_000, 0)...)
+			oldRefundPath(h) // the runs of both paths were recorded before refund-folded-steps
 			if c.localPath {
 				h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 			}
@@ -204,6 +205,12 @@ func TestProvisionalTermRidesWithTheFirstStep(t *testing.T) {
 	}
 }
 
+// oldRefundPath makes the run one recorded before change refund-folded-steps (no marker):
+// its reads are activity tasks, every step a record of its own, a failed payout's key kept.
+func oldRefundPath(h *harness) {
+	h.env.OnGetVersion(changeRefundFoldedSteps, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+}
+
 // journalLines is the case's journal, an entry a line: "<seq> <action> <to>".
 func journalLines(t *testing.T, h *harness) []string {
 	t.Helper()
@@ -223,6 +230,7 @@ func journalLines(t *testing.T, h *harness) []string {
 // of its own after received — what the runs recorded before the change did.
 func TestProvisionalTermOnTheOldPathIsAStepOfItsOwn(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	oldRefundPath(h)
 	h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.env.OnGetVersion(changeRecordStepLocal, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	years := calendar.Shared().Years()

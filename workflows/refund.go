@@ -255,6 +255,18 @@ const changeDocumentAnswersOnceStored = "document-answers-once-stored"
 // that runs once from the request for documents, not again after each refused upload.
 const changeDocumentWaitNotRestarted = "document-wait-not-restarted"
 
+// changeRefundFoldedSteps is the workflow.GetVersion change id of the refund whose steps
+// cost fewer activity tasks, each still safe to repeat: the two reads run as local
+// activities (a read repeated by a failed task's next attempt writes nothing), the
+// `received` step is scheduled with them, the `approved` step rides in the ledger
+// reservation's transaction and the `paid` step in the payout's posting transaction
+// (still one write per transition, with content fixed in the history). A payout key
+// whose pay carried the step is settled by the pay's success or by a cancel carrying
+// the same step, which fences the key: a failed payout is cancelled before anything
+// else is written, and a retry makes a new key. Asked once, when the case begins; runs
+// recorded before it (no marker) keep their own steps and key.
+const changeRefundFoldedSteps = "refund-folded-steps"
+
 // maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
 // a requisites hold or an operator's retry. Past it the case gives up (the reservation is
 // voided) instead of looping.
@@ -283,6 +295,11 @@ type refund struct {
 	in RefundWorkflowInput
 	st RefundStatus
 	j  *journal
+
+	// folded: the run is on the path of change refund-folded-steps; received is its
+	// `received` step, written in the background.
+	folded   bool
+	received workflow.Future
 
 	bankState string // as the last registry check saw it
 	payeeRef  string // the verified account it saw
@@ -466,12 +483,16 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	// answers its callers.
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	if r.received != nil { // a case that failed before its next step: its first is settled
+		_ = r.received.Get(dctx, nil)
+	}
 	r.recordLateDocs(dctx)
 	return r.status(), err
 }
 
 // begin fixes the case's term, records its receipt and runs it.
 func (r *refund) begin(ctx workflow.Context, now time.Time) error {
+	r.folded = workflow.GetVersion(ctx, changeRefundFoldedSteps, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
 	// a running case keeps its term when the calendar data change.
 	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
@@ -485,6 +506,15 @@ func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 	// Since change record-step-local the note rides with the first step: a claim whose term
 	// runs into an undecreed year (every claim of December) takes no step more. Runs from
 	// before it (no marker) write the note as a step of its own.
+	if r.folded {
+		// The step is written while the reads run; every later step follows it.
+		var notes []note
+		if deadline.IsProvisional() {
+			notes = append(notes, provisional)
+		}
+		r.received = r.j.recordAsync(ctx, RefundReceived, "taxpayer", clip(r.in.Reason), notes...)
+		return r.run(ctx)
+	}
 	var notes []note
 	if deadline.IsProvisional() && r.j.newSteps(ctx) {
 		notes = append(notes, provisional)
@@ -656,9 +686,15 @@ func (r *refund) run(ctx workflow.Context) error {
 
 	// 1-2. Preconditions (active account, confirmed profile, linked INN [004:200]) and
 	// the overpayment from the ledger, read at once: both are reads.
-	checkF := workflow.ExecuteActivity(read, a.CheckTaxpayer, contract.TaxpayerCheckInput{INN: r.in.INN})
 	// At: the claim's time, so that only payments of the last 3 years count (art. 78 p.7).
-	opF := workflow.ExecuteActivity(read, a.ComputeOverpayment, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period, At: r.st.RequestedAt})
+	checkIn, opIn := contract.TaxpayerCheckInput{INN: r.in.INN}, contract.OverpaymentInput{INN: r.in.INN, Period: r.in.Period, At: r.st.RequestedAt}
+	var checkF, opF workflow.Future
+	if r.folded { // reads: a failed task's next attempt repeats them and writes nothing
+		lread := workflow.WithLocalActivityOptions(ctx, activities.ReadLocalOptions)
+		checkF, opF = workflow.ExecuteLocalActivity(lread, a.CheckTaxpayer, checkIn), workflow.ExecuteLocalActivity(lread, a.ComputeOverpayment, opIn)
+	} else {
+		checkF, opF = workflow.ExecuteActivity(read, a.CheckTaxpayer, checkIn), workflow.ExecuteActivity(read, a.ComputeOverpayment, opIn)
+	}
 	var check contract.TaxpayerCheckResult
 	var op contract.OverpaymentResult
 	checkErr, opErr := checkF.Get(ctx, &check), opF.Get(ctx, &op)
@@ -776,6 +812,12 @@ func (r *refund) run(ctx workflow.Context) error {
 
 	// 5. Approval reserves the amount in the refund ledger: all of it, what is left of
 	// the period's refundable overpayment (capped), or nothing (refused).
+	if r.folded {
+		if err := r.approve(ctx); err != nil || r.final {
+			return err
+		}
+		return r.pay(ctx)
+	}
 	reason, err := r.reserve(ctx)
 	if err != nil || r.final {
 		return err
@@ -794,9 +836,18 @@ func (r *refund) run(ctx workflow.Context) error {
 func (r *refund) reserve(ctx workflow.Context) (capReason string, err error) {
 	var a *activities.Activities
 	var res contract.LedgerResult
-	in := contract.LedgerInput{Key: r.in.CaseID, CaseID: r.in.CaseID, INN: r.in.INN, Period: r.in.Period, Amount: r.st.Approved,
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.Reserve, r.reservation(ctx)).Get(ctx, &res)
+	return r.reserved(ctx, res, err)
+}
+
+func (r *refund) reservation(ctx workflow.Context) contract.LedgerInput {
+	return contract.LedgerInput{Key: r.in.CaseID, CaseID: r.in.CaseID, INN: r.in.INN, Period: r.in.Period, Amount: r.st.Approved,
 		ExpiresAt: workflow.Now(ctx).Add(r.in.Policy.reservationLease())}
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.Reserve, in).Get(ctx, &res)
+}
+
+// reserved acts on the ledger's answer: a refusal rejects the case, a cap lowers the
+// approved amount (and says why).
+func (r *refund) reserved(ctx workflow.Context, res contract.LedgerResult, err error) (capReason string, _ error) {
 	if reason, ok := businessReason(err); ok {
 		return "", r.reject(ctx, "system", "the refund ledger refused the reservation: "+reason)
 	} else if err != nil {
@@ -813,6 +864,56 @@ func (r *refund) reserve(ctx workflow.Context) (capReason string, err error) {
 		return res.Reason, nil
 	}
 	return "", nil
+}
+
+// approve reserves the approved amount with the `approved` step in the reservation's
+// transaction (change refund-folded-steps). The step says the whole amount is reserved,
+// so the ledger writes it only then; a capped reservation is recorded by a step of its
+// own that says why, a refused one rejects the case.
+func (r *refund) approve(ctx workflow.Context) error {
+	var a *activities.Activities
+	var res contract.LedgerResult
+	var resErr error
+	_, err := r.j.fold(ctx, RefundApproved, r.decision.Reviewer, clip(r.decision.Reason), nil,
+		func(ctx workflow.Context, step contract.RecordInput) (*contract.StepOutcome, error) {
+			in := r.reservation(ctx)
+			in.Step = &step
+			// On a disconnected context, as every step: a cancellation of the case waits
+			// for the reservation's answer (then releases it) instead of leaving unknown
+			// whether the step and the reservation were written.
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			resErr = workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.LedgerOptions), a.Reserve, in).Get(dctx, &res)
+			switch {
+			case resErr == nil:
+				return res.Step, nil
+			case definite(resErr): // the function refused it: nothing was written
+				return nil, nil
+			}
+			return nil, resErr
+		})
+	if err != nil {
+		return err
+	}
+	written := res.Step != nil && res.Step.Written
+	capReason, err := r.reserved(ctx, res, resErr)
+	if err != nil || r.final || written {
+		return err
+	}
+	return r.j.record(ctx, RefundApproved, r.decision.Reviewer, clip(join(r.decision.Reason, capReason)))
+}
+
+// definite says a function refused a request with one of its own error types: it
+// decided, and wrote nothing.
+func definite(err error) bool {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return false
+	}
+	switch appErr.Type() {
+	case fnerr.TypeInvalidInput, fnerr.TypeRejected, fnerr.TypeNotFound, fnerr.TypeConflict, fnerr.TypeKeyReused:
+		return true
+	}
+	return fnerr.IsBusiness(appErr.Type())
 }
 
 func (r *refund) hasDocument() bool {
@@ -997,6 +1098,42 @@ func (r *refund) pay(ctx workflow.Context) error {
 			}
 		}
 		r.payoutStarted = true
+		if r.folded {
+			payErr, err := r.payFolded(ctx)
+			if err != nil || r.final {
+				return err
+			}
+			// Nothing was paid; the key is fenced (the next round makes a new key), or, when
+			// it names another transfer, kept for the operator, then cancelled.
+			var appErr *temporal.ApplicationError
+			switch {
+			case isType(payErr, fnerr.TypeKeyReused):
+				reason := "payout key " + r.attempt.Key + " already names a different transfer: " + businessMessage(payErr)
+				if done, err := r.operator(ctx, reason); done || err != nil {
+					return err
+				}
+				if transferred, err := r.cancelAttempt(ctx, false, ""); err != nil || transferred {
+					return err
+				}
+				continue
+			case errors.As(payErr, &appErr) && appErr.Type() == fnerr.TypeRequisitesChanged:
+				if err := r.j.audit(ctx, "payout_held", "system", clip(appErr.Message())); err != nil {
+					return err
+				}
+				r.bankState = ""
+				continue
+			case temporal.IsCanceledError(payErr):
+				return payErr
+			}
+			reason := "the payout failed after every retry"
+			if br, ok := businessReason(payErr); ok {
+				reason = br
+			}
+			if done, err := r.operator(ctx, reason); done || err != nil {
+				return err
+			}
+			continue
+		}
 		var res contract.PayoutResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.PayoutOptions), a.Payout, r.payoutInput()).Get(ctx, &res)
 		if err == nil {
@@ -1086,6 +1223,64 @@ func (r *refund) paid(ctx workflow.Context, res contract.PayoutResult) error {
 	r.attempt = nil
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	return r.j.record(dctx, RefundPaid, "system", fmt.Sprintf("transfer %s", res.TransferID))
+}
+
+// payFolded pays under the current key with the `paid` step in the posting transaction
+// (change refund-folded-steps). Any failure of the pay is settled at once, still under
+// the step mutex, by a cancel carrying the same step: it fences the key, so afterwards
+// either the money left under it and the step is written with the posting (the case is
+// paid) or neither will ever happen (the key is dropped and payErr says why the pay
+// failed). Only a failed cancel leaves the step's outcome unknown (err).
+func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
+	var a *activities.Activities
+	p := r.attempt
+	paid := func(res contract.PayoutResult) {
+		r.final = true // the money left: nothing may record another end
+		r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
+		if res.Principal > 0 {
+			r.st.Interest = res.Interest
+		}
+		r.attempt = nil
+	}
+	written, err := r.j.fold(ctx, RefundPaid, "system", "transfer "+contract.TransferPlaceholder,
+		func(c *contract.CaseRecord) { c.Amounts["paid"], c.Amounts["interest"] = p.Principal+p.Interest, p.Interest },
+		func(ctx workflow.Context, step contract.RecordInput) (*contract.StepOutcome, error) {
+			in := r.payoutInput()
+			in.Step = &step
+			var res contract.PayoutResult
+			payErr = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.PayoutOptions), a.Payout, in).Get(ctx, &res)
+			if payErr == nil {
+				paid(res)
+				return res.Step, nil
+			}
+			if isType(payErr, fnerr.TypeKeyReused) {
+				// The key names another transfer (or the reservation another amount): this
+				// pay never moved money under it, in any attempt (a repeated pay of a
+				// transfer it made is a duplicate), so the step is not written. The key
+				// stays for an operator to look at, as before the change.
+				return nil, nil
+			}
+			// Settled on a disconnected context: a cancelled case learns whether it paid.
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			cancel := contract.PayoutInput{PayoutKey: p.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Step: &step}
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.LedgerOptions), a.CancelPayout, cancel).Get(dctx, &res); err != nil {
+				return nil, err
+			}
+			if res.Transferred {
+				payErr = nil
+				paid(res)
+				return res.Step, nil
+			}
+			r.attempt = nil
+			return res.Step, nil
+		})
+	if err == nil && r.final && !written {
+		// The money left and the function wrote no step (one deployed before it took
+		// steps): the step is written on its own, as before the change.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		err = r.j.record(dctx, RefundPaid, "system", fmt.Sprintf("transfer %s", r.st.TransferID))
+	}
+	return payErr, err
 }
 
 // cancelAttempt fences the current payout key. transferred says the money had left under
@@ -1245,6 +1440,15 @@ func (r *refund) expire(ctx workflow.Context) error {
 	err := r.j.record(ctx, RefundExpired, "system", reason)
 	r.final = true
 	return err
+}
+
+// businessMessage is the message of a function's typed error.
+func businessMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
 }
 
 // businessReason extracts the message of a function's business refusal.

@@ -209,9 +209,11 @@ func TestRefundKeyReusedGoesToAnOperator(t *testing.T) {
 }
 
 // The amount, interest and payee of a payout key never change on a retry, even when
-// the retries run into later days.
+// the retries run into later days — on the path before refund-folded-steps, which kept a
+// failed key for the operator's retry.
 func TestRefundPayoutContentFixedAcrossRetries(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	oldRefundPath(h)
 	h.upload("d1", pdfBytes)
 	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))                         // the term ends with 11 February
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // 10 days late

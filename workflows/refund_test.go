@@ -1160,6 +1160,7 @@ func TestRefundApprovalNotCarriedOutIsAnsweredLate(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			oldRefundPath(h) // a reservation cancelled in flight: since refund-folded-steps it is waited for
 			h.upload("d1", pdfBytes)
 			c.setup(h)
 			d := h.send(24*time.Hour, RefundUpdateDecide, RefundDecision{Approve: true, Reviewer: "inspector-7"})
@@ -1175,6 +1176,50 @@ func TestRefundApprovalNotCarriedOutIsAnsweredLate(t *testing.T) {
 				t.Fatalf("approval accepted %v, answered %s, %v; want a late answer naming %s", d.accepted, d.st.Status, d.err, c.status)
 			}
 		})
+	}
+}
+
+// Since change refund-folded-steps the reservation carries the `approved` step, and a
+// cancellation of the case while it runs waits for its answer (on a disconnected context,
+// as every step): the approval is carried out and answered so, then the case is cancelled
+// and the reservation released — never a step or a reservation whose outcome nobody knows.
+func TestRefundCancelledDuringTheReservationReleasesIt(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
+	h.upload("d1", pdfBytes)
+	reserve := ledgerfn.Handler{Ledger: testLedger(h.db)}
+	h.env.OnActivity("Reserve", mock.Anything, mock.Anything).After(time.Hour).Return(
+		func(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+			in.Op = contract.LedgerReserve
+			return reserve.Handle(ctx, in)
+		})
+	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 24*time.Hour+30*time.Minute)
+	d := h.send(24*time.Hour, RefundUpdateDecide, RefundDecision{Approve: true, Reviewer: "inspector-7"})
+	h.env.ExecuteWorkflow(Refund, input(3_000_000, "d1"))
+	if err := h.env.GetWorkflowError(); err == nil || !temporal.IsCanceledError(errors.Unwrap(err)) && !strings.Contains(err.Error(), "canceled") {
+		t.Fatalf("want the case cancelled, got %v", err)
+	}
+	if st := h.query(); st.Status != RefundCancelled || h.payouts != 0 || st.Reservation != contract.ReservationVoided {
+		t.Fatalf("the case is %s (reservation %s) after %d payouts, want cancelled and voided", st.Status, st.Reservation, h.payouts)
+	}
+	if !d.called || !d.accepted || d.err != nil || d.st.Status != RefundApproved {
+		t.Fatalf("approval answered %s, %v; want approved (it was carried out before the cancellation)", d.st.Status, d.err)
+	}
+	res, _, found, err := testLedger(h.db).Get(context.Background(), testCase)
+	if err != nil || !found || res.State != contract.ReservationVoided {
+		t.Fatalf("reservation %+v (found %v, %v), want voided", res, found, err)
+	}
+	want := []string{"status_changed approved", "reservation_voided approved", "status_changed cancelled"}
+	var got []string
+	for _, e := range h.journal() {
+		if e.Action != "status_changed" || e.To != RefundReceived && e.To != RefundInReview {
+			if e.Action != "document_accepted" {
+				got = append(got, e.Action+" "+e.To)
+			}
+		}
+	}
+	if !equal(got, want) {
+		t.Fatalf("journal %v, want %v", got, want)
 	}
 }
 
