@@ -29,6 +29,7 @@ import (
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/histories"
@@ -83,6 +84,17 @@ func attrS(av map[string]ddbtypes.AttributeValue, name string) string {
 	return ""
 }
 
+// transferOf is the treasury's transfer id of a payout key ("" when none was made).
+func transferOf(t *testing.T, payoutKey string) string {
+	t.Helper()
+	out, err := shared.clients.DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(shared.cfg.Name(payout.Table)),
+		Key: map[string]ddbtypes.AttributeValue{"payout_key": &ddbtypes.AttributeValueMemberS{Value: payoutKey}}, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatalf("treasury record of %s: %v", payoutKey, err)
+	}
+	return attrS(out.Item, "transfer_id")
+}
+
 // decidedSteps is what the case's histories decided: for each seq, the digests of the
 // record steps its runs scheduled (every run of the chain: continued as new, reset from).
 func decidedSteps(t *testing.T, id string) (map[int64]map[string]bool, int) {
@@ -113,13 +125,32 @@ func decidedSteps(t *testing.T, id string) (map[int64]map[string]bool, int) {
 				prev = f.GetBaseRunId()
 			}
 			a := ev.GetActivityTaskScheduledEventAttributes()
-			if a.GetActivityType().GetName() != "RecordTransition" {
-				continue
-			}
 			for _, p := range a.GetInput().GetPayloads() {
 				var in contract.RecordInput
-				if err := json.Unmarshal(p.GetData(), &in); err != nil {
-					t.Fatalf("%s: record input: %v", id, err)
+				switch a.GetActivityType().GetName() {
+				case "RecordTransition":
+					if err := json.Unmarshal(p.GetData(), &in); err != nil {
+						t.Fatalf("%s: record input: %v", id, err)
+					}
+				case "Reserve", "Payout", "CancelPayout":
+					// A step that rides in the reservation or the payout's posting
+					// (refund-folded-steps), the transfer id filled in as the payout does.
+					var op struct {
+						PayoutKey string                `json:"payout_key"`
+						Step      *contract.RecordInput `json:"step"`
+					}
+					if err := json.Unmarshal(p.GetData(), &op); err != nil {
+						t.Fatalf("%s: %s input: %v", id, a.GetActivityType().GetName(), err)
+					}
+					if op.Step == nil {
+						continue
+					}
+					in = *op.Step
+					if op.PayoutKey != "" {
+						in = contract.FillTransfer(in, transferOf(t, op.PayoutKey))
+					}
+				default:
+					continue
 				}
 				d, err := transition.Digest(in)
 				if err != nil {
