@@ -416,7 +416,7 @@ func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerRe
 			return contract.LedgerResult{}, nil, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
 		}
 		if bal.Reserved < res.Amount {
-			return contract.LedgerResult{}, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, l.tornOr(ctx, key, res, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount))
 		}
 		now := l.now()
 		nr, nb := res, bal
@@ -531,7 +531,7 @@ func (l Ledger) PostStep(ctx context.Context, key, payoutKey string, step *contr
 			// Money left under a key the reservation does not name: a bug to surface.
 			return contract.LedgerResult{}, nil, nil, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
 		case bal.Reserved < res.Amount:
-			return contract.LedgerResult{}, nil, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, nil, l.tornOr(ctx, key, res, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount))
 		}
 		now := l.now()
 		nr, nb := res, bal
@@ -714,6 +714,25 @@ func failed(reasons []types.CancellationReason, n int) bool {
 	return false
 }
 
+// errTorn: Get reads a reservation, then its balance, and a writer in between (a
+// concurrent post or void of the same reservation) makes the two disagree. It is
+// contention: read again.
+var errTorn = errors.New("the reservation changed while its balance was read")
+
+// tornOr answers errTorn when the reservation res was read from has changed since (the
+// balance read after it saw that change), else err: a balance that truly holds less
+// than the reservation is a broken invariant to surface.
+func (l Ledger) tornOr(ctx context.Context, key string, res Reservation, err error) error {
+	now, found, rerr := l.reservation(ctx, key)
+	if rerr != nil {
+		return rerr
+	}
+	if found && now.Version != res.Version {
+		return errTorn
+	}
+	return err
+}
+
 // optimistic runs one read-decide-write operation of the ledger until its conditional
 // write wins. step reads the records and answers: without writes, the answer stands as it
 // is (a duplicate, a refusal, nothing to do); with writes, the answer holds once they are
@@ -731,6 +750,10 @@ func optimisticTx[T any](ctx context.Context, l Ledger, what string, step func()
 	var zero T
 	for try := 0; try < maxTries; try++ {
 		out, writes, rec, err := step()
+		if errors.Is(err, errTorn) {
+			backoff(ctx, try)
+			continue
+		}
 		if err != nil {
 			return zero, err
 		}

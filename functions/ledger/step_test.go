@@ -377,3 +377,39 @@ func dumpAll(t *testing.T, db *countingDB) string {
 	sort.Strings(out)
 	return strings.Join(out, "\n")
 }
+
+// Posts of one reservation at once (a pay and its retry, a cancel that found the
+// transfer): one posting, and no caller fails on a balance read after another's posting
+// (Get reads the reservation, then its balance: a torn read is contention).
+func TestConcurrentPostsOfOneReservation(t *testing.T) {
+	l, _, _ := newLedger(t)
+	ctx := context.Background()
+	if _, err := l.Reserve(ctx, reserve("refund-a", 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ClaimPayout(ctx, "refund-a", "refund-a/payout/1", 100_000); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	fresh := atomic.Int64{}
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := l.Post(ctx, "refund-a", "refund-a/payout/1")
+			if errs[i] = err; err == nil && !res.Duplicate {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	if b := balanceOf(t, l); fresh.Load() != 1 || b.Paid != 100_000 || b.Reserved != 0 {
+		t.Fatalf("%d postings, balance %+v", fresh.Load(), b)
+	}
+}
