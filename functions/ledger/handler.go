@@ -43,6 +43,18 @@
 // A claim larger than what is available is capped to what is available (the refund is at
 // most the confirmed overpayment, domain.md §3); when nothing is available it is refused
 // and nothing is stored. Both answers carry the figures and the reason for the journal.
+//
+// # Steps
+//
+// A case's step of record can ride in the ledger's transaction instead of a
+// record-transition call of its own: the `approved` step in the reservation (Reserve
+// with LedgerInput.Step), the `paid` step in the posting (PostStep, called by the
+// payout). The step's items are functions/transition's (transition.Step: same items,
+// conditions and digest as record-transition), appended to the ledger's in one
+// TransactWriteItems, so that the record and the money never disagree. A transaction
+// cancelled by the step's items alone is the record's refusal, explained once (never
+// fought as contention); what follows from it differs: a reservation is not made
+// without its step (nothing moved yet), a posting is made without it (the money left).
 package ledger
 
 import (

@@ -38,8 +38,8 @@ func (c *countingDB) TransactWriteItems(ctx context.Context, in *dynamodb.Transa
 // (received) recorded, so that its `approved` step is seq 2.
 func stepLedger(t *testing.T) (Ledger, *countingDB) {
 	t.Helper()
-	l, db, _ := newLedger(t)
-	db = storetest.New(map[string]storetest.Key{"res": {PK: "key"}, "ledger": {PK: "inn", SK: "entry_id"},
+	l, _, _ := newLedger(t)
+	db := storetest.New(map[string]storetest.Key{"res": {PK: "key"}, "ledger": {PK: "inn", SK: "entry_id"},
 		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}})
 	addEntry(t, db, "2025#ndfl#1", "charge", 5_000_000)
 	addEntry(t, db, "2025#ndfl#2", "payment", 6_699_074)

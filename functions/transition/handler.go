@@ -17,6 +17,11 @@
 // whose input is fixed in the workflow's history when it is scheduled, so every retry
 // carries the same content and the conditional put plus the digest is the whole protocol.
 // What turns out not to have counted is a new step that says so, never an edit.
+//
+// A step can also ride in another operation's transaction (Prepare, Step.Puts,
+// Step.Explain): the ledger's reservation carries the `approved` step and the payout's
+// posting the `paid` step, with exactly the items, conditions and digest Record writes,
+// so either path recognises the other's write as the same step.
 package transition
 
 import (
