@@ -155,6 +155,9 @@ type Handler struct {
 
 // Handle runs one operation.
 func (h Handler) Handle(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	if in.Step != nil && in.Op != contract.LedgerReserve {
+		return contract.LedgerResult{}, fnerr.Invalid("step", "only a reservation carries a case's step")
+	}
 	switch in.Op {
 	case contract.LedgerReserve:
 		return h.Ledger.Reserve(ctx, in)
@@ -330,13 +333,23 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 		out.Step = &contract.StepOutcome{Written: true, Reason: step.Reason()}
 		return out, writes, step, nil
 	}
-	out, err := optimisticTx(ctx, l, "reserve "+in.Key, func() (contract.LedgerResult, []versioned, *transition.Step, error) {
+	attempt := func() (contract.LedgerResult, []versioned, *transition.Step, error) {
 		read := !first
 		first = false
 		recordStep = false
 		return decide(read)
-	})
+	}
+	out, err := optimisticTx(ctx, l, "reserve "+in.Key, attempt)
 	var refused *stepRefused
+	if errors.As(err, &refused) {
+		// A concurrent attempt of this reservation may have made it, with the step that
+		// refused this one, should the store report only the step's failure: look first.
+		if _, found, rerr := l.reservation(ctx, in.Key); rerr != nil {
+			return contract.LedgerResult{}, rerr
+		} else if found {
+			out, err = optimisticTx(ctx, l, "reserve "+in.Key, attempt) // reads it: the retry's answer
+		}
+	}
 	if errors.As(err, &refused) {
 		// The record refused the step: no reservation is made, so the case's record and the
 		// ledger still agree (neither says "approved").

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -411,5 +412,51 @@ func TestConcurrentPostsOfOneReservation(t *testing.T) {
 	}
 	if b := balanceOf(t, l); fresh.Load() != 1 || b.Paid != 100_000 || b.Reserved != 0 {
 		t.Fatalf("%d postings, balance %+v", fresh.Load(), b)
+	}
+}
+
+// maskingDB reports a cancelled transaction's failures on the ledger's own items as
+// None, as a store that reported only some of them would.
+type maskingDB struct{ *countingDB }
+
+func (m maskingDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	out, err := m.countingDB.TransactWriteItems(ctx, in, o...)
+	var tce *types.TransactionCanceledException
+	if errors.As(err, &tce) {
+		for i, it := range in.TransactItems {
+			if it.Put != nil && *it.Put.TableName == "res" {
+				none := "None"
+				tce.CancellationReasons[i] = types.CancellationReason{Code: &none}
+			}
+		}
+	}
+	return out, err
+}
+
+// A retry whose transaction is reported failed on the step's items only (the step it
+// wrote before) is still answered as a retry: the reservation is looked for before the
+// step's refusal is believed.
+func TestReserveRetryReportedAsAStepFailureOnly(t *testing.T) {
+	l, db := stepLedger(t)
+	l.DB = maskingDB{db}
+	ctx := context.Background()
+	if _, err := l.Reserve(ctx, reserveStep("refund-a", 500_000)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Reserve(ctx, reserveStep("refund-a", 500_000))
+	if err != nil || !res.Duplicate || res.State != contract.ReservationReserved || res.Step == nil || !res.Step.Written || !res.Step.Duplicate {
+		t.Fatalf("retry: %+v %+v %v", res, res.Step, err)
+	}
+	checkRecord(t, l, db, "refund-a", 2, true)
+}
+
+func TestOnlyAReservationCarriesAStep(t *testing.T) {
+	l, _ := stepLedger(t)
+	for _, op := range []string{contract.LedgerVoid, contract.LedgerGet, contract.LedgerExpire} {
+		in := reserveStep("refund-a", 500_000)
+		in.Op = op
+		if _, err := (Handler{Ledger: l}).Handle(context.Background(), in); !isType(err, fnerr.TypeInvalidInput) {
+			t.Errorf("%s with a step: %v", op, err)
+		}
 	}
 }
