@@ -137,6 +137,14 @@ type Declaration struct {
 	API       API
 }
 
+// stepGrants are what writing a case's step needs (functions/transition): a conditional
+// put of each item and a read-back of the one that refused it. No DeleteItem, no
+// UpdateItem: a committed step is never changed or deleted.
+func stepGrants() []Access {
+	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
+		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}}
+}
+
 // Declare returns taxflow's resources.
 func Declare() Declaration {
 	s := func(n string) Key { return Key{Name: n, Type: "S"} }
@@ -201,13 +209,14 @@ func Declare() Declaration {
 		Functions: []Function{
 			// One step of a case's record: journal, projection and outbox in one transaction.
 			{Name: contract.FnRecordTransition, Package: "./functions/transition/lambda", MemoryMB: 128, TimeoutSec: 10,
-				// No DeleteItem, no UpdateItem: a committed step is never changed or deleted.
-				Uses: []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
-					{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}}},
+				Uses: stepGrants()},
 			{Name: contract.FnOutboxDeliver, Package: "./functions/delivery/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Table: notify.Table, Actions: []string{"Query", "UpdateItem"}}, {Table: delivery.Table, Actions: []string{"PutItem"}}}},
+			// The reservation's transaction carries the case's `approved` step: the record
+			// function's grants on the journal, projection and outbox (never Update or Delete).
 			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: []Access{{Table: overpayment.Table, Actions: []string{"Query"}}, {Table: ledger.Table, Actions: []string{"GetItem", "PutItem", "Scan"}}}},
+				Uses: append([]Access{{Table: overpayment.Table, Actions: []string{"Query"}}, {Table: ledger.Table, Actions: []string{"GetItem", "PutItem", "Scan"}}},
+					stepGrants()...)},
 			// Destroys a case's documents when consent is withdrawn for good (152-FZ art. 21 p.5).
 			{Name: contract.FnCaseDocumentsDelete, Package: "./functions/casedocs/lambda", MemoryMB: 128, TimeoutSec: 60,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
@@ -221,9 +230,10 @@ func Declare() Declaration {
 				Uses: []Access{{Table: overpayment.Table, Actions: []string{"Query"}}}},
 			{Name: contract.FnDocumentStore, Package: "./functions/document/lambda", MemoryMB: 512, TimeoutSec: 60,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}}}},
+			// The posting's transaction carries the case's `paid` step.
 			{Name: contract.FnPayout, Package: "./functions/payout/lambda", MemoryMB: 128, TimeoutSec: 20,
-				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: payout.Table, Actions: []string{"GetItem", "PutItem"}},
-					{Table: ledger.Table, Actions: []string{"GetItem", "PutItem"}}}},
+				Uses: append([]Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Table: payout.Table, Actions: []string{"GetItem", "PutItem"}},
+					{Table: ledger.Table, Actions: []string{"GetItem", "PutItem"}}}, stepGrants()...)},
 			{Name: contract.FnIdentityMatch, Package: "./functions/identity/lambda", MemoryMB: 256, TimeoutSec: 30,
 				Uses: []Access{{Table: taxpayer.Table, Actions: []string{"GetItem"}}, {Bucket: document.Bucket, Actions: []string{"GetObject"}}}},
 			{Name: contract.FnIdentityConfirm, Package: "./functions/identityconfirm/lambda", MemoryMB: 128, TimeoutSec: 10,

@@ -41,8 +41,7 @@ import (
 
 var constructors = map[string]func(fn.Deps) any{
 	contract.FnRecordTransition: func(d fn.Deps) any {
-		return fn.Handler(transition.Handler{DB: d.DynamoDB, Journal: d.Config.Name(audit.Table), Cases: d.Config.Name(cases.Table),
-			Outbox: d.Config.Name(notify.Table)}.Record)
+		return fn.Handler(stepsOf(d).Record)
 	},
 	contract.FnOutboxDeliver: func(d fn.Deps) any {
 		return fn.Handler(delivery.Handler{DB: d.DynamoDB, Outbox: d.Config.Name(notify.Table), Now: time.Now,
@@ -116,9 +115,17 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 }
 
-// ledgerOf is the refund ledger over the deployment's tables.
+// stepsOf writes a case's steps over the deployment's tables: record-transition's
+// handler, and the step writer of the ledger's reservation and the payout's posting.
+func stepsOf(d fn.Deps) *transition.Handler {
+	return &transition.Handler{DB: d.DynamoDB, Journal: d.Config.Name(audit.Table), Cases: d.Config.Name(cases.Table),
+		Outbox: d.Config.Name(notify.Table)}
+}
+
+// ledgerOf is the refund ledger over the deployment's tables; it writes the case steps
+// that ride in its transactions (the reservation's `approved`, the posting's `paid`).
 func ledgerOf(d fn.Deps) ledger.Ledger {
-	return ledger.Ledger{DB: d.DynamoDB, Table: d.Config.Name(ledger.Table), Entries: d.Config.Name(overpayment.Table)}
+	return ledger.Ledger{DB: d.DynamoDB, Table: d.Config.Name(ledger.Table), Entries: d.Config.Name(overpayment.Table), Steps: stepsOf(d)}
 }
 
 // Handler returns the constructor of one function, for its lambda/main.go.

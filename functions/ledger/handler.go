@@ -43,6 +43,18 @@
 // A claim larger than what is available is capped to what is available (the refund is at
 // most the confirmed overpayment, domain.md §3); when nothing is available it is refused
 // and nothing is stored. Both answers carry the figures and the reason for the journal.
+//
+// # Steps
+//
+// A case's step of record can ride in the ledger's transaction instead of a
+// record-transition call of its own: the `approved` step in the reservation (Reserve
+// with LedgerInput.Step), the `paid` step in the posting (PostStep, called by the
+// payout). The step's items are functions/transition's (transition.Step: same items,
+// conditions and digest as record-transition), appended to the ledger's in one
+// TransactWriteItems, so that the record and the money never disagree. A transaction
+// cancelled by the step's items alone is the record's refusal, explained once (never
+// fought as contention); what follows from it differs: a reservation is not made
+// without its step (nothing moved yet), a posting is made without it (the money left).
 package ledger
 
 import (
@@ -59,6 +71,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/functions/overpayment"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
@@ -119,6 +132,9 @@ type Ledger struct {
 	Table   string // reservations
 	Entries string // the charges and payments ledger (functions/overpayment)
 	Now     func() time.Time
+	// Steps writes a case's step in the reservation's or the posting's transaction (see
+	// "Steps" in the package doc). nil: a reservation with a step is refused as invalid.
+	Steps *transition.Handler
 }
 
 // maxTries bounds the optimistic retries of one operation under contention; past it the
@@ -139,6 +155,9 @@ type Handler struct {
 
 // Handle runs one operation.
 func (h Handler) Handle(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+	if in.Step != nil && in.Op != contract.LedgerReserve {
+		return contract.LedgerResult{}, fnerr.Invalid("step", "only a reservation carries a case's step")
+	}
 	switch in.Op {
 	case contract.LedgerReserve:
 		return h.Ledger.Reserve(ctx, in)
@@ -205,6 +224,19 @@ func (l Ledger) Refundable(ctx context.Context, inn string, period int) (int64, 
 // in.Period): all of it when available, what is available when less is (capped), or
 // nothing when nothing is (refused, and nothing is stored). The same key again answers
 // what was reserved; the same key with another amount or period is KeyReused.
+//
+// With in.Step (the case's `approved` step), the result's Step says what became of it:
+//   - the whole amount reserved now: the step is written in the reservation's
+//     transaction (Written, Reason);
+//   - capped or refused: no step is written (not Written, no Refused; its seq is free);
+//   - the same key again (a retry) with the whole amount reserved: the step is made sure
+//     of by a record of its own (Written, Duplicate when it was there); capped: not Written;
+//   - the step's items refuse it (the record holds other content under its key, or is not
+//     at the step it follows): nothing is reserved and nothing written; the answer is
+//     state "none" with Step.Refused (KeyReused or Conflict in RefusedType). The step's
+//     content found under its key without a reservation is refused as Conflict too: the
+//     step says "reserved in full in this transaction", and a record that already says so
+//     without a reservation was written by another path, which this one must not confirm.
 func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
 	switch {
 	case in.Key == "":
@@ -217,6 +249,14 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 	if err := domain.ValidateINN("inn", in.INN, true); err != nil {
 		return contract.LedgerResult{}, fnerr.Invalid("inn", err.(domain.FieldError).Reason)
 	}
+	var step *transition.Step
+	if in.Step != nil {
+		s, err := l.PrepareStep(*in.Step, or(in.CaseID, in.Key))
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		step = &s
+	}
 	balKey := BalanceKey(in.INN, in.Period)
 	refundable, err := l.Refundable(ctx, in.INN, in.Period)
 	if err != nil {
@@ -227,25 +267,34 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 	// fails it and the next attempt reads what is there (one read fewer on the path every
 	// claim takes). An answer without a write (a refusal) is given only after looking.
 	first := true
-	var decide func(read bool) (contract.LedgerResult, []versioned, error)
-	decide = func(read bool) (contract.LedgerResult, []versioned, error) {
+	recordStep := false // a retry found the whole amount reserved: make sure of its step
+	notWritten := func() *contract.StepOutcome {
+		if step == nil {
+			return nil
+		}
+		return &contract.StepOutcome{}
+	}
+	var decide func(read bool) (contract.LedgerResult, []versioned, *transition.Step, error)
+	decide = func(read bool) (contract.LedgerResult, []versioned, *transition.Step, error) {
 		if read {
 			res, bal, found, err := l.Get(ctx, in.Key)
 			if err != nil {
-				return contract.LedgerResult{}, nil, err
+				return contract.LedgerResult{}, nil, nil, err
 			}
 			if found {
 				if res.Requested != in.Amount || res.BalanceKey != balKey {
-					return contract.LedgerResult{}, nil, fnerr.KeyReused("reservation %s already holds another claim (%s requested)", in.Key, domain.Kopecks(res.Requested))
+					return contract.LedgerResult{}, nil, nil, fnerr.KeyReused("reservation %s already holds another claim (%s requested)", in.Key, domain.Kopecks(res.Requested))
 				}
 				out := result(res, bal)
 				out.Duplicate = true
-				return out, nil, nil
+				out.Step = notWritten()
+				recordStep = step != nil && res.Amount == res.Requested
+				return out, nil, nil, nil
 			}
 		}
 		bal, exists, err := l.balance(ctx, balKey)
 		if err != nil {
-			return contract.LedgerResult{}, nil, err
+			return contract.LedgerResult{}, nil, nil, err
 		}
 		if !exists {
 			bal = Balance{Key: balKey, Kind: kindBalance, INN: in.INN, Period: in.Period}
@@ -262,7 +311,7 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 				reason = fmt.Sprintf("no overpayment to refund for %d once debts are offset", in.Period)
 			}
 			return contract.LedgerResult{Key: in.Key, State: contract.ReservationRefused, Requested: in.Amount, Reason: reason,
-				Refundable: refundable, Reserved: bal.Reserved, Paid: bal.Paid}, nil, nil
+				Refundable: refundable, Reserved: bal.Reserved, Paid: bal.Paid, Step: notWritten()}, nil, nil, nil
 		}
 		grant := min(in.Amount, available)
 		now := l.now()
@@ -274,13 +323,96 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 		}
 		next := bal
 		next.Refundable, next.Reserved, next.Version, next.UpdatedAt = refundable, bal.Reserved+grant, bal.Version+1, now
-		return result(r, next), []versioned{{r, 0}, {next, bal.Version}}, nil
+		out := result(r, next)
+		writes := []versioned{{r, 0}, {next, bal.Version}}
+		if step == nil || grant < in.Amount {
+			// A capped reservation is not what the `approved` step describes: no step.
+			out.Step = notWritten()
+			return out, writes, nil, nil
+		}
+		out.Step = &contract.StepOutcome{Written: true, Reason: step.Reason()}
+		return out, writes, step, nil
 	}
-	return optimistic(ctx, l, "reserve "+in.Key, func() (contract.LedgerResult, []versioned, error) {
+	attempt := func() (contract.LedgerResult, []versioned, *transition.Step, error) {
 		read := !first
 		first = false
+		recordStep = false
 		return decide(read)
-	})
+	}
+	out, err := optimisticTx(ctx, l, "reserve "+in.Key, attempt)
+	var refused *stepRefused
+	if errors.As(err, &refused) {
+		// A concurrent attempt of this reservation may have made it, with the step that
+		// refused this one, should the store report only the step's failure: look first.
+		if _, found, rerr := l.reservation(ctx, in.Key); rerr != nil {
+			return contract.LedgerResult{}, rerr
+		} else if found {
+			out, err = optimisticTx(ctx, l, "reserve "+in.Key, attempt) // reads it: the retry's answer
+		}
+	}
+	if errors.As(err, &refused) {
+		// The record refused the step: no reservation is made, so the case's record and the
+		// ledger still agree (neither says "approved").
+		outcome := refused.outcome()
+		if refused.duplicate {
+			outcome = contract.StepOutcome{RefusedType: fnerr.TypeConflict,
+				Refused: fmt.Sprintf("step %s is in the record, but reservation %s was never made: the step was written by another path", step.Key, in.Key)}
+		}
+		return contract.LedgerResult{Key: in.Key, State: contract.ReservationNone, Requested: in.Amount,
+			Reason: "nothing reserved: the case's record refused the step that would record the reservation", Step: &outcome}, nil
+	}
+	if err != nil {
+		return contract.LedgerResult{}, err
+	}
+	if recordStep {
+		o, err := l.record(ctx, step)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		out.Step = &o
+	}
+	return out, nil
+}
+
+// PrepareStep checks a step that is to ride in one of the ledger's transactions for
+// case caseID, and prepares its items.
+func (l Ledger) PrepareStep(in contract.RecordInput, caseID string) (transition.Step, error) {
+	if l.Steps == nil {
+		return transition.Step{}, fnerr.Invalid("step", "this ledger writes no case steps (it has no step writer)")
+	}
+	if in.CaseID != caseID {
+		return transition.Step{}, fnerr.Invalid("step.case_id", "must be the case of the reservation")
+	}
+	s, err := l.Steps.Prepare(in)
+	var fe *fnerr.Error
+	if errors.As(err, &fe) && fe.Type == fnerr.TypeInvalidInput {
+		return transition.Step{}, &fnerr.Error{Type: fe.Type, Message: "step." + fe.Message}
+	}
+	if err != nil {
+		return transition.Step{}, err
+	}
+	if n := s.Len() + 2; n > maxTxItems {
+		return transition.Step{}, fnerr.Invalid("step", fmt.Sprintf("with the ledger's 2 items the transaction would hold %d items, more than %d", n, maxTxItems))
+	}
+	return s, nil
+}
+
+// maxTxItems is DynamoDB's limit of items in one transaction.
+const maxTxItems = 100
+
+// record makes sure a step is in the case's record with a write of its own (a retry
+// that found the ledger's effect made): Written (Duplicate when it was there), or
+// Refused with the record's business error. Other errors are retryable.
+func (l Ledger) record(ctx context.Context, step *transition.Step) (contract.StepOutcome, error) {
+	res, err := l.Steps.Record(ctx, step.In)
+	var fe *fnerr.Error
+	if errors.As(err, &fe) {
+		return contract.StepOutcome{RefusedType: fe.Type, Refused: fe.Message}, nil
+	}
+	if err != nil {
+		return contract.StepOutcome{}, err
+	}
+	return contract.StepOutcome{Written: true, Duplicate: res.Duplicate, Reason: step.Reason()}, nil
 }
 
 // Void releases a case's reservation. Voiding a voided one answers it again; a key that
@@ -309,7 +441,7 @@ func (l Ledger) Void(ctx context.Context, key, reason string) (contract.LedgerRe
 			return contract.LedgerResult{}, nil, fnerr.Conflict("a payout (%s) is in flight for reservation %s: cancel it first", res.PayoutKey, key)
 		}
 		if bal.Reserved < res.Amount {
-			return contract.LedgerResult{}, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, l.tornOr(ctx, key, res, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount))
 		}
 		now := l.now()
 		nr, nb := res, bal
@@ -376,31 +508,91 @@ func (l Ledger) ReleasePayout(ctx context.Context, key, payoutKey string) error 
 
 // Post settles the reservation as paid under payoutKey: reserved → paid, once.
 func (l Ledger) Post(ctx context.Context, key, payoutKey string) (contract.LedgerResult, error) {
-	return optimistic(ctx, l, "post "+key, func() (contract.LedgerResult, []versioned, error) {
+	return l.PostStep(ctx, key, payoutKey, nil)
+}
+
+// PostStep posts as Post does and, with step (the case's `paid` step, its transfer id
+// filled in), writes the step in the posting's transaction. The money has left when this
+// is called, so the step never stands in the posting's way: a step the record refuses
+// (KeyReused, Conflict), or that cannot be written at all (invalid, no step writer), is
+// left out and the reservation posted all the same, the result's Step saying Refused. A
+// reservation already posted under payoutKey (a retry) makes sure of the step with a
+// record of its own (Written, Duplicate when it was there, or Refused). The step's
+// content found under its key while the reservation was not posted yet is answered as
+// Written and Duplicate: it records this transfer (its id is in the content).
+func (l Ledger) PostStep(ctx context.Context, key, payoutKey string, step *contract.RecordInput) (contract.LedgerResult, error) {
+	var st *transition.Step
+	var outcome *contract.StepOutcome // what became of the step when it is left out
+	if step != nil {
+		s, err := l.PrepareStep(*step, step.CaseID)
+		var fe *fnerr.Error
+		switch {
+		case errors.As(err, &fe):
+			outcome = &contract.StepOutcome{RefusedType: fe.Type, Refused: fe.Message}
+		case err != nil:
+			return contract.LedgerResult{}, err
+		default:
+			st = &s
+		}
+	}
+	recordStep := false
+	post := func() (contract.LedgerResult, []versioned, *transition.Step, error) {
+		recordStep = false
 		res, bal, found, err := l.Get(ctx, key)
 		if err != nil {
-			return contract.LedgerResult{}, nil, err
+			return contract.LedgerResult{}, nil, nil, err
 		}
 		if !found {
-			return contract.LedgerResult{}, nil, fnerr.Conflict("no reservation for %s to post", key)
+			return contract.LedgerResult{}, nil, nil, fnerr.Conflict("no reservation for %s to post", key)
 		}
 		switch {
 		case res.State == contract.ReservationPosted && res.PayoutKey == payoutKey:
 			out := result(res, bal)
 			out.Duplicate = true
-			return out, nil, nil
+			out.Step = outcome
+			recordStep = st != nil
+			return out, nil, nil, nil
 		case res.State != contract.ReservationReserved || res.PayoutKey != payoutKey:
 			// Money left under a key the reservation does not name: a bug to surface.
-			return contract.LedgerResult{}, nil, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
+			return contract.LedgerResult{}, nil, nil, fnerr.Conflict("reservation %s (%s, payout %q) cannot be posted under %s", key, res.State, res.PayoutKey, payoutKey)
 		case bal.Reserved < res.Amount:
-			return contract.LedgerResult{}, nil, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount)
+			return contract.LedgerResult{}, nil, nil, l.tornOr(ctx, key, res, fmt.Errorf("the balance of period %d holds %d reserved, less than reservation %s's %d", bal.Period, bal.Reserved, key, res.Amount))
 		}
 		now := l.now()
 		nr, nb := res, bal
 		nr.State, nr.Version, nr.UpdatedAt = contract.ReservationPosted, res.Version+1, now
 		nb.Reserved, nb.Paid, nb.Version, nb.UpdatedAt = bal.Reserved-res.Amount, bal.Paid+res.Amount, bal.Version+1, now
-		return result(nr, nb), []versioned{{nr, res.Version}, {nb, bal.Version}}, nil
-	})
+		out := result(nr, nb)
+		writes := []versioned{{nr, res.Version}, {nb, bal.Version}}
+		if st == nil {
+			out.Step = outcome
+			return out, writes, nil, nil
+		}
+		out.Step = &contract.StepOutcome{Written: true, Reason: st.Reason()}
+		return out, writes, st, nil
+	}
+	out, err := optimisticTx(ctx, l, "post "+key, post)
+	var refused *stepRefused
+	if errors.As(err, &refused) {
+		// The record refused the step; the money has left all the same: post without it.
+		o := refused.outcome()
+		if refused.duplicate {
+			o = contract.StepOutcome{Written: true, Duplicate: true, Reason: st.Reason()}
+		}
+		outcome, st = &o, nil
+		out, err = optimisticTx(ctx, l, "post "+key, post)
+	}
+	if err != nil {
+		return contract.LedgerResult{}, err
+	}
+	if recordStep {
+		o, err := l.record(ctx, st)
+		if err != nil {
+			return contract.LedgerResult{}, err
+		}
+		out.Step = &o
+	}
+	return out, nil
 }
 
 // Expire voids, one page at a time, reservations still held past their expiry with no
@@ -469,7 +661,33 @@ type versioned struct {
 	version int64
 }
 
-func (l Ledger) write(ctx context.Context, items ...versioned) error {
+// stepRefused is a transaction cancelled by the step's items alone, as the step explains
+// it: a duplicate (the step is in the record with this content) or the record's
+// business refusal.
+type stepRefused struct {
+	duplicate bool
+	err       *fnerr.Error
+}
+
+func (e *stepRefused) Error() string {
+	if e.duplicate {
+		return "the step is in the record already"
+	}
+	return "the record refused the step: " + e.err.Error()
+}
+
+func (e *stepRefused) outcome() contract.StepOutcome {
+	if e.err == nil {
+		return contract.StepOutcome{}
+	}
+	return contract.StepOutcome{RefusedType: e.err.Type, Refused: e.err.Message}
+}
+
+// write makes the ledger's items, and the step's when there is one, in one transaction.
+// A transaction cancelled by the step's items alone (the ledger's own conditions held)
+// is the step's to explain: a *stepRefused, or a retryable error; never contention,
+// which a new read of the ledger would not change.
+func (l Ledger) write(ctx context.Context, step *transition.Step, items ...versioned) error {
 	tx := make([]types.TransactWriteItem, 0, len(items))
 	for _, it := range items {
 		av, err := store.Marshal(it.item)
@@ -487,10 +705,57 @@ func (l Ledger) write(ctx context.Context, items ...versioned) error {
 		}
 		tx = append(tx, types.TransactWriteItem{Put: put})
 	}
-	if _, err := l.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx}); err != nil {
-		return fmt.Errorf("write ledger: %w", err)
+	if step != nil {
+		tx = append(tx, step.Puts()...)
 	}
-	return nil
+	_, err := l.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
+	if err == nil {
+		return nil
+	}
+	var tce *types.TransactionCanceledException
+	if step != nil && errors.As(err, &tce) && !failed(tce.CancellationReasons, len(items)) {
+		res, mine, xerr := step.Explain(ctx, tce.CancellationReasons, len(items))
+		var fe *fnerr.Error
+		switch {
+		case !mine: // no step condition failed either: contention, throttling (isContention decides)
+		case xerr == nil && res.Duplicate:
+			return &stepRefused{duplicate: true}
+		case errors.As(xerr, &fe):
+			return &stepRefused{err: fe}
+		case xerr != nil:
+			return fmt.Errorf("write ledger: %w", xerr)
+		}
+	}
+	return fmt.Errorf("write ledger: %w", err)
+}
+
+// failed tells whether any of the first n items of a cancelled transaction failed.
+func failed(reasons []types.CancellationReason, n int) bool {
+	for i := 0; i < n && i < len(reasons); i++ {
+		if c := aws.ToString(reasons[i].Code); c != "" && c != "None" {
+			return true
+		}
+	}
+	return false
+}
+
+// errTorn: Get reads a reservation, then its balance, and a writer in between (a
+// concurrent post or void of the same reservation) makes the two disagree. It is
+// contention: read again.
+var errTorn = errors.New("the reservation changed while its balance was read")
+
+// tornOr answers errTorn when the reservation res was read from has changed since (the
+// balance read after it saw that change), else err: a balance that truly holds less
+// than the reservation is a broken invariant to surface.
+func (l Ledger) tornOr(ctx context.Context, key string, res Reservation, err error) error {
+	now, found, rerr := l.reservation(ctx, key)
+	if rerr != nil {
+		return rerr
+	}
+	if found && now.Version != res.Version {
+		return errTorn
+	}
+	return err
 }
 
 // optimistic runs one read-decide-write operation of the ledger until its conditional
@@ -498,16 +763,29 @@ func (l Ledger) write(ctx context.Context, items ...versioned) error {
 // is (a duplicate, a refusal, nothing to do); with writes, the answer holds once they are
 // made together. A write that lost to another writer reads again, at most maxTries times.
 func optimistic[T any](ctx context.Context, l Ledger, what string, step func() (T, []versioned, error)) (T, error) {
+	return optimisticTx(ctx, l, what, func() (T, []versioned, *transition.Step, error) {
+		out, writes, err := step()
+		return out, writes, nil, err
+	})
+}
+
+// optimisticTx is optimistic whose writes may carry a case's step (only with writes).
+// A step the record refuses ends it with a *stepRefused (wrapped).
+func optimisticTx[T any](ctx context.Context, l Ledger, what string, step func() (T, []versioned, *transition.Step, error)) (T, error) {
 	var zero T
 	for try := 0; try < maxTries; try++ {
-		out, writes, err := step()
+		out, writes, rec, err := step()
+		if errors.Is(err, errTorn) {
+			backoff(ctx, try)
+			continue
+		}
 		if err != nil {
 			return zero, err
 		}
 		if len(writes) == 0 {
 			return out, nil
 		}
-		err = l.write(ctx, writes...)
+		err = l.write(ctx, rec, writes...)
 		if isContention(err) {
 			backoff(ctx, try)
 			continue

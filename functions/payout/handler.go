@@ -197,6 +197,14 @@ func (h Handler) Handle(ctx context.Context, in contract.PayoutInput) (contract.
 
 // Pay sends the amount to the verified account the payout was prepared for, and posts
 // the reservation it settles.
+//
+// With in.Step (the case's `paid` step): the step is checked before anything is claimed
+// or sent (an invalid step is InvalidInput, and nothing happens); once the money has
+// left, contract.TransferPlaceholder is filled with the transfer id and the step written
+// in the posting's transaction. The result's Step: Written (Duplicate when a retry found
+// it written), or Refused (the record holds something else under its key, or is not at
+// the step it follows) — the reservation is posted all the same, since the money left.
+// A failure before the transfer writes no step; its retry starts over.
 func (h Handler) Pay(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
 	switch {
 	case in.PayoutKey == "":
@@ -214,6 +222,9 @@ func (h Handler) Pay(ctx context.Context, in contract.PayoutInput) (contract.Pay
 	}
 	if err := domain.ValidateINN("inn", in.INN, true); err != nil {
 		return contract.PayoutResult{}, fnerr.Invalid("inn", err.(domain.FieldError).Reason)
+	}
+	if err := h.checkStep(in); err != nil {
+		return contract.PayoutResult{}, err
 	}
 	tp, found, err := taxpayer.Lookup(ctx, h.DB, h.Taxpayers, in.INN)
 	if err != nil {
@@ -267,17 +278,53 @@ func (h Handler) Pay(ctx context.Context, in contract.PayoutInput) (contract.Pay
 		return contract.PayoutResult{}, err
 	}
 	// The money has left: a failure from here on is retried, and the retry finds the
-	// transfer (Duplicate) and posts.
-	if _, err := h.Ledger.Post(ctx, in.Reservation, in.PayoutKey); err != nil {
+	// transfer (Duplicate) and posts. The step rides in the posting's transaction, and a
+	// step the record refuses is left out: it never stands in the way of the posting.
+	posted, err := h.Ledger.PostStep(ctx, in.Reservation, in.PayoutKey, filled(in.Step, r.TransferID))
+	if err != nil {
 		return contract.PayoutResult{}, err
 	}
 	return contract.PayoutResult{TransferID: r.TransferID, Amount: in.Amount, Principal: in.Principal, Interest: in.Interest,
-		AccountLast4: domain.MaskAccount(tp.Bank.Account), At: r.At, Duplicate: r.Duplicate}, nil
+		AccountLast4: domain.MaskAccount(tp.Bank.Account), At: r.At, Duplicate: r.Duplicate, Step: posted.Step}, nil
+}
+
+// sampleTransferID stands for the treasury's transfer id when a step is checked before
+// the transfer (the local treasury's ids have this shape).
+const sampleTransferID = "tr-0000000000000000"
+
+// checkStep refuses, before anything is claimed or sent, a step that could not ride in
+// the posting: no step writer, another case's step, or a step record-transition would
+// refuse as invalid.
+func (h Handler) checkStep(in contract.PayoutInput) error {
+	if in.Step == nil {
+		return nil
+	}
+	caseID := in.CaseID
+	if caseID == "" {
+		caseID = in.Reservation
+	}
+	_, err := h.Ledger.PrepareStep(contract.FillTransfer(*in.Step, sampleTransferID), caseID)
+	return err
+}
+
+// filled is the step with the transfer id in place of contract.TransferPlaceholder (nil
+// without a step).
+func filled(step *contract.RecordInput, transferID string) *contract.RecordInput {
+	if step == nil {
+		return nil
+	}
+	f := contract.FillTransfer(*step, transferID)
+	return &f
 }
 
 // Cancel fences the payout key. If the money had already left under it, the reservation
 // is posted and the receipt answered (Transferred); otherwise the key is released in the
 // ledger and, when asked, the reservation voided.
+//
+// With in.Step (the step the key's pay carried): money that left is posted with the step
+// exactly as Pay does (Step: Written, Duplicate or Refused); a key fenced without a
+// transfer answers Step not Written, and since no pay can transfer under it afterwards,
+// its step is never written.
 func (h Handler) Cancel(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
 	switch {
 	case in.PayoutKey == "":
@@ -285,21 +332,30 @@ func (h Handler) Cancel(ctx context.Context, in contract.PayoutInput) (contract.
 	case in.Reservation == "":
 		return contract.PayoutResult{}, fnerr.Invalid("reservation", "must name the ledger reservation")
 	}
+	if err := h.checkStep(in); err != nil {
+		return contract.PayoutResult{}, err
+	}
 	r, transferred, err := h.Treasury.Cancel(ctx, in.PayoutKey)
 	if err != nil {
 		return contract.PayoutResult{}, err
 	}
 	if transferred {
-		if _, err := h.Ledger.Post(ctx, in.Reservation, in.PayoutKey); err != nil {
+		// The money left under the key: post it with the step, exactly as the pay would.
+		posted, err := h.Ledger.PostStep(ctx, in.Reservation, in.PayoutKey, filled(in.Step, r.TransferID))
+		if err != nil {
 			return contract.PayoutResult{}, err
 		}
 		return contract.PayoutResult{TransferID: r.TransferID, Amount: r.Amount, Principal: r.Principal, Interest: r.Interest,
-			AccountLast4: domain.MaskAccount(r.Account), At: r.At, Duplicate: true, Transferred: true}, nil
+			AccountLast4: domain.MaskAccount(r.Account), At: r.At, Duplicate: true, Transferred: true, Step: posted.Step}, nil
 	}
 	if err := h.Ledger.ReleasePayout(ctx, in.Reservation, in.PayoutKey); err != nil {
 		return contract.PayoutResult{}, err
 	}
 	out := contract.PayoutResult{Cancelled: true}
+	if in.Step != nil {
+		// The key is fenced: no money left under it, and its step is never written.
+		out.Step = &contract.StepOutcome{}
+	}
 	if in.Void {
 		v, err := h.Ledger.Void(ctx, in.Reservation, in.VoidReason)
 		if err != nil {

@@ -17,6 +17,11 @@
 // whose input is fixed in the workflow's history when it is scheduled, so every retry
 // carries the same content and the conditional put plus the digest is the whole protocol.
 // What turns out not to have counted is a new step that says so, never an edit.
+//
+// A step can also ride in another operation's transaction (Prepare, Step.Puts,
+// Step.Explain): the ledger's reservation carries the `approved` step and the payout's
+// posting the `paid` step, with exactly the items, conditions and digest Record writes,
+// so either path recognises the other's write as the same step.
 package transition
 
 import (
@@ -68,31 +73,106 @@ type item struct {
 
 // Record writes the step, or recognises it as written before.
 func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.RecordResult, error) {
-	if err := validate(in); err != nil {
+	s, err := h.Prepare(in)
+	if err != nil {
 		return contract.RecordResult{}, err
+	}
+	_, err = h.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: s.Puts()})
+	if err == nil {
+		return contract.RecordResult{Key: s.Key}, nil
+	}
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return contract.RecordResult{}, fmt.Errorf("record %s: %w", s.Key, err)
+	}
+	res, mine, err := s.Explain(ctx, tce.CancellationReasons, 0)
+	if !mine { // no condition failed: a conflict with a concurrent transaction, throttling
+		return contract.RecordResult{}, fmt.Errorf("record %s: transaction cancelled (%s)", s.Key, codes(tce.CancellationReasons))
+	}
+	return res, err
+}
+
+// Step is a validated step ready to be written: its key, its digest and its items. It
+// lets another operation write the step in its own transaction (the ledger's
+// reservation, the payout's posting), with exactly the items and conditions Record
+// writes, and explain a cancellation of that transaction as Record would.
+type Step struct {
+	In     contract.RecordInput
+	Key    string
+	Digest string
+	h      Handler
+	items  []item
+}
+
+// Prepare validates the step and computes its key, digest and items; it writes nothing.
+func (h Handler) Prepare(in contract.RecordInput) (Step, error) {
+	if err := validate(in); err != nil {
+		return Step{}, err
 	}
 	key := contract.RecordKey(in.CaseID, in.Seq)
 	digest, err := Digest(in)
 	if err != nil {
-		return contract.RecordResult{}, err
+		return Step{}, err
 	}
 	items, err := h.items(in, key, digest)
 	if err != nil {
-		return contract.RecordResult{}, err
+		return Step{}, err
 	}
-	tx := make([]types.TransactWriteItem, len(items))
-	for i, it := range items {
-		tx[i] = types.TransactWriteItem{Put: it.put}
+	return Step{In: in, Key: key, Digest: digest, h: h, items: items}, nil
+}
+
+// Len is the number of items the step writes.
+func (s Step) Len() int { return len(s.items) }
+
+// Puts are the step's conditional writes, in the order Explain expects them (appended
+// at one offset of the caller's transaction). Each call returns new values.
+func (s Step) Puts() []types.TransactWriteItem {
+	tx := make([]types.TransactWriteItem, len(s.items))
+	for i, it := range s.items {
+		put := *it.put
+		tx[i] = types.TransactWriteItem{Put: &put}
 	}
-	_, err = h.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: tx})
-	if err == nil {
-		return contract.RecordResult{Key: key}, nil
+	return tx
+}
+
+// Reason is the step's first journal entry's reason ("" without entries).
+func (s Step) Reason() string {
+	if len(s.In.Entries) == 0 {
+		return ""
 	}
-	var tce *types.TransactionCanceledException
-	if !errors.As(err, &tce) {
-		return contract.RecordResult{}, fmt.Errorf("record %s: %w", key, err)
+	return s.In.Entries[0].Reason
+}
+
+// Explain tells what a cancelled transaction that carried the step's Puts at offset
+// means for the step. reasons are the transaction's cancellation reasons, one per item
+// in order. mine is false when none of the step's items failed its condition (the
+// caller's own items did, or the transaction lost to a concurrent one): the caller
+// decides. Otherwise the first of the step's items that failed tells: the step was
+// written before with this content (res.Duplicate, err nil), with other content
+// (fnerr KeyReused), the projection is not at the version the step follows or an id
+// is taken by another step (fnerr Conflict), or a retryable error (an item that failed
+// its condition is gone meanwhile, or could not be read back).
+func (s Step) Explain(ctx context.Context, reasons []types.CancellationReason, offset int) (res contract.RecordResult, mine bool, err error) {
+	first := -1
+	for i := range s.items {
+		if j := offset + i; j < len(reasons) && aws.ToString(reasons[j].Code) == "ConditionalCheckFailed" {
+			first = i
+			break
+		}
 	}
-	return h.explain(ctx, in, key, digest, items, tce)
+	if first < 0 {
+		return contract.RecordResult{}, false, nil
+	}
+	res, err = s.explain(ctx, s.items[first])
+	return res, true, err
+}
+
+func codes(reasons []types.CancellationReason) string {
+	var out []string
+	for _, r := range reasons {
+		out = append(out, aws.ToString(r.Code))
+	}
+	return strings.Join(out, ",")
 }
 
 // items are the writes of a step: its journal entries "<key>/<i>", its projection and its
@@ -147,22 +227,10 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 	return out, nil
 }
 
-// explain turns a cancelled transaction into the answer: a duplicate, KeyReused,
-// Conflict, or a retryable error (a concurrent transaction on the same items).
-func (h Handler) explain(ctx context.Context, in contract.RecordInput, key, digest string, items []item, tce *types.TransactionCanceledException) (contract.RecordResult, error) {
-	first := -1
-	var codes []string
-	for i, r := range tce.CancellationReasons {
-		code := aws.ToString(r.Code)
-		codes = append(codes, code)
-		if code == "ConditionalCheckFailed" && first < 0 && i < len(items) {
-			first = i
-		}
-	}
-	if first < 0 { // no condition failed: a conflict with a concurrent transaction, throttling
-		return contract.RecordResult{}, fmt.Errorf("record %s: transaction cancelled (%s)", key, strings.Join(codes, ","))
-	}
-	it := items[first]
+// explain reads back the first item of the step that failed its condition and tells
+// why: a duplicate, KeyReused, Conflict, or a retryable error.
+func (s Step) explain(ctx context.Context, it item) (contract.RecordResult, error) {
+	h, in, key, digest := s.h, s.In, s.Key, s.Digest
 	got, err := h.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(it.table), Key: it.key, ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return contract.RecordResult{}, fmt.Errorf("record %s: read back the refused item: %w", key, err)

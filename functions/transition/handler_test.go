@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/functions/audit"
@@ -344,4 +347,136 @@ func TestRecordCommittedStepIsNeverOverwritten(t *testing.T) {
 	if rec.Status != "paid" || rec.Version != 2 || len(journal) != 2 || journal[1].To != "paid" {
 		t.Fatalf("projection %+v, journal %+v", rec, journal)
 	}
+}
+
+// dump is every item of the three tables, canonically encoded, for comparing stores.
+func dump(t *testing.T, db *storetest.DB) string {
+	t.Helper()
+	var out []string
+	for _, table := range []string{"t-audit", "t-cases", "t-outbox"} {
+		for _, it := range db.Items(table) {
+			var m map[string]any
+			if err := store.Unmarshal(it, &m); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(m)
+			out = append(out, table+" "+string(b))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+func newDB() *storetest.DB {
+	return storetest.New(map[string]storetest.Key{
+		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}})
+}
+
+// A step written as a fragment of another transaction (Prepare + Puts) is the step
+// Record writes: the same items, byte for byte, and the same digest, so that either
+// path recognises the other's write as a duplicate.
+func TestPreparedStepWritesWhatRecordWrites(t *testing.T) {
+	ctx := context.Background()
+	viaRecord, viaFragment := newDB(), newDB()
+	sent := &recordingDB{DB: viaRecord}
+	hr := Handler{DB: sent, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}
+	hf := Handler{DB: viaFragment, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}
+	for seq, to := range []string{"received", "approved"} {
+		in := step(int64(seq+1), "", to)
+		in.Entries[0].Reason = "reserved in full"
+		if _, err := hr.Record(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		s, err := hf.Prepare(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := Digest(in)
+		if s.Digest != want || s.Key != contract.RecordKey(caseID, int64(seq+1)) || s.Len() != 3 || s.Reason() != "reserved in full" {
+			t.Fatalf("prepared %+v, digest want %s", s, want)
+		}
+		// the same puts, conditions included, as Record sent
+		if !reflect.DeepEqual(s.Puts(), sent.last) {
+			t.Fatalf("step %d: the fragment's puts differ from Record's", seq+1)
+		}
+		for i, p := range s.Puts() {
+			if p.Put == nil || p.Put.ConditionExpression == nil {
+				t.Fatalf("step %d: put %d is unconditional", seq+1, i)
+			}
+		}
+		if _, err := viaFragment.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: s.Puts()}); err != nil {
+			t.Fatal(err)
+		}
+		// each path recognises the other's write
+		if res, err := hf.Record(ctx, in); err != nil || !res.Duplicate {
+			t.Fatalf("record over a fragment's write: %+v %v", res, err)
+		}
+	}
+	if a, b := dump(t, viaRecord), dump(t, viaFragment); a != b || a == "" {
+		t.Fatalf("the fragment wrote other items:\nrecord   %s\nfragment %s", a, b)
+	}
+}
+
+// Explain reads only the step's own items at their offset in a larger transaction: a
+// failure of the caller's item is not the step's; a step item's failure is explained as
+// Record would (Duplicate, KeyReused, Conflict).
+func TestExplainAtAnOffset(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.New(map[string]storetest.Key{
+		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}, "other": {PK: "key"}})
+	h := Handler{DB: db, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}
+	if _, err := h.Record(ctx, step(1, "", "received")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutNew(ctx, db, "other", "key", map[string]string{"key": "taken"}); err != nil {
+		t.Fatal(err)
+	}
+	// tx writes the caller's item (once only) at index 0 and the step after it.
+	tx := func(s Step, callerKey string) []types.CancellationReason {
+		t.Helper()
+		av, _ := store.Marshal(map[string]string{"key": callerKey})
+		items := append([]types.TransactWriteItem{{Put: &types.Put{TableName: aws.String("other"), Item: av,
+			ConditionExpression: aws.String("attribute_not_exists(#k)"), ExpressionAttributeNames: map[string]string{"#k": "key"}}}}, s.Puts()...)
+		_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			t.Fatalf("want a cancelled transaction, got %v", err)
+		}
+		return tce.CancellationReasons
+	}
+	two, _ := h.Prepare(step(2, "received", "approved"))
+	if _, mine, err := two.Explain(ctx, tx(two, "taken"), 1); mine || err != nil {
+		t.Fatalf("the caller's item failed, not the step's: mine %v %v", mine, err)
+	}
+	one, _ := h.Prepare(step(1, "", "received"))
+	if res, mine, err := one.Explain(ctx, tx(one, "free-1"), 1); !mine || err != nil || !res.Duplicate {
+		t.Fatalf("duplicate: %+v %v %v", res, mine, err)
+	}
+	other, _ := h.Prepare(step(1, "", "rejected"))
+	if _, mine, err := other.Explain(ctx, tx(other, "free-2"), 1); !mine || !isType(err, fnerr.TypeKeyReused) {
+		t.Fatalf("key reused: %v %v", mine, err)
+	}
+	skipped, _ := h.Prepare(step(3, "approved", "paid"))
+	if _, mine, err := skipped.Explain(ctx, tx(skipped, "free-3"), 1); !mine || !isType(err, fnerr.TypeConflict) {
+		t.Fatalf("conflict: %v %v", mine, err)
+	}
+	if len(db.Items("other")) != 1 {
+		t.Fatal("a cancelled transaction wrote")
+	}
+}
+
+// recordingDB keeps the items of the last transaction sent.
+type recordingDB struct {
+	*storetest.DB
+	last []types.TransactWriteItem
+}
+
+func (r *recordingDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	r.last = in.TransactItems
+	return r.DB.TransactWriteItems(ctx, in, o...)
+}
+
+func isType(err error, typ string) bool {
+	var fe *fnerr.Error
+	return errors.As(err, &fe) && fe.Type == typ
 }
