@@ -276,7 +276,7 @@ func (j *journal) fold(ctx workflow.Context, to, actor, reason string, patch fun
 	if out.Reason != "" {
 		reason = out.Reason
 	}
-	*j.status, *j.label = to, j.labels[to]
+	j.decided, *j.status, *j.label = to, to, j.labels[to]
 	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
 	if from != "" {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))

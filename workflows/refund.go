@@ -1243,7 +1243,9 @@ func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
 		r.attempt = nil
 	}
 	written, err := r.j.fold(ctx, RefundPaid, "system", "transfer "+contract.TransferPlaceholder,
-		func(c *contract.CaseRecord) { c.Amounts["paid"], c.Amounts["interest"] = p.Principal+p.Interest, p.Interest },
+		func(c *contract.CaseRecord) {
+			c.Amounts["paid"], c.Amounts["interest"] = p.Principal+p.Interest, p.Interest
+		},
 		func(ctx workflow.Context, step contract.RecordInput) (*contract.StepOutcome, error) {
 			in := r.payoutInput()
 			in.Step = &step

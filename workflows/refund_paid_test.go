@@ -96,13 +96,23 @@ func journalString(j []contract.AuditEntry) string {
 	return strings.Join(out, "; ")
 }
 
-// paths are the two ways a run writes its steps that these tests cover: activity tasks
-// (record-step-task, every new run) and the local steps of a run recorded on the path of
-// record-step-local.
-var paths = map[string]bool{"record-step-task": false, "record-step-local": true}
+// stepsPath is a way a run writes its steps.
+type stepsPath int
 
-func onPath(h *harness, local bool) {
-	if local {
+const (
+	foldedPath stepsPath = iota // refund-folded-steps: approved and paid ride in the reservation and the payout (every new run)
+	taskPath                    // record-step-task: every step a record-transition activity task
+	localPath                   // a run recorded on the path of record-step-local
+)
+
+// paths are the ways a run writes its steps that these tests cover.
+var paths = map[string]stepsPath{"refund-folded-steps": foldedPath, "record-step-task": taskPath, "record-step-local": localPath}
+
+func onPath(h *harness, p stepsPath) {
+	if p != foldedPath {
+		oldRefundPath(h)
+	}
+	if p == localPath {
 		h.env.OnGetVersion(changeRecordStepTask, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	}
 }
@@ -125,6 +135,16 @@ func TestRefundCancelledWhilePaidIsRecordedStaysPaid(t *testing.T) {
 					cancelled = true
 					h.env.CancelWorkflow()
 					time.Sleep(50 * time.Millisecond) // the cancellation is seen before the step's answer
+				}
+			}
+			if local == foldedPath { // the paid step rides in the payout's posting
+				h.afterPay = func(int) error {
+					if !cancelled {
+						cancelled = true
+						h.env.CancelWorkflow()
+						time.Sleep(50 * time.Millisecond)
+					}
+					return nil
 				}
 			}
 			h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
@@ -203,9 +223,9 @@ func TestRefundRunAgainAfterPaidChangesNothing(t *testing.T) {
 			again := newHarnessOn(t, h.db, h.s3)
 			again.env.SetStartTime(decreedYearDay)
 			cancelled := false
-			if cancel { // cancelled once its approved step is written, before its payout
-				again.afterRecord = func(in contract.RecordInput, err error) {
-					if in.Case != nil && in.Case.Status == RefundApproved && !cancelled {
+			if cancel { // cancelled once its approved step is written (in the reservation), before its payout
+				again.afterReserve = func(in contract.LedgerInput, res contract.LedgerResult, err error) {
+					if err == nil && res.Step != nil && res.Step.Written && !cancelled {
 						cancelled = true
 						again.env.CancelWorkflow()
 						time.Sleep(50 * time.Millisecond)

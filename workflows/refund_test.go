@@ -66,6 +66,8 @@ type harness struct {
 	afterPay func(n int) error
 	// afterRecord is called after each record-transition call with its input and error
 	afterRecord func(in contract.RecordInput, err error)
+	// afterReserve is called after each reservation with its input, answer and error
+	afterReserve func(in contract.LedgerInput, res contract.LedgerResult, err error)
 	cancels     int
 	updates     int
 	answered    map[string]bool // update id → the update was accepted and completed, or refused
@@ -140,6 +142,14 @@ func (h *harness) start() {
 		}
 		return res, err
 	}
+	ledgerOp := handlers[contract.FnLedger].(func(context.Context, contract.LedgerInput) (contract.LedgerResult, error))
+	handlers[contract.FnLedger] = func(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+		res, err := ledgerOp(ctx, in)
+		if in.Op == contract.LedgerReserve && h.afterReserve != nil {
+			h.afterReserve(in, res, err)
+		}
+		return res, err
+	}
 	var s testsuite.WorkflowTestSuite
 	h.env = s.NewTestWorkflowEnvironment()
 	h.env.RegisterWorkflow(Refund)
@@ -148,7 +158,8 @@ func (h *harness) start() {
 }
 
 func testLedger(db *storetest.DB) ledgerfn.Ledger {
-	return ledgerfn.Ledger{DB: db, Table: "reservations", Entries: "ledger"}
+	return ledgerfn.Ledger{DB: db, Table: "reservations", Entries: "ledger",
+		Steps: &transition.Handler{DB: db, Journal: "audit", Cases: "cases", Outbox: "outbox"}}
 }
 
 func payoutHandler(db *storetest.DB) payout.Handler {

@@ -270,3 +270,93 @@ func TestHistoriesBeforeEachChangeReplay(t *testing.T) {
 	}
 	t.Logf("%d histories kept from before %d changes replay", n, len(dirs))
 }
+
+// foldedChange is the change id of workflows/refund.go's changeRefundFoldedSteps.
+const foldedChange = "refund-folded-steps"
+
+// scheduled counts a history's activity tasks of a type, and those whose input holds sub.
+func scheduled(h *historypb.History, activityType, sub string) (n, with int) {
+	for _, ev := range h.Events {
+		a := ev.GetActivityTaskScheduledEventAttributes()
+		if a.GetActivityType().GetName() != activityType {
+			continue
+		}
+		n++
+		for _, p := range a.GetInput().GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(sub)) {
+				with++
+				break
+			}
+		}
+	}
+	return n, with
+}
+
+// localRuns counts the local activities of a type a history recorded (their markers).
+func localRuns(h *historypb.History, activityType string) int {
+	n := 0
+	for _, ev := range h.Events {
+		m := ev.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "LocalActivity" {
+			continue
+		}
+		for _, p := range m.GetDetails()["data"].GetPayloads() {
+			if bytes.Contains(p.GetData(), []byte(`"ActivityType":"`+activityType+`"`)) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// The change refund-folded-steps, behind workflow.GetVersion: the refunds recorded before
+// it (no marker: the reads as activity tasks, approved and paid records of their own)
+// replay on the new code and keep their path; those recorded after carry the marker, run
+// the two first reads as local activities, and write approved in the reservation and
+// paid in the payout's posting — never as records of their own.
+func TestRefundFoldedStepsIsVersioned(t *testing.T) {
+	dir := filepath.Join("testdata", "histories")
+	before, err := histories.Files(filepath.Join(dir, "before-"+foldedChange))
+	if err != nil || len(before) < 5 {
+		t.Fatalf("histories before %s: %d (%v)", foldedChange, len(before), err)
+	}
+	for _, f := range before {
+		name := filepath.Base(f)
+		old, err := histories.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := scheduled(old, "CheckTaxpayer", ""); slices.Contains(markers(old), foldedChange) || n == 0 || localRuns(old, "CheckTaxpayer") != 0 {
+			t.Fatalf("%s before the change: markers %v, %d CheckTaxpayer tasks", name, markers(old), n)
+		}
+		if err := histories.Replay(old, nil); err != nil {
+			t.Fatalf("%s recorded before the change does not replay on the new code: %v", name, err)
+		}
+		after, err := histories.Load(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("%s has no history recorded after the change: %v", name, err)
+		}
+		if !slices.Contains(markers(after), foldedChange) || localRuns(after, "CheckTaxpayer") != 1 || localRuns(after, "ComputeOverpayment") != 1 {
+			t.Fatalf("%s after the change: markers %v, local reads %d and %d", name, markers(after),
+				localRuns(after, "CheckTaxpayer"), localRuns(after, "ComputeOverpayment"))
+		}
+		if _, approved := scheduled(after, "RecordTransition", `"to":"approved"`); approved != 0 {
+			t.Fatalf("%s after the change: approved recorded by a step of its own", name)
+		}
+		if _, paid := scheduled(after, "RecordTransition", `"to":"paid"`); paid != 0 {
+			t.Fatalf("%s after the change: paid recorded by a step of its own", name)
+		}
+		if err := histories.Replay(after, nil); err != nil {
+			t.Fatalf("%s recorded after the change does not replay: %v", name, err)
+		}
+	}
+	paid, err := histories.Load(filepath.Join(dir, "refund-paid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserves, withStep := scheduled(paid, "Reserve", `"step":`)
+	payouts, payWithStep := scheduled(paid, "Payout", `"step":`)
+	if reserves != 1 || withStep != 1 || payouts != 1 || payWithStep != 1 || !recordsTo(paid, RefundPaid) {
+		t.Fatalf("refund-paid: %d reservations (%d with the step), %d payouts (%d with the step)", reserves, withStep, payouts, payWithStep)
+	}
+}
