@@ -68,9 +68,9 @@ type harness struct {
 	afterRecord func(in contract.RecordInput, err error)
 	// afterReserve is called after each reservation with its input, answer and error
 	afterReserve func(in contract.LedgerInput, res contract.LedgerResult, err error)
-	cancels     int
-	updates     int
-	answered    map[string]bool // update id → the update was accepted and completed, or refused
+	cancels      int
+	updates      int
+	answered     map[string]bool // update id → the update was accepted and completed, or refused
 }
 
 func newHarness(t *testing.T, tp contract.Taxpayer, ledger ...contract.LedgerEntry) *harness {
