@@ -234,7 +234,7 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	var st workflows.IdentityStatus
-	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
+	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID, At: time.Now().UTC()}, &st); err != nil {
 		s.dropUpload(r.Context(), document.IncomingKey(id, docID))
 		s.caseError(w, r, id, "add document", err)
 		return
@@ -342,7 +342,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, ex := range page.Executions {
-			err := s.Temporal.SignalWorkflow(r.Context(), ex.Execution.WorkflowId, "", workflows.IdentitySignalConsent, workflows.IdentityConsent{Granted: granted})
+			err := s.Temporal.SignalWorkflow(r.Context(), ex.Execution.WorkflowId, "", workflows.IdentitySignalConsent, workflows.IdentityConsent{Granted: granted, At: time.Now().UTC()})
 			var nf *serviceerror.NotFound
 			if err != nil && !errors.As(err, &nf) {
 				s.internal(w, "signal consent", err)

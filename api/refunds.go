@@ -360,7 +360,7 @@ func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
 // upload stays for the case to take. Only a refusal, or an update that was never
 // accepted, removes the upload.
 func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
-	accepted, ok := s.updateAccepted(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID}, &workflows.RefundStatus{})
+	accepted, ok := s.updateAccepted(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID, At: time.Now().UTC()}, &workflows.RefundStatus{})
 	if ok || accepted {
 		return true
 	}
@@ -529,6 +529,15 @@ func stampTime(arg any, now time.Time) any {
 		m.At = now
 		return m
 	case workflows.SpecialistRequest:
+		m.At = now
+		return m
+	case workflows.DeclarationSubmission:
+		m.At = now
+		return m
+	case workflows.IdentitySubmission:
+		m.At = now
+		return m
+	case workflows.DocumentRef:
 		m.At = now
 		return m
 	}

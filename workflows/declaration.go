@@ -126,6 +126,8 @@ func (p DeclarationPolicy) withDefaults() DeclarationPolicy {
 type DeclarationSubmission struct {
 	Key    string `json:"key"`    // declarations/<case>/v<n>.<format>
 	Format string `json:"format"` // json or xml
+	// At: when the API accepted a correction (it stamps it); the new review's term runs from it.
+	At time.Time `json:"at,omitzero"`
 }
 
 // DeclarationWorkflowInput starts a review.
@@ -462,7 +464,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateCorrect,
 		func(ctx workflow.Context, sub DeclarationSubmission) (DeclarationStatus, error) {
 			versions := r.st.Versions
-			r.correction, r.correctedAt = &sub, workflow.Now(ctx)
+			r.correction, r.correctedAt = &sub, causeTime(ctx, sub.At)
 			// On a disconnected context: a cancelled case still answers (done ends the wait).
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			err := workflow.Await(dctx, func() bool { return r.st.Versions > versions || r.done })

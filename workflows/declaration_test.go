@@ -428,6 +428,28 @@ func TestDeclarationCorrectionDuringReviewArt88p91StartsNewReview(t *testing.T) 
 	}
 }
 
+// The new review's term runs from when the API accepted the correction (the time it stamps
+// in the message), not from the workflow task that takes it: filed on 11 March (stamped),
+// taken on the 12th, the review ends on 11 June.
+func TestDeclarationCorrectionTermRunsFromItsMessage(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2026, time.March, 2, 10, 0)
+	corrected := goodDeclaration()
+	corrected.Incomes[0].Source = "ООО Ромашка (уточнено)"
+	sub := h.store(2, corrected)
+	sub.At = time.Date(2026, time.March, 11, 9, 0, 0, 0, term.Moscow)
+	at := time.Date(2026, time.March, 12, 9, 0, 0, 0, term.Moscow).Sub(start)
+	h.updateResult(at, DeclarationUpdateCorrect, sub, func(st DeclarationStatus, err error) {
+		if err != nil || st.Versions != 2 || st.DeadlineDay != "2026-06-11" {
+			t.Errorf("correction answered %v: v%d, deadline %s; want 2026-06-11", err, st.Versions, st.DeadlineDay)
+		}
+	})
+	h.update(at+2*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "ok", Inspector: "insp-1"}, false)
+	if st := h.run(h.input(goodDeclaration(), false)); st.DeadlineDay != "2026-06-11" {
+		t.Fatalf("deadline %s, want 2026-06-11", st.DeadlineDay)
+	}
+}
+
 // A correction after the automatic checks failed also starts the term anew (art. 88 p.9.1).
 func TestDeclarationCorrectionAfterFailedCheckMovesDeadline(t *testing.T) {
 	h := newDeclHarness(t)

@@ -116,6 +116,9 @@ func (p IdentityPolicy) withDefaults() IdentityPolicy {
 
 // IdentitySubmission is what the taxpayer submits, at the start or again.
 type IdentitySubmission struct {
+	// At: when the API accepted a re-submission (it stamps it); the next re-submission
+	// period and the review's due time run from it.
+	At          time.Time           `json:"at,omitzero"`
 	Person      contract.PersonData `json:"person"`
 	Documents   []DocumentRef       `json:"documents,omitempty"`   // uploads under incoming/<case>/<doc>
 	Certificate []byte              `json:"certificate,omitempty"` // esignature: PEM or DER
@@ -148,6 +151,9 @@ type IdentityReview struct {
 // IdentityConsent is a change of consent.
 type IdentityConsent struct {
 	Granted bool `json:"granted"`
+	// At: when the API took the taxpayer's word (it stamps it); the destruction date of a
+	// withdrawal runs from it.
+	At time.Time `json:"at,omitzero"`
 }
 
 // IdentityStatus is what the status query returns (no personal data).
@@ -193,6 +199,8 @@ type identity struct {
 	// ReviewDue) run from it, not from the workflow task that records them, so that a
 	// reset run that decides the same writes the same content.
 	submittedAt time.Time
+	// uploadAt is the time of the last upload taken since the last submission (zero: none).
+	uploadAt    time.Time
 	consent     bool
 	withdrawnAt time.Time // when consent was withdrawn (zero while it stands)
 	closed      bool      // consent stayed withdrawn: the case closed and its documents are gone
@@ -283,6 +291,7 @@ func (r *identity) takeSignals(ctx workflow.Context) {
 		// an operator's review reads no upload: one signalled then is late, not kept unread
 		if r.final == "" && !r.done && r.st.Status != IdentityManualReview && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
 			r.sub.Documents = append(r.sub.Documents, d)
+			r.uploadAt = later(r.uploadAt, causeTime(ctx, d.At))
 		} else {
 			r.st.LateSignals++
 		}
@@ -294,7 +303,7 @@ func (r *identity) takeSignals(ctx workflow.Context) {
 		}
 		switch {
 		case !cs.Granted && r.consent:
-			r.withdrawnAt = workflow.Now(ctx)
+			r.withdrawnAt = causeTime(ctx, cs.At)
 		case cs.Granted:
 			r.withdrawnAt = time.Time{}
 		}
@@ -420,6 +429,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, IdentityUpdateDocument,
 		func(ctx workflow.Context, d DocumentRef) (IdentityStatus, error) {
 			r.sub.Documents = append(r.sub.Documents, d)
+			r.uploadAt = later(r.uploadAt, causeTime(ctx, d.At))
 			return r.st, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(d DocumentRef) error {
@@ -578,8 +588,13 @@ func (r *identity) awaitSubmission(ctx workflow.Context, why string) (ok bool, e
 	if !ok {
 		return false, r.finish(ctx, IdentityExpired, "system", "no re-submission by "+by.In(term.Moscow).Format(time.DateOnly))
 	}
-	// A re-submission carries no time of its own: it counts from when it is taken.
-	r.submittedAt = workflow.Now(ctx)
+	// The new submission counts from the message that brought it (the API stamps its time;
+	// messages from before that counted from when they were taken).
+	at := r.uploadAt
+	if r.resubmit != nil {
+		at = later(at, causeTime(ctx, r.resubmit.At))
+	}
+	r.submittedAt, r.uploadAt = causeTime(ctx, at), time.Time{}
 	if r.resubmit != nil {
 		r.apply(*r.resubmit)
 		r.resubmit = nil // taken: read before it is cleared

@@ -763,3 +763,29 @@ func TestIdentityReviewAnsweredWhenTheCaseIsCancelled(t *testing.T) {
 		t.Fatalf("want the case cancelled, got %v", h.env.GetWorkflowError())
 	}
 }
+
+// A re-submission counts from when the API accepted it (the time it stamps in the
+// message), not from the workflow task that takes it: a reset case that takes the message
+// again computes the same re-submission deadline, and writes the same step.
+func TestIdentityResubmissionCountsFromItsMessage(t *testing.T) {
+	h := newIDHarness(t, registered())
+	bad := person()
+	bad.BirthDate = "13.04.1985"
+	h.upload("p1", jpegOf(1200, 800))
+	var accepted time.Time
+	h.env.RegisterDelayedCallback(func() {
+		accepted = h.env.Now().Add(-3 * time.Hour) // accepted three hours before the case takes it
+		h.upload("p2", jpegOf(1200, 800))
+		h.env.SignalWorkflow(IdentitySignalResubmit, IdentitySubmission{At: accepted, Person: bad, Documents: []DocumentRef{{DocID: "p2"}}})
+	}, 24*time.Hour)
+	var by *time.Time
+	var status string
+	h.env.RegisterDelayedCallback(func() { st := h.query(); by, status = st.ResubmitBy, st.Status }, 25*time.Hour)
+	in := idInput(contract.MethodDocuments, "p1")
+	in.Submission.Person = bad
+	in.Policy.MaxAttempts = 3
+	h.run(in)
+	if want := accepted.Add(in.Policy.ResubmitWait); status != IdentityNeedsDocuments || by == nil || !by.Equal(want) {
+		t.Fatalf("after the re-submission: %s, re-submit by %v; want %v (from the message's time)", status, by, want)
+	}
+}

@@ -62,3 +62,11 @@ func causeTime(ctx workflow.Context, at time.Time) time.Time {
 	}
 	return at.UTC()
 }
+
+// later is the later of two times (a zero one is the earliest).
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

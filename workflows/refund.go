@@ -105,6 +105,9 @@ func (p RefundPolicy) reviewExpiry() time.Duration {
 // DocumentRef names an upload waiting under incoming/<case>/<doc>.
 type DocumentRef struct {
 	DocID string `json:"doc_id"`
+	// At: when the API accepted the upload's message (it stamps it); a wait it ends counts
+	// from it, so a reset case that takes the message again writes the same content.
+	At time.Time `json:"at,omitzero"`
 }
 
 // RefundWorkflowInput is a refund request.
