@@ -1,0 +1,84 @@
+package workflows
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+
+	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
+	"github.com/taxflow/taxflow/internal/contract"
+)
+
+// slowReserve makes the reservation (the real handler) answer d after it is scheduled.
+func slowReserve(h *harness, d time.Duration) {
+	reserve := ledgerfn.Handler{Ledger: testLedger(h.db)}
+	h.env.OnActivity("Reserve", mock.Anything, mock.Anything).After(d).Return(
+		func(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+			in.Op = contract.LedgerReserve
+			res, err := reserve.Handle(ctx, in)
+			if h.afterReserve != nil {
+				h.afterReserve(in, res, err)
+			}
+			return res, err
+		})
+}
+
+// A step the deadline watch writes (the reviewer's reminder, the supervisor's escalation)
+// while the reservation that carries the `approved` step is in flight waits for the step
+// mutex; once it gets it the case is approved, and the step must say so. Since change
+// refund-folded-steps the watch's step was made with the status from before the
+// reservation (fold sets the decided status only once the reservation answers), so the
+// projection went back to in_review after the journal said approved, and the escalation's
+// journal entry said the case was in_review after it had been approved: a committed entry
+// that is wrong for ever.
+func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *testing.T) {
+	// requested Monday 12 January 2026, 09:00 Moscow: the term ends 24:00 Moscow of
+	// Wednesday 11 February (21:00 UTC); the reminder is 72 hours before it
+	start := time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC)
+	deadline := time.Date(2026, 2, 11, 21, 0, 0, 0, time.UTC)
+	for name, fires := range map[string]time.Time{"reminder": deadline.Add(-72 * time.Hour), "escalation": deadline} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			h.upload("d1", pdfBytes)
+			h.env.SetStartTime(start)
+			slowReserve(h, time.Hour) // the watch fires half-way through it
+			steps := map[int64]string{}
+			var mu sync.Mutex // record activities run on goroutines of their own
+			h.afterRecord = func(in contract.RecordInput, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil && in.Case != nil {
+					steps[in.Seq] = in.Case.Status
+				}
+			}
+			h.decide(fires.Add(-30*time.Minute).Sub(start), RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+			st := h.run(input(3_000_000, "d1"))
+			if st.Status != RefundPaid {
+				t.Fatalf("the case is %s", st.Status)
+			}
+			var approvedAt int64
+			for _, e := range h.journal() {
+				if e.Action == "status_changed" && e.To == RefundApproved {
+					approvedAt = e.Seq
+				}
+				if approvedAt > 0 && e.Seq > approvedAt && (e.From == RefundInReview || e.To == RefundInReview) {
+					t.Errorf("entry %d %s %s→%s after the approval: %s", e.Seq, e.Action, e.From, e.To, journalString(h.journal()))
+				}
+			}
+			if approvedAt == 0 {
+				t.Fatalf("no approval in the journal: %s", journalString(h.journal()))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("journal: %s", journalString(h.journal()))
+			for seq, status := range steps {
+				if seq > approvedAt && status == RefundInReview {
+					t.Errorf("step %d wrote the projection as %s after the approval (step %d)", seq, status, approvedAt)
+				}
+			}
+		})
+	}
+}
