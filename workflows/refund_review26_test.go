@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/mock"
 
+	"github.com/taxflow/taxflow/functions/cases"
+
 	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/internal/contract"
 )
@@ -31,9 +33,9 @@ func slowReserve(h *harness, d time.Duration) {
 // mutex; once it gets it the case is approved, and the step must say so. Since change
 // refund-folded-steps the watch's step was made with the status from before the
 // reservation (fold sets the decided status only once the reservation answers), so the
-// projection went back to in_review after the journal said approved, and the escalation's
-// journal entry said the case was in_review after it had been approved: a committed entry
-// that is wrong for ever.
+// projection went back to in_review after the journal said approved — and stayed so
+// while the payout was held for the requisites — and the escalation's journal entry said
+// the case was in_review after it had been approved: a committed entry, wrong for ever.
 func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *testing.T) {
 	// requested Monday 12 January 2026, 09:00 Moscow: the term ends 24:00 Moscow of
 	// Wednesday 11 February (21:00 UTC); the reminder is 72 hours before it
@@ -41,7 +43,8 @@ func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *te
 	deadline := time.Date(2026, 2, 11, 21, 0, 0, 0, time.UTC)
 	for name, fires := range map[string]time.Time{"reminder": deadline.Add(-72 * time.Hour), "escalation": deadline} {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			// a change of requisites holds the payout after the approval
+			h := newHarness(t, pending(), ledger(5_000_000, 0)...)
 			h.upload("d1", pdfBytes)
 			h.env.SetStartTime(start)
 			slowReserve(h, time.Hour) // the watch fires half-way through it
@@ -54,26 +57,41 @@ func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *te
 					steps[in.Seq] = in.Case.Status
 				}
 			}
-			h.decide(fires.Add(-30*time.Minute).Sub(start), RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+			decided := fires.Add(-30 * time.Minute).Sub(start)
+			h.decide(decided, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+			var held string // the projection while the payout is held
+			h.env.RegisterDelayedCallback(func() {
+				rec, _, err := cases.Get(context.Background(), h.db, "cases", testCase)
+				if err != nil {
+					t.Error(err)
+				}
+				held = rec.Status
+				h.db.Replace("taxpayers", "inn", eligible())
+			}, decided+3*time.Hour)
+			h.update(decided+3*time.Hour+time.Minute, RefundUpdateRequisites, RefundRequisites{Verified: true, By: "back-office"}, false, nil)
 			st := h.run(input(3_000_000, "d1"))
+			mu.Lock()
+			defer mu.Unlock()
+			j := h.journal()
+			t.Logf("journal: %s; steps %v", journalString(j), steps)
 			if st.Status != RefundPaid {
 				t.Fatalf("the case is %s", st.Status)
 			}
+			if held != RefundApproved {
+				t.Errorf("while the payout was held the projection said %q, want approved", held)
+			}
 			var approvedAt int64
-			for _, e := range h.journal() {
+			for _, e := range j {
 				if e.Action == "status_changed" && e.To == RefundApproved {
 					approvedAt = e.Seq
 				}
 				if approvedAt > 0 && e.Seq > approvedAt && (e.From == RefundInReview || e.To == RefundInReview) {
-					t.Errorf("entry %d %s %s→%s after the approval: %s", e.Seq, e.Action, e.From, e.To, journalString(h.journal()))
+					t.Errorf("entry %d %s %s→%s after the approval", e.Seq, e.Action, e.From, e.To)
 				}
 			}
 			if approvedAt == 0 {
-				t.Fatalf("no approval in the journal: %s", journalString(h.journal()))
+				t.Fatal("no approval in the journal")
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			t.Logf("journal: %s", journalString(h.journal()))
 			for seq, status := range steps {
 				if seq > approvedAt && status == RefundInReview {
 					t.Errorf("step %d wrote the projection as %s after the approval (step %d)", seq, status, approvedAt)
