@@ -493,6 +493,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 // begin fixes the case's term, records its receipt and runs it.
 func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 	r.folded = workflow.GetVersion(ctx, changeRefundFoldedSteps, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	r.j.recheck = r.folded
 	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
 	// a running case keeps its term when the calendar data change.
 	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
