@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -98,5 +99,48 @@ func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *te
 				}
 			}
 		})
+	}
+}
+
+// The reservation that carries the `approved` step commits, and then every attempt of
+// its activity fails (the function's answer is lost each time, until the retries run
+// out): the workflow does not know whether it reserved. The case fails; before it does,
+// whatever it may hold must be released (a void of a reservation never made is harmless),
+// as a failed case releases a reservation it knows of — never the taxpayer's overpayment
+// held by a dead case until the expire sweep, 21 months later.
+// (Runs recorded before refund-folded-steps keep the reservation, as they always did: a
+// void added to their failure path would change the commands of their histories.)
+func TestRefundReservationOutcomeUnknownIsReleased(t *testing.T) {
+	reservationOutcomeUnknown(t, true)
+}
+
+func reservationOutcomeUnknown(t *testing.T, folded bool) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	if !folded {
+		oldRefundPath(h)
+	}
+	h.env.SetStartTime(decreedYearDay)
+	h.upload("d1", pdfBytes)
+	reserve := ledgerfn.Handler{Ledger: testLedger(h.db)}
+	attempts := 0
+	h.env.OnActivity("Reserve", mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
+			attempts++
+			in.Op = contract.LedgerReserve
+			if _, err := reserve.Handle(ctx, in); err != nil {
+				return contract.LedgerResult{}, err
+			}
+			return contract.LedgerResult{}, errors.New("the ledger function timed out")
+		})
+	h.env.ExecuteWorkflow(Refund, input(500_000, "d1"))
+	if h.env.GetWorkflowError() == nil {
+		t.Fatal("want the case failed")
+	}
+	t.Logf("%d attempts; journal %s", attempts, journalString(h.journal()))
+	if res := h.reservation(); res.State == contract.ReservationReserved {
+		t.Fatalf("the failed case left its reservation held: %+v", res)
+	}
+	if b := h.balance(); b.Reserved != 0 {
+		t.Fatalf("balance %+v: the failed case holds the overpayment", b)
 	}
 }
