@@ -111,14 +111,7 @@ func TestRefundWatchStepDuringTheFoldedReservationDescribesTheApprovedCase(t *te
 // (Runs recorded before refund-folded-steps keep the reservation, as they always did: a
 // void added to their failure path would change the commands of their histories.)
 func TestRefundReservationOutcomeUnknownIsReleased(t *testing.T) {
-	reservationOutcomeUnknown(t, true)
-}
-
-func reservationOutcomeUnknown(t *testing.T, folded bool) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
-	if !folded {
-		oldRefundPath(h)
-	}
 	h.env.SetStartTime(decreedYearDay)
 	h.upload("d1", pdfBytes)
 	reserve := ledgerfn.Handler{Ledger: testLedger(h.db)}
