@@ -330,6 +330,9 @@ type refund struct {
 	rounds          int  // of the payout loop
 	holdEscalated   bool // the current requisites hold has passed its 5 working days
 	payoutStarted   bool
+	// reserveUnknown: a reservation was asked for and no answer came (its activity failed
+	// for good): it may hold the amount, so a release voids it all the same.
+	reserveUnknown bool
 	// ending: the case is on its way to a final status (rejected, withdrawn, expired,
 	// given up, cancelled); final: it is there. Either refuses every message.
 	ending bool
@@ -890,6 +893,7 @@ func (r *refund) approve(ctx workflow.Context) error {
 			case definite(resErr): // the function refused it: nothing was written
 				return nil, nil
 			}
+			r.reserveUnknown = true // it may have reserved, and written the step
 			return nil, resErr
 		})
 	if err != nil {
@@ -1370,12 +1374,16 @@ func (r *refund) release(ctx workflow.Context, reason string) error {
 		if _, err := r.cancelAttempt(ctx, true, reason); err != nil || r.final {
 			return err
 		}
-	case r.st.Reservation == contract.ReservationReserved:
+	case r.st.Reservation == contract.ReservationReserved || r.reserveUnknown:
 		var res contract.LedgerResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.VoidReservation,
 			contract.LedgerInput{Key: r.in.CaseID, Reason: clipN(reason, 300)}).Get(ctx, &res)
 		if err != nil {
 			return err
+		}
+		r.reserveUnknown = false
+		if res.State == contract.ReservationNone { // the reservation whose answer was lost was never made
+			return nil
 		}
 		r.st.Reservation = contract.ReservationVoided
 	default:
