@@ -137,3 +137,34 @@ func TestRefundReservationOutcomeUnknownIsReleased(t *testing.T) {
 		t.Fatalf("balance %+v: the failed case holds the overpayment", b)
 	}
 }
+
+// A pay that carried the `paid` step fails after the money left (its answer lost every
+// time), and so does the cancel that settles the key carrying the same step: it posted
+// the reservation with the step, then its answer was lost until its retries ran out.
+// The case fails with the step's outcome unknown to it; when it releases what it holds,
+// the cancel it sends then finds the transfer — and the case must not record a second
+// `paid` (a second journal entry approved→paid and a second refund.paid to the taxpayer).
+func TestRefundSettlingCancelLostAfterThePostingRecordsPaidOnce(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.env.SetStartTime(decreedYearDay)
+	h.upload("d1", pdfBytes)
+	h.afterPay = func(int) error { return errors.New("treasury gateway timeout") }
+	pay := payoutHandler(h.db)
+	lost := 0
+	h.env.OnActivity("CancelPayout", mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in contract.PayoutInput) (contract.PayoutResult, error) {
+			in.Op = contract.PayoutCancel
+			res, err := pay.Handle(ctx, in)
+			if err == nil && in.Step != nil {
+				lost++
+				return contract.PayoutResult{}, errors.New("the payout function timed out")
+			}
+			return res, err
+		})
+	h.env.ExecuteWorkflow(Refund, input(400_000, "d1"))
+	t.Logf("workflow error %v; %d settling cancels lost; journal %s", h.env.GetWorkflowError(), lost, journalString(h.journal()))
+	if lost == 0 {
+		t.Fatal("no settling cancel ran")
+	}
+	paidAgrees(t, h, 400_000)
+}
