@@ -280,16 +280,27 @@ func (j *journal) fold(ctx workflow.Context, to, actor, reason string, patch fun
 		j.queued, j.settle, j.pending = append(queued, j.queued...), append(settle, j.settle...), append(futures, j.pending...)
 		return false, nil
 	}
-	written = true
 	if out.Reason != "" {
 		reason = out.Reason
 	}
+	j.moved(ctx, from, to, actor, reason)
+	return true, j.settled(ctx, nil, settle, futures)
+}
+
+// moved sets the case at a status a step has recorded.
+func (j *journal) moved(ctx workflow.Context, from, to, actor, reason string) {
 	j.decided, *j.status, *j.label = to, to, j.labels[to]
 	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
 	if from != "" {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
 	}
-	return written, j.settled(ctx, nil, settle, futures)
+}
+
+// adopt sets the case at the status of a folded step whose outcome run could not tell
+// (fold answered its error, seq stayed taken) and which a later operation carrying the
+// same step found written.
+func (j *journal) adopt(ctx workflow.Context, to, actor, reason string) {
+	j.moved(ctx, j.current(), to, actor, reason)
 }
 
 func isType(err error, typ string) bool {

@@ -289,6 +289,9 @@ type payoutAttempt struct {
 	Interest  int64  `json:"interest"`
 	DaysLate  int64  `json:"days_late"`
 	Payee     string `json:"payee"`
+	// Step: the `paid` step a pay under this key carried whose outcome is unknown (the
+	// cancel that was to settle it failed): the next cancel of the key carries it again.
+	Step *contract.RecordInput `json:"step,omitempty"`
 }
 
 type refund struct {
@@ -1271,6 +1274,7 @@ func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			cancel := contract.PayoutInput{PayoutKey: p.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Step: &step}
 			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.LedgerOptions), a.CancelPayout, cancel).Get(dctx, &res); err != nil {
+				p.Step = &step // its seq stays taken; the key's next cancel carries it (cancelAttempt)
 				return nil, err
 			}
 			if res.Transferred {
@@ -1295,12 +1299,28 @@ func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
 func (r *refund) cancelAttempt(ctx workflow.Context, void bool, reason string) (transferred bool, err error) {
 	var a *activities.Activities
 	var res contract.PayoutResult
-	in := contract.PayoutInput{PayoutKey: r.attempt.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Void: void, VoidReason: clipN(reason, 300)}
+	step := r.attempt.Step
+	in := contract.PayoutInput{PayoutKey: r.attempt.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Void: void, VoidReason: clipN(reason, 300), Step: step}
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.CancelPayout, in).Get(ctx, &res); err != nil {
 		return false, err
 	}
+	if res.Transferred && step != nil && res.Step != nil && res.Step.Written {
+		// The step an earlier pay or cancel carried is written with the posting: the case
+		// is paid, recorded by that step (never a second one).
+		r.final = true
+		r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
+		if res.Principal > 0 {
+			r.st.Interest = res.Interest
+		}
+		r.attempt = nil
+		r.j.adopt(ctx, RefundPaid, "system", or(res.Step.Reason, "transfer "+res.TransferID))
+		return true, nil
+	}
 	if res.Transferred {
 		return true, r.paid(ctx, res)
+	}
+	if step != nil && r.j.seq == step.Seq {
+		r.j.seq-- // the key is fenced without a transfer: its step is never written
 	}
 	r.attempt = nil
 	if res.Voided {
