@@ -64,7 +64,10 @@ type journal struct {
 	decided string
 	// failed: a step written in the background (recordAsync) failed; every later step is
 	// refused with it.
-	failed  error
+	failed error
+	// recheck: the deadline watch checks again, once it holds the step mutex, that the
+	// case still needs its step (runs of refund-folded-steps, whose histories have it).
+	recheck bool
 	queued  []contract.AuditEntry // entries that ride with the next step
 	settle  []workflow.Settable   // their futures, settled when that step is written
 	pending []workflow.Future     // waited for with the next change
@@ -131,6 +134,11 @@ func (j *journal) write(ctx workflow.Context, status string, notes ...contract.N
 		return err
 	}
 	defer j.mu.Unlock()
+	return j.writeLocked(ctx, status, notes...)
+}
+
+// writeLocked is write with the step mutex held.
+func (j *journal) writeLocked(ctx workflow.Context, status string, notes ...contract.Notification) error {
 	if err := j.refused(); err != nil {
 		return err
 	}
@@ -272,16 +280,27 @@ func (j *journal) fold(ctx workflow.Context, to, actor, reason string, patch fun
 		j.queued, j.settle, j.pending = append(queued, j.queued...), append(settle, j.settle...), append(futures, j.pending...)
 		return false, nil
 	}
-	written = true
 	if out.Reason != "" {
 		reason = out.Reason
 	}
+	j.moved(ctx, from, to, actor, reason)
+	return true, j.settled(ctx, nil, settle, futures)
+}
+
+// moved sets the case at a status a step has recorded.
+func (j *journal) moved(ctx workflow.Context, from, to, actor, reason string) {
 	j.decided, *j.status, *j.label = to, to, j.labels[to]
 	*j.history = append(*j.history, Transition{From: from, To: to, At: workflow.Now(ctx), Actor: actor, Reason: reason})
 	if from != "" {
 		_ = workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(to))
 	}
-	return written, j.settled(ctx, nil, settle, futures)
+}
+
+// adopt sets the case at the status of a folded step whose outcome run could not tell
+// (fold answered its error, seq stayed taken) and which a later operation carrying the
+// same step found written.
+func (j *journal) adopt(ctx workflow.Context, to, actor, reason string) {
+	j.moved(ctx, j.current(), to, actor, reason)
 }
 
 func isType(err error, typ string) bool {
@@ -430,16 +449,35 @@ func (j *journal) watch(ctx workflow.Context, w deadlineWatch) {
 				return
 			}
 			if !w.settled() {
-				*w.reminded = true
-				_ = j.notify(ctx, "reviewer", w.remind)
+				_ = j.watchStep(ctx, w, w.reminded, "", j.notification(ctx, "reviewer", w.remind))
 			}
 		}
 		if workflow.Sleep(ctx, w.deadline.Sub(workflow.Now(ctx))) != nil || w.settled() {
 			return
 		}
-		*w.escalated = true
 		// one step: the journal entry, the escalated projection, the supervisor's notice
-		j.queue(ctx, "deadline_passed", j.current(), j.current(), "system", w.reason)
-		_ = j.write(ctx, j.current(), j.notification(ctx, "supervisor", w.escalate))
+		_ = j.watchStep(ctx, w, w.escalated, "deadline_passed", j.notification(ctx, "supervisor", w.escalate))
 	})
+}
+
+// watchStep writes a step of the deadline watch — its notification and, with action, a
+// journal entry — made once the step mutex is held: the entry and the projection describe
+// the case as it is then. A step folded into another operation's transaction (fold) holds
+// the mutex while that operation runs and decides the case's status only when it answers,
+// so a status read before the mutex could be one the case has left (a projection back at
+// in_review after approved). In runs that ask for it (recheck) a case that settled while
+// the watch waited gets no step: nothing is written after its last one.
+func (j *journal) watchStep(ctx workflow.Context, w deadlineWatch, flag *bool, action string, n contract.Notification) error {
+	if err := j.lock(ctx); err != nil {
+		return err
+	}
+	defer j.mu.Unlock()
+	if j.recheck && w.settled() {
+		return nil
+	}
+	*flag = true
+	if action != "" {
+		j.queue(ctx, action, j.current(), j.current(), "system", w.reason)
+	}
+	return j.writeLocked(ctx, j.current(), n)
 }

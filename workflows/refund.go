@@ -292,6 +292,9 @@ type payoutAttempt struct {
 	Interest  int64  `json:"interest"`
 	DaysLate  int64  `json:"days_late"`
 	Payee     string `json:"payee"`
+	// Step: the `paid` step a pay under this key carried whose outcome is unknown (the
+	// cancel that was to settle it failed): the next cancel of the key carries it again.
+	Step *contract.RecordInput `json:"step,omitempty"`
 }
 
 type refund struct {
@@ -333,6 +336,9 @@ type refund struct {
 	rounds          int  // of the payout loop
 	holdEscalated   bool // the current requisites hold has passed its 5 working days
 	payoutStarted   bool
+	// reserveUnknown: a reservation was asked for and no answer came (its activity failed
+	// for good): it may hold the amount, so a release voids it all the same.
+	reserveUnknown bool
 	// ending: the case is on its way to a final status (rejected, withdrawn, expired,
 	// given up, cancelled); final: it is there. Either refuses every message.
 	ending bool
@@ -496,6 +502,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 // begin fixes the case's term, records its receipt and runs it.
 func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 	r.folded = workflow.GetVersion(ctx, changeRefundFoldedSteps, workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	r.j.recheck = r.folded
 	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
 	// a running case keeps its term when the calendar data change.
 	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
@@ -892,6 +899,7 @@ func (r *refund) approve(ctx workflow.Context) error {
 			case definite(resErr): // the function refused it: nothing was written
 				return nil, nil
 			}
+			r.reserveUnknown = true // it may have reserved, and written the step
 			return nil, resErr
 		})
 	if err != nil {
@@ -1269,6 +1277,7 @@ func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
 			dctx, _ := workflow.NewDisconnectedContext(ctx)
 			cancel := contract.PayoutInput{PayoutKey: p.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Step: &step}
 			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.LedgerOptions), a.CancelPayout, cancel).Get(dctx, &res); err != nil {
+				p.Step = &step // its seq stays taken; the key's next cancel carries it (cancelAttempt)
 				return nil, err
 			}
 			if res.Transferred {
@@ -1293,12 +1302,28 @@ func (r *refund) payFolded(ctx workflow.Context) (payErr, err error) {
 func (r *refund) cancelAttempt(ctx workflow.Context, void bool, reason string) (transferred bool, err error) {
 	var a *activities.Activities
 	var res contract.PayoutResult
-	in := contract.PayoutInput{PayoutKey: r.attempt.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Void: void, VoidReason: clipN(reason, 300)}
+	step := r.attempt.Step
+	in := contract.PayoutInput{PayoutKey: r.attempt.Key, CaseID: r.in.CaseID, Reservation: r.in.CaseID, Void: void, VoidReason: clipN(reason, 300), Step: step}
 	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.CancelPayout, in).Get(ctx, &res); err != nil {
 		return false, err
 	}
+	if res.Transferred && step != nil && res.Step != nil && res.Step.Written {
+		// The step an earlier pay or cancel carried is written with the posting: the case
+		// is paid, recorded by that step (never a second one).
+		r.final = true
+		r.st.Paid, r.st.TransferID, r.st.Reservation, r.st.PayoutError = res.Amount, res.TransferID, contract.ReservationPosted, ""
+		if res.Principal > 0 {
+			r.st.Interest = res.Interest
+		}
+		r.attempt = nil
+		r.j.adopt(ctx, RefundPaid, "system", or(res.Step.Reason, "transfer "+res.TransferID))
+		return true, nil
+	}
 	if res.Transferred {
 		return true, r.paid(ctx, res)
+	}
+	if step != nil && r.j.seq == step.Seq {
+		r.j.seq-- // the key is fenced without a transfer: its step is never written
 	}
 	r.attempt = nil
 	if res.Voided {
@@ -1372,12 +1397,16 @@ func (r *refund) release(ctx workflow.Context, reason string) error {
 		if _, err := r.cancelAttempt(ctx, true, reason); err != nil || r.final {
 			return err
 		}
-	case r.st.Reservation == contract.ReservationReserved:
+	case r.st.Reservation == contract.ReservationReserved || r.reserveUnknown:
 		var res contract.LedgerResult
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.LedgerOptions), a.VoidReservation,
 			contract.LedgerInput{Key: r.in.CaseID, Reason: clipN(reason, 300)}).Get(ctx, &res)
 		if err != nil {
 			return err
+		}
+		r.reserveUnknown = false
+		if res.State == contract.ReservationNone { // the reservation whose answer was lost was never made
+			return nil
 		}
 		r.st.Reservation = contract.ReservationVoided
 	default:
