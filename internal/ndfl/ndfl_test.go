@@ -211,3 +211,58 @@ func TestDeductionRules(t *testing.T) {
 		}
 	}
 }
+
+// Art. 219 p.2, art. 219 p.1 subp.1, 2, art. 219.1 p.3, art. 220 p.2, 3, 4: the 3-НДФЛ
+// sheet asks for the actual expenses and the deduction is min(expenses, limit). Expenses
+// above a limit are not an error: the audit's education expenses of 180 000 ₽ sent the
+// declaration to clarification.
+func TestExpensesAboveLimitAreCappedArt219Art220(t *testing.T) {
+	cases := []struct {
+		name    string
+		d       Declaration
+		applied int64 // deductions applied
+		tax     int64
+	}{
+		// 2025: salary 1 200 000; education 180 000 → 150 000 (art. 219 p.2); base 1 050 000; tax 136 500.
+		{"education 180 000 in 2025 (art. 219 p.2)", decl(2025, []Income{salary(1_200_000)}, ded("social", "education", 180_000)),
+			rub(150_000), rub(136_500)},
+		// 2023: treatment 100 000 + fitness 30 000 → 120 000 in all; base 2 880 000; tax 374 400.
+		{"social 130 000 in 2023 (art. 219 p.2)", decl(2023, []Income{salary(3_000_000)}, ded("social", "treatment", 100_000), ded("social", "fitness", 30_000)),
+			rub(120_000), rub(374_400)},
+		// 2024: one child's education 120 000 → 110 000 (art. 219 p.1 subp.2); base 2 890 000; tax 375 700.
+		{"child education 120 000 in 2024 (art. 219 p.1 subp.2)", decl(2024, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "social", Type: "child_education", Child: 1, Amount: rub(120_000)})), rub(110_000), rub(375_700)},
+		// 2025: charity 400 000 on an income of 1 000 000 → 25 % = 250 000 (art. 219 p.1 subp.1); base 750 000; tax 97 500.
+		{"charity above 25 % (art. 219 p.1 subp.1)", decl(2025, []Income{salary(1_000_000)}, ded("social", "charity", 400_000)),
+			rub(250_000), rub(97_500)},
+		// 2025: IIS contributions 500 000 → 400 000 (art. 219.1 p.3); base 2 600 000; tax 312 000 + 200 000 × 15 % = 342 000.
+		{"investment 500 000 (art. 219.1 p.3)", decl(2025, []Income{salary(3_000_000)}, ded("investment", "", 500_000)),
+			rub(400_000), rub(342_000)},
+		// 2025: a flat bought for 6 000 000 → 2 000 000 for life (art. 220 p.3); base 28 000 000:
+		// 312 000 + 390 000 + 2 700 000 + 8 000 000 × 20 % (1 600 000) = 5 002 000.
+		{"flat bought for 6 M (art. 220 p.3)", decl(2025, []Income{salary(30_000_000)}, ded("property", "", 6_000_000)),
+			rub(2_000_000), rub(5_002_000)},
+		// 1 500 000 used before: 500 000 left of 2 000 000; base 2 500 000: 312 000 + 100 000 × 15 % = 327 000.
+		{"property with prior use (art. 220 p.3)", decl(2025, []Income{salary(3_000_000)},
+			docs(Deduction{Kind: "property", Amount: rub(600_000), PriorUsed: rub(1_500_000)})), rub(500_000), rub(327_000)},
+		// Mortgage interest 3 200 000 → 3 000 000 for life (art. 220 p.4); base 27 000 000:
+		// 312 000 + 390 000 + 2 700 000 + 7 000 000 × 20 % (1 400 000) = 4 802 000.
+		{"mortgage interest 3.2 M (art. 220 p.4)", decl(2025, []Income{salary(30_000_000)}, ded("mortgage_interest", "", 3_200_000)),
+			rub(3_000_000), rub(4_802_000)},
+		// Housing sold for 3 000 000, 1 200 000 claimed → 1 000 000 (art. 220 p.2 subp.1);
+		// separate base 2 000 000 × 13 % = 260 000.
+		{"sale of housing above 1 M (art. 220 p.2)", decl(2025, []Income{sale(3_000_000)}, ded("property_sale", "housing", 1_200_000)),
+			rub(1_000_000), rub(260_000)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := c.d
+			got, _ := DefaultRules().Check(d, now)
+			d.DeclaredTax, d.DeclaredRefund = got.Tax, got.Refund
+			got, problems := DefaultRules().Check(d, now)
+			if len(problems) > 0 || got.Deductions != c.applied || got.Tax != c.tax {
+				t.Errorf("deductions %d tax %d problems %v; want deductions %d tax %d, no problem", got.Deductions, got.Tax, problems, c.applied, c.tax)
+			}
+		})
+	}
+}
