@@ -12,7 +12,9 @@
 //     (art. 224 p.1), and the sale of property, gifts, insurance payments and securities
 //     form separate bases (art. 210 p.2.1) taxed together at 13 % up to 2.4 M ₽ and 15 %
 //     above (art. 224 p.1.1).
-//   - Deductions (art. 218–220, 219.1) reduce the main base; what exceeds it reduces the
+//   - Deductions (art. 218–220, 219.1) are declared as the actual expenses and applied
+//     as min(expenses, limit): expenses above a limit are not an error (the sheet asks
+//     for what was spent). They reduce the main base; what exceeds it reduces the
 //     bases of property sale, gifts and insurance (art. 210 p.3) — in 2023–2024 those
 //     incomes were part of the main base, which comes to the same. The property-sale
 //     deduction (art. 220 p.1 subp.1, p.2) reduces only the sale income. The unused part
@@ -58,9 +60,11 @@ type Income struct {
 	Monthly []int64 `json:"monthly_kopecks,omitempty" xml:"monthly_kopecks>month,omitempty"`
 }
 
-// Deduction is a tax deduction claimed [004:124]. Amount is the deduction claimed for
-// the period (for a social deduction: the expenses; for the property-sale deduction
-// "expenses": the documented purchase price).
+// Deduction is a tax deduction claimed [004:124]. Amount is what the taxpayer declares
+// for the period: for a social, investment, property or mortgage-interest deduction the
+// actual expenses (contributions, purchase price, interest paid), for the property-sale
+// deduction "expenses" the documented purchase price; the deduction applied is the
+// amount within the limit (art. 219–220), the rest is not an error.
 type Deduction struct {
 	// Kind: standard (art. 218), social (art. 219), investment (art. 219.1), property
 	// (purchase of housing, art. 220 p.3), mortgage_interest (art. 220 p.4),
@@ -357,7 +361,7 @@ type allowed struct{ lost, carried, sale int64 }
 
 func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64, add func(string, string)) allowed {
 	var a allowed
-	var social, saleHousing, saleOther, charity int64
+	var social, saleHousing, saleOther, charity, investment, property, mortgage int64
 	childEducation := map[int]int64{}
 	eligible := childMonths(monthly, l.ChildIncomeLimit)
 	for i, dd := range d.Deductions {
@@ -376,8 +380,13 @@ func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64
 		case len(dd.Documents) == 0:
 			add(f+".documents", "a deduction needs supporting documents [004:124]")
 		}
-		over := func(limit int64, what string) {
-			add(f+".amount_kopecks", fmt.Sprintf("%s exceed the limit of %s for %d", what, domain.Kopecks(limit), d.Period))
+		// The sheet asks for the actual expenses; the deduction is min(expenses, limit)
+		// (art. 219 p.1, 2; art. 219.1 p.3; art. 220 p.2, 3, 4). Expenses above a limit are
+		// not an error: the part above it is simply not deducted.
+		capped := func(sum *int64, limit int64) int64 {
+			before := *sum
+			*sum += dd.Amount
+			return max(min(*sum, limit)-min(before, limit), 0)
 		}
 		amount := dd.Amount
 		switch dd.Kind {
@@ -386,58 +395,37 @@ func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64
 		case "social":
 			switch dd.Type {
 			case "expensive_treatment": // art. 219 p.2: no limit
-			case "child_education":
+			case "child_education": // art. 219 p.1 subp.2: a limit per child
 				if dd.Child <= 0 {
 					add(f+".child", "name the child (1, 2 …): the limit is per child (art. 219 p.1 subp.2)")
 				}
-				childEducation[dd.Child] += amount
-				if childEducation[dd.Child] > l.ChildEducation {
-					over(l.ChildEducation, "child education deductions for one child (art. 219 p.1 subp.2)")
-					amount -= min(amount, childEducation[dd.Child]-l.ChildEducation)
-				}
-			case "charity":
-				charity += amount
-				if cap := income * l.CharityShareBP / 10_000; charity > cap {
-					over(cap, "charity deductions (25 % of the income, art. 219 p.1 subp.1)")
-					amount -= min(amount, charity-cap)
-				}
-			default:
-				social += amount
-				if social > l.SocialCombined {
-					over(l.SocialCombined, "social deductions (art. 219 p.2)")
-					amount -= min(amount, social-l.SocialCombined)
-				}
+				sum := childEducation[dd.Child]
+				amount = capped(&sum, l.ChildEducation)
+				childEducation[dd.Child] = sum
+			case "charity": // art. 219 p.1 subp.1: 25 % of the income
+				amount = capped(&charity, income*l.CharityShareBP/10_000)
+			default: // art. 219 p.2: one limit for them all
+				amount = capped(&social, l.SocialCombined)
 			}
-		case "investment":
-			if amount > l.Investment {
-				over(l.Investment, "investment deductions (art. 219.1 p.3)")
-				amount = l.Investment
-			}
-		case "property", "mortgage_interest":
-			limit, what := l.Property, "property deductions for life (art. 220 p.3)"
+		case "investment": // art. 219.1 p.3
+			amount = capped(&investment, l.Investment)
+		case "property", "mortgage_interest": // art. 220 p.3, 4: for life
+			limit, sum := l.Property, &property
 			if dd.Kind == "mortgage_interest" {
-				limit, what = l.MortgageInterest, "mortgage-interest deductions for life (art. 220 p.4)"
+				limit, sum = l.MortgageInterest, &mortgage
 			}
 			if dd.PriorUsed < 0 || dd.PriorUsed > limit {
 				add(f+".prior_used_kopecks", fmt.Sprintf("must be 0-%s", domain.Kopecks(limit)))
-			} else if amount > limit-dd.PriorUsed {
-				over(limit, what+" with what was used before")
-				amount = limit - dd.PriorUsed
+				amount = 0
+			} else {
+				amount = capped(sum, limit-dd.PriorUsed)
 			}
-		case "property_sale":
+		case "property_sale": // art. 220 p.2 subp.1: a year
 			switch dd.Type {
 			case "housing":
-				saleHousing += amount
-				if saleHousing > l.SaleHousing {
-					over(l.SaleHousing, "property-sale deductions for housing and land (art. 220 p.2 subp.1)")
-					amount -= min(amount, saleHousing-l.SaleHousing)
-				}
+				amount = capped(&saleHousing, l.SaleHousing)
 			case "other":
-				saleOther += amount
-				if saleOther > l.SaleOther {
-					over(l.SaleOther, "property-sale deductions for other property (art. 220 p.2 subp.1)")
-					amount -= min(amount, saleOther-l.SaleOther)
-				}
+				amount = capped(&saleOther, l.SaleOther)
 			}
 		}
 		switch dd.Kind {
