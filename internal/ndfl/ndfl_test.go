@@ -258,3 +258,73 @@ func TestExpensesAboveLimitAreCappedArt219Art220(t *testing.T) {
 		})
 	}
 }
+
+func income(kind string, kopecks int64) Income { return Income{Source: "Плательщик", Kind: kind, Amount: kopecks} }
+
+// Art. 52 p.6 with art. 225: the tax is computed in full roubles for each tax base (the
+// main base on its scale, the bases of art. 210 p.2.1 together at 13/15 %), and each is
+// paid on its own budget line. The audit's example: 100 003,10 ₽ of salary and as much
+// of a gift: 13 000,403 + 13 000,403 → 13 000 + 13 000 = 26 000 ₽, not round(26 000,806) = 26 001.
+func TestTaxRoundedPerBaseArt52p6(t *testing.T) {
+	cases := []struct {
+		name string
+		d    Declaration
+		tax  int64
+	}{
+		{"salary and a gift", decl(2025, []Income{income("salary", 10_000_310), income("gift", 10_000_310)}), rub(26_000)},
+		// 0,60 ₽ + 0,60 ₽ of tax: each base rounds up to 1 ₽.
+		{"two bases each rounded up", decl(2025, []Income{income("salary", 462), income("gift", 462)}), rub(2)},
+		// 2024: a sale is taxed at 13 % outside the scale; salary 100 003,10, sale 100 003,10.
+		{"2024 salary and a sale", decl(2024, []Income{income("salary", 10_000_310), income("property_sale", 10_000_310)}), rub(26_000)},
+	}
+	for _, c := range cases {
+		if got, _ := DefaultRules().Check(c.d, now); got.Tax != c.tax {
+			t.Errorf("%s: tax %d, want %d", c.name, got.Tax, c.tax)
+		}
+	}
+}
+
+// Art. 210 p.2.1, art. 224 p.1, 1.1, art. 214, 214.2: dividends and deposit interest.
+// From 2025 both join the bases taxed together at 13 % up to 2.4 M ₽ and 15 % above,
+// a threshold independent of the main scale's 2.4 M; deductions never reduce them. Deposit
+// interest is taxed above 1 M ₽ × the highest key rate on the 1st of a month of the year
+// (art. 214.2 p.1): 150 000 ₽ for 2023 (15 %), 210 000 ₽ for 2024 and 2025 (21 %). In
+// 2023–2024 dividends share the 5 M threshold with the main base (art. 224 p.1 as then in
+// force) and deposit interest is part of the main base.
+func TestDividendsAndDepositInterestArt214Art224(t *testing.T) {
+	cases := []struct {
+		name       string
+		d          Declaration
+		tax, apply int64
+	}{
+		// main 3 M: 312 000 + 90 000; dividends 1 M: 130 000 → 532 000
+		{"2025 dividends: their own 2.4 M threshold", decl(2025, []Income{salary(3_000_000), income("dividends", rub(1_000_000))}), rub(532_000), 0},
+		// separate 2 000 000 + (710 000 - 210 000) = 2 500 000: 312 000 + 15 000; main 130 000 → 457 000
+		{"2025 dividends and deposit interest together", decl(2025, []Income{salary(1_000_000), income("dividends", rub(2_000_000)),
+			income("deposit_interest", rub(710_000))}), rub(457_000), 0},
+		// a treatment deduction finds no main base: dividends are never reduced (art. 210 p.3)
+		{"2025 a deduction does not reduce dividends", decl(2025, []Income{income("dividends", rub(1_000_000))}, ded("social", "treatment", 100_000)),
+			rub(130_000), 0},
+		// deposit interest within 210 000: no tax
+		{"2025 deposit interest within the non-taxable amount", decl(2025, []Income{income("deposit_interest", rub(210_000))}), 0, 0},
+		// 2024: 4.5 M + 1 M dividends share the 5 M threshold: 650 000 + 75 000
+		{"2024 dividends share the 5 M threshold", decl(2024, []Income{salary(4_500_000), income("dividends", rub(1_000_000))}), rub(725_000), 0},
+		// 2024: 1 M + (500 000 - 210 000) - 100 000 = 1 190 000 × 13 % = 154 700
+		{"2024 deposit interest in the main base", decl(2024, []Income{salary(1_000_000), income("deposit_interest", rub(500_000))},
+			ded("social", "treatment", 100_000)), rub(154_700), rub(100_000)},
+		// 2023: 200 000 - 150 000 = 50 000 × 13 % = 6 500
+		{"2023 deposit interest above 150 000", decl(2023, []Income{income("deposit_interest", rub(200_000))}), rub(6_500), 0},
+	}
+	for _, c := range cases {
+		got, problems := DefaultRules().Check(c.d, now)
+		var other []string
+		for _, p := range problems {
+			if !strings.HasPrefix(p.Field, "declared_") {
+				other = append(other, p.Error())
+			}
+		}
+		if got.Tax != c.tax || got.Deductions != c.apply || len(other) > 0 {
+			t.Errorf("%s: tax %d deductions %d problems %v; want tax %d deductions %d", c.name, got.Tax, got.Deductions, other, c.tax, c.apply)
+		}
+	}
+}
