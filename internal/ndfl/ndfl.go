@@ -11,7 +11,11 @@
 //     business, other) is taxed on the 5-step scale 13/15/18/20/22 % at 2.4/5/20/50 M ₽
 //     (art. 224 p.1), and the sale of property, gifts, insurance payments and securities
 //     form separate bases (art. 210 p.2.1) taxed together at 13 % up to 2.4 M ₽ and 15 %
-//     above (art. 224 p.1.1).
+//     above (art. 224 p.1.1), with dividends (art. 214) and deposit interest (art. 214.2):
+//     a threshold of their own, independent of the main scale's. In 2023–2024 dividends
+//     and securities were bases of their own sharing the main scale's 5 M threshold, and
+//     deposit interest was part of the main base. Deposit interest is taxed above 1 M ₽ ×
+//     the highest key rate on the 1st of a month of the year (art. 214.2 p.1).
 //   - Deductions (art. 218–220, 219.1) are declared as the actual expenses and applied
 //     as min(expenses, limit): expenses above a limit are not an error (the sheet asks
 //     for what was spent). They reduce the main base; what exceeds it reduces the
@@ -20,14 +24,17 @@
 //     deduction (art. 220 p.1 subp.1, p.2) reduces only the sale income. The unused part
 //     of a property-purchase or mortgage-interest deduction carries over to the next
 //     years (art. 220 p.9); any other unused deduction is lost.
-//   - Rounding (art. 52 p.6): the exact tax is rounded to full roubles once — less than
-//     50 kopecks dropped, 50 and more rounded up.
+//   - Rounding (art. 52 p.6): the exact tax of each tax base (the main base on its scale;
+//     the separate bases together on theirs) is rounded to full roubles once — less than
+//     50 kopecks dropped, 50 and more rounded up — and each is paid on its own budget
+//     line; the declaration's tax is their sum.
 //   - Periods: a past year in Moscow time; a refund or a deduction only for the 3
 //     preceding years (art. 78 p.7).
 package ndfl
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -51,7 +58,9 @@ type Declaration struct {
 type Income struct {
 	Source string `json:"source" xml:"source"` // employer or payer name
 	// Kind: salary, contract, business, other (the main base); property_sale, gift,
-	// insurance, securities (the separate bases of art. 210 p.2.1 from 2025).
+	// insurance, securities, dividends, deposit_interest (the separate bases of art. 210
+	// p.2.1 from 2025; see the package doc for 2023–2024). For deposit_interest: all the
+	// interest of the year; the non-taxable amount is taken off here.
 	Kind   string `json:"kind" xml:"kind"`
 	Amount int64  `json:"amount_kopecks" xml:"amount_kopecks"`
 	// Monthly optionally splits a main-base income by month (12 amounts, January first);
@@ -128,9 +137,16 @@ type Rules struct {
 	Scales    map[int][]Band
 	Separates map[int]Separate
 	Limits    map[int]Limits
+	// DepositExempt: the deposit interest not taxed in a period, by the period itself
+	// (art. 214.2 p.1: 1 M ₽ × the highest key rate on the 1st of a month of the year; it
+	// is known only once the year has ended, so a period missing here is refused).
+	DepositExempt map[int]int64
 }
 
 func rub(r int64) int64 { return r * 100 }
+
+// exemptAll is a non-taxable amount no income reaches.
+const exemptAll = int64(1) << 60
 
 // DefaultRules: see the package doc for the rates; the limits are those of art. 218–220
 // for 2023, 2024 (social 150 000 ₽, child education 110 000 ₽) and 2025 (children
@@ -154,9 +170,13 @@ func DefaultRules() Rules {
 		},
 		Separates: map[int]Separate{
 			2001: {Kinds: []string{"property_sale", "gift", "insurance"}, Scale: []Band{{0, 1300}}},
-			2025: {Kinds: []string{"property_sale", "gift", "insurance", "securities"}, Scale: []Band{{0, 1300}, {rub(2_400_000), 1500}}},
+			2025: {Kinds: []string{"property_sale", "gift", "insurance", "securities", "dividends", "deposit_interest"}, Scale: []Band{{0, 1300}, {rub(2_400_000), 1500}}},
 		},
 		Limits: map[int]Limits{2001: l2023, 2024: l2024, 2025: l2025},
+		// Key rate on the 1st of a month, highest: 2023 — 15 % (1 Nov, 1 Dec 2023); 2024 —
+		// 21 % (1 Nov, 1 Dec 2024); 2025 — 21 % (1 Jan – 1 Jun 2025). 2021–2022: exempt in
+		// full (Federal Law No. 67-FZ of 26.03.2022).
+		DepositExempt: map[int]int64{2021: exemptAll, 2022: exemptAll, 2023: rub(150_000), 2024: rub(210_000), 2025: rub(210_000)},
 	}
 }
 
@@ -215,11 +235,33 @@ type Computed struct {
 	SeparateBase int64 `json:"separate_base_kopecks"`
 	// Carryover: property and mortgage-interest deduction left for later years (art. 220 p.9).
 	Carryover int64 `json:"carryover_kopecks,omitempty"`
+	// MainTax and SeparateTax: the tax of each base, each in full roubles (art. 52 p.6);
+	// Tax is their sum.
+	MainTax     int64 `json:"main_tax_kopecks"`
+	SeparateTax int64 `json:"separate_tax_kopecks"`
 }
 
 var mainKinds = map[string]bool{"salary": true, "contract": true, "business": true, "other": true}
 
-const incomeKindsText = "salary, contract, business, other, property_sale, gift, insurance or securities"
+// otherKinds are the incomes outside the main base: the separate bases of art. 210 p.2.1
+// from 2025 (see Separate), and before it incomes at a flat 13 % (sale, gift, insurance),
+// bases of their own on the main scale (securities, dividends) or, for deposit interest,
+// part of the main base above the non-taxable amount (art. 214.2).
+var otherKinds = map[string]bool{"property_sale": true, "gift": true, "insurance": true, "securities": true, "dividends": true, "deposit_interest": true}
+
+// fixedKinds are never reduced by the deductions of art. 218–221 (art. 210 p.3).
+var fixedKinds = map[string]bool{"securities": true, "dividends": true}
+
+const incomeKindsText = "salary, contract, business, other, property_sale, gift, insurance, securities, dividends or deposit_interest"
+
+// depositYears lists the periods whose deposit-interest non-taxable amount is on record.
+func depositYears(m map[int]int64) string {
+	years := slices.Sorted(maps.Keys(m))
+	if len(years) == 0 {
+		return "no period"
+	}
+	return fmt.Sprintf("%d-%d", years[0], years[len(years)-1])
+}
 
 // RefundWindowYears: a refund or a deduction is claimed for the 3 preceding years (art. 78 p.7).
 const RefundWindowYears = 3
@@ -247,14 +289,17 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 		separate[k] = true
 	}
 	var c Computed
-	var mainIncome, secIncome, sepIncome, saleIncome int64
+	// fixed: incomes deductions never reduce (art. 210 p.3), on the main scale (fixedMain)
+	// or in the separate bases (sepFixed).
+	var mainIncome, fixedMain, sepIncome, sepFixed, saleIncome, deposit int64
+	depositAt := -1              // the first deposit-interest income, for a problem's field
 	monthly := make([]int64, 12) // main-base income by month, for the child deductions
 	for i, in := range d.Incomes {
 		f := fmt.Sprintf("incomes[%d]", i)
 		if in.Source == "" {
 			add(f+".source", "must name the payer")
 		}
-		known := mainKinds[in.Kind] || in.Kind == "property_sale" || in.Kind == "gift" || in.Kind == "insurance" || in.Kind == "securities"
+		known := mainKinds[in.Kind] || otherKinds[in.Kind]
 		if !known {
 			add(f+".kind", "must be "+incomeKindsText)
 		}
@@ -265,19 +310,43 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 		c.Income += amount
 		switch {
 		case !known:
+		case in.Kind == "deposit_interest": // taxed above the year's non-taxable amount, below
+			deposit += amount
+			if depositAt < 0 {
+				depositAt = i
+			}
 		case separate[in.Kind]:
 			sepIncome += amount
 			if in.Kind == "property_sale" {
 				saleIncome += amount
 			}
-			if in.Kind == "securities" {
-				secIncome += amount
+			if fixedKinds[in.Kind] {
+				sepFixed += amount
 			}
-		case in.Kind == "securities":
-			secIncome += amount // on the main scale, but deductions never reduce it
+		case fixedKinds[in.Kind]:
+			fixedMain += amount // on the main scale, but deductions never reduce it
 		default:
 			mainIncome += amount
 			spread(monthly, in, amount, f, add)
+		}
+	}
+	if deposit > 0 {
+		// Art. 214.2 p.1: deposit interest is income above 1 M ₽ × the highest key rate
+		// on the 1st of a month of the year; 2021–2022 interest is exempt (Federal Law
+		// No. 67-FZ of 26.03.2022). In 2023–2024 it is part of the main base; from 2025 it
+		// joins the separate bases (art. 224 p.1.1) and deductions never reduce it.
+		exempt, ok := r.DepositExempt[d.Period]
+		if !ok {
+			add(fmt.Sprintf("incomes[%d].kind", depositAt), fmt.Sprintf("deposit interest is declared here for %s; for %d the non-taxable amount of art. 214.2 is not on record",
+				depositYears(r.DepositExempt), d.Period))
+		}
+		taxable := max(deposit-exempt, 0)
+		c.Income -= deposit - taxable
+		if separate["deposit_interest"] {
+			sepIncome += taxable
+			sepFixed += taxable
+		} else {
+			mainIncome += taxable
 		}
 	}
 	if d.Withheld < 0 {
@@ -290,28 +359,27 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 	saleDed := min(ded.sale, saleIncome)
 	sepBase := sepIncome - saleDed
 	// Every other deduction reduces the main base, then the bases of sale, gifts and
-	// insurance (art. 210 p.3); securities income is never reduced by them.
+	// insurance (art. 210 p.3); securities, dividends (and, from 2025, deposit interest)
+	// are never reduced by them.
 	general := ded.lost + ded.carried
 	mainBase := max(mainIncome-general, 0)
 	rest := general - (mainIncome - mainBase)
-	reducible := sepBase
-	if separate["securities"] {
-		reducible = max(sepBase-secIncome, 0)
-	}
-	fromSep := min(rest, reducible)
+	fromSep := min(rest, max(sepBase-sepFixed, 0))
 	sepBase -= fromSep
 	rest -= fromSep
-	if !separate["securities"] {
-		mainBase += secIncome
-	}
+	mainBase += fixedMain
 	// What no base absorbed: the property deductions' part carries over (art. 220 p.9);
 	// property deductions are applied last, so they are the first to be left over.
 	c.Carryover = min(rest, ded.carried)
 	c.Deductions = saleDed + general - rest
 	c.MainBase, c.SeparateBase, c.Base = mainBase, sepBase, mainBase+sepBase
 
+	// Art. 52 p.6 with art. 225: each tax base's tax in full roubles — the main base on
+	// its scale, the separate bases together on theirs — each paid on its own budget line;
+	// the total is their sum, never a rounding of the exact sum (the audit's 26 000 ₽ vs 26 001).
 	scale, _ := latest(r.Scales, d.Period)
-	c.Tax = roubles(exact(scale, mainBase) + exact(sep.Scale, sepBase)) // rounded once (art. 52 p.6)
+	c.MainTax, c.SeparateTax = roubles(exact(scale, mainBase)), roubles(exact(sep.Scale, sepBase))
+	c.Tax = c.MainTax + c.SeparateTax
 	c.Withheld = max(d.Withheld, 0)
 	if c.Tax >= c.Withheld {
 		c.Payable = c.Tax - c.Withheld

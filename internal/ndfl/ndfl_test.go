@@ -57,7 +57,7 @@ func TestCheckValid(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	want := Computed{Income: rub(1_200_000), Deductions: rub(100_000), Base: rub(1_100_000), MainBase: rub(1_100_000), Tax: rub(143_000), Withheld: rub(156_000), Refund: rub(13_000)}
+	want := Computed{Income: rub(1_200_000), Deductions: rub(100_000), Base: rub(1_100_000), MainBase: rub(1_100_000), Tax: rub(143_000), MainTax: rub(143_000), Withheld: rub(156_000), Refund: rub(13_000)}
 	if c != want {
 		t.Fatalf("got %+v, want %+v", c, want)
 	}
