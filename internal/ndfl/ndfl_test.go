@@ -259,7 +259,9 @@ func TestExpensesAboveLimitAreCappedArt219Art220(t *testing.T) {
 	}
 }
 
-func income(kind string, kopecks int64) Income { return Income{Source: "Плательщик", Kind: kind, Amount: kopecks} }
+func income(kind string, kopecks int64) Income {
+	return Income{Source: "Плательщик", Kind: kind, Amount: kopecks}
+}
 
 // Art. 52 p.6 with art. 225: the tax is computed in full roubles for each tax base (the
 // main base on its scale, the bases of art. 210 p.2.1 together at 13/15 %), and each is
