@@ -350,9 +350,9 @@ func TestDeclarationUnansweredRequestArt88p3Art93p3ReviewGoesOn(t *testing.T) {
 }
 
 // Tax Code art. 139.1 p.2: an appeal within one month of the decision's delivery, moved
-// off non-working days (art. 6.1 p.7). Decided on 9 April 2026: 9 May is Victory Day (a
-// Saturday) and 11 May its moved holiday, so the appeal may come until 24:00 on 12 May;
-// 30 days (720 h) would have ended on 9 May.
+// off non-working days (art. 6.1 p.7). Decided on 9 April 2026, delivered on 10 April: 10
+// May is a Sunday and 11 May the moved Victory Day, so the appeal may come until 24:00 on
+// 12 May; 30 days (720 h) would have ended on 9 May.
 func TestDeclarationAppealWindowArt1391OneMonthMovedOffHolidays(t *testing.T) {
 	h := newDeclHarness(t)
 	start := h.startAt(2026, time.April, 9, 10, 0)
