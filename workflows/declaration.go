@@ -608,12 +608,11 @@ func (r *declaration) run(ctx workflow.Context) error {
 		if err := r.refundDecided(ctx); err != nil {
 			return err
 		}
-		// The decision may be appealed within a month of its delivery (art. 139.1 p.2);
-		// then another inspector reviews.
-		// from the decision (its time), not from the task that records it: a reset run
-		// writes the same window
-		decided := causeTime(ctx, r.decidedAt)
-		window, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(decided, r.in.Policy.AppealMonths) })
+		// The decision may be appealed within a month of its delivery (art. 139.1 p.2,
+		// art. 101 p.9); then another inspector reviews. Counted from the decision's own
+		// time, not from the task that records it: a reset run writes the same window.
+		delivered := deliveredOn(causeTime(ctx, r.decidedAt))
+		window, err := termOf(ctx, func(t term.Terms) term.Result { return t.Months(delivered, r.in.Policy.AppealMonths) })
 		if err != nil {
 			return err
 		}
@@ -712,11 +711,23 @@ func (r *declaration) examine(ctx workflow.Context, checked bool) error {
 }
 
 // actBound is when a desk review with no decision ends by itself: ActDays working days
-// after the review term (art. 100 p.1).
+// after the review term (art. 100 p.1). The term counts from the review's last day (the
+// working days are those after it, art. 6.1 p.2, 6); Deadline is 24:00 of that day, i.e.
+// 00:00 of the next one, so counting from Deadline would end one working day late.
 func (r *declaration) actBound(ctx workflow.Context) (time.Time, error) {
-	end := r.st.Deadline
-	res, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(end, r.in.Policy.ActDays) })
+	last := r.st.Deadline.AddDate(0, 0, -1) // 00:00 Moscow of the last day (a fixed zone: no DST)
+	res, err := termOf(ctx, func(t term.Terms) term.Result { return t.WorkingDays(last, r.in.Policy.ActDays) })
 	return res.End, err
+}
+
+// deliveredOn is the day a decision taken at decided is delivered (art. 101 p.9). The
+// reading we implement: the decision document is placed in the taxpayer's personal
+// cabinet as the decision is recorded (GenerateDecision, then the notification), and a
+// document placed in the cabinet counts as received on the day after its placement
+// (art. 31 p.4, art. 11.2 p.2). Not the six working days of a registered letter: taxflow
+// sends no letters. The appeal month (art. 139.1 p.2) runs from this day.
+func deliveredOn(decided time.Time) time.Time {
+	return term.Today(decided).AddDate(0, 0, 1)
 }
 
 // refundDecided starts the refund the decision confirms, once per declaration: a refund

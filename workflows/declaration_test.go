@@ -350,9 +350,9 @@ func TestDeclarationUnansweredRequestArt88p3Art93p3ReviewGoesOn(t *testing.T) {
 }
 
 // Tax Code art. 139.1 p.2: an appeal within one month of the decision's delivery, moved
-// off non-working days (art. 6.1 p.7). Decided on 9 April 2026: 9 May is Victory Day (a
-// Saturday) and 11 May its moved holiday, so the appeal may come until 24:00 on 12 May;
-// 30 days (720 h) would have ended on 9 May.
+// off non-working days (art. 6.1 p.7). Decided on 9 April 2026, delivered on 10 April: 10
+// May is a Sunday and 11 May the moved Victory Day, so the appeal may come until 24:00 on
+// 12 May; 30 days (720 h) would have ended on 9 May.
 func TestDeclarationAppealWindowArt1391OneMonthMovedOffHolidays(t *testing.T) {
 	h := newDeclHarness(t)
 	start := h.startAt(2026, time.April, 9, 10, 0)
@@ -785,5 +785,54 @@ func TestDeclarationDecisionAnsweredWhenTheCaseIsCancelled(t *testing.T) {
 	h.env.ExecuteWorkflow(Declaration, h.input(goodDeclaration(), false))
 	if !h.env.IsWorkflowCompleted() || h.env.GetWorkflowError() == nil {
 		t.Fatalf("want the case cancelled, got %v", h.env.GetWorkflowError())
+	}
+}
+
+// Tax Code art. 100 p.1 with art. 6.1 p.2, 6: the act is due within 10 working days
+// after the desk review's last day, so the term counts from that day, not from the day
+// after it. Filed 2 March 2026: the review ends on 2 June (art. 88 p.2); the 10 working
+// days are 3–5, 8–11, 15–17 June (12 June is a holiday): the review with no decision ends
+// at 24:00 on 17 June, not on 18 June.
+func TestDeclarationActTermArt100p1CountsFromTheReviewsLastDay(t *testing.T) {
+	h := newDeclHarness(t)
+	h.startAt(2026, time.March, 2, 10, 0)
+	want := time.Date(2026, time.June, 18, 0, 0, 0, 0, term.Moscow)
+	h.expect(time.Hour, func(st DeclarationStatus) {
+		if st.DeadlineDay != "2026-06-02" || st.DecideBy == nil || !st.DecideBy.Equal(want) {
+			t.Errorf("review until %s, decide by %v; want 2026-06-02 and %s", st.DeadlineDay, st.DecideBy, want)
+		}
+	})
+	st := h.run(h.input(goodDeclaration(), false))
+	if tr, _ := transitionTo(st, DeclarationDecided); !tr.At.Equal(want) {
+		t.Fatalf("lapsed at %s, want %s", tr.At.In(term.Moscow), want)
+	}
+}
+
+// Tax Code art. 139.1 p.2, art. 101 p.9: the appeal month runs from the decision's
+// delivery. The decision document is placed in the taxpayer's cabinet when it is taken,
+// and a document placed there is delivered the day after (art. 31 p.4, art. 11.2 p.2).
+// Decided on Tuesday 10 March 2026: delivered on 11 March, the month ends on 11 April, a
+// Saturday, moved to Monday 13 April (art. 6.1 p.7): the appeal may come until 24:00 on 13
+// April. From the decision's instant it would have ended on Friday 10 April.
+func TestDeclarationAppealWindowArt1391RunsFromDelivery(t *testing.T) {
+	h := newDeclHarness(t)
+	start := h.startAt(2026, time.March, 10, 10, 0)
+	end := time.Date(2026, time.April, 14, 0, 0, 0, 0, term.Moscow)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	h.expect(2*time.Hour, func(st DeclarationStatus) {
+		if st.AppealBy == nil || !st.AppealBy.Equal(end) {
+			t.Errorf("appeal by %v, want %s", st.AppealBy, end)
+		}
+	})
+	at := time.Date(2026, time.April, 13, 15, 0, 0, 0, term.Moscow).Sub(start)
+	h.updateResult(at, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, func(st DeclarationStatus, err error) {
+		if err != nil || st.Status != DeclarationInReview {
+			t.Errorf("appeal on 13 April: %v %s", err, st.Status)
+		}
+	})
+	h.update(at+time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "документы найдены", Inspector: "insp-3"}, false)
+	st := h.run(h.input(goodDeclaration(), false))
+	if declStatuses(st) != "received>auto_check>accepted>in_review>decided>appealed>in_review>decided" {
+		t.Fatalf("got %s", declStatuses(st))
 	}
 }

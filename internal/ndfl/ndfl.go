@@ -11,21 +11,30 @@
 //     business, other) is taxed on the 5-step scale 13/15/18/20/22 % at 2.4/5/20/50 M ₽
 //     (art. 224 p.1), and the sale of property, gifts, insurance payments and securities
 //     form separate bases (art. 210 p.2.1) taxed together at 13 % up to 2.4 M ₽ and 15 %
-//     above (art. 224 p.1.1).
-//   - Deductions (art. 218–220, 219.1) reduce the main base; what exceeds it reduces the
+//     above (art. 224 p.1.1), with dividends (art. 214) and deposit interest (art. 214.2):
+//     a threshold of their own, independent of the main scale's. In 2023–2024 dividends
+//     and securities were bases of their own sharing the main scale's 5 M threshold, and
+//     deposit interest was part of the main base. Deposit interest is taxed above 1 M ₽ ×
+//     the highest key rate on the 1st of a month of the year (art. 214.2 p.1).
+//   - Deductions (art. 218–220, 219.1) are declared as the actual expenses and applied
+//     as min(expenses, limit): expenses above a limit are not an error (the sheet asks
+//     for what was spent). They reduce the main base; what exceeds it reduces the
 //     bases of property sale, gifts and insurance (art. 210 p.3) — in 2023–2024 those
 //     incomes were part of the main base, which comes to the same. The property-sale
 //     deduction (art. 220 p.1 subp.1, p.2) reduces only the sale income. The unused part
 //     of a property-purchase or mortgage-interest deduction carries over to the next
 //     years (art. 220 p.9); any other unused deduction is lost.
-//   - Rounding (art. 52 p.6): the exact tax is rounded to full roubles once — less than
-//     50 kopecks dropped, 50 and more rounded up.
+//   - Rounding (art. 52 p.6): the exact tax of each tax base (the main base on its scale;
+//     the separate bases together on theirs) is rounded to full roubles once — less than
+//     50 kopecks dropped, 50 and more rounded up — and each is paid on its own budget
+//     line; the declaration's tax is their sum.
 //   - Periods: a past year in Moscow time; a refund or a deduction only for the 3
 //     preceding years (art. 78 p.7).
 package ndfl
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -49,7 +58,9 @@ type Declaration struct {
 type Income struct {
 	Source string `json:"source" xml:"source"` // employer or payer name
 	// Kind: salary, contract, business, other (the main base); property_sale, gift,
-	// insurance, securities (the separate bases of art. 210 p.2.1 from 2025).
+	// insurance, securities, dividends, deposit_interest (the separate bases of art. 210
+	// p.2.1 from 2025; see the package doc for 2023–2024). For deposit_interest: all the
+	// interest of the year; the non-taxable amount is taken off here.
 	Kind   string `json:"kind" xml:"kind"`
 	Amount int64  `json:"amount_kopecks" xml:"amount_kopecks"`
 	// Monthly optionally splits a main-base income by month (12 amounts, January first);
@@ -58,9 +69,11 @@ type Income struct {
 	Monthly []int64 `json:"monthly_kopecks,omitempty" xml:"monthly_kopecks>month,omitempty"`
 }
 
-// Deduction is a tax deduction claimed [004:124]. Amount is the deduction claimed for
-// the period (for a social deduction: the expenses; for the property-sale deduction
-// "expenses": the documented purchase price).
+// Deduction is a tax deduction claimed [004:124]. Amount is what the taxpayer declares
+// for the period: for a social, investment, property or mortgage-interest deduction the
+// actual expenses (contributions, purchase price, interest paid), for the property-sale
+// deduction "expenses" the documented purchase price; the deduction applied is the
+// amount within the limit (art. 219–220), the rest is not an error.
 type Deduction struct {
 	// Kind: standard (art. 218), social (art. 219), investment (art. 219.1), property
 	// (purchase of housing, art. 220 p.3), mortgage_interest (art. 220 p.4),
@@ -124,9 +137,16 @@ type Rules struct {
 	Scales    map[int][]Band
 	Separates map[int]Separate
 	Limits    map[int]Limits
+	// DepositExempt: the deposit interest not taxed in a period, by the period itself
+	// (art. 214.2 p.1: 1 M ₽ × the highest key rate on the 1st of a month of the year; it
+	// is known only once the year has ended, so a period missing here is refused).
+	DepositExempt map[int]int64
 }
 
 func rub(r int64) int64 { return r * 100 }
+
+// exemptAll is a non-taxable amount no income reaches.
+const exemptAll = int64(1) << 60
 
 // DefaultRules: see the package doc for the rates; the limits are those of art. 218–220
 // for 2023, 2024 (social 150 000 ₽, child education 110 000 ₽) and 2025 (children
@@ -150,9 +170,13 @@ func DefaultRules() Rules {
 		},
 		Separates: map[int]Separate{
 			2001: {Kinds: []string{"property_sale", "gift", "insurance"}, Scale: []Band{{0, 1300}}},
-			2025: {Kinds: []string{"property_sale", "gift", "insurance", "securities"}, Scale: []Band{{0, 1300}, {rub(2_400_000), 1500}}},
+			2025: {Kinds: []string{"property_sale", "gift", "insurance", "securities", "dividends", "deposit_interest"}, Scale: []Band{{0, 1300}, {rub(2_400_000), 1500}}},
 		},
 		Limits: map[int]Limits{2001: l2023, 2024: l2024, 2025: l2025},
+		// Key rate on the 1st of a month, highest: 2023 — 15 % (1 Nov, 1 Dec 2023); 2024 —
+		// 21 % (1 Nov, 1 Dec 2024); 2025 — 21 % (1 Jan – 1 Jun 2025). 2021–2022: exempt in
+		// full (Federal Law No. 67-FZ of 26.03.2022).
+		DepositExempt: map[int]int64{2021: exemptAll, 2022: exemptAll, 2023: rub(150_000), 2024: rub(210_000), 2025: rub(210_000)},
 	}
 }
 
@@ -211,11 +235,33 @@ type Computed struct {
 	SeparateBase int64 `json:"separate_base_kopecks"`
 	// Carryover: property and mortgage-interest deduction left for later years (art. 220 p.9).
 	Carryover int64 `json:"carryover_kopecks,omitempty"`
+	// MainTax and SeparateTax: the tax of each base, each in full roubles (art. 52 p.6);
+	// Tax is their sum.
+	MainTax     int64 `json:"main_tax_kopecks"`
+	SeparateTax int64 `json:"separate_tax_kopecks"`
 }
 
 var mainKinds = map[string]bool{"salary": true, "contract": true, "business": true, "other": true}
 
-const incomeKindsText = "salary, contract, business, other, property_sale, gift, insurance or securities"
+// otherKinds are the incomes outside the main base: the separate bases of art. 210 p.2.1
+// from 2025 (see Separate), and before it incomes at a flat 13 % (sale, gift, insurance),
+// bases of their own on the main scale (securities, dividends) or, for deposit interest,
+// part of the main base above the non-taxable amount (art. 214.2).
+var otherKinds = map[string]bool{"property_sale": true, "gift": true, "insurance": true, "securities": true, "dividends": true, "deposit_interest": true}
+
+// fixedKinds are never reduced by the deductions of art. 218–221 (art. 210 p.3).
+var fixedKinds = map[string]bool{"securities": true, "dividends": true}
+
+const incomeKindsText = "salary, contract, business, other, property_sale, gift, insurance, securities, dividends or deposit_interest"
+
+// depositYears lists the periods whose deposit-interest non-taxable amount is on record.
+func depositYears(m map[int]int64) string {
+	years := slices.Sorted(maps.Keys(m))
+	if len(years) == 0 {
+		return "no period"
+	}
+	return fmt.Sprintf("%d-%d", years[0], years[len(years)-1])
+}
 
 // RefundWindowYears: a refund or a deduction is claimed for the 3 preceding years (art. 78 p.7).
 const RefundWindowYears = 3
@@ -243,14 +289,17 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 		separate[k] = true
 	}
 	var c Computed
-	var mainIncome, secIncome, sepIncome, saleIncome int64
+	// fixed: incomes deductions never reduce (art. 210 p.3), on the main scale (fixedMain)
+	// or in the separate bases (sepFixed).
+	var mainIncome, fixedMain, sepIncome, sepFixed, saleIncome, deposit int64
+	depositAt := -1              // the first deposit-interest income, for a problem's field
 	monthly := make([]int64, 12) // main-base income by month, for the child deductions
 	for i, in := range d.Incomes {
 		f := fmt.Sprintf("incomes[%d]", i)
 		if in.Source == "" {
 			add(f+".source", "must name the payer")
 		}
-		known := mainKinds[in.Kind] || in.Kind == "property_sale" || in.Kind == "gift" || in.Kind == "insurance" || in.Kind == "securities"
+		known := mainKinds[in.Kind] || otherKinds[in.Kind]
 		if !known {
 			add(f+".kind", "must be "+incomeKindsText)
 		}
@@ -261,19 +310,43 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 		c.Income += amount
 		switch {
 		case !known:
+		case in.Kind == "deposit_interest": // taxed above the year's non-taxable amount, below
+			deposit += amount
+			if depositAt < 0 {
+				depositAt = i
+			}
 		case separate[in.Kind]:
 			sepIncome += amount
 			if in.Kind == "property_sale" {
 				saleIncome += amount
 			}
-			if in.Kind == "securities" {
-				secIncome += amount
+			if fixedKinds[in.Kind] {
+				sepFixed += amount
 			}
-		case in.Kind == "securities":
-			secIncome += amount // on the main scale, but deductions never reduce it
+		case fixedKinds[in.Kind]:
+			fixedMain += amount // on the main scale, but deductions never reduce it
 		default:
 			mainIncome += amount
 			spread(monthly, in, amount, f, add)
+		}
+	}
+	if deposit > 0 {
+		// Art. 214.2 p.1: deposit interest is income above 1 M ₽ × the highest key rate
+		// on the 1st of a month of the year; 2021–2022 interest is exempt (Federal Law
+		// No. 67-FZ of 26.03.2022). In 2023–2024 it is part of the main base; from 2025 it
+		// joins the separate bases (art. 224 p.1.1) and deductions never reduce it.
+		exempt, ok := r.DepositExempt[d.Period]
+		if !ok {
+			add(fmt.Sprintf("incomes[%d].kind", depositAt), fmt.Sprintf("deposit interest is declared here for %s; for %d the non-taxable amount of art. 214.2 is not on record",
+				depositYears(r.DepositExempt), d.Period))
+		}
+		taxable := max(deposit-exempt, 0)
+		c.Income -= deposit - taxable
+		if separate["deposit_interest"] {
+			sepIncome += taxable
+			sepFixed += taxable
+		} else {
+			mainIncome += taxable
 		}
 	}
 	if d.Withheld < 0 {
@@ -286,28 +359,27 @@ func (r Rules) Check(d Declaration, now time.Time) (Computed, []domain.FieldErro
 	saleDed := min(ded.sale, saleIncome)
 	sepBase := sepIncome - saleDed
 	// Every other deduction reduces the main base, then the bases of sale, gifts and
-	// insurance (art. 210 p.3); securities income is never reduced by them.
+	// insurance (art. 210 p.3); securities, dividends (and, from 2025, deposit interest)
+	// are never reduced by them.
 	general := ded.lost + ded.carried
 	mainBase := max(mainIncome-general, 0)
 	rest := general - (mainIncome - mainBase)
-	reducible := sepBase
-	if separate["securities"] {
-		reducible = max(sepBase-secIncome, 0)
-	}
-	fromSep := min(rest, reducible)
+	fromSep := min(rest, max(sepBase-sepFixed, 0))
 	sepBase -= fromSep
 	rest -= fromSep
-	if !separate["securities"] {
-		mainBase += secIncome
-	}
+	mainBase += fixedMain
 	// What no base absorbed: the property deductions' part carries over (art. 220 p.9);
 	// property deductions are applied last, so they are the first to be left over.
 	c.Carryover = min(rest, ded.carried)
 	c.Deductions = saleDed + general - rest
 	c.MainBase, c.SeparateBase, c.Base = mainBase, sepBase, mainBase+sepBase
 
+	// Art. 52 p.6 with art. 225: each tax base's tax in full roubles — the main base on
+	// its scale, the separate bases together on theirs — each paid on its own budget line;
+	// the total is their sum, never a rounding of the exact sum (the audit's 26 000 ₽ vs 26 001).
 	scale, _ := latest(r.Scales, d.Period)
-	c.Tax = roubles(exact(scale, mainBase) + exact(sep.Scale, sepBase)) // rounded once (art. 52 p.6)
+	c.MainTax, c.SeparateTax = roubles(exact(scale, mainBase)), roubles(exact(sep.Scale, sepBase))
+	c.Tax = c.MainTax + c.SeparateTax
 	c.Withheld = max(d.Withheld, 0)
 	if c.Tax >= c.Withheld {
 		c.Payable = c.Tax - c.Withheld
@@ -357,7 +429,7 @@ type allowed struct{ lost, carried, sale int64 }
 
 func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64, add func(string, string)) allowed {
 	var a allowed
-	var social, saleHousing, saleOther, charity int64
+	var social, saleHousing, saleOther, charity, investment, property, mortgage int64
 	childEducation := map[int]int64{}
 	eligible := childMonths(monthly, l.ChildIncomeLimit)
 	for i, dd := range d.Deductions {
@@ -376,8 +448,13 @@ func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64
 		case len(dd.Documents) == 0:
 			add(f+".documents", "a deduction needs supporting documents [004:124]")
 		}
-		over := func(limit int64, what string) {
-			add(f+".amount_kopecks", fmt.Sprintf("%s exceed the limit of %s for %d", what, domain.Kopecks(limit), d.Period))
+		// The sheet asks for the actual expenses; the deduction is min(expenses, limit)
+		// (art. 219 p.1, 2; art. 219.1 p.3; art. 220 p.2, 3, 4). Expenses above a limit are
+		// not an error: the part above it is simply not deducted.
+		capped := func(sum *int64, limit int64) int64 {
+			before := *sum
+			*sum += dd.Amount
+			return max(min(*sum, limit)-min(before, limit), 0)
 		}
 		amount := dd.Amount
 		switch dd.Kind {
@@ -386,58 +463,37 @@ func (r Rules) deductions(d Declaration, l Limits, income int64, monthly []int64
 		case "social":
 			switch dd.Type {
 			case "expensive_treatment": // art. 219 p.2: no limit
-			case "child_education":
+			case "child_education": // art. 219 p.1 subp.2: a limit per child
 				if dd.Child <= 0 {
 					add(f+".child", "name the child (1, 2 …): the limit is per child (art. 219 p.1 subp.2)")
 				}
-				childEducation[dd.Child] += amount
-				if childEducation[dd.Child] > l.ChildEducation {
-					over(l.ChildEducation, "child education deductions for one child (art. 219 p.1 subp.2)")
-					amount -= min(amount, childEducation[dd.Child]-l.ChildEducation)
-				}
-			case "charity":
-				charity += amount
-				if cap := income * l.CharityShareBP / 10_000; charity > cap {
-					over(cap, "charity deductions (25 % of the income, art. 219 p.1 subp.1)")
-					amount -= min(amount, charity-cap)
-				}
-			default:
-				social += amount
-				if social > l.SocialCombined {
-					over(l.SocialCombined, "social deductions (art. 219 p.2)")
-					amount -= min(amount, social-l.SocialCombined)
-				}
+				sum := childEducation[dd.Child]
+				amount = capped(&sum, l.ChildEducation)
+				childEducation[dd.Child] = sum
+			case "charity": // art. 219 p.1 subp.1: 25 % of the income
+				amount = capped(&charity, income*l.CharityShareBP/10_000)
+			default: // art. 219 p.2: one limit for them all
+				amount = capped(&social, l.SocialCombined)
 			}
-		case "investment":
-			if amount > l.Investment {
-				over(l.Investment, "investment deductions (art. 219.1 p.3)")
-				amount = l.Investment
-			}
-		case "property", "mortgage_interest":
-			limit, what := l.Property, "property deductions for life (art. 220 p.3)"
+		case "investment": // art. 219.1 p.3
+			amount = capped(&investment, l.Investment)
+		case "property", "mortgage_interest": // art. 220 p.3, 4: for life
+			limit, sum := l.Property, &property
 			if dd.Kind == "mortgage_interest" {
-				limit, what = l.MortgageInterest, "mortgage-interest deductions for life (art. 220 p.4)"
+				limit, sum = l.MortgageInterest, &mortgage
 			}
 			if dd.PriorUsed < 0 || dd.PriorUsed > limit {
 				add(f+".prior_used_kopecks", fmt.Sprintf("must be 0-%s", domain.Kopecks(limit)))
-			} else if amount > limit-dd.PriorUsed {
-				over(limit, what+" with what was used before")
-				amount = limit - dd.PriorUsed
+				amount = 0
+			} else {
+				amount = capped(sum, limit-dd.PriorUsed)
 			}
-		case "property_sale":
+		case "property_sale": // art. 220 p.2 subp.1: a year
 			switch dd.Type {
 			case "housing":
-				saleHousing += amount
-				if saleHousing > l.SaleHousing {
-					over(l.SaleHousing, "property-sale deductions for housing and land (art. 220 p.2 subp.1)")
-					amount -= min(amount, saleHousing-l.SaleHousing)
-				}
+				amount = capped(&saleHousing, l.SaleHousing)
 			case "other":
-				saleOther += amount
-				if saleOther > l.SaleOther {
-					over(l.SaleOther, "property-sale deductions for other property (art. 220 p.2 subp.1)")
-					amount -= min(amount, saleOther-l.SaleOther)
-				}
+				amount = capped(&saleOther, l.SaleOther)
 			}
 		}
 		switch dd.Kind {
