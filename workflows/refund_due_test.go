@@ -8,7 +8,9 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/keyrate"
+	"github.com/taxflow/taxflow/internal/refunddue"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/term"
 )
 
 func lateInterest(t *testing.T, amount int64, due, paidAt time.Time) keyrate.Interest {
@@ -144,5 +146,65 @@ func TestRefundInactionNeverEndsTheClaimArt78(t *testing.T) {
 	}
 	if notices != overdue {
 		t.Fatalf("%d supervisor notices for %d escalations", notices, overdue)
+	}
+}
+
+// Tax Code art. 78 p.6 with art. 88 (Plenum of the Supreme Arbitration Court No. 57,
+// p.11): the refund a desk review confirms is due one month from the day the review
+// ended, or had to end, whichever is earlier. The declaration hands the review's end to
+// the refund it starts: filed 15 January 2026 with no decision, the review had to end on
+// 15 April and the refund is due by 15 May (not 30 days from the lapse at the act term,
+// 1 June); decided on 10 March, the refund is due by 10 April.
+func TestDeclarationRefundDueFromTheDeskReviewArt78p6Art88(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		decide time.Duration // 0: no decision, the review lapses
+		src    refunddue.Source
+		day    string
+	}{
+		{"lapsed", 0, refunddue.DeskReviewDue, "2026-05-15"},
+		{"decided on 10 March", 54*24*time.Hour + 3*time.Hour, refunddue.DeskReviewEnded, "2026-04-10"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newDeclHarness(t)
+			h.startAt(2026, time.January, 15, 12, 0)
+			started := h.refundStarts()
+			if c.decide > 0 {
+				h.update(c.decide, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "проверено", Inspector: "insp-1"}, false)
+			}
+			st := h.run(h.input(goodDeclaration(), true))
+			if st.DeadlineDay != "2026-04-15" || len(*started) != 1 || (*started)[0].DeskReview == nil {
+				t.Fatalf("review due %s, refunds started %+v", st.DeadlineDay, *started)
+			}
+			due := refunddue.Term(term.Default(), refunddue.Basis{Claimed: time.Now(), Review: (*started)[0].DeskReview})
+			if due.Source != c.src || due.LastDay.Format(time.DateOnly) != c.day {
+				t.Fatalf("the refund is due by %s (%s), want %s (%s)", due.LastDay.Format(time.DateOnly), due.Source, c.day, c.src)
+			}
+		})
+	}
+}
+
+// The refund side of the same rule: a refund started on 29 April, after the lapsed
+// review's act term, is due by 15 May; decided on 25 May it is 10 days late (16-25 May),
+// and the journal says what the term runs from.
+func TestRefundDueFromTheDeskReviewArt78p6Art88(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	review := term.Default().Months(time.Date(2026, 1, 15, 12, 0, 0, 0, term.Moscow), 3) // to 15 April
+	start := time.Date(2026, 4, 29, 18, 0, 0, 0, term.Moscow)
+	h.env.SetStartTime(start)
+	paidAt := time.Date(2026, 5, 25, 12, 0, 0, 0, term.Moscow)
+	h.decide(paidAt.Sub(start), RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
+	in := input(3_650_000, "d1")
+	in.DeskReview = &refunddue.DeskReview{Due: review.End}
+	st := h.run(in)
+	want := lateInterest(t, 3_650_000, st.Deadline, paidAt)
+	if st.DeadlineDay != "2026-05-15" || st.DeadlineSource != string(refunddue.DeskReviewDue) || !strings.Contains(st.DeadlineRule, "art. 88") ||
+		st.DaysLate != 10 || want.Days != 10 || st.Interest != want.Kopecks || st.Paid != 3_650_000+want.Kopecks {
+		t.Fatalf("due %s (%s: %s), %d days late, interest %d, paid %d; want 2026-05-15, 10 days, %d", st.DeadlineDay, st.DeadlineSource, st.DeadlineRule,
+			st.DaysLate, st.Interest, st.Paid, want.Kopecks)
+	}
+	if !journalHas(h.journal(), "refund_term", "2026-04-15") {
+		t.Fatalf("the journal does not say what the term runs from: %s", journalString(h.journal()))
 	}
 }
