@@ -10,6 +10,7 @@ import (
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/keyrate"
+	"github.com/taxflow/taxflow/internal/refunddue"
 )
 
 // ReadOptions: registry and ledger reads (functions time out after 10-30 s).
@@ -83,7 +84,8 @@ type RefundInterestInput struct {
 
 // RefundInterest is the interest the tax authority owes on a refund paid late: for each
 // day of delay, at the key rate in force that day (Tax Code art. 78 p.10; see
-// internal/keyrate). Nothing when paid by the end of the term's last day.
+// internal/keyrate), to the day of this payout attempt (internal/refunddue). Nothing when
+// paid by the end of the term's last day.
 func (a *Activities) RefundInterest(_ context.Context, in RefundInterestInput) (keyrate.Interest, error) {
 	t := a.KeyRates
 	if t == nil {
@@ -92,7 +94,7 @@ func (a *Activities) RefundInterest(_ context.Context, in RefundInterestInput) (
 			return keyrate.Interest{}, temporal.NewNonRetryableApplicationError("key-rate table: "+err.Error(), "KeyRateTable", err)
 		}
 	}
-	res, err := t.LateRefund(in.Amount, in.Deadline, in.PaidAt)
+	res, err := refunddue.Interest(t, in.Amount, in.Deadline, in.PaidAt)
 	if err != nil {
 		return keyrate.Interest{}, temporal.NewNonRetryableApplicationError("late interest: "+err.Error(), "KeyRateTable", err)
 	}

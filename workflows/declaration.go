@@ -12,6 +12,7 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/refunddue"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
@@ -758,7 +759,7 @@ func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
 	id := "refund-" + r.in.CaseID[len("declaration-"):]
 	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: amount,
 		Reason: "refund claimed in declaration " + r.in.CaseID, RequestID: r.in.RequestID, LinkedDeclaration: r.in.CaseID,
-		Policy: r.in.Policy.Refund}
+		Policy: r.in.Policy.Refund, DeskReview: &refunddue.DeskReview{Decided: causeTime(ctx, r.decidedAt), Due: r.st.Deadline}} // its term runs from the review's end (art. 78 p.6, art. 88)
 	// The refund carries the taxpayer's subject hash too, so the back office's requisites
 	// verdict finds it like a refund claimed through the API.
 	opts := workflow.ChildWorkflowOptions{WorkflowID: id, ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,

@@ -16,10 +16,13 @@ import (
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/keyrate"
+	"github.com/taxflow/taxflow/internal/refunddue"
 	"github.com/taxflow/taxflow/internal/term"
 )
 
-// Refund of overpaid tax within 30 calendar days [004:198-211], domain.md §3.
+// Refund of overpaid tax [004:198-211], domain.md §3: due one month from the claim, or
+// from the end of the desk review that confirmed it (Tax Code art. 78 p.6; see
+// internal/refunddue, the one place that computes the term and the late interest).
 
 // Names of the refund workflow's handlers.
 const (
@@ -47,7 +50,8 @@ const (
 	RefundPayoutFailed = "payout_failed"
 	RefundCancelled    = "cancelled"
 	// RefundExpired: no reviewer decided, though reminded before the deadline and escalated
-	// at it, within the review expiry after the deadline.
+	// at it, within the review expiry after the deadline. Only runs started before change
+	// refund-inaction-escalates end so: the authority's silence does not end a claim.
 	RefundExpired = "expired"
 )
 
@@ -68,14 +72,19 @@ var RefundLabels = map[string]string{
 // RefundPolicy is the configuration a refund runs under. The API fills it from
 // configuration at start, so a running case keeps the rules it started with.
 type RefundPolicy struct {
-	DeadlineDays    int           `json:"deadline_days"`    // 30 calendar days [004:210]
+	// DeadlineDays: the term in calendar days of runs started before change
+	// refund-term-art78 (the seeds' 30 days [004:210]); later runs are due by the Code's
+	// one month (internal/refunddue), whatever this says.
+	DeadlineDays    int           `json:"deadline_days"`
 	ReminderBefore  time.Duration `json:"reminder_before"`  // reviewer reminder before the deadline
 	DocumentWait    time.Duration `json:"document_wait"`    // how long to wait for supporting documents
 	AutoApproveMax  int64         `json:"auto_approve_max"` // kopecks; 0 turns automatic approval off
 	RequisitesDays  int           `json:"requisites_days"`  // working days a requisites check may hold the payout [004:116]
 	OperatorTimeout time.Duration `json:"operator_timeout"` // how long a failed payout waits for an operator
 	// ReviewExpiry: how long past the deadline (reminded before it, escalated at it) a case
-	// waits for a reviewer's decision before it expires; 0 means the default.
+	// waits for a reviewer's decision before it is escalated again, and again each such
+	// period after (before change refund-inaction-escalates: before it expired); 0 means
+	// the default.
 	ReviewExpiry time.Duration `json:"review_expiry,omitempty"`
 }
 
@@ -127,6 +136,11 @@ type RefundWorkflowInput struct {
 	LinkedDeclaration string        `json:"linked_declaration,omitempty"`
 	Documents         []DocumentRef `json:"documents,omitempty"`
 	Policy            RefundPolicy  `json:"policy"`
+	// DeskReview: the desk review that confirmed a refund claimed in a declaration (its
+	// decision's time and the end of its term): the refund is due one month from the day
+	// it ended or had to end, whichever is earlier (art. 78 p.6 with art. 88), not from
+	// when this case starts.
+	DeskReview *refunddue.DeskReview `json:"desk_review,omitempty"`
 }
 
 // RefundDecision is a reviewer's decision.
@@ -189,12 +203,19 @@ type RefundStatus struct {
 	// DeadlineProvisional lists calendar years without a production-calendar decree that
 	// the deadline was counted over: it may move when the decree is published.
 	DeadlineProvisional []int `json:"deadline_provisional_years,omitempty"`
-	Period              int   `json:"period"`
-	Claimed             int64 `json:"claimed_kopecks"`
-	Overpaid            int64 `json:"overpaid_kopecks"`
-	Debts               int64 `json:"debts_kopecks"`
-	Refundable          int64 `json:"refundable_kopecks"`
-	Approved            int64 `json:"approved_kopecks"`
+	// DeadlineSource and DeadlineRule say what the term runs from and by which articles
+	// (internal/refunddue): claim, desk_review_ended, desk_review_due.
+	DeadlineSource string `json:"deadline_source,omitempty"`
+	DeadlineRule   string `json:"deadline_rule,omitempty"`
+	// Overdue counts the escalations of a case still undecided past its term (each review
+	// expiry): it stays due, and interest accrues.
+	Overdue    int   `json:"overdue,omitempty"`
+	Period     int   `json:"period"`
+	Claimed    int64 `json:"claimed_kopecks"`
+	Overpaid   int64 `json:"overpaid_kopecks"`
+	Debts      int64 `json:"debts_kopecks"`
+	Refundable int64 `json:"refundable_kopecks"`
+	Approved   int64 `json:"approved_kopecks"`
 	// Capped: less than claimed is approved; CapReason says why (the confirmed
 	// overpayment, or what other refunds of the period already hold).
 	Capped    bool   `json:"capped"`
@@ -269,6 +290,28 @@ const changeDocumentWaitNotRestarted = "document-wait-not-restarted"
 // else is written, and a retry makes a new key. Asked once, when the case begins; runs
 // recorded before it (no marker) keep their own steps and key.
 const changeRefundFoldedSteps = "refund-folded-steps"
+
+// changeRefundTermArt78 is the workflow.GetVersion change id of the refund term computed
+// by internal/refunddue: one month from the claim, or from the day the desk review that
+// confirmed the refund ended or had to end (Tax Code art. 78 p.6 with art. 88), noted in
+// the journal with the first step. Runs recorded before it (no marker) keep the policy's
+// 30 calendar days from the claim.
+const changeRefundTermArt78 = "refund-term-art78"
+
+// changeRefundInactionEscalates is the workflow.GetVersion change id of the review that
+// never expires: when no reviewer decides within the review expiry past the term, the
+// case is escalated again (journal, supervisor) and stays due, each expiry period, until
+// someone decides (Tax Code art. 78, 79: the authority's silence does not end the
+// claim). Asked when the expiry timer fires, so waiting runs take the new path too;
+// runs that expired before it (no marker) replay their expiry.
+const changeRefundInactionEscalates = "refund-inaction-escalates"
+
+// changeRefundInterestPerAttempt is the workflow.GetVersion change id of the interest
+// recomputed for each payout key to its own day (Tax Code art. 78 p.10), the change a
+// journal entry: a key of a run before refund-folded-steps that failed is cancelled
+// after the operator's retry and a new key is made, instead of sending the first key's
+// interest again. Asked when a second key is made or an operator retries.
+const changeRefundInterestPerAttempt = "refund-interest-per-attempt"
 
 // maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
 // a requisites hold or an operator's retry. Past it the case gives up (the reservation is
@@ -503,9 +546,9 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 	r.folded = workflow.GetVersion(ctx, changeRefundFoldedSteps, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	r.j.recheck = r.folded
-	// The 30 days of art. 78 p.6, counted by art. 6.1 over the production calendar, once:
-	// a running case keeps its term when the calendar data change.
-	deadline, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
+	// The term of art. 78 p.6, counted by art. 6.1 over the production calendar, once: a
+	// running case keeps its term when the calendar data change.
+	deadline, termNote, err := r.term(ctx, now)
 	if err != nil {
 		return err
 	}
@@ -519,6 +562,9 @@ func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 	if r.folded {
 		// The step is written while the reads run; every later step follows it.
 		var notes []note
+		if termNote != nil {
+			notes = append(notes, *termNote)
+		}
 		if deadline.IsProvisional() {
 			notes = append(notes, provisional)
 		}
@@ -526,6 +572,9 @@ func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 		return r.run(ctx)
 	}
 	var notes []note
+	if termNote != nil && r.j.newSteps(ctx) {
+		notes = append(notes, *termNote)
+	}
 	if deadline.IsProvisional() && r.j.newSteps(ctx) {
 		notes = append(notes, provisional)
 	}
@@ -537,6 +586,28 @@ func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 		err = r.run(ctx)
 	}
 	return err
+}
+
+// term is the case's term: since change refund-term-art78 computed by internal/refunddue
+// (one month from the claim, or from the end of the desk review that confirmed it, then
+// noted in the journal with the rule it follows); before it, the policy's calendar days
+// from the claim.
+func (r *refund) term(ctx workflow.Context, now time.Time) (term.Result, *note, error) {
+	if workflow.GetVersion(ctx, changeRefundTermArt78, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		res, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
+		return res, nil, err
+	}
+	basis := refunddue.Basis{Claimed: now, Review: r.in.DeskReview}
+	var due refunddue.Due
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return refunddue.Term(term.Default(), basis) }).Get(&due); err != nil {
+		return term.Result{}, nil, err
+	}
+	r.st.DeadlineSource, r.st.DeadlineRule = string(due.Source), due.Rule
+	if due.Source == refunddue.Claim { // the status says it; the journal has the claim's step
+		return due.Result, nil, nil
+	}
+	// A term that does not run from the claim says in the journal what it runs from.
+	return due.Result, &note{"refund_term", "system", clip("the refund is due by " + due.LastDay.Format(time.DateOnly) + ": " + due.Rule)}, nil
 }
 
 // maxLateDocRounds bounds the final drain: a signal that arrives while the last journal
@@ -686,7 +757,8 @@ func (r *refund) handlers(ctx workflow.Context) error {
 func (r *refund) watchDeadline(ctx workflow.Context) {
 	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
 		settled: func() bool { return r.final || r.payoutStarted || r.st.Status == RefundPaid },
-		remind:  "refund.deadline_reminder", escalate: "refund.deadline_passed", reason: "30-day review deadline passed",
+		remind:  "refund.deadline_reminder", escalate: "refund.deadline_passed",
+		reason:   "the refund's term passed undecided: interest accrues from the next day (Tax Code art. 78 p.6, 10)",
 		reminded: &r.st.Reminded, escalated: &r.st.DeadlineEscalated})
 }
 
@@ -775,9 +847,11 @@ func (r *refund) run(ctx workflow.Context) error {
 		return r.withdraw(ctx)
 	}
 
-	// 4. Review: automatic where the rules allow, otherwise a reviewer's decision, until
-	// the review expiry past the deadline (the watch reminds before the deadline and
-	// escalates at it); then the case expires.
+	// 4. Review: automatic where the rules allow, otherwise a reviewer's decision (the
+	// watch reminds before the deadline and escalates at it). Each review expiry past the
+	// deadline without a decision escalates the case again: it stays due, with interest
+	// accruing, until someone decides (runs before change refund-inaction-escalates
+	// expired at the first).
 	auto := r.in.Policy.AutoApproveMax > 0 && !r.st.Capped && r.st.Approved <= r.in.Policy.AutoApproveMax
 	// Change "auto-approval-skips-review" (version 1): a claim the rules approve
 	// automatically goes straight to approved, as nobody reviews it — one transition
@@ -807,7 +881,13 @@ func (r *refund) run(ctx workflow.Context) error {
 			return err
 		}
 		if !ok && r.decision == nil {
-			return r.expire(ctx)
+			if workflow.GetVersion(ctx, changeRefundInactionEscalates, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				return r.expire(ctx)
+			}
+			if err := r.overdue(ctx, expires); err != nil {
+				return err
+			}
+			expires = expires.Add(r.in.Policy.reviewExpiry())
 		}
 	}
 	// Documents handed over before the decision are stored before it is acted on.
@@ -1182,9 +1262,12 @@ func (r *refund) pay(ctx workflow.Context) error {
 		if done || err != nil {
 			return err
 		}
-		if errType == fnerr.TypeKeyReused {
-			// The operator has looked: cancel the key and pay under a new one. The
-			// cancellation tells if money left under the old key after all.
+		// The operator has looked: cancel the key and pay under a new one. The cancellation
+		// tells if money left under the old key after all. A key that reused another
+		// transfer's always; since change refund-interest-per-attempt any failed key, so the
+		// next one carries the interest to its own day (art. 78 p.10), not the first key's.
+		if errType == fnerr.TypeKeyReused ||
+			workflow.GetVersion(ctx, changeRefundInterestPerAttempt, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
 			if transferred, err := r.cancelAttempt(ctx, false, ""); err != nil || transferred {
 				return err
 			}
@@ -1206,12 +1289,21 @@ func (r *refund) prepare(ctx workflow.Context) error {
 			return err
 		}
 	}
+	prevKey, prevDays, prevInterest := r.st.PayoutKey, r.st.DaysLate, r.st.Interest
 	r.attempts++
 	n := r.attempts
 	r.attempt = &payoutAttempt{N: n, Key: fmt.Sprintf("%s/payout/%d", r.in.CaseID, n), Principal: r.st.Approved,
 		Interest: interest.Kopecks, DaysLate: int64(interest.Days), Payee: r.payeeRef}
 	r.st.PayoutKey, r.st.DaysLate, r.st.Interest, r.st.InterestUncheckedDays = r.attempt.Key, r.attempt.DaysLate, interest.Kopecks, interest.UncheckedDays
-	return nil
+	// A changed interest is a journal entry, never a silent edit (change
+	// refund-interest-per-attempt).
+	if prevKey == "" || (prevDays == r.attempt.DaysLate && prevInterest == r.attempt.Interest) ||
+		workflow.GetVersion(ctx, changeRefundInterestPerAttempt, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return r.j.audit(ctx, "interest_recomputed", "system", clip(fmt.Sprintf(
+		"payout %s carries interest for %d days of delay, %s (payout %s carried %d days, %s): to the day of the transfer (Tax Code art. 78 p.10)",
+		r.attempt.Key, r.attempt.DaysLate, domainKopecks(r.attempt.Interest), prevKey, prevDays, domainKopecks(prevInterest))))
 }
 
 func (r *refund) payoutInput() contract.PayoutInput {
@@ -1474,6 +1566,18 @@ func (r *refund) expire(ctx workflow.Context) error {
 	err := r.j.record(ctx, RefundExpired, "system", reason)
 	r.final = true
 	return err
+}
+
+// overdue escalates a case no reviewer decided within a review expiry past its term
+// (change refund-inaction-escalates): the journal says so and the supervisor is told,
+// and the case stays in review, due, with interest accruing for each day (Tax Code
+// art. 78 p.10); the tax office's silence does not end the claim (art. 78, 79).
+func (r *refund) overdue(ctx workflow.Context, at time.Time) error {
+	r.st.Overdue++
+	days := int(at.Sub(r.st.Deadline) / (24 * time.Hour))
+	reason := fmt.Sprintf("no decision %d days after the term of %s: the refund stays due and interest accrues for each day "+
+		"until it is paid (Tax Code art. 78 p.6, 10); escalated again (%d)", days, r.st.DeadlineDay, r.st.Overdue)
+	return r.j.auditNotify(ctx, "review_overdue", "system", reason, "supervisor", "refund.review_overdue")
 }
 
 // businessMessage is the message of a function's typed error.

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/cases"
@@ -213,7 +214,12 @@ func TestRefundKeyReusedGoesToAnOperator(t *testing.T) {
 // failed key for the operator's retry.
 func TestRefundPayoutContentFixedAcrossRetries(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	// a run from before refund-interest-per-attempt (and its 30-day term): it resends the
+	// first key; later runs make a new key with the interest to the retry's day
+	// (TestRefundInterestToTheDayOfEachPayoutAttemptArt78p10)
 	oldRefundPath(h)
+	h.env.OnGetVersion(changeRefundTermArt78, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	h.env.OnGetVersion(changeRefundInterestPerAttempt, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.upload("d1", pdfBytes)
 	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))                         // the term ends with 11 February
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // 10 days late

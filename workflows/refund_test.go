@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/audit"
@@ -575,14 +576,15 @@ func TestRefundRequisitesChangeHoldsThenReleasesPayout(t *testing.T) {
 func TestRefundDeadlinePassedEscalatesAndPaysInterest(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	h.upload("d1", pdfBytes)
-	// requested Monday 12 January 2026, 09:00 Moscow: the 30th day is Wednesday 11 February
+	// requested Monday 12 January 2026, 09:00 Moscow: due one month later, Thursday
+	// 12 February (art. 78 p.6)
 	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))
-	// the reviewer decides 40 days after the request (21 February): 10 days late
+	// the reviewer decides 40 days after the request (21 February): 9 days late
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false)
 	st := h.run(input(3_650_000, "d1"))
-	// at the key rate of each day (art. 78 p.10): 12-15 February at 16 % (1 600 a day),
-	// 16-21 February at 15.5 % (1 550 a day) = 6 400 + 9 300
-	if !st.Reminded || !st.DeadlineEscalated || !st.Escalated || st.RequisitesEscalated || st.DaysLate != 10 || st.Interest != 15_700 || st.Paid != 3_665_700 {
+	// at the key rate of each day (art. 78 p.10): 13-15 February at 16 % (1 600 a day),
+	// 16-21 February at 15.5 % (1 550 a day) = 4 800 + 9 300
+	if st.DeadlineDay != "2026-02-12" || !st.Reminded || !st.DeadlineEscalated || !st.Escalated || st.RequisitesEscalated || st.DaysLate != 9 || st.Interest != 14_100 || st.Paid != 3_664_100 {
 		t.Fatalf("reminded %v escalated %v/%v days %d interest %d paid %d", st.Reminded, st.DeadlineEscalated, st.RequisitesEscalated, st.DaysLate, st.Interest, st.Paid)
 	}
 	var toSupervisor, toReviewer int
@@ -953,9 +955,17 @@ func TestRefundMessagesInEveryWaitingState(t *testing.T) {
 		{"in_review", RefundInReview, func(h *harness) RefundWorkflowInput {
 			h.upload("d1", pdfBytes)
 			h.upload("d2", pdfBytes)
+			// Undecided, the case never ends by itself (Tax Code art. 78, 79): it is escalated
+			// each review expiry and stays in review, due; the test cancels it then.
+			h.env.RegisterDelayedCallback(func() {
+				if st := h.query(); st.Status != RefundInReview || st.Overdue < 2 {
+					t.Errorf("undecided: %s, %d escalations; want in review, escalated again", st.Status, st.Overdue)
+				}
+				h.env.CancelWorkflow()
+			}, 45*24*time.Hour) // past the term (a month, moved off holidays at most to 11 January) and 2 expiries
 			return input(3_000_000, "d1") // over the automatic limit: a reviewer decides
 		}, map[string]outcome{
-			"document": {answer: RefundInReview, end: RefundExpired}, "document with a bad id": invalidMsg,
+			"document": {answer: RefundInReview, end: RefundCancelled}, "document with a bad id": invalidMsg,
 			"approve": {answer: RefundApproved, end: RefundPaid}, "reject": {answer: RefundRejected, end: RefundRejected},
 			"reject without a reason": invalidMsg,
 			"withdraw":                {answer: RefundWithdrawn, end: RefundWithdrawn},
@@ -1022,7 +1032,7 @@ func TestRefundMessagesInEveryWaitingState(t *testing.T) {
 				st := h.query()
 				end := want.end
 				if end == "" { // a refused message changes nothing: the case goes on as it would
-					end = map[string]string{RefundAwaitingInfo: RefundRejected, RefundInReview: RefundExpired, RefundApproved: RefundPaid,
+					end = map[string]string{RefundAwaitingInfo: RefundRejected, RefundInReview: RefundCancelled, RefundApproved: RefundPaid,
 						RefundPayoutFailed: RefundPayoutFailed}[s.status]
 				}
 				if st.Status != end {
@@ -1092,6 +1102,9 @@ func TestRefundWithdrawalRacingARejectionIsAnsweredLate(t *testing.T) {
 // expires when the review expiry past the deadline ends (the timer's status).
 func TestRefundReviewExpiresWithoutADecision(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	// a run that began before change refund-inaction-escalates (new runs never expire:
+	// TestRefundInactionNeverEndsTheClaimArt78)
+	h.env.OnGetVersion(changeRefundInactionEscalates, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.upload("d1", pdfBytes)
 	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC)) // the term ends with 11 February
 	st := h.run(input(3_000_000, "d1"))

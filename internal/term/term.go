@@ -2,8 +2,8 @@
 // rules of Tax Code art. 6.1 over the production calendar (internal/calendar):
 //
 //   - a term starts on the day after the event that starts it (p.2);
-//   - a term in days counts calendar days here (the refund's 30 days are calendar days
-//     [004:210]); a term in working days counts the calendar's working days (p.6);
+//   - a term in days counts calendar days; a term in working days counts the
+//     calendar's working days (p.6);
 //   - a term in months ends on the same date of the last month, or on that month's last
 //     day where the date does not exist (p.5); a term in years likewise (p.3);
 //   - a last day that is not a working day moves to the next working day (p.7);
@@ -21,7 +21,7 @@
 // passing Result.End in the workflow's input. Never recompute a running case's term
 // on replay with a newer calendar. Examples:
 //
-//	term.Default().Days(requestedAt, 30)            // refund: 30 calendar days [004:210]
+//	term.Default().Months(claimedAt, 1)             // refund: art. 78 p.6, through internal/refunddue
 //	term.Default().Months(submittedAt, 3)           // desk review: art. 88 p.2
 //	term.Default().WorkingDays(requestReceived, 5)  // explanations: art. 88 p.3
 //	term.Default().WorkingDays(requestReceived, 10) // documents: art. 93 p.3
