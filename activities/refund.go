@@ -84,8 +84,14 @@ type RefundInterestInput struct {
 // RefundInterest is the interest the tax authority owes on a refund paid late: for each
 // day of delay, at the key rate in force that day (Tax Code art. 78 p.10; see
 // internal/keyrate). Nothing when paid by the end of the term's last day.
-func (a *Activities) RefundInterest(_ context.Context, in RefundInterestInput) (keyrate.Interest, error) {
+func (a *Activities) RefundInterest(ctx context.Context, in RefundInterestInput) (keyrate.Interest, error) {
 	t := a.KeyRates
+	if a.KeyRateSource != nil {
+		// A store that cannot be read gives the last table read (the worker logs why).
+		if cur, _ := a.KeyRateSource.Table(ctx); cur != nil {
+			t = cur
+		}
+	}
 	if t == nil {
 		var err error
 		if t, err = keyrate.Open("", time.Now()); err != nil {
