@@ -134,7 +134,9 @@ func (a *app) startWorker(c client.Client) (stop func(), err error) {
 	if _, err := rates.Refresh(ctx); err != nil {
 		a.log.Warn().Err(err).Msg("key rate table: the operator's table could not be read; using the one built in until it can")
 	}
-	go rates.Run(ctx, func(err error) { a.log.Warn().Err(err).Msg("key rate table not read again; the last one read stays in use") })
+	go rates.Run(ctx, func(err error) {
+		a.log.Warn().Err(err).Msg("key rate table not read again; the last one read stays in use")
+	})
 	if err := a.serveWorkerMetrics(ctx); err != nil {
 		cancel()
 		return nil, err
