@@ -270,6 +270,13 @@ const changeDocumentWaitNotRestarted = "document-wait-not-restarted"
 // recorded before it (no marker) keep their own steps and key.
 const changeRefundFoldedSteps = "refund-folded-steps"
 
+// changeRetryRecomputesInterest is the workflow.GetVersion change id of the operator's
+// retry on the path before refund-folded-steps: the failed key is fenced (CancelPayout)
+// and the next round makes a new key, with the interest computed to its own day from
+// the key-rate table in force then (art. 78 p.10), instead of sending the old key whose
+// interest stopped at the first attempt. Runs that retried before it keep their key.
+const changeRetryRecomputesInterest = "refund-retry-recomputes-interest"
+
 // maxPayoutRounds bounds the payout loop: each round prepares or retries a payout after
 // a requisites hold or an operator's retry. Past it the case gives up (the reservation is
 // voided) instead of looping.
@@ -1174,9 +1181,11 @@ func (r *refund) pay(ctx workflow.Context) error {
 		if done || err != nil {
 			return err
 		}
-		if errType == fnerr.TypeKeyReused {
-			// The operator has looked: cancel the key and pay under a new one. The
-			// cancellation tells if money left under the old key after all.
+		if errType == fnerr.TypeKeyReused ||
+			workflow.GetVersion(ctx, changeRetryRecomputesInterest, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+			// The operator has looked: cancel the key and pay under a new one, whose
+			// interest runs to its own day. The cancellation tells if money left under
+			// the old key after all.
 			if transferred, err := r.cancelAttempt(ctx, false, ""); err != nil || transferred {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/cases"
@@ -214,6 +215,8 @@ func TestRefundKeyReusedGoesToAnOperator(t *testing.T) {
 func TestRefundPayoutContentFixedAcrossRetries(t *testing.T) {
 	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
 	oldRefundPath(h)
+	// a run that retried before change refund-retry-recomputes-interest (no marker)
+	h.env.OnGetVersion(changeRetryRecomputesInterest, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	h.upload("d1", pdfBytes)
 	h.env.SetStartTime(time.Date(2026, 1, 12, 6, 0, 0, 0, time.UTC))                         // the term ends with 11 February
 	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // 10 days late

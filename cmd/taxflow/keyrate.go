@@ -27,7 +27,7 @@ const keyrateUsage = `usage:
         a scheduled Board meeting on the key rate (the Bank of Russia's calendar)
 The table lives in s3://<prefix>-trust/` + keyrate.StoreKey + ` (only operators write it); the workers read it
 again every minute. Until an operator adds to it, the table built into the binary (or TAXFLOW_KEY_RATE_FILE)
-is used; a release whose table is checked further wins over an older stored one.`
+is used; a release whose table is checked further wins over an older stored one`
 
 // runKeyrate shows and changes the key-rate table the workers compute late-refund
 // interest with. It runs with the operator's credentials: no function may write the
