@@ -28,6 +28,12 @@ type Activities struct {
 	// KeyRates is the Bank of Russia key-rate table (config's Data.KeyRates) the late
 	// interest of a refund is computed from; nil: the table built into the binary.
 	KeyRates *keyrate.Table
+	// KeyRateSource, when set, is the table in force now (keyrate.Live: the operator's
+	// store read again every minute), so a decision added while the worker runs is used
+	// by the next interest computed; KeyRates is then only its base.
+	KeyRateSource interface {
+		Table(ctx context.Context) (*keyrate.Table, error)
+	}
 	// Lines starts the cases of batch lines (the API's starter); nil on a worker without
 	// the subject key, which then refuses batch chunks.
 	Lines LineStarter

@@ -84,10 +84,16 @@ type RefundInterestInput struct {
 
 // RefundInterest is the interest the tax authority owes on a refund paid late: for each
 // day of delay, at the key rate in force that day (Tax Code art. 78 p.10; see
-// internal/keyrate), to the day of this payout attempt (internal/refunddue). Nothing when
-// paid by the end of the term's last day.
-func (a *Activities) RefundInterest(_ context.Context, in RefundInterestInput) (keyrate.Interest, error) {
+// internal/keyrate, the operator's table when one is stored), to the day of this payout
+// attempt (internal/refunddue). Nothing when paid by the end of the term's last day.
+func (a *Activities) RefundInterest(ctx context.Context, in RefundInterestInput) (keyrate.Interest, error) {
 	t := a.KeyRates
+	if a.KeyRateSource != nil {
+		// A store that cannot be read gives the last table read (the worker logs why).
+		if cur, _ := a.KeyRateSource.Table(ctx); cur != nil {
+			t = cur
+		}
+	}
 	if t == nil {
 		var err error
 		if t, err = keyrate.Open("", time.Now()); err != nil {

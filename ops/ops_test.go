@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/taxflow/taxflow/internal/keyrate"
 	"github.com/taxflow/taxflow/internal/metrics"
 )
 
@@ -43,6 +44,11 @@ func exported(t *testing.T) map[string]bool {
 	m.ObserveInvocation("payout", nil, time.Millisecond)
 	m.ObserveInvocation("payout", errors.New("unreachable"), time.Millisecond)
 	m.ObserveRequest("POST /v1/refunds", 201, time.Millisecond)
+	tb, err := keyrate.Open("", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RegisterKeyRate(func() *keyrate.Table { return tb }, time.Now)
 	h, closeFn := m.TemporalHandler()
 	for name, kind := range temporalSDK {
 		if kind == "timer" {
@@ -107,8 +113,9 @@ func TestAlertRulesLoadAndUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
-	// The four kinds of alert are there.
-	for _, want := range []string{"TaxflowCasesNearDeadline", "TaxflowPayoutFailing", "TaxflowFunctionErrorRate", "TaxflowTaskQueueBacklog"} {
+	// The four kinds of alert are there, and the key-rate table's two.
+	for _, want := range []string{"TaxflowCasesNearDeadline", "TaxflowPayoutFailing", "TaxflowFunctionErrorRate", "TaxflowTaskQueueBacklog",
+		"TaxflowKeyRateTableStale", "TaxflowKeyRateCalendarEnds"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no alert %s (have %v)", want, alerts)
 		}

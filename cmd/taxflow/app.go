@@ -25,9 +25,11 @@ import (
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
+	"github.com/taxflow/taxflow/internal/keyrate"
 	"github.com/taxflow/taxflow/internal/logging"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/internal/tracing"
+	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -37,6 +39,18 @@ type app struct {
 	log     zerolog.Logger
 	clients *awsclient.Clients
 	obs     *observability
+	rates   *keyrate.Live
+}
+
+// keyRates is the key-rate table the worker computes late-refund interest with: the
+// operator's table (taxflow keyrate, in the trust bucket) over the one shipped, read
+// again every minute so an added decision reaches running workers without a redeploy.
+func (a *app) keyRates() *keyrate.Live {
+	if a.rates == nil {
+		a.rates = &keyrate.Live{Base: a.cfg.Data.KeyRates, TTL: time.Minute,
+			Store: keyrate.S3Store{Client: a.clients.S3, Bucket: a.cfg.Name(trust.Bucket)}}
+	}
+	return a.rates
 }
 
 func newApp(ctx context.Context) (*app, error) {
@@ -84,7 +98,7 @@ func (a *app) temporal() (client.Client, error) {
 func (a *app) newWorker(c client.Client) worker.Worker {
 	w := worker.New(c, a.cfg.Temporal.TaskQueue, buildinfo.WorkerOptions())
 	workflows.Register(w)
-	acts := &activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates}
+	acts := &activities.Activities{Invoker: a.invoker(), KeyRates: a.cfg.Data.KeyRates, KeyRateSource: a.keyRates()}
 	if a.cfg.RequireSubjectKey() == nil {
 		// Batch lines start cases exactly as the API starts them (same checks, owner
 		// records, subjects), so the worker that runs batches holds the subject key too.
@@ -116,6 +130,13 @@ func withTemporal(ctx context.Context, f func(*app, client.Client) error) error 
 // startWorker starts a worker that runs until stop is called.
 func (a *app) startWorker(c client.Client) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
+	rates := a.keyRates()
+	if _, err := rates.Refresh(ctx); err != nil {
+		a.log.Warn().Err(err).Msg("key rate table: the operator's table could not be read; using the one built in until it can")
+	}
+	go rates.Run(ctx, func(err error) {
+		a.log.Warn().Err(err).Msg("key rate table not read again; the last one read stays in use")
+	})
 	if err := a.serveWorkerMetrics(ctx); err != nil {
 		cancel()
 		return nil, err
@@ -127,6 +148,7 @@ func (a *app) startWorker(c client.Client) (stop func(), err error) {
 	}
 	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
 	warnProvisional(a.log, time.Now())
+	warnKeyRate(a.log, rates.Cached(), time.Now())
 	return func() { w.Stop(); cancel() }, nil
 }
 
@@ -165,6 +187,9 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 	}
 	server := api.New(a.cfg, a.clients, c, a.log)
 	a.obs.observeAPI(server)
+	if rates, err := a.keyRates().Refresh(ctx); err == nil {
+		warnKeyRate(a.log, rates, time.Now())
+	}
 	srv := server.HTTPServer(a.cfg.APIAddr)
 	srv.Handler = tracing.HTTP(srv.Handler)
 	if err := a.serveAPIMetrics(ctx); err != nil {

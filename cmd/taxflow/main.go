@@ -42,6 +42,10 @@ Usage:
                               partner bank keys) in <prefix>-trust; only operators write it
   taxflow trust show          the trust anchors in place
 
+  taxflow keyrate show        the key-rate table in force, the Board meetings it knows, what it may lack
+  taxflow keyrate add --from DATE --rate R --source URL   add a Board decision (the workers use it within a minute)
+  taxflow keyrate meeting --on DATE --source URL          add a scheduled Board meeting on the key rate
+
 Configuration is read from the environment; see README.md.
 `
 
@@ -93,6 +97,8 @@ func run(ctx context.Context, args []string) error {
 		return runSchedules(ctx, rest)
 	case "batch":
 		return runBatch(ctx, rest)
+	case "keyrate":
+		return runKeyrate(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -96,6 +96,7 @@ func (a *app) serveWorkerMetrics(ctx context.Context) error {
 	b := &metrics.Business{DB: a.clients.DynamoDB, Table: a.cfg.Name(cases.Table), Index: "by_status", Processes: Processes(),
 		Calendar: calendar.Shared(), Now: time.Now}
 	b.Register(a.obs.metrics)
+	a.obs.metrics.RegisterKeyRate(a.keyRates().Cached, time.Now)
 	addr, err := a.obs.metrics.Serve(ctx, a.cfg.Metrics.WorkerAddr)
 	if err != nil {
 		return fmt.Errorf("TAXFLOW_METRICS_ADDR: %w", err)

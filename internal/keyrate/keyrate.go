@@ -16,8 +16,12 @@
 //
 // Load the table at start (Open) and stop the process on its error: a gap, an overlap,
 // an unsorted or undocumented entry is a defect in the data, not something to compute
-// around. A workflow computes interest in an activity, or inside workflow.SideEffect,
-// and keeps the result: the table changes when the Bank of Russia decides.
+// around. The table changes when the Bank of Russia decides: an operator adds a decision
+// (Add, `taxflow keyrate add`) to a store only operators write (S3Store, in the trust
+// bucket), and the worker computes with Live, which reads it again every minute. A
+// workflow computes interest in an activity when it makes a payout key, and keeps it for
+// that key only. Freshness measures the table against the Board's meeting calendar
+// (board_meetings in the data file).
 package keyrate
 
 import (
@@ -51,18 +55,36 @@ type Entry struct {
 	from, to time.Time // to is zero for the open entry
 }
 
+// Meeting is a scheduled meeting of the Bank of Russia's Board of Directors on the key
+// rate (its calendar: https://www.cbr.ru/dkp/cal_mp/), with the source that names it.
+type Meeting struct {
+	Date   string `json:"date"`
+	Source string `json:"source"`
+
+	day time.Time
+}
+
 type file struct {
-	Description    string  `json:"description"`
-	CheckedThrough string  `json:"checked_through"`
-	Note           string  `json:"checked_through_note,omitempty"`
-	Rates          []Entry `json:"rates"`
+	Description    string    `json:"description"`
+	CheckedThrough string    `json:"checked_through"`
+	Note           string    `json:"checked_through_note,omitempty"`
+	Rates          []Entry   `json:"rates"`
+	MeetingsNote   string    `json:"board_meetings_note,omitempty"`
+	Meetings       []Meeting `json:"board_meetings,omitempty"`
 }
 
 // Table is a validated key-rate history. It is read-only and safe for concurrent use.
 type Table struct {
 	entries        []Entry
+	meetings       []Meeting
 	checkedThrough time.Time
+	raw            file // as read, to write an operator's addition back (Add)
 }
+
+// AheadDays is how far past checked_through a decision may take effect: the Board
+// decides on a Friday and the rate applies from the next working day, so an operator
+// enters it on the day of the meeting, before the rate is in force.
+const AheadDays = 7
 
 // Open loads the table from path, or the embedded one when path is empty, and validates
 // it as of now.
@@ -89,7 +111,8 @@ func Open(path string, now time.Time) (*Table, error) {
 // Parse reads and validates a table: dates are YYYY-MM-DD; entries are sorted, each
 // starting the day after the previous one ends (no gap, no overlap); only the last may be
 // open; every entry names its decision and source; rates are 0.01–100 %; nothing starts
-// after checked_through, which itself is not in the future.
+// more than AheadDays after checked_through, which itself is not in the future; the
+// Board's meetings are sorted, distinct and sourced.
 func Parse(b []byte, now time.Time) (*Table, error) {
 	var f file
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -107,7 +130,7 @@ func Parse(b []byte, now time.Time) (*Table, error) {
 	if checked.After(term.Today(now)) {
 		return nil, fmt.Errorf("checked_through %s is in the future: nobody has checked rates not yet decided", f.CheckedThrough)
 	}
-	t := &Table{checkedThrough: checked}
+	t := &Table{checkedThrough: checked, raw: f}
 	for i, e := range f.Rates {
 		at := fmt.Sprintf("entry %d (from %s)", i+1, e.From)
 		if e.from, err = term.ParseDate(e.From); err != nil {
@@ -128,8 +151,8 @@ func Parse(b []byte, now time.Time) (*Table, error) {
 			return nil, fmt.Errorf("%s: rate_bp %d: want basis points 1–10000 (1600 = 16 %%)", at, e.RateBP)
 		case e.Decision == "" || e.Source == "":
 			return nil, fmt.Errorf("%s: every rate needs its decision and source", at)
-		case e.from.After(checked):
-			return nil, fmt.Errorf("%s: starts after checked_through %s", at, f.CheckedThrough)
+		case e.from.After(checked.AddDate(0, 0, AheadDays)):
+			return nil, fmt.Errorf("%s: starts after checked_through %s (by more than %d days: a decision is entered on its meeting day)", at, f.CheckedThrough, AheadDays)
 		}
 		if i > 0 {
 			prev := t.entries[i-1]
@@ -148,6 +171,19 @@ func Parse(b []byte, now time.Time) (*Table, error) {
 	if last := t.entries[len(t.entries)-1]; !last.to.IsZero() && last.to.Before(checked) {
 		return nil, fmt.Errorf("the last entry ends on %s, before checked_through %s: the days between have no rate", last.To, f.CheckedThrough)
 	}
+	for i, m := range f.Meetings {
+		at := fmt.Sprintf("board meeting %d (%s)", i+1, m.Date)
+		if m.day, err = term.ParseDate(m.Date); err != nil {
+			return nil, fmt.Errorf("%s: date: want YYYY-MM-DD", at)
+		}
+		if m.Source == "" {
+			return nil, fmt.Errorf("%s: every meeting needs its source", at)
+		}
+		if i > 0 && !m.day.After(t.meetings[i-1].day) {
+			return nil, fmt.Errorf("%s: not after meeting %d (%s): the calendar is sorted, each day once", at, i, t.meetings[i-1].Date)
+		}
+		t.meetings = append(t.meetings, m)
+	}
 	return t, nil
 }
 
@@ -156,17 +192,6 @@ func (t *Table) From() time.Time { return t.entries[0].from }
 
 // CheckedThrough is the last day the table is known to be complete.
 func (t *Table) CheckedThrough() time.Time { return t.checkedThrough }
-
-// Warning says, when the table has not been checked for more than maxAge, how stale it
-// is (log it at start; never refuse to run for it). Empty when fresh.
-func (t *Table) Warning(now time.Time, maxAge time.Duration) string {
-	age := term.Today(now).Sub(t.checkedThrough)
-	if age <= maxAge {
-		return ""
-	}
-	return fmt.Sprintf("key rate table checked through %s (%d days ago): add the Bank of Russia's later decisions to %s",
-		t.checkedThrough.Format(time.DateOnly), int(age.Hours()/24), EmbeddedFile)
-}
 
 // Rate is the key rate in force on the Moscow day of at, in basis points.
 func (t *Table) Rate(at time.Time) (int64, error) {

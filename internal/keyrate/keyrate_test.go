@@ -46,10 +46,10 @@ func TestShippedTable(t *testing.T) {
 	if _, err := tb.Rate(day("2022-01-01")); err == nil {
 		t.Error("a day before the table has a rate")
 	}
-	if w := tb.Warning(now, 60*24*time.Hour); !strings.Contains(w, "checked through 2026-03-22") {
+	if w := strings.Join(tb.Warnings(now), "; "); !strings.Contains(w, "checked through 2026-02-18") || !strings.Contains(w, "2026-03-20") {
 		t.Errorf("stale table not reported: %q", w)
 	}
-	if w := tb.Warning(day("2026-03-23"), 60*24*time.Hour); w != "" {
+	if w := tb.Warnings(day("2026-03-19")); len(w) != 0 {
 		t.Errorf("fresh table reported: %q", w)
 	}
 }
@@ -68,7 +68,7 @@ func TestInterestArt78p10(t *testing.T) {
 		// 100 000 ₽, 10–20 Feb 2026: 6 days at 16 % and 5 at 15.5 % (from 16 Feb):
 		// 10 000 000 × (0.16×6 + 0.155×5) / 365 = 47 534.2466 → 47 534 kopecks.
 		// A fixed 16 % gives 48 219.
-		{"across a rate change", 10_000_000, "2026-02-10", "2026-02-20", 47_534, 11, 0},
+		{"across a rate change", 10_000_000, "2026-02-10", "2026-02-20", 47_534, 11, 2}, // 19-20 Feb after checked_through
 		// 1 000 000 ₽ at 16 %, 30–31 Dec 2023 (/365) and 1–2 Jan 2024 (/366):
 		// 87 671.2329 + 87 431.6940 = 175 102.9269 → 175 103 kopecks.
 		{"across a leap-year boundary", 100_000_000, "2023-12-30", "2024-01-02", 175_103, 4, 0},
@@ -79,7 +79,8 @@ func TestInterestArt78p10(t *testing.T) {
 		// 39 344.2623 → 39 344.
 		{"the July 2024 rise", 5_000_000, "2024-07-20", "2024-08-05", 39_344, 17, 0},
 		// Days after checked_through are computed at the last rate and flagged.
-		{"unchecked days", 10_000_000, "2026-03-20", "2026-03-25", 25_479, 6, 3},
+		// 100 000 ₽ at 15.5 %, 17–20 Feb 2026: 16 986.3014 → 16 986.
+		{"unchecked days", 10_000_000, "2026-02-17", "2026-02-20", 16_986, 4, 2},
 		{"empty span", 10_000_000, "2026-03-20", "2026-03-19", 0, 0, 0},
 	}
 	for _, c := range cases {
