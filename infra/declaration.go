@@ -214,8 +214,10 @@ func Declare() Declaration {
 				Uses: []Access{{Table: notify.Table, Actions: []string{"Query", "UpdateItem"}}, {Table: delivery.Table, Actions: []string{"PutItem"}}}},
 			// The reservation's transaction carries the case's `approved` step: the record
 			// function's grants on the journal, projection and outbox (never Update or Delete).
+			// A desk review's decision writes its reduction of the tax charged to the charges
+			// and payments ledger with its step (assess): a conditional Put, read back on a retry.
 			{Name: contract.FnLedger, Package: "./functions/ledger/lambda", MemoryMB: 128, TimeoutSec: 10,
-				Uses: append([]Access{{Table: overpayment.Table, Actions: []string{"Query"}}, {Table: ledger.Table, Actions: []string{"GetItem", "PutItem", "Scan"}}},
+				Uses: append([]Access{{Table: overpayment.Table, Actions: []string{"Query", "GetItem", "PutItem"}}, {Table: ledger.Table, Actions: []string{"GetItem", "PutItem", "Scan"}}},
 					stepGrants()...)},
 			// Destroys a case's documents when consent is withdrawn for good (152-FZ art. 21 p.5).
 			{Name: contract.FnCaseDocumentsDelete, Package: "./functions/casedocs/lambda", MemoryMB: 128, TimeoutSec: 60,

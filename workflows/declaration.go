@@ -259,6 +259,9 @@ type declaration struct {
 	// comes between the decision and the window's computation is taken (the window
 	// starts with the decision).
 	appealClosed bool
+	// assessed: the reductions of the tax charged the case's decisions wrote to the
+	// ledger (change declaration-assessment); the refund they confirm is not reviewed again.
+	assessed     int64
 	stopWatch    workflow.CancelFunc
 	done         bool // the case has ended (or failed): no handler waits any longer
 	answerOpen   bool // the main coroutine waits for the answer to a request
@@ -760,6 +763,9 @@ func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
 	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: amount,
 		Reason: "refund claimed in declaration " + r.in.CaseID, RequestID: r.in.RequestID, LinkedDeclaration: r.in.CaseID,
 		Policy: r.in.Policy.Refund, DeskReview: &refunddue.DeskReview{Decided: causeTime(ctx, r.decidedAt), Due: r.st.Deadline}} // its term runs from the review's end (art. 78 p.6, art. 88)
+	if r.assessed > 0 { // the desk review confirmed it and the ledger holds it: no second review
+		in.ConfirmedByReview = min(amount, r.assessed)
+	}
 	// The refund carries the taxpayer's subject hash too, so the back office's requisites
 	// verdict finds it like a refund claimed through the API.
 	opts := workflow.ChildWorkflowOptions{WorkflowID: id, ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
@@ -836,7 +842,70 @@ func (r *declaration) review(ctx workflow.Context, bound time.Time, appeal bool,
 	if r.st.Computed.Refund > 0 {
 		reason += fmt.Sprintf("; refund confirmed: %d kopecks", r.st.ConfirmedRefund)
 	}
-	return r.j.record(ctx, DeclarationDecided, d.Inspector, reason)
+	return r.recordDecision(ctx, d, reason)
+}
+
+// changeDeclarationAssessment is the workflow.GetVersion change id of the decision that
+// writes the assessed tax to the taxpayer's ledger: a decision that confirms a refund
+// (Tax Code art. 78 p.6, art. 88) reduces the tax charged for the period (the employer's
+// figures) by the refund it confirms, in the transaction of the step that records it
+// (functions/ledger Assess), and the refund it starts is approved without a second
+// review (RefundWorkflowInput.ConfirmedByReview). Asked only at a decision that has a
+// reduction to write, so other histories carry no marker; runs decided before it (no
+// marker) record the decision alone and start the refund as before.
+const changeDeclarationAssessment = "declaration-assessment"
+
+// recordDecision records the decision taken. One that confirms more refund than the
+// earlier decisions of the case wrote to the ledger writes the difference as a reduction
+// of the tax charged (contract.LedgerReduction) with the `decided` step, in one
+// transaction: the record and the taxpayer's account never disagree, and the refund the
+// decision starts finds the overpayment it pays. The entry is dated by the filing of the
+// version decided: the overpayment a 3-НДФЛ makes arises when it is filed (art. 78 p.7,
+// see functions/overpayment).
+func (r *declaration) recordDecision(ctx workflow.Context, d DeclarationDecision, reason string) error {
+	amount := r.st.ConfirmedRefund - r.assessed
+	if amount <= 0 || workflow.GetVersion(ctx, changeDeclarationAssessment, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.j.record(ctx, DeclarationDecided, d.Inspector, reason)
+	}
+	filed := workflow.GetInfo(ctx).WorkflowStartTime
+	if r.generation > 0 { // a corrected declaration is the version decided: filed when the API took it
+		filed = r.correctedAt
+	}
+	entry := contract.LedgerEntry{INN: r.in.INN, Kind: contract.LedgerReduction, Tax: "ndfl", Period: r.st.Period, Amount: amount,
+		Date: filed, CaseID: r.in.CaseID,
+		EntryID: fmt.Sprintf("%d#ndfl#decl-%s#%d", r.st.Period, strings.TrimPrefix(r.in.CaseID, "declaration-"), r.st.Decisions)}
+	var a *activities.Activities
+	var res contract.LedgerResult
+	var resErr error
+	written, err := r.j.fold(ctx, DeclarationDecided, d.Inspector, reason, nil,
+		func(ctx workflow.Context, step contract.RecordInput) (*contract.StepOutcome, error) {
+			// On a disconnected context, as every step: a cancellation waits for the answer.
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			resErr = workflow.ExecuteActivity(workflow.WithActivityOptions(dctx, activities.LedgerOptions), a.Assess,
+				contract.LedgerInput{CaseID: r.in.CaseID, Entry: &entry, Step: &step}).Get(dctx, &res)
+			switch {
+			case resErr == nil:
+				return res.Step, nil
+			case definite(resErr): // the function refused it: nothing was written
+				return nil, nil
+			}
+			return nil, resErr
+		})
+	if err != nil {
+		return err
+	}
+	if written {
+		r.assessed += amount
+		return nil
+	}
+	// The ledger refused the entry (a defect: its content is ours): the decision stands
+	// and is recorded, and the journal says the account was not changed, for an operator.
+	why := "the ledger refused it"
+	if resErr != nil {
+		why = resErr.Error()
+	}
+	return r.j.record(ctx, DeclarationDecided, d.Inspector, reason, note{action: "assessment_refused", actor: "system",
+		reason: clip("the reduction of the tax charged by " + domainKopecks(amount) + " was not written to the ledger: " + why)})
 }
 
 // lapsedDecision is how a desk review with no decision in its term ends: no violation

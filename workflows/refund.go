@@ -133,7 +133,12 @@ type RefundWorkflowInput struct {
 	CreatedBy     string `json:"created_by,omitempty"`
 	// LinkedDeclaration: the accepted declaration that claimed this refund; it is the
 	// supporting document.
-	LinkedDeclaration string        `json:"linked_declaration,omitempty"`
+	LinkedDeclaration string `json:"linked_declaration,omitempty"`
+	// ConfirmedByReview: the refund the desk review of LinkedDeclaration confirmed, in
+	// kopecks (Tax Code art. 78 p.6, art. 88): the decision is the review, so the refund is
+	// approved without a second one, whatever AutoApproveMax (change
+	// refund-confirmed-by-review).
+	ConfirmedByReview int64         `json:"confirmed_by_review_kopecks,omitempty"`
 	Documents         []DocumentRef `json:"documents,omitempty"`
 	Policy            RefundPolicy  `json:"policy"`
 	// DeskReview: the desk review that confirmed a refund claimed in a declaration (its
@@ -270,6 +275,11 @@ func checkReason(field, reason string) error {
 // changeAutoApprovalSkipsReview is the workflow.GetVersion change id of the automatic
 // approval without an in_review transition (README, "Changing a workflow safely").
 const changeAutoApprovalSkipsReview = "auto-approval-skips-review"
+
+// changeRefundConfirmedByReview is the workflow.GetVersion change id of the refund a
+// desk review confirmed (RefundWorkflowInput.ConfirmedByReview), approved without a
+// second review.
+const changeRefundConfirmedByReview = "refund-confirmed-by-review"
 
 // changeDocumentAnswersOnceStored is the workflow.GetVersion change id of the document
 // update that answers once its upload is stored (or as late), not on receipt.
@@ -853,17 +863,27 @@ func (r *refund) run(ctx workflow.Context) error {
 	// accruing, until someone decides (runs before change refund-inaction-escalates
 	// expired at the first).
 	auto := r.in.Policy.AutoApproveMax > 0 && !r.st.Capped && r.st.Approved <= r.in.Policy.AutoApproveMax
+	// Change "refund-confirmed-by-review" (version 1): a refund a desk review confirmed
+	// (art. 78 p.6, art. 88) is approved as confirmed, never reviewed a second time; the
+	// overpayment and the debts offset (art. 78 p.5) were computed above as for any
+	// claim. Asked only for such a refund, so other histories carry no marker.
+	confirmed := r.in.ConfirmedByReview > 0 && r.st.Approved <= r.in.ConfirmedByReview &&
+		workflow.GetVersion(ctx, changeRefundConfirmedByReview, workflow.DefaultVersion, 1) != workflow.DefaultVersion
 	// Change "auto-approval-skips-review" (version 1): a claim the rules approve
 	// automatically goes straight to approved, as nobody reviews it — one transition
 	// record fewer per refund. Runs that recorded the in_review step before this change
 	// (no marker in their history) keep it. Asked only for automatic approvals, so a
 	// reviewed case's history carries no marker.
-	if !auto || workflow.GetVersion(ctx, changeAutoApprovalSkipsReview, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	if !confirmed && (!auto || workflow.GetVersion(ctx, changeAutoApprovalSkipsReview, workflow.DefaultVersion, 1) == workflow.DefaultVersion) {
 		if err := r.j.record(ctx, RefundInReview, "system", ""); err != nil {
 			return err
 		}
 	}
-	if auto {
+	switch {
+	case confirmed:
+		r.decision = &RefundDecision{Approve: true, Reviewer: "system", Reason: "confirmed by the desk review of declaration " +
+			r.in.LinkedDeclaration + " (Tax Code art. 78 p.6, art. 88): no second review"}
+	case auto:
 		r.decision = &RefundDecision{Approve: true, Reviewer: "system", Reason: "automatic approval: claim within the confirmed overpayment and the automatic limit"}
 	}
 	expires := r.st.Deadline.Add(r.in.Policy.reviewExpiry())

@@ -155,12 +155,17 @@ type Handler struct {
 
 // Handle runs one operation.
 func (h Handler) Handle(ctx context.Context, in contract.LedgerInput) (contract.LedgerResult, error) {
-	if in.Step != nil && in.Op != contract.LedgerReserve {
-		return contract.LedgerResult{}, fnerr.Invalid("step", "only a reservation carries a case's step")
+	if in.Step != nil && in.Op != contract.LedgerReserve && in.Op != contract.LedgerAssess {
+		return contract.LedgerResult{}, fnerr.Invalid("step", "only a reservation or an assessment carries a case's step")
+	}
+	if in.Entry != nil && in.Op != contract.LedgerAssess {
+		return contract.LedgerResult{}, fnerr.Invalid("entry", "only an assessment writes a ledger entry")
 	}
 	switch in.Op {
 	case contract.LedgerReserve:
 		return h.Ledger.Reserve(ctx, in)
+	case contract.LedgerAssess:
+		return h.Ledger.Assess(ctx, in)
 	case contract.LedgerVoid:
 		return h.Ledger.Void(ctx, in.Key, in.Reason)
 	case contract.LedgerGet:
@@ -175,7 +180,7 @@ func (h Handler) Handle(ctx context.Context, in contract.LedgerInput) (contract.
 	case contract.LedgerExpire:
 		return h.Ledger.Expire(ctx, in)
 	}
-	return contract.LedgerResult{}, fnerr.Invalid("op", "must be one of reserve, void, get, expire")
+	return contract.LedgerResult{}, fnerr.Invalid("op", "must be one of reserve, void, get, expire, assess")
 }
 
 func result(r Reservation, b Balance) contract.LedgerResult {

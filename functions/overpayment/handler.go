@@ -1,6 +1,7 @@
-// Package overpayment computes a taxpayer's overpayment from the ledger of charges and
-// payments: per tax and period, payments minus charges; debts of any period are offset
-// first, and only what is left, made of payments of the last 3 years, may be refunded.
+// Package overpayment computes a taxpayer's overpayment from the ledger of charges,
+// payments and reductions: per tax and period, payments and reductions minus charges;
+// debts of any period are offset first, and only what is left, made of credits of the
+// last 3 years, may be refunded.
 package overpayment
 
 import (
@@ -51,24 +52,40 @@ func Balance(entries []contract.LedgerEntry, period int) contract.OverpaymentRes
 //   - the overpayment is the positive balances of the named period (of every period
 //     when period is 0): a fully paid earlier year is neither overpaid nor a debt;
 //   - the debts are the negative balances of every period, offset first (domain.md §3);
-//   - an overpayment is refundable only as far as it is made of payments no older than
+//   - an overpayment is refundable only as far as it is made of credits no older than
 //     3 years at claimAt (Tax Code art. 78 p.7; a term in years by art. 6.1 p.3). Within
 //     one tax and period the charges are taken as paid by the earliest payments, so an
 //     overpayment is made of the latest ones. An entry without a date is taken as recent.
+//
+// A reduction (contract.LedgerReduction) is the tax charged lowered by a decision: a desk
+// review that confirms a 3-НДФЛ assesses the period's tax below what the employer
+// withheld and paid, by the refund it confirms (art. 78 p.6, art. 88). It is a credit
+// like a payment: payments minus (charges minus reductions) is then the confirmed
+// refund, so the refund the decision starts finds exactly the overpayment the decision
+// made. It is dated by the filing of the declaration, and the 3 years of art. 78 p.7
+// count from that date, not from the employer's payments. The reading we implement: the
+// tax the employer withheld was due when it was paid (art. 226); it became an
+// overpayment only by the deduction the taxpayer claimed in the declaration, so "the
+// day the tax was paid" of art. 78 p.7 is, for this overpayment, the day the
+// declaration was filed (the reading the Ministry of Finance and the FNS give for
+// deductions claimed in a 3-НДФЛ; the other reading, from each payment, is the plain
+// words of p.7). Counted from each employer payment, a declaration for the third
+// preceding year filed late in the year, which the 3 years of art. 78 p.7 for
+// deductions allow, would lose most of its refund.
 func BalanceAt(entries []contract.LedgerEntry, period int, claimAt time.Time) contract.OverpaymentResult {
 	type key struct {
 		tax    string
 		period int
 	}
 	bal := map[key]int64{}
-	payments := map[key][]contract.LedgerEntry{}
+	payments := map[key][]contract.LedgerEntry{} // the credits: payments and reductions
 	for _, e := range entries {
 		k := key{e.Tax, e.Period}
 		switch e.Kind {
-		case "payment":
+		case contract.LedgerPayment, contract.LedgerReduction:
 			bal[k] += e.Amount
 			payments[k] = append(payments[k], e)
-		case "charge":
+		case contract.LedgerCharge:
 			bal[k] -= e.Amount
 		}
 	}
@@ -108,8 +125,9 @@ func BalanceAt(entries []contract.LedgerEntry, period int, claimAt time.Time) co
 	return res
 }
 
-// recent sums the payments that may still be claimed back at claimAt (the latest first:
-// the overpayment is made of them).
+// recent sums the credits (payments, and reductions dated by the filing that made them)
+// that may still be claimed back at claimAt (the latest first: the overpayment is made
+// of them).
 func recent(payments []contract.LedgerEntry, claimAt time.Time) int64 {
 	var sum int64
 	for _, p := range payments {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -166,5 +167,43 @@ func BenchmarkBalance(b *testing.B) {
 	}
 	for b.Loop() {
 		Balance(entries, 0)
+	}
+}
+
+// Tax Code art. 78 p.7: the overpayment a 3-НДФЛ creates arises when the declaration is
+// filed, so the 3 years count from the filing, not from each of the employer's payments.
+// A 2023 declaration filed on 5 Dec 2026 (property deduction: 130 000 ₽ of the 130 000 ₽
+// withheld, paid by the employer month by month in 2023) keeps its whole refund; counted
+// from each payment only December's 10 833.33 ₽ would be left.
+func TestBalanceDeclarationOverpaymentArisesAtFilingArt78p7(t *testing.T) {
+	entries := []contract.LedgerEntry{e("2023#ndfl#c", "charge", "ndfl", 2023, 13_000_000)}
+	var sum int64
+	for m := 1; m <= 12; m++ {
+		amount := int64(1_083_333)
+		if m == 12 {
+			amount = 13_000_000 - sum
+		}
+		sum += amount
+		entries = append(entries, paid(fmt.Sprintf("2023#ndfl#p%02d", m), 2023, amount, fmt.Sprintf("2023-%02d-28T10:00:00+03:00", m)))
+	}
+	filed := time.Date(2026, 12, 5, 11, 0, 0, 0, term.Moscow)
+	reduction := contract.LedgerEntry{INN: inn, EntryID: "2023#ndfl#decl-d1#1", Kind: contract.LedgerReduction, Tax: "ndfl", Period: 2023,
+		Amount: 13_000_000, Date: filed, CaseID: "declaration-d1"}
+	decided := time.Date(2027, 2, 15, 12, 0, 0, 0, term.Moscow)
+	got := BalanceAt(append(entries, reduction), 2023, decided)
+	if got.Overpaid != 13_000_000 || got.Expired != 0 || got.Refundable != 13_000_000 {
+		t.Fatalf("late-filed declaration: %+v; want the whole 130 000 ₽ refundable", got)
+	}
+	// The window still applies, from the filing: a declaration filed on 1 Feb 2024 and
+	// claimed on 3 Mar 2027 is out of it.
+	old := reduction
+	old.Date = time.Date(2024, 2, 1, 11, 0, 0, 0, term.Moscow)
+	got = BalanceAt(append(entries, old), 2023, time.Date(2027, 3, 3, 12, 0, 0, 0, term.Moscow))
+	if got.Refundable != 0 || got.Expired != 13_000_000 {
+		t.Fatalf("filed more than 3 years before the claim: %+v", got)
+	}
+	// Without a claim time there is no window (Balance): the reduction counts as a credit.
+	if b := Balance(append(entries, reduction), 2023); b.Refundable != 13_000_000 {
+		t.Fatalf("Balance: %+v", b)
 	}
 }

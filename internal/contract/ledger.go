@@ -12,7 +12,13 @@ const (
 	LedgerVoid    = "void"    // release a case's reservation (rejection, withdrawal, cancellation, final failure)
 	LedgerGet     = "get"     // read a reservation and its balance
 	LedgerExpire  = "expire"  // sweep: void reservations that outlived their case
+	// LedgerAssess writes a decision's entry to the charges and payments ledger (Entry)
+	// with the case's step that records the decision (Step), in one transaction.
+	LedgerAssess = "assess"
 )
+
+// AssessmentWritten: the state of an assess answer whose entry is in the ledger.
+const AssessmentWritten = "written"
 
 // Reservation states. Refused is only reported, never stored: a refused claim holds nothing.
 const (
@@ -42,10 +48,14 @@ type LedgerInput struct {
 	Cursor string    `json:"cursor,omitempty"`
 	Limit  int       `json:"limit,omitempty"`
 	Now    time.Time `json:"now,omitempty"`
-	// Step (reserve only): the case's `approved` step, written in the reservation's
+	// Step (reserve): the case's `approved` step, written in the reservation's
 	// transaction when the whole amount is reserved (not when capped or refused: the
-	// step would not describe it). LedgerResult.Step says what became of it.
+	// step would not describe it). Step (assess): the case's step that records the
+	// decision, written with Entry. LedgerResult.Step says what became of it.
 	Step *RecordInput `json:"step,omitempty"`
+	// Entry (assess): the entry of the charges and payments ledger the case's decision
+	// makes, its content fixed by the workflow; its EntryID is its idempotency key.
+	Entry *LedgerEntry `json:"entry,omitempty"`
 }
 
 // LedgerResult is the reservation after the operation and its balance's figures.

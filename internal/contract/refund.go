@@ -57,16 +57,32 @@ type BankRequisites struct {
 	Account string `json:"account"`
 }
 
-// LedgerEntry is a charge or a payment of one tax for one period (table "ledger").
+// LedgerEntry is a charge, a payment or a reduction of one tax for one period (table
+// "ledger").
 type LedgerEntry struct {
 	INN     string    `json:"inn"`
 	EntryID string    `json:"entry_id"` // "<period>#<tax>#<n>"
-	Kind    string    `json:"kind"`     // charge | payment
+	Kind    string    `json:"kind"`     // charge | payment | reduction
 	Tax     string    `json:"tax"`      // ndfl, property, transport, land
 	Period  int       `json:"period"`
 	Amount  int64     `json:"amount_kopecks"`
 	Date    time.Time `json:"date"`
+	// CaseID: the case whose decision wrote the entry (a reduction); empty for the
+	// charges and payments that come from outside (employers, the treasury).
+	CaseID string `json:"case_id,omitempty"`
 }
+
+// Kinds of ledger entry.
+const (
+	LedgerCharge  = "charge"
+	LedgerPayment = "payment"
+	// LedgerReduction lowers the tax charged for a period: a desk review that confirms
+	// a 3-НДФЛ assesses less tax than was charged (withheld by the employer), by the
+	// refund it confirms (Tax Code art. 78, 88). Amount is that reduction (> 0); Date is
+	// when the overpayment it makes arises, the filing of the declaration (art. 78 p.7,
+	// see functions/overpayment).
+	LedgerReduction = "reduction"
+)
 
 // TaxpayerCheckInput asks whether a taxpayer may use a process.
 type TaxpayerCheckInput struct {

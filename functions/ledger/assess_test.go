@@ -1,0 +1,160 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/store"
+)
+
+const declCase = "declaration-d1"
+
+// assessLedger is stepLedger's ledger with the declaration's step 1 recorded, so that
+// the decision's step is seq 2.
+func assessLedger(t *testing.T) (Ledger, *countingDB) {
+	t.Helper()
+	l, db := stepLedger(t)
+	if _, err := l.Steps.Record(context.Background(), caseStep(declCase, 1, "", "in_review")); err != nil {
+		t.Fatal(err)
+	}
+	return l, db
+}
+
+func reductionEntry(amount int64) contract.LedgerEntry {
+	return contract.LedgerEntry{INN: inn, EntryID: "2025#ndfl#decl-d1#1", Kind: contract.LedgerReduction, Tax: "ndfl", Period: 2025,
+		Amount: amount, Date: time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC), CaseID: declCase}
+}
+
+func assessIn(amount int64) contract.LedgerInput {
+	e := reductionEntry(amount)
+	s := caseStep(declCase, 2, "in_review", "decided")
+	return contract.LedgerInput{Op: contract.LedgerAssess, CaseID: declCase, Entry: &e, Step: &s}
+}
+
+func entries(t *testing.T, l Ledger) map[string]contract.LedgerEntry {
+	t.Helper()
+	var all []contract.LedgerEntry
+	if err := store.QueryAll(context.Background(), l.DB, l.Entries, "inn", inn, &all); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]contract.LedgerEntry{}
+	for _, e := range all {
+		out[e.EntryID] = e
+	}
+	return out
+}
+
+// Tax Code art. 78, 88: the desk review's decision changes the taxpayer's account. Its
+// entry (the charge reduced by the refund confirmed) and the step that records the
+// decision are one transaction; a retry is a duplicate and writes nothing more; the
+// refund then finds the overpayment it pays.
+func TestAssessWritesTheEntryWithTheDecisionStepArt78Art88(t *testing.T) {
+	l, db := assessLedger(t)
+	ctx := context.Background()
+	before, _ := l.Refundable(ctx, inn, 2025)
+	n := db.tx.Load()
+	res, err := Handler{Ledger: l}.Handle(ctx, assessIn(1_300_000))
+	if err != nil || res.State != contract.AssessmentWritten || res.Duplicate || res.Step == nil || !res.Step.Written || res.Step.Refused != "" {
+		t.Fatalf("assess: %+v %+v %v", res, res.Step, err)
+	}
+	if k := db.tx.Load() - n; k != 1 {
+		t.Fatalf("%d transactions, want the one", k)
+	}
+	checkRecord(t, l, db, declCase, 2, true)
+	got, ok := entries(t, l)["2025#ndfl#decl-d1#1"]
+	if !ok || got.Kind != contract.LedgerReduction || got.Amount != 1_300_000 || got.CaseID != declCase {
+		t.Fatalf("entry: %+v", got)
+	}
+	after, _ := l.Refundable(ctx, inn, 2025)
+	if after-before != 1_300_000 {
+		t.Fatalf("refundable %d → %d: the reduction must add the refund confirmed", before, after)
+	}
+	// A retry: the same entry and step, answered as a duplicate; nothing written twice.
+	res, err = Handler{Ledger: l}.Handle(ctx, assessIn(1_300_000))
+	if err != nil || !res.Duplicate || res.Step == nil || !res.Step.Written || !res.Step.Duplicate {
+		t.Fatalf("retry: %+v %+v %v", res, res.Step, err)
+	}
+	checkRecord(t, l, db, declCase, 2, true)
+	if again, _ := l.Refundable(ctx, inn, 2025); again != after {
+		t.Fatalf("refundable after a retry %d, want %d", again, after)
+	}
+	// The same entry id with another amount is a bug to surface, not a new entry.
+	_, err = Handler{Ledger: l}.Handle(ctx, assessIn(500_000))
+	var fe *fnerr.Error
+	if !asFnErr(err, &fe) || fe.Type != fnerr.TypeKeyReused {
+		t.Fatalf("another amount under the entry id: %v", err)
+	}
+}
+
+// The record refuses the step (the case's record is not at the step it follows, or
+// holds other content under its key): nothing is written, the entry neither.
+func TestAssessStepRefusedWritesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		prep func(t *testing.T, l Ledger)
+		typ  string
+	}{
+		{"other content under the step's key", func(t *testing.T, l Ledger) {
+			other := caseStep(declCase, 2, "in_review", "clarification_required")
+			if _, err := l.Steps.Record(context.Background(), other); err != nil {
+				t.Fatal(err)
+			}
+		}, fnerr.TypeKeyReused},
+		{"the record is not at the step it follows", func(t *testing.T, l Ledger) {}, fnerr.TypeConflict},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, _ := assessLedger(t)
+			c.prep(t, l)
+			in := assessIn(1_300_000)
+			if c.typ == fnerr.TypeConflict { // seq 3 follows version 2; the record is at 1
+				s := caseStep(declCase, 3, "in_review", "decided")
+				in.Step = &s
+			}
+			res, err := Handler{Ledger: l}.Handle(context.Background(), in)
+			if err != nil || res.Step == nil || res.Step.Written || res.Step.RefusedType != c.typ || res.State == contract.AssessmentWritten {
+				t.Fatalf("assess: %+v %+v %v", res, res.Step, err)
+			}
+			if _, ok := entries(t, l)["2025#ndfl#decl-d1#1"]; ok {
+				t.Fatal("the entry was written without its step")
+			}
+		})
+	}
+}
+
+// The content is the workflow's: an entry that is not a reduction of this case, or a
+// step of another case, is refused before anything is written.
+func TestAssessRefusesBadInput(t *testing.T) {
+	l, _ := assessLedger(t)
+	for name, mut := range map[string]func(*contract.LedgerInput){
+		"no entry":           func(in *contract.LedgerInput) { in.Entry = nil },
+		"no step":            func(in *contract.LedgerInput) { in.Step = nil },
+		"zero amount":        func(in *contract.LedgerInput) { in.Entry.Amount = 0 },
+		"a payment":          func(in *contract.LedgerInput) { in.Entry.Kind = contract.LedgerPayment },
+		"another case":       func(in *contract.LedgerInput) { in.Entry.CaseID = "declaration-x" },
+		"no date":            func(in *contract.LedgerInput) { in.Entry.Date = time.Time{} },
+		"id of other period": func(in *contract.LedgerInput) { in.Entry.EntryID = "2024#ndfl#decl-d1#1" },
+		"step of other case": func(in *contract.LedgerInput) { s := caseStep("declaration-x", 2, "a", "b"); in.Step = &s },
+	} {
+		in := assessIn(1_300_000)
+		mut(&in)
+		_, err := Handler{Ledger: l}.Handle(context.Background(), in)
+		var fe *fnerr.Error
+		if !asFnErr(err, &fe) || fe.Type != fnerr.TypeInvalidInput {
+			t.Errorf("%s: want InvalidInput, got %v", name, err)
+		}
+		if _, ok := entries(t, l)["2025#ndfl#decl-d1#1"]; ok {
+			t.Fatalf("%s: written", name)
+		}
+	}
+	if _, err := (Handler{Ledger: l}).Handle(context.Background(), contract.LedgerInput{Op: contract.LedgerVoid, Key: "k",
+		Entry: &contract.LedgerEntry{}}); err == nil || !strings.Contains(err.Error(), "entry") {
+		t.Errorf("an entry on a void: %v", err)
+	}
+}
+
+func asFnErr(err error, fe **fnerr.Error) bool { return errors.As(err, fe) }
