@@ -158,3 +158,53 @@ func TestAssessRefusesBadInput(t *testing.T) {
 }
 
 func asFnErr(err error, fe **fnerr.Error) bool { return errors.As(err, fe) }
+
+// Tax Code art. 78 p.6, art. 88, art. 81: a period's НДФЛ is assessed once. Two
+// declarations of the same taxpayer for the same period (the same 3-НДФЛ filed twice
+// under two idempotency keys, or a corrected one filed as a new declaration after the
+// first was decided, as the API tells the taxpayer to) each confirmed for 13 000 ₽ —
+// by an inspector, or by the lapse of the desk review with no act, which confirms "as
+// filed" with nobody looking — lower the tax charged for the period by 13 000 ₽, not
+// by 26 000 ₽. Otherwise the second declaration's refund, approved without review
+// (confirmed by review), finds a fresh 13 000 ₽ of overpayment after the first refund
+// was paid, and the taxpayer is paid twice.
+func TestAssessTwoDeclarationsOfOnePeriodDoNotDoubleTheReduction(t *testing.T) {
+	l, _ := assessLedger(t)
+	ctx := context.Background()
+	const d2 = "declaration-d2"
+	if _, err := l.Steps.Record(ctx, caseStep(d2, 1, "", "in_review")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := l.Refundable(ctx, inn, 2025)
+	if _, err := (Handler{Ledger: l}).Handle(ctx, assessIn(1_300_000)); err != nil {
+		t.Fatal(err)
+	}
+	// The first declaration's refund is reserved and paid.
+	if res, err := l.Reserve(ctx, reserve("refund-d1", before+1_300_000)); err != nil || res.Amount != before+1_300_000 {
+		t.Fatalf("first refund: %+v %v", res, err)
+	}
+	if _, err := l.ClaimPayout(ctx, "refund-d1", "payout-d1-1", before+1_300_000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Post(ctx, "refund-d1", "payout-d1-1"); err != nil {
+		t.Fatal(err)
+	}
+	// The second declaration, the same figures, confirmed too.
+	e := reductionEntry(1_300_000)
+	e.EntryID, e.CaseID = "2025#ndfl#decl-d2#1", d2
+	s := caseStep(d2, 2, "in_review", "decided")
+	if _, err := (Handler{Ledger: l}).Handle(ctx, contract.LedgerInput{Op: contract.LedgerAssess, CaseID: d2, Entry: &e, Step: &s}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := l.Refundable(ctx, inn, 2025); after-before > 1_300_000 {
+		t.Errorf("refundable %d → %d: two confirmed declarations of one period reduced its tax by %d, want at most the 1 300 000 confirmed",
+			before, after, after-before)
+	}
+	res, err := l.Reserve(ctx, reserve("refund-d2", 1_300_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Amount > 0 {
+		t.Errorf("the second declaration's refund reserved %d after the first was paid in full: paid twice", res.Amount)
+	}
+}
