@@ -252,3 +252,43 @@ func TestRefundOfLateFiledDeclarationArt78p7(t *testing.T) {
 		t.Fatalf("status %s, paid %d, capped %v (%s): %+v", st.Status, st.Paid, st.Capped, st.CapReason, st.History)
 	}
 }
+
+// Tax Code art. 78 p.6, art. 88, art. 140: a decision partly confirms the refund (5 000
+// ₽), the taxpayer appeals, and the appeal's decision confirms all of it (13 000 ₽). The
+// case writes the 8 000 ₽ more to the ledger as a reduction, so the confirmed refund is
+// 13 000 ₽: the taxpayer must receive 13 000 ₽, not the first decision's 5 000 ₽ with
+// the other 8 000 ₽ left in the account for nobody to pay (the refund starts once per
+// declaration, at the first decision).
+func TestDeclarationAppealRaisingTheConfirmedRefundPaysItArt78Art140(t *testing.T) {
+	h := newDeclHarness(t)
+	mustPut(t, h.db, "taxpayers", "inn", eligible())
+	for _, e := range employerLedger(2025, rub(156_000)) {
+		mustPut(t, h.db, "ledger", "entry_id", e)
+	}
+	h.env.SetStartTime(time.Date(2026, 1, 15, 10, 0, 0, 0, term.Moscow))
+	h.update(24*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: rub(5_000),
+		Grounds: "часть чеков не читается", Inspector: "insp-1"}, false)
+	h.update(10*24*time.Hour, DeclarationUpdateAppeal, Appeal{Reason: "чеки приложены заново"}, false)
+	h.update(12*24*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "чеки читаются", Inspector: "insp-3"}, false)
+	st := h.run(h.input(goodDeclaration(), true))
+	if st.ConfirmedRefund != rub(13_000) || st.Decisions != 2 {
+		t.Fatalf("confirmed %d after %d decisions", st.ConfirmedRefund, st.Decisions)
+	}
+	var reduced int64
+	var all []contract.LedgerEntry
+	if err := store.QueryAll(context.Background(), h.db, "ledger", "inn", testINN, &all); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.Kind == contract.LedgerReduction {
+			reduced += e.Amount
+		}
+	}
+	var principal int64
+	for _, tr := range treasuryTransfers(t, h) {
+		principal += tr.Principal
+	}
+	if reduced != rub(13_000) || principal != rub(13_000) {
+		t.Fatalf("the ledger reduced by %d, the treasury paid %d: want the 13 000 ₽ confirmed, paid", reduced, principal)
+	}
+}
