@@ -189,3 +189,38 @@ func mustJSON(t *testing.T, tb *Table) []byte {
 	}
 	return b
 }
+
+// Tax Code art. 78 p.10: in July an operator enters the 20 March decision, the first of
+// the three the table misses (20 March, 24 April, 19 June). The table is then still
+// stale: adding one old decision does not certify the months after it, whose Board
+// meetings the calendar knows; otherwise the alert goes quiet and April-to-July days are
+// charged at March's rate with nobody told.
+func TestAddOldDecisionKeepsLaterMeetingsMissed(t *testing.T) {
+	tb := shipped(t)
+	july := at("2026-07-01 10:00")
+	var err error
+	for _, m := range []string{"2026-04-24", "2026-06-19"} {
+		if tb, err = tb.AddMeeting(day(m), "https://www.cbr.ru/dkp/cal_mp/", july); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := tb.Freshness(july); len(f.Missed) != 3 {
+		t.Fatalf("before: %+v", f)
+	}
+	tb2, err := tb.Add(Decision{From: day("2026-03-23"), RateBP: 1500, Source: "https://www.cbr.ru/press/keypr/"}, july)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := tb2.Freshness(july)
+	if len(f.Missed) != 2 || !f.Missed[0].Equal(day("2026-04-24")) || !f.Missed[1].Equal(day("2026-06-19")) {
+		t.Errorf("after adding the March decision in July: checked through %s, missed %v; want 24 April and 19 June still missed",
+			tb2.CheckedThrough().Format(time.DateOnly), f.Missed)
+	}
+	// The June decision entered next, April's skipped by mistake, is refused: the
+	// calendar says a decision was taken on 24 April, and the table would charge
+	// March's rate for its days without anybody told.
+	if _, err := tb2.Add(Decision{From: day("2026-06-22"), RateBP: 1400, Source: "https://www.cbr.ru/press/keypr/"}, july); err == nil ||
+		!strings.Contains(err.Error(), "2026-04-24") {
+		t.Errorf("the June decision with April's missing: %v, want a refusal naming the 24 April meeting", err)
+	}
+}
