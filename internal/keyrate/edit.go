@@ -93,7 +93,11 @@ type Decision struct {
 
 // Add returns the table with d appended: the open entry ends the day before d.From and
 // d's rate is in force from then on, until the next decision; checked_through moves to
-// today (the operator has checked the Bank of Russia's table). A decision that keeps the
+// today (the operator has checked the Bank of Russia's table), or to the day before the
+// first Board meeting the calendar knows after d took effect when that one is already
+// decided (its decision is added next; until then the table stays stale). A decision
+// whose meeting follows another known meeting after the last rate took effect is
+// refused: that meeting's decision is added first. A decision that keeps the
 // rate is added the same way (it confirms the days from its meeting). Only the future of
 // the table changes: a decision from on or before the last entry's first day is refused
 // (a correction of history is a reviewed change of the data file, or `keyrate put`).
@@ -119,14 +123,34 @@ func (t *Table) Add(d Decision, now time.Time) (*Table, error) {
 	case from.After(today.AddDate(0, 0, AheadDays)):
 		return nil, fmt.Errorf("from %s: more than %d days ahead; a decision takes effect the working day after its meeting", from.Format(time.DateOnly), AheadDays)
 	}
+	// The Board's meetings held after the last rate took effect and before this one does:
+	// the last of them is this decision's own; an earlier one is a decision the table
+	// lacks (one that kept the rate is an entry too), added first, or its days would be
+	// charged at the rate before it with nobody told.
+	var between []time.Time
+	checked := today
+	for _, m := range t.meetings {
+		switch {
+		case !m.day.Before(lastFrom) && m.day.Before(from):
+			between = append(between, m.day)
+		case !m.day.Before(from) && !decidedAt(m.day).After(now) && m.day.AddDate(0, 0, -1).Before(checked):
+			// A meeting decided after this decision took effect: the operator vouches
+			// for the table up to it, not to today (its decision may still be missing).
+			checked = m.day.AddDate(0, 0, -1)
+		}
+	}
+	if len(between) > 1 {
+		return nil, fmt.Errorf("from %s: the Board met on %s after the last rate took effect (%s); add that decision first",
+			from.Format(time.DateOnly), between[0].Format(time.DateOnly), last.From)
+	}
 	last.To = from.AddDate(0, 0, -1).Format(time.DateOnly)
 	text := d.Decision
 	if text == "" {
 		text = fmt.Sprintf("Board of Directors: %s %% from %s (added by an operator)", formatRate(d.RateBP), from.Format(time.DateOnly))
 	}
 	f.Rates = append(f.Rates, Entry{From: from.Format(time.DateOnly), RateBP: d.RateBP, Decision: text, Source: d.Source})
-	if today.After(t.checkedThrough) {
-		f.CheckedThrough = today.Format(time.DateOnly)
+	if checked.After(t.checkedThrough) {
+		f.CheckedThrough = checked.Format(time.DateOnly)
 	}
 	return reparse(f, now)
 }
