@@ -259,9 +259,14 @@ type declaration struct {
 	// comes between the decision and the window's computation is taken (the window
 	// starts with the decision).
 	appealClosed bool
-	// assessed: the reductions of the tax charged the case's decisions wrote to the
-	// ledger (change declaration-assessment); the refund they confirm is not reviewed again.
-	assessed     int64
+	// assessed: the refund the case's decisions confirmed that was taken to the ledger
+	// (change declaration-assessment); reduced: what the ledger wrote of it (less when
+	// another declaration of the period had already brought it into the account); vouched:
+	// the part of reduced the refunds started so far were told needs no second review.
+	assessed, reduced, vouched int64
+	// refunded: the refund the cases started so far claim (an appeal that confirms more
+	// starts another for the difference, change declaration-refund-difference).
+	refunded     int64
 	stopWatch    workflow.CancelFunc
 	done         bool // the case has ended (or failed): no handler waits any longer
 	answerOpen   bool // the main coroutine waits for the answer to a request
@@ -737,11 +742,27 @@ func deliveredOn(decided time.Time) time.Time {
 // refundDecided starts the refund the decision confirms, once per declaration: a refund
 // is paid only for an overpayment the desk review confirmed (Tax Code art. 78, 88).
 func (r *declaration) refundDecided(ctx workflow.Context) error {
-	if r.st.RefundCase != "" || r.st.ConfirmedRefund <= 0 {
+	if r.st.ConfirmedRefund <= 0 {
 		return nil
 	}
-	return r.startRefund(ctx, r.st.ConfirmedRefund)
+	if r.st.RefundCase == "" {
+		return r.startRefund(ctx, r.st.ConfirmedRefund, "")
+	}
+	// An appeal's decision that confirms more than the refunds started claim: the
+	// difference is a refund of its own, so the payout equals what was confirmed (Tax
+	// Code art. 78, 140). Runs from before change declaration-refund-difference (no
+	// marker) started one refund only.
+	more := r.st.ConfirmedRefund - r.refunded
+	if more <= 0 || workflow.GetVersion(ctx, changeDeclarationRefundDifference, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return r.startRefund(ctx, more, fmt.Sprintf("-%d", r.st.Decisions))
 }
+
+// changeDeclarationRefundDifference is the workflow.GetVersion change id of the refund an
+// appeal's decision starts for what it confirms beyond the refunds already started.
+// Asked only when there is such a difference.
+const changeDeclarationRefundDifference = "declaration-refund-difference"
 
 // confirmedRefund is the refund a decision confirms.
 func (r *declaration) confirmedRefund(d DeclarationDecision) int64 {
@@ -755,16 +776,18 @@ func (r *declaration) confirmedRefund(d DeclarationDecision) int64 {
 }
 
 // startRefund starts the refund a decision confirmed, for the amount confirmed.
-func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
+func (r *declaration) startRefund(ctx workflow.Context, amount int64, suffix string) error {
 	if amount <= 0 {
 		return nil
 	}
-	id := "refund-" + r.in.CaseID[len("declaration-"):]
+	id := "refund-" + r.in.CaseID[len("declaration-"):] + suffix
 	in := RefundWorkflowInput{CaseID: id, INN: r.in.INN, Period: r.st.Period, Amount: amount,
 		Reason: "refund claimed in declaration " + r.in.CaseID, RequestID: r.in.RequestID, LinkedDeclaration: r.in.CaseID,
 		Policy: r.in.Policy.Refund, DeskReview: &refunddue.DeskReview{Decided: causeTime(ctx, r.decidedAt), Due: r.st.Deadline}} // its term runs from the review's end (art. 78 p.6, art. 88)
-	if r.assessed > 0 { // the desk review confirmed it and the ledger holds it: no second review
-		in.ConfirmedByReview = min(amount, r.assessed)
+	// The desk review confirmed it and the ledger holds it: no second review — for what the
+	// ledger wrote and no earlier refund of the case was told already.
+	if v := min(amount, r.reduced-r.vouched); r.assessed > 0 && v > 0 {
+		in.ConfirmedByReview = v
 	}
 	// The refund carries the taxpayer's subject hash too, so the back office's requisites
 	// verdict finds it like a refund claimed through the API.
@@ -775,7 +798,11 @@ func (r *declaration) startRefund(ctx workflow.Context, amount int64) error {
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err
 	}
-	r.st.RefundCase = id
+	if r.st.RefundCase == "" {
+		r.st.RefundCase = id
+	}
+	r.refunded += amount
+	r.vouched += in.ConfirmedByReview
 	return r.j.audit(ctx, "refund_started", "system", id)
 }
 
@@ -896,6 +923,7 @@ func (r *declaration) recordDecision(ctx workflow.Context, d DeclarationDecision
 	}
 	if written {
 		r.assessed += amount
+		r.reduced += res.Amount
 		return nil
 	}
 	// The ledger refused the entry (a defect: its content is ours): the decision stands

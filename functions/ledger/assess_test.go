@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,5 +207,42 @@ func TestAssessTwoDeclarationsOfOnePeriodDoNotDoubleTheReduction(t *testing.T) {
 	}
 	if res.Amount > 0 {
 		t.Errorf("the second declaration's refund reserved %d after the first was paid in full: paid twice", res.Amount)
+	}
+}
+
+// Two declarations of one period confirmed at the same moment: the guard of the period's
+// reductions lets one of them write the confirmed refund and the other 0 (it reads the
+// guard again after losing), never both.
+func TestAssessTwoDeclarationsAtOnceReduceThePeriodOnce(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		l, _ := assessLedger(t)
+		ctx := context.Background()
+		const d2 = "declaration-d2"
+		if _, err := l.Steps.Record(ctx, caseStep(d2, 1, "", "in_review")); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := l.Refundable(ctx, inn, 2025)
+		e2 := reductionEntry(1_300_000)
+		e2.EntryID, e2.CaseID = "2025#ndfl#decl-d2#1", d2
+		s2 := caseStep(d2, 2, "in_review", "decided")
+		ins := []contract.LedgerInput{assessIn(1_300_000), {Op: contract.LedgerAssess, CaseID: d2, Entry: &e2, Step: &s2}}
+		var wg sync.WaitGroup
+		written := make([]int64, 2)
+		for i := range ins {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := l.Assess(ctx, ins[i])
+				if err != nil || res.Step == nil || !res.Step.Written {
+					t.Errorf("assessment %d: %+v %v", i, res, err)
+				}
+				written[i] = res.Amount
+			}()
+		}
+		wg.Wait()
+		after, _ := l.Refundable(ctx, inn, 2025)
+		if after-before != 1_300_000 || written[0]+written[1] != 1_300_000 {
+			t.Fatalf("round %d: written %v, refundable %d → %d; want the period reduced by 1 300 000 once", round, written, before, after)
+		}
 	}
 }
