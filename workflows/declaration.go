@@ -29,6 +29,10 @@ const (
 	DeclarationUpdateRequest = "request_documents" // inspector [000:142]
 	DeclarationUpdateDecide  = "decide"            // inspector: decision with grounds [000:143]
 	DeclarationUpdateAppeal  = "appeal"            // taxpayer, within the window [000:143]
+	// DeclarationUpdateRecomputeTerm: operator (taxflow terms recompute): count the desk
+	// review's term again over the calendar the worker has now (recompute.go); refused
+	// once a decision is taken.
+	DeclarationUpdateRecomputeTerm = "recompute_term"
 )
 
 // Decisions an inspector may take, and what each means for a refund the declaration claims
@@ -532,7 +536,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 // calendar is data that may change between deploys, and a running case keeps its term.
 func termOf(ctx workflow.Context, f func(term.Terms) term.Result) (term.Result, error) {
 	var res term.Result
-	err := workflow.SideEffect(ctx, func(workflow.Context) any { return f(term.Default()) }).Get(&res)
+	err := workflow.SideEffect(ctx, func(workflow.Context) any { return f(currentTerms()) }).Get(&res)
 	return res, err
 }
 
