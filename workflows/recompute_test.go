@@ -1,11 +1,14 @@
 package workflows
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
@@ -180,5 +183,100 @@ func TestRefundTermRecomputeRefusedOncePayoutStarted(t *testing.T) {
 	}
 	if st.DeadlineDay != "2027-11-05" || hasAction(h.journal(), "term_recomputed") {
 		t.Fatalf("due %s, journal %v", st.DeadlineDay, h.journal())
+	}
+}
+
+// recomputeDecl sends the recompute update to a declaration at a delay and keeps its answer.
+func recomputeDecl(h *declHarness, at time.Duration, got *TermRecomputed, gotErr *error) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(DeclarationUpdateRecomputeTerm, fmt.Sprintf("recompute-%s", at), &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnComplete: func(v any, err error) { *got, _ = v.(TermRecomputed); *gotErr = err },
+			OnReject:   func(err error) { *gotErr = err }})
+	}, at)
+}
+
+func declJournal(t *testing.T, h *declHarness) []contract.AuditEntry {
+	t.Helper()
+	j, err := audit.Journal(context.Background(), h.db, "audit", declCase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// A declaration filed on Thursday 5 August 2027 is reviewed until Friday 5 November on
+// the provisional calendar. With the decree loaded the term is recomputed to Monday
+// 8 November: the escalation comes at the new deadline, and the review with no decision
+// ends by itself 10 working days after the new last day (22 November), not the old (19).
+func TestDeclarationReviewTermRecomputedWhenTheDecreeIsLoaded(t *testing.T) {
+	restoreTerms(t)
+	h := newDeclHarness(t)
+	h.startAt(2027, time.August, 5, 10, 0)
+	newEnd := time.Date(2027, time.November, 9, 0, 0, 0, 0, term.Moscow)
+	h.env.RegisterDelayedCallback(func() {
+		if st := h.query(); st.DeadlineDay != "2027-11-05" {
+			t.Errorf("before the decree: due %s", st.DeadlineDay)
+		}
+		loadDecree2027(t)
+	}, 30*24*time.Hour)
+	var got, again TermRecomputed
+	var gotErr, againErr error
+	recomputeDecl(h, 30*24*time.Hour+time.Minute, &got, &gotErr)
+	recomputeDecl(h, 31*24*time.Hour, &again, &againErr)
+	st := h.run(h.input(goodDeclaration(), false))
+	if gotErr != nil || !got.Changed || got.Previous != "2027-11-05" || got.DeadlineDay != "2027-11-08" || !got.Deadline.Equal(newEnd) || fmt.Sprint(got.Decreed) != "[2027]" {
+		t.Fatalf("recompute answered %+v, %v", got, gotErr)
+	}
+	if againErr != nil || again.Changed {
+		t.Fatalf("a second recompute answered %+v, %v", again, againErr)
+	}
+	tr, _ := transitionTo(st, DeclarationDecided)
+	if st.DeadlineDay != "2027-11-08" || !st.Escalated || st.DecidedBy != "system" || !tr.At.Equal(time.Date(2027, time.November, 23, 0, 0, 0, 0, term.Moscow)) {
+		t.Fatalf("due %s escalated %v, decided by %s at %s", st.DeadlineDay, st.Escalated, st.DecidedBy, tr.At.In(term.Moscow))
+	}
+	n := 0
+	for _, e := range declJournal(t, h) {
+		switch e.Action {
+		case "term_recomputed":
+			n++
+			if !strings.Contains(e.Reason, "2027-11-05 → 2027-11-08") || !strings.Contains(e.Reason, "2027-11-22") {
+				t.Errorf("term_recomputed says %q", e.Reason)
+			}
+		case "deadline_passed":
+			if !e.At.Equal(newEnd) {
+				t.Errorf("escalated at %s, want at the new deadline %s", e.At.In(term.Moscow), newEnd)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d term_recomputed entries", n)
+	}
+}
+
+// A decision taken on Monday 4 October 2027 is delivered on the 5th: the appeal window
+// ends on Friday 5 November on the provisional calendar, on Monday 8 November once the
+// decree is loaded, and the case closes at the new end. Once closed, the update is late.
+func TestDeclarationAppealWindowRecomputedWhenTheDecreeIsLoaded(t *testing.T) {
+	restoreTerms(t)
+	h := newDeclHarness(t)
+	start := h.startAt(2027, time.October, 4, 10, 0)
+	newEnd := time.Date(2027, time.November, 9, 0, 0, 0, 0, term.Moscow)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	h.expect(2*time.Hour, func(st DeclarationStatus) {
+		if st.AppealBy == nil || !st.AppealBy.Equal(time.Date(2027, time.November, 6, 0, 0, 0, 0, term.Moscow)) {
+			t.Errorf("appeal by %v before the decree", st.AppealBy)
+		}
+	})
+	h.env.RegisterDelayedCallback(func() { loadDecree2027(t) }, 10*24*time.Hour)
+	var got TermRecomputed
+	var gotErr error
+	recomputeDecl(h, 10*24*time.Hour+time.Minute, &got, &gotErr)
+	st := h.run(h.input(goodDeclaration(), false))
+	if gotErr != nil || !got.Changed || got.DeadlineDay != "2027-11-08" || !got.Deadline.Equal(newEnd) {
+		t.Fatalf("recompute answered %+v, %v", got, gotErr)
+	}
+	if st.Status != DeclarationDecided || !h.env.Now().Equal(newEnd) || !hasAction(declJournal(t, h), "term_recomputed") {
+		t.Fatalf("%s closed at %s (started %s), want %s", st.Status, h.env.Now().In(term.Moscow), start, newEnd)
 	}
 }
