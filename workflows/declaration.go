@@ -265,18 +265,18 @@ type declaration struct {
 	appealClosed bool
 	// assessed: the reductions of the tax charged the case's decisions wrote to the
 	// ledger (change declaration-assessment); the refund they confirm is not reviewed again.
-	assessed     int64
-	stopWatch    workflow.CancelFunc
+	assessed  int64
+	stopWatch workflow.CancelFunc
 	// For the recompute_term update (recompute.go): rootCtx is the workflow's context (the
 	// deadline watch runs under it); actBy is the instant the desk review under way ends by
 	// itself (art. 100 p.1), counted from its term; window and delivered are the open
 	// appeal window and the day it runs from; termMoves counts the terms recomputed to
 	// another day (a wait goes on to the new instant).
-	rootCtx   workflow.Context
-	actBy     time.Time
-	window    *term.Result
-	delivered time.Time
-	termMoves int
+	rootCtx      workflow.Context
+	actBy        time.Time
+	window       *term.Result
+	delivered    time.Time
+	termMoves    int
 	done         bool // the case has ended (or failed): no handler waits any longer
 	answerOpen   bool // the main coroutine waits for the answer to a request
 	checksFailed bool // the version under review failed the automatic checks

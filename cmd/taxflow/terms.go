@@ -97,9 +97,9 @@ func recomputeTerms(ctx context.Context, c termsClient, namespace string, year i
 	}
 	sort.Strings(t.Moved)
 	for _, m := range t.Moved {
-		fmt.Fprintln(out, m)
+		_, _ = fmt.Fprintln(out, m)
 	}
-	fmt.Fprintf(out, "changed %d, unchanged %d, refused %d, failed %d\n", t.Changed, t.Unchanged, t.Refused, t.Failed)
+	_, _ = fmt.Fprintf(out, "changed %d, unchanged %d, refused %d, failed %d\n", t.Changed, t.Unchanged, t.Refused, t.Failed)
 	if t.Failed > 0 {
 		return fmt.Errorf("%d cases did not answer: run the command again", t.Failed)
 	}
