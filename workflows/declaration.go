@@ -559,7 +559,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 func (r *declaration) runningTerm() string {
 	switch {
 	case r.done || r.appealClosed || r.st.Status == "":
-	case r.st.Decisions == 0 && r.decision == nil && r.correction == nil && !r.st.Deadline.IsZero():
+	case r.st.Decisions == 0 && r.decision == nil && r.correction == nil && r.rootCtx != nil: // its watch has started
 		return "review"
 	case r.st.Status == DeclarationDecided && r.window != nil && r.st.AppealBy != nil && r.appeal == nil:
 		return "appeal"

@@ -280,3 +280,22 @@ func TestDeclarationAppealWindowRecomputedWhenTheDecreeIsLoaded(t *testing.T) {
 		t.Fatalf("%s closed at %s (started %s), want %s", st.Status, h.env.Now().In(term.Moscow), start, newEnd)
 	}
 }
+
+// An appealed decision: no term the update can move runs (the appeal's own month is not
+// recomputed), so it is refused as late and nothing is written.
+func TestDeclarationTermRecomputeRefusedDuringAnAppeal(t *testing.T) {
+	restoreTerms(t)
+	h := newDeclHarness(t)
+	h.startAt(2027, time.October, 4, 10, 0)
+	h.update(time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionRefused, Grounds: "нет документов", Inspector: "insp-1"}, false)
+	h.update(2*time.Hour, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, false)
+	h.env.RegisterDelayedCallback(func() { loadDecree2027(t) }, 3*time.Hour)
+	var got TermRecomputed
+	var gotErr error
+	recomputeDecl(h, 3*time.Hour+time.Minute, &got, &gotErr)
+	h.update(4*time.Hour, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "документы найдены", Inspector: "insp-3"}, false)
+	h.run(h.input(goodDeclaration(), false))
+	if _, late := AsLate(gotErr); !late || got.Changed || hasAction(declJournal(t, h), "term_recomputed") {
+		t.Fatalf("recompute during the appeal answered %+v, %v", got, gotErr)
+	}
+}
