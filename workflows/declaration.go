@@ -29,6 +29,10 @@ const (
 	DeclarationUpdateRequest = "request_documents" // inspector [000:142]
 	DeclarationUpdateDecide  = "decide"            // inspector: decision with grounds [000:143]
 	DeclarationUpdateAppeal  = "appeal"            // taxpayer, within the window [000:143]
+	// DeclarationUpdateRecomputeTerm: operator (taxflow terms recompute): count the desk
+	// review's term again over the calendar the worker has now (recompute.go); refused
+	// once a decision is taken.
+	DeclarationUpdateRecomputeTerm = "recompute_term"
 )
 
 // Decisions an inspector may take, and what each means for a refund the declaration claims
@@ -266,8 +270,18 @@ type declaration struct {
 	assessed, reduced, vouched int64
 	// refunded: the refund the cases started so far claim (an appeal that confirms more
 	// starts another for the difference, change declaration-refund-difference).
-	refunded     int64
-	stopWatch    workflow.CancelFunc
+	refunded  int64
+	stopWatch workflow.CancelFunc
+	// For the recompute_term update (recompute.go): rootCtx is the workflow's context (the
+	// deadline watch runs under it); actBy is the instant the desk review under way ends by
+	// itself (art. 100 p.1), counted from its term; window and delivered are the open
+	// appeal window and the day it runs from; termMoves counts the terms recomputed to
+	// another day (a wait goes on to the new instant).
+	rootCtx      workflow.Context
+	actBy        time.Time
+	window       *term.Result
+	delivered    time.Time
+	termMoves    int
 	done         bool // the case has ended (or failed): no handler waits any longer
 	answerOpen   bool // the main coroutine waits for the answer to a request
 	checksFailed bool // the version under review failed the automatic checks
@@ -332,9 +346,10 @@ func (r *declaration) takeAnswers() {
 	}
 }
 
-// wait waits until cond holds or by passes, taking answer signals as they come; ok is
-// false when by passed first.
-func (r *declaration) wait(ctx workflow.Context, by time.Time, cond func() bool) (ok bool, err error) {
+// wait waits until cond holds or *by passes, taking answer signals as they come; ok is
+// false when *by passed first. A term recomputed to another day (termMoves) moves *by:
+// the wait goes on to the new instant.
+func (r *declaration) wait(ctx workflow.Context, by *time.Time, cond func() bool) (ok bool, err error) {
 	for {
 		r.takeAnswers()
 		if cond() {
@@ -344,7 +359,8 @@ func (r *declaration) wait(ctx workflow.Context, by time.Time, cond func() bool)
 		if d <= 0 {
 			return false, nil
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, d, func() bool { return cond() || r.answers.Len() > 0 }); err != nil {
+		moves := r.termMoves
+		if _, err := workflow.AwaitWithTimeout(ctx, d, func() bool { return cond() || r.answers.Len() > 0 || r.termMoves != moves }); err != nil {
 			return false, err
 		}
 	}
@@ -529,15 +545,132 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 		}}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateRecomputeTerm, r.recomputeTerm,
+		workflow.UpdateHandlerOptions{Validator: func() error {
+			if r.runningTerm() == "" {
+				return errLate("recompute term: no desk review or appeal window is running", r.st.Status, r.st.Label)
+			}
+			return nil
+		}}); err != nil {
+		return err
+	}
 	r.answers = workflow.GetSignalChannel(ctx, DeclarationSignalAnswer)
 	return nil
+}
+
+// runningTerm is the term the recompute update can move: the desk review's (before the
+// first decision: its last day and the act bound of art. 100 p.1), the appeal window
+// (a decision open to appeal), or none.
+func (r *declaration) runningTerm() string {
+	switch {
+	case r.done || r.appealClosed || r.st.Status == "":
+	case r.st.Decisions == 0 && r.decision == nil && r.correction == nil && r.rootCtx != nil: // its watch has started
+		return "review"
+	case r.st.Status == DeclarationDecided && r.window != nil && r.st.AppealBy != nil && r.appeal == nil:
+		return "appeal"
+	}
+	return ""
+}
+
+// recomputeTerm is the recompute_term update (recompute.go): the running term counted
+// first, in a SideEffect, from what it ran from, over the calendar the worker has now;
+// then, under the step mutex, a changed term is written (term_recomputed, with the
+// projection carrying the new deadline), the deadline moves, the watch starts again on it
+// and the wait under way goes on to the new instant.
+func (r *declaration) recomputeTerm(ctx workflow.Context) (TermRecomputed, error) {
+	kind, p := r.runningTerm(), r.in.Policy
+	filed, delivered := workflow.GetInfo(ctx).WorkflowStartTime, r.delivered
+	if r.generation > 0 { // a corrected declaration's review runs from its filing
+		filed = r.correctedAt
+	}
+	var res struct{ Review, Act, Window term.Result }
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		t := currentTerms()
+		if kind == "review" {
+			res.Review = t.Months(filed, p.ReviewMonths)
+			res.Act = t.WorkingDays(res.Review.LastDay, p.ActDays)
+		} else {
+			res.Window = t.Months(delivered, p.AppealMonths)
+		}
+		return res
+	}).Get(&res); err != nil {
+		return TermRecomputed{}, err
+	}
+	if err := r.j.lock(ctx); err != nil {
+		return TermRecomputed{}, err
+	}
+	defer r.j.mu.Unlock()
+	if r.runningTerm() != kind { // the case moved on while the update waited for the step mutex
+		return TermRecomputed{CaseID: r.in.CaseID}, errLate("recompute term: the term it counted no longer runs", r.st.Status, r.st.Label)
+	}
+	if kind == "appeal" {
+		return r.recomputeWindow(ctx, res.Window)
+	}
+	out := TermRecomputed{CaseID: r.in.CaseID, Previous: r.st.DeadlineDay, DeadlineDay: r.st.DeadlineDay, Deadline: r.st.Deadline,
+		Provisional: res.Review.Provisional, Decreed: decreedSince(r.st.DeadlineProvisional, res.Review.Provisional)}
+	if res.Review.End.Equal(r.st.Deadline) && res.Act.End.Equal(r.actBy) {
+		return out, nil
+	}
+	was, wasAct := r.st, r.actBy
+	now := workflow.Now(ctx)
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = res.Review.End, res.Review.LastDay.Format(time.DateOnly), res.Review.Provisional
+	r.actBy = res.Act.End
+	if r.st.DecideBy != nil { // the desk review under way ends by itself at the new bound
+		*r.st.DecideBy = r.actBy
+	}
+	moved := !r.st.Deadline.Equal(was.Deadline)
+	if moved && r.st.Deadline.After(now) {
+		r.st.Escalated = false
+		if r.st.Deadline.Add(-p.ReminderBefore).After(now) {
+			r.st.Reminded = false
+		}
+	}
+	reason := recomputedReason("the desk review's term", was.DeadlineDay, res.Review, out.Decreed, "Tax Code art. 88 p.2, art. 6.1") +
+		"; without a decision it ends by " + res.Act.LastDay.Format(time.DateOnly) + " (art. 100 p.1)"
+	r.j.queue(ctx, "term_recomputed", r.j.current(), r.j.current(), "system", clip(reason))
+	if err := r.j.writeLocked(ctx, r.j.current()); err != nil {
+		r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional, r.st.Escalated, r.st.Reminded = was.Deadline, was.DeadlineDay, was.DeadlineProvisional, was.Escalated, was.Reminded
+		r.actBy = wasAct
+		if r.st.DecideBy != nil {
+			*r.st.DecideBy = wasAct
+		}
+		return out, fmt.Errorf("record the recomputed term: %w", err)
+	}
+	// The old watch stops before the mutex is released: its timers never fire.
+	if moved && (r.st.Deadline.After(now) || !r.st.Escalated) {
+		r.watchReview()
+	}
+	r.termMoves++
+	out.Changed, out.DeadlineDay, out.Deadline = true, r.st.DeadlineDay, r.st.Deadline
+	return out, nil
+}
+
+// recomputeWindow moves the open appeal window (art. 139.1 p.2) to its recomputed end;
+// the step mutex is held.
+func (r *declaration) recomputeWindow(ctx workflow.Context, w term.Result) (TermRecomputed, error) {
+	old := *r.window
+	out := TermRecomputed{CaseID: r.in.CaseID, Previous: old.LastDay.Format(time.DateOnly), DeadlineDay: old.LastDay.Format(time.DateOnly),
+		Deadline: old.End, Provisional: w.Provisional, Decreed: decreedSince(old.Provisional, w.Provisional)}
+	if w.End.Equal(old.End) {
+		return out, nil
+	}
+	*r.window, *r.st.AppealBy = w, w.End
+	r.j.queue(ctx, "term_recomputed", r.j.current(), r.j.current(), "system",
+		clip(recomputedReason("the appeal window", out.Previous, w, out.Decreed, "Tax Code art. 139.1 p.2, art. 6.1")))
+	if err := r.j.writeLocked(ctx, r.j.current()); err != nil {
+		*r.window, *r.st.AppealBy = old, old.End
+		return out, fmt.Errorf("record the recomputed appeal window: %w", err)
+	}
+	r.termMoves++
+	out.Changed, out.DeadlineDay, out.Deadline = true, w.LastDay.Format(time.DateOnly), w.End
+	return out, nil
 }
 
 // termOf computes a statutory term once and keeps it in the history: the production
 // calendar is data that may change between deploys, and a running case keeps its term.
 func termOf(ctx workflow.Context, f func(term.Terms) term.Result) (term.Result, error) {
 	var res term.Result
-	err := workflow.SideEffect(ctx, func(workflow.Context) any { return f(term.Default()) }).Get(&res)
+	err := workflow.SideEffect(ctx, func(workflow.Context) any { return f(currentTerms()) }).Get(&res)
 	return res, err
 }
 
@@ -563,16 +696,24 @@ func (r *declaration) startReview(ctx workflow.Context, deadline term.Result) er
 			return err
 		}
 	}
+	r.rootCtx = ctx
+	r.watchReview()
+	return nil
+}
+
+// watchReview starts the watch of the desk review's deadline under a context of its own
+// (no command: WithCancel is local to the workflow) and stops the one running, whose
+// timers then never fire.
+func (r *declaration) watchReview() {
 	if r.stopWatch != nil {
 		r.stopWatch()
 	}
-	wctx, cancel := workflow.WithCancel(ctx)
+	wctx, cancel := workflow.WithCancel(r.rootCtx)
 	r.stopWatch = cancel
 	r.j.watch(wctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
 		settled: func() bool { return r.st.Decisions > 0 },
 		remind:  "declaration.deadline_reminder", escalate: "declaration.deadline_passed", reason: "desk-review term passed",
 		reminded: &r.st.Reminded, escalated: &r.st.Escalated})
-	return nil
 }
 
 // takeCorrection makes the corrected declaration the version under review, with a new
@@ -626,13 +767,14 @@ func (r *declaration) run(ctx workflow.Context) error {
 			return err
 		}
 		by := window.End
-		r.st.AppealBy = &by
+		r.st.AppealBy, r.window, r.delivered = &by, &window, delivered
 		if window.IsProvisional() {
 			if err := r.j.audit(ctx, "appeal_window_provisional", "system", "appeal until "+window.String()); err != nil {
 				return err
 			}
 		}
-		ok, err := r.wait(ctx, by, func() bool { return r.appeal != nil })
+		ok, err := r.wait(ctx, &by, func() bool { return r.appeal != nil })
+		r.window = nil
 		if err != nil || !ok {
 			r.st.AppealBy, r.appealClosed = nil, true // from here every message is late
 			if err != nil {
@@ -686,6 +828,7 @@ func (r *declaration) examine(ctx workflow.Context, checked bool) error {
 	if err != nil {
 		return err
 	}
+	r.actBy = bound
 	if !res.OK {
 		// The taxpayer corrects or explains within 5 working days (art. 88 p.3); without
 		// either, an inspector reviews the declaration as filed.
@@ -700,7 +843,7 @@ func (r *declaration) examine(ctx workflow.Context, checked bool) error {
 			problemsText(res.Problems), r.in.Policy.CorrectionDays, due.String())); err != nil {
 			return err
 		}
-		corrected, err := r.wait(ctx, by, func() bool { return r.correction != nil })
+		corrected, err := r.wait(ctx, &by, func() bool { return r.correction != nil })
 		r.st.CorrectBy = nil
 		if err != nil {
 			return err
@@ -816,12 +959,15 @@ func (r *declaration) review(ctx workflow.Context, bound time.Time, appeal bool,
 	var a *activities.Activities
 	actor := "system"
 	r.request, r.decision = nil, nil
+	if !appeal && !r.actBy.IsZero() { // the act bound, as a recomputed term may have moved it
+		bound = r.actBy
+	}
 	r.st.DecideBy = &bound
 	if err := r.j.record(ctx, DeclarationInReview, actor, reason); err != nil {
 		return err
 	}
 	for {
-		ok, err := r.wait(ctx, bound, func() bool { return r.request != nil || r.decision != nil || r.correction != nil })
+		ok, err := r.wait(ctx, &bound, func() bool { return r.request != nil || r.decision != nil || r.correction != nil })
 		if err != nil {
 			return err
 		}
@@ -969,7 +1115,7 @@ func (r *declaration) awaitAnswer(ctx workflow.Context, q DocumentRequest) error
 		return err
 	}
 	r.answer, r.answerOpen = false, true
-	answered, err := r.wait(ctx, by, func() bool { return r.answer || r.correction != nil })
+	answered, err := r.wait(ctx, &by, func() bool { return r.answer || r.correction != nil })
 	r.answerOpen = false // no yield since the wait: an attachment from now on answers nothing
 	if err != nil {
 		return err

@@ -36,6 +36,9 @@ const (
 	RefundSignalDocument    = "document"
 	RefundUpdateRequisites  = "requisites"   // back office: the change of requisites was verified or rejected
 	RefundUpdateRetryPayout = "retry-payout" // operator: try a failed payout again
+	// RefundUpdateRecomputeTerm: operator (taxflow terms recompute): count the term again
+	// over the calendar the worker has now (recompute.go); refused once the payout started.
+	RefundUpdateRecomputeTerm = "recompute_term"
 )
 
 // Refund statuses: code → label shown in the cabinet.
@@ -396,6 +399,17 @@ type refund struct {
 	// given up, cancelled); final: it is there. Either refuses every message.
 	ending bool
 	final  bool
+
+	// art78: the term is counted by internal/refunddue (change refund-term-art78), not as
+	// the policy's calendar days; the recompute update counts it the same way again.
+	art78 bool
+	// watchCtx is the context the deadline watch runs under (the workflow's); stopWatch
+	// cancels the running watch, so a moved deadline's old timers never fire.
+	watchCtx  workflow.Context
+	stopWatch workflow.CancelFunc
+	// termMoves counts the terms recomputed to another day: the review's expiry timer is
+	// set again from the new deadline.
+	termMoves int
 }
 
 // current is the status a refusal names (a case queried before its first record has
@@ -563,7 +577,8 @@ func (r *refund) begin(ctx workflow.Context, now time.Time) error {
 		return err
 	}
 	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = deadline.End, deadline.LastDay.Format(time.DateOnly), deadline.Provisional
-	r.watchDeadline(ctx)
+	r.watchCtx = ctx
+	r.watchDeadline()
 	provisional := note{"deadline_provisional", "system", "the refund is due by " + deadline.String() +
 		": the production calendar of that year is not yet decreed, so the last day may move"}
 	// Since change record-step-local the note rides with the first step: a claim whose term
@@ -607,9 +622,10 @@ func (r *refund) term(ctx workflow.Context, now time.Time) (term.Result, *note, 
 		res, err := termOf(ctx, func(t term.Terms) term.Result { return t.Days(now, r.in.Policy.DeadlineDays) })
 		return res, nil, err
 	}
+	r.art78 = true
 	basis := refunddue.Basis{Claimed: now, Review: r.in.DeskReview}
 	var due refunddue.Due
-	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return refunddue.Term(term.Default(), basis) }).Get(&due); err != nil {
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return refunddue.Term(currentTerms(), basis) }).Get(&due); err != nil {
 		return term.Result{}, nil, err
 	}
 	r.st.DeadlineSource, r.st.DeadlineRule = string(due.Source), due.Rule
@@ -758,13 +774,93 @@ func (r *refund) handlers(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	err = workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdateRecomputeTerm, r.recomputeTerm,
+		workflow.UpdateHandlerOptions{Validator: func() error {
+			if !r.termMatters() {
+				return r.late("the term no longer matters (the payout has started, or the case is closed)")
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
 	r.docSignals = workflow.GetSignalChannel(ctx, RefundSignalDocument)
 	return nil
 }
 
+// termMatters: the case has a term that can still change what happens (no payout has
+// started: its interest is counted from the deadline when it starts).
+func (r *refund) termMatters() bool {
+	return !r.closed() && !r.payoutStarted && r.st.Status != RefundPaid && !r.st.Deadline.IsZero()
+}
+
+// recomputeTerm is the recompute_term update (recompute.go): the term counted first, in a
+// SideEffect, as begin counted it, over the calendar the worker has now; then, under the
+// step mutex, a changed term is written (term_recomputed, with the projection carrying the
+// new deadline), the deadline moves and the watch starts again on it.
+func (r *refund) recomputeTerm(ctx workflow.Context) (TermRecomputed, error) {
+	basis, art78, days := refunddue.Basis{Claimed: r.st.RequestedAt, Review: r.in.DeskReview}, r.art78, r.in.Policy.DeadlineDays
+	var due refunddue.Due
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		if !art78 { // a run from before refund-term-art78 keeps its rule
+			return refunddue.Due{Result: currentTerms().Days(basis.Claimed, days), Source: refunddue.Claim,
+				Rule: fmt.Sprintf("%d calendar days from the claim (Tax Code art. 6.1)", days)}
+		}
+		return refunddue.Term(currentTerms(), basis)
+	}).Get(&due); err != nil {
+		return TermRecomputed{}, err
+	}
+	if err := r.j.lock(ctx); err != nil {
+		return TermRecomputed{}, err
+	}
+	defer r.j.mu.Unlock()
+	out := TermRecomputed{CaseID: r.in.CaseID, Previous: r.st.DeadlineDay, DeadlineDay: r.st.DeadlineDay, Deadline: r.st.Deadline,
+		Provisional: due.Provisional, Decreed: decreedSince(r.st.DeadlineProvisional, due.Provisional)}
+	if !r.termMatters() { // the case moved on while the update waited for the step mutex
+		return out, r.late("the term no longer matters (the payout has started, or the case is closed)")
+	}
+	if due.End.Equal(r.st.Deadline) {
+		return out, nil
+	}
+	was := r.st
+	now := workflow.Now(ctx)
+	r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional = due.End, due.LastDay.Format(time.DateOnly), due.Provisional
+	if art78 {
+		r.st.DeadlineRule = due.Rule
+	}
+	// A deadline still ahead is watched from the start: reminded before it, escalated at
+	// it (an escalation of the old one stays in the journal).
+	if due.End.After(now) {
+		r.st.DeadlineEscalated = false
+		if due.End.Add(-r.in.Policy.ReminderBefore).After(now) {
+			r.st.Reminded = false
+		}
+	}
+	r.j.queue(ctx, "term_recomputed", r.j.current(), r.j.current(), "system",
+		clip(recomputedReason("the refund's term", was.DeadlineDay, due.Result, out.Decreed, due.Rule)))
+	if err := r.j.writeLocked(ctx, r.j.current()); err != nil {
+		r.st.Deadline, r.st.DeadlineDay, r.st.DeadlineProvisional, r.st.DeadlineRule = was.Deadline, was.DeadlineDay, was.DeadlineProvisional, was.DeadlineRule
+		r.st.DeadlineEscalated, r.st.Reminded = was.DeadlineEscalated, was.Reminded
+		return out, fmt.Errorf("record the recomputed term: %w", err)
+	}
+	// The old watch stops before the mutex is released: its timers never fire, and an
+	// escalation of the old deadline waiting for the mutex gives up.
+	r.stopWatch()
+	if due.End.After(now) || !r.st.DeadlineEscalated {
+		r.watchDeadline()
+	}
+	r.termMoves++
+	out.Changed, out.DeadlineDay, out.Deadline = true, r.st.DeadlineDay, r.st.Deadline
+	return out, nil
+}
+
 // watchDeadline reminds the reviewer before the 30-day deadline and escalates when it
 // passes, unless the case has finished or its payout has started.
-func (r *refund) watchDeadline(ctx workflow.Context) {
+// The watch runs under a context of its own (no command of its own: WithCancel is local
+// to the workflow), cancelled when a recomputed term starts another.
+func (r *refund) watchDeadline() {
+	ctx, cancel := workflow.WithCancel(r.watchCtx)
+	r.stopWatch = cancel
 	r.j.watch(ctx, deadlineWatch{deadline: r.st.Deadline, reminderBefore: r.in.Policy.ReminderBefore,
 		settled: func() bool { return r.final || r.payoutStarted || r.st.Status == RefundPaid },
 		remind:  "refund.deadline_reminder", escalate: "refund.deadline_passed",
@@ -886,13 +982,24 @@ func (r *refund) run(ctx workflow.Context) error {
 	case auto:
 		r.decision = &RefundDecision{Approve: true, Reviewer: "system", Reason: "automatic approval: claim within the confirmed overpayment and the automatic limit"}
 	}
+	// The expiry counts from the deadline; a term recomputed to another day (termMoves)
+	// sets it again from the new one (only a run that took a recompute_term update waits
+	// otherwise than before).
+	overdue := 0
 	expires := r.st.Deadline.Add(r.in.Policy.reviewExpiry())
 	for r.decision == nil {
+		moves := r.termMoves
 		ok, err := workflow.AwaitWithTimeout(ctx, max(expires.Sub(workflow.Now(ctx)), 0), func() bool {
-			return r.decision != nil || r.withdrawal != nil || r.docsWaiting()
+			return r.decision != nil || r.withdrawal != nil || r.docsWaiting() || r.termMoves != moves
 		})
 		if err != nil {
 			return err
+		}
+		if r.termMoves != moves {
+			expires = r.st.Deadline.Add(time.Duration(overdue+1) * r.in.Policy.reviewExpiry())
+			if r.decision == nil && r.withdrawal == nil && !r.docsWaiting() {
+				continue // wait again, to the new expiry
+			}
 		}
 		if r.decision == nil && r.withdrawal != nil {
 			return r.withdraw(ctx)
@@ -907,6 +1014,7 @@ func (r *refund) run(ctx workflow.Context) error {
 			if err := r.overdue(ctx, expires); err != nil {
 				return err
 			}
+			overdue++
 			expires = expires.Add(r.in.Policy.reviewExpiry())
 		}
 	}

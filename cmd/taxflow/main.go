@@ -46,6 +46,9 @@ Usage:
   taxflow keyrate add --from DATE --rate R --source URL   add a Board decision (the workers use it within a minute)
   taxflow keyrate meeting --on DATE --source URL          add a scheduled Board meeting on the key rate
 
+  taxflow terms recompute [--year Y]   count the terms of open refunds and declarations again over the
+                              production calendar of this release (after a year's decree is added)
+
 Configuration is read from the environment; see README.md.
 `
 
@@ -99,6 +102,8 @@ func run(ctx context.Context, args []string) error {
 		return runBatch(ctx, rest)
 	case "keyrate":
 		return runKeyrate(ctx, rest)
+	case "terms":
+		return runTerms(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
