@@ -452,3 +452,15 @@ func TestCaseOwnerOfADeclarationsDifferenceRefund(t *testing.T) {
 		}
 	}
 }
+
+// The refund routes take the difference refund's id (refund-<uuid>-<n>): its reviewer
+// decides it, an operator retries its payout, the taxpayer reads it.
+func TestRefundRoutesTakeADifferenceRefundsID(t *testing.T) {
+	key := uuid.NewString()
+	for id, want := range map[string]bool{"refund-" + key: true, "refund-" + key + "-2": true, "refund-" + key + "-9999": true,
+		"refund-" + key + "-0": false, "refund-" + key + "-02": false, "refund-" + key + "-10000": false, "refund-" + key + "-": false} {
+		if got := caseIDRE.MatchString(id); got != want {
+			t.Errorf("%s: taken %v, want %v", id, got, want)
+		}
+	}
+}
