@@ -40,7 +40,10 @@ type CreateRefundRequest = contract.RefundRequest
 // MaxRefundKopecks bounds a claim (see contract.MaxRefundKopecks).
 const MaxRefundKopecks = contract.MaxRefundKopecks
 
-var caseIDRE = regexp.MustCompile(`^refund-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+// caseIDRE is a refund's case id: refund-<uuid>, and refund-<uuid>-<n> for the refund
+// an appeal's decision n starts for what it confirms beyond the declaration's earlier
+// refunds (workflows declaration-refund-difference).
+var caseIDRE = regexp.MustCompile(`^refund-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(-[1-9][0-9]{0,3})?$`)
 
 // jsonKind names what a field must hold: a kopeck amount is a whole number, never 1.5.
 func jsonKind(k reflect.Kind) string {

@@ -134,10 +134,34 @@ func (s *Server) CaseOwner(ctx context.Context, id string) (tenant, createdBy st
 	if err != nil || found {
 		return o.Tenant, o.CreatedBy, found, err
 	}
-	if rest, ok := strings.CutPrefix(id, "refund-"); ok {
-		return s.CaseOwner(ctx, "declaration-"+rest)
+	rest, ok := strings.CutPrefix(id, "refund-")
+	if !ok {
+		return "", "", false, nil
+	}
+	if tenant, createdBy, found, err = s.CaseOwner(ctx, "declaration-"+rest); err != nil || found {
+		return tenant, createdBy, found, err
+	}
+	// refund-<key>-<n>: the refund decision n of declaration-<key> started for what it
+	// confirmed beyond the declaration's earlier refunds (workflows
+	// declaration-refund-difference).
+	if i := strings.LastIndexByte(rest, '-'); i > 0 && decisionNumber(rest[i+1:]) {
+		return s.CaseOwner(ctx, "declaration-"+rest[:i])
 	}
 	return "", "", false, nil
+}
+
+// decisionNumber: a decision's number as a refund id's suffix carries it (1-9999, no
+// leading zero).
+func decisionNumber(s string) bool {
+	if len(s) == 0 || len(s) > 4 || s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // idemRecord is one Idempotency-Key of one tenant on one operation (IETF

@@ -422,3 +422,45 @@ func TestIdempotencyStaleAndPanickedKeysAreNotBlocked(t *testing.T) {
 	}
 	s.Wait()
 }
+
+// A declaration's refunds belong to the declaration's owner: the first one
+// (refund-<key>) and the one an appeal's decision starts for what it confirms beyond
+// the refunds already started (refund-<key>-<n>, workflows declaration-refund-difference).
+// Without the second, the taxpayer's integrator reads 404 on the money it is being paid.
+func TestCaseOwnerOfADeclarationsDifferenceRefund(t *testing.T) {
+	s, _ := tenantServer(t)
+	ctx := context.Background()
+	key := uuid.NewString()
+	if _, err := store.PutNew(ctx, s.DB, s.Owners, "case_id", caseOwner{CaseID: "declaration-" + key, Tenant: "alpha", CreatedBy: "alpha/integrator"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id    string
+		found bool
+	}{
+		{"refund-" + key, true},
+		{"refund-" + key + "-2", true},
+		{"refund-" + key + "-13", true},
+		{"refund-" + key + "-x", false},
+		{"refund-" + key + "-02", false},
+		{"refund-" + uuid.NewString() + "-2", false},
+		{"identity-" + key + "-2", false},
+	} {
+		tenant, _, found, err := s.CaseOwner(ctx, c.id)
+		if err != nil || found != c.found || (found && tenant != "alpha") {
+			t.Errorf("owner of %s: %q found %v (%v), want found %v", c.id, tenant, found, err, c.found)
+		}
+	}
+}
+
+// The refund routes take the difference refund's id (refund-<uuid>-<n>): its reviewer
+// decides it, an operator retries its payout, the taxpayer reads it.
+func TestRefundRoutesTakeADifferenceRefundsID(t *testing.T) {
+	key := uuid.NewString()
+	for id, want := range map[string]bool{"refund-" + key: true, "refund-" + key + "-2": true, "refund-" + key + "-9999": true,
+		"refund-" + key + "-0": false, "refund-" + key + "-02": false, "refund-" + key + "-10000": false, "refund-" + key + "-": false} {
+		if got := caseIDRE.MatchString(id); got != want {
+			t.Errorf("%s: taken %v, want %v", id, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -290,5 +291,116 @@ func TestDeclarationAppealRaisingTheConfirmedRefundPaysItArt78Art140(t *testing.
 	}
 	if reduced != rub(13_000) || principal != rub(13_000) {
 		t.Fatalf("the ledger reduced by %d, the treasury paid %d: want the 13 000 ₽ confirmed, paid", reduced, principal)
+	}
+}
+
+// Tax Code art. 78, 140: two appeals. The first decision partly confirms 5 000 ₽ (its
+// refund is paid); the first appeal's decision confirms less (3 000 ₽): nothing already
+// written or paid shrinks, no refund starts; the second appeal's decision confirms all
+// 13 000 ₽: the ledger is reduced by 13 000 ₽ in all, a refund for the 8 000 ₽ more
+// starts under its own id (refund-<key>-3, the decision's number), approved as confirmed,
+// and the treasury pays 13 000 ₽ in all.
+func TestDeclarationTwoAppealsLessThenMoreArt78Art140(t *testing.T) {
+	h := newDeclHarness(t)
+	mustPut(t, h.db, "taxpayers", "inn", eligible())
+	for _, e := range employerLedger(2025, rub(156_000)) {
+		mustPut(t, h.db, "ledger", "entry_id", e)
+	}
+	h.env.SetStartTime(time.Date(2026, 1, 15, 10, 0, 0, 0, term.Moscow))
+	day := 24 * time.Hour
+	h.update(day, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: rub(5_000),
+		Grounds: "часть чеков не читается", Inspector: "insp-1"}, false)
+	h.update(10*day, DeclarationUpdateAppeal, Appeal{Reason: "чеки приложены заново"}, false)
+	h.update(12*day, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: rub(3_000),
+		Grounds: "меньше", Inspector: "insp-3"}, false)
+	h.update(20*day, DeclarationUpdateAppeal, Appeal{Reason: "всё ещё не так"}, false)
+	h.update(22*day, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "всё читается", Inspector: "insp-1"}, false)
+	st := h.run(h.input(goodDeclaration(), true))
+	if st.ConfirmedRefund != rub(13_000) || st.Decisions != 3 || st.RefundCase != declRefundCase {
+		t.Fatalf("confirmed %d after %d decisions, refund case %q", st.ConfirmedRefund, st.Decisions, st.RefundCase)
+	}
+	var all []contract.LedgerEntry
+	if err := store.QueryAll(context.Background(), h.db, "ledger", "inn", testINN, &all); err != nil {
+		t.Fatal(err)
+	}
+	reductions := map[string]int64{}
+	for _, e := range all {
+		if e.Kind == contract.LedgerReduction {
+			reductions[e.EntryID] += e.Amount
+		}
+	}
+	key := strings.TrimPrefix(declCase, "declaration-")
+	if len(reductions) != 2 || reductions["2025#ndfl#decl-"+key+"#1"] != rub(5_000) || reductions["2025#ndfl#decl-"+key+"#3"] != rub(8_000) {
+		t.Fatalf("reductions %v", reductions)
+	}
+	paid := map[string]int64{}
+	for _, tr := range treasuryTransfers(t, h) {
+		paid[tr.CaseID] += tr.Principal
+	}
+	if len(paid) != 2 || paid[declRefundCase] != rub(5_000) || paid[declRefundCase+"-3"] != rub(8_000) {
+		t.Fatalf("treasury paid %v: want 5 000 ₽ and the 8 000 ₽ difference", paid)
+	}
+	for _, id := range []string{declRefundCase, declRefundCase + "-3"} {
+		for _, e := range caseJournal(t, h, id) {
+			if e.Action == "status_changed" && (e.To == RefundInReview || e.To == RefundRejected) {
+				t.Fatalf("%s reviewed again: %s", id, journalString(caseJournal(t, h, id)))
+			}
+		}
+	}
+}
+
+// Tax Code art. 78 p.6, art. 88: another declaration of the period already brought the
+// 13 000 ₽ into the account (its reduction and the period's guard are there), so this
+// declaration's decisions write entries of 0. Its refunds — the first decision's 5 000 ₽
+// and the appeal's 8 000 ₽ difference — claim money no decision of this case put in the
+// account: each is reviewed, neither is approved as confirmed by the desk review.
+func TestDeclarationDifferenceRefundOverAnotherDeclarationsReductionIsReviewed(t *testing.T) {
+	h := newDeclHarness(t)
+	mustPut(t, h.db, "taxpayers", "inn", eligible())
+	for _, e := range employerLedger(2025, rub(156_000)) {
+		mustPut(t, h.db, "ledger", "entry_id", e)
+	}
+	const other = "declaration-0c6f6f9e-0000-4000-8000-0000000000ff"
+	mustPut(t, h.db, "ledger", "entry_id", contract.LedgerEntry{INN: testINN, EntryID: "2025#ndfl#decl-other#1", Kind: contract.LedgerReduction,
+		Tax: "ndfl", Period: 2025, Amount: rub(13_000), Date: time.Date(2026, 1, 10, 10, 0, 0, 0, term.Moscow), CaseID: other})
+	mustPut(t, h.db, "reservations", "key", ledgerfn.Reductions{Key: ledgerfn.ReductionsKey(testINN, 2025, "ndfl"), Kind: "reductions",
+		Confirmed: map[string]int64{other: rub(13_000)}, Written: rub(13_000), Version: 1})
+	h.env.SetStartTime(time.Date(2026, 1, 15, 10, 0, 0, 0, term.Moscow))
+	day := 24 * time.Hour
+	h.update(day, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionPartlyConfirmed, RefundKopecks: rub(5_000),
+		Grounds: "часть чеков не читается", Inspector: "insp-1"}, false)
+	h.update(10*day, DeclarationUpdateAppeal, Appeal{Reason: "чеки приложены заново"}, false)
+	h.update(12*day, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Grounds: "чеки читаются", Inspector: "insp-3"}, false)
+	in := h.input(goodDeclaration(), true)
+	in.Policy.Refund.AutoApproveMax = 0 // no automatic approval: only the desk review's confirmation skips the review
+	st := h.run(in)
+	if st.ConfirmedRefund != rub(13_000) || st.Decisions != 2 {
+		t.Fatalf("confirmed %d after %d decisions", st.ConfirmedRefund, st.Decisions)
+	}
+	var all []contract.LedgerEntry
+	if err := store.QueryAll(context.Background(), h.db, "ledger", "inn", testINN, &all); err != nil {
+		t.Fatal(err)
+	}
+	var reduced int64
+	for _, e := range all {
+		if e.Kind == contract.LedgerReduction {
+			reduced += e.Amount
+		}
+	}
+	if reduced != rub(13_000) {
+		t.Fatalf("the period's tax reduced by %d, want the 13 000 ₽ once", reduced)
+	}
+	for _, id := range []string{declRefundCase, declRefundCase + "-2"} {
+		j := caseJournal(t, h, id)
+		reviewed := false
+		for _, e := range j {
+			reviewed = reviewed || (e.Action == "status_changed" && e.To == RefundInReview)
+			if e.Action == "status_changed" && e.To == RefundApproved && e.Actor == "system" {
+				t.Fatalf("%s approved with no review over money this case did not bring: %s", id, journalString(j))
+			}
+		}
+		if !reviewed {
+			t.Fatalf("%s not reviewed: %s", id, journalString(j))
+		}
 	}
 }

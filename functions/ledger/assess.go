@@ -104,7 +104,7 @@ func (l Ledger) assessOnce(ctx context.Context, e contract.LedgerEntry, step tra
 	confirmed := g.Confirmed[e.CaseID] + e.Amount // the workflow sends what its decisions confirmed beyond the last
 	written := max(0, confirmed-g.Written)
 	next.Confirmed[e.CaseID], next.Written, next.Version, next.UpdatedAt = confirmed, g.Written+written, g.Version+1, l.now()
-	entry := e
+	entry := storedEntry{LedgerEntry: e, Requested: e.Amount}
 	entry.Amount = written
 
 	av, err := store.Marshal(entry)
@@ -144,7 +144,7 @@ func (l Ledger) assessOnce(ctx context.Context, e contract.LedgerEntry, step tra
 	if failed(tce.CancellationReasons, 1) {
 		// The entry is there: a retry when it holds this entry (its amount is what was
 		// decided then against the guard, so it is the answer).
-		var got contract.LedgerEntry
+		var got storedEntry
 		found, err := store.Get(ctx, l.DB, l.Entries, map[string]types.AttributeValue{"inn": store.S(e.INN), "entry_id": store.S(e.EntryID)}, &got)
 		switch {
 		case err != nil:
@@ -217,9 +217,22 @@ func checkAssessment(in contract.LedgerInput) (contract.LedgerEntry, error) {
 	return e, nil
 }
 
-// sameEntry tells whether the entry found is the one asked for: everything but the
-// amount, which the assessment decided against the period's guard (at most the one asked).
-func sameEntry(got, want contract.LedgerEntry) bool {
+// storedEntry is a reduction as the ledger table holds it: the entry, whose amount is
+// what the assessment decided against the period's guard, and the amount the workflow
+// asked for, which names the content of the entry id (a retry asks it again).
+type storedEntry struct {
+	contract.LedgerEntry
+	Requested int64 `json:"requested_kopecks,omitempty"`
+}
+
+// sameEntry tells whether the entry found is the one asked for: the same content,
+// including the amount asked (the written amount may be less: the guard capped it). An
+// entry with no amount asked recorded was written as asked.
+func sameEntry(got storedEntry, want contract.LedgerEntry) bool {
+	asked := got.Requested
+	if asked == 0 {
+		asked = got.Amount
+	}
 	return got.INN == want.INN && got.EntryID == want.EntryID && got.Kind == want.Kind && got.Tax == want.Tax && got.Period == want.Period &&
-		got.Amount <= want.Amount && got.Date.Equal(want.Date) && got.CaseID == want.CaseID
+		asked == want.Amount && got.Amount <= asked && got.Date.Equal(want.Date) && got.CaseID == want.CaseID
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
@@ -244,5 +246,74 @@ func TestAssessTwoDeclarationsAtOnceReduceThePeriodOnce(t *testing.T) {
 		if after-before != 1_300_000 || written[0]+written[1] != 1_300_000 {
 			t.Fatalf("round %d: written %v, refundable %d → %d; want the period reduced by 1 300 000 once", round, written, before, after)
 		}
+	}
+}
+
+// The entry id names one content: the same id asked again for a LARGER reduction (a
+// workflow reset that took another decision under the same decision number, a bug in
+// the amount the workflow sends) is KeyReused, as a smaller one is. The entry's written
+// amount may be below the one asked (the period's guard capped it), so the amount
+// asked is what a retry is compared with; reading "got ≤ want" as the same entry
+// answers Duplicate with the old 5 000 ₽ while the decision confirmed 13 000 ₽, and the
+// 8 000 ₽ are lost silently.
+func TestAssessSameEntryIDWithALargerAmountIsKeyReused(t *testing.T) {
+	l, _ := assessLedger(t)
+	ctx := context.Background()
+	if res, err := (Handler{Ledger: l}).Handle(ctx, assessIn(500_000)); err != nil || res.Amount != 500_000 {
+		t.Fatalf("assess: %+v %v", res, err)
+	}
+	res, err := Handler{Ledger: l}.Handle(ctx, assessIn(1_300_000))
+	var fe *fnerr.Error
+	if !asFnErr(err, &fe) || fe.Type != fnerr.TypeKeyReused {
+		t.Fatalf("a larger amount under the entry id: %+v %v, want KeyReused", res, err)
+	}
+}
+
+// A retry of an assessment that committed, after another declaration of the period moved
+// the guard: no second entry, the answer is the amount written then (a cap of 0 for the
+// one that came second), the step made sure of, the guard unmoved by the retry.
+func TestAssessRetryAfterTheGuardMovedAnswersTheFirstAmount(t *testing.T) {
+	l, _ := assessLedger(t)
+	ctx := context.Background()
+	const d2 = "declaration-d2"
+	if _, err := l.Steps.Record(ctx, caseStep(d2, 1, "", "in_review")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := l.Refundable(ctx, inn, 2025)
+	e2 := reductionEntry(1_300_000)
+	e2.EntryID, e2.CaseID = "2025#ndfl#decl-d2#1", d2
+	s2 := caseStep(d2, 2, "in_review", "decided")
+	in2 := contract.LedgerInput{Op: contract.LedgerAssess, CaseID: d2, Entry: &e2, Step: &s2}
+	if res, err := (Handler{Ledger: l}).Handle(ctx, assessIn(1_300_000)); err != nil || res.Amount != 1_300_000 {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	if res, err := (Handler{Ledger: l}).Handle(ctx, in2); err != nil || res.Amount != 0 || !res.Capped || res.Step == nil || !res.Step.Written {
+		t.Fatalf("second declaration: %+v %v", res, err)
+	}
+	var g Reductions
+	key := map[string]types.AttributeValue{"key": store.S(ReductionsKey(inn, 2025, "ndfl"))}
+	if _, err := store.Get(ctx, l.DB, l.Table, key, &g); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range []contract.LedgerInput{assessIn(1_300_000), in2} {
+		res, err := Handler{Ledger: l}.Handle(ctx, in)
+		want := []int64{1_300_000, 0}[i]
+		if err != nil || !res.Duplicate || res.Amount != want || res.Step == nil || !res.Step.Written || !res.Step.Duplicate {
+			t.Fatalf("retry %d: %+v %+v %v; want a duplicate answering %d", i, res, res.Step, err, want)
+		}
+	}
+	var g2 Reductions
+	if _, err := store.Get(ctx, l.DB, l.Table, key, &g2); err != nil {
+		t.Fatal(err)
+	}
+	if g2.Version != g.Version || g2.Written != 1_300_000 || g2.Confirmed[declCase] != 1_300_000 || g2.Confirmed[d2] != 1_300_000 {
+		t.Fatalf("guard after the retries %+v, before %+v", g2, g)
+	}
+	if after, _ := l.Refundable(ctx, inn, 2025); after-before != 1_300_000 || len(entries(t, l)) == 0 {
+		t.Fatalf("refundable %d → %d", before, after)
+	}
+	// The expire sweep meets the guard item in the reservations table and leaves it.
+	if _, err := l.Expire(ctx, contract.LedgerInput{Op: contract.LedgerExpire}); err != nil {
+		t.Fatalf("expire over a table holding a reductions guard: %v", err)
 	}
 }
