@@ -1411,10 +1411,19 @@ func (r *refund) prepare(ctx workflow.Context) error {
 	var a *activities.Activities
 	var interest keyrate.Interest
 	// In time (until 24:00 Moscow of the term's last day) nothing is owed: no step for it.
-	if now := workflow.Now(ctx); now.After(r.st.Deadline) {
-		in := activities.RefundInterestInput{Amount: r.st.Approved, Deadline: r.st.Deadline, PaidAt: now}
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.InterestOptions), a.RefundInterest, in).Get(ctx, &interest); err != nil {
-			return err
+	// A term recomputed (recompute_term) while the interest was being counted is counted
+	// again from the term the case now has: the key carries the interest of its own term.
+	for range 3 {
+		deadline := r.st.Deadline
+		interest = keyrate.Interest{}
+		if now := workflow.Now(ctx); now.After(deadline) {
+			in := activities.RefundInterestInput{Amount: r.st.Approved, Deadline: deadline, PaidAt: now}
+			if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, activities.InterestOptions), a.RefundInterest, in).Get(ctx, &interest); err != nil {
+				return err
+			}
+		}
+		if r.st.Deadline.Equal(deadline) {
+			break
 		}
 	}
 	prevKey, prevDays, prevInterest := r.st.PayoutKey, r.st.DaysLate, r.st.Interest
