@@ -8,10 +8,14 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/stretchr/testify/mock"
+
+	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/keyrate"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/term"
 	"go.temporal.io/sdk/testsuite"
@@ -297,5 +301,45 @@ func TestDeclarationTermRecomputeRefusedDuringAnAppeal(t *testing.T) {
 	h.run(h.input(goodDeclaration(), false))
 	if _, late := AsLate(gotErr); !late || got.Changed || hasAction(declJournal(t, h), "term_recomputed") {
 		t.Fatalf("recompute during the appeal answered %+v, %v", got, gotErr)
+	}
+}
+
+// A term recomputed while the payout's interest is being counted (the decree loaded in the
+// middle of it): the interest is counted again from the term the case now has, and the
+// payout key carries that interest — never the old term's (Tax Code art. 78 p.10).
+func TestRefundTermRecomputedWhileTheInterestIsCountedArt78p10(t *testing.T) {
+	restoreTerms(t)
+	h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+	h.upload("d1", pdfBytes)
+	h.env.SetStartTime(time.Date(2027, 10, 5, 6, 0, 0, 0, time.UTC))
+	newEnd := time.Date(2027, 11, 8, 21, 0, 0, 0, time.UTC)
+	var deadlines []time.Time
+	h.env.OnActivity("RefundInterest", mock.Anything, mock.Anything).After(time.Hour).Return(
+		func(_ context.Context, in activities.RefundInterestInput) (keyrate.Interest, error) {
+			deadlines = append(deadlines, in.Deadline)
+			days := int(in.PaidAt.Sub(in.Deadline).Hours() / 24)
+			return keyrate.Interest{Kopecks: int64(days) * 1_000, Days: days}, nil
+		})
+	h.decide(40*24*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7"}, false) // 14 Nov: late on either term
+	var got TermRecomputed
+	var gotErr error
+	h.env.RegisterDelayedCallback(func() {
+		loadDecree2027(t)
+		h.env.UpdateWorkflow(RefundUpdateRecomputeTerm, "recompute-1", &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnComplete: func(v any, err error) { got, _ = v.(TermRecomputed); gotErr = err },
+			OnReject:   func(err error) { gotErr = err }})
+	}, 40*24*time.Hour+30*time.Minute) // while the first count runs
+	st := h.run(input(3_000_000, "d1"))
+	if gotErr != nil || !got.Changed || !got.Deadline.Equal(newEnd) {
+		t.Fatalf("recompute answered %+v, %v; want the term moved to %v", got, gotErr, newEnd)
+	}
+	if len(deadlines) != 2 || !deadlines[1].Equal(newEnd) {
+		t.Fatalf("interest counted from %v; want a second count from the new term %v", deadlines, newEnd)
+	}
+	last := h.payIns[len(h.payIns)-1]
+	wantDays := int64(last.Interest / 1_000)
+	if st.Status != RefundPaid || last.Interest == 0 || st.DaysLate != wantDays || !st.Deadline.Equal(newEnd) {
+		t.Fatalf("paid %s with interest %d for %d days, deadline %v; want the interest of the new term", st.Status, last.Interest, st.DaysLate, st.Deadline)
 	}
 }
