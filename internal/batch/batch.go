@@ -397,10 +397,24 @@ func readJSONL(data []byte, lim Limits) ([]record, *Refusal) {
 
 func readJSONLine(no int, raw []byte) record {
 	rec := record{no: no, fields: map[string]string{}}
+	if !utf8.Valid(raw) { // never read with its bytes replaced (encoding/json would)
+		rec.errs = []domain.FieldError{{Field: "line", Reason: "is not valid UTF-8"}}
+		return rec
+	}
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&obj); err != nil || dec.More() || obj == nil {
 		rec.errs = []domain.FieldError{{Field: "line", Reason: "is not one JSON object"}}
+		return rec
+	}
+	// A field given twice: encoding/json keeps the last value, a reader of the file may
+	// see the first. The API refuses such a body; so does the line, whatever the values.
+	if k, dup := duplicateKey(raw); dup {
+		field := k
+		if !fieldNameRE.MatchString(k) {
+			field = "line"
+		}
+		rec.errs = []domain.FieldError{{Field: field, Reason: "is given twice: send each field once"}}
 		return rec
 	}
 	for k, v := range obj {
@@ -441,6 +455,32 @@ func readJSONLine(no int, raw []byte) record {
 	}
 	sortErrors(rec.errs)
 	return rec
+}
+
+// duplicateKey names the first top-level key of a JSON object that comes twice (the keys
+// compared as decoded, so an escaped spelling of a name is the name).
+func duplicateKey(raw []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func sortErrors(errs []domain.FieldError) {

@@ -210,3 +210,29 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A line that names a field twice is refused, whatever the two values: the API refuses
+// the same request (a body with a duplicate key), and a line must not mean what the
+// second of two values says while a reader of the file sees the first (an INN, an amount,
+// a scope-bearing kind). A line that is not UTF-8 is refused too, never read with its
+// bytes replaced.
+func TestJSONLineWithAFieldTwiceIsRefused(t *testing.T) {
+	other := "500100732259"
+	data := `{"schema_version":1,"kind":"refund","external_id":"r-1","inn":"` + inn + `","period":2025,"amount_kopecks":100,"amount_kopecks":2500000,"reason":"x"}
+{"schema_version":1,"kind":"refund","external_id":"r-2","inn":"` + inn + `","inn":"` + other + `","period":2025,"amount_kopecks":100,"reason":"x"}
+{"schema_version":1,"kind":"refund","external_id":"r-3","inn":"` + inn + `","period":2025,"amount_kopecks":100,"reason":"\xff\xfe"}
+{"schema_version":1,"kind":"refund","external_id":"r-4","inn":"` + inn + `","period":2025,"amount_kopecks":100,"reason":"x","re\u0061son":"y"}
+`
+	lines, ref := Parse([]byte(data), JSONL, "bank-a", now, DefaultLimits)
+	require.Nil(t, ref)
+	require.Len(t, lines, 4)
+	for i, want := range []string{"amount_kopecks", "inn", "line", "reason"} {
+		require.False(t, lines[i].Valid(), "line %d taken: %+v", i+1, lines[i])
+		assert.Equal(t, want, lines[i].Errors[0].Field, "line %d: %v", i+1, lines[i].Errors)
+	}
+	for _, l := range lines {
+		for _, e := range l.Errors {
+			assert.NotContains(t, e.Reason, other, "an error echoes the line's data")
+		}
+	}
+}
