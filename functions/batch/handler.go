@@ -147,7 +147,7 @@ func (h Handler) read(ctx context.Context, in contract.BatchInput) (contract.Bat
 		res.Refusal = &contract.BatchRefusal{Code: ref.Code, Reason: ref.Reason}
 		return res, nil
 	}
-	up, err := h.uploader(ctx, in.Key, obj.Tenant, head.Metadata)
+	up, err := h.uploader(ctx, in.Key, obj.Tenant, head.Metadata, aws.ToTime(head.LastModified))
 	if err != nil {
 		return res, err
 	}
@@ -173,7 +173,11 @@ func (h Handler) read(ctx context.Context, in contract.BatchInput) (contract.Bat
 // uploader is who was given the upload URL of this object (batch.Grant), nil when the
 // object names no grant, or one that is not for this object and tenant: a file put into
 // the inbox some other way has no scopes, and its lines are refused.
-func (h Handler) uploader(ctx context.Context, key, tenant string, meta map[string]string) (*batch.Uploader, error) {
+//
+// A grant speaks for an upload made while its URL was valid: an object written after the
+// grant expired (by a writer that copied the grant's id into its metadata) is judged as
+// one without a grant. The store's clock stamps LastModified; a minute of skew is allowed.
+func (h Handler) uploader(ctx context.Context, key, tenant string, meta map[string]string, written time.Time) (*batch.Uploader, error) {
 	var id string
 	for k, v := range meta {
 		if strings.EqualFold(k, batch.GrantMetadata) {
@@ -195,8 +199,15 @@ func (h Handler) uploader(ctx context.Context, key, tenant string, meta map[stri
 	if g.ID != id || g.Key != key || g.Uploader.Tenant != tenant {
 		return nil, nil
 	}
+	if g.ExpiresAt > 0 && !written.IsZero() && written.After(time.Unix(g.ExpiresAt, 0).Add(grantSkew)) {
+		return nil, nil
+	}
 	return &g.Uploader, nil
 }
+
+// grantSkew is the clock difference allowed between the API that set a grant's expiry
+// and the store that stamps an upload's time.
+const grantSkew = time.Minute
 
 func etagOrNil(etag string) *string {
 	if etag == "" {

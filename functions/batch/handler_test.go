@@ -80,8 +80,8 @@ func TestUnknownOperationIsInvalid(t *testing.T) {
 // refused when they start).
 func TestReadStampsTheUploaderOfTheFilesGrant(t *testing.T) {
 	up := ibatch.Uploader{Principal: "bank-a/integrator", Tenant: "bank-a", Role: "integrator", Scopes: []string{"refunds:write"}}
-	grant := func(s3 *storetest.S3, id, key string, u ibatch.Uploader) {
-		b, err := json.Marshal(ibatch.Grant{ID: id, Key: key, Uploader: u})
+	grant := func(s3 *storetest.S3, id, key string, u ibatch.Uploader, expires int64) {
+		b, err := json.Marshal(ibatch.Grant{ID: id, Key: key, Uploader: u, ExpiresAt: expires})
 		require.NoError(t, err)
 		gkey, ok := ibatch.GrantKey(id)
 		require.True(t, ok)
@@ -104,17 +104,21 @@ func TestReadStampsTheUploaderOfTheFilesGrant(t *testing.T) {
 		name, key, grantID, grantKey string
 		grantFor                     ibatch.Uploader
 		want                         *ibatch.Uploader
+		expires                      int64 // the grant's URL expiry (0: none recorded)
 	}{
-		{"its own grant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", up, &up},
-		{"no grant", "inbox/bank-a/x.csv", "", "", up, nil},
-		{"a grant of another file", "inbox/bank-a/x.csv", ok, "inbox/bank-a/other.csv", up, nil},
-		{"a grant of another tenant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", ibatch.Uploader{Tenant: "bank-b", Scopes: up.Scopes}, nil},
-		{"a grant that does not exist", "inbox/bank-a/x.csv", strings.Repeat("b", 32), "", up, nil},
+		{"its own grant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", up, &up, 0},
+		{"its own grant, in time", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", up, &up, time.Now().Add(10 * time.Minute).Unix()},
+		// written after the grant's URL expired: someone copied the grant's id, not its URL
+		{"its own grant, expired", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", up, nil, time.Now().Add(-10 * time.Minute).Unix()},
+		{"no grant", "inbox/bank-a/x.csv", "", "", up, nil, 0},
+		{"a grant of another file", "inbox/bank-a/x.csv", ok, "inbox/bank-a/other.csv", up, nil, 0},
+		{"a grant of another tenant", "inbox/bank-a/x.csv", ok, "inbox/bank-a/x.csv", ibatch.Uploader{Tenant: "bank-b", Scopes: up.Scopes}, nil, 0},
+		{"a grant that does not exist", "inbox/bank-a/x.csv", strings.Repeat("b", 32), "", up, nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s3 := storetest.NewS3()
 			if c.grantKey != "" {
-				grant(s3, c.grantID, c.grantKey, c.grantFor)
+				grant(s3, c.grantID, c.grantKey, c.grantFor, c.expires)
 			}
 			put(s3, c.key, c.grantID)
 			read(t, handler(s3, ibatch.DefaultLimits), c.key)

@@ -120,7 +120,8 @@ func (m *S3) HeadObject(_ context.Context, in *s3.HeadObjectInput, _ ...func(*s3
 	if !ok {
 		return nil, &smithy.GenericAPIError{Code: "NotFound", Message: "Not Found"}
 	}
-	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b))), Metadata: m.Meta[*in.Key]}, nil
+	t := m.Times[*in.Key]
+	return &s3.HeadObjectOutput{ContentLength: aws.Int64(int64(len(b))), Metadata: m.Meta[*in.Key], LastModified: &t}, nil
 }
 
 func (m *S3) DeleteObject(_ context.Context, in *s3.DeleteObjectInput, _ ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
