@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -56,8 +57,8 @@ type Stack struct {
 }
 
 // FromEnv reads TAXFLOW_TOOLS, TAXFLOW_RUN_DIR, the TAXFLOW_*_PORT variables and the
-// cluster's TAXFLOW_TEMPORAL (dev or server; unset: what the run directory last ran, else
-// dev), TAXFLOW_TEMPORAL_SHARDS and TAXFLOW_POSTGRES_BIN.
+// cluster's TAXFLOW_TEMPORAL (dev or server; unset: the cluster if one is up in the run
+// directory, else dev), TAXFLOW_TEMPORAL_SHARDS and TAXFLOW_POSTGRES_BIN.
 func FromEnv(getenv func(string) string, self string) (Stack, error) {
 	s := Stack{
 		Tools:       or(getenv("TAXFLOW_TOOLS"), ".tools"),
@@ -112,8 +113,13 @@ func FromEnv(getenv func(string) string, self string) (Stack, error) {
 	if s.Dir, err = filepath.Abs(s.Dir); err != nil {
 		return Stack{}, err
 	}
-	if s.Temporal == "" {
-		s.Temporal = s.recordedTemporal()
+	if s.Temporal == "" && s.recordedTemporal() == TemporalServer {
+		// A cluster that is up is the stack of this run directory until it is stopped; once
+		// stopped, the dev server is the default again.
+		s.Temporal = TemporalServer
+		if !slices.Contains(slices.Collect(maps.Values(s.Status())), true) {
+			s.Temporal = TemporalDev
+		}
 	}
 	if err := s.SetTemporal(s.Temporal); err != nil {
 		return Stack{}, err
