@@ -159,18 +159,12 @@ func (s Stack) clusterServices() []service {
 				return exec.Command(tools("bin", "temporal-server"), "--root", filepath.Join(s.Dir, "temporal"), "--config", "config",
 					"--env", "cluster", "--allow-no-auth", "start", "--service", name), nil
 			},
-			prepare: func(ctx context.Context) error { return s.renderClusterConfig() },
 			healthy: func(ctx context.Context) error { return tcpOpen(ctx, addr(grpc[name])) },
 		}
 		switch name {
 		case "history":
 			// The schemas exist before the first service starts.
-			svc.prepare = func(ctx context.Context) error {
-				if err := s.renderClusterConfig(); err != nil {
-					return err
-				}
-				return s.setUpDatabases(ctx)
-			}
+			svc.prepare = s.setUpDatabases
 		case "frontend":
 			svc.ports = append(svc.ports, cp.FrontendHTTP)
 			svc.healthy = func(ctx context.Context) error { return temporalHealthy(ctx, addr(s.Ports.Temporal)) }
@@ -185,7 +179,6 @@ func (s Stack) clusterServices() []service {
 			return exec.Command(tools("bin", "temporal-ui-server"), "--root", filepath.Join(s.Dir, "temporal"), "--config", "ui",
 				"--env", "cluster", "start"), nil
 		},
-		prepare: func(ctx context.Context) error { return s.renderClusterConfig() },
 		healthy: func(ctx context.Context) error {
 			return httpOK(ctx, fmt.Sprintf("http://%s/", addr(s.Ports.TemporalUI)))
 		},

@@ -431,6 +431,12 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 	if err := os.WriteFile(filepath.Join(s.Dir, "temporal.mode"), []byte(s.Temporal+"\n"), 0o644); err != nil {
 		return err
 	}
+	if s.server() {
+		// The cluster's configuration, rendered on every up: it follows the ports of this run.
+		if err := s.renderClusterConfig(); err != nil {
+			return err
+		}
+	}
 	all := s.services()
 	healthy := 0 // all[:healthy] answered
 	waitUpTo := func(n int) error {
