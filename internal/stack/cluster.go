@@ -378,7 +378,7 @@ func (s Stack) setUpDatabases(ctx context.Context) error {
 		case want:
 			continue
 		case "", "0.0": // new, or a first set-up that stopped half-way
-			fresh = true
+			fresh = fresh || db.name == "temporal"
 			if have == "" {
 				if err := s.sqlTool(ctx, db.name, "setup-schema", "-v", "0.0"); err != nil {
 					return err
@@ -394,7 +394,9 @@ func (s Stack) setUpDatabases(ctx context.Context) error {
 				s.Ports.Postgres, db.name, dir, filepath.Join(s.Dir, "data", "temporal-db.password"), s.Dir)
 		}
 	}
-	if _, err := os.Stat(s.shardsFile()); err != nil || fresh {
+	// The shard count is written into the new database when the history service first starts;
+	// from now on `up` compares TAXFLOW_TEMPORAL_SHARDS with it before starting anything.
+	if fresh {
 		return os.WriteFile(s.shardsFile(), []byte(strconv.Itoa(s.Shards)+"\n"), 0o600)
 	}
 	return nil

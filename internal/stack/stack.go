@@ -403,7 +403,7 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 	var toStart []service
 	for _, svc := range s.services() {
 		if pid, ok := s.running(svc.name); ok {
-			report(fmt.Sprintf("%-8s already running (pid %d): %s", svc.name, pid, svc.where))
+			report(fmt.Sprintf("%-*s already running (pid %d): %s", s.nameWidth(), svc.name, pid, svc.where))
 			continue
 		}
 		toStart = append(toStart, svc)
@@ -444,7 +444,7 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 			if err := s.waitHealthy(ctx, all[healthy]); err != nil {
 				return err
 			}
-			report(fmt.Sprintf("%-8s up: %s", all[healthy].name, all[healthy].where))
+			report(fmt.Sprintf("%-*s up: %s", s.nameWidth(), all[healthy].name, all[healthy].where))
 		}
 		return nil
 	}
@@ -469,6 +469,14 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 		return s.configureCluster(ctx, report)
 	}
 	return nil
+}
+
+// nameWidth aligns the lines Up and Down print.
+func (s Stack) nameWidth() int {
+	if s.server() {
+		return len("temporal-frontend")
+	}
+	return 8
 }
 
 // portVar names the variable that sets a port of the stack.
@@ -566,7 +574,7 @@ func (s Stack) Down(report func(string)) error {
 			errs = append(errs, err)
 			continue
 		}
-		report(fmt.Sprintf("%-8s stopped", name))
+		report(fmt.Sprintf("%-*s stopped", s.nameWidth(), name))
 	}
 	return errors.Join(errs...)
 }
