@@ -598,7 +598,13 @@ func (s Stack) stop(name string) error {
 		_ = os.Remove(s.pidFile(name))
 		return nil
 	}
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	if name == "postgres" {
+		// Its postmaster alone, with SIGINT: a fast shutdown that ends the sessions and
+		// checkpoints; PostgreSQL's own processes are not to be signalled one by one.
+		_ = syscall.Kill(pid, syscall.SIGINT)
+	} else {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
