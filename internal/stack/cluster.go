@@ -114,6 +114,12 @@ func (s Stack) checkCluster() error {
 			return errors.New("running as root, the stack starts PostgreSQL as the user " + pgUser + " with setpriv, which is missing (Debian: apt-get install util-linux)")
 		}
 	}
+	// Temporal's PostgreSQL schema keeps a service's membership port in a smallint
+	// (cluster_membership.rpc_port): a port above 32767 fails the service at start.
+	if last := s.Ports.TemporalCluster + 7; last > 32767 {
+		return fmt.Errorf("TAXFLOW_TEMPORAL_CLUSTER_PORT=%d: the Temporal services' ports run up to %d, and Temporal's PostgreSQL schema "+
+			"keeps membership ports as a smallint (at most 32767): choose a base of 32760 or less", s.Ports.TemporalCluster, last)
+	}
 	if s.Shards < 1 || s.Shards > 16384 {
 		return fmt.Errorf("TAXFLOW_TEMPORAL_SHARDS=%d must be 1-16384", s.Shards)
 	}
@@ -165,6 +171,16 @@ func (s Stack) clusterServices() []service {
 		case "history":
 			// The schemas exist before the first service starts.
 			svc.prepare = s.setUpDatabases
+		default:
+			// One at a time, each once the one before answers: on a new database the first
+			// service to start writes the cluster's metadata, and two at once race for it
+			// (the loser exits with "SaveClusterMetadata encountered version mismatch").
+			svc.prepare = func(context.Context) error { return nil }
+		case "worker":
+			// The internal worker serves no gRPC; it answers on its membership port once it
+			// has joined the cluster.
+			svc.where = fmt.Sprintf("Temporal worker (schedules, batch operations) membership %s", addr(member[name]))
+			svc.healthy = func(ctx context.Context) error { return tcpOpen(ctx, addr(member[name])) }
 		case "frontend":
 			svc.ports = append(svc.ports, cp.FrontendHTTP)
 			svc.healthy = func(ctx context.Context) error { return temporalHealthy(ctx, addr(s.Ports.Temporal)) }

@@ -15,7 +15,7 @@ import (
 func clusterEnv(t *testing.T, extra map[string]string) Stack {
 	t.Helper()
 	env := map[string]string{"TAXFLOW_RUN_DIR": t.TempDir(), "TAXFLOW_TEMPORAL": "server", "TAXFLOW_TEMPORAL_PORT": "35233",
-		"TAXFLOW_TEMPORAL_CLUSTER_PORT": "35234", "TAXFLOW_POSTGRES_PORT": "35432", "TAXFLOW_TEMPORAL_UI_PORT": "35280", "TAXFLOW_CODEC_PORT": "35089"}
+		"TAXFLOW_TEMPORAL_CLUSTER_PORT": "25234", "TAXFLOW_POSTGRES_PORT": "35432", "TAXFLOW_TEMPORAL_UI_PORT": "35280", "TAXFLOW_CODEC_PORT": "35089"}
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -28,7 +28,7 @@ func clusterEnv(t *testing.T, extra map[string]string) Stack {
 
 func TestFromEnvTemporalBackEnd(t *testing.T) {
 	s := clusterEnv(t, nil)
-	if s.Temporal != TemporalServer || s.Shards != DefaultShards || s.Ports.Postgres != 35432 || s.Ports.TemporalCluster != 35234 {
+	if s.Temporal != TemporalServer || s.Shards != DefaultShards || s.Ports.Postgres != 35432 || s.Ports.TemporalCluster != 25234 {
 		t.Fatalf("got %+v", s)
 	}
 	var names []string
@@ -111,7 +111,7 @@ func TestClusterConfigRendersTheStacksSettings(t *testing.T) {
 			t.Errorf("%s binds %q, not loopback", name, svc.RPC.BindOnIP)
 		}
 		for _, port := range []int{svc.RPC.GRPCPort, svc.RPC.MembershipPort} {
-			if other, dup := ports[port]; dup || port < 35233 || port > 35241 {
+			if other, dup := ports[port]; dup || (port != 35233 && (port < 25234 || port > 25241)) {
 				t.Errorf("%s port %d: outside the stack's ports or shared with %s", name, port, other)
 			}
 			ports[port] = name
@@ -231,16 +231,17 @@ func TestClusterUpRefusesATakenPort(t *testing.T) {
 	requireJava(t)
 	for _, which := range []string{"postgres", "history"} {
 		dir := t.TempDir()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// a run of eight free ports below 32768, the first of which another program takes
+		port := freeRun(t, 8)
+		l, err := net.Listen("tcp", addr(port))
 		if err != nil {
 			t.Fatal(err)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		s := Stack{Dir: t.TempDir(), Temporal: TemporalServer, Shards: 16, Tools: clusterTools(t, dir), PostgresBin: fakePostgres(t), Ports: freePorts(t)}
 		s.Self = filepath.Join(s.Tools, "self")
 		var want string
 		if which == "postgres" {
-			s.Ports.Postgres, s.Ports.TemporalCluster = port, freeRun(t, 8)
+			s.Ports.Postgres, s.Ports.TemporalCluster = port, port+1
 			want = "TAXFLOW_POSTGRES_PORT"
 		} else {
 			s.Ports.Postgres, s.Ports.TemporalCluster = freeRun(t, 1), port
@@ -258,7 +259,7 @@ func TestClusterUpRefusesATakenPort(t *testing.T) {
 // freeRun finds n consecutive free ports (the cluster's services take eight in a row).
 func freeRun(t *testing.T, n int) int {
 	t.Helper()
-	for base := 41000; base < 60000; base += n {
+	for base := 21000; base < 32000; base += n {
 		ok := true
 		for p := base; p < base+n && ok; p++ {
 			ok = portFree(p) == nil
@@ -288,6 +289,21 @@ func TestUpRefusesTheOtherBackEndWhileOneRuns(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "runs with the Temporal dev back end") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// Temporal keeps membership ports in a PostgreSQL smallint: a base whose ports pass 32767
+// is refused before anything starts, not found when the history service dies.
+func TestClusterUpRefusesMembershipPortsAboveSmallint(t *testing.T) {
+	requireJava(t)
+	dir := t.TempDir()
+	s := clusterEnv(t, map[string]string{"TAXFLOW_TEMPORAL_CLUSTER_PORT": "32761"})
+	s.Tools = clusterTools(t, dir)
+	s.PostgresBin = fakePostgres(t)
+	err := s.Up(context.Background(), func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "TAXFLOW_TEMPORAL_CLUSTER_PORT=32761") || !strings.Contains(err.Error(), "32767") {
+		t.Fatalf("got %v", err)
+	}
+	nothingStarted(t, s, dir)
 }
 
 func TestLatestSchemaVersion(t *testing.T) {
