@@ -167,15 +167,14 @@ func (s Stack) clusterServices() []service {
 			},
 			healthy: func(ctx context.Context) error { return tcpOpen(ctx, addr(grpc[name])) },
 		}
+		// One at a time, each once the one before answers: on a new database the first
+		// service to start writes the cluster's metadata, and two at once race for it (the
+		// loser exits with "SaveClusterMetadata encountered version mismatch").
+		svc.prepare = func(context.Context) error { return nil }
 		switch name {
 		case "history":
 			// The schemas exist before the first service starts.
 			svc.prepare = s.setUpDatabases
-		default:
-			// One at a time, each once the one before answers: on a new database the first
-			// service to start writes the cluster's metadata, and two at once race for it
-			// (the loser exits with "SaveClusterMetadata encountered version mismatch").
-			svc.prepare = func(context.Context) error { return nil }
 		case "worker":
 			// The internal worker serves no gRPC; it answers on its membership port once it
 			// has joined the cluster.
@@ -556,7 +555,7 @@ func (s Stack) checkUICodec(ctx context.Context) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("Web UI settings: %w", err)
+		return fmt.Errorf("the Web UI's settings: %w", err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -564,7 +563,7 @@ func (s Stack) checkUICodec(ctx context.Context) error {
 		Codec struct{ Endpoint string }
 	}
 	if err := json.Unmarshal(body, &settings); err != nil {
-		return fmt.Errorf("Web UI settings at %s: %w", url, err)
+		return fmt.Errorf("the Web UI's settings at %s: %w", url, err)
 	}
 	if want := s.codecEndpoint(token); settings.Codec.Endpoint != want {
 		return fmt.Errorf("the Web UI's codec endpoint is %q, want the stack's codec server %s", redactToken(settings.Codec.Endpoint), redactToken(want))

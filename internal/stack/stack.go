@@ -492,7 +492,7 @@ func (s Stack) portVar(port int) string {
 		}
 	}
 	if s.server() && port >= s.Ports.TemporalCluster && port < s.Ports.TemporalCluster+8 {
-		return fmt.Sprintf("TAXFLOW_TEMPORAL_CLUSTER_PORT=%d and the 7 after it", s.Ports.TemporalCluster)
+		return "TAXFLOW_TEMPORAL_CLUSTER_PORT" // the first of eight in a row
 	}
 	return "its TAXFLOW_*_PORT"
 }
