@@ -21,19 +21,27 @@ BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench \
 	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_BENCH_DYNAMODB_PORT:-28000} TAXFLOW_S3_PORT=$${TAXFLOW_BENCH_S3_PORT:-29000} \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_S3_CONSOLE_PORT:-29001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_LAMBDA_PORT:-29009} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_CODEC_PORT:-28089}
+# `make cluster-smoke` runs on a stack of its own with the Temporal cluster on PostgreSQL.
+CLUSTER_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/cluster TAXFLOW_TEMPORAL=server \
+	TAXFLOW_TEMPORAL_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_PORT:-47233} TAXFLOW_TEMPORAL_CLUSTER_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_CLUSTER_PORT:-26234} \
+	TAXFLOW_TEMPORAL_UI_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_UI_PORT:-48233} TAXFLOW_POSTGRES_PORT=$${TAXFLOW_CLUSTER_POSTGRES_PORT:-45432} \
+	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_CLUSTER_DYNAMODB_PORT:-48000} TAXFLOW_S3_PORT=$${TAXFLOW_CLUSTER_S3_PORT:-49000} \
+	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_CLUSTER_S3_CONSOLE_PORT:-49001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_CLUSTER_LAMBDA_PORT:-49009} \
+	TAXFLOW_CODEC_PORT=$${TAXFLOW_CLUSTER_CODEC_PORT:-48089}
+CLUSTER_SMOKE_TESTS ?= ^(TestRefundEndToEndOverHTTP|TestSchedulesApplyTriggerAndRemindOnce|TestCodecServerDecodesHistoryForStaffOnly)$$
 BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 BENCH_BATCH ?= 10000
 BENCH_BATCH_HISTORY ?= 100000
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
 	@echo "taxflow — the two commands: make dev (whole local stack + demo, Ctrl-C stops it) and make test"
 	@echo
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## (.*)/  make \1\t\2/' | expand -t 20
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
 
 
 setup: ## install the pinned tools into .tools/ (a second run is a no-op)
@@ -57,6 +65,15 @@ down: build ## stop the local stack
 
 status: build ## show which parts of the local stack run
 	@$(BIN) stack status
+
+cluster-setup: ## install the Temporal cluster's tools into .tools/ (server, SQL tool, UI server, schemas; PostgreSQL 15 with apt if missing)
+	@bash localstack/native/setup.sh cluster
+
+cluster: setup cluster-setup build ## start the local stack with a Temporal cluster on PostgreSQL instead of the dev server (make dev then uses it; make down stops it)
+	@TAXFLOW_TEMPORAL=server $(BIN) stack up
+
+cluster-smoke: setup cluster-setup build ## a fresh cluster stack: infra apply, schedules, a refund end to end, codec; down and up again on the same data
+	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-smoke.sh '$(CLUSTER_SMOKE_TESTS)'
 
 test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 

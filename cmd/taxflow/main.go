@@ -22,7 +22,7 @@ Usage:
   taxflow codec-server        decrypt payloads for Temporal's Web UI and CLI (the remote codec protocol)
   taxflow infra apply         create or update tables, buckets and functions at the configured endpoint
   taxflow infra template      print the AWS SAM template generated from the declaration
-  taxflow stack up|down|status|env   manage the Docker-less local stack
+  taxflow stack up [--temporal dev|server]|down|status|env   manage the Docker-less local stack (dev server, or a Temporal cluster on PostgreSQL)
   taxflow lambda-host         run the local Lambda host (started by 'stack up')
   taxflow doctor              run the self-check workflow end to end
   taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)

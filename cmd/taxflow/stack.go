@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,11 +27,26 @@ func localStack() (stack.Stack, error) {
 }
 
 func runStack(ctx context.Context, args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: taxflow stack up|down|status|env")
+	const usage = "usage: taxflow stack up [--temporal dev|server] | down | status | env"
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
 	s, err := localStack()
 	if err != nil {
+		return err
+	}
+	// --temporal (or TAXFLOW_TEMPORAL) chooses the Temporal back end of `up`: the dev server
+	// (the default) or a cluster on PostgreSQL. down, status and env use the one the run
+	// directory was last started with.
+	fs := flag.NewFlagSet("stack "+args[0], flag.ContinueOnError)
+	temporal := fs.String("temporal", s.Temporal, "Temporal back end: dev (the dev server) or server (a cluster on PostgreSQL)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || (args[0] != "up" && len(args) > 1) {
+		return errors.New(usage)
+	}
+	if err := s.SetTemporal(*temporal); err != nil {
 		return err
 	}
 	say := func(line string) { fmt.Println(line) }
@@ -44,8 +60,14 @@ func runStack(ctx context.Context, args []string) error {
 	case "down":
 		return s.Down(say)
 	case "status":
-		for name, up := range s.Status() {
-			fmt.Printf("%-8s %v\n", name, map[bool]string{true: "running", false: "stopped"}[up])
+		st := s.Status()
+		names := make([]string, 0, len(st))
+		for name := range st {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Printf("%-17s %v\n", name, map[bool]string{true: "running", false: "stopped"}[st[name]])
 		}
 		return nil
 	case "env":

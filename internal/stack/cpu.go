@@ -16,9 +16,9 @@ const clockTicks = 100
 // to say where the CPU of that run went.
 func (s Stack) CPU() map[string]float64 {
 	groups := map[int]string{} // session id → service
-	for _, name := range []string{"temporal", "dynamodb", "s3", "lambda"} {
-		if pid, ok := s.running(name); ok {
-			groups[pid] = name
+	for _, svc := range s.services() {
+		if pid, ok := s.running(svc.name); ok {
+			groups[pid] = svc.name
 		}
 	}
 	out := map[string]float64{}

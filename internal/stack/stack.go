@@ -1,4 +1,5 @@
-// Package stack starts and stops the Docker-less local stack: the Temporal dev server,
+// Package stack starts and stops the Docker-less local stack: the Temporal dev server (or,
+// with TAXFLOW_TEMPORAL=server, a Temporal cluster on PostgreSQL: see cluster.go),
 // DynamoDB Local, MinIO (S3) and taxflow's local Lambda host. Each runs as its own
 // process group in the background, with logs and data under the run directory, so that
 // `taxflow stack up` can return and `taxflow stack down` can stop them later.
@@ -11,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,8 +37,11 @@ const (
 
 // Ports of the stack, each configurable through its TAXFLOW_*_PORT variable. Codec is
 // where the Web UI expects the codec server (`taxflow codec-server`, or `taxflow dev`).
+// Postgres and TemporalCluster (the first of the eight ports of the Temporal services other
+// than the frontend's gRPC port, which stays Temporal) serve the cluster only.
 type Ports struct {
 	Temporal, TemporalUI, DynamoDB, S3, S3Console, Lambda, Codec int
+	Postgres, TemporalCluster                                    int
 }
 
 // Stack describes one local stack: where its tools, data and logs are, and its ports.
@@ -44,16 +50,32 @@ type Stack struct {
 	Dir   string // run directory: pids, logs, data
 	Self  string // the taxflow binary, which runs the Lambda host
 	Ports Ports
+	// Temporal is the Temporal back end: TemporalDev ("" too) or TemporalServer.
+	Temporal    string
+	Shards      int    // the cluster's history shards
+	PostgresBin string // PostgreSQL's bin directory (the cluster's database)
 }
 
-// FromEnv reads TAXFLOW_TOOLS, TAXFLOW_RUN_DIR and the TAXFLOW_*_PORT variables.
+// FromEnv reads TAXFLOW_TOOLS, TAXFLOW_RUN_DIR, the TAXFLOW_*_PORT variables and the
+// cluster's TAXFLOW_TEMPORAL (dev or server; unset: the cluster if one is up in the run
+// directory, else dev), TAXFLOW_TEMPORAL_SHARDS and TAXFLOW_POSTGRES_BIN.
 func FromEnv(getenv func(string) string, self string) (Stack, error) {
 	s := Stack{
-		Tools: or(getenv("TAXFLOW_TOOLS"), ".tools"),
-		Dir:   or(getenv("TAXFLOW_RUN_DIR"), ".run/dev"),
-		Self:  self,
+		Tools:       or(getenv("TAXFLOW_TOOLS"), ".tools"),
+		Dir:         or(getenv("TAXFLOW_RUN_DIR"), ".run/dev"),
+		Self:        self,
+		Temporal:    getenv("TAXFLOW_TEMPORAL"),
+		PostgresBin: or(getenv("TAXFLOW_POSTGRES_BIN"), "/usr/lib/postgresql/15/bin"),
+		Shards:      DefaultShards,
 	}
 	var errs []string
+	if v := getenv("TAXFLOW_TEMPORAL_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 16384 {
+			errs = append(errs, fmt.Sprintf("TAXFLOW_TEMPORAL_SHARDS=%q must be a number 1-16384", v))
+		}
+		s.Shards = n
+	}
 	port := func(name string, def int) int {
 		v := getenv(name)
 		if v == "" {
@@ -74,6 +96,12 @@ func FromEnv(getenv func(string) string, self string) (Stack, error) {
 		S3Console:  port("TAXFLOW_S3_CONSOLE_PORT", 9001),
 		Lambda:     port("TAXFLOW_LAMBDA_PORT", 9009),
 		Codec:      port("TAXFLOW_CODEC_PORT", 8089),
+		Postgres:   port("TAXFLOW_POSTGRES_PORT", 5433),
+		// 7234-7241: next to the frontend's 7233, as a Temporal server lays them out.
+		TemporalCluster: port("TAXFLOW_TEMPORAL_CLUSTER_PORT", 7234),
+	}
+	if s.Ports.TemporalCluster > 65535-7 {
+		errs = append(errs, fmt.Sprintf("TAXFLOW_TEMPORAL_CLUSTER_PORT=%d must leave room for the 7 ports after it", s.Ports.TemporalCluster))
 	}
 	if len(errs) > 0 {
 		return Stack{}, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
@@ -85,8 +113,44 @@ func FromEnv(getenv func(string) string, self string) (Stack, error) {
 	if s.Dir, err = filepath.Abs(s.Dir); err != nil {
 		return Stack{}, err
 	}
+	if s.Temporal == "" && s.recordedTemporal() == TemporalServer {
+		// A cluster that is up is the stack of this run directory until it is stopped; once
+		// stopped, the dev server is the default again.
+		s.Temporal = TemporalServer
+		if !slices.Contains(slices.Collect(maps.Values(s.Status())), true) {
+			s.Temporal = TemporalDev
+		}
+	}
+	if err := s.SetTemporal(s.Temporal); err != nil {
+		return Stack{}, err
+	}
 	return s, nil
 }
+
+// SetTemporal chooses the Temporal back end ("" is the dev server).
+func (s *Stack) SetTemporal(t string) error {
+	switch t {
+	case "", TemporalDev:
+		s.Temporal = TemporalDev
+	case TemporalServer:
+		s.Temporal = TemporalServer
+	default:
+		return fmt.Errorf("TAXFLOW_TEMPORAL (or --temporal) %q must be %s (the dev server) or %s (a Temporal cluster on PostgreSQL)", t, TemporalDev, TemporalServer)
+	}
+	return nil
+}
+
+// recordedTemporal is the back end the run directory's stack was last started with, so
+// `stack down`, `status` and `env` need no flag.
+func (s Stack) recordedTemporal() string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "temporal.mode"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func (s Stack) server() bool { return s.Temporal == TemporalServer }
 
 func or(v, def string) string {
 	if v != "" {
@@ -145,40 +209,21 @@ type service struct {
 	command func() (*exec.Cmd, error)
 	healthy func(ctx context.Context) error
 	where   string
+	// prepare, if set, runs before the service starts, once every service listed before it
+	// is healthy (the cluster's database before its schemas, its schemas before Temporal).
+	prepare func(ctx context.Context) error
 }
 
 func (s Stack) services() []service {
 	tools := func(p ...string) string { return filepath.Join(append([]string{s.Tools}, p...)...) }
 	data := func(p string) string { return filepath.Join(s.Dir, "data", p) }
-	return []service{
-		{
-			name:  "temporal",
-			ports: []int{s.Ports.Temporal, s.Ports.TemporalUI},
-			where: fmt.Sprintf("Temporal %s, Web UI http://%s (payloads decoded by the codec server at http://%s)",
-				addr(s.Ports.Temporal), addr(s.Ports.TemporalUI), addr(s.Ports.Codec)),
-			command: func() (*exec.Cmd, error) {
-				token, err := s.CodecToken()
-				if err != nil {
-					return nil, fmt.Errorf("codec token: %w", err)
-				}
-				return exec.Command(tools("bin", "temporal"), "server", "start-dev",
-					"--ip", "127.0.0.1", "--port", strconv.Itoa(s.Ports.Temporal),
-					"--ui-ip", "127.0.0.1", "--ui-port", strconv.Itoa(s.Ports.TemporalUI),
-					"--ui-codec-endpoint", s.codecEndpoint(token),
-					"--db-filename", data("temporal.db"), "--namespace", "default",
-					"--log-format", "json", "--log-level", "warn",
-					"--search-attribute", "TaxflowProcess=Keyword",
-					"--search-attribute", "TaxflowStatus=Keyword",
-					"--search-attribute", "TaxflowSubject=Keyword",
-				), nil
-			},
-			healthy: func(ctx context.Context) error {
-				if err := temporalHealthy(ctx, addr(s.Ports.Temporal)); err != nil {
-					return err
-				}
-				return httpOK(ctx, fmt.Sprintf("http://%s/", addr(s.Ports.TemporalUI)))
-			},
-		},
+	var temporal []service
+	if s.server() {
+		temporal = s.clusterServices()
+	} else {
+		temporal = []service{s.devServer()}
+	}
+	return append(temporal, []service{
 		{
 			name:  "dynamodb",
 			ports: []int{s.Ports.DynamoDB},
@@ -237,6 +282,40 @@ func (s Stack) services() []service {
 				return httpOK(ctx, "http://"+addr(s.Ports.Lambda)+"/health")
 			},
 		},
+	}...)
+}
+
+// devServer is the Temporal dev server: one process, SQLite, the default back end.
+func (s Stack) devServer() service {
+	tools := func(p ...string) string { return filepath.Join(append([]string{s.Tools}, p...)...) }
+	data := func(p string) string { return filepath.Join(s.Dir, "data", p) }
+	return service{
+		name:  "temporal",
+		ports: []int{s.Ports.Temporal, s.Ports.TemporalUI},
+		where: fmt.Sprintf("Temporal %s, Web UI http://%s (payloads decoded by the codec server at http://%s)",
+			addr(s.Ports.Temporal), addr(s.Ports.TemporalUI), addr(s.Ports.Codec)),
+		command: func() (*exec.Cmd, error) {
+			token, err := s.CodecToken()
+			if err != nil {
+				return nil, fmt.Errorf("codec token: %w", err)
+			}
+			return exec.Command(tools("bin", "temporal"), "server", "start-dev",
+				"--ip", "127.0.0.1", "--port", strconv.Itoa(s.Ports.Temporal),
+				"--ui-ip", "127.0.0.1", "--ui-port", strconv.Itoa(s.Ports.TemporalUI),
+				"--ui-codec-endpoint", s.codecEndpoint(token),
+				"--db-filename", data("temporal.db"), "--namespace", "default",
+				"--log-format", "json", "--log-level", "warn",
+				"--search-attribute", "TaxflowProcess=Keyword",
+				"--search-attribute", "TaxflowStatus=Keyword",
+				"--search-attribute", "TaxflowSubject=Keyword",
+			), nil
+		},
+		healthy: func(ctx context.Context) error {
+			if err := temporalHealthy(ctx, addr(s.Ports.Temporal)); err != nil {
+				return err
+			}
+			return httpOK(ctx, fmt.Sprintf("http://%s/", addr(s.Ports.TemporalUI)))
+		},
 	}
 }
 
@@ -278,7 +357,11 @@ func (s Stack) secretWith(name string, encoding *base64.Encoding) (string, error
 // Check tells what is missing from the tools folder, in one sentence per tool.
 func (s Stack) Check() error {
 	var missing []string
-	for _, p := range []string{"bin/temporal", "bin/minio", "dynamodb/DynamoDBLocal.jar", "dynamodb/LoopbackDynamoDB.class"} {
+	need := []string{"bin/minio", "dynamodb/DynamoDBLocal.jar", "dynamodb/LoopbackDynamoDB.class"}
+	if !s.server() {
+		need = append([]string{"bin/temporal"}, need...)
+	}
+	for _, p := range need {
 		if _, err := os.Stat(filepath.Join(s.Tools, p)); err != nil {
 			missing = append(missing, p)
 		}
@@ -288,6 +371,9 @@ func (s Stack) Check() error {
 	}
 	if _, err := exec.LookPath("java"); err != nil {
 		return errors.New("java is not installed: install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)")
+	}
+	if s.server() {
+		return s.checkCluster()
 	}
 	return nil
 }
@@ -300,13 +386,24 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 	if err := s.Check(); err != nil {
 		return err
 	}
+	// One back end per run directory at a time: the other's processes would hold its ports.
+	if was := s.recordedTemporal(); was != "" && was != s.Temporal {
+		other := s
+		other.Temporal = was
+		for name, up := range other.Status() {
+			if up {
+				return fmt.Errorf("the stack in %s runs with the Temporal %s back end (%s is up): stop it with `taxflow stack down` before starting it with %s",
+					s.Dir, was, name, s.Temporal)
+			}
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
 		return err
 	}
 	var toStart []service
 	for _, svc := range s.services() {
 		if pid, ok := s.running(svc.name); ok {
-			report(fmt.Sprintf("%-8s already running (pid %d): %s", svc.name, pid, svc.where))
+			report(fmt.Sprintf("%-*s already running (pid %d): %s", s.nameWidth(), svc.name, pid, svc.where))
 			continue
 		}
 		toStart = append(toStart, svc)
@@ -331,19 +428,55 @@ func (s Stack) Up(ctx context.Context, report func(string)) (err error) {
 		}
 		err = fmt.Errorf("%w (stopped what this start had started: %s)", err, strings.Join(started, ", "))
 	}()
+	if err := os.WriteFile(filepath.Join(s.Dir, "temporal.mode"), []byte(s.Temporal+"\n"), 0o644); err != nil {
+		return err
+	}
+	if s.server() {
+		// The cluster's configuration, rendered on every up: it follows the ports of this run.
+		if err := s.renderClusterConfig(); err != nil {
+			return err
+		}
+	}
+	all := s.services()
+	healthy := 0 // all[:healthy] answered
+	waitUpTo := func(n int) error {
+		for ; healthy < n; healthy++ {
+			if err := s.waitHealthy(ctx, all[healthy]); err != nil {
+				return err
+			}
+			report(fmt.Sprintf("%-*s up: %s", s.nameWidth(), all[healthy].name, all[healthy].where))
+		}
+		return nil
+	}
 	for _, svc := range toStart {
+		if svc.prepare != nil {
+			if err := waitUpTo(slices.IndexFunc(all, func(o service) bool { return o.name == svc.name })); err != nil {
+				return err
+			}
+			if err := svc.prepare(ctx); err != nil {
+				return fmt.Errorf("prepare %s: %w", svc.name, err)
+			}
+		}
 		if err := s.start(svc); err != nil {
 			return fmt.Errorf("start %s: %w", svc.name, err)
 		}
 		started = append(started, svc.name)
 	}
-	for _, svc := range s.services() {
-		if err := s.waitHealthy(ctx, svc); err != nil {
-			return err
-		}
-		report(fmt.Sprintf("%-8s up: %s", svc.name, svc.where))
+	if err := waitUpTo(len(all)); err != nil {
+		return err
+	}
+	if s.server() {
+		return s.configureCluster(ctx, report)
 	}
 	return nil
+}
+
+// nameWidth aligns the lines Up and Down print.
+func (s Stack) nameWidth() int {
+	if s.server() {
+		return len("temporal-frontend")
+	}
+	return 8
 }
 
 // portVar names the variable that sets a port of the stack.
@@ -352,10 +485,14 @@ func (s Stack) portVar(port int) string {
 		port int
 		name string
 	}{{s.Ports.Temporal, "TAXFLOW_TEMPORAL_PORT"}, {s.Ports.TemporalUI, "TAXFLOW_TEMPORAL_UI_PORT"}, {s.Ports.DynamoDB, "TAXFLOW_DYNAMODB_PORT"},
-		{s.Ports.S3, "TAXFLOW_S3_PORT"}, {s.Ports.S3Console, "TAXFLOW_S3_CONSOLE_PORT"}, {s.Ports.Lambda, "TAXFLOW_LAMBDA_PORT"}} {
+		{s.Ports.S3, "TAXFLOW_S3_PORT"}, {s.Ports.S3Console, "TAXFLOW_S3_CONSOLE_PORT"}, {s.Ports.Lambda, "TAXFLOW_LAMBDA_PORT"},
+		{s.Ports.Postgres, "TAXFLOW_POSTGRES_PORT"}} {
 		if pv.port == port {
 			return pv.name
 		}
+	}
+	if s.server() && port >= s.Ports.TemporalCluster && port < s.Ports.TemporalCluster+8 {
+		return "TAXFLOW_TEMPORAL_CLUSTER_PORT" // the first of eight in a row
 	}
 	return "its TAXFLOW_*_PORT"
 }
@@ -437,7 +574,7 @@ func (s Stack) Down(report func(string)) error {
 			errs = append(errs, err)
 			continue
 		}
-		report(fmt.Sprintf("%-8s stopped", name))
+		report(fmt.Sprintf("%-*s stopped", s.nameWidth(), name))
 	}
 	return errors.Join(errs...)
 }
@@ -461,7 +598,13 @@ func (s Stack) stop(name string) error {
 		_ = os.Remove(s.pidFile(name))
 		return nil
 	}
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	if name == "postgres" {
+		// Its postmaster alone, with SIGINT: a fast shutdown that ends the sessions and
+		// checkpoints; PostgreSQL's own processes are not to be signalled one by one.
+		_ = syscall.Kill(pid, syscall.SIGINT)
+	} else {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for alive(pid) && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

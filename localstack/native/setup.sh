@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned tools of the Docker-less local stack into $TAXFLOW_TOOLS (default .tools/).
 # A second run finds every tool at its pinned version and does nothing.
+# `setup.sh cluster` installs the tools of the Temporal cluster instead (make cluster-setup).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -105,6 +106,50 @@ install_redocly() {
     npm install --silent --no-audit --no-fund --save-exact "$REDOCLY_NPM_PACKAGE@$version" >/dev/null )
   echo "$version" >"$tools/redocly.version"
 }
+
+# The Temporal cluster (`make cluster-setup`; not part of `make setup`): temporal-server and
+# temporal-sql-tool from go.temporal.io/server, temporal-ui-server from the UI server module, and
+# the PostgreSQL schemas of that server version. Both modules name their binary "server", so each
+# is built into a directory of its own and renamed.
+install_cluster_tool() { # name module/pkg@version stamp
+  local name=$1 pkg=$2 stamp=$3
+  if stamp_ok "$name" "$stamp" && [ -x "$tools/bin/$name" ]; then echo "setup: $name $stamp present"; return; fi
+  echo "setup: building $name ($pkg) from the Go module proxy (several minutes on 2 cores)"
+  local start=$SECONDS tmp; tmp=$(mktemp -d)
+  ( cd "$tools" && GOBIN="$tmp" GOFLAGS=-mod=mod CGO_ENABLED=0 go install "$pkg" )
+  mv "$tmp"/* "$tools/bin/$name"; rmdir "$tmp"
+  echo "$stamp" >"$tools/$name.version"
+  echo "setup: $name built in $((SECONDS - start))s"
+}
+
+install_cluster() {
+  install_cluster_tool temporal-server "$TEMPORAL_SERVER_MODULE/cmd/server@$TEMPORAL_SERVER_VERSION" "$TEMPORAL_SERVER_VERSION"
+  install_cluster_tool temporal-sql-tool "$TEMPORAL_SERVER_MODULE/cmd/tools/sql@$TEMPORAL_SERVER_VERSION" "$TEMPORAL_SERVER_VERSION"
+  install_cluster_tool temporal-ui-server "$TEMPORAL_UI_SERVER_MODULE/cmd/server@$TEMPORAL_UI_SERVER_VERSION" "$TEMPORAL_UI_SERVER_VERSION"
+  if ! stamp_ok temporal-schema "$TEMPORAL_SERVER_VERSION" || [ ! -d "$tools/temporal-schema/postgresql/v12" ]; then
+    local dir
+    dir=$(cd "$tools" && GOFLAGS=-mod=mod go mod download -json "$TEMPORAL_SERVER_MODULE@$TEMPORAL_SERVER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    rm -rf "$tools/temporal-schema"; mkdir -p "$tools/temporal-schema/postgresql"
+    cp -r "$dir/schema/postgresql/v12" "$tools/temporal-schema/postgresql/"
+    chmod -R u+w "$tools/temporal-schema"
+    echo "$TEMPORAL_SERVER_VERSION" >"$tools/temporal-schema.version"
+  fi
+  if [ ! -x /usr/lib/postgresql/15/bin/postgres ] && [ -z "${TAXFLOW_POSTGRES_BIN:-}" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing postgresql-15 with apt-get (the server only; the stack never uses the system's cluster)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 >/dev/null; }
+    else
+      echo "setup: PostgreSQL 15 is missing: install it (Debian: sudo apt-get install postgresql-15) or set TAXFLOW_POSTGRES_BIN" >&2; exit 1
+    fi
+  fi
+  echo "setup: Temporal cluster tools ready in $tools"
+}
+
+if [ "${1:-}" = cluster ]; then
+  install_cluster
+  exit 0
+fi
 
 install_poppler
 install_chromium
