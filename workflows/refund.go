@@ -1649,6 +1649,11 @@ func (r *refund) release(ctx workflow.Context, reason string) error {
 // failure releases the reservation, so that the overpayment is not held by a dead case.
 func (r *refund) cleanup(ctx workflow.Context, cause error) error {
 	r.ending = true
+	// A run of refund-folded-steps voids the case's reservation by its key whatever it
+	// knows of it: a reset run that fails before it reserved (it decided a step otherwise,
+	// KeyReused) must not leave held what the run it was reset from reserved. A case that
+	// reserved nothing is answered "none" and writes no step.
+	r.reserveUnknown = r.reserveUnknown || r.folded
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	if !temporal.IsCanceledError(cause) && ctx.Err() == nil {
 		if err := r.release(dctx, "the case failed"); err != nil {
