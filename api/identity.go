@@ -234,7 +234,7 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	var st workflows.IdentityStatus
-	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID, At: time.Now().UTC()}, &st); err != nil {
+	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
 		s.dropUpload(r.Context(), document.IncomingKey(id, docID))
 		s.caseError(w, r, id, "add document", err)
 		return

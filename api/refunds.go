@@ -363,7 +363,7 @@ func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
 // upload stays for the case to take. Only a refusal, or an update that was never
 // accepted, removes the upload.
 func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID string) bool {
-	accepted, ok := s.updateAccepted(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID, At: time.Now().UTC()}, &workflows.RefundStatus{})
+	accepted, ok := s.updateAccepted(w, r, id, workflows.RefundUpdateDocument, workflows.DocumentRef{DocID: docID}, &workflows.RefundStatus{})
 	if ok || accepted {
 		return true
 	}
@@ -491,7 +491,7 @@ func (s *Server) updateRefund(w http.ResponseWriter, r *http.Request, id, name s
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+		Args: []any{stampTime(arg, time.Now().UTC())}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err == nil {
 		err = h.Get(ctx, out)
 	}
@@ -519,7 +519,8 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 
 // stampTime sets the time a message was accepted on the messages whose content runs from
 // it (a term, a deadline), so that a reset case that takes the message again writes the
-// same content.
+// same content. Every update the API sends passes here (updateAs, updateRefund, updateCase,
+// updateAccepted): a time a client sent is overwritten.
 func stampTime(arg any, now time.Time) any {
 	switch m := arg.(type) {
 	case workflows.DeclarationDecision:
@@ -582,7 +583,7 @@ func (s *Server) updateAccepted(w http.ResponseWriter, r *http.Request, id, name
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageAccepted})
+		Args: []any{stampTime(arg, time.Now().UTC())}, WaitForStage: client.WorkflowUpdateStageAccepted})
 	if err != nil {
 		return false, s.updateRefundErr(ctx, w, id, name, err)
 	}
