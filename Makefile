@@ -21,7 +21,7 @@ BENCH_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench \
 	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_BENCH_DYNAMODB_PORT:-28000} TAXFLOW_S3_PORT=$${TAXFLOW_BENCH_S3_PORT:-29000} \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_S3_CONSOLE_PORT:-29001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_LAMBDA_PORT:-29009} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_CODEC_PORT:-28089}
-# `make cluster-smoke` runs on a stack of its own with the Temporal cluster on PostgreSQL.
+# `make test-cluster` and `make cluster-smoke` run on a stack of their own with the Temporal cluster on PostgreSQL.
 CLUSTER_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/cluster TAXFLOW_TEMPORAL=server \
 	TAXFLOW_TEMPORAL_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_PORT:-47233} TAXFLOW_TEMPORAL_CLUSTER_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_CLUSTER_PORT:-26234} \
 	TAXFLOW_TEMPORAL_UI_PORT=$${TAXFLOW_CLUSTER_TEMPORAL_UI_PORT:-48233} TAXFLOW_POSTGRES_PORT=$${TAXFLOW_CLUSTER_POSTGRES_PORT:-45432} \
@@ -29,13 +29,18 @@ CLUSTER_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/cluster TAXFLOW_TEMPORAL=server \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_CLUSTER_S3_CONSOLE_PORT:-49001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_CLUSTER_LAMBDA_PORT:-49009} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_CLUSTER_CODEC_PORT:-48089}
 CLUSTER_SMOKE_TESTS ?= ^(TestRefundEndToEndOverHTTP|TestSchedulesApplyTriggerAndRemindOnce|TestCodecServerDecodesHistoryForStaffOnly)$$
+# On the cluster: each process end to end over HTTP, the batch pipeline, tenancy, schedules, the
+# codec, every waiting state's history fetched from the cluster and replayed, and the faults
+# of the topology (two workers, two APIs; a worker, an API, the history service killed,
+# PostgreSQL restarted).
+CLUSTER_TESTS ?= ^(TestRefundEndToEndOverHTTP|TestRefundLateDocumentWhileRunningOverHTTP|TestIdentityByDocumentsOverHTTPWithConsentPause|TestIdentityByESignatureOverHTTP|TestDeclarationSubmissionToDecisionOverHTTP|TestDeclarationConfirmedRefundPaidOverHTTP|TestAccountSelfServiceOverHTTP|TestAccountEventBurst|TestBatchFileThroughS3NotificationToReport|TestBatchAPIUploadStatusAndTenancy|TestAnotherTenantsCaseIsNotFound|TestSchedulesApplyTriggerAndRemindOnce|TestCodecServerDecodesHistoryForStaffOnly|TestRecordWaitingStateHistories|TestClusterFaults)$$
 BENCH_N ?= 50
 BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 BENCH_BATCH ?= 10000
 BENCH_BATCH_HISTORY ?= 100000
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -73,7 +78,10 @@ cluster: setup cluster-setup build ## start the local stack with a Temporal clus
 	@TAXFLOW_TEMPORAL=server $(BIN) stack up
 
 cluster-smoke: setup cluster-setup build ## a fresh cluster stack: infra apply, schedules, a refund end to end, codec; down and up again on the same data
-	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-smoke.sh '$(CLUSTER_SMOKE_TESTS)'
+	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-test.sh '$(CLUSTER_SMOKE_TESTS)'
+
+test-cluster: setup cluster-setup build ## the integration tests that matter on a Temporal cluster (PostgreSQL, 4 services), its fault test, and down/up on the same data
+	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-test.sh '$(CLUSTER_TESTS)'
 
 test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 

@@ -579,7 +579,8 @@ func (s Stack) Down(report func(string)) error {
 	return errors.Join(errs...)
 }
 
-// Stop stops one service (temporal, dynamodb, s3 or lambda) and waits until it is gone;
+// Stop stops one service (temporal, dynamodb, s3, lambda; on the cluster postgres and
+// temporal-history, -matching, -frontend, -worker) and waits until it is gone;
 // Up starts it again. The fault tests stop a store this way in the middle of a run.
 // DynamoDB Local keeps its tables on disk (-dbPath), so they survive.
 func (s Stack) Stop(name string) error {
@@ -589,6 +590,28 @@ func (s Stack) Stop(name string) error {
 		}
 	}
 	return fmt.Errorf("no service %q in the stack", name)
+}
+
+// Kill ends one service at once, as a crash would: SIGKILL to its process group, no
+// shutdown of its own. Up starts it again. The cluster's fault test kills the Temporal
+// history service this way in the middle of a run.
+func (s Stack) Kill(name string) error {
+	if !slices.ContainsFunc(s.services(), func(svc service) bool { return svc.name == name }) {
+		return fmt.Errorf("no service %q in the stack", name)
+	}
+	pid, ok := s.running(name)
+	if !ok {
+		return fmt.Errorf("%s is not running", name)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alive(pid) {
+		return fmt.Errorf("%s (pid %d) did not die of SIGKILL", name, pid)
+	}
+	return nil
 }
 
 // stop ends one service's process group: SIGTERM, then SIGKILL after 15 s.
