@@ -235,3 +235,50 @@ func TestCPUAddsUpAServiceSession(t *testing.T) {
 		t.Fatal("a service that does not run has CPU time")
 	}
 }
+
+// Kill ends a service's whole process group at once (SIGKILL: a TERM trap never runs),
+// and refuses a service that is not running or not in the stack.
+func TestKillEndsTheServicesProcessGroupAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	child := filepath.Join(dir, "child.pid")
+	cmd := exec.Command("sh", "-c", "trap '' TERM; sleep 300 & echo $! > "+child+"; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	go func() { _ = cmd.Wait() }() // reaps it, so that it does not linger as a zombie
+	s := Stack{Dir: dir}
+	if err := os.WriteFile(s.pidFile("temporal"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var childPid int
+	for deadline := time.Now().Add(10 * time.Second); childPid == 0; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(child)
+		childPid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		if time.Now().After(deadline) {
+			t.Fatal("the service's child never started")
+		}
+	}
+	start := time.Now()
+	if err := s.Kill("temporal"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Kill took %v: it waited for a polite stop", took)
+	}
+	for deadline := time.Now().Add(5 * time.Second); alive(childPid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the service's child (pid %d) survived", childPid)
+		}
+	}
+	if s.Status()["temporal"] {
+		t.Fatal("status says the killed service runs")
+	}
+	if err := s.Kill("temporal"); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("killing a stopped service: %v", err)
+	}
+	if err := s.Kill("nosuch"); err == nil || !strings.Contains(err.Error(), `no service "nosuch"`) {
+		t.Fatalf("killing an unknown service: %v", err)
+	}
+}
