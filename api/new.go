@@ -70,5 +70,8 @@ func accountPolicy(a config.Account) workflows.AccountPolicy {
 	p := workflows.DefaultAccountPolicy()
 	p.Threshold, p.LockPeriods, p.SelfServiceTries, p.SpecialistSLA = a.Threshold, a.LockPeriods, a.SelfServiceTries, a.SpecialistSLA
 	p.SpecialistAfter = a.SpecialistAfter
+	if a.ContinueAfter > 0 {
+		p.ContinueAfter = a.ContinueAfter
+	}
 	return p
 }

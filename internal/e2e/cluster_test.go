@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/audit"
@@ -54,7 +57,7 @@ func TestClusterFaults(t *testing.T) {
 	if st.Temporal != stack.TemporalServer {
 		t.Skip("runs on the Temporal cluster: make test-cluster")
 	}
-	const refunds, accounts, perAccount = 100, 100, 30
+	const refunds, inFlight, accounts, perAccount = 100, 10, 100, 30
 	queue := "e2e-cluster-" + uuid.NewString()
 	workerEnv := []string{"TAXFLOW_METRICS_ADDR=off"}
 	workers := []*exec.Cmd{startWorkerProcess(t, queue, workerEnv...), startWorkerProcess(t, queue, workerEnv...)}
@@ -85,7 +88,7 @@ func TestClusterFaults(t *testing.T) {
 	type refundCase struct {
 		inn, key, id string
 	}
-	cases := make([]*refundCase, refunds)
+	cases := make([]*refundCase, refunds+inFlight) // the last inFlight are sent to API 1 as it is killed
 	inns := map[string]bool{}
 	for i := range cases {
 		cases[i] = &refundCase{inn: newTaxpayer(t, 600_000), key: uuid.NewString()}
@@ -127,35 +130,48 @@ func TestClusterFaults(t *testing.T) {
 	go func() {
 		tick := time.NewTicker(400 * time.Millisecond)
 		defer tick.Stop()
-		for _, c := range cases {
+		for _, c := range cases[:refunds] {
 			<-tick.C
 			jobs <- c
 		}
 		close(jobs)
 	}()
+	claimBody := func(c *refundCase) []byte {
+		body, _ := json.Marshal(map[string]any{"inn": c.inn, "period": 2025, "amount_kopecks": 500_000, "reason": "overpaid income tax"})
+		return body
+	}
+	// claim sends a claim (first, when given, one attempt to API 1 alone) and then its document.
+	claim := func(c *refundCase, first func() (int, []byte, error)) {
+		code, out, err := 0, []byte(nil), errors.New("not sent")
+		if first != nil {
+			code, out, err = first()
+		}
+		if err != nil || code >= 500 || code == http.StatusConflict {
+			code, out = cabinet.do("POST", "/v1/refunds", claimBody(c), "Idempotency-Key", c.key)
+		}
+		var res struct {
+			CaseID string `json:"case_id"`
+		}
+		_ = json.Unmarshal(out, &res)
+		if code != http.StatusCreated || res.CaseID == "" {
+			t.Errorf("claim: %d %s", code, out)
+			return
+		}
+		c.id = res.CaseID
+		done.Add(1)
+		// A retried upload may find the document taken by the attempt that failed
+		// (409, the case past waiting for it): the case's end shows which.
+		if code, out := cabinet.do("POST", "/v1/refunds/"+c.id+"/documents?doc_id=statement", pdf); code != http.StatusAccepted && code != http.StatusConflict {
+			t.Errorf("upload: %d %s", code, out)
+		}
+		done.Add(1)
+	}
 	for range 4 {
 		load.Add(1)
 		go func() {
 			defer load.Done()
 			for c := range jobs {
-				body, _ := json.Marshal(map[string]any{"inn": c.inn, "period": 2025, "amount_kopecks": 500_000, "reason": "overpaid income tax"})
-				code, out := cabinet.do("POST", "/v1/refunds", body, "Idempotency-Key", c.key)
-				var res struct {
-					CaseID string `json:"case_id"`
-				}
-				_ = json.Unmarshal(out, &res)
-				if code != http.StatusCreated || res.CaseID == "" {
-					t.Errorf("claim: %d %s", code, out)
-					continue
-				}
-				c.id = res.CaseID
-				done.Add(1)
-				// A retried upload may find the document taken by the attempt that failed
-				// (409, the case past waiting for it): the case's end shows which.
-				if code, out := cabinet.do("POST", "/v1/refunds/"+c.id+"/documents?doc_id=statement", pdf); code != http.StatusAccepted && code != http.StatusConflict {
-					t.Errorf("upload: %d %s", code, out)
-				}
-				done.Add(1)
+				claim(c, nil)
 			}
 		}()
 	}
@@ -174,7 +190,7 @@ func TestClusterFaults(t *testing.T) {
 			}
 		}(p)
 	}
-	total := int64(2 * refunds)
+	total := int64(2 * (refunds + inFlight))
 	for _, p := range plans {
 		total += int64(len(p.events))
 	}
@@ -196,6 +212,29 @@ func TestClusterFaults(t *testing.T) {
 	kill(workers[0])
 	time.Sleep(3 * time.Second)
 	during("SIGKILL API process 1")
+	// Claims sent to API 1 alone, killed once one of them has been written to it: a create
+	// dies in the middle, holding its key, and its client sends it again to API 2.
+	wrote := make(chan struct{}, inFlight)
+	var cut atomic.Int64 // first attempts that died mid-request (not refused at connect)
+	for _, c := range cases[refunds:] {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			claim(c, func() (int, []byte, error) {
+				code, out, err := cabinet.onceTo(bases[0], wrote, "POST", "/v1/refunds", claimBody(c), "Idempotency-Key", c.key)
+				if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+					cut.Add(1)
+				}
+				return code, out, err
+			})
+		}()
+	}
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no claim reached API 1")
+	}
+	time.Sleep(20 * time.Millisecond)
 	kill(apis[0])
 	time.Sleep(3 * time.Second)
 	workers[0] = startWorkerProcess(t, queue, workerEnv...) // as a supervisor would
@@ -206,6 +245,7 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
+	allUpBut(t, st, "temporal-history") // Up below restarts the killed service only
 	if err := st.Up(context.Background(), func(string) {}); err != nil {
 		t.Fatalf("restart the history service: %v", err)
 	}
@@ -215,7 +255,8 @@ func TestClusterFaults(t *testing.T) {
 	if err := st.Stop("postgres"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(3 * time.Second)
+	allUpBut(t, st, "postgres") // the Temporal services ride out the database's absence
 	if err := st.Up(context.Background(), func(string) {}); err != nil {
 		t.Fatalf("restart PostgreSQL: %v", err)
 	}
@@ -235,9 +276,12 @@ func TestClusterFaults(t *testing.T) {
 		t.FailNow()
 	}
 	loaded := time.Since(start)
+	if cut.Load() == 0 {
+		t.Fatalf("no claim was cut off by the API kill (all %d first attempts answered or were refused at connect)", inFlight)
+	}
 
 	// Every refund paid once, the treasury's transfers the ledger's paid.
-	statuses := make([]workflows.RefundStatus, refunds)
+	statuses := make([]workflows.RefundStatus, len(cases))
 	deadline := time.Now().Add(6 * time.Minute)
 	for i, c := range cases {
 		for {
@@ -259,12 +303,33 @@ func TestClusterFaults(t *testing.T) {
 			t.Fatalf("%s: %d transfers", c.id, len(byCase[c.id]))
 		}
 	}
-	if paid != refunds || sum != int64(refunds)*500_000 {
+	if paid != len(cases) || sum != int64(len(cases))*500_000 {
 		t.Fatalf("paid %d cases, %d kopecks", paid, sum)
+	}
+	// One case per key: no attempt that failed left a case of its own behind, and the key
+	// sent once more answers the same case.
+	ctx := context.Background()
+	n, err := shared.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: shared.cfg.Temporal.Namespace,
+		Query: fmt.Sprintf("TaskQueue = '%s' AND WorkflowType = 'Refund'", queue)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Count != int64(len(cases)) {
+		t.Fatalf("%d refund workflows on the queue for %d Idempotency-Keys", n.Count, len(cases))
+	}
+	for _, c := range cases {
+		code, out := cabinet.do("POST", "/v1/refunds", claimBody(c), "Idempotency-Key", c.key)
+		var res struct {
+			CaseID string `json:"case_id"`
+		}
+		_ = json.Unmarshal(out, &res)
+		if code != http.StatusCreated || res.CaseID != c.id {
+			t.Fatalf("key of %s sent again: %d %s", c.id, code, out)
+		}
 	}
 	// Every journal a chain of transitions from the claim to paid, without a gap.
 	for _, c := range cases {
-		journalChain(t, c.id, workflows.RefundPaid)
+		journalChain(t, c.id, workflows.RefundReceived, workflows.RefundPaid)
 	}
 	// Every account in the model's state.
 	for _, p := range plans {
@@ -292,54 +357,119 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replayed := 0
-	for _, c := range cases {
-		h, err := histories.Fetch(context.Background(), shared.temporal, c.id, "")
+	// Every run on the queue (refunds, and every run of every account: they continued as
+	// new every 10 events) replays; no workflow task failed as nondeterministic, even once.
+	// The retried activities and timed-out workflow tasks show that the kills found work
+	// in flight.
+	replayed, accountRuns, retriedActivities, timedOutTasks := 0, 0, 0, 0
+	var token []byte
+	for {
+		page, err := shared.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: shared.cfg.Temporal.Namespace,
+			Query: fmt.Sprintf("TaskQueue = '%s'", queue), NextPageToken: token, PageSize: 500})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := histories.Decode(h, codec.Decode); err != nil {
-			t.Fatal(err)
+		for _, ex := range page.Executions {
+			id, run := ex.Execution.WorkflowId, ex.Execution.RunId
+			h, err := histories.Fetch(ctx, shared.temporal, id, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range h.Events {
+				if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil && a.Cause == enumspb.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR {
+					t.Fatalf("%s: a workflow task failed as nondeterministic: %s", id, a.GetFailure().GetMessage())
+				}
+				if a := e.GetActivityTaskStartedEventAttributes(); a != nil && a.Attempt > 1 {
+					retriedActivities++
+				}
+				if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT {
+					timedOutTasks++
+				}
+			}
+			if err := histories.Decode(h, codec.Decode); err != nil {
+				t.Fatal(err)
+			}
+			if err := histories.Replay(h, nil); err != nil {
+				t.Fatalf("%s (%s, %d events) does not replay: %v", id, histories.WorkflowType(h), len(h.Events), err)
+			}
+			if histories.WorkflowType(h) == "Account" {
+				accountRuns++
+				if ex.Status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					journalChain(t, id, "", "")
+				}
+			}
+			replayed++
 		}
-		if err := histories.Replay(h, nil); err != nil {
-			t.Fatalf("%s (%d events) does not replay: %v", c.id, len(h.Events), err)
+		if token = page.NextPageToken; len(token) == 0 {
+			break
 		}
-		replayed++
 	}
+	if accountRuns <= accounts {
+		t.Fatalf("%d account runs for %d accounts: none continued as new", accountRuns, accounts)
+	}
+	if retriedActivities+timedOutTasks == 0 {
+		t.Fatal("no activity retried and no workflow task timed out: the kills found nothing in flight")
+	}
+	allUpBut(t, st, "")
 	t.Logf("%d refunds and %d account events (%d accounts) in %v through 2 APIs and 2 workers; worker, API and history killed, PostgreSQL restarted (back at %v); "+
 		"all %d paid once (%d kopecks = ledger paid), every account as the model says, journals whole; %d requests retried (%d transport errors, %d answered 5xx), "+
-		"%d keys retried with one outcome each; %d histories replayed",
-		refunds, total-2*refunds, accounts, loaded.Round(time.Millisecond), pgBack.Round(time.Millisecond), paid, sum,
+		"%d claims cut off by the API kill, %d keys sent more than once with one outcome each; %d runs replayed (%d account runs), %d activities retried, %d workflow tasks timed out",
+		len(cases), total-2*int64(len(cases)), accounts, loaded.Round(time.Millisecond), pgBack.Round(time.Millisecond), paid, sum,
 		cabinet.retries.Load()+auth.retries.Load(), cabinet.transport.Load()+auth.transport.Load(), cabinet.fivexx.Load()+auth.fivexx.Load(),
-		retried, replayed)
+		cut.Load(), retried, replayed, accountRuns, retriedActivities, timedOutTasks)
 }
 
-// journalChain checks a case's journal (journalLines: each entry once, in step order) as a
-// chain of transitions: each one starts from the status the one before it reached, and the
-// last reaches want, the status its projection shows.
-func journalChain(t *testing.T, id, want string) {
+// journalChain checks a case's journal (journalLines: each entry once, in step order, none
+// past the projection) as a chain of status changes: the first reaches first (when given),
+// each later one starts from the status the one before reached, and the last reaches the
+// status the projection shows, which is want (when given).
+func journalChain(t *testing.T, id, first, want string) {
 	t.Helper()
 	lines := journalLines(t, id)
-	if last := lines[len(lines)-1]; !strings.HasSuffix(last, " "+want) {
-		t.Fatalf("%s: projection %q, want %s", id, last, want)
+	projected := lines[len(lines)-1][strings.LastIndexByte(lines[len(lines)-1], ' ')+1:]
+	if want != "" && projected != want {
+		t.Fatalf("%s: projection %q, want %s", id, lines[len(lines)-1], want)
 	}
 	j, err := audit.Journal(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(audit.Table), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev := ""
+	prev, n := "", 0
 	for _, e := range j {
-		if e.To == "" {
+		if e.Action != "status_changed" {
 			continue
 		}
-		if prev != "" && e.From != prev {
+		if n == 0 && first != "" && e.To != first {
+			t.Fatalf("%s: the journal starts with %s→%s, want the case's first status %s\n%s", id, e.From, e.To, first, strings.Join(lines, "\n"))
+		}
+		if n > 0 && e.From != prev {
 			t.Fatalf("%s: a transition %s→%s after the case reached %s: a step is missing\n%s", id, e.From, e.To, prev, strings.Join(lines, "\n"))
 		}
-		prev = e.To
+		prev, n = e.To, n+1
 	}
-	if prev != want {
-		t.Fatalf("%s: the journal ends at %q, want %s\n%s", id, prev, want, strings.Join(lines, "\n"))
+	if n > 0 && prev != projected {
+		t.Fatalf("%s: the journal ends at %q, the projection says %s\n%s", id, prev, projected, strings.Join(lines, "\n"))
 	}
+	if n == 0 && first != "" {
+		t.Fatalf("%s: no status change in the journal\n%s", id, strings.Join(lines, "\n"))
+	}
+}
+
+// allUpBut checks that every service of the stack runs, except the one named.
+func allUpBut(t *testing.T, st stack.Stack, except string) {
+	t.Helper()
+	for name, up := range st.Status() {
+		if !up && name != except {
+			t.Fatalf("%s is not running (it crashed while %s was away?)", name, or(except, "nothing"))
+		}
+	}
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // freePort is a loopback port nothing listens on now.
@@ -358,7 +488,9 @@ func startAPIProcess(t *testing.T, queue string, port int) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(moduleDir(), "bin", "taxflow"), "api")
 	cmd.Env = append(os.Environ(), "TAXFLOW_TASK_QUEUE="+queue, "TAXFLOW_LOG_LEVEL=warn",
-		"TAXFLOW_API_ADDR=127.0.0.1:"+strconv.Itoa(port), "TAXFLOW_API_METRICS_ADDR=off")
+		"TAXFLOW_API_ADDR=127.0.0.1:"+strconv.Itoa(port), "TAXFLOW_API_METRICS_ADDR=off",
+		// Accounts continue as new every 10 events, so runs hand over their state under the faults.
+		"TAXFLOW_ACCOUNT_CONTINUE_AFTER=10")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var mu sync.Mutex
 	var logs bytes.Buffer
@@ -463,8 +595,16 @@ func (c *spread) do(method, path string, body []byte, headers ...string) (int, [
 }
 
 func (c *spread) once(method, path string, body []byte, headers ...string) (int, []byte, error) {
-	base := c.bases[c.next.Add(1)%uint64(len(c.bases))]
+	return c.onceTo(c.bases[c.next.Add(1)%uint64(len(c.bases))], nil, method, path, body, headers...)
+}
+
+// onceTo sends one attempt to base; wrote, when given, hears when the request is written.
+func (c *spread) onceTo(base string, wrote chan<- struct{}, method, path string, body []byte, headers ...string) (int, []byte, error) {
 	req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+	if wrote != nil {
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { wrote <- struct{}{} }}))
+	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])

@@ -414,6 +414,12 @@ func (s Stack) setUpDatabases(ctx context.Context) error {
 	if fresh {
 		return os.WriteFile(s.shardsFile(), []byte(strconv.Itoa(s.Shards)+"\n"), 0o600)
 	}
+	// Temporal data without its shard count on record (a copy, a file removed by hand) cannot
+	// be checked, and the server itself would not refuse another count: refuse it here.
+	if _, err := os.Stat(s.shardsFile()); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("the Temporal database in %s has no record of its history shard count (%s is missing): "+
+			"restore that file with the count the data was made with, or remove %s to start afresh", s.Dir, s.shardsFile(), s.Dir)
+	}
 	return nil
 }
 
