@@ -122,9 +122,10 @@ func (b *Business) Run(ctx context.Context, interval time.Duration, onErr func(e
 
 // projection is the part of a case record the gauges read.
 type projection struct {
-	Process  string           `json:"process"`
-	Deadline time.Time        `json:"deadline"`
-	Amounts  map[string]int64 `json:"amounts"`
+	Process   string           `json:"process"`
+	Deadline  time.Time        `json:"deadline"`
+	UpdatedAt time.Time        `json:"updated_at"`
+	Amounts   map[string]int64 `json:"amounts"`
 }
 
 type counts struct {
@@ -175,14 +176,17 @@ func (b *Business) Update(ctx context.Context) error {
 	}
 	// Paid today: the projection's sort key (updated_at, UTC) from the Moscow midnight.
 	m := now.In(calendar.Moscow)
-	midnight := time.Date(m.Year(), m.Month(), m.Day(), 0, 0, 0, 0, calendar.Moscow).UTC().Format(time.RFC3339)
+	midnight := time.Date(m.Year(), m.Month(), m.Day(), 0, 0, 0, 0, calendar.Moscow)
+	// updated_at is RFC 3339 with a variable fraction ("…00.5Z" sorts before "…00Z"): the
+	// key condition starts a second early and the decoded time decides.
+	from := midnight.Add(-time.Second).UTC().Format(time.RFC3339)
 	for _, p := range b.Processes {
 		if p.Paid == "" {
 			continue
 		}
-		err := b.query(ctx, "#s = :s AND updated_at >= :d", map[string]types.AttributeValue{":s": store.S(p.Paid), ":d": store.S(midnight)},
+		err := b.query(ctx, "#s = :s AND updated_at >= :d", map[string]types.AttributeValue{":s": store.S(p.Paid), ":d": store.S(from)},
 			func(r projection) {
-				if r.Process == p.Name {
+				if r.Process == p.Name && !r.UpdatedAt.Before(midnight) {
 					c.payouts++
 					c.paid += float64(r.Amounts["paid"])
 				}
@@ -251,9 +255,9 @@ func (b *Business) query(ctx context.Context, cond string, values map[string]typ
 	in := &dynamodb.QueryInput{
 		TableName: aws.String(b.Table), IndexName: aws.String(b.Index),
 		KeyConditionExpression:    aws.String(cond),
-		ExpressionAttributeNames:  map[string]string{"#s": "status", "#p": "process", "#d": "deadline", "#a": "amounts"},
+		ExpressionAttributeNames:  map[string]string{"#s": "status", "#p": "process", "#d": "deadline", "#a": "amounts", "#u": "updated_at"},
 		ExpressionAttributeValues: values,
-		ProjectionExpression:      aws.String("#p, #d, #a"),
+		ProjectionExpression:      aws.String("#p, #d, #a, #u"),
 		Limit:                     aws.Int32(1000),
 	}
 	for {
