@@ -41,7 +41,7 @@ func runGauges(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stdout, "case counters rebuilt: %d cases, %d counters written, %d passes\n", res.Cases, res.Counters, res.Passes)
+	_, _ = fmt.Fprintf(os.Stdout, "case counters rebuilt: %d cases, %d counters written, %d passes\n", res.Cases, res.Counters, res.Passes)
 	if len(res.Busy) > 0 {
 		return fmt.Errorf("counters changed by steps in every pass, left as they were (run again): %s", strings.Join(res.Busy, ", "))
 	}

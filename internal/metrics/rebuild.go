@@ -153,7 +153,9 @@ func countProjections(ctx context.Context, db store.DB, table string) (map[strin
 
 // putCounter writes one counter unless a step changed it since seen was read (false).
 func putCounter(ctx context.Context, db store.DB, table, key string, v counterValue, seen counterState) (bool, error) {
-	num := func(n int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+	num := func(n int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
 		transition.CountKey: store.S(key), transition.CountN: num(v.n), transition.CountApproved: num(v.approved),
 		transition.CountUpdates: num(aws.ToInt64(seen.updates))}}
