@@ -19,6 +19,7 @@ import (
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/trust"
@@ -138,11 +139,12 @@ type Declaration struct {
 }
 
 // stepGrants are what writing a case's step needs (functions/transition): a conditional
-// put of each item and a read-back of the one that refused it. No DeleteItem, no
-// UpdateItem: a committed step is never changed or deleted.
+// put of each item and a read-back of the one that refused it (and of the projection the
+// step follows), and the ADD of the case counters. No DeleteItem, and UpdateItem only on
+// the counters: a committed step is never changed or deleted.
 func stepGrants() []Access {
 	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
-		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}}
+		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}}}
 }
 
 // Declare returns taxflow's resources.
@@ -158,6 +160,9 @@ func Declare() Declaration {
 			{Name: cases.Table, PartitionKey: s("case_id"), Indexes: []Index{
 				{Name: "by_status", PartitionKey: s("status"), SortKey: sk("updated_at")},
 			}},
+			// Case counters per process, status and shard, kept by each step's transaction:
+			// the business gauges' open counts and reserved amount.
+			{Name: transition.CountsTable, PartitionKey: s(transition.CountKey)},
 			{Name: taxpayer.Table, PartitionKey: s("inn")},
 			{Name: overpayment.Table, PartitionKey: s("inn"), SortKey: sk("entry_id")},
 			{Name: payout.Table, PartitionKey: s("payout_key")},

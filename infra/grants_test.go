@@ -30,7 +30,7 @@ const module = "github.com/taxflow/taxflow/"
 var apiCalls = map[string]*regexp.Regexp{
 	"dynamodb:GetItem":    regexp.MustCompile(`\bstore\.Get\(|\.GetItem\(`),
 	"dynamodb:PutItem":    regexp.MustCompile(`\bstore\.(PutNew|PutIfNewer)\(|\.PutItem\(|TransactWriteItem\{Put:`),
-	"dynamodb:UpdateItem": regexp.MustCompile(`\bstore\.SetFields\(|\.UpdateItem\(`),
+	"dynamodb:UpdateItem": regexp.MustCompile(`\bstore\.SetFields\(|\.UpdateItem\(|TransactWriteItem\{Update:`),
 	"dynamodb:Query":      regexp.MustCompile(`\bstore\.QueryAll\(|\.Query\(ctx|\.Query\(context|NewQueryPaginator\(`),
 	"dynamodb:Scan":       regexp.MustCompile(`\.Scan\(ctx|\.Scan\(context|NewScanPaginator\(`),
 	"dynamodb:DeleteItem": regexp.MustCompile(`\.DeleteItem\(|TransactWriteItem\{Delete:`),

@@ -46,6 +46,7 @@ Usage:
   taxflow keyrate add --from DATE --rate R --source URL   add a Board decision (the workers use it within a minute)
   taxflow keyrate meeting --on DATE --source URL          add a scheduled Board meeting on the key rate
 
+  taxflow gauges rebuild      compute the case counters behind the business gauges from a full scan
   taxflow terms recompute [--year Y]   count the terms of open refunds and declarations again over the
                               production calendar of this release (after a year's decree is added)
 
@@ -104,6 +105,8 @@ func run(ctx context.Context, args []string) error {
 		return runKeyrate(ctx, rest)
 	case "terms":
 		return runTerms(ctx, rest)
+	case "gauges":
+		return runGauges(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

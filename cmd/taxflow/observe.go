@@ -14,6 +14,7 @@ import (
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/catalog"
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/metrics"
@@ -93,7 +94,8 @@ func (a *app) serveWorkerMetrics(ctx context.Context) error {
 	if a.cfg.Metrics.WorkerAddr == "" {
 		return nil
 	}
-	b := &metrics.Business{DB: a.clients.DynamoDB, Table: a.cfg.Name(cases.Table), Index: "by_status", Processes: Processes(),
+	b := &metrics.Business{DB: a.clients.DynamoDB, Table: a.cfg.Name(cases.Table), Index: "by_status",
+		Counts: a.cfg.Name(transition.CountsTable), Processes: Processes(),
 		Calendar: calendar.Shared(), Now: time.Now}
 	b.Register(a.obs.metrics)
 	a.obs.metrics.RegisterKeyRate(a.keyRates().Cached, time.Now)

@@ -41,7 +41,7 @@ func (l Ledger) Assess(ctx context.Context, in contract.LedgerInput) (contract.L
 	if err != nil {
 		return contract.LedgerResult{}, err
 	}
-	step, err := l.PrepareStep(*in.Step, in.CaseID)
+	step, err := l.PrepareStep(ctx, *in.Step, in.CaseID)
 	if err != nil {
 		return contract.LedgerResult{}, err
 	}

@@ -256,7 +256,7 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 	}
 	var step *transition.Step
 	if in.Step != nil {
-		s, err := l.PrepareStep(*in.Step, or(in.CaseID, in.Key))
+		s, err := l.PrepareStep(ctx, *in.Step, or(in.CaseID, in.Key))
 		if err != nil {
 			return contract.LedgerResult{}, err
 		}
@@ -381,14 +381,14 @@ func (l Ledger) Reserve(ctx context.Context, in contract.LedgerInput) (contract.
 
 // PrepareStep checks a step that is to ride in one of the ledger's transactions for
 // case caseID, and prepares its items.
-func (l Ledger) PrepareStep(in contract.RecordInput, caseID string) (transition.Step, error) {
+func (l Ledger) PrepareStep(ctx context.Context, in contract.RecordInput, caseID string) (transition.Step, error) {
 	if l.Steps == nil {
 		return transition.Step{}, fnerr.Invalid("step", "this ledger writes no case steps (it has no step writer)")
 	}
 	if in.CaseID != caseID {
 		return transition.Step{}, fnerr.Invalid("step.case_id", "must be the case of the reservation")
 	}
-	s, err := l.Steps.Prepare(in)
+	s, err := l.Steps.Prepare(ctx, in)
 	var fe *fnerr.Error
 	if errors.As(err, &fe) && fe.Type == fnerr.TypeInvalidInput {
 		return transition.Step{}, &fnerr.Error{Type: fe.Type, Message: "step." + fe.Message}
@@ -529,7 +529,7 @@ func (l Ledger) PostStep(ctx context.Context, key, payoutKey string, step *contr
 	var st *transition.Step
 	var outcome *contract.StepOutcome // what became of the step when it is left out
 	if step != nil {
-		s, err := l.PrepareStep(*step, step.CaseID)
+		s, err := l.PrepareStep(ctx, *step, step.CaseID)
 		var fe *fnerr.Error
 		switch {
 		case errors.As(err, &fe):

@@ -223,7 +223,7 @@ func (h Handler) Pay(ctx context.Context, in contract.PayoutInput) (contract.Pay
 	if err := domain.ValidateINN("inn", in.INN, true); err != nil {
 		return contract.PayoutResult{}, fnerr.Invalid("inn", err.(domain.FieldError).Reason)
 	}
-	if err := h.checkStep(in); err != nil {
+	if err := h.checkStep(ctx, in); err != nil {
 		return contract.PayoutResult{}, err
 	}
 	tp, found, err := taxpayer.Lookup(ctx, h.DB, h.Taxpayers, in.INN)
@@ -295,7 +295,7 @@ const sampleTransferID = "tr-0000000000000000"
 // checkStep refuses, before anything is claimed or sent, a step that could not ride in
 // the posting: no step writer, another case's step, or a step record-transition would
 // refuse as invalid.
-func (h Handler) checkStep(in contract.PayoutInput) error {
+func (h Handler) checkStep(ctx context.Context, in contract.PayoutInput) error {
 	if in.Step == nil {
 		return nil
 	}
@@ -303,7 +303,7 @@ func (h Handler) checkStep(in contract.PayoutInput) error {
 	if caseID == "" {
 		caseID = in.Reservation
 	}
-	_, err := h.Ledger.PrepareStep(contract.FillTransfer(*in.Step, sampleTransferID), caseID)
+	_, err := h.Ledger.PrepareStep(ctx, contract.FillTransfer(*in.Step, sampleTransferID), caseID)
 	return err
 }
 
@@ -332,7 +332,7 @@ func (h Handler) Cancel(ctx context.Context, in contract.PayoutInput) (contract.
 	case in.Reservation == "":
 		return contract.PayoutResult{}, fnerr.Invalid("reservation", "must name the ledger reservation")
 	}
-	if err := h.checkStep(in); err != nil {
+	if err := h.checkStep(ctx, in); err != nil {
 		return contract.PayoutResult{}, err
 	}
 	r, transferred, err := h.Treasury.Cancel(ctx, in.PayoutKey)

@@ -50,13 +50,15 @@ const (
 	AttrDigest = "record_digest"
 )
 
-// Handler writes steps. The tables are the deployed names of audit.Table, cases.Table
-// and notify.Table.
+// Handler writes steps. The tables are the deployed names of audit.Table, cases.Table,
+// notify.Table and CountsTable. Counts "" keeps no case counters (unit tests of other
+// packages); a deployment always names it (functions/catalog).
 type Handler struct {
 	DB      store.DB
 	Journal string
 	Cases   string
 	Outbox  string
+	Counts  string
 }
 
 const (
@@ -66,14 +68,15 @@ const (
 
 // item is one write of the transaction and where to read it back.
 type item struct {
-	table string
-	key   map[string]types.AttributeValue
-	put   *types.Put
+	table  string
+	key    map[string]types.AttributeValue
+	put    *types.Put
+	update *types.Update // a case counter (put nil): never conditional, never explained
 }
 
 // Record writes the step, or recognises it as written before.
 func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.RecordResult, error) {
-	s, err := h.Prepare(in)
+	s, err := h.Prepare(ctx, in)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
@@ -105,7 +108,9 @@ type Step struct {
 }
 
 // Prepare validates the step and computes its key, digest and items; it writes nothing.
-func (h Handler) Prepare(in contract.RecordInput) (Step, error) {
+// With case counters (Counts), it reads the projection the step follows, for the status
+// the step's counters move the case out of.
+func (h Handler) Prepare(ctx context.Context, in contract.RecordInput) (Step, error) {
 	if err := validate(in); err != nil {
 		return Step{}, err
 	}
@@ -118,6 +123,24 @@ func (h Handler) Prepare(in contract.RecordInput) (Step, error) {
 	if err != nil {
 		return Step{}, err
 	}
+	if h.Counts != "" && in.Case != nil {
+		p, err := h.before(ctx, in)
+		if err != nil {
+			return Step{}, err
+		}
+		if !p.known {
+			for _, it := range items {
+				if it.table == h.Cases {
+					it.put.ConditionExpression = aws.String(*it.put.ConditionExpression + unknownPrior)
+				}
+			}
+		} else {
+			items = append(items, h.counters(in, p)...)
+		}
+		if len(items) > maxItems {
+			return Step{}, fnerr.Invalid("entries", fmt.Sprintf("with its case counters a step writes at most %d items, not %d", maxItems, len(items)))
+		}
+	}
 	return Step{In: in, Key: key, Digest: digest, h: h, items: items}, nil
 }
 
@@ -129,6 +152,11 @@ func (s Step) Len() int { return len(s.items) }
 func (s Step) Puts() []types.TransactWriteItem {
 	tx := make([]types.TransactWriteItem, len(s.items))
 	for i, it := range s.items {
+		if it.update != nil {
+			update := *it.update
+			tx[i] = types.TransactWriteItem{Update: &update}
+			continue
+		}
 		put := *it.put
 		tx[i] = types.TransactWriteItem{Put: &put}
 	}
@@ -253,6 +281,9 @@ func (s Step) explain(ctx context.Context, it item) (contract.RecordResult, erro
 		if it.table == h.Cases {
 			var rec contract.CaseRecord
 			_ = store.Unmarshal(got.Item, &rec)
+			if rec.Version == in.Seq-1 { // it reached the version the step follows after Prepare read it
+				return contract.RecordResult{}, fmt.Errorf("record %s: the case projection reached version %d meanwhile: try again", key, rec.Version)
+			}
 			return contract.RecordResult{}, fnerr.Conflict("step %s follows version %d of the case projection, which is at version %d",
 				key, in.Seq-1, rec.Version)
 		}

@@ -387,7 +387,7 @@ func TestPreparedStepWritesWhatRecordWrites(t *testing.T) {
 		if _, err := hr.Record(ctx, in); err != nil {
 			t.Fatal(err)
 		}
-		s, err := hf.Prepare(in)
+		s, err := hf.Prepare(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -444,19 +444,19 @@ func TestExplainAtAnOffset(t *testing.T) {
 		}
 		return tce.CancellationReasons
 	}
-	two, _ := h.Prepare(step(2, "received", "approved"))
+	two, _ := h.Prepare(ctx, step(2, "received", "approved"))
 	if _, mine, err := two.Explain(ctx, tx(two, "taken"), 1); mine || err != nil {
 		t.Fatalf("the caller's item failed, not the step's: mine %v %v", mine, err)
 	}
-	one, _ := h.Prepare(step(1, "", "received"))
+	one, _ := h.Prepare(ctx, step(1, "", "received"))
 	if res, mine, err := one.Explain(ctx, tx(one, "free-1"), 1); !mine || err != nil || !res.Duplicate {
 		t.Fatalf("duplicate: %+v %v %v", res, mine, err)
 	}
-	other, _ := h.Prepare(step(1, "", "rejected"))
+	other, _ := h.Prepare(ctx, step(1, "", "rejected"))
 	if _, mine, err := other.Explain(ctx, tx(other, "free-2"), 1); !mine || !isType(err, fnerr.TypeKeyReused) {
 		t.Fatalf("key reused: %v %v", mine, err)
 	}
-	skipped, _ := h.Prepare(step(3, "approved", "paid"))
+	skipped, _ := h.Prepare(ctx, step(3, "approved", "paid"))
 	if _, mine, err := skipped.Explain(ctx, tx(skipped, "free-3"), 1); !mine || !isType(err, fnerr.TypeConflict) {
 		t.Fatalf("conflict: %v %v", mine, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/store"
 )
@@ -26,7 +27,6 @@ const (
 	ReservedKopecks    = "taxflow_reserved_kopecks"
 	BusinessLastUpdate = "taxflow_business_last_update_timestamp_seconds"
 	BusinessErrors     = "taxflow_business_errors_total"
-	BusinessTruncated  = "taxflow_business_truncated"
 )
 
 // NearWorkingDays: a case whose deadline falls within this many working days counts as
@@ -45,29 +45,36 @@ type Process struct {
 	Paid string
 }
 
-// Business computes the business gauges from the case projection (functions/cases,
-// index by_status) every interval. Its DynamoDB load is bounded: one paginated Query per
-// open status and one for today's payouts per run, each stopping at MaxItems (the
-// gauge taxflow_business_truncated says when a run stopped early); never a Scan.
+// Business computes the business gauges every interval, exactly whatever the number of
+// cases (no item limit):
+//   - open cases and the reserved amount from the case counters (transition.CountsTable),
+//     which each step's transaction keeps: one Scan of that table, a few hundred small
+//     items (processes × statuses × transition.CountShards), whatever the number of cases;
+//   - deadlines near and overdue from the case projection's by_status index: every open
+//     case's deadline, one paginated Query per open status. A deadline moves into "near"
+//     and "overdue" with the clock, not with a step, so no counter kept by the steps can
+//     say it; this reads every open case (its cost grows with them: about 0.125 read
+//     units per case a run, eventually consistent, 1 KB items), exact, never capped;
+//   - today's payouts from the same index: the paid projections updated since the Moscow
+//     midnight (a window), never capped.
 type Business struct {
 	DB        store.DB
 	Table     string // the cases table
 	Index     string // its by_status index
+	Counts    string // the case counters (transition.CountsTable)
 	Processes []Process
 	Calendar  *calendar.Calendar
 	Now       func() time.Time
-	MaxItems  int // per status per run; 0: 50 000
 
-	open      *prometheus.GaugeVec
-	near      *prometheus.GaugeVec
-	overdue   *prometheus.GaugeVec
-	payouts   prometheus.Gauge
-	paid      prometheus.Gauge
-	reserved  prometheus.Gauge
-	last      prometheus.Gauge
-	errs      prometheus.Counter
-	truncated prometheus.Gauge
-	mu        sync.Mutex
+	open     *prometheus.GaugeVec
+	near     *prometheus.GaugeVec
+	overdue  *prometheus.GaugeVec
+	payouts  prometheus.Gauge
+	paid     prometheus.Gauge
+	reserved prometheus.Gauge
+	last     prometheus.Gauge
+	errs     prometheus.Counter
+	mu       sync.Mutex
 }
 
 // Register creates the gauges in m's registry, every label combination at zero.
@@ -82,9 +89,7 @@ func (b *Business) Register(m *Metrics) {
 		Help: "Amount reserved in the ledger for approved refunds not yet paid, kopecks."})
 	b.last = prometheus.NewGauge(prometheus.GaugeOpts{Name: BusinessLastUpdate, Help: "When the business gauges were last computed, Unix seconds."})
 	b.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: BusinessErrors, Help: "Runs of the business gauges that failed to read the projections."})
-	b.truncated = prometheus.NewGauge(prometheus.GaugeOpts{Name: BusinessTruncated,
-		Help: "1 when the last run stopped at its item limit: the gauges undercount."})
-	m.Registry.MustRegister(b.open, b.near, b.overdue, b.payouts, b.paid, b.reserved, b.last, b.errs, b.truncated)
+	m.Registry.MustRegister(b.open, b.near, b.overdue, b.payouts, b.paid, b.reserved, b.last, b.errs)
 	for _, p := range b.Processes {
 		for _, s := range p.Open {
 			b.open.WithLabelValues(p.Name, s)
@@ -117,9 +122,10 @@ func (b *Business) Run(ctx context.Context, interval time.Duration, onErr func(e
 
 // projection is the part of a case record the gauges read.
 type projection struct {
-	Process  string           `json:"process"`
-	Deadline time.Time        `json:"deadline"`
-	Amounts  map[string]int64 `json:"amounts"`
+	Process   string           `json:"process"`
+	Deadline  time.Time        `json:"deadline"`
+	UpdatedAt time.Time        `json:"updated_at"`
+	Amounts   map[string]int64 `json:"amounts"`
 }
 
 type counts struct {
@@ -127,7 +133,6 @@ type counts struct {
 	near, overdue map[string]float64
 	payouts, paid float64
 	reserved      float64
-	truncated     bool
 }
 
 // Update computes every gauge once.
@@ -149,23 +154,20 @@ func (b *Business) Update(ctx context.Context) error {
 		}
 	}
 	slices.Sort(statuses)
+	if err := b.counted(ctx, &c); err != nil {
+		return err
+	}
 	for _, s := range statuses {
-		err := b.query(ctx, "#s = :s", map[string]types.AttributeValue{":s": store.S(s)}, &c.truncated, func(r projection) {
+		err := b.query(ctx, "#s = :s", map[string]types.AttributeValue{":s": store.S(s)}, func(r projection) {
 			i := slices.IndexFunc(byStatus[s], func(p Process) bool { return p.Name == r.Process })
-			if i < 0 {
-				return // a status of another process that has it closed
+			if i < 0 || r.Deadline.IsZero() {
+				return // a status of another process that has it closed; no deadline
 			}
 			p := byStatus[s][i]
-			c.open[[2]string{p.Name, s}]++
-			if !r.Deadline.IsZero() {
-				if r.Deadline.Before(now) {
-					c.overdue[p.Name]++
-				} else if r.Deadline.Before(nearBy) {
-					c.near[p.Name]++
-				}
-			}
-			if slices.Contains(p.Reserved, s) {
-				c.reserved += float64(r.Amounts["approved"])
+			if r.Deadline.Before(now) {
+				c.overdue[p.Name]++
+			} else if r.Deadline.Before(nearBy) {
+				c.near[p.Name]++
 			}
 		})
 		if err != nil {
@@ -174,14 +176,17 @@ func (b *Business) Update(ctx context.Context) error {
 	}
 	// Paid today: the projection's sort key (updated_at, UTC) from the Moscow midnight.
 	m := now.In(calendar.Moscow)
-	midnight := time.Date(m.Year(), m.Month(), m.Day(), 0, 0, 0, 0, calendar.Moscow).UTC().Format(time.RFC3339)
+	midnight := time.Date(m.Year(), m.Month(), m.Day(), 0, 0, 0, 0, calendar.Moscow)
+	// updated_at is RFC 3339 with a variable fraction ("…00.5Z" sorts before "…00Z"): the
+	// key condition starts a second early and the decoded time decides.
+	from := midnight.Add(-time.Second).UTC().Format(time.RFC3339)
 	for _, p := range b.Processes {
 		if p.Paid == "" {
 			continue
 		}
-		err := b.query(ctx, "#s = :s AND updated_at >= :d", map[string]types.AttributeValue{":s": store.S(p.Paid), ":d": store.S(midnight)},
-			&c.truncated, func(r projection) {
-				if r.Process == p.Name {
+		err := b.query(ctx, "#s = :s AND updated_at >= :d", map[string]types.AttributeValue{":s": store.S(p.Paid), ":d": store.S(from)},
+			func(r projection) {
+				if r.Process == p.Name && !r.UpdatedAt.Before(midnight) {
 					c.payouts++
 					c.paid += float64(r.Amounts["paid"])
 				}
@@ -200,27 +205,61 @@ func (b *Business) Update(ctx context.Context) error {
 	b.payouts.Set(c.payouts)
 	b.paid.Set(c.paid)
 	b.reserved.Set(c.reserved)
-	b.truncated.Set(map[bool]float64{false: 0, true: 1}[c.truncated])
 	b.last.Set(float64(now.Unix()))
 	return nil
 }
 
-// query pages through the index with key condition cond, reading only what the gauges
-// need, and stops at MaxItems.
-func (b *Business) query(ctx context.Context, cond string, values map[string]types.AttributeValue, truncated *bool, each func(projection)) error {
-	limit := b.MaxItems
-	if limit <= 0 {
-		limit = 50_000
+// counted reads the case counters: open cases per process and open status (summed over
+// shards) and the approved amount of the reserved statuses. The table holds counters
+// only, a few hundred items: it is read whole (one page in practice).
+func (b *Business) counted(ctx context.Context, c *counts) error {
+	type counter struct {
+		Key      string `json:"counter"`
+		N        int64  `json:"n"`
+		Approved int64  `json:"approved"`
 	}
+	in := &dynamodb.ScanInput{TableName: aws.String(b.Counts), ConsistentRead: aws.Bool(true)}
+	for {
+		out, err := b.DB.Scan(ctx, in)
+		if err != nil {
+			return fmt.Errorf("business gauges: case counters: %w", err)
+		}
+		var page []counter
+		if err := store.UnmarshalList(out.Items, &page); err != nil {
+			return fmt.Errorf("business gauges: decode case counters: %w", err)
+		}
+		for _, k := range page {
+			process, status, _, ok := transition.ParseCounterKey(k.Key)
+			if !ok {
+				continue
+			}
+			i := slices.IndexFunc(b.Processes, func(p Process) bool { return p.Name == process })
+			if i < 0 || !slices.Contains(b.Processes[i].Open, status) {
+				continue
+			}
+			c.open[[2]string{process, status}] += float64(k.N)
+			if slices.Contains(b.Processes[i].Reserved, status) {
+				c.reserved += float64(k.Approved)
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// query pages through the index with key condition cond to its end, reading only what
+// the gauges need.
+func (b *Business) query(ctx context.Context, cond string, values map[string]types.AttributeValue, each func(projection)) error {
 	in := &dynamodb.QueryInput{
 		TableName: aws.String(b.Table), IndexName: aws.String(b.Index),
 		KeyConditionExpression:    aws.String(cond),
-		ExpressionAttributeNames:  map[string]string{"#s": "status", "#p": "process", "#d": "deadline", "#a": "amounts"},
+		ExpressionAttributeNames:  map[string]string{"#s": "status", "#p": "process", "#d": "deadline", "#a": "amounts", "#u": "updated_at"},
 		ExpressionAttributeValues: values,
-		ProjectionExpression:      aws.String("#p, #d, #a"),
+		ProjectionExpression:      aws.String("#p, #d, #a, #u"),
 		Limit:                     aws.Int32(1000),
 	}
-	n := 0
 	for {
 		out, err := b.DB.Query(ctx, in)
 		if err != nil {
@@ -233,12 +272,7 @@ func (b *Business) query(ctx context.Context, cond string, values map[string]typ
 		for _, r := range page {
 			each(r)
 		}
-		n += len(page)
 		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		if n >= limit {
-			*truncated = true
 			return nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey

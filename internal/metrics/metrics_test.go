@@ -14,11 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/metrics"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
 )
 
 var (
@@ -31,7 +33,8 @@ var (
 )
 
 // fakeIndex answers Query on the by_status index of the case projection from a list of
-// records, a page of at most Limit at a time.
+// records, a page of at most Limit at a time; everything else (the case counters) goes to
+// the embedded store.
 type fakeIndex struct {
 	store.DB
 	records []contract.CaseRecord
@@ -74,12 +77,33 @@ func (f *fakeIndex) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(
 	return out, nil
 }
 
+// newCases is an index over an in-memory store whose records are written as steps (so
+// the case counters are kept as in a deployment).
+func newCases() (*fakeIndex, transition.Handler) {
+	db := storetest.New(map[string]storetest.Key{"audit": {PK: "case_id", SK: "entry_id"}, "cases": {PK: "case_id"},
+		"outbox": {PK: "notification_id"}, "counts": {PK: transition.CountKey}})
+	return &fakeIndex{DB: db}, transition.Handler{DB: db, Journal: "audit", Cases: "cases", Outbox: "outbox", Counts: "counts"}
+}
+
+// put writes a case's first step and keeps its record for the index.
+func (f *fakeIndex) put(t *testing.T, h transition.Handler, r contract.CaseRecord) {
+	t.Helper()
+	if r.UpdatedAt.IsZero() {
+		r.UpdatedAt = time.Now()
+	}
+	r.Version = 1
+	if _, err := h.Record(context.Background(), contract.RecordInput{CaseID: r.CaseID, Seq: 1, Case: &r}); err != nil {
+		t.Fatal(err)
+	}
+	f.records = append(f.records, r)
+}
+
 func TestBusinessGauges(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) // a Monday
 	cal := calendar.Shared()
-	db := &fakeIndex{}
+	db, h := newCases()
 	add := func(process, status string, deadline time.Time, amounts map[string]int64, updated time.Time) {
-		db.records = append(db.records, contract.CaseRecord{CaseID: "refund-" + itoa(len(db.records)), Process: process, Status: status,
+		db.put(t, h, contract.CaseRecord{CaseID: "refund-" + itoa(len(db.records)), Process: process, Status: status,
 			Deadline: deadline, Amounts: amounts, UpdatedAt: updated})
 	}
 	add("refund", "received", now.AddDate(0, 0, 20), nil, now)                             // far
@@ -90,12 +114,14 @@ func TestBusinessGauges(t *testing.T) {
 	add("refund", "paid", time.Time{}, map[string]int64{"paid": 5000}, now.AddDate(0, 0, -2)) // not today
 	add("identity", "received", now.Add(2*time.Hour), nil, now)
 	add("declaration", "received", now.Add(time.Hour), nil, now) // a process not configured: not counted
-	for range 2500 {                                             // several pages
-		add("identity", "manual_review", time.Time{}, nil, now)
+	// More than the 50,000 a run used to stop at, over several pages: counted exactly.
+	for range 50_500 {
+		add("identity", "manual_review", now.Add(-time.Minute), nil, now)
 	}
 
 	m := metrics.New(functions, routes)
-	b := &metrics.Business{DB: db, Table: "cases", Index: "by_status", Processes: processes, Calendar: cal, Now: func() time.Time { return now }}
+	b := &metrics.Business{DB: db, Table: "cases", Index: "by_status", Counts: "counts", Processes: processes, Calendar: cal,
+		Now: func() time.Time { return now }}
 	b.Register(m)
 	if err := b.Update(context.Background()); err != nil {
 		t.Fatal(err)
@@ -105,15 +131,14 @@ func TestBusinessGauges(t *testing.T) {
 		`taxflow_cases_open{process="refund",status="approved"}`:        1,
 		`taxflow_cases_open{process="refund",status="payout_failed"}`:   1,
 		`taxflow_cases_open{process="identity",status="received"}`:      1,
-		`taxflow_cases_open{process="identity",status="manual_review"}`: 2500,
+		`taxflow_cases_open{process="identity",status="manual_review"}`: 50_500,
 		`taxflow_cases_deadline_near{process="refund"}`:                 1,
 		`taxflow_cases_deadline_near{process="identity"}`:               1,
 		`taxflow_cases_overdue{process="refund"}`:                       1,
-		`taxflow_cases_overdue{process="identity"}`:                     0,
+		`taxflow_cases_overdue{process="identity"}`:                     50_500,
 		`taxflow_payouts_today`:                                         1,
 		`taxflow_paid_today_kopecks`:                                    1000,
 		`taxflow_reserved_kopecks`:                                      1000,
-		`taxflow_business_truncated`:                                    0,
 	}
 	got := samples(t, m)
 	for k, v := range want {
@@ -121,18 +146,12 @@ func TestBusinessGauges(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
 	}
-	// Bounded: one query per distinct open status and one for today's payouts, plus pages.
-	if db.queries != 4+1+2 {
+	if _, ok := got["taxflow_business_truncated"]; ok {
+		t.Error("taxflow_business_truncated is still served")
+	}
+	// One query per distinct open status (4) plus its pages, one for today's payouts.
+	if db.queries != 4+50+1 {
 		t.Errorf("%d queries", db.queries)
-	}
-
-	// A limit below the data: the run stops early and says so.
-	b.MaxItems = 1000
-	if err := b.Update(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := samples(t, m); got[`taxflow_business_truncated`] != 1 || got[`taxflow_cases_open{process="identity",status="manual_review"}`] != 1000 {
-		t.Errorf("truncated run: %v", got)
 	}
 }
 
@@ -149,9 +168,11 @@ func TestLabelValuesComeFromClosedSets(t *testing.T) {
 	m.ObserveRequest("POST /v1/refunds", 201, time.Millisecond)
 	m.ObserveRequest("/v1/taxpayers/"+inn+"/consent", 404, time.Millisecond)
 	m.ObserveRequest("", 999, time.Millisecond)
-	b := &metrics.Business{DB: &fakeIndex{records: []contract.CaseRecord{
-		{CaseID: "x", Process: inn, Status: "received"}, {CaseID: "y", Process: "refund", Status: "received"}}},
-		Table: "cases", Index: "by_status", Processes: processes, Calendar: calendar.Shared(), Now: time.Now}
+	db, h := newCases()
+	db.put(t, h, contract.CaseRecord{CaseID: "x", Process: inn, Status: "received"})
+	db.put(t, h, contract.CaseRecord{CaseID: "y", Process: "refund", Status: "received"})
+	b := &metrics.Business{DB: db, Table: "cases", Index: "by_status", Counts: "counts", Processes: processes,
+		Calendar: calendar.Shared(), Now: time.Now}
 	b.Register(m)
 	if err := b.Update(context.Background()); err != nil {
 		t.Fatal(err)
