@@ -243,7 +243,7 @@ func runBench(ctx context.Context, args []string) error {
 			server := backend == stack.TemporalServer
 			fmt.Println()
 			fmt.Printf("%-40s", "CPU ms per workflow")
-			for _, k := range append(cpuTable, "total") {
+			for _, k := range append(cpuTable, "total", "others") {
 				fmt.Printf(" %9s", k)
 			}
 			fmt.Println()
@@ -268,7 +268,8 @@ func runBench(ctx context.Context, args []string) error {
 					fmt.Println()
 				}
 			}
-			fmt.Println("(worker: the bench process — client, and the worker of all but the worker-process runs — and the worker processes it started)")
+			fmt.Println("(worker: the bench process — client, and the worker of all but the worker-process runs — and the worker processes it started;\n" +
+				" others: the machine's CPU not used by these processes, i.e. by anything else running on it at the time)")
 		}
 
 		// Steps per refund, counted from the histories of every refund run through the
@@ -309,6 +310,9 @@ func cpuNow(st stack.Stack, haveStack bool, procs []*workerProcs) map[string]flo
 	}
 	for _, p := range procs {
 		out["worker"] += p.cpu()
+	}
+	if m, err := stack.MachineCPU(); err == nil {
+		out[machineCPU] = m
 	}
 	return out
 }

@@ -178,6 +178,9 @@ func (w *workerProcs) stop() {
 	}
 }
 
+// machineCPU is the key of the machine's CPU (all processes) among the bench's CPU readings.
+const machineCPU = "machine"
+
 // cpuColumns folds CPU seconds by process (the stack's services and the bench's "worker") into
 // the columns of the bench's table: the Temporal server's processes (the dev server, or the
 // cluster's four services and its Web UI) add up in "temporal"; PostgreSQL, the stores, the
@@ -193,16 +196,19 @@ func cpuColumns(by map[string]float64) map[string]float64 {
 	return out
 }
 
-// cpuTable are the columns of the bench's CPU table, in order; total adds up every process.
+// cpuTable are the columns of the bench's CPU table, in order; then the total of every
+// process and the others: the rest of the machine's CPU (a shared machine's other work).
 var cpuTable = []string{"postgres", "temporal", "dynamodb", "s3", "lambda", "worker"}
 
 // clusterSplit are the cluster's Temporal processes, shown one by one below the table.
 var clusterSplit = []string{"temporal-history", "temporal-matching", "temporal-frontend", "temporal-worker", "temporal-ui"}
 
 // cpuRow formats one variant's row of the CPU table: ms per workflow, "-" for a process the
-// back end does not have (PostgreSQL on the dev server).
+// back end does not have (PostgreSQL on the dev server) or a machine CPU not read.
 func cpuRow(by map[string]float64, workflows int, server bool) []string {
 	cols := cpuColumns(by)
+	machine, haveMachine := cols[machineCPU]
+	delete(cols, machineCPU)
 	per := func(s float64) string { return fmt.Sprintf("%.0f", 1000*s/float64(workflows)) }
 	var out []string
 	total := 0.0
@@ -216,5 +222,10 @@ func cpuRow(by map[string]float64, workflows int, server bool) []string {
 		}
 		out = append(out, per(cols[k]))
 	}
-	return append(out, per(total))
+	out = append(out, per(total))
+	if !haveMachine {
+		return append(out, "-")
+	}
+	// Never below zero: the processes' times and the machine's are read a moment apart.
+	return append(out, per(max(0, machine-total)))
 }

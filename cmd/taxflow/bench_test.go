@@ -70,15 +70,24 @@ func TestCPUColumns(t *testing.T) {
 		t.Fatalf("cpuColumns(cluster) = %v, want %v", got, want)
 	}
 	// 10 workflows: ms per workflow; total 16 s.
-	if got, want := cpuRow(cluster, 10, true), []string{"300", "800", "200", "50", "100", "150", "1600"}; !reflect.DeepEqual(got, want) {
+	if got, want := cpuRow(cluster, 10, true), []string{"300", "800", "200", "50", "100", "150", "1600", "-"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("cpuRow(cluster) = %v, want %v", got, want)
 	}
 	dev := map[string]float64{"temporal": 6, "dynamodb": 2, "s3": 0.5, "lambda": 1, "worker": 1.5}
-	if got, want := cpuRow(dev, 10, false), []string{"-", "600", "200", "50", "100", "150", "1100"}; !reflect.DeepEqual(got, want) {
+	if got, want := cpuRow(dev, 10, false), []string{"-", "600", "200", "50", "100", "150", "1100", "-"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("cpuRow(dev) = %v, want %v", got, want)
 	}
 	// A process the table has no column for still counts in the total.
-	if got := cpuRow(map[string]float64{"worker": 1, "other": 1}, 1, false); got[len(got)-1] != "2000" {
+	if got := cpuRow(map[string]float64{"worker": 1, "other": 1}, 1, false); got[len(got)-2] != "2000" {
 		t.Fatalf("total = %v, want every process counted", got)
+	}
+	// The machine's CPU beyond the processes' is the others'; it is no process's.
+	dev[machineCPU] = 14
+	if got := cpuRow(dev, 10, false); got[len(got)-2] != "1100" || got[len(got)-1] != "300" {
+		t.Fatalf("cpuRow with the machine's CPU = %v, want total 1100, others 300", got)
+	}
+	dev[machineCPU] = 10.9
+	if got := cpuRow(dev, 10, false); got[len(got)-1] != "0" {
+		t.Fatalf("others = %v, want 0 when the machine reads less than the processes", got)
 	}
 }
