@@ -263,7 +263,7 @@ func runBench(ctx context.Context, args []string) error {
 				for _, name := range order {
 					fmt.Printf("%-40s", label[name])
 					for _, k := range clusterSplit {
-						fmt.Printf(" %9.0f", 1000*cpu[name][k]/float64(*n**rounds))
+						fmt.Printf(" %9.0f", max(0, 1000*cpu[name][k]/float64(*n**rounds)))
 					}
 					fmt.Println()
 				}

@@ -209,7 +209,9 @@ func cpuRow(by map[string]float64, workflows int, server bool) []string {
 	cols := cpuColumns(by)
 	machine, haveMachine := cols[machineCPU]
 	delete(cols, machineCPU)
-	per := func(s float64) string { return fmt.Sprintf("%.0f", 1000*s/float64(workflows)) }
+	// A process that ended unwaited-for within its service takes its CPU along: a reading may
+	// then fall by a little, never below none.
+	per := func(s float64) string { return fmt.Sprintf("%.0f", max(0, 1000*s/float64(workflows))) }
 	var out []string
 	total := 0.0
 	for _, v := range cols {
