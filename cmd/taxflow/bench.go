@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -207,7 +208,7 @@ func runBench(ctx context.Context, args []string) error {
 				for k, v := range after {
 					cpu[name][k] += v - before[k]
 				}
-				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
+				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s  cores busy %.2f\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.busy)
 				all[name] = append(all[name], r)
 			}
 		}
@@ -224,17 +225,18 @@ func runBench(ctx context.Context, args []string) error {
 			"bare17":    fmt.Sprintf("bare workflow, %d no-op activities", sum(legacyShape)),
 			"inprocess": "refund, in-process functions", "lambda": "refund, Lambda host",
 			"procs1": "refund, Lambda host, 1 worker process", "procs2": "refund, Lambda host, 2 worker processes"}
-		fmt.Printf("%-40s %10s %10s %10s   %-26s %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)", "vs bare 17 (throughput)")
+		fmt.Printf("%-40s %10s %10s %10s   %-26s %-24s %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)", "vs bare 17 (throughput)", "cores busy")
 		for _, name := range order {
 			r := results[name]
-			fmt.Printf("%-40s %10.2f %10s %10s   %-26s %.2f\n", label[name],
+			fmt.Printf("%-40s %10.2f %10s %10s   %-26s %-24.2f %.2f\n", label[name],
 				r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond),
-				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput)
+				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput, r.busy)
 		}
 		if *scaling {
 			p1, p2 := results["procs1"], results["procs2"]
-			fmt.Printf("\nworker processes (refunds via the Lambda host, N = %d, median of %d rounds): 1: %.2f wf/s, 2: %.2f wf/s; 2/1 = %.2f\n",
-				*n, *rounds, p1.throughput, p2.throughput, p2.throughput/p1.throughput)
+			fmt.Printf("\nworker processes (refunds via the Lambda host, N = %d, median of %d rounds): 1: %.2f wf/s, 2: %.2f wf/s; 2/1 = %.2f "+
+				"(the machine's cores busy meanwhile: %.2f, %.2f of %d)\n",
+				*n, *rounds, p1.throughput, p2.throughput, p2.throughput/p1.throughput, p1.busy, p2.busy, runtime.NumCPU())
 		}
 
 		// Where the CPU went (the machine's cores are shared by the server, its database, the
@@ -321,6 +323,9 @@ type benchResult struct {
 	ids        []string
 	throughput float64
 	p50, p99   time.Duration
+	// busy is the machine's cores busy while the workflows ran (all processes; 0 where
+	// /proc/stat is not read): near the core count, CPU is what limits the throughput.
+	busy float64
 }
 
 // prepare registers taxpayers with an overpayment and uploads one statement per case.
@@ -420,6 +425,7 @@ func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, er
 		firstErr  error
 		wg        sync.WaitGroup
 	)
+	m0, mErr := stack.MachineCPU()
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -449,7 +455,11 @@ func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, er
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
-	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+	busy := 0.0
+	if m1, err := stack.MachineCPU(); err == nil && mErr == nil {
+		busy = (m1 - m0) / elapsed.Seconds()
+	}
+	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), busy: busy}, nil
 }
 
 // legacyShape is the refund's happy path before issue 12 (journal, projection and
