@@ -31,6 +31,7 @@ import (
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
@@ -80,16 +81,22 @@ func runBench(ctx context.Context, args []string) error {
 	} else if *temporalWant != "" {
 		return stErr
 	}
-	return withTemporal(ctx, func(a *app, c client.Client) error {
-		// The CPU by process is that of the run directory's stack: only if the bench talks to it.
-		haveStack := stErr == nil
-		if err := benchAddress(a.cfg.Temporal.Address, st.Dir, st.Ports.Temporal); haveStack && backend != "" && err != nil {
+	// The CPU by process is that of the run directory's stack: only if the bench talks to it.
+	haveStack := stErr == nil
+	if backend != "" {
+		cfg, err := config.Load(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := benchAddress(cfg.Temporal.Address, st.Dir, st.Ports.Temporal); err != nil {
 			if *temporalWant != "" {
 				return err
 			}
 			fmt.Printf("note: no CPU by process: %v\n", err)
 			haveStack, backend = false, ""
 		}
+	}
+	return withTemporal(ctx, func(a *app, c client.Client) error {
 		if backend != "" {
 			fmt.Printf("Temporal: %s (stack %s)\n", map[string]string{stack.TemporalDev: "the dev server", stack.TemporalServer: "the cluster on PostgreSQL"}[backend], st.Dir)
 		}
