@@ -28,6 +28,13 @@ CLUSTER_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/cluster TAXFLOW_TEMPORAL=server \
 	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_CLUSTER_DYNAMODB_PORT:-48000} TAXFLOW_S3_PORT=$${TAXFLOW_CLUSTER_S3_PORT:-49000} \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_CLUSTER_S3_CONSOLE_PORT:-49001} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_CLUSTER_LAMBDA_PORT:-49009} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_CLUSTER_CODEC_PORT:-48089}
+# `make bench-cluster` runs on a cluster stack of its own (ports overridable; the cluster's at most 32767).
+BENCH_CLUSTER_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-cluster TAXFLOW_TEMPORAL=server \
+	TAXFLOW_TEMPORAL_PORT=$${TAXFLOW_BENCH_CLUSTER_TEMPORAL_PORT:-30233} TAXFLOW_TEMPORAL_CLUSTER_PORT=$${TAXFLOW_BENCH_CLUSTER_TEMPORAL_CLUSTER_PORT:-30240} \
+	TAXFLOW_TEMPORAL_UI_PORT=$${TAXFLOW_BENCH_CLUSTER_TEMPORAL_UI_PORT:-30250} TAXFLOW_POSTGRES_PORT=$${TAXFLOW_BENCH_CLUSTER_POSTGRES_PORT:-30432} \
+	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_BENCH_CLUSTER_DYNAMODB_PORT:-30800} TAXFLOW_S3_PORT=$${TAXFLOW_BENCH_CLUSTER_S3_PORT:-30900} \
+	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_CLUSTER_S3_CONSOLE_PORT:-30901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_CLUSTER_LAMBDA_PORT:-30909} \
+	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_CLUSTER_CODEC_PORT:-30889}
 CLUSTER_SMOKE_TESTS ?= ^(TestRefundEndToEndOverHTTP|TestSchedulesApplyTriggerAndRemindOnce|TestCodecServerDecodesHistoryForStaffOnly)$$
 # On the cluster: each process end to end over HTTP, the batch pipeline, tenancy, schedules, the
 # codec, every waiting state's history fetched from the cluster and replayed, and the faults
@@ -40,7 +47,7 @@ BENCH_SWEEP ?= 100000
 BENCH_BATCH ?= 10000
 BENCH_BATCH_HISTORY ?= 100000
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -130,6 +137,10 @@ bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare w
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
 	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --overhead --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP) && $(BIN) bench --batch $(BENCH_BATCH) --batch-history $(BENCH_BATCH_HISTORY)'
+
+bench-cluster: setup cluster-setup build ## the refund bench (make bench's table) on a fresh Temporal cluster stack, with 1 and 2 worker processes
+	@bash localstack/native/with-stack.sh $(BENCH_CLUSTER_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --temporal server --scaling --n $(BENCH_N) --rounds $(BENCH_ROUNDS) --creates 0'
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

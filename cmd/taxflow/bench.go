@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,6 +31,7 @@ import (
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
@@ -49,10 +54,52 @@ func runBench(ctx context.Context, args []string) error {
 	creates := fs.Int("creates", 300, "creates per run in the create-path bench (0: skip it)")
 	createOnly := fs.Bool("create-only", false, "run only the create-path bench")
 	overhead := fs.Bool("overhead", false, "instead: refunds with and without metrics and tracing, and the cost of them")
+	temporalWant := fs.String("temporal", "", "the Temporal back end the bench is to measure: dev (the dev server) or server (the cluster on PostgreSQL); "+
+		"it refuses when the stack of TAXFLOW_RUN_DIR runs the other (default: whatever it runs)")
+	scaling := fs.Bool("scaling", false, "also run the refunds via the Lambda host on 1 and on 2 `taxflow worker` processes (a task queue of their own) and report the scaling")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	// The stack of the run directory, whose processes' CPU the bench reports, and the back end
+	// it runs: the one asked for, or the bench stops before it connects to anything.
+	st, stErr := localStack()
+	backend := ""
+	if stErr == nil {
+		var err error
+		if backend, err = benchBackend(*temporalWant, st.RunningTemporal(), st.Dir); err != nil {
+			return err
+		}
+		if backend != "" {
+			// The services whose CPU is read are those of the back end that runs.
+			if err := st.SetTemporal(backend); err != nil {
+				return err
+			}
+		}
+	} else if *temporalWant != "" {
+		return stErr
+	}
+	// The CPU by process is that of the run directory's stack: only if the bench talks to it.
+	haveStack := stErr == nil
+	if backend != "" {
+		cfg, err := config.Load(os.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := benchAddress(cfg.Temporal.Address, st.Dir, st.Ports.Temporal); err != nil {
+			if *temporalWant != "" {
+				return err
+			}
+			fmt.Printf("note: no CPU by process: %v\n", err)
+			haveStack, backend = false, ""
+		}
+	}
 	return withTemporal(ctx, func(a *app, c client.Client) error {
+		if backend != "" {
+			fmt.Printf("Temporal: %s (stack %s)\n", map[string]string{stack.TemporalDev: "the dev server", stack.TemporalServer: "the cluster on PostgreSQL"}[backend], st.Dir)
+		}
 		if *sweep > 0 {
 			return benchSweep(ctx, a, c, *sweep)
 		}
@@ -109,25 +156,66 @@ func runBench(ctx context.Context, args []string) error {
 			"lambda":    func() (benchResult, error) { return benchRefunds(ctx, a, c, lambdaInv, *n) },
 		}
 		order := []string{"bare", "baretasks", "bare17", "inprocess", "lambda"}
+		// The scaling: the same refunds through the Lambda host, run by `taxflow worker`
+		// processes, one on a task queue of their own, two on another. All three run
+		// throughout (the idle ones long-poll); each is warmed up like the bench's own worker.
+		var procs []*workerProcs
+		defer func() {
+			for _, p := range procs {
+				p.stop()
+			}
+		}()
+		if *scaling {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			logDir := os.TempDir()
+			if haveStack {
+				logDir = filepath.Join(st.Dir, "logs")
+			}
+			for k := 1; k <= 2; k++ {
+				p, err := startWorkerProcs(ctx, c, self, logDir, k)
+				if err != nil {
+					return err
+				}
+				procs = append(procs, p)
+				inputs, err := prepare(ctx, a, 2)
+				if err != nil {
+					return fmt.Errorf("prepare: %w", err)
+				}
+				if _, err := runRefunds(ctx, a, c, p.queue, inputs); err != nil {
+					return fmt.Errorf("warm-up of %d worker processes: %w", k, err)
+				}
+				name := fmt.Sprintf("procs%d", k)
+				runs[name] = func() (benchResult, error) {
+					inputs, err := prepare(ctx, a, *n)
+					if err != nil {
+						return benchResult{}, fmt.Errorf("prepare: %w", err)
+					}
+					return runRefunds(ctx, a, c, p.queue, inputs)
+				}
+				order = append(order, name)
+			}
+		}
 		all := map[string][]benchResult{}
 		cpu := map[string]map[string]float64{} // variant → service → CPU seconds, all rounds
-		st, stErr := localStack()
 		for round := 0; round < *rounds; round++ {
 			for i := range order {
 				name := order[(i+round)%len(order)]
-				before := cpuNow(st, stErr)
+				before := cpuNow(st, haveStack, procs)
 				r, err := runs[name]()
 				if err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
-				after := cpuNow(st, stErr)
+				after := cpuNow(st, haveStack, procs)
 				if cpu[name] == nil {
 					cpu[name] = map[string]float64{}
 				}
 				for k, v := range after {
 					cpu[name][k] += v - before[k]
 				}
-				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
+				fmt.Printf("round %d %-10s %6.2f wf/s  p50 %s  p99 %s  cores busy %.2f\n", round+1, name, r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.busy)
 				all[name] = append(all[name], r)
 			}
 		}
@@ -138,31 +226,59 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		fmt.Println()
 		base, baseTasks, base17 := results["bare"], results["baretasks"], results["bare17"]
-		fmt.Printf("%-34s %10s %10s %10s   %-26s %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)", "vs bare 17 (throughput)")
+		label := map[string]string{
+			"bare":      fmt.Sprintf("bare, the refund's shape (%d+%d local)", tasks, locals),
+			"baretasks": fmt.Sprintf("bare, %d no-op activity tasks", total),
+			"bare17":    fmt.Sprintf("bare workflow, %d no-op activities", sum(legacyShape)),
+			"inprocess": "refund, in-process functions", "lambda": "refund, Lambda host",
+			"procs1": "refund, Lambda host, 1 worker process", "procs2": "refund, Lambda host, 2 worker processes"}
+		fmt.Printf("%-40s %10s %10s %10s   %-26s %-24s %s\n", "run", "wf/s", "p50", "p99", "vs bare (throughput, p50)", "vs bare 17 (throughput)", "cores busy")
 		for _, name := range order {
 			r := results[name]
-			fmt.Printf("%-34s %10.2f %10s %10s   %-26s %.2f\n", map[string]string{
-				"bare":      fmt.Sprintf("bare, the refund's shape (%d+%d local)", tasks, locals),
-				"baretasks": fmt.Sprintf("bare, %d no-op activity tasks", total),
-				"bare17":    fmt.Sprintf("bare workflow, %d no-op activities", sum(legacyShape)),
-				"inprocess": "refund, in-process functions", "lambda": "refund, Lambda host"}[name],
+			fmt.Printf("%-40s %10.2f %10s %10s   %-26s %-24.2f %.2f\n", label[name],
 				r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond),
-				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput)
+				fmt.Sprintf("%.2f, %.2f", r.throughput/base.throughput, float64(base.p50)/float64(r.p50)), r.throughput/base17.throughput, r.busy)
+		}
+		if *scaling {
+			p1, p2 := results["procs1"], results["procs2"]
+			fmt.Printf("\nworker processes (refunds via the Lambda host, N = %d, median of %d rounds): 1: %.2f wf/s, 2: %.2f wf/s; 2/1 = %.2f "+
+				"(the machine's cores busy meanwhile: %.2f, %.2f of %d)\n",
+				*n, *rounds, p1.throughput, p2.throughput, p2.throughput/p1.throughput, p1.busy, p2.busy, runtime.NumCPU())
 		}
 
-		// Where the CPU went (the machine's cores are shared by the server, the store and
-		// the worker, so throughput follows CPU): seconds per workflow, by process.
-		if stErr == nil {
+		// Where the CPU went (the machine's cores are shared by the server, its database, the
+		// stores and the worker, so throughput follows CPU): ms per workflow, by process.
+		if haveStack {
+			server := backend == stack.TemporalServer
 			fmt.Println()
-			fmt.Printf("%-34s %9s %9s %9s %9s %9s %9s\n", "CPU ms per workflow", "temporal", "dynamodb", "s3", "lambda", "worker", "total")
-			for _, name := range order {
-				per := func(k string) float64 { return 1000 * cpu[name][k] / float64(*n**rounds) }
-				total := 0.0
-				for _, k := range cpuServices {
-					total += per(k)
-				}
-				fmt.Printf("%-34s %9.0f %9.0f %9.0f %9.0f %9.0f %9.0f\n", name, per("temporal"), per("dynamodb"), per("s3"), per("lambda"), per("worker"), total)
+			fmt.Printf("%-40s", "CPU ms per workflow")
+			for _, k := range append(cpuTable, "total", "others") {
+				fmt.Printf(" %9s", k)
 			}
+			fmt.Println()
+			for _, name := range order {
+				fmt.Printf("%-40s", label[name])
+				for _, v := range cpuRow(cpu[name], *n**rounds, server) {
+					fmt.Printf(" %9s", v)
+				}
+				fmt.Println()
+			}
+			if server {
+				fmt.Printf("\n%-40s", "temporal, by service (CPU ms per workflow)")
+				for _, k := range clusterSplit {
+					fmt.Printf(" %9s", strings.TrimPrefix(k, "temporal-"))
+				}
+				fmt.Println()
+				for _, name := range order {
+					fmt.Printf("%-40s", label[name])
+					for _, k := range clusterSplit {
+						fmt.Printf(" %9.0f", max(0, 1000*cpu[name][k]/float64(*n**rounds)))
+					}
+					fmt.Println()
+				}
+			}
+			fmt.Println("(worker: the bench process — client, and the worker of all but the worker-process runs — and the worker processes it started;\n" +
+				" others: the machine's CPU not used by these processes, i.e. by anything else running on it at the time)")
 		}
 
 		// Steps per refund, counted from the histories of every refund run through the
@@ -190,19 +306,22 @@ func runBench(ctx context.Context, args []string) error {
 	})
 }
 
-// cpuServices are the processes whose CPU the bench accounts for: the stack's services
-// (the Lambda host with its function processes) and this process, the worker.
-var cpuServices = []string{"temporal", "dynamodb", "s3", "lambda", "worker"}
-
-// cpuNow is the CPU seconds used so far by each service and by this process.
-func cpuNow(st stack.Stack, stErr error) map[string]float64 {
+// cpuNow is the CPU seconds used so far by each service of the stack and, as "worker", by
+// this process and the worker processes it started.
+func cpuNow(st stack.Stack, haveStack bool, procs []*workerProcs) map[string]float64 {
 	out := map[string]float64{}
-	if stErr == nil {
+	if haveStack {
 		out = st.CPU()
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		out["worker"] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	for _, p := range procs {
+		out["worker"] += p.cpu()
+	}
+	if m, err := stack.MachineCPU(); err == nil {
+		out[machineCPU] = m
 	}
 	return out
 }
@@ -211,6 +330,9 @@ type benchResult struct {
 	ids        []string
 	throughput float64
 	p50, p99   time.Duration
+	// busy is the machine's cores busy while the workflows ran (all processes; 0 where
+	// /proc/stat is not read): near the core count, CPU is what limits the throughput.
+	busy float64
 }
 
 // prepare registers taxpayers with an overpayment and uploads one statement per case.
@@ -266,7 +388,12 @@ func benchRefunds(ctx context.Context, a *app, c client.Client, inv invoker.Invo
 		return benchResult{}, err
 	}
 	defer stop()
-	return measure(ctx, n, func(i int) (client.WorkflowRun, error) {
+	return runRefunds(ctx, a, c, queue, inputs)
+}
+
+// runRefunds starts the refunds at once on a task queue and waits until each is paid.
+func runRefunds(ctx context.Context, a *app, c client.Client, queue string, inputs []workflows.RefundWorkflowInput) (benchResult, error) {
+	return measure(ctx, len(inputs), func(i int) (client.WorkflowRun, error) {
 		return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: inputs[i].CaseID, TaskQueue: queue,
 			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived),
 				workflows.SearchSubject.ValueSet(a.cfg.Subject.Value(inputs[i].INN))),
@@ -305,6 +432,7 @@ func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, er
 		firstErr  error
 		wg        sync.WaitGroup
 	)
+	m0, mErr := stack.MachineCPU()
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -334,7 +462,11 @@ func measure(ctx context.Context, n int, start func(int) (client.WorkflowRun, er
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	pct := func(p float64) time.Duration { return latencies[min(len(latencies)-1, int(p*float64(len(latencies))))] }
-	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99)}, nil
+	busy := 0.0
+	if m1, err := stack.MachineCPU(); err == nil && mErr == nil {
+		busy = (m1 - m0) / elapsed.Seconds()
+	}
+	return benchResult{ids: ids, throughput: float64(n) / elapsed.Seconds(), p50: pct(0.50), p99: pct(0.99), busy: busy}, nil
 }
 
 // legacyShape is the refund's happy path before issue 12 (journal, projection and

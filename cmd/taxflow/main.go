@@ -26,7 +26,8 @@ Usage:
   taxflow lambda-host         run the local Lambda host (started by 'stack up')
   taxflow doctor              run the self-check workflow end to end
   taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)
-  taxflow bench [--n N]       N refunds end to end (Lambda host, in process) against a bare baseline
+  taxflow bench [--n N] [--temporal dev|server] [--scaling]   N refunds end to end (Lambda host, in process)
+                              against bare baselines; on the cluster with 1 and 2 worker processes
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --tenant T --role R [--expires 90d] [--bound-to T] [--person ID]   create an API key
                               (printed once, stored hashed); staff keys: --tenant tax-office --person ID
