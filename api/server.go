@@ -40,6 +40,8 @@ type Server struct {
 	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
 	Owners      string
 	Idempotency string
+	// Cases is the case projection (functions/cases): the task list reads its indexes.
+	Cases       string
 	TaskQueue   string
 	Policy      workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
