@@ -85,7 +85,7 @@ func TestTaskListFromTheProjectionIndexes(t *testing.T) {
 		g.Go(func() error {
 			tc := taskCase{process: "refund", tenant: []string{tenantA, tenantB}[i%2], open: i%10 != 7}
 			status, done := workflows.RefundInReview, workflows.RefundApproved
-			if i%4 == 1 {
+			if i%3 == 1 {
 				tc.process, status, done = "identity", workflows.IdentityManualReview, workflows.IdentityVerified
 			}
 			tc.id = tc.process + "-" + uuid.NewString()
