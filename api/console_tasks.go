@@ -143,6 +143,9 @@ func (s *Server) consoleTaskPage(ctx context.Context, p Principal, tq tasks.Quer
 		}
 		return pg, err
 	} else if !o.all {
+		if o.tenant == "" {
+			return s.taskRows(tasks.Page{}), nil // acts for no tenant: nothing (never every tenant's)
+		}
 		tq.Tenant = o.tenant
 	}
 	l := s.taskList()
@@ -171,4 +174,3 @@ func (s *Server) consoleTaskPage(ctx context.Context, p Principal, tq tasks.Quer
 	pg, err := l.List(ctx, tq)
 	return s.taskRows(pg), err
 }
-

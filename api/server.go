@@ -41,9 +41,9 @@ type Server struct {
 	Owners      string
 	Idempotency string
 	// Cases is the case projection (functions/cases): the task list reads its indexes.
-	Cases       string
-	TaskQueue   string
-	Policy      workflows.RefundPolicy
+	Cases     string
+	TaskQueue string
+	Policy    workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
 	// DeclarationPolicy is what new declarations are reviewed under.

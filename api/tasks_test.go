@@ -21,10 +21,10 @@ import (
 // The role map names the workflows' own statuses.
 func TestTaskStepsAreTheWorkflowsStatuses(t *testing.T) {
 	want := map[string][]tasks.Step{
-		RoleInspector:  {{procDecl, workflows.DeclarationInReview}},
-		RoleReviewer:   {{procRefund, workflows.RefundInReview}, {procIdent, workflows.IdentityManualReview}},
-		RoleSpecialist: {{procAccount, workflows.AccountAwaitingSpecialist}},
-		RoleOperator:   {{procRefund, workflows.RefundPayoutFailed}},
+		RoleInspector:  {{Process: procDecl, Status: workflows.DeclarationInReview}},
+		RoleReviewer:   {{Process: procRefund, Status: workflows.RefundInReview}, {Process: procIdent, Status: workflows.IdentityManualReview}},
+		RoleSpecialist: {{Process: procAccount, Status: workflows.AccountAwaitingSpecialist}},
+		RoleOperator:   {{Process: procRefund, Status: workflows.RefundPayoutFailed}},
 	}
 	if len(want) != len(tasks.Roles) {
 		t.Fatalf("roles %v", tasks.Roles)

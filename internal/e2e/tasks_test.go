@@ -16,12 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/infra"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/tasks"
@@ -345,4 +349,85 @@ func endOfMoscowDay(now time.Time, n int) time.Time {
 	msk := time.FixedZone("MSK", 3*3600)
 	d := now.In(msk)
 	return time.Date(d.Year(), d.Month(), d.Day()+n+1, 0, 0, 0, 0, msk)
+}
+
+// An upgrade: a cases table made before the task indexes, holding cases already waiting
+// in a human step (written without task keys). `infra apply` adds both indexes to the
+// existing table; the backfill gives the waiting cases their keys, once; the task list
+// then lists them (and a second backfill writes nothing).
+func TestTaskIndexesAddedToAnExistingTableAndBackfilled(t *testing.T) {
+	ctx := context.Background()
+	run := strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	opts := applyOptions(shared.cfg)
+	opts.Prefix = "upgrade-" + run
+	var casesTable infra.Table
+	for _, tb := range infra.Declare().Tables {
+		if tb.Name == cases.Table {
+			casesTable = tb
+		}
+	}
+	old := casesTable
+	old.Indexes = slices.DeleteFunc(slices.Clone(old.Indexes), func(ix infra.Index) bool { return ix.Name != "by_status" })
+	ownersTable := infra.Table{Name: api.OwnersTable, PartitionKey: infra.Key{Name: "case_id", Type: "S"}}
+	if _, err := infra.Apply(ctx, shared.clients, infra.Declaration{Tables: []infra.Table{old, ownersTable}}, opts); err != nil {
+		t.Fatal(err)
+	}
+	table, owners := infra.Name(opts.Prefix, cases.Table), infra.Name(opts.Prefix, api.OwnersTable)
+	due := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	var waiting []string
+	for i := range 30 {
+		id := fmt.Sprintf("refund-%s-%02d", run, i)
+		status := workflows.RefundInReview
+		if i%3 == 0 {
+			status = workflows.RefundPaid
+		} else {
+			waiting = append(waiting, id)
+		}
+		if _, err := store.PutNew(ctx, shared.clients.DynamoDB, owners, "case_id", tasks.Owner{CaseID: id, Tenant: "upgrade-" + run}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.PutNew(ctx, shared.clients.DynamoDB, table, "case_id", contract.CaseRecord{CaseID: id, Process: "refund", Status: status,
+			Version: 4, UpdatedAt: due, Deadline: due.Add(time.Duration(i) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := infra.Apply(ctx, shared.clients, infra.Declaration{Tables: []infra.Table{casesTable, ownersTable}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := shared.clients.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ix := range desc.Table.GlobalSecondaryIndexes {
+		names = append(names, aws.ToString(ix.IndexName))
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"by_status", tasks.Index, tasks.TenantIndex}) || !rep.Changed() {
+		t.Fatalf("indexes after apply: %v (changed %v)", names, rep.Changed())
+	}
+	l := tasks.Lister{DB: shared.clients.DynamoDB, Table: table}
+	q := tasks.Query{Role: "reviewer", Tenant: "upgrade-" + run, Limit: 100}
+	if p, err := l.List(ctx, q); err != nil || len(p.Tasks) != 0 {
+		t.Fatalf("before the backfill: %d tasks, %v", len(p.Tasks), err)
+	}
+	br, err := cases.Backfill(ctx, shared.clients.DynamoDB, table, owners)
+	if err != nil || br.Written != len(waiting) {
+		t.Fatalf("backfill: %+v %v", br, err)
+	}
+	for _, tenant := range []string{"upgrade-" + run, ""} {
+		q.Tenant = tenant
+		p, err := l.List(ctx, q)
+		var got []string
+		for _, tk := range p.Tasks {
+			got = append(got, tk.CaseID)
+		}
+		if err != nil || !slices.Equal(got, waiting) {
+			t.Fatalf("after the backfill (tenant %q): %v %v, want %v", tenant, got, err, waiting)
+		}
+	}
+	if br, err := cases.Backfill(ctx, shared.clients.DynamoDB, table, owners); err != nil || br.Written != 0 {
+		t.Fatalf("second backfill: %+v %v", br, err)
+	}
 }
