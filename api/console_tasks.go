@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -31,7 +30,8 @@ type tasksData struct {
 	Process, Status, Deadline string
 	Processes, Statuses       []option
 	Deadlines                 []option
-	Prev, Next                string
+	Prev, Next, Last          string
+	More                      bool // more tasks than Total (the count stops at consoleCountCap)
 }
 
 var deadlineFilters = []option{{"", "любой"}, {"overdue", "просрочено (overdue)"}, {"escalated", "эскалировано (escalated)"},
@@ -96,7 +96,7 @@ func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Rows = append(d.Rows, row)
 	}
-	link := func(page int, cursor string) string {
+	link := func(page int, cursor string, last bool) string {
 		v := url.Values{}
 		for k, val := range map[string]string{"process": d.Process, "status": d.Status, "deadline": d.Deadline, "cursor": cursor} {
 			if val != "" {
@@ -104,44 +104,66 @@ func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		v.Set("page", strconv.Itoa(page))
+		if last {
+			v.Set("last", "1")
+		}
 		return "/console/tasks?" + v.Encode()
 	}
-	// The first and the last page are linked without a cursor: they are read exactly.
-	if d.Page > 1 && (pg.Prev != "" || d.Total >= 0) {
-		c := pg.Prev
-		if d.Page-1 == 1 {
-			c = ""
-		}
-		d.Prev = link(d.Page-1, c)
+	// The first and the last page are linked without a cursor: they are read exactly. A
+	// page between carries the cursor of the rows shown; one counted from the end (Page 0)
+	// keeps no number.
+	switch {
+	case d.Page == 2 || (d.Page > 2 && d.Total >= 0 && !d.More && pg.Prev == ""):
+		d.Prev = link(d.Page-1, "", false)
+	case pg.Prev != "":
+		d.Prev = link(max(d.Page-1, 0), pg.Prev, false)
 	}
-	if pg.Next != "" && (d.Total < 0 || d.Page < d.Pages) {
-		c := pg.Next
-		if d.Total >= 0 && d.Page+1 == d.Pages {
-			c = ""
+	switch {
+	case pg.Next == "":
+	case d.Pages > 0 && d.Page+1 == d.Pages:
+		d.Next = link(d.Pages, "", false)
+	case d.Pages == 0 || d.Page < d.Pages:
+		next := d.Page + 1
+		if d.Page == 0 {
+			next = 0
 		}
-		d.Next = link(d.Page+1, c)
+		d.Next = link(next, pg.Next, false)
+	}
+	if pg.Next != "" && (d.Pages == 0 || d.Page < d.Pages) {
+		d.Last = link(0, "", true)
 	}
 	s.render(w, http.StatusOK, "tasks", d)
 }
 
-// consoleTaskPage reads the page the request asks for and sets d's Total, Page and Pages.
-// For a list judged case by case (accounts, to tenant-bound staff) nothing counts the
-// total: Total is -1 and the pages go by cursor.
+// consoleCountCap bounds the count of a task list (a var for the tests): past it the
+// list shows "more than N", its pages go by cursor from either end, and a page number no
+// link carried is reached only up to it.
+var consoleCountCap = 1000
+
+// consoleTaskPage reads the page the request asks for and sets d's Total, More, Page
+// (0: a page counted from the end, its number unknown) and Pages (0: unknown). For a list
+// judged case by case (accounts, to tenant-bound staff) nothing counts the total: Total
+// is -1 and the pages go by cursor.
 func (s *Server) consoleTaskPage(ctx context.Context, p Principal, tq tasks.Query, q url.Values, d *tasksData) (taskPage, error) {
 	d.Page, _ = strconv.Atoi(q.Get("page"))
-	d.Page = max(d.Page, 1)
+	d.Page = max(d.Page, 0)
 	tq.Cursor = q.Get("cursor")
+	if tq.Cursor != "" && !tasks.ValidCursor(tq.Cursor) {
+		tq.Cursor, d.Page = "", 1 // a broken link: the first page
+	}
+	last := q.Get("last") == "1" && tq.Cursor == ""
+	if tq.Cursor == "" && !last {
+		d.Page = max(d.Page, 1)
+	}
 	if o := actsFor(p); !o.all && tasks.PerCase(tq.Role) {
 		d.Total, d.Pages = -1, 0
-		if tq.Cursor == "" {
+		switch {
+		case last:
+			tq.Last, d.Page = true, 0
+		case tq.Cursor == "":
 			d.Page = 1
 		}
-		pg, err := s.taskPage(ctx, p, tq)
-		if errors.Is(err, tasks.ErrCursor) {
-			tq.Cursor, d.Page = "", 1
-			pg, err = s.taskPage(ctx, p, tq)
-		}
-		return pg, err
+		return s.taskPage(ctx, p, tq)
 	} else if !o.all {
 		if o.tenant == "" {
 			return s.taskRows(tasks.Page{}), nil // acts for no tenant: nothing (never every tenant's)
@@ -149,24 +171,34 @@ func (s *Server) consoleTaskPage(ctx context.Context, p Principal, tq tasks.Quer
 		tq.Tenant = o.tenant
 	}
 	l := s.taskList()
-	total, err := l.Count(ctx, tq)
+	total, exact, err := l.Count(ctx, tq, consoleCountCap)
 	if err != nil {
 		return taskPage{}, err
 	}
-	d.Total = total
-	d.Pages = max(1, (total+consolePageSize-1)/consolePageSize)
-	d.Page = min(d.Page, d.Pages)
-	switch {
-	case d.Page == 1:
-		tq.Cursor = ""
-	case d.Page == d.Pages:
-		tq.Cursor, tq.Last, tq.Limit = "", true, total-(d.Pages-1)*consolePageSize
-	case tq.Cursor != "":
-		if !tasks.ValidCursor(tq.Cursor) {
-			tq.Cursor = "" // a broken link: the page is counted from the start below
+	d.Total, d.More = total, !exact
+	if exact {
+		d.Pages = max(1, (total+consolePageSize-1)/consolePageSize)
+		if last {
+			d.Page = d.Pages
+		}
+		d.Page = min(d.Page, d.Pages)
+		if d.Page == 0 { // a page counted from the end, now that the count is known
+			tq.Cursor, d.Page = "", d.Pages
+		}
+		switch d.Page {
+		case 1:
+			tq.Cursor = ""
+		case d.Pages:
+			tq.Cursor, tq.Last, tq.Limit = "", true, total-(d.Pages-1)*consolePageSize
+		}
+	} else {
+		d.Pages = 0
+		if last {
+			tq.Last, d.Page = true, 0
 		}
 	}
-	if d.Page > 1 && d.Page < d.Pages && tq.Cursor == "" {
+	if d.Page > 1 && tq.Cursor == "" && !tq.Last {
+		d.Page = min(d.Page, consoleCountCap/consolePageSize)
 		if tq.Cursor, err = l.Skip(ctx, tq, (d.Page-1)*consolePageSize); err != nil {
 			return taskPage{}, err
 		}

@@ -333,3 +333,67 @@ func TestConsoleTasksCountsPagesAndReadsTheLastPageExactly(t *testing.T) {
 		t.Fatalf("beta's console listed %d %v, want beta's %d", len(seen), seen, len(want))
 	}
 }
+
+// Past the count's bound the console says "more than N", walks to the end by cursor,
+// reads the last page from the end, and pages back from it: every task once, in order.
+func TestConsoleTasksPastTheCountBound(t *testing.T) {
+	sd := seedTasks(t, 65)
+	old := consoleCountCap
+	consoleCountCap = 30
+	t.Cleanup(func() { consoleCountCap = old })
+	st, _, _ := newStaffStore(t)
+	sd.s.Staff = st
+	h := sd.s.Handler()
+	if _, err := st.Create(context.Background(), "office", RoleReviewer, "", testPassword); err != nil {
+		t.Fatal(err)
+	}
+	c := &consoleClient{t: t, h: h, jar: map[string]*http.Cookie{}}
+	c.signIn("office", testPassword)
+	linkRE := func(rel string) *regexp.Regexp { return regexp.MustCompile(`href="([^"]+)" rel="` + rel + `"`) }
+	page := func(path string) (ids []string, links map[string]string, body string) {
+		rec := c.do("GET", path, nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		body = rec.Body.String()
+		for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+			ids = append(ids, m[1])
+		}
+		links = map[string]string{}
+		for _, rel := range []string{"prev", "next", "last"} {
+			if m := linkRE(rel).FindStringSubmatch(body); m != nil {
+				links[rel] = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		return ids, links, body
+	}
+	ids, links, body := page("/console/tasks")
+	if !strings.Contains(body, "(более 30)") || !strings.Contains(body, "страница 1<") || links["last"] == "" || !slices.Equal(ids, sd.all[:20]) {
+		t.Fatalf("first page: %v %v\n%s", ids, links, body)
+	}
+	walked := ids
+	for links["next"] != "" {
+		ids, links, _ = page(links["next"])
+		walked = append(walked, ids...)
+	}
+	if !slices.Equal(walked, sd.all) {
+		t.Fatalf("forward walk: %d, want %d", len(walked), len(sd.all))
+	}
+	ids, links, _ = page("/console/tasks?last=1")
+	if !slices.Equal(ids, sd.all[len(sd.all)-20:]) || links["next"] != "" || links["prev"] == "" {
+		t.Fatalf("last page %v %v", ids, links)
+	}
+	back := ids
+	for links["prev"] != "" {
+		ids, links, _ = page(links["prev"])
+		back = append(slices.Clone(ids), back...)
+	}
+	if !slices.Equal(back, sd.all) {
+		t.Fatalf("backward walk: %d, want %d", len(back), len(sd.all))
+	}
+	// A page number no link carried, past the bound: the last page the bound reaches by
+	// number (30/20: page 1), not a read of the whole list.
+	if ids, _, body := page("/console/tasks?page=40"); !slices.Equal(ids, sd.all[0:20]) || !strings.Contains(body, "страница 1<") {
+		t.Fatalf("page 40 past the bound: %v", ids)
+	}
+}

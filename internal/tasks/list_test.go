@@ -118,9 +118,12 @@ func TestListMergesTheRolesStepsByDeadlineAndPagesBothWays(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("listed %d %v, want %d %v", len(got), got, len(want), want)
 			}
-			n, err := l.Count(ctx, q)
-			if err != nil || n != len(want) {
-				t.Fatalf("count %d %v, want %d", n, err, len(want))
+			n, exact, err := l.Count(ctx, q, 1000)
+			if err != nil || n != len(want) || !exact {
+				t.Fatalf("count %d %v %v, want %d", n, exact, err, len(want))
+			}
+			if n, exact, err := l.Count(ctx, q, len(want)-1); err != nil || n != len(want)-1 || exact {
+				t.Fatalf("count up to %d: %d %v %v, want more", len(want)-1, n, exact, err)
 			}
 			// From the last page backwards: the same tasks in the same order.
 			lq := q
