@@ -325,11 +325,6 @@ func ownQueue(next http.Handler) http.Handler {
 	})
 }
 
-// visibleTo tells whether a case may be listed to the principal (its task list).
-func (s *Server) visibleTo(ctx context.Context, p Principal, id string) bool {
-	return s.checkCase(ctx, p, id) == nil
-}
-
 // routeRule finds a route's table entry by "METHOD /path".
 func routeRule(name string) (route, bool) {
 	i := slices.IndexFunc(routes, func(rt route) bool { return rt.method+" "+rt.path == name })

@@ -10,17 +10,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
-	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/tasks/taskstest"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -50,25 +50,6 @@ func (f *accountCases) GetWorkflowHistory(_ context.Context, id, _ string, _ boo
 		WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{Input: &commonpb.Payloads{Payloads: []*commonpb.Payload{p}}}}}}
 }
 
-func (f *accountCases) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
-	out := &workflowservice.ListWorkflowExecutionsResponse{}
-	if !strings.Contains(req.Query, "ExecutionStatus = 'Running'") || !strings.Contains(req.Query, "'"+workflows.AccountAwaitingSpecialist+"'") {
-		return out, nil
-	}
-	ids := make([]string, 0, len(f.inputs))
-	for id := range f.inputs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		attr := func(v string) *commonpb.Payload { b, _ := json.Marshal(v); return &commonpb.Payload{Data: b} }
-		out.Executions = append(out.Executions, &workflowpb.WorkflowExecutionInfo{Execution: &commonpb.WorkflowExecution{WorkflowId: id},
-			StartTime: timestamppb.Now(), SearchAttributes: &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{
-				"TaxflowProcess": attr(procAccount), "TaxflowStatus": attr(workflows.AccountAwaitingSpecialist)}}})
-	}
-	return out, nil
-}
-
 func (f *accountCases) QueryWorkflow(context.Context, string, string, string, ...any) (converter.EncodedValue, error) {
 	return nil, errors.New("no status in this test")
 }
@@ -95,6 +76,12 @@ func TestBoundStaffSeeTheAccountsOfTheirTenantsTaxpayers(t *testing.T) {
 	accountA, accountB := workflows.AccountID(s.Subject(innA)), workflows.AccountID(s.Subject(innB))
 	tc := &accountCases{inputs: map[string]string{accountA: innA, accountB: innB}}
 	s.Temporal, s.DataConverter = tc, converter.GetDefaultDataConverter()
+	// Both accounts wait for a specialist: their projections are in the task index.
+	idx := taskstest.New(s.DB, "cases")
+	s.DB, s.Cases = idx, "cases"
+	for _, id := range []string{accountA, accountB} {
+		idx.Put(contract.CaseRecord{CaseID: id, Process: procAccount, Status: workflows.AccountAwaitingSpecialist, Version: 1, UpdatedAt: time.Now()}, "")
+	}
 
 	boundA := Principal{ID: "a", Tenant: TaxOffice, BoundTo: "alpha", Role: RoleSpecialist, Scopes: RoleScopes[RoleSpecialist]}
 	office := Principal{ID: "o", Tenant: TaxOffice, Role: RoleSpecialist, Scopes: RoleScopes[RoleSpecialist]}

@@ -6,12 +6,10 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/tasks"
 )
 
 type taskRow struct {
@@ -32,136 +30,179 @@ type tasksData struct {
 	Process, Status, Deadline string
 	Processes, Statuses       []option
 	Deadlines                 []option
-	Prev, Next                string
+	Prev, Next, Last          string
+	More                      bool // more tasks than Total (the count stops at consoleCountCap)
 }
 
 var deadlineFilters = []option{{"", "любой"}, {"overdue", "просрочено (overdue)"}, {"escalated", "эскалировано (escalated)"},
 	{"3d", "в ближайшие 3 дня"}, {"week", "в ближайшие 7 дней"}}
 
-// consoleTasks lists every open human step of the signed-in role across the processes:
-// overdue first, then escalated, then by the nearest term; filters and pages.
+// consoleTasks lists every open human step of the signed-in role across the processes,
+// from the case projection's task indexes (internal/tasks): by the nearest term (overdue
+// first, steps without a term last); filters and pages. The page count is counted at each
+// request (Lister.Count); the first and the last page are read exactly (the last one
+// backwards from the end), and the links to the pages in between carry a cursor from the
+// rows shown, so "next" continues after what the reviewer saw even while cases move. A
+// page number that no link carried is reached by skipping that many tasks.
 func (s *Server) consoleTasks(w http.ResponseWriter, r *http.Request) {
 	sess := consoleSession(r)
 	a := sess.Account()
 	q := r.URL.Query()
 	d := tasksData{layoutData: layoutData{Title: "Задачи", Staff: &a, CSRF: sess.CSRF},
 		Process: q.Get("process"), Status: q.Get("status"), Deadline: q.Get("deadline"), Deadlines: deadlineFilters}
-	for _, st := range roles[sess.Role] {
-		if !slices.ContainsFunc(d.Processes, func(o option) bool { return o.Value == st[0] }) {
-			d.Processes = append(d.Processes, option{st[0], processLabels[st[0]]})
+	steps := tasks.Roles[sess.Role]
+	for _, st := range steps {
+		if !slices.ContainsFunc(d.Processes, func(o option) bool { return o.Value == st.Process }) {
+			d.Processes = append(d.Processes, option{st.Process, processLabels[st.Process]})
 		}
-		d.Statuses = append(d.Statuses, option{st[1], statusLabel(st[0], st[1]) + " (" + st[1] + ")"})
+		d.Statuses = append(d.Statuses, option{st.Status, statusLabel(st.Process, st.Status) + " (" + st.Status + ")"})
 	}
-	tasks, err := s.listTasks(r.Context(), sess.Role)
+	d.Page, d.Pages = 1, 1
+	tq := tasks.Query{Role: sess.Role, Process: d.Process, Limit: consolePageSize}
+	// A status names the role's step of one process: it filters as that process does.
+	empty := false
+	if d.Status != "" {
+		i := slices.IndexFunc(steps, func(st tasks.Step) bool {
+			return st.Status == d.Status && (d.Process == "" || st.Process == d.Process)
+		})
+		if i < 0 {
+			empty = true
+		} else {
+			tq.Process = steps[i].Process
+		}
+	}
+	if d.Process != "" && !slices.ContainsFunc(steps, func(st tasks.Step) bool { return st.Process == d.Process }) {
+		empty = true
+	}
+	if !deadlineFilter(&tq, d.Deadline, time.Now()) {
+		d.Deadline, empty = "", true
+	}
+	if empty || len(steps) == 0 {
+		s.render(w, http.StatusOK, "tasks", d)
+		return
+	}
+	p := sess.Account().Principal()
+	pg, err := s.consoleTaskPage(r.Context(), p, tq, q, &d)
 	if err != nil {
 		s.Log.Error().Err(err).Msg("console: list tasks")
 		s.consoleMessage(w, r, http.StatusServiceUnavailable, "Сервис недоступен", "Не удалось получить задачи; повторите позже.")
 		return
 	}
-	if len(tasks) > consoleMaxTasks {
-		tasks = tasks[:consoleMaxTasks]
-	}
-	rows := make([]taskRow, len(tasks))
-	keep := make([]bool, len(tasks))
-	g, ctx := errgroup.WithContext(r.Context())
-	g.SetLimit(8)
-	for i, t := range tasks {
-		rows[i] = taskRow{Task: t, Label: statusLabel(t.Process, t.Status)}
-		if (d.Process != "" && t.Process != d.Process) || (d.Status != "" && t.Status != d.Status) {
-			continue
-		}
-		g.Go(func() error {
-			if ok, err := s.visible(ctx, sess, t.CaseID); err != nil || !ok {
-				return nil // another tenant's case, or its owner unreadable: not listed
-			}
-			keep[i] = true
-			// A case that does not answer soon is listed without its term, not waited for.
-			qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			defer cancel()
-			if v, err := s.loadCase(qctx, t.CaseID, t.Process); err == nil {
-				rows[i].Due, rows[i].SLA, rows[i].Overdue, rows[i].Escalated = v.Due, v.SLA, v.Overdue, v.Escalated
-			}
-			return nil
-		})
-	}
-	_ = g.Wait()
 	now := time.Now()
-	var out []taskRow
-	for i, row := range rows {
-		if keep[i] && matchDeadline(row, d.Deadline, now) {
-			out = append(out, row)
+	for _, t := range pg.Tasks {
+		row := taskRow{Task: t, Label: t.Label, Due: t.Due, Escalated: t.Escalated}
+		if t.Due != nil {
+			row.SLA, row.Overdue = countdown(now, *t.Due, slaUnit[t.Process], calendar.Shared())
 		}
+		d.Rows = append(d.Rows, row)
 	}
-	sortTasks(out)
-	d.Total = len(out)
-	d.Pages = max(1, (d.Total+consolePageSize-1)/consolePageSize)
-	d.Page, _ = strconv.Atoi(q.Get("page"))
-	d.Page = min(max(d.Page, 1), d.Pages)
-	from := (d.Page - 1) * consolePageSize
-	d.Rows = out[from:min(from+consolePageSize, d.Total)]
-	link := func(page int) string {
+	link := func(page int, cursor string, last bool) string {
 		v := url.Values{}
-		for k, val := range map[string]string{"process": d.Process, "status": d.Status, "deadline": d.Deadline} {
+		for k, val := range map[string]string{"process": d.Process, "status": d.Status, "deadline": d.Deadline, "cursor": cursor} {
 			if val != "" {
 				v.Set(k, val)
 			}
 		}
 		v.Set("page", strconv.Itoa(page))
+		if last {
+			v.Set("last", "1")
+		}
 		return "/console/tasks?" + v.Encode()
 	}
-	if d.Page > 1 {
-		d.Prev = link(d.Page - 1)
+	// The first and the last page are linked without a cursor: they are read exactly. A
+	// page between carries the cursor of the rows shown; one counted from the end (Page 0)
+	// keeps no number.
+	switch {
+	case d.Page == 2 || (d.Page > 2 && d.Total >= 0 && !d.More && pg.Prev == ""):
+		d.Prev = link(d.Page-1, "", false)
+	case pg.Prev != "":
+		d.Prev = link(max(d.Page-1, 0), pg.Prev, false)
 	}
-	if d.Page < d.Pages {
-		d.Next = link(d.Page + 1)
+	switch {
+	case pg.Next == "":
+	case d.Pages > 0 && d.Page+1 == d.Pages:
+		d.Next = link(d.Pages, "", false)
+	case d.Pages == 0 || d.Page < d.Pages:
+		next := d.Page + 1
+		if d.Page == 0 {
+			next = 0
+		}
+		d.Next = link(next, pg.Next, false)
+	}
+	if pg.Next != "" && (d.Pages == 0 || d.Page < d.Pages) {
+		d.Last = link(0, "", true)
 	}
 	s.render(w, http.StatusOK, "tasks", d)
 }
 
-// sortTasks puts overdue steps first, then escalated ones, then by the nearest term
-// (steps without a term last, oldest first).
-func sortTasks(rows []taskRow) {
-	slices.SortStableFunc(rows, func(a, b taskRow) int {
-		if a.Overdue != b.Overdue {
-			return boolFirst(a.Overdue)
-		}
-		if a.Escalated != b.Escalated {
-			return boolFirst(a.Escalated)
-		}
+// consoleCountCap bounds the count of a task list (a var for the tests): past it the
+// list shows "more than N", its pages go by cursor from either end, and a page number no
+// link carried is reached only up to it.
+var consoleCountCap = 1000
+
+// consoleTaskPage reads the page the request asks for and sets d's Total, More, Page
+// (0: a page counted from the end, its number unknown) and Pages (0: unknown). For a list
+// judged case by case (accounts, to tenant-bound staff) nothing counts the total: Total
+// is -1 and the pages go by cursor.
+func (s *Server) consoleTaskPage(ctx context.Context, p Principal, tq tasks.Query, q url.Values, d *tasksData) (taskPage, error) {
+	d.Page, _ = strconv.Atoi(q.Get("page"))
+	d.Page = max(d.Page, 0)
+	tq.Cursor = q.Get("cursor")
+	if tq.Cursor != "" && !tasks.ValidCursor(tq.Cursor) {
+		tq.Cursor, d.Page = "", 1 // a broken link: the first page
+	}
+	last := q.Get("last") == "1" && tq.Cursor == ""
+	if tq.Cursor == "" && !last {
+		d.Page = max(d.Page, 1)
+	}
+	if o := actsFor(p); !o.all && tasks.PerCase(tq.Role) {
+		d.Total, d.Pages = -1, 0
 		switch {
-		case a.Due == nil && b.Due == nil:
-			return a.Since.Compare(b.Since)
-		case a.Due == nil:
-			return 1
-		case b.Due == nil:
-			return -1
+		case last:
+			tq.Last, d.Page = true, 0
+		case tq.Cursor == "":
+			d.Page = 1
 		}
-		return a.Due.Compare(*b.Due)
-	})
-}
-
-func boolFirst(a bool) int {
-	if a {
-		return -1
-	}
-	return 1
-}
-
-// matchDeadline applies the deadline filter: overdue, escalated, or due within N days.
-func matchDeadline(row taskRow, filter string, now time.Time) bool {
-	switch filter {
-	case "overdue":
-		return row.Overdue
-	case "escalated":
-		return row.Escalated
-	case "3d", "week":
-		days := map[string]int{"3d": 3, "week": 7}[filter]
-		if row.Due == nil {
-			return false
+		return s.taskPage(ctx, p, tq)
+	} else if !o.all {
+		if o.tenant == "" {
+			return s.taskRows(tasks.Page{}), nil // acts for no tenant: nothing (never every tenant's)
 		}
-		today := now.In(calendar.Moscow)
-		limit := time.Date(today.Year(), today.Month(), today.Day()+days+1, 0, 0, 0, 0, calendar.Moscow)
-		return row.Due.Before(limit)
+		tq.Tenant = o.tenant
 	}
-	return strings.TrimSpace(filter) == ""
+	l := s.taskList()
+	total, exact, err := l.Count(ctx, tq, consoleCountCap)
+	if err != nil {
+		return taskPage{}, err
+	}
+	d.Total, d.More = total, !exact
+	if exact {
+		d.Pages = max(1, (total+consolePageSize-1)/consolePageSize)
+		if last {
+			d.Page = d.Pages
+		}
+		d.Page = min(d.Page, d.Pages)
+		if d.Page == 0 { // a page counted from the end, now that the count is known
+			tq.Cursor, d.Page = "", d.Pages
+		}
+		switch d.Page {
+		case 1:
+			tq.Cursor = ""
+		case d.Pages:
+			tq.Cursor, tq.Last, tq.Limit = "", true, total-(d.Pages-1)*consolePageSize
+		}
+	} else {
+		d.Pages = 0
+		if last {
+			tq.Last, d.Page = true, 0
+		}
+	}
+	if d.Page > 1 && tq.Cursor == "" && !tq.Last {
+		d.Page = min(d.Page, consoleCountCap/consolePageSize)
+		if tq.Cursor, err = l.Skip(ctx, tq, (d.Page-1)*consolePageSize); err != nil {
+			return taskPage{}, err
+		}
+	}
+	pg, err := l.List(ctx, tq)
+	return s.taskRows(pg), err
 }

@@ -358,38 +358,6 @@ func TestParallelWrongPasswordsLockTheAccount(t *testing.T) {
 	}
 }
 
-func TestTasksSortOverdueThenEscalatedThenNearestTermAndFilter(t *testing.T) {
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, calendar.Moscow)
-	at := func(days int) *time.Time { d := now.AddDate(0, 0, days); return &d }
-	rows := []taskRow{
-		{Task: Task{CaseID: "no-term", Since: now}},
-		{Task: Task{CaseID: "later"}, Due: at(20)},
-		{Task: Task{CaseID: "escalated"}, Due: at(25), Escalated: true},
-		{Task: Task{CaseID: "soon"}, Due: at(2)},
-		{Task: Task{CaseID: "overdue"}, Due: at(-1), Overdue: true},
-	}
-	sortTasks(rows)
-	var got []string
-	for _, r := range rows {
-		got = append(got, r.CaseID)
-	}
-	if strings.Join(got, ",") != "overdue,escalated,soon,later,no-term" {
-		t.Fatalf("order %v", got)
-	}
-	for filter, want := range map[string]string{"": "overdue,escalated,soon,later,no-term", "overdue": "overdue",
-		"escalated": "escalated", "3d": "overdue,soon", "week": "overdue,soon"} {
-		var kept []string
-		for _, r := range rows {
-			if matchDeadline(r, filter, now) {
-				kept = append(kept, r.CaseID)
-			}
-		}
-		if strings.Join(kept, ",") != want {
-			t.Errorf("filter %q kept %v, want %s", filter, kept, want)
-		}
-	}
-}
-
 // slowStaffReads delays every read, so that many guesses are in flight at once.
 type slowStaffReads struct{ *storetest.DB }
 

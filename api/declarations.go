@@ -5,14 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"regexp"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,11 +22,14 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/functions/declaration"
+	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/tasks"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -342,77 +344,199 @@ func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]any{"url": url, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
 }
 
-// roles map a role to the human steps it works on: one task list for every process.
-var roles = map[string][][2]string{
-	"inspector":  {{"declaration", workflows.DeclarationInReview}},
-	"reviewer":   {{"refund", workflows.RefundInReview}, {"identity", workflows.IdentityManualReview}},
-	"specialist": {{"account", workflows.AccountAwaitingSpecialist}},
-	"operator":   {{"refund", workflows.RefundPayoutFailed}},
-}
-
-// Task is one human step waiting.
+// Task is one human step waiting, as GET /v1/tasks answers it.
 type Task struct {
-	CaseID  string    `json:"case_id"`
-	Process string    `json:"process"`
-	Status  string    `json:"status"`
-	Since   time.Time `json:"started"`
+	CaseID  string `json:"case_id"`
+	Process string `json:"process"`
+	Status  string `json:"status"`
+	Label   string `json:"label,omitempty"`
+	// Since is when the case's record last changed (it entered the step, or was
+	// escalated in it): the projection's updated_at.
+	Since     time.Time  `json:"started"`
+	Due       *time.Time `json:"due,omitempty"`
+	Escalated bool       `json:"escalated,omitempty"`
 }
 
-// tasks lists the open human steps of a role, from Temporal's visibility.
+const (
+	tasksDefaultLimit = 100
+	tasksMaxLimit     = 500
+)
+
+// deadlineFilter turns a deadline filter into the query's bound: overdue (due by now),
+// 3d / week (due before the end of the 3rd / 7th day from today, Moscow time, overdue
+// included), escalated. ok is false for an unknown filter.
+func deadlineFilter(q *tasks.Query, filter string, now time.Time) bool {
+	switch filter {
+	case "":
+	case "overdue":
+		q.Before = now.Add(time.Nanosecond) // due ≤ now: overdue (countdown)
+	case "escalated":
+		q.Escalated = true
+	case "3d", "week":
+		days := map[string]int{"3d": 3, "week": 7}[filter]
+		today := now.In(calendar.Moscow)
+		q.Before = time.Date(today.Year(), today.Month(), today.Day()+days+1, 0, 0, 0, 0, calendar.Moscow)
+	default:
+		return false
+	}
+	return true
+}
+
+// tasks lists the open human steps of a role, from the case projection's task indexes
+// (internal/tasks), in deadline order, a page at a time.
 func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
-	role := r.URL.Query().Get("role")
-	if _, ok := roles[role]; !ok {
+	v := r.URL.Query()
+	role := v.Get("role")
+	if _, ok := tasks.Roles[role]; !ok {
 		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"}})
 		return
 	}
-	out, err := s.listTasks(r.Context(), role)
+	q := tasks.Query{Role: role, Process: v.Get("process"), Limit: tasksDefaultLimit, Cursor: v.Get("cursor")}
+	var errs []domain.FieldError
+	if q.Process != "" && !slices.ContainsFunc(tasks.Roles[role], func(st tasks.Step) bool { return st.Process == q.Process }) {
+		errs = append(errs, domain.FieldError{Field: "process", Reason: "must be a process with a human step of the role"})
+	}
+	if !deadlineFilter(&q, v.Get("deadline"), time.Now()) {
+		errs = append(errs, domain.FieldError{Field: "deadline", Reason: "must be overdue, escalated, 3d or week"})
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > tasksMaxLimit {
+			errs = append(errs, domain.FieldError{Field: "limit", Reason: fmt.Sprintf("must be 1 to %d", tasksMaxLimit)})
+		}
+		q.Limit = n
+	}
+	switch v.Get("last") {
+	case "", "false":
+	case "true":
+		q.Last = true
+	default:
+		errs = append(errs, domain.FieldError{Field: "last", Reason: "must be true or false"})
+	}
+	if len(errs) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", errs)
+		return
+	}
+	page, err := s.taskPage(r.Context(), principal(r), q)
+	if errors.Is(err, tasks.ErrCursor) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "cursor", Reason: "not a cursor this list gave"}})
+		return
+	}
 	if err != nil {
 		s.internal(w, "list tasks", err)
 		return
 	}
-	if p := principal(r); !actsFor(p).all {
-		// Staff bound to a tenant see only its cases (the object rule of every case route).
-		out = slices.DeleteFunc(out, func(t Task) bool { return !s.visibleTo(r.Context(), p, t.CaseID) })
+	out := map[string]any{"role": role, "tasks": page.Tasks}
+	if page.Next != "" {
+		out["next"] = page.Next
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"role": role, "tasks": out})
+	if page.Prev != "" {
+		out["prev"] = page.Prev
+	}
+	WriteJSON(w, http.StatusOK, out)
 }
 
-// listTasks lists the open human steps of a role (at most about 1000), from Temporal's
-// visibility: the API's /v1/tasks and the staff console both read it.
-func (s *Server) listTasks(ctx context.Context, role string) ([]Task, error) {
-	steps, ok := roles[role]
-	if !ok {
-		return nil, fmt.Errorf("role %q has no task queue", role)
+// taskList reads the task indexes of the case projection.
+func (s *Server) taskList() tasks.Lister { return tasks.Lister{DB: s.DB, Table: s.Cases} }
+
+// taskPage is one page of a role's task list as the principal may see it: tax-office
+// staff bound to no tenant every tenant's cases (by_task); anyone else only the cases
+// of the tenant it acts for (by_tenant_task, its partition chosen from the principal, so
+// no cursor or parameter reaches another tenant's). Accounts belong to a taxpayer, not a
+// tenant: for tenant-bound staff they are judged case by case (checkCase, the rule of
+// every case route), a page read ahead until it is full or perCaseBudget tasks were
+// judged (the page may then be short; its cursor goes on).
+func (s *Server) taskPage(ctx context.Context, p Principal, q tasks.Query) (taskPage, error) {
+	o := actsFor(p)
+	l := s.taskList()
+	if !o.all && o.tenant == "" {
+		return s.taskRows(tasks.Page{}), nil // acts for no tenant: nothing (never every tenant's)
 	}
-	var clauses []string
-	for _, st := range steps {
-		clauses = append(clauses, fmt.Sprintf("(TaxflowProcess = '%s' AND TaxflowStatus = '%s')", st[0], st[1]))
+	if o.all || !tasks.PerCase(q.Role) {
+		if !o.all {
+			q.Tenant = o.tenant
+		}
+		pg, err := l.List(ctx, q)
+		return s.taskRows(pg), err
 	}
-	query := "ExecutionStatus = 'Running' AND (" + strings.Join(clauses, " OR ") + ")"
-	out := []Task{}
-	var token []byte
-	for len(out) < 1000 {
-		page, err := s.Temporal.ListWorkflow(ctx, &listRequest{Query: query, NextPageToken: token, PageSize: 200})
+	back := q.Last && q.Cursor == "" || tasks.Backward(q.Cursor)
+	var out tasks.Page
+	judged, first := 0, true
+	for {
+		pg, err := l.List(ctx, q)
 		if err != nil {
-			return nil, err
+			return taskPage{}, err
 		}
-		for _, ex := range page.Executions {
-			t := Task{CaseID: ex.Execution.WorkflowId, Since: ex.StartTime.AsTime()}
-			for k, p := range ex.SearchAttributes.GetIndexedFields() {
-				var v string
-				_ = json.Unmarshal(p.Data, &v)
-				switch k {
-				case "TaxflowProcess":
-					t.Process = v
-				case "TaxflowStatus":
-					t.Status = v
+		keep := make([]bool, len(pg.Tasks))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for i, t := range pg.Tasks {
+			g.Go(func() error {
+				err := s.checkCase(gctx, p, t.CaseID)
+				if errors.Is(err, errNoObject) {
+					return nil
 				}
-			}
-			out = append(out, t)
+				keep[i] = err == nil
+				return err
+			})
 		}
-		if token = page.NextPageToken; len(token) == 0 {
+		if err := g.Wait(); err != nil {
+			return taskPage{}, err
+		}
+		var kept []tasks.Task
+		for i, t := range pg.Tasks {
+			if keep[i] {
+				kept = append(kept, t)
+			}
+		}
+		judged += len(pg.Tasks)
+		if back {
+			out.Tasks = append(kept, out.Tasks...)
+			if first {
+				out.Next = pg.Next
+			}
+			out.Prev, q.Cursor = pg.Prev, pg.Prev
+			if n := len(out.Tasks); n > q.Limit {
+				out.Tasks = out.Tasks[n-q.Limit:]
+				out.Prev = tasks.Before(out.Tasks[0])
+			}
+		} else {
+			out.Tasks = append(out.Tasks, kept...)
+			if first {
+				out.Prev = pg.Prev
+			}
+			out.Next, q.Cursor = pg.Next, pg.Next
+			if len(out.Tasks) > q.Limit {
+				out.Tasks = out.Tasks[:q.Limit]
+				out.Next = tasks.After(out.Tasks[q.Limit-1])
+			}
+		}
+		first = false
+		if len(out.Tasks) >= q.Limit || q.Cursor == "" || judged >= perCaseBudget*q.Limit {
 			break
 		}
 	}
-	return out, nil
+	return s.taskRows(out), nil
+}
+
+// perCaseBudget bounds what one page judges case by case: this many times its size.
+const perCaseBudget = 20
+
+// taskPage is a page of tasks as the API answers them.
+type taskPage struct {
+	Tasks      []Task
+	Next, Prev string
+}
+
+func (s *Server) taskRows(pg tasks.Page) taskPage {
+	out := taskPage{Tasks: []Task{}, Next: pg.Next, Prev: pg.Prev}
+	for _, t := range pg.Tasks {
+		label := t.Label
+		if label == "" {
+			label = statusLabel(t.Process, t.Status)
+		}
+		out.Tasks = append(out.Tasks, Task{CaseID: t.CaseID, Process: t.Process, Status: t.Status, Label: label, Since: t.Updated,
+			Due: t.Due, Escalated: t.Escalated})
+	}
+	return out
 }

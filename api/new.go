@@ -5,6 +5,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/taxpayer"
@@ -27,6 +28,7 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		Ledger:      cfg.Name(overpayment.Table),
 		AuditTable:  cfg.Name(audit.Table),
 		Owners:      cfg.Name(OwnersTable),
+		Cases:       cfg.Name(cases.Table),
 		Idempotency: cfg.Name(IdempotencyTable),
 		TaskQueue:   cfg.Temporal.TaskQueue,
 		Policy:      RefundPolicy(cfg.Refund),

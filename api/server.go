@@ -40,8 +40,10 @@ type Server struct {
 	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
 	Owners      string
 	Idempotency string
-	TaskQueue   string
-	Policy      workflows.RefundPolicy
+	// Cases is the case projection (functions/cases): the task list reads its indexes.
+	Cases     string
+	TaskQueue string
+	Policy    workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
 	IdentityPolicy workflows.IdentityPolicy
 	// DeclarationPolicy is what new declarations are reviewed under.

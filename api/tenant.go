@@ -22,6 +22,7 @@ import (
 
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/tasks"
 )
 
 // Roles of API keys. Integrators (tenants' systems) see their own cases only; staff of
@@ -127,41 +128,10 @@ type caseOwner struct {
 }
 
 // CaseOwner returns the tenant and principal that created a case. A refund started by a
-// declaration belongs to the declaration's owner.
+// declaration belongs to the declaration's owner. The rule is tasks.CaseOwner's, which
+// the record-transition function also reads to put a case in its tenant's task list.
 func (s *Server) CaseOwner(ctx context.Context, id string) (tenant, createdBy string, found bool, err error) {
-	var o caseOwner
-	found, err = store.Get(ctx, s.DB, s.Owners, map[string]types.AttributeValue{"case_id": store.S(id)}, &o)
-	if err != nil || found {
-		return o.Tenant, o.CreatedBy, found, err
-	}
-	rest, ok := strings.CutPrefix(id, "refund-")
-	if !ok {
-		return "", "", false, nil
-	}
-	if tenant, createdBy, found, err = s.CaseOwner(ctx, "declaration-"+rest); err != nil || found {
-		return tenant, createdBy, found, err
-	}
-	// refund-<key>-<n>: the refund decision n of declaration-<key> started for what it
-	// confirmed beyond the declaration's earlier refunds (workflows
-	// declaration-refund-difference).
-	if i := strings.LastIndexByte(rest, '-'); i > 0 && decisionNumber(rest[i+1:]) {
-		return s.CaseOwner(ctx, "declaration-"+rest[:i])
-	}
-	return "", "", false, nil
-}
-
-// decisionNumber: a decision's number as a refund id's suffix carries it (1-9999, no
-// leading zero).
-func decisionNumber(s string) bool {
-	if len(s) == 0 || len(s) > 4 || s[0] == '0' {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return tasks.CaseOwner(ctx, s.DB, s.Owners, id)
 }
 
 // idemRecord is one Idempotency-Key of one tenant on one operation (IETF

@@ -185,6 +185,11 @@ func applyTable(ctx context.Context, db *dynamodb.Client, name string, t Table, 
 			if err != nil {
 				return fmt.Errorf("add index %s: %w", ix.Name, err)
 			}
+			// DynamoDB builds one new index of a table at a time: wait for this one (its
+			// backfill of the existing items) before the next is asked for.
+			if err := waitIndex(ctx, db, name, ix.Name, 30*time.Minute); err != nil {
+				return fmt.Errorf("add index %s: %w", ix.Name, err)
+			}
 			changed = true
 		}
 		*r = append(*r, Change{Resource: res, Action: pick(changed)})
@@ -207,6 +212,30 @@ func applyTable(ctx context.Context, db *dynamodb.Client, name string, t Table, 
 	}
 	*r = append(*r, Change{Resource: res + " ttl", Action: Updated, Detail: t.TTLAttribute})
 	return nil
+}
+
+// waitIndex waits until a table's index is ACTIVE.
+func waitIndex(ctx context.Context, db *dynamodb.Client, table, index string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		desc, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err != nil {
+			return err
+		}
+		for _, ix := range desc.Table.GlobalSecondaryIndexes {
+			if aws.ToString(ix.IndexName) == index && ix.IndexStatus == ddbtypes.IndexStatusActive {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("index %s of %s not active after %s", index, table, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // checkKeys refuses to "update" a table whose keys differ: that needs a migration.

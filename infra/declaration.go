@@ -22,6 +22,7 @@ import (
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/tasks"
 	"github.com/taxflow/taxflow/internal/trust"
 )
 
@@ -140,11 +141,13 @@ type Declaration struct {
 
 // stepGrants are what writing a case's step needs (functions/transition): a conditional
 // put of each item and a read-back of the one that refused it (and of the projection the
-// step follows), and the ADD of the case counters. No DeleteItem, and UpdateItem only on
+// step follows), the ADD of the case counters, and a read of the case's owner when the step
+// puts it in a human step (its tenant's task list). No DeleteItem, and UpdateItem only on
 // the counters: a committed step is never changed or deleted.
 func stepGrants() []Access {
 	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
-		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}}}
+		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}},
+		{Table: "case_owners", Actions: []string{"GetItem"}}}
 }
 
 // Declare returns taxflow's resources.
@@ -156,9 +159,13 @@ func Declare() Declaration {
 			{Name: audit.Table, PartitionKey: s("case_id"), SortKey: sk("entry_id")},
 			// Idempotency records of steps with an effect; old ones expire.
 			{Name: selfcheck.Table, PartitionKey: s("key"), TTLAttribute: "expires_at"},
-			// Case projection for fast reads; by_status lists a queue of cases.
+			// Case projection for fast reads; by_status lists a queue of cases. by_task and
+			// by_tenant_task are sparse: only a case waiting in a human step carries their
+			// keys (internal/tasks), the staff task list ordered by deadline.
 			{Name: cases.Table, PartitionKey: s("case_id"), Indexes: []Index{
 				{Name: "by_status", PartitionKey: s("status"), SortKey: sk("updated_at")},
+				{Name: tasks.Index, PartitionKey: s(tasks.AttrRole), SortKey: sk(tasks.AttrDue)},
+				{Name: tasks.TenantIndex, PartitionKey: s(tasks.AttrTenantRole), SortKey: sk(tasks.AttrDue)},
 			}},
 			// Case counters per process, status and shard, kept by each step's transaction:
 			// the business gauges' open counts and reserved amount.
@@ -287,6 +294,8 @@ func Declare() Declaration {
 					{Table: taxpayer.Table, Actions: []string{"GetItem", "UpdateItem"}},
 					{Table: audit.Table, Actions: []string{"Query"}},
 					{Table: overpayment.Table, Actions: []string{"Query"}},
+					// The task list: the cases table's by_task and by_tenant_task indexes.
+					{Table: cases.Table, Actions: []string{"Query"}},
 					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
 				}},
 			ThrottleRate: 50, ThrottleBurst: 100, LogRetentionDay: 90,

@@ -51,6 +51,9 @@ Usage:
   taxflow terms recompute [--year Y]   count the terms of open refunds and declarations again over the
                               production calendar of this release (after a year's decree is added)
 
+  taxflow tasks backfill      give the cases already waiting in a human step their task-list keys (after
+                              the upgrade that adds the cases table's by_task indexes; safe to run again)
+
 Configuration is read from the environment; see README.md.
 `
 
@@ -108,6 +111,8 @@ func run(ctx context.Context, args []string) error {
 		return runTerms(ctx, rest)
 	case "gauges":
 		return runGauges(ctx, rest)
+	case "tasks":
+		return runTasks(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

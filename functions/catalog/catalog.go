@@ -119,7 +119,7 @@ var constructors = map[string]func(fn.Deps) any{
 // handler, and the step writer of the ledger's reservation and the payout's posting.
 func stepsOf(d fn.Deps) *transition.Handler {
 	return &transition.Handler{DB: d.DynamoDB, Journal: d.Config.Name(audit.Table), Cases: d.Config.Name(cases.Table),
-		Outbox: d.Config.Name(notify.Table), Counts: d.Config.Name(transition.CountsTable)}
+		Outbox: d.Config.Name(notify.Table), Counts: d.Config.Name(transition.CountsTable), Owners: d.Config.Name(batch.OwnersTable)}
 }
 
 // ledgerOf is the refund ledger over the deployment's tables; it writes the case steps

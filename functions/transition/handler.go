@@ -42,6 +42,7 @@ import (
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/tasks"
 )
 
 // Attributes every item of a step carries.
@@ -52,13 +53,16 @@ const (
 
 // Handler writes steps. The tables are the deployed names of audit.Table, cases.Table,
 // notify.Table and CountsTable. Counts "" keeps no case counters (unit tests of other
-// packages); a deployment always names it (functions/catalog).
+// packages); a deployment always names it (functions/catalog). Owners is case_owners,
+// read to put a case that enters a human step in its tenant's task list ("": no tenant
+// lookup, the case is listed to unbound staff only).
 type Handler struct {
 	DB      store.DB
 	Journal string
 	Cases   string
 	Outbox  string
 	Counts  string
+	Owners  string
 }
 
 const (
@@ -76,7 +80,11 @@ type item struct {
 
 // Record writes the step, or recognises it as written before.
 func (h Handler) Record(ctx context.Context, in contract.RecordInput) (contract.RecordResult, error) {
-	s, err := h.Prepare(ctx, in)
+	tenant, err := h.tenant(ctx, in)
+	if err != nil {
+		return contract.RecordResult{}, err
+	}
+	s, err := h.prepare(ctx, in, tenant)
 	if err != nil {
 		return contract.RecordResult{}, err
 	}
@@ -109,8 +117,35 @@ type Step struct {
 
 // Prepare validates the step and computes its key, digest and items; it writes nothing.
 // With case counters (Counts), it reads the projection the step follows, for the status
-// the step's counters move the case out of.
+// the step's counters move the case out of. The steps that ride in other operations'
+// transactions (approved, paid, decided) are no human steps, so they need no tenant; a
+// human step prepared here would be listed to unbound staff only (Record looks its
+// tenant up).
 func (h Handler) Prepare(ctx context.Context, in contract.RecordInput) (Step, error) {
+	return h.prepare(ctx, in, "")
+}
+
+// tenant is the owner of a case whose step puts it in a human step of a tenant-owned
+// process ("" otherwise, or when the case has no owner). The workflows' inputs carry no
+// tenant and their command sequence must not change for it; the owner is written before
+// the case starts and never changes, so every retry of a step reads the same tenant.
+func (h Handler) tenant(ctx context.Context, in contract.RecordInput) (string, error) {
+	if in.Case == nil || h.Owners == "" {
+		return "", nil
+	}
+	rec := *in.Case
+	rec.CaseID = in.CaseID
+	if !tasks.NeedsOwner(rec) {
+		return "", nil
+	}
+	tenant, _, _, err := tasks.CaseOwner(ctx, h.DB, h.Owners, in.CaseID)
+	if err != nil {
+		return "", fmt.Errorf("record %s: read the case's owner for its task list: %w", contract.RecordKey(in.CaseID, in.Seq), err)
+	}
+	return tenant, nil
+}
+
+func (h Handler) prepare(ctx context.Context, in contract.RecordInput, tenant string) (Step, error) {
 	if err := validate(in); err != nil {
 		return Step{}, err
 	}
@@ -119,7 +154,7 @@ func (h Handler) Prepare(ctx context.Context, in contract.RecordInput) (Step, er
 	if err != nil {
 		return Step{}, err
 	}
-	items, err := h.items(in, key, digest)
+	items, err := h.items(in, key, digest, tenant)
 	if err != nil {
 		return Step{}, err
 	}
@@ -205,7 +240,7 @@ func codes(reasons []types.CancellationReason) string {
 
 // items are the writes of a step: its journal entries "<key>/<i>", its projection and its
 // notifications "<key>/<i>".
-func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, error) {
+func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]item, error) {
 	var out []item
 	stamp := func(av map[string]types.AttributeValue) {
 		av[AttrKey], av[AttrDigest] = store.S(key), store.S(digest)
@@ -230,6 +265,11 @@ func (h Handler) items(in contract.RecordInput, key, digest string) ([]item, err
 			return nil, fmt.Errorf("encode case projection: %w", err)
 		}
 		stamp(av)
+		// While the case waits in a human step it carries the task list's keys (internal/
+		// tasks); the Put replaces the whole item, so any other step drops them.
+		for k, v := range tasks.Attrs(rec, tenant) {
+			av[k] = v
+		}
 		put := &types.Put{TableName: aws.String(h.Cases), Item: av}
 		if in.Seq == 1 {
 			put.ConditionExpression, put.ExpressionAttributeNames = aws.String("attribute_not_exists(#k)"), map[string]string{"#k": "case_id"}

@@ -1,0 +1,107 @@
+package transition
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/store/storetest"
+	"github.com/taxflow/taxflow/internal/tasks"
+)
+
+func taskHandler(t *testing.T) (Handler, *storetest.DB) {
+	t.Helper()
+	db := storetest.New(map[string]storetest.Key{"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"},
+		"t-outbox": {PK: "notification_id"}, "t-owners": {PK: "case_id"}})
+	for _, o := range []tasks.Owner{{CaseID: "refund-a", Tenant: "alpha"}, {CaseID: "declaration-k", Tenant: "beta"}} {
+		if _, err := store.PutNew(context.Background(), db, "t-owners", "case_id", o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Handler{DB: db, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox", Owners: "t-owners"}, db
+}
+
+func caseItem(t *testing.T, db *storetest.DB, id string) map[string]types.AttributeValue {
+	t.Helper()
+	for _, it := range db.Items("t-cases") {
+		if attr(it, "case_id") == id {
+			return it
+		}
+	}
+	t.Fatalf("no projection of %s", id)
+	return nil
+}
+
+// Each transition writes the task keys while the case waits in a human step, with its
+// owner's tenant, and a step out of it drops them (the projection is put whole).
+func TestRecordWritesAndClearsTheTaskKeys(t *testing.T) {
+	h, db := taskHandler(t)
+	ctx := context.Background()
+	due := time.Date(2026, 12, 22, 21, 0, 0, 0, time.UTC)
+	rec := func(id, process, status string, seq int64, deadline time.Time) contract.RecordInput {
+		return contract.RecordInput{CaseID: id, Seq: seq, Case: &contract.CaseRecord{Process: process, Status: status, Label: status,
+			UpdatedAt: at, Deadline: deadline}}
+	}
+	for _, c := range []struct {
+		in                   contract.RecordInput
+		role, tenantRole, sk string
+	}{
+		{rec("refund-a", "refund", "received", 1, due), "", "", ""},
+		{rec("refund-a", "refund", "in_review", 2, due), "reviewer#refund", "reviewer#refund#alpha", "2026-12-22T21:00:00.000000000Z#refund-a"},
+		{rec("refund-a", "refund", "in_review", 3, due.Add(time.Hour)), "reviewer#refund", "reviewer#refund#alpha", "2026-12-22T22:00:00.000000000Z#refund-a"},
+		{rec("refund-a", "refund", "payout_failed", 4, time.Time{}), "operator#refund", "operator#refund#alpha", "~#refund-a"},
+		{rec("refund-a", "refund", "paid", 5, due), "", "", ""},
+		// A refund a declaration started belongs to the declaration's owner.
+		{rec("refund-k-2", "refund", "in_review", 1, due), "reviewer#refund", "reviewer#refund#beta", "2026-12-22T21:00:00.000000000Z#refund-k-2"},
+		// No owner: listed to staff of every tenant only.
+		{rec("identity-x", "identity", "manual_review", 1, due), "reviewer#identity", "", "2026-12-22T21:00:00.000000000Z#identity-x"},
+		// An account belongs to a taxpayer: never a tenant key, no owner read.
+		{rec("account-s", "account", "awaiting_specialist", 1, due), "specialist#account", "", "2026-12-22T21:00:00.000000000Z#account-s"},
+	} {
+		if _, err := h.Record(ctx, c.in); err != nil {
+			t.Fatalf("%s seq %d: %v", c.in.CaseID, c.in.Seq, err)
+		}
+		it := caseItem(t, db, c.in.CaseID)
+		if attr(it, tasks.AttrRole) != c.role || attr(it, tasks.AttrTenantRole) != c.tenantRole || attr(it, tasks.AttrDue) != c.sk {
+			t.Errorf("%s %s: task keys %q %q %q, want %q %q %q", c.in.CaseID, c.in.Case.Status, attr(it, tasks.AttrRole),
+				attr(it, tasks.AttrTenantRole), attr(it, tasks.AttrDue), c.role, c.tenantRole, c.sk)
+		}
+		_, has1 := it[tasks.AttrRole]
+		_, has2 := it[tasks.AttrTenantRole]
+		_, has3 := it[tasks.AttrDue]
+		if c.role == "" && (has1 || has2 || has3) {
+			t.Errorf("%s %s: out of a human step but still carries task keys", c.in.CaseID, c.in.Case.Status)
+		}
+	}
+	// A retry of a step is recognised as written (the looked-up tenant is no part of the digest).
+	res, err := h.Record(ctx, rec("refund-k-2", "refund", "in_review", 1, due))
+	if err != nil || !res.Duplicate {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+}
+
+// An owner that cannot be read fails the step (retryable), never writes it without its
+// tenant (bound staff would miss the case).
+func TestRecordFailsWhenTheOwnerCannotBeRead(t *testing.T) {
+	h, db := taskHandler(t)
+	h.DB = failingOwners{db}
+	_, err := h.Record(context.Background(), contract.RecordInput{CaseID: "refund-a", Seq: 1,
+		Case: &contract.CaseRecord{Process: "refund", Status: "in_review", UpdatedAt: at}})
+	if err == nil || len(db.Items("t-cases")) != 0 {
+		t.Fatalf("err %v, %d projections", err, len(db.Items("t-cases")))
+	}
+}
+
+type failingOwners struct{ *storetest.DB }
+
+func (f failingOwners) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if *in.TableName == "t-owners" {
+		return nil, context.DeadlineExceeded
+	}
+	return f.DB.GetItem(ctx, in, o...)
+}
