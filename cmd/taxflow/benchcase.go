@@ -178,12 +178,20 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 		p := sizing.Average(proc.name, proc.path, cases)
 		out = append(out, p)
 	}
+	// The refund of `make bench` and `make bench-cluster` (started directly, documents
+	// given, approved automatically): the README's CPU per refund is for its history, so
+	// the model scales that CPU by history events from it.
+	straight, err := b.straightRefundEvents()
+	if err != nil {
+		return err
+	}
 	unattributed := b.meter.Take("unattributed")
 	printPerCase(out, unattributed)
+	fmt.Printf("the bench's straight-through refund (make bench, make bench-cluster): %d history events\n", straight)
 
 	f := sizing.Figures{Command: "taxflow bench --per-case --n " + fmt.Sprint(n), Generated: time.Now().UTC().Truncate(time.Second),
 		Stack:        "local stack: Temporal " + temporalKind() + ", DynamoDB Local, the local S3 server; functions in process",
-		CapacityNote: capacityNote(out), NotIncluded: perCaseNotIncluded, Processes: out}
+		CapacityNote: capacityNote(out), NotIncluded: perCaseNotIncluded, Processes: out, BenchRefundEvents: straight}
 	if jsonPath != "" {
 		data, err := json.MarshalIndent(f, "", "  ")
 		if err != nil {
@@ -383,6 +391,24 @@ func (b *perCaseBench) collect(label, id string, wall time.Duration) (sizing.Cas
 		return sizing.Case{}, err
 	}
 	return sizing.Case{ID: id, History: sizing.CountHistory(h), Usage: u, Wall: wall}, nil
+}
+
+// straightRefundEvents runs one refund as `make bench` does and counts its history.
+func (b *perCaseBench) straightRefundEvents() (int, error) {
+	inputs, err := prepare(b.ctx, b.a, 1)
+	if err != nil {
+		return 0, fmt.Errorf("prepare: %w", err)
+	}
+	r, err := runRefunds(b.ctx, b.a, b.c, b.queue, inputs)
+	if err != nil {
+		return 0, err
+	}
+	b.meter.Take(r.ids[0]) // not a case of the figures
+	h, err := histories.Fetch(b.ctx, b.c, r.ids[0], "")
+	if err != nil {
+		return 0, err
+	}
+	return len(h.GetEvents()), nil
 }
 
 // printPerCase prints the per-case table: one column per process.

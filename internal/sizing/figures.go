@@ -15,6 +15,9 @@ type Figures struct {
 	CapacityNote string    `json:"capacity_note"`
 	NotIncluded  []string  `json:"not_included"`
 	Processes    []Process `json:"processes"`
+	// BenchRefundEvents: the history events of the refund `make bench-cluster` runs (the
+	// README's CPU per refund is for it).
+	BenchRefundEvents int `json:"bench_refund_events"`
 }
 
 // Process is the average case of one process (every figure per case).

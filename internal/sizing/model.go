@@ -356,16 +356,20 @@ func Render(f Figures, fromFile string) (string, error) {
 	w("- Storage: active (open histories) %.0f–%.0f GB, retained %.1f GB.\n\n", openAvgGB, openPeakGB, retainedGB)
 
 	// Self-hosted.
-	refund := vs[1].p
+	if f.BenchRefundEvents <= 0 {
+		return "", fmt.Errorf("sizing: the figures lack bench_refund_events (the history events of the cluster bench's refund)")
+	}
+	benchEvents := float64(f.BenchRefundEvents)
 	w("## Self-hosted Temporal\n\n")
 	w("- History shards: **%d**. The count is fixed when the cluster is created; the guide at https://www.mintlify.com/temporalio/temporal/operations/persistence gives 4096 for large production, and Temporal has said shards are lightweight and tested up to 16k (quoted at https://blog.csdn.net/spirit_8023/article/details/134954811). At the peak that is %.2f workflow tasks per shard per second.\n",
 		HistoryShards, wfts/HistoryShards)
 	// CPU scales with the history events a case writes, from the refund measured on the cluster.
 	perEvent := func(ms float64) float64 {
-		return peak(func(p Process) float64 { return ms / refund.HistoryEvents * p.HistoryEvents }) / 1000
+		return peak(func(p Process) float64 { return ms / benchEvents * p.HistoryEvents }) / 1000
 	}
-	w("- CPU from our cluster's refund (README, Performance: history %.0f ms, matching %.0f, frontend %.0f, PostgreSQL %.0f, worker %.0f per refund of %.0f events), scaled by each process's history events, at %.0f %% of %.0f-core instances:\n\n",
-		ClusterRefundHistoryMs, ClusterRefundMatchingMs, ClusterRefundFrontendMs, ClusterRefundPostgresMs, ClusterRefundWorkerMs, refund.HistoryEvents, TargetCPU*100, CoresPerInstance)
+	w("- CPU from our cluster's refund (README, Performance: history %.0f ms, matching %.0f, frontend %.0f, PostgreSQL %.0f, worker %.0f per refund; "+
+		"that refund runs straight through in %d history events, measured by the same run), scaled by each process's history events, at %.0f %% of %.0f-core instances:\n\n",
+		ClusterRefundHistoryMs, ClusterRefundMatchingMs, ClusterRefundFrontendMs, ClusterRefundPostgresMs, ClusterRefundWorkerMs, f.BenchRefundEvents, TargetCPU*100, CoresPerInstance)
 	w("| service | cores at the peak | instances |\n|---|---:|---:|\n")
 	for _, s := range []struct {
 		name string

@@ -34,7 +34,7 @@ func TestSizingPageIsCurrent(t *testing.T) {
 }
 
 func modelFigures() Figures {
-	return Figures{Command: "test", Generated: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Stack: "test", Processes: []Process{
+	return Figures{Command: "test", Generated: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Stack: "test", BenchRefundEvents: 50, Processes: []Process{
 		{Name: "refund", Cases: 1, HistoryEvents: 50, HistoryBytes: 10_000, Actions: 10, WorkflowStarts: 1, Invocations: 4,
 			FunctionSeconds: 0.5, SecondsByFunction: map[string]float64{"payout": 0.5}, WriteUnits: 2, ReadUnits: 1,
 			S3ByOp: map[string]float64{"PutObject": 1, "GetObject": 1, "DeleteObject": 1}, S3Requests: 3, S3PutBytes: 1000},
@@ -62,6 +62,8 @@ func TestModelArithmetic(t *testing.T) {
 		"| closed histories kept 7 days | 6.7 GB |",
 		// S3 bytes: 5M refunds × 1000 bytes = 5 GB a year.
 		"| S3: documents and decisions put per year | 5.0 GB |",
+		// History CPU: 44 ms per 50 events; 20.83 × 100 + 2.78 × 50 events per second = 2222 events/s → 1.96 cores.
+		"| history | 2.0 | 2 |",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
