@@ -155,7 +155,7 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 	var out []sizing.Process
 	for _, proc := range []struct {
 		name, path string
-		run        func(seed.Subject) (string, error)
+		run        func(label string, s seed.Subject) (string, error)
 		subjects   []seed.Subject
 	}{
 		{"refund", "claimed through the API → awaiting documents → statement uploaded → in review → approved by a reviewer → paid", b.refund, refunds},
@@ -165,7 +165,7 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 		for i, s := range proc.subjects {
 			label := fmt.Sprintf("bench-%s-%d-%s", proc.name, i, uuid.NewString()[:8])
 			start := time.Now()
-			id, err := proc.run(withLabel(s, label))
+			id, err := proc.run(label, s)
 			if err != nil {
 				return fmt.Errorf("%s %d: %w", proc.name, i+1, err)
 			}
@@ -225,18 +225,6 @@ func capacityNote(ps []sizing.Process) string {
 	return fmt.Sprintf("capacity units from the answers' ConsumedCapacity; %.1f answers per case came without it and are not in the units", missing)
 }
 
-// withLabel keeps the meter's label of a case with its subject (in the Obligation-free
-// Name field of a copy, so the runs need no extra argument).
-func withLabel(s seed.Subject, label string) seed.Subject {
-	s.Taxpayer.Name = label + "|" + s.Taxpayer.Name
-	return s
-}
-
-func labelOf(s seed.Subject) (string, string) {
-	label, name, _ := strings.Cut(s.Taxpayer.Name, "|")
-	return label, name
-}
-
 // subjects loads fresh seed data (a random seed per dataset, so taxpayers are new) until
 // there are n refund-eligible taxpayers and n declarations that pass the automatic check.
 func (b *perCaseBench) subjects(n int) (refunds, decls []seed.Subject, err error) {
@@ -292,8 +280,7 @@ func (b *perCaseBench) call(label string, want int, out any, method, path, key s
 
 // refund: a claim over the confirmed overpayment (so a reviewer decides), the statement
 // the case asks for, the approval, the payout; it returns the case id.
-func (b *perCaseBench) refund(s seed.Subject) (string, error) {
-	label, _ := labelOf(s)
+func (b *perCaseBench) refund(label string, s seed.Subject) (string, error) {
 	var created struct {
 		CaseID string `json:"case_id"`
 	}
@@ -321,8 +308,7 @@ func (b *perCaseBench) refund(s seed.Subject) (string, error) {
 }
 
 // declaration: a 3-НДФЛ that passes the automatic check, confirmed by an inspector.
-func (b *perCaseBench) declaration(s seed.Subject) (string, error) {
-	label, _ := labelOf(s)
+func (b *perCaseBench) declaration(label string, s seed.Subject) (string, error) {
 	var created struct {
 		CaseID string `json:"case_id"`
 	}

@@ -1,9 +1,6 @@
 package sizing
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // Figures are what `taxflow bench --per-case` writes: per process, the averages over
 // its cases. docs/sizing.md is made from them (Render).
@@ -129,14 +126,4 @@ func (a Actions) ByRule() map[string]int {
 		"Side Effect recorded": a.SideEffects, "Start Child Workflow + Child Workflow Execution": a.Children,
 		"Workflow Execution Options updated": a.OptionsUpdated,
 	}
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
