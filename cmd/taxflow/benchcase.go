@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
@@ -162,6 +163,10 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 		{"declaration", "submitted through the API → automatic check → desk review → confirmed by an inspector (decided)", b.declaration, decls},
 	} {
 		var cases []sizing.Case
+		before, err := b.tableBytes()
+		if err != nil {
+			return err
+		}
 		for i, s := range proc.subjects {
 			label := fmt.Sprintf("bench-%s-%d-%s", proc.name, i, uuid.NewString()[:8])
 			start := time.Now()
@@ -176,6 +181,11 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 			cases = append(cases, cs)
 		}
 		p := sizing.Average(proc.name, proc.path, cases)
+		after, err := b.tableBytes()
+		if err != nil {
+			return err
+		}
+		p.DynamoBytes = float64(after-before) / float64(len(cases))
 		out = append(out, p)
 	}
 	// The refund of `make bench` and `make bench-cluster` (started directly, documents
@@ -379,6 +389,30 @@ func (b *perCaseBench) collect(label, id string, wall time.Duration) (sizing.Cas
 	return sizing.Case{ID: id, History: sizing.CountHistory(h), Usage: u, Wall: wall}, nil
 }
 
+// tableBytes adds up the tables' sizes (DescribeTable's TableSizeBytes; unmetered). The
+// child refunds a process's cases start write too: a few items, in the figure.
+func (b *perCaseBench) tableBytes() (int64, error) {
+	var total int64
+	p := dynamodb.NewListTablesPaginator(b.a.clients.DynamoDB, &dynamodb.ListTablesInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(b.ctx)
+		if err != nil {
+			return 0, fmt.Errorf("list tables: %w", err)
+		}
+		for _, name := range page.TableNames {
+			if !strings.HasPrefix(name, b.a.cfg.Name("")) {
+				continue
+			}
+			d, err := b.a.clients.DynamoDB.DescribeTable(b.ctx, &dynamodb.DescribeTableInput{TableName: &name})
+			if err != nil {
+				return 0, fmt.Errorf("describe %s: %w", name, err)
+			}
+			total += aws.ToInt64(d.Table.TableSizeBytes)
+		}
+	}
+	return total, nil
+}
+
 // straightRefundEvents runs one refund as `make bench` does and counts its history.
 func (b *perCaseBench) straightRefundEvents() (int, error) {
 	inputs, err := prepare(b.ctx, b.a, 1)
@@ -424,6 +458,7 @@ func printPerCase(ps []sizing.Process, unattributed sizing.Usage) {
 	row("function time, ms (in process)", num(func(p sizing.Process) float64 { return p.FunctionSeconds * 1000 }))
 	row("DynamoDB reads / writes", func(p sizing.Process) string { return fmt.Sprintf("%.1f / %.1f", p.DynamoReads, p.DynamoWrites) })
 	row("DynamoDB read / write units", func(p sizing.Process) string { return fmt.Sprintf("%.1f / %.1f", p.ReadUnits, p.WriteUnits) })
+	row("DynamoDB tables grew by, bytes", num(func(p sizing.Process) float64 { return p.DynamoBytes }))
 	row("S3 requests", num(func(p sizing.Process) float64 { return p.S3Requests }))
 	row("S3 bytes put", num(func(p sizing.Process) float64 { return p.S3PutBytes }))
 	row("wall time, s (bench, one at a time)", func(p sizing.Process) string { return fmt.Sprintf("%.2f", p.WallSeconds) })

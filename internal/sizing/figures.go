@@ -43,12 +43,15 @@ type Process struct {
 	ByFunction        map[string]float64 `json:"invocations_by_function"`
 	SecondsByFunction map[string]float64 `json:"seconds_by_function"`
 
-	DynamoReads    float64            `json:"dynamodb_reads"`
-	DynamoWrites   float64            `json:"dynamodb_writes"`
-	ReadUnits      float64            `json:"read_units"`
-	WriteUnits     float64            `json:"write_units"`
-	DynamoByOp     map[string]float64 `json:"dynamodb_by_operation"`
-	NoCapacity     float64            `json:"answers_without_capacity"`
+	DynamoReads  float64            `json:"dynamodb_reads"`
+	DynamoWrites float64            `json:"dynamodb_writes"`
+	ReadUnits    float64            `json:"read_units"`
+	WriteUnits   float64            `json:"write_units"`
+	DynamoByOp   map[string]float64 `json:"dynamodb_by_operation"`
+	NoCapacity   float64            `json:"answers_without_capacity"`
+	// DynamoBytes: what the tables grew by per case (DescribeTable's TableSizeBytes after
+	// the process's cases less before; 0 when not measured).
+	DynamoBytes    float64            `json:"dynamodb_bytes"`
 	FailedRequests float64            `json:"failed_requests"`
 	S3Requests     float64            `json:"s3_requests"`
 	S3ByOp         map[string]float64 `json:"s3_by_operation"`

@@ -69,13 +69,13 @@ const (
 	// https://git.mcrn.ar/mariano/lambda_local_runner/src/commit/957e45b8adae23ce50b966346229585b5df18b4d/docs/lambdas-md/lambda-13-cost.md
 	// (the same per-GB-s figure for arm64): requests $0.20 per million.
 	LambdaPerMillion = 0.20
+	// https://airbyte.com/data-engineering-resources/dynamodb-pricing (July 2025, US East, after
+	// the 50 % on-demand cut of November 2024): $0.625 per million write request units,
+	// $0.125 per million read request units. Provisioned, from
 	// https://zeonedge.com/en/blog/dynamodb-cost-optimization-on-demand-provisioned-dax-single-table:
-	// on-demand $1.25 per million write request units, $0.25 per million read request
-	// units (the read figure also at https://infratally.com/articles/aws-dynamodb-pricing-explained-on-demand-vs-provisioned-capacity-free-tier-2026/);
-	// provisioned $0.00065 per WCU-hour, $0.00013 per RCU-hour. AWS has lowered on-demand
-	// prices since some of these pages were written; we found no stored source with newer figures.
-	DynamoWRUPerMillion = 1.25
-	DynamoRRUPerMillion = 0.25
+	// $0.00065 per WCU-hour, $0.00013 per RCU-hour.
+	DynamoWRUPerMillion = 0.625
+	DynamoRRUPerMillion = 0.125
 	DynamoWCUHour       = 0.00065
 	DynamoRCUHour       = 0.00013
 	// http://aws.amazon.com/dynamodb/pricing/ (stored copy): "prices start from $0.25 per GB-month".
@@ -274,6 +274,7 @@ func Render(f Figures, fromFile string) (string, error) {
 	row("Lambda GB-s (configured memory)", func(p Process) string { return fmt.Sprintf("%.4f", gbSeconds(p, mem)) })
 	row("DynamoDB reads / writes", func(p Process) string { return fmt.Sprintf("%.1f / %.1f", p.DynamoReads, p.DynamoWrites) })
 	row("DynamoDB read / write units", func(p Process) string { return fmt.Sprintf("%.1f / %.1f", p.ReadUnits, p.WriteUnits) })
+	row("DynamoDB tables grew by, KB", f1(func(p Process) float64 { return p.DynamoBytes / 1024 }))
 	row("S3 requests (PUT-class / GET-class)", func(p Process) string {
 		put, get := s3Split(p)
 		return fmt.Sprintf("%.1f (%.1f / %.1f)", p.S3Requests, put, get)
@@ -323,7 +324,22 @@ func Render(f Figures, fromFile string) (string, error) {
 	rru, wru := peak(func(p Process) float64 { return p.ReadUnits }), peak(func(p Process) float64 { return p.WriteUnits })
 	s3req := peak(func(p Process) float64 { return p.S3Requests })
 	s3Year := year(func(p Process) float64 { return p.S3PutBytes })
-	ddbYear := year(func(p Process) float64 { return p.WriteUnits * 1024 })
+	// DynamoDB's growth: what the tables grew by per case when the bench measured it, else at
+	// most a KB per write unit (updates overwrite, so less).
+	ddbMeasured := true
+	for _, v := range vs {
+		ddbMeasured = ddbMeasured && v.p.DynamoBytes > 0
+	}
+	ddbYear := year(func(p Process) float64 {
+		if ddbMeasured {
+			return p.DynamoBytes
+		}
+		return p.WriteUnits * 1024
+	})
+	ddbWhat := "growth per year, at most (every write unit a new KB; updates overwrite, so less)"
+	if ddbMeasured {
+		ddbWhat = "growth per year (the tables' size after the cases less before, per case)"
+	}
 	w("## Per second at the peak\n\n| what | per second |\n|---|---:|\n")
 	w("| Temporal actions | %.0f |\n| workflow starts | %.1f |\n| activity tasks (attempts) | %.0f |\n| workflow tasks | %.0f |\n", aps, starts, acts, wfts)
 	w("| Lambda invocations | %.0f |\n| Lambda concurrency (invocations/s × duration) | %.1f |\n", inv, conc)
@@ -342,7 +358,7 @@ func Render(f Figures, fromFile string) (string, error) {
 	w("| open cases' histories, average (Little's law) | %.1f GB |\n| open cases' histories at the season's end | %.1f GB |\n", openAvgGB, openPeakGB)
 	w("| closed histories kept %.0f days | %.1f GB |\n", RetentionDays, retainedGB)
 	w("| S3: documents and decisions put per year | %.1f GB |\n", s3Year/1e9)
-	w("| DynamoDB: growth per year, at most (every write unit a new KB; updates overwrite, so less) | %.1f GB |\n\n", ddbYear/1e9)
+	w("| DynamoDB: %s | %.1f GB |\n\n", ddbWhat, ddbYear/1e9)
 	w("Histories of all open cases: %s declarations and %s refunds open on average, %s and %s at the season's end.\n\n",
 		thousands(int(vs[0].openAvg)), thousands(int(vs[1].openAvg)), thousands(int(vs[0].openPeak)), thousands(int(vs[1].openPeak)))
 
@@ -414,11 +430,11 @@ func Render(f Figures, fromFile string) (string, error) {
 	}, "$0.0000133334 per GB-s")
 	line("DynamoDB on-demand reads", func(season bool) float64 {
 		return month(func(p Process) float64 { return p.ReadUnits }, season) / 1e6 * DynamoRRUPerMillion
-	}, "$0.25 per million read request units")
+	}, "$0.125 per million read request units")
 	line("DynamoDB on-demand writes", func(season bool) float64 {
 		return month(func(p Process) float64 { return p.WriteUnits }, season) / 1e6 * DynamoWRUPerMillion
-	}, "$1.25 per million write request units")
-	line("DynamoDB storage (a year's growth, at most)", func(bool) float64 { return ddbYear / 1e9 * DynamoGBMonth }, "$0.25 per GB-month")
+	}, "$0.625 per million write request units")
+	line("DynamoDB storage (a year's growth)", func(bool) float64 { return ddbYear / 1e9 * DynamoGBMonth }, "$0.25 per GB-month")
 	line("S3 PUT-class requests", func(season bool) float64 {
 		return month(func(p Process) float64 { put, _ := s3Split(p); return put }, season) / 1000 * S3PutPerThousand
 	}, "$0.005 per 1,000 (GET-class requests: no price found in a source, not included)")
