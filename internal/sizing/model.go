@@ -301,7 +301,8 @@ func Render(f Figures, fromFile string) (string, error) {
 	}
 
 	w("\n## The volume and the peak (assumed)\n\n")
-	w("- %s declarations and %s refund claims a year.\n", thousands(DeclarationsPerYear), thousands(RefundsPerYear))
+	w("- %s declarations and %s refund claims a year; the refunds that confirmed declarations start are among the refund claims (a declaration's figures hold its child's start, not the refund).\n",
+		thousands(DeclarationsPerYear), thousands(RefundsPerYear))
 	w("- Peak week: %.0f %% of the year's declarations (given) and %.0f %% of the year's refunds (our assumption: refunds come all year, more in the season).\n",
 		DeclarationPeakWeek*100, RefundPeakWeek*100)
 	w("- The peak week's cases come in %.0f working hours (5 days × 10 h), evenly: the peak second is the week's count / %.0f s. "+
