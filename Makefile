@@ -47,7 +47,7 @@ BENCH_SWEEP ?= 100000
 BENCH_BATCH ?= 10000
 BENCH_BATCH_HISTORY ?= 100000
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -141,6 +141,11 @@ bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare w
 bench-cluster: setup cluster-setup build ## the refund bench (make bench's table) on a fresh Temporal cluster stack, with 1 and 2 worker processes
 	@bash localstack/native/with-stack.sh $(BENCH_CLUSTER_ENV) -- \
 	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --temporal server --scaling --n $(BENCH_N) --rounds $(BENCH_ROUNDS) --creates 0'
+
+sizing: setup build ## per case of a refund and a declaration (metered) on a fresh bench stack, then docs/sizing.md from the figures (SIZING_N cases each, default 10)
+	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --per-case --n $${SIZING_N:-10} --json $(CURDIR)/.run/bench/sizing.json'
+	@cp .run/bench/sizing.json docs/sizing.json && $(GO) run ./cmd/sizing --from docs/sizing.json --out docs/sizing.md && echo "docs/sizing.md regenerated"
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

@@ -56,6 +56,8 @@ func runBench(ctx context.Context, args []string) error {
 	overhead := fs.Bool("overhead", false, "instead: refunds with and without metrics and tracing, and the cost of them")
 	temporalWant := fs.String("temporal", "", "the Temporal back end the bench is to measure: dev (the dev server) or server (the cluster on PostgreSQL); "+
 		"it refuses when the stack of TAXFLOW_RUN_DIR runs the other (default: whatever it runs)")
+	perCase := fs.Bool("per-case", false, "instead: N cases of each process one at a time, metered, and their figures per case (docs/sizing.md); --json FILE writes them")
+	jsonOut := fs.String("json", "", "with --per-case: write the per-case averages to this file")
 	scaling := fs.Bool("scaling", false, "also run the refunds via the Lambda host on 1 and on 2 `taxflow worker` processes (a task queue of their own) and report the scaling")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -99,6 +101,9 @@ func runBench(ctx context.Context, args []string) error {
 	return withTemporal(ctx, func(a *app, c client.Client) error {
 		if backend != "" {
 			fmt.Printf("Temporal: %s (stack %s)\n", map[string]string{stack.TemporalDev: "the dev server", stack.TemporalServer: "the cluster on PostgreSQL"}[backend], st.Dir)
+		}
+		if *perCase {
+			return benchPerCase(ctx, a, c, *n, *jsonOut)
 		}
 		if *sweep > 0 {
 			return benchSweep(ctx, a, c, *sweep)
