@@ -58,6 +58,28 @@ func (m *modelAccount) apply(e contract.AccountEvent, policy workflows.AccountPo
 	}
 }
 
+// checkAccountAsModel waits until the account has applied every event the model saw, then
+// checks its status, failures and locks against the model.
+func checkAccountAsModel(t *testing.T, inn string, m *modelAccount, deadline time.Time, get func(method, path string, body []byte, headers ...string) (int, []byte)) {
+	t.Helper()
+	for {
+		code, out := get("GET", "/v1/accounts/"+inn+"/lock", nil)
+		var st workflows.AccountStatus
+		_ = json.Unmarshal(out, &st)
+		if code == http.StatusOK && st.EventsSeen == len(m.seen) {
+			if st.Status != m.status || st.Failures != m.failures || len(st.Locks) != m.locks {
+				t.Fatalf("account %s: workflow %s failures %d locks %d; model %s failures %d locks %d",
+					inn[len(inn)-4:], st.Status, st.Failures, len(st.Locks), m.status, m.failures, m.locks)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("account %s applied %d of %d events", inn[len(inn)-4:], st.EventsSeen, len(m.seen))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // 10,000 events for 100 accounts sent concurrently through the API, some twice; every
 // account ends in the state the model computes. Runs continue-as-new every 30 events.
 func TestAccountEventBurst(t *testing.T) {
@@ -129,22 +151,7 @@ func TestAccountEventBurst(t *testing.T) {
 
 	deadline := time.Now().Add(5 * time.Minute)
 	for _, p := range plans {
-		for {
-			code, out := c.do("GET", "/v1/accounts/"+p.inn+"/lock", nil)
-			var st workflows.AccountStatus
-			_ = json.Unmarshal(out, &st)
-			if code == http.StatusOK && st.EventsSeen == len(p.model.seen) {
-				if st.Status != p.model.status || st.Failures != p.model.failures || len(st.Locks) != p.model.locks {
-					t.Fatalf("account %s: workflow %s failures %d locks %d; model %s failures %d locks %d",
-						p.inn[len(p.inn)-4:], st.Status, st.Failures, len(st.Locks), p.model.status, p.model.failures, p.model.locks)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("account %s applied %d of %d events", p.inn[len(p.inn)-4:], st.EventsSeen, len(p.model.seen))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		checkAccountAsModel(t, p.inn, p.model, deadline, c.do)
 	}
 	t.Logf("%d events (%d accounts, repeats included) sent in %s; all applied and checked after %s",
 		sent, accounts, sendTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))

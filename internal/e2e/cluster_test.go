@@ -333,22 +333,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	// Every account in the model's state.
 	for _, p := range plans {
-		for {
-			code, out := auth.do("GET", "/v1/accounts/"+p.inn+"/lock", nil)
-			var s workflows.AccountStatus
-			_ = json.Unmarshal(out, &s)
-			if code == http.StatusOK && s.EventsSeen == len(p.model.seen) {
-				if s.Status != p.model.status || s.Failures != p.model.failures || len(s.Locks) != p.model.locks {
-					t.Fatalf("account %s: workflow %s failures %d locks %d; model %s failures %d locks %d",
-						p.inn[len(p.inn)-4:], s.Status, s.Failures, len(s.Locks), p.model.status, p.model.failures, p.model.locks)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("account %s applied %d of %d events", p.inn[len(p.inn)-4:], s.EventsSeen, len(p.model.seen))
-			}
-			time.Sleep(300 * time.Millisecond)
-		}
+		checkAccountAsModel(t, p.inn, p.model, deadline, auth.do)
 	}
 	// No Idempotency-Key answered two ways.
 	retried := cabinet.checkOneOutcomePerKey()
