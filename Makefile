@@ -46,8 +46,15 @@ BENCH_ROUNDS ?= 3
 BENCH_SWEEP ?= 100000
 BENCH_BATCH ?= 10000
 BENCH_BATCH_HISTORY ?= 100000
+BENCH_OPEN ?= 100000
+# `make bench-open` runs on a stack of its own (ports overridable like the bench stack's).
+BENCH_OPEN_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-open \
+	TAXFLOW_TEMPORAL_PORT=$${TAXFLOW_BENCH_OPEN_TEMPORAL_PORT:-31233} TAXFLOW_TEMPORAL_UI_PORT=$${TAXFLOW_BENCH_OPEN_TEMPORAL_UI_PORT:-31234} \
+	TAXFLOW_DYNAMODB_PORT=$${TAXFLOW_BENCH_OPEN_DYNAMODB_PORT:-31800} TAXFLOW_S3_PORT=$${TAXFLOW_BENCH_OPEN_S3_PORT:-31900} \
+	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_OPEN_S3_CONSOLE_PORT:-31901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_OPEN_LAMBDA_PORT:-31909} \
+	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_OPEN_CODEC_PORT:-31889}
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -146,6 +153,10 @@ sizing: setup build ## per case of a refund and a declaration (metered) on a fre
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
 	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --per-case --n $${SIZING_N:-10} --json $(CURDIR)/.run/bench/sizing.json'
 	@cp .run/bench/sizing.json docs/sizing.json && $(GO) run ./cmd/sizing --from docs/sizing.json --out docs/sizing.md && echo "docs/sizing.md regenerated"
+
+bench-open: setup build ## BENCH_OPEN cases in waiting states on a fresh stack: load rate, disk, memory, task list and decision latencies
+	@bash localstack/native/with-stack.sh $(BENCH_OPEN_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --open $(BENCH_OPEN)'
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml

@@ -59,6 +59,7 @@ func runBench(ctx context.Context, args []string) error {
 	perCase := fs.Bool("per-case", false, "instead: N cases of each process one at a time, metered, and their figures per case (docs/sizing.md); --json FILE writes them")
 	jsonOut := fs.String("json", "", "with --per-case: write the per-case averages to this file")
 	scaling := fs.Bool("scaling", false, "also run the refunds via the Lambda host on 1 and on 2 `taxflow worker` processes (a task queue of their own) and report the scaling")
+	open := fs.Int("open", 0, "instead: put this many cases into waiting states on a fresh stack and measure it (benchopen.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,6 +102,9 @@ func runBench(ctx context.Context, args []string) error {
 	return withTemporal(ctx, func(a *app, c client.Client) error {
 		if backend != "" {
 			fmt.Printf("Temporal: %s (stack %s)\n", map[string]string{stack.TemporalDev: "the dev server", stack.TemporalServer: "the cluster on PostgreSQL"}[backend], st.Dir)
+		}
+		if *open > 0 {
+			return benchOpen(ctx, a, c, *open)
 		}
 		if *perCase {
 			return benchPerCase(ctx, a, c, *n, *jsonOut)
