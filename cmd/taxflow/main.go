@@ -28,6 +28,7 @@ Usage:
   taxflow seed [--taxpayers N] [--seed S] [--date YYYY-MM-DD]   load the demo dataset (see taxflow seed --help)
   taxflow bench [--n N] [--temporal dev|server] [--scaling]   N refunds end to end (Lambda host, in process)
                               against bare baselines; on the cluster with 1 and 2 worker processes
+                              (--per-case: figures per case for docs/sizing.md; --open N: N waiting cases, then latencies)
   taxflow schedules apply|list|pause ID|unpause ID|trigger ID   the Temporal Schedules of the jobs
   taxflow apikey create --tenant T --role R [--expires 90d] [--bound-to T] [--person ID]   create an API key
                               (printed once, stored hashed); staff keys: --tenant tax-office --person ID
