@@ -14,6 +14,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/cases"
+	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -345,5 +346,53 @@ func noStepAfterAnotherStep(t *testing.T, folded bool) {
 	}
 	if h.payouts != 0 || h.reservation().State != want {
 		t.Fatalf("payouts %d, reservation %+v", h.payouts, h.reservation())
+	}
+}
+
+// A folded case cancelled before it reserved (awaiting its documents) voids a reservation
+// held under its key, such as the one of a run it was reset from (change
+// refund-void-on-failure); a run whose cleanup began before the change (no marker) goes on
+// without the void it never scheduled, and the reservation stays for the expiry sweep.
+func TestRefundCancelledBeforeReservingVoidsByKeyOnlyAfterTheChange(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		old    bool
+		voids  int
+		result string
+	}{
+		{"after the change", false, 1, contract.ReservationVoided},
+		{"before the change", true, 0, contract.ReservationReserved},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			h.env.SetStartTime(decreedYearDay)
+			if c.old {
+				h.env.OnGetVersion(changeRefundVoidOnFailure, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			}
+			// What an earlier run of the same case held (the run this one was reset from).
+			held, err := ledgerfn.Handler{Ledger: testLedger(h.db)}.Handle(context.Background(), contract.LedgerInput{Op: contract.LedgerReserve,
+				Key: testCase, CaseID: testCase, INN: testINN, Period: 2025, Amount: 300_000, ExpiresAt: decreedYearDay.Add(90 * 24 * time.Hour)})
+			if err != nil || held.State != contract.ReservationReserved {
+				t.Fatalf("the earlier run's reservation: %+v, %v", held, err)
+			}
+			voids := 0
+			h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+				if info.ActivityType.Name == "VoidReservation" {
+					voids++
+				}
+			})
+			h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, time.Hour)
+			h.env.ExecuteWorkflow(Refund, input(300_000)) // no document: it waits in awaiting_info
+			if err := h.env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "canceled") {
+				t.Fatalf("want the case cancelled, got %v", err)
+			}
+			if st := h.query(); st.Status != RefundCancelled || voids != c.voids {
+				t.Fatalf("status %s after %d voids, want cancelled after %d", st.Status, voids, c.voids)
+			}
+			res, _, found, err := testLedger(h.db).Get(context.Background(), testCase)
+			if err != nil || !found || res.State != c.result {
+				t.Fatalf("reservation %+v (found %v, %v), want %s", res, found, err, c.result)
+			}
+		})
 	}
 }

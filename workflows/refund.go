@@ -304,6 +304,10 @@ const changeDocumentWaitNotRestarted = "document-wait-not-restarted"
 // recorded before it (no marker) keep their own steps and key.
 const changeRefundFoldedSteps = "refund-folded-steps"
 
+// changeRefundVoidOnFailure: a failed or cancelled case of refund-folded-steps voids its
+// reservation by key whatever it knows of it (see cleanup).
+const changeRefundVoidOnFailure = "refund-void-on-failure"
+
 // changeRefundTermArt78 is the workflow.GetVersion change id of the refund term computed
 // by internal/refunddue: one month from the claim, or from the day the desk review that
 // confirmed the refund ended or had to end (Tax Code art. 78 p.6 with art. 88), noted in
@@ -1649,12 +1653,16 @@ func (r *refund) release(ctx workflow.Context, reason string) error {
 // failure releases the reservation, so that the overpayment is not held by a dead case.
 func (r *refund) cleanup(ctx workflow.Context, cause error) error {
 	r.ending = true
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	// A run of refund-folded-steps voids the case's reservation by its key whatever it
 	// knows of it: a reset run that fails before it reserved (it decided a step otherwise,
 	// KeyReused) must not leave held what the run it was reset from reserved. A case that
-	// reserved nothing is answered "none" and writes no step.
-	r.reserveUnknown = r.reserveUnknown || r.folded
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	// reserved nothing is answered "none" and writes no step. Versioned: a run whose
+	// cleanup began before this change (a worker restarted in the middle of it) goes on
+	// without the void it never scheduled.
+	if r.folded && workflow.GetVersion(dctx, changeRefundVoidOnFailure, workflow.DefaultVersion, 1) == 1 {
+		r.reserveUnknown = true
+	}
 	if !temporal.IsCanceledError(cause) && ctx.Err() == nil {
 		if err := r.release(dctx, "the case failed"); err != nil {
 			workflow.GetLogger(ctx).Error("refund: releasing the reservation of a failed case failed", "error", err)
