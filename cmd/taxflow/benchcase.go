@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -260,32 +258,7 @@ func (b *perCaseBench) subjects(n int) (refunds, decls []seed.Subject, err error
 
 // call sends one request for a case and decodes the answer (want: the status expected).
 func (b *perCaseBench) call(label string, want int, out any, method, path, key string, body []byte, headers ...string) error {
-	req, err := http.NewRequestWithContext(b.ctx, method, b.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set(benchCaseHeader, label)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }() // a reader: everything needed was read
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	route, _, _ := strings.Cut(path, "?")
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s answered %d, want %d: %s", method, route, resp.StatusCode, want, strings.TrimSpace(string(data)))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return expectAPI(b.ctx, b.http, b.base, want, out, method, path, key, body, append(headers, benchCaseHeader, label)...)
 }
 
 // refund: a claim over the confirmed overpayment (so a reviewer decides), the statement

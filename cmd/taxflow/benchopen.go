@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
@@ -394,33 +392,7 @@ func (b *openBench) seedSubjects(datasets int) (decls, people []seed.Subject, er
 
 // call sends one request and decodes the answer (want: the status expected).
 func (b *openBench) call(want int, out any, method, path, key string, body []byte, headers ...string) error {
-	req, err := http.NewRequestWithContext(b.ctx, method, b.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = resp.Body.Close() }() // a reader: everything needed was read
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		route, _, _ := strings.Cut(path, "?")
-		return fmt.Errorf("%s %s answered %d, want %d: %s", method, route, resp.StatusCode, want, strings.TrimSpace(string(data)))
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return expectAPI(b.ctx, b.http, b.base, want, out, method, path, key, body, headers...)
 }
 
 // refundTaxpayer registers a taxpayer with a confirmed overpayment of 5,000 ₽ (set-up data:

@@ -143,15 +143,29 @@ var innRE = regexp.MustCompile(`\b\d{10,12}\b`)
 
 // call sends one request with a key and answers the status code and body.
 func (m *demo) call(method, path, key string, body []byte, headers ...string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(m.ctx, method, m.base+path, bytes.NewReader(body))
+	return doAPI(m.ctx, m.http, m.base, method, path, key, body, headers...)
+}
+
+// expect is call that wants one status code and decodes the answer into out (if not nil).
+func (m *demo) expect(want int, out any, method, path, key string, body []byte, headers ...string) error {
+	return expectAPI(m.ctx, m.http, m.base, want, out, method, path, key, body, headers...)
+}
+
+// doAPI sends one request to the API at base (key "": none) and reads the whole answer.
+// The demo and the benches call the API through it; an error names the route with any INN
+// in it replaced by {inn}.
+func doAPI(ctx context.Context, hc *http.Client, base, method, path, key string, body []byte, headers ...string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := m.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
 	}
@@ -160,9 +174,9 @@ func (m *demo) call(method, path, key string, body []byte, headers ...string) (i
 	return resp.StatusCode, b, err
 }
 
-// expect is call that wants one status code and decodes the answer into out (if not nil).
-func (m *demo) expect(want int, out any, method, path, key string, body []byte, headers ...string) error {
-	code, b, err := m.call(method, path, key, body, headers...)
+// expectAPI is doAPI that wants one status code and decodes the answer into out (if not nil).
+func expectAPI(ctx context.Context, hc *http.Client, base string, want int, out any, method, path, key string, body []byte, headers ...string) error {
+	code, b, err := doAPI(ctx, hc, base, method, path, key, body, headers...)
 	if err != nil {
 		return err
 	}
