@@ -142,10 +142,6 @@ func (w *walk) fail(err error) outcome {
 var innRE = regexp.MustCompile(`\b\d{10,12}\b`)
 
 // call sends one request with a key and answers the status code and body.
-func (m *demo) call(method, path, key string, body []byte, headers ...string) (int, []byte, error) {
-	return doAPI(m.ctx, m.http, m.base, method, path, key, body, headers...)
-}
-
 // expect is call that wants one status code and decodes the answer into out (if not nil).
 func (m *demo) expect(want int, out any, method, path, key string, body []byte, headers ...string) error {
 	return expectAPI(m.ctx, m.http, m.base, want, out, method, path, key, body, headers...)
