@@ -307,6 +307,43 @@ var AccountNearLock = Scenario{Name: "account-near-lock",
 		return out
 	}}
 
+// AccountSelfService is any active taxpayer whose account a self-service unblock can open
+// (a passport and a full name on record) and who is the subject of no other scenario, so
+// locking their account disturbs no other walk-through: the demo falls back on these once
+// earlier runs on the same data have used the near-lock ones (three locks within 24 h
+// leave only a specialist's unblock). Their failed logins on record are those of their
+// AccountCase, none without one.
+var AccountSelfService = Scenario{Name: "account-self-service",
+	want: func(*Dataset) string {
+		return "active taxpayer, subject of no other scenario, with a passport and a full name for self-service"
+	},
+	find: func(d *Dataset) []Subject {
+		taken := map[string]bool{}
+		for _, sc := range d.Scenarios() {
+			for _, s := range sc.find(d) {
+				taken[s.Taxpayer.INN] = true
+			}
+		}
+		accounts := map[string]*AccountCase{}
+		for i := range d.Accounts {
+			accounts[d.Accounts[i].INN] = &d.Accounts[i]
+		}
+		var out []Subject
+		for _, tp := range d.Taxpayers {
+			if taken[tp.INN] || tp.AccountState != "active" || tp.Passport == nil {
+				continue
+			}
+			c := accounts[tp.INN]
+			if c == nil {
+				c = &AccountCase{INN: tp.INN}
+			}
+			if c.FailedLogins <= LockThreshold {
+				out = append(out, Subject{Taxpayer: tp, Account: c})
+			}
+		}
+		return out
+	}}
+
 // ObligationDue is a tax falling due days after the reference day, paid or not.
 func ObligationDue(days int, paid bool) Scenario {
 	state := map[bool]string{true: "already paid", false: "unpaid"}[paid]

@@ -304,6 +304,28 @@ func checkAccounts(t *testing.T, d Dataset) {
 			t.Fatalf("self-service data of an account subject: %+v %v", res, err)
 		}
 	}
+	// The demo's fallbacks: many, each unblockable by self-service, none the subject of
+	// another scenario (locking its account must disturb no other walk-through).
+	others := map[string]bool{}
+	for _, sc := range d.Scenarios() {
+		for _, s := range d.FindAll(sc) {
+			others[s.Taxpayer.INN] = true
+		}
+	}
+	fallbacks := d.FindAll(AccountSelfService)
+	if len(fallbacks) < 10 {
+		t.Fatalf("%d accounts for the demo to fall back on, want at least 10", len(fallbacks))
+	}
+	for _, s := range fallbacks {
+		if others[s.Taxpayer.INN] {
+			t.Fatalf("a fallback account is the subject of another scenario")
+		}
+		res, err := h.Check(context.Background(), contract.UnblockCheckInput{INN: s.Taxpayer.INN, FullName: CabinetName(s.Taxpayer),
+			PassportSeries: s.Taxpayer.Passport.Series})
+		if err != nil || !res.Match || s.Account.FailedLogins > LockThreshold {
+			t.Fatalf("self-service data of a fallback account: %+v %v", res, err)
+		}
+	}
 }
 
 // The reminder sweep of the reference day sends a reminder for each unpaid scenario
