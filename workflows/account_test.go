@@ -40,7 +40,7 @@ func newAccHarnessOn(t *testing.T, db *storetest.DB) *accHarness {
 	tp.BankIdentified = true
 	mustPut(t, h.db, "taxpayers", "inn", tp)
 	var s testsuite.WorkflowTestSuite
-	h.env = s.NewTestWorkflowEnvironment()
+	h.env = newTestEnv(&s)
 	h.env.RegisterWorkflow(Account)
 	h.env.RegisterWorkflow(IdentityVerification)
 	registerActivities(h.env, realHandlers(h.db, storetest.NewS3()))

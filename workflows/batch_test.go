@@ -73,7 +73,7 @@ func newBatchRig() *batchRig {
 
 func (r *batchRig) env() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflow(BatchImport)
 	// Thousands of lines under -race on a busy machine take longer than the default 3 s.
 	env.SetTestTimeout(2 * time.Minute)

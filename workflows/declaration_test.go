@@ -52,7 +52,7 @@ func newDeclHarness(t *testing.T) *declHarness {
 	handlers[contract.FnDeclarationCheck] = fnHandler(declarationfn.Handler{S3: s3, Bucket: "documents", Rules: ndfl.DefaultRules()}.Check)
 	handlers[contract.FnDecisionPDF] = fnHandler(decisionpdf.Handler{S3: s3, Bucket: "documents"}.Generate)
 	var s testsuite.WorkflowTestSuite
-	h.env = s.NewTestWorkflowEnvironment()
+	h.env = newTestEnv(&s)
 	h.env.RegisterWorkflow(Declaration)
 	h.env.RegisterWorkflow(Refund)
 	registerActivities(h.env, handlers)

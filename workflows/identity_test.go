@@ -73,7 +73,7 @@ func newIDHarness(t *testing.T, tp contract.Taxpayer) *idHarness {
 	crl, _ := ca.CRL(time.Now(), 66)
 	h.s3.Put(esigncheck.CRLKey, crl)
 	var s testsuite.WorkflowTestSuite
-	h.env = s.NewTestWorkflowEnvironment()
+	h.env = newTestEnv(&s)
 	h.env.RegisterWorkflow(IdentityVerification)
 	h.bank, err = bankidtest.NewBank(bankidtest.DemoBankID, bankid.ES256)
 	if err != nil {
@@ -508,7 +508,7 @@ func TestIdentityRetriesExhausted(t *testing.T) {
 		return contract.IdentityMatchResult{}, errors.New("registry timeout")
 	})
 	var s testsuite.WorkflowTestSuite
-	h.env = s.NewTestWorkflowEnvironment()
+	h.env = newTestEnv(&s)
 	registerActivities(h.env, handlers)
 	h.env.ExecuteWorkflow(IdentityVerification, idInput(contract.MethodDocuments, "p1"))
 	if appErr := activityCause(t, h.env.GetWorkflowError()); appErr.Type() != "InternalError" || h.confirmed().Confirmed {

@@ -22,7 +22,7 @@ import (
 
 func sweepEnv(db *storetest.DB) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflow(Sweep)
 	registerActivities(env, realHandlers(db, storetest.NewS3()))
 	return env
@@ -85,7 +85,7 @@ func TestReminderBackfillOverAWeekSendsNoDuplicates(t *testing.T) {
 // Large sweeps page through the index and continue as new with their cursor and totals.
 func TestSweepPagesAndContinuesAsNew(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflow(Sweep)
 	var a *activities.Activities
 	env.RegisterActivity(a)
@@ -119,7 +119,7 @@ func TestSweepInactiveAndRetention(t *testing.T) {
 	s3.PutAt("documents/keep.pdf", pdfBytes, day.AddDate(-1, 0, 0))
 	run := func(in SweepWorkflowInput) contract.SweepResult {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := newTestEnv(&s)
 		env.RegisterWorkflow(Sweep)
 		registerActivities(env, realHandlers(db, s3))
 		env.ExecuteWorkflow(Sweep, in)
@@ -203,7 +203,7 @@ func TestSweepObligationsFromTheLedger(t *testing.T) {
 	handlers[contract.FnObligationSweep] = fnHandler(obligations.Handler{DB: db, Ledger: "ledger", Obligations: "obligations", Schedule: schedule}.Sweep)
 	run := func() contract.SweepResult {
 		var s testsuite.WorkflowTestSuite
-		env := s.NewTestWorkflowEnvironment()
+		env := newTestEnv(&s)
 		env.RegisterWorkflow(Sweep)
 		registerActivities(env, handlers)
 		// the scheduled day, 2 March 2026 in Moscow: the period is 2025

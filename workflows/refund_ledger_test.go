@@ -393,7 +393,7 @@ func TestSweepVoidsReservationsThatOutlivedTheirCase(t *testing.T) {
 		}
 	}
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	env.RegisterWorkflow(Sweep)
 	registerActivities(env, realHandlers(db, s3))
 	env.ExecuteWorkflow(Sweep, SweepWorkflowInput{Job: JobReservations, Date: day.Format(time.DateOnly)})

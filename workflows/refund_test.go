@@ -152,7 +152,7 @@ func (h *harness) start() {
 		return res, err
 	}
 	var s testsuite.WorkflowTestSuite
-	h.env = s.NewTestWorkflowEnvironment()
+	h.env = newTestEnv(&s)
 	h.env.RegisterWorkflow(Refund)
 	registerActivities(h.env, handlers)
 	_, _ = ctx, t

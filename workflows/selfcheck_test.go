@@ -31,7 +31,7 @@ func inProcess() (*activities.Activities, *storetest.DB) {
 
 func TestSelfCheckWalksThePath(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	acts, db := inProcess()
 	env.RegisterActivity(acts)
 	env.ExecuteWorkflow(SelfCheck, SelfCheckWorkflowInput{Probe: contract.SelfCheckInput{Key: "k1"}})
@@ -52,7 +52,7 @@ func TestSelfCheckWalksThePath(t *testing.T) {
 
 func TestSelfCheckBusinessErrorIsNotRetried(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	acts, db := inProcess()
 	env.RegisterActivity(acts)
 	env.ExecuteWorkflow(SelfCheck, SelfCheckWorkflowInput{Probe: contract.SelfCheckInput{Key: "k2", Fail: "Rejected"}})
@@ -67,7 +67,7 @@ func TestSelfCheckBusinessErrorIsNotRetried(t *testing.T) {
 
 func TestSelfCheckRetriesTransientFailureThenGivesUp(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	acts, db := inProcess()
 	db.Err = errors.New("connection refused")
 	env.RegisterActivity(acts)
@@ -94,7 +94,7 @@ func activityCause(t *testing.T, err error) *temporal.ApplicationError {
 
 func TestBareRunsTheShape(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
+	env := newTestEnv(&s)
 	acts, _ := inProcess()
 	env.RegisterActivity(acts)
 	calls := 0
