@@ -84,6 +84,13 @@ type RefundPolicy struct {
 	AutoApproveMax  int64         `json:"auto_approve_max"` // kopecks; 0 turns automatic approval off
 	RequisitesDays  int           `json:"requisites_days"`  // working days a requisites check may hold the payout [004:116]
 	OperatorTimeout time.Duration `json:"operator_timeout"` // how long a failed payout waits for an operator
+	// DeadlineAt, when set, is the instant the case's term ends instead of the Code's
+	// month: only `taxflow bench --wave` sets it, to make a wave of deadlines fall within a
+	// run (starting workflows directly). The API never does: it fills the policy from
+	// configuration, which has no such setting, so no integrator or batch line can shorten
+	// or lengthen a statutory term. Runs started without it (all before it existed) take
+	// the Code's term, so their commands are unchanged.
+	DeadlineAt *time.Time `json:"deadline_at,omitempty"`
 	// ReviewExpiry: how long past the deadline (reminded before it, escalated at it) a case
 	// waits for a reviewer's decision before it is escalated again, and again each such
 	// period after (before change refund-inaction-escalates: before it expired); 0 means
@@ -627,6 +634,12 @@ func (r *refund) term(ctx workflow.Context, now time.Time) (term.Result, *note, 
 		return res, nil, err
 	}
 	r.art78 = true
+	if at := r.in.Policy.DeadlineAt; at != nil {
+		r.st.DeadlineSource, r.st.DeadlineRule = "policy", "a bench's deadline (policy deadline_at), not the Code's"
+		last := time.Date(at.In(term.Moscow).Year(), at.In(term.Moscow).Month(), at.In(term.Moscow).Day(), 0, 0, 0, 0, term.Moscow)
+		return term.Result{LastDay: last, End: at.UTC()}, &note{"refund_term", "system", "the refund is due at " + at.UTC().Format(time.RFC3339) +
+			": set by the policy of a bench run, not by the Code"}, nil
+	}
 	basis := refunddue.Basis{Claimed: now, Review: r.in.DeskReview}
 	var due refunddue.Due
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return refunddue.Term(currentTerms(), basis) }).Get(&due); err != nil {

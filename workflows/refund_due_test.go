@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +207,53 @@ func TestRefundDueFromTheDeskReviewArt78p6Art88(t *testing.T) {
 	}
 	if !journalHas(h.journal(), "refund_term", "2026-04-15") {
 		t.Fatalf("the journal does not say what the term runs from: %s", journalString(h.journal()))
+	}
+}
+
+// A bench's timer wave (policy deadline_at): the case's term ends at that instant instead
+// of the Code's month, the watch reminds before it and escalates at it, once, and the
+// journal says where the term came from. Without it the Code's month applies.
+func TestRefundPolicyDeadlineAtEndsTheTermThere(t *testing.T) {
+	start := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	for _, set := range []bool{true, false} {
+		t.Run(fmt.Sprint("deadline_at=", set), func(t *testing.T) {
+			h := newHarness(t, eligible(), ledger(5_000_000, 0)...)
+			h.upload("d1", pdfBytes)
+			h.env.SetStartTime(start)
+			in := input(3_650_000, "d1")
+			at := start.Add(3 * time.Hour)
+			if set {
+				in.Policy.DeadlineAt = &at
+			}
+			in.Policy.ReminderBefore = time.Hour
+			h.env.RegisterDelayedCallback(func() {
+				if st := h.query(); st.DeadlineEscalated || st.Reminded {
+					t.Errorf("before the reminder: reminded %v, escalated %v", st.Reminded, st.DeadlineEscalated)
+				}
+			}, 110*time.Minute)
+			h.env.RegisterDelayedCallback(func() {
+				st := h.query()
+				if st.DeadlineEscalated != set || st.Reminded != set || st.Status != RefundInReview {
+					t.Errorf("after the wave's instant: %s, reminded %v, escalated %v; want both %v", st.Status, st.Reminded, st.DeadlineEscalated, set)
+				}
+			}, 3*time.Hour+time.Minute)
+			h.decide(48*time.Hour, RefundDecision{Approve: true, Reviewer: "inspector-7", Reason: "looked at"}, false)
+			st := h.run(in)
+			if st.Status != RefundPaid {
+				t.Fatalf("ended %s", st.Status)
+			}
+			passed := 0
+			for _, e := range h.journal() {
+				if e.Action == "deadline_passed" {
+					passed++
+				}
+			}
+			if set && (passed != 1 || !st.Deadline.Equal(at) || st.DeadlineSource != "policy" || !journalHas(h.journal(), "refund_term", "policy of a bench run")) {
+				t.Fatalf("deadline %v (source %s), %d escalations: %s", st.Deadline, st.DeadlineSource, passed, journalString(h.journal()))
+			}
+			if !set && (passed != 0 || st.DeadlineDay != "2026-04-02") {
+				t.Fatalf("the Code's term: due %s, %d escalations", st.DeadlineDay, passed)
+			}
+		})
 	}
 }
