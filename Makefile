@@ -54,7 +54,7 @@ BENCH_OPEN_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-open \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_OPEN_S3_CONSOLE_PORT:-31901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_OPEN_LAMBDA_PORT:-31909} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_OPEN_CODEC_PORT:-31889}
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open
+.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -157,6 +157,14 @@ sizing: setup build ## per case of a refund and a declaration (metered) on a fre
 bench-open: setup build ## BENCH_OPEN cases in waiting states on a fresh stack: load rate, disk, memory, task list and decision latencies
 	@bash localstack/native/with-stack.sh $(BENCH_OPEN_ENV) -- \
 	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --open $(BENCH_OPEN)'
+
+# `make bench-wave`: the same ports as bench-open, in a run directory of its own (a fresh one each time).
+BENCH_WAVE ?= 1000
+BENCH_WAVE_ENV := $(subst .run/bench-open,.run/bench-wave,$(BENCH_OPEN_ENV))
+bench-wave: setup build ## BENCH_WAVE refunds in review fall due at one instant: how long the wave of escalations takes, each escalated once
+	@rm -rf $(CURDIR)/.run/bench-wave
+	@bash localstack/native/with-stack.sh $(BENCH_WAVE_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --wave $(BENCH_WAVE)'
 
 template: ## regenerate infra/template.yaml from the declaration
 	@$(GO) run ./cmd/taxflow infra template > infra/template.yaml
