@@ -4,7 +4,6 @@
 package docs_test
 
 import (
-	"bufio"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -131,21 +130,16 @@ func (d doc) code() []located { return append(slices.Clone(d.spans), d.fence...)
 // makeTargets reads the Makefile's rules.
 func makeTargets(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := os.Open(filepath.Join(root, "Makefile"))
+	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	rule := regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_-]*)\s*:([^=]|$)`)
 	targets := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := rule.FindStringSubmatch(sc.Text()); m != nil {
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := rule.FindStringSubmatch(line); m != nil {
 			targets[m[1]] = true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	for _, must := range []string{"dev", "test", "setup"} {
 		if !targets[must] {
@@ -195,9 +189,20 @@ func readCommands(t *testing.T) commands {
 	t.Helper()
 	dir := filepath.Join(root, "cmd", "taxflow")
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	sources, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, src := range sources {
+		if strings.HasSuffix(src, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, src, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
 	}
 	type fnInfo struct {
 		names   map[string]bool // commands named by its own flag sets
@@ -215,64 +220,62 @@ func readCommands(t *testing.T) commands {
 		}
 		return "", false
 	}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, decl := range f.Decls {
-				fd, ok := decl.(*ast.FuncDecl)
-				if !ok || fd.Body == nil {
-					continue
-				}
-				info := &fnInfo{names: map[string]bool{}, param: -1, callees: map[string]bool{}}
-				fns[fd.Name.Name] = info
-				var params []string
-				for _, fl := range fd.Type.Params.List {
-					for _, n := range fl.Names {
-						params = append(params, n.Name)
-					}
-				}
-				ast.Inspect(fd.Body, func(n ast.Node) bool {
-					switch n := n.(type) {
-					case *ast.SwitchStmt:
-						if id, ok := n.Tag.(*ast.Ident); ok && id.Name == "cmd" && fd.Name.Name == "run" {
-							for _, s := range n.Body.List {
-								for _, e := range s.(*ast.CaseClause).List {
-									if v, ok := str(e); ok && !strings.HasPrefix(v, "-") {
-										c.subs[v] = true
-									}
-								}
-							}
-						}
-					case *ast.CallExpr:
-						info.calls = append(info.calls, n)
-						var name string
-						switch fn := n.Fun.(type) {
-						case *ast.SelectorExpr:
-							name = fn.Sel.Name
-							if x, ok := fn.X.(*ast.Ident); ok && x.Name == "flag" && name == "NewFlagSet" && len(n.Args) > 0 {
-								arg := n.Args[0]
-								if b, ok := arg.(*ast.BinaryExpr); ok {
-									arg = b.X
-								}
-								if v, ok := str(arg); ok {
-									info.names[strings.Fields(v)[0]] = true
-								} else if id, ok := arg.(*ast.Ident); ok {
-									info.param = slices.Index(params, id.Name)
-								}
-								return true
-							}
-							if i, ok := flagMethods[name]; ok && len(n.Args) > i {
-								if v, ok := str(n.Args[i]); ok {
-									info.flags = append(info.flags, v)
-								}
-							}
-						case *ast.Ident:
-							name = fn.Name
-						}
-						info.callees[name] = true
-					}
-					return true
-				})
+	for _, f := range files {
+		for _, decl := range f.Decls {
+			fd, ok := decl.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
 			}
+			info := &fnInfo{names: map[string]bool{}, param: -1, callees: map[string]bool{}}
+			fns[fd.Name.Name] = info
+			var params []string
+			for _, fl := range fd.Type.Params.List {
+				for _, n := range fl.Names {
+					params = append(params, n.Name)
+				}
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.SwitchStmt:
+					if id, ok := n.Tag.(*ast.Ident); ok && id.Name == "cmd" && fd.Name.Name == "run" {
+						for _, s := range n.Body.List {
+							for _, e := range s.(*ast.CaseClause).List {
+								if v, ok := str(e); ok && !strings.HasPrefix(v, "-") {
+									c.subs[v] = true
+								}
+							}
+						}
+					}
+				case *ast.CallExpr:
+					info.calls = append(info.calls, n)
+					var name string
+					switch fn := n.Fun.(type) {
+					case *ast.SelectorExpr:
+						name = fn.Sel.Name
+						if x, ok := fn.X.(*ast.Ident); ok && x.Name == "flag" && name == "NewFlagSet" && len(n.Args) > 0 {
+							arg := n.Args[0]
+							if b, ok := arg.(*ast.BinaryExpr); ok {
+								arg = b.X
+							}
+							if v, ok := str(arg); ok {
+								info.names[strings.Fields(v)[0]] = true
+							} else if id, ok := arg.(*ast.Ident); ok {
+								info.param = slices.Index(params, id.Name)
+							}
+							return true
+						}
+						if i, ok := flagMethods[name]; ok && len(n.Args) > i {
+							if v, ok := str(n.Args[i]); ok {
+								info.flags = append(info.flags, v)
+							}
+						}
+					case *ast.Ident:
+						name = fn.Name
+					}
+					info.callees[name] = true
+				}
+				return true
+			})
 		}
 	}
 	// The commands a function serves: its own flag sets' names; a flag set named by a
