@@ -136,7 +136,7 @@ integration: build ## start a fresh test stack, run the integration tests, stop 
 
 # The recorded histories of every waiting state (workflows/testdata/histories), replayed by
 # the unit tests. Regenerate after a change that is behind workflow.GetVersion, keeping the
-# old ones (README, "Changing a workflow safely").
+# old ones (docs/operators.md, "Versioning and replays").
 HISTORIES := $(CURDIR)/workflows/testdata/histories
 histories: setup build ## record the history of every waiting state of every workflow from a real run (test stack)
 	@rm -rf $(CURDIR)/.run/histories.new
