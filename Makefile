@@ -54,7 +54,7 @@ BENCH_OPEN_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-open \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_OPEN_S3_CONSOLE_PORT:-31901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_OPEN_LAMBDA_PORT:-31909} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_OPEN_CODEC_PORT:-31889}
 
-.PHONY: help setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave
+.PHONY: help setup test-setup lint-setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -63,8 +63,14 @@ help: ## list the targets (a plain `make` does this)
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 20
 
 
-setup: ## install the pinned tools into .tools/ (a second run is a no-op)
-	@bash localstack/native/setup.sh
+setup: ## install the pinned tools the local stack runs on into .tools/ (Temporal CLI, MinIO, DynamoDB Local; a second run is a no-op)
+	@bash localstack/native/setup.sh dev
+
+test-setup: setup ## also what the tests read and drive (poppler-utils, Chromium; apt-get as root)
+	@bash localstack/native/setup.sh test
+
+lint-setup: ## install the pinned linters into .tools/ (redocly, golangci-lint, workflowcheck; make test and make lint only)
+	@bash localstack/native/setup.sh lint
 
 build: ## build the taxflow binary
 	@$(GO) build -o $(BIN) ./cmd/taxflow
@@ -91,24 +97,24 @@ cluster-setup: ## install the Temporal cluster's tools into .tools/ (server, SQL
 cluster: setup cluster-setup build ## start the local stack with a Temporal cluster on PostgreSQL instead of the dev server (make dev then uses it; make down stops it)
 	@TAXFLOW_TEMPORAL=server $(BIN) stack up
 
-cluster-smoke: setup cluster-setup build ## a fresh cluster stack: infra apply, schedules, a refund end to end, codec; down and up again on the same data
+cluster-smoke: test-setup cluster-setup build ## a fresh cluster stack: infra apply, schedules, a refund end to end, codec; down and up again on the same data
 	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-test.sh '$(CLUSTER_SMOKE_TESTS)'
 
-test-cluster: setup cluster-setup build ## the integration tests that matter on a Temporal cluster (PostgreSQL, 4 services), its fault test, and down/up on the same data
+test-cluster: test-setup cluster-setup build ## the integration tests that matter on a Temporal cluster (PostgreSQL, 4 services), its fault test, and down/up on the same data
 	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-test.sh '$(CLUSTER_TESTS)'
 
-test: setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
+test: test-setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
 
-lint: ## gofmt, go vet, the OpenAPI linter (redocly), golangci-lint (.golangci.yml) and workflowcheck over workflows/
+lint: lint-setup ## gofmt, go vet, the OpenAPI linter (redocly), golangci-lint (.golangci.yml) and workflowcheck over workflows/
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	@$(GO) vet ./...
 	@$(GO) vet -tags integration ./internal/e2e/...
-	@test -x "$(REDOCLY)" || { echo "lint: $(REDOCLY) is missing: run make setup"; exit 1; }
+	@test -x "$(REDOCLY)" || { echo "lint: $(REDOCLY) is missing: run make lint-setup"; exit 1; }
 	@REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$(REDOCLY)" lint --format=summary api/openapi.yaml
-	@test -x "$(GOLANGCI_LINT)" || { echo "lint: $(GOLANGCI_LINT) is missing: run make setup"; exit 1; }
+	@test -x "$(GOLANGCI_LINT)" || { echo "lint: $(GOLANGCI_LINT) is missing: run make lint-setup"; exit 1; }
 	@"$(GOLANGCI_LINT)" run ./...
-	@test -x "$(WORKFLOWCHECK)" || { echo "lint: $(WORKFLOWCHECK) is missing: run make setup"; exit 1; }
+	@test -x "$(WORKFLOWCHECK)" || { echo "lint: $(WORKFLOWCHECK) is missing: run make lint-setup"; exit 1; }
 	@"$(WORKFLOWCHECK)" -config workflowcheck.config.yaml ./workflows/...
 
 unit: ## unit tests with -race; then the replay of the recorded histories, with its count
@@ -130,7 +136,7 @@ integration: build ## start a fresh test stack, run the integration tests, stop 
 
 # The recorded histories of every waiting state (workflows/testdata/histories), replayed by
 # the unit tests. Regenerate after a change that is behind workflow.GetVersion, keeping the
-# old ones (README, "Changing a workflow safely").
+# old ones (docs/operators.md, "Versioning and replays").
 HISTORIES := $(CURDIR)/workflows/testdata/histories
 histories: setup build ## record the history of every waiting state of every workflow from a real run (test stack)
 	@rm -rf $(CURDIR)/.run/histories.new

@@ -27,7 +27,7 @@ import (
 )
 
 // browser starts headless Chromium for the test. A machine without it skips the test,
-// unless CI is set: `make setup` installs it there, so its absence is a failure.
+// unless CI is set: `make test-setup` installs it there, so its absence is a failure.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := os.Getenv("TAXFLOW_CHROMIUM")
@@ -39,9 +39,9 @@ func browser(t *testing.T) context.Context {
 	}
 	if path == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("no Chromium: `make setup` installs it (apt-get install chromium)")
+			t.Fatal("no Chromium: `make test-setup` installs it (apt-get install chromium)")
 		}
-		t.Skip("no Chromium on this machine: `make setup` installs it")
+		t.Skip("no Chromium on this machine: `make test-setup` installs it")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
 		chromedp.NoSandbox, // Chromium refuses to run as root with its sandbox

