@@ -24,9 +24,9 @@ type memDB struct {
 	keys   map[string][2]string // table → partition, sort key names
 	items  map[string]map[string]map[string]types.AttributeValue
 	index  map[string]map[string]types.AttributeValue // by_state: each item's last propagated copy
-	rng    *rand.Rand                         // nil: the index is always fresh
-	stale  float64                            // chance that a read of the index sees the old snapshot
-	before func()                             // called before each transaction, outside the lock
+	rng    *rand.Rand                                 // nil: the index is always fresh
+	stale  float64                                    // chance that a read of the index sees the old snapshot
+	before func()                                     // called before each transaction, outside the lock
 	txs    int
 }
 

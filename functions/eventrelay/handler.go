@@ -368,4 +368,6 @@ func (r *run) last(ctx context.Context, tenant string) (int64, error) {
 	return v, nil
 }
 
-func num(n int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}

@@ -185,4 +185,3 @@ func TestFailedStepWritesNoEvent(t *testing.T) {
 		t.Fatalf("%d events", n)
 	}
 }
-
