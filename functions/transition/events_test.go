@@ -159,16 +159,24 @@ func TestStepWithoutProjectionWritesNoEvent(t *testing.T) {
 	}
 }
 
-// A projection without a process cannot name its event's type: refused, nothing written.
-func TestStepWithoutProcessIsRefused(t *testing.T) {
+// A status with a '.' cannot make an event type: refused, nothing written. A projection
+// without a process (only hand-made test steps) writes no event.
+func TestStepWhoseEventTypeIsAmbiguousIsRefused(t *testing.T) {
 	h, db := eventsHandler()
-	in := step(1, "", "received")
-	in.Case.Process = ""
+	in := step(1, "", "paid.twice")
 	if _, err := h.Record(context.Background(), in); !isType(err, fnerr.TypeInvalidInput) {
 		t.Fatalf("want InvalidInput, got %v", err)
 	}
 	if db.Writes != 0 {
 		t.Fatalf("%d writes", db.Writes)
+	}
+	in = step(1, "", "received")
+	in.Case.Process = ""
+	if _, err := h.Record(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(storedEvents(t, db)); n != 0 {
+		t.Fatalf("%d events of a projection without a process", n)
 	}
 }
 
