@@ -202,3 +202,40 @@ func TestEventsBurstKeepsPerCaseOrder(t *testing.T) {
 		t.Logf("%s: %d events of %d cases, each case in order", tenant, len(feed), len(last))
 	}
 }
+
+// `taxflow worker` starts the one events relay job (workflows.EventRelayID) when it is not
+// running, and the job relays: a refund's events reach its tenant's feed through it.
+func TestWorkerStartsTheEventRelay(t *testing.T) {
+	queue := "e2e-" + uuid.NewString()
+	ctx := context.Background()
+	// A job left over on another queue would not run here: end it, so the worker starts ours.
+	_ = shared.temporal.TerminateWorkflow(ctx, workflows.EventRelayID, "", "e2e: start afresh")
+	startWorkerProcess(t, queue)
+	desc := poll(t, "the event relay job", func() string {
+		d, err := shared.temporal.DescribeWorkflowExecution(ctx, workflows.EventRelayID, "")
+		if err != nil {
+			return err.Error()
+		}
+		return d.WorkflowExecutionInfo.GetStatus().String() + " " + d.WorkflowExecutionInfo.GetTaskQueue()
+	}, func(s string) bool { return s == "Running "+queue })
+	t.Logf("event-relay: %s", desc)
+	t.Cleanup(func() { _ = shared.temporal.TerminateWorkflow(ctx, workflows.EventRelayID, "", "test over") })
+
+	h := transition.Handler{DB: shared.clients.DynamoDB, Journal: shared.cfg.Name(audit.Table), Cases: shared.cfg.Name(cases.Table),
+		Outbox: shared.cfg.Name(notify.Table), Events: shared.cfg.Name(events.Table)}
+	tenant := "ev-w-" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	id := "refund-" + uuid.NewString()
+	if _, err := store.PutNew(ctx, shared.clients.DynamoDB, shared.cfg.Name(api.OwnersTable), "case_id",
+		tasks.Owner{CaseID: id, Tenant: tenant, CreatedBy: tenant + "/integrator", CreatedAt: time.Now().Unix()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Record(ctx, recordStep(id, 1, "", "received")); err != nil {
+		t.Fatal(err)
+	}
+	k, err := api.Keys(shared.cfg, shared.clients).Create(ctx, api.Principal{Tenant: tenant, Role: api.RoleIntegrator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &apiClient{t, newServer(t, api.New(shared.cfg, shared.clients, shared.temporal, zerologNop())) + "|" + k}
+	poll(t, "the step's event in the feed", c.feed, func(f []events.Event) bool { return len(f) == 1 && f[0].ID == events.ID(id, 1) })
+}
