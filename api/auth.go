@@ -42,6 +42,7 @@ const (
 	ScopeRequisites         = "requisites:verify"   // back office: the verdict on a change of bank requisites
 	ScopeBatchesRead        = "batches:read"        // integrators: a batch file's progress and report
 	ScopeBatchesWrite       = "batches:write"       // integrators: upload a batch file to their inbox
+	ScopeEventsRead         = "events:read"         // integrators: their tenant's events feed
 )
 
 // Scopes lists every scope.
@@ -49,7 +50,7 @@ var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, S
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
 	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites,
-	ScopeBatchesRead, ScopeBatchesWrite}
+	ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead}
 
 // Principal is who called: the key's tenant (an integrator organisation, or the tax
 // office for staff), its role, and the scopes the role grants.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/rs/zerolog"
+	"github.com/taxflow/taxflow/internal/events"
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/functions/audit"
@@ -29,6 +30,7 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		AuditTable:  cfg.Name(audit.Table),
 		Owners:      cfg.Name(OwnersTable),
 		Cases:       cfg.Name(cases.Table),
+		Events:      cfg.Name(events.FeedTable),
 		Idempotency: cfg.Name(IdempotencyTable),
 		TaskQueue:   cfg.Temporal.TaskQueue,
 		Policy:      RefundPolicy(cfg.Refund),

@@ -41,7 +41,9 @@ type Server struct {
 	Owners      string
 	Idempotency string
 	// Cases is the case projection (functions/cases): the task list reads its indexes.
-	Cases     string
+	Cases string
+	// Events is the integrator events feed (events.FeedTable): GET /v1/events reads it.
+	Events    string
 	TaskQueue string
 	Policy    workflows.RefundPolicy
 	// IdentityPolicy is what new identity verifications start with.
@@ -130,6 +132,7 @@ var routes = []route{
 	rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, (*Server).ownTasks),
 	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, (*Server).batchUploadURL),
 	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, (*Server).getBatch),
+	rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, (*Server).listEvents), // the caller's tenant's feed (no object: RuleCreate)
 }
 
 // Routes lists "METHOD /path" of every route.

@@ -42,7 +42,7 @@ const (
 // names fewer.
 var RoleScopes = map[string][]string{
 	RoleIntegrator: {ScopeRefundsRead, ScopeRefundsWrite, ScopeIdentityRead, ScopeIdentityWrite, ScopeConsent,
-		ScopeAccountRead, ScopeAccountUnblock, ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeBatchesRead, ScopeBatchesWrite},
+		ScopeAccountRead, ScopeAccountUnblock, ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead},
 	RoleAuthSystem: {ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock},
 	RoleReviewer:   {ScopeRefundsRead, ScopeRefundsDecide, ScopeIdentityRead, ScopeIdentityReview, ScopeTasksRead},
 	RoleInspector:  {ScopeDeclarationsRead, ScopeDeclarationsReview, ScopeTasksRead},

@@ -22,6 +22,7 @@ import (
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/events"
 	"github.com/taxflow/taxflow/internal/tasks"
 	"github.com/taxflow/taxflow/internal/trust"
 )
@@ -142,18 +143,20 @@ type Declaration struct {
 // stepGrants are what writing a case's step needs (functions/transition): a conditional
 // put of each item and a read-back of the one that refused it (and of the projection the
 // step follows), the ADD of the case counters, and a read of the case's owner when the step
-// puts it in a human step (its tenant's task list). No DeleteItem, and UpdateItem only on
+// puts it in a human step (its tenant's task list), and the step's integrator event (a
+// conditional put, read back like the others). No DeleteItem, and UpdateItem only on
 // the counters: a committed step is never changed or deleted.
 func stepGrants() []Access {
 	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
 		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}},
-		{Table: "case_owners", Actions: []string{"GetItem"}}}
+		{Table: "case_owners", Actions: []string{"GetItem"}}, {Table: events.Table, Actions: []string{"GetItem", "PutItem"}}}
 }
 
 // Declare returns taxflow's resources.
 func Declare() Declaration {
 	s := func(n string) Key { return Key{Name: n, Type: "S"} }
 	sk := func(n string) *Key { k := s(n); return &k }
+	nk := func(n string) *Key { return &Key{Name: n, Type: "N"} }
 	return Declaration{
 		Tables: []Table{
 			{Name: audit.Table, PartitionKey: s("case_id"), SortKey: sk("entry_id")},
@@ -190,6 +193,13 @@ func Declare() Declaration {
 			{Name: "case_owners", PartitionKey: s("case_id")},
 			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
 			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
+			// Integrator events (internal/events): one per committed transition, written with
+			// it; by_state lists the pending ones oldest first for the relay (sparse: the relay
+			// removes "at"). The feed: each tenant's events numbered 1, 2, 3… Both expire.
+			{Name: events.Table, PartitionKey: s("case_id"), SortKey: nk("seq"), TTLAttribute: "expires_at", Indexes: []Index{
+				{Name: events.ByState, PartitionKey: s("state"), SortKey: sk("at")},
+			}},
+			{Name: events.FeedTable, PartitionKey: s("tenant"), SortKey: nk("pos"), TTLAttribute: "expires_at"},
 			// Staff of the console (api.StaffTable): bcrypt password hashes and lockouts.
 			{Name: "staff_accounts", PartitionKey: s("login")},
 			// Console sessions (api.SessionsTable), by the SHA-256 of the cookie; they expire.
@@ -222,6 +232,10 @@ func Declare() Declaration {
 			// One step of a case's record: journal, projection and outbox in one transaction.
 			{Name: contract.FnRecordTransition, Package: "./functions/transition/lambda", MemoryMB: 128, TimeoutSec: 10,
 				Uses: stepGrants()},
+			// The events relay: pending events into their tenants' feeds, in each case's order.
+			{Name: events.FnRelay, Package: "./functions/eventrelay/lambda", MemoryMB: 128, TimeoutSec: 45,
+				Uses: []Access{{Table: events.Table, Actions: []string{"Query", "UpdateItem"}},
+					{Table: events.FeedTable, Actions: []string{"GetItem", "PutItem", "UpdateItem"}}, {Table: "case_owners", Actions: []string{"GetItem"}}}},
 			{Name: contract.FnOutboxDeliver, Package: "./functions/delivery/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Table: notify.Table, Actions: []string{"Query", "UpdateItem"}}, {Table: delivery.Table, Actions: []string{"PutItem"}}}},
 			// The reservation's transaction carries the case's `approved` step: the record
@@ -296,6 +310,8 @@ func Declare() Declaration {
 					{Table: overpayment.Table, Actions: []string{"Query"}},
 					// The task list: the cases table's by_task and by_tenant_task indexes.
 					{Table: cases.Table, Actions: []string{"Query"}},
+					// GET /v1/events: the caller's tenant's feed.
+					{Table: events.FeedTable, Actions: []string{"Query"}},
 					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
 				}},
 			ThrottleRate: 50, ThrottleBurst: 100, LogRetentionDay: 90,

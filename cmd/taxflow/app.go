@@ -27,6 +27,7 @@ import (
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/keyrate"
 	"github.com/taxflow/taxflow/internal/logging"
+	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/internal/tracing"
 	"github.com/taxflow/taxflow/internal/trust"
@@ -147,6 +148,10 @@ func (a *app) startWorker(c client.Client) (stop func(), err error) {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	a.log.Info().Str("task_queue", a.cfg.Temporal.TaskQueue).Str("invoker", a.cfg.Invoker).Msg("worker running")
+	// The events relay job runs once per namespace; every worker makes sure it does.
+	if _, err := schedules.StartEventRelay(ctx, c, a.cfg.Temporal.TaskQueue); err != nil {
+		a.log.Warn().Err(err).Msg("the event relay job could not be started; integrator events stay pending until it is (taxflow schedules apply)")
+	}
 	warnProvisional(a.log, time.Now())
 	warnKeyRate(a.log, rates.Cached(), time.Now())
 	return func() { w.Stop(); cancel() }, nil

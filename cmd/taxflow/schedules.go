@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/internal/schedules"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 // runSchedules: taxflow schedules apply|list|pause|unpause|trigger [id]
@@ -31,7 +32,14 @@ func runSchedules(ctx context.Context, args []string) error {
 			for _, id := range ids {
 				fmt.Printf("%-30s %s\n", id, res[id])
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			if _, err := schedules.StartEventRelay(ctx, c, a.cfg.Temporal.TaskQueue); err != nil {
+				return err
+			}
+			fmt.Printf("%-30s %s\n", workflows.EventRelayID, "running")
+			return nil
 		case "list":
 			it, err := sc.List(ctx, client.ScheduleListOptions{})
 			if err != nil {

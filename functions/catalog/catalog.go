@@ -17,6 +17,7 @@ import (
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
+	"github.com/taxflow/taxflow/functions/eventrelay"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/identity"
 	"github.com/taxflow/taxflow/functions/identityclear"
@@ -35,6 +36,7 @@ import (
 	"github.com/taxflow/taxflow/functions/unblock"
 	ibatch "github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/events"
 	"github.com/taxflow/taxflow/internal/ndfl"
 	"github.com/taxflow/taxflow/internal/trust"
 )
@@ -46,6 +48,10 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnOutboxDeliver: func(d fn.Deps) any {
 		return fn.Handler(delivery.Handler{DB: d.DynamoDB, Outbox: d.Config.Name(notify.Table), Now: time.Now,
 			Channel: delivery.Deliveries{DB: d.DynamoDB, Table: d.Config.Name(delivery.Table), Now: time.Now}}.Sweep)
+	},
+	events.FnRelay: func(d fn.Deps) any {
+		return fn.Handler(eventrelay.Handler{DB: d.DynamoDB, Events: d.Config.Name(events.Table), Feed: d.Config.Name(events.FeedTable),
+			Owners: d.Config.Name(batch.OwnersTable), Now: time.Now}.Relay)
 	},
 	contract.FnBatch: func(d fn.Deps) any {
 		return fn.Handler(batch.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), DB: d.DynamoDB, Owners: d.Config.Name(batch.OwnersTable),
@@ -119,7 +125,8 @@ var constructors = map[string]func(fn.Deps) any{
 // handler, and the step writer of the ledger's reservation and the payout's posting.
 func stepsOf(d fn.Deps) *transition.Handler {
 	return &transition.Handler{DB: d.DynamoDB, Journal: d.Config.Name(audit.Table), Cases: d.Config.Name(cases.Table),
-		Outbox: d.Config.Name(notify.Table), Counts: d.Config.Name(transition.CountsTable), Owners: d.Config.Name(batch.OwnersTable)}
+		Outbox: d.Config.Name(notify.Table), Counts: d.Config.Name(transition.CountsTable), Owners: d.Config.Name(batch.OwnersTable),
+		Events: d.Config.Name(events.Table)}
 }
 
 // ledgerOf is the refund ledger over the deployment's tables; it writes the case steps

@@ -41,12 +41,13 @@ func stepLedger(t *testing.T) (Ledger, *countingDB) {
 	t.Helper()
 	l, _, _ := newLedger(t)
 	db := storetest.New(map[string]storetest.Key{"res": {PK: "key"}, "ledger": {PK: "inn", SK: "entry_id"},
-		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}})
+		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"},
+		"t-events": {PK: "case_id", SK: "seq"}})
 	addEntry(t, db, "2025#ndfl#1", "charge", 5_000_000)
 	addEntry(t, db, "2025#ndfl#2", "payment", 6_699_074)
 	cdb := &countingDB{DB: db}
 	l.DB = cdb
-	l.Steps = &transition.Handler{DB: cdb, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}
+	l.Steps = &transition.Handler{DB: cdb, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox", Events: "t-events"}
 	if _, err := l.Steps.Record(context.Background(), caseStep("refund-a", 1, "", "received")); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +99,15 @@ func checkRecord(t *testing.T, l Ledger, db *countingDB, caseID string, seq int6
 	want, version := 0, seq-1
 	if written {
 		want, version = 1, seq
+	}
+	events := 0 // the step's integrator event rides in the same transaction
+	for _, it := range db.Items("t-events") {
+		if s, ok := it[transition.AttrKey].(*types.AttributeValueMemberS); ok && s.Value == key {
+			events++
+		}
+	}
+	if events != want {
+		t.Fatalf("step %s: %d events, want %d", key, events, want)
 	}
 	if j != want || p != want || o != want || rec.Version != version {
 		t.Fatalf("step %s: %d journal entries, %d projections, %d notifications (want %d each); projection at version %d, want %d",

@@ -56,7 +56,8 @@ func setup(t *testing.T, tp contract.Taxpayer, reserve int64) *fixture {
 	db := storetest.New(map[string]storetest.Key{"tp": {PK: "inn"}, "tr": {PK: "payout_key"}, "res": {PK: "key"},
 		"ledger": {PK: "inn", SK: "entry_id"},
 		// the case's record, for the steps that ride in the posting (step_test.go)
-		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"}})
+		"t-audit": {PK: "case_id", SK: "entry_id"}, "t-cases": {PK: "case_id"}, "t-outbox": {PK: "notification_id"},
+		"t-events": {PK: "case_id", SK: "seq"}})
 	ctx := context.Background()
 	if _, err := store.PutNew(ctx, db, "tp", "inn", tp); err != nil {
 		t.Fatal(err)

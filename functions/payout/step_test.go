@@ -66,7 +66,7 @@ func stepFixture(t *testing.T) (*fixture, *faultyDB) {
 	f := setup(t, contract.Taxpayer{INN: inn, AccountState: "active", Bank: bank}, 50_000)
 	fdb := &faultyDB{DB: f.db}
 	f.ledger.DB = fdb
-	f.ledger.Steps = &transition.Handler{DB: fdb, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox"}
+	f.ledger.Steps = &transition.Handler{DB: fdb, Journal: "t-audit", Cases: "t-cases", Outbox: "t-outbox", Events: "t-events"}
 	tr := DynamoTreasury{DB: f.db, Table: "tr", MaxTransfer: 1_000_000, Now: func() time.Time { return stepAt }}
 	f.h = lambda.NewHandler(fn.Handler(Handler{DB: f.db, Taxpayers: "tp", Treasury: crashingTreasury{tr, f}, Ledger: f.ledger}.Handle))
 	first := contract.RecordInput{CaseID: "refund-1", Seq: 1,
@@ -122,6 +122,16 @@ func (f *fixture) stepOf(t *testing.T) (journal []contract.AuditEntry, projectio
 		if mine(it) {
 			projections++
 		}
+	}
+	// the step's integrator event rides with its projection: one each, or none
+	events := 0
+	for _, it := range f.db.Items("t-events") {
+		if mine(it) {
+			events++
+		}
+	}
+	if events != projections {
+		t.Fatalf("the step wrote %d events and %d projections", events, projections)
 	}
 	for _, it := range f.db.Items("t-outbox") {
 		if mine(it) {

@@ -40,6 +40,7 @@ import (
 
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/events"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/tasks"
@@ -55,7 +56,10 @@ const (
 // notify.Table and CountsTable. Counts "" keeps no case counters (unit tests of other
 // packages); a deployment always names it (functions/catalog). Owners is case_owners,
 // read to put a case that enters a human step in its tenant's task list ("": no tenant
-// lookup, the case is listed to unbound staff only).
+// lookup, the case is listed to unbound staff only). Events is the integrator events'
+// table (internal/events): every step with a projection writes its event there, pending
+// for the relay ("": no events, unit tests of other packages; a deployment always names
+// it).
 type Handler struct {
 	DB      store.DB
 	Journal string
@@ -63,6 +67,7 @@ type Handler struct {
 	Outbox  string
 	Counts  string
 	Owners  string
+	Events  string
 }
 
 const (
@@ -158,6 +163,9 @@ func (h Handler) prepare(ctx context.Context, in contract.RecordInput, tenant st
 	if err != nil {
 		return Step{}, err
 	}
+	if len(items) > maxItems {
+		return Step{}, fnerr.Invalid("entries", fmt.Sprintf("with its event a step writes at most %d items, not %d", maxItems, len(items)))
+	}
 	if h.Counts != "" && in.Case != nil {
 		p, err := h.before(ctx, in)
 		if err != nil {
@@ -238,8 +246,9 @@ func codes(reasons []types.CancellationReason) string {
 	return strings.Join(out, ",")
 }
 
-// items are the writes of a step: its journal entries "<key>/<i>", its projection and its
-// notifications "<key>/<i>".
+// items are the writes of a step: its journal entries "<key>/<i>", its projection, its
+// integrator event (with the projection: the event exists iff the transition committed)
+// and its notifications "<key>/<i>".
 func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]item, error) {
 	var out []item
 	stamp := func(av map[string]types.AttributeValue) {
@@ -279,6 +288,15 @@ func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]i
 			put.ExpressionAttributeValues = map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: fmt.Sprint(in.Seq - 1)}}
 		}
 		out = append(out, item{table: h.Cases, key: map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}, put: put})
+		// Every workflow's projection names its process; a projection without one (a
+		// test's hand-made step) has no event type, so it has no event.
+		if h.Events != "" && rec.Process != "" {
+			ev, err := h.event(rec, stamp)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
 	}
 	for i, n := range in.Notifications {
 		n.CaseID, n.NotificationID, n.State, n.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), notify.StatePending, n.At.UTC()
@@ -293,6 +311,30 @@ func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]i
 				ExpressionAttributeNames: map[string]string{"#k": "notification_id"}}})
 	}
 	return out, nil
+}
+
+// event is the step's integrator event: pending until the relay puts it in its tenant's
+// feed. Its time is the step's (the projection's), so the by_state index lists it by
+// commit time; it is written once, like a journal entry, and stamped with the step's key
+// and digest so that a retry of the step is recognised as the same step.
+func (h Handler) event(rec contract.CaseRecord, stamp func(map[string]types.AttributeValue)) (item, error) {
+	if strings.Contains(rec.Process, ".") || strings.Contains(rec.Status, ".") {
+		// The event type is "<process>.<status>" (internal/events).
+		return item{}, fnerr.Invalid("case.process", "neither it nor case.status may contain '.' (the event type)")
+	}
+	at := rec.UpdatedAt.UTC()
+	ev := events.Item{Event: events.Event{ID: events.ID(rec.CaseID, rec.Version), Type: events.Type(rec.Process, rec.Status),
+		CaseID: rec.CaseID, Process: rec.Process, Status: rec.Status, StatusLabel: rec.Label, Seq: rec.Version, OccurredAt: at},
+		State: events.StatePending, ExpiresAt: at.Add(events.Keep).Unix(), At: events.IndexTime(at)}
+	av, err := store.Marshal(ev)
+	if err != nil {
+		return item{}, fmt.Errorf("encode event: %w", err)
+	}
+	stamp(av)
+	key := map[string]types.AttributeValue{"case_id": av["case_id"], "seq": av["seq"]}
+	return item{table: h.Events, key: key,
+		put: &types.Put{TableName: aws.String(h.Events), Item: av, ConditionExpression: aws.String("attribute_not_exists(#k)"),
+			ExpressionAttributeNames: map[string]string{"#k": "seq"}}}, nil
 }
 
 // explain reads back the first item of the step that failed its condition and tells
@@ -310,7 +352,7 @@ func (s Step) explain(ctx context.Context, it item) (contract.RecordResult, erro
 		// a write-once item that refused the write is gone meanwhile: let the step be tried again
 		return contract.RecordResult{}, fmt.Errorf("record %s: a condition failed on an item that is not there", key)
 	}
-	what := map[string]string{h.Journal: "journal entry", h.Cases: "case projection", h.Outbox: "notification"}[it.table]
+	what := map[string]string{h.Journal: "journal entry", h.Cases: "case projection", h.Outbox: "notification", h.Events: "event"}[it.table]
 	switch attr(got.Item, AttrKey) {
 	case key:
 		if attr(got.Item, AttrDigest) == digest {

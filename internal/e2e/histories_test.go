@@ -255,6 +255,30 @@ func TestRecordWaitingStateHistories(t *testing.T) {
 		}
 	})
 
+	t.Run("events", func(t *testing.T) {
+		// The relay job between two invocations of the relay, after some completed.
+		id := "rec-event-relay-" + uuid.NewString()
+		if _, err := shared.temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: queue},
+			workflows.EventRelay, workflows.EventRelayInput{WaitMillis: 300}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = shared.temporal.TerminateWorkflow(context.Background(), id, "", "recorded") }()
+		poll(t, "two relay invocations", func() int {
+			h, err := histories.Fetch(context.Background(), shared.temporal, id, "")
+			if err != nil {
+				return 0
+			}
+			n := 0
+			for _, ev := range h.Events {
+				if ev.GetActivityTaskCompletedEventAttributes() != nil {
+					n++
+				}
+			}
+			return n
+		}, func(n int) bool { return n >= 2 })
+		capture(t, "event-relay-waiting", id)
+	})
+
 	t.Run("batch", func(t *testing.T) {
 		// A small file through the real path (MinIO's notification → Lambda host → intake
 		// → BatchImport), its lines starting cases on a queue no worker polls.

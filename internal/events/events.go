@@ -55,6 +55,36 @@ type Item struct {
 	State     string `json:"state"`
 	Tenant    string `json:"tenant,omitempty"` // set by the relay ("" : the case has no tenant)
 	ExpiresAt int64  `json:"expires_at"`       // epoch seconds (TTL)
+	// At is the sort key of ByState: OccurredAt as fixed-width text (IndexTime), so the
+	// index lists pending events oldest first. The relay removes it with the pending
+	// state, which drops a relayed event out of the index (a sparse index).
+	At string `json:"at,omitempty"`
+}
+
+// IndexTime is t as ByState's sort key: UTC, fixed width, so text order is time order.
+func IndexTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+
+// Counter is the attribute of a tenant's counter item (pos 0 of FeedTable) that holds
+// the last position given. The counter never expires: positions are never reused.
+const Counter = "last"
+
+// FnRelay is the relay function's logical name (functions/eventrelay).
+const FnRelay = "event-relay"
+
+// RelayInput is one invocation of the relay: relay what is pending, then wait up to
+// WaitMillis for new events (0: relay what is pending and return).
+type RelayInput struct {
+	WaitMillis int `json:"wait_millis,omitempty"`
+	Limit      int `json:"limit,omitempty"` // index items read a page (default 100)
+}
+
+// RelayResult says what an invocation relayed.
+type RelayResult struct {
+	Relayed   int   `json:"relayed"`             // events appended to a feed
+	NoTenant  int   `json:"no_tenant,omitempty"` // events of cases without a tenant, marked relayed
+	Conflicts int   `json:"conflicts,omitempty"` // transactions lost to another relay (tried again)
+	Passes    int   `json:"passes"`              // index pages read
+	MaxLagMs  int64 `json:"max_lag_ms,omitempty"`
 }
 
 // FeedEntry is an Event in its tenant's feed.

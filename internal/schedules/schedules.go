@@ -111,3 +111,19 @@ func Apply(ctx context.Context, c client.Client, taskQueue string, list []Schedu
 	}
 	return out, nil
 }
+
+// StartEventRelay starts the events relay job (workflows.EventRelay) unless it runs: one
+// job per namespace, whoever starts it (every worker at start, `taxflow schedules
+// apply`). A job that ended (terminated by an operator, failed) is started again. It is a
+// long-running workflow rather than a Schedule because it waits for events itself (an
+// invocation every 20 s when idle, ~200 ms lag); a Schedule's minute would be the lag.
+func StartEventRelay(ctx context.Context, c client.Client, taskQueue string) (runID string, err error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.EventRelayID, TaskQueue: taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE},
+		workflows.EventRelay, workflows.EventRelayInput{})
+	if err != nil {
+		return "", fmt.Errorf("start the event relay: %w", err)
+	}
+	return run.GetRunID(), nil
+}
