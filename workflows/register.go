@@ -14,4 +14,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(Declaration)
 	w.RegisterWorkflow(Sweep)
 	w.RegisterWorkflow(BatchImport)
+	w.RegisterWorkflow(WebhookEndpoint)
 }
