@@ -42,6 +42,8 @@ const (
 	ScopeRequisites         = "requisites:verify"   // back office: the verdict on a change of bank requisites
 	ScopeBatchesRead        = "batches:read"        // integrators: a batch file's progress and report
 	ScopeBatchesWrite       = "batches:write"       // integrators: upload a batch file to their inbox
+	ScopeWebhooksRead       = "webhooks:read"       // integrators: their webhook endpoints and deliveries
+	ScopeWebhooksWrite      = "webhooks:write"      // integrators: register, delete, rotate, enable, retry
 )
 
 // Scopes lists every scope.
@@ -49,7 +51,7 @@ var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, S
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
 	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites,
-	ScopeBatchesRead, ScopeBatchesWrite}
+	ScopeBatchesRead, ScopeBatchesWrite, ScopeWebhooksRead, ScopeWebhooksWrite}
 
 // Principal is who called: the key's tenant (an integrator organisation, or the tax
 // office for staff), its role, and the scopes the role grants.
