@@ -175,10 +175,6 @@ func webhookRequestHash(req WebhookRequest) string {
 // the 24 hours a key is kept), and one with another body 422. The generic middleware is
 // not used: it would keep the answer, secret included, in clear text.
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.webhookStore(w)
-	if !ok {
-		return
-	}
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" || len(key) > 200 {
 		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint", nil)
@@ -186,6 +182,10 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	var req WebhookRequest
 	if !decodeBody(w, r, &req) {
+		return
+	}
+	st, ok := s.webhookStore(w)
+	if !ok {
 		return
 	}
 	if errs := s.checkWebhook(r.Context(), req); len(errs) > 0 {
