@@ -97,15 +97,11 @@ func Normalize(p contract.WebhookPolicy) contract.WebhookPolicy {
 // Backoff is the wait after the attempt-th failed attempt: full jitter (uniform in
 // [0, ceiling]) under a ceiling that starts at the base and doubles up to the cap.
 func Backoff(attempt int, p contract.WebhookPolicy, draw func(n int64) int64) time.Duration {
-	ceiling := p.BackoffCap
-	if attempt < 1 {
-		attempt = 1
+	ceiling := p.BackoffBase
+	for i := 1; i < attempt && ceiling < p.BackoffCap; i++ {
+		ceiling *= 2 // doubling stops at the cap: no overflow
 	}
-	if attempt <= 40 {
-		if c := p.BackoffBase << (attempt - 1); c > 0 && c < ceiling {
-			ceiling = c
-		}
-	}
+	ceiling = min(ceiling, p.BackoffCap)
 	return time.Duration(draw(int64(ceiling) + 1))
 }
 
@@ -145,7 +141,8 @@ func (h *Handler) Round(ctx context.Context, in contract.WebhookDeliverInput) (c
 		newClient = NewClient
 	}
 	client := newClient(p.AllowLoopback)
-	deadline := h.now().Add(p.PollFor)
+	// The long poll is a budget of wall time (the business clock, Now, may be a test's).
+	started := time.Now()
 	poll := h.PollEvery
 	if poll <= 0 {
 		poll = time.Second
@@ -182,16 +179,17 @@ func (h *Handler) Round(ctx context.Context, in contract.WebhookDeliverInput) (c
 			if err := h.send(ctx, client, p, e, due, &res); err != nil {
 				return res, err
 			}
-			if !h.now().Before(deadline) {
+			if time.Since(started) >= p.PollFor {
 				return res, nil
 			}
 			continue
 		}
-		now = h.now()
-		if !now.Before(deadline) {
+		left := p.PollFor - time.Since(started)
+		if left <= 0 {
 			return res, nil
 		}
-		wait := min(poll, deadline.Sub(now))
+		now = h.now()
+		wait := min(poll, left)
 		if !next.IsZero() && next.Sub(now) < wait {
 			wait = max(next.Sub(now), 0)
 		}
