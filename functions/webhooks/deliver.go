@@ -361,8 +361,8 @@ func (h *Handler) send(ctx context.Context, client *http.Client, p contract.Webh
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
-			switch {
-			case a.Error == "":
+			switch a.Error {
+			case "":
 				succeeded = true
 			default:
 				failed = true
