@@ -334,3 +334,44 @@ func TestEventTypesCoverEveryStatus(t *testing.T) {
 		}
 	}
 }
+
+// Operators see the failing and disabled endpoints of the tenants they act for: a bound
+// operator its tenant's only, an unbound one every tenant's; a reviewer none.
+func TestConsoleWebhooksShowsFailingEndpointsOfOwnTenants(t *testing.T) {
+	s, st, _, client := newConsole(t)
+	ctx := context.Background()
+	hooks := webhooks.NewMemoryStore()
+	s.Webhooks.Store = hooks
+	for _, e := range []webhooks.Endpoint{
+		{EndpointID: "wh_a1", Tenant: "alpha", URL: "https://alpha-fail.example/x?token=secret", Status: webhooks.StatusDisabled, DisabledAt: 1, FailingSince: 1, DisabledReason: "every delivery attempt failed", CreatedAt: "1"},
+		{EndpointID: "wh_a2", Tenant: "alpha", URL: "https://alpha-ok.example/x", Status: webhooks.StatusEnabled, CreatedAt: "2"},
+		{EndpointID: "wh_b1", Tenant: "beta", URL: "https://beta-fail.example/x", Status: webhooks.StatusEnabled, FailingSince: 100, CreatedAt: "3"},
+	} {
+		if err := hooks.CreateEndpoint(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ login, role, tenant string }{{"rita", RoleReviewer, ""}, {"oleg", RoleOperator, "beta"}, {"olga", RoleOperator, ""}} {
+		if _, err := st.Create(ctx, c.login, c.role, c.tenant, testPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := func(login string) (int, string) {
+		c := client()
+		c.signIn(login, testPassword)
+		rec := c.do("GET", "/console/webhooks", nil)
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := page("rita"); code != http.StatusForbidden {
+		t.Fatalf("reviewer: %d", code)
+	}
+	code, body := page("oleg")
+	if code != 200 || !strings.Contains(body, "beta-fail.example") || strings.Contains(body, "alpha-") {
+		t.Fatalf("operator bound to beta: %d %s", code, body)
+	}
+	code, body = page("olga")
+	if code != 200 || !strings.Contains(body, "beta-fail.example") || !strings.Contains(body, "alpha-fail.example") || strings.Contains(body, "alpha-ok") ||
+		strings.Contains(body, "token=secret") {
+		t.Fatalf("unbound operator: %d %s", code, body)
+	}
+}
