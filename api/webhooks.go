@@ -209,7 +209,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	e := webhooks.Endpoint{EndpointID: id, Tenant: p.Tenant, URL: req.URL, EventTypes: req.EventTypes, Status: webhooks.StatusEnabled,
 		CreatedAt: now.Format(time.RFC3339), CreatedBy: p.ID, Secret: sealed, RequestSHA256: hash, Rev: webhooks.NewRev()}
 	// The new endpoint starts at the feed's end: it hears what happens from now on.
-	if e.Cursor, err = s.feedEnd(r.Context(), st, p.Tenant); err != nil {
+	if e.Cursor, err = st.FeedEnd(r.Context(), p.Tenant); err != nil {
 		s.internal(w, "read the event feed", err)
 		return
 	}
@@ -264,21 +264,6 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	WriteJSON(w, http.StatusCreated, v)
-}
-
-// feedEnd is the last position of the tenant's feed (0 when empty).
-func (s *Server) feedEnd(ctx context.Context, st webhooks.Store, tenant string) (int64, error) {
-	var end int64
-	for {
-		entries, err := st.Feed(ctx, tenant, end, 1000)
-		if err != nil || len(entries) == 0 {
-			return end, err
-		}
-		end = entries[len(entries)-1].Pos
-		if len(entries) < 1000 {
-			return end, nil
-		}
-	}
 }
 
 // startWebhook starts the endpoint's workflow once: a second start (a retried POST)

@@ -317,6 +317,8 @@ func Declare() Declaration {
 					// Webhook endpoints (the console of unbound staff lists every tenant's) and deliveries.
 					{Table: webhooks.Table, Actions: []string{"GetItem", "PutItem", "Scan"}},
 					{Table: webhooks.DeliveriesTable, Actions: []string{"GetItem", "PutItem", "Query"}},
+					// A new endpoint starts at the end of its tenant's feed (the counter item).
+					{Table: events.FeedTable, Actions: []string{"GetItem"}},
 					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
 				}},
 			ThrottleRate: 50, ThrottleBurst: 100, LogRetentionDay: 90,

@@ -145,6 +145,8 @@ type Store interface {
 	// Endpoints lists a tenant's endpoints (deleted ones not), oldest first; tenant ""
 	// lists every tenant's.
 	Endpoints(ctx context.Context, tenant string) ([]Endpoint, error)
+	// FeedEnd is the last position of a tenant's feed (its counter item, pos 0; 0 when empty).
+	FeedEnd(ctx context.Context, tenant string) (int64, error)
 	// Feed reads up to limit entries of a tenant's feed after pos.
 	Feed(ctx context.Context, tenant string, after int64, limit int) ([]events.FeedEntry, error)
 	// Ingest writes the deliveries (each once) and the endpoint (over rev) in one transaction.
@@ -339,6 +341,14 @@ func after(ctx context.Context, db store.DB, table, pk, pkValue string, from int
 	return res.Items, nil
 }
 
+func (s DynamoStore) FeedEnd(ctx context.Context, tenant string) (int64, error) {
+	var c struct {
+		Last int64 `json:"last"`
+	}
+	_, err := store.Get(ctx, s.DB, s.FeedTable, map[string]types.AttributeValue{"tenant": store.S(tenant), "pos": &types.AttributeValueMemberN{Value: "0"}}, &c)
+	return c.Last, err
+}
+
 func (s DynamoStore) Feed(ctx context.Context, tenant string, from int64, limit int) ([]events.FeedEntry, error) {
 	items, err := after(ctx, s.DB, s.FeedTable, "tenant", tenant, from, limit)
 	if err != nil {
@@ -472,6 +482,12 @@ func (m *MemoryStore) Endpoints(_ context.Context, tenant string) ([]Endpoint, e
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
 	return out, m.Fail
+}
+
+func (m *MemoryStore) FeedEnd(_ context.Context, tenant string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return int64(len(m.feed[tenant])), m.Fail
 }
 
 func (m *MemoryStore) Feed(_ context.Context, tenant string, from int64, limit int) ([]events.FeedEntry, error) {
