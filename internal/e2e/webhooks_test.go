@@ -356,3 +356,29 @@ func TestWebhookWorkerKilledLosesNothing(t *testing.T) {
 		last[g.Body.Data.CaseID] = g.Body.Data.Seq
 	}
 }
+
+// recordWebhookDisabled brings an endpoint's workflow to its waiting state (disabled
+// after failing, waiting for enable) and captures its history.
+func recordWebhookDisabled(t *testing.T) {
+	h := startHookStack(t, lambdaInvoker())
+	h.s.Webhooks.Policy.DisableAfter = time.Second
+	r := newReceiver(t)
+	r.answer = func(string, int) int { return 500 }
+	v := h.register(t, r, "*")
+	h.feed(t, hookEvent("refund-rec-"+uuid.NewString()[:8], 1, workflows.RefundReceived))
+	id := workflows.WebhookID(v.ID)
+	waitFor(t, 60*time.Second, "the workflow waiting on the disabled endpoint", func() bool {
+		val, err := shared.temporal.QueryWorkflow(context.Background(), id, "", workflows.WebhookQueryStatus)
+		var st workflows.WebhookState
+		return err == nil && val.Get(&st) == nil && st.Status == "disabled"
+	})
+	_, out := h.client.do("GET", "/v1/webhooks/"+v.ID, nil)
+	if !strings.Contains(string(out), `"status":"disabled"`) {
+		t.Fatalf("endpoint %s", out)
+	}
+	capture(t, "webhook-disabled", id)
+}
+
+// TestRecordWebhookHistory records the webhook workflow's waiting state alone
+// (TestRecordWaitingStateHistories records it with every other).
+func TestRecordWebhookHistory(t *testing.T) { recordWebhookDisabled(t) }

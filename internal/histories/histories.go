@@ -190,4 +190,5 @@ var WaitingStates = map[string][]string{
 	"Account":              {"account-auto-unlock-pending", "account-awaiting-specialist", "account-after-continue-as-new"},
 	"Sweep":                {"sweep-reminders", "sweep-outbox"},
 	"BatchImport":          {"batch-done"},
+	"WebhookEndpoint":      {"webhook-disabled"},
 }
