@@ -357,7 +357,7 @@ var consoleRules = []consoleRule{
 	{"GET /console/cases/{id}", "", RuleStaff, false}, // scope: readScopes[process]
 	{"GET /console/batches/{id}", ScopeOperate, RuleStaff, false},
 	{"GET /console/webhooks", ScopeOperate, RuleStaff, false}, // the failing endpoints of the tenants the staff act for
-	{"POST /console/cases/{id}", "", RuleStaff, true}, // scope: the action's (caseAction.update)
+	{"POST /console/cases/{id}", "", RuleStaff, true},         // scope: the action's (caseAction.update)
 }
 
 // lineRoutes: the route a batch line stands for, by its kind.
