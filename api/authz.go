@@ -356,8 +356,9 @@ var consoleRules = []consoleRule{
 	{"GET /console/tasks", ScopeTasksRead, RuleStaff, false},
 	{"GET /console/cases/{id}", "", RuleStaff, false}, // scope: readScopes[process]
 	{"GET /console/batches/{id}", ScopeOperate, RuleStaff, false},
-	{"GET /console/webhooks", ScopeOperate, RuleStaff, false}, // the failing endpoints of the tenants the staff act for
-	{"POST /console/cases/{id}", "", RuleStaff, true},         // scope: the action's (caseAction.update)
+	// The failing webhook endpoints of the tenants the staff act for.
+	{"GET /console/webhooks", ScopeOperate, RuleStaff, false},
+	{"POST /console/cases/{id}", "", RuleStaff, true}, // scope: the action's (caseAction.update)
 }
 
 // lineRoutes: the route a batch line stands for, by its kind.
