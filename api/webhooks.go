@@ -361,7 +361,8 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		if x.Status == webhooks.StatusDeleted {
 			return false
 		}
-		x.Status = webhooks.StatusDeleted
+		// The sealed secrets go with it: nothing signs for a deleted endpoint again.
+		x.Status, x.Secret, x.OldSecret, x.OldSecretUntil = webhooks.StatusDeleted, "", "", 0
 		return true
 	}); err != nil {
 		s.internal(w, "delete webhook endpoint", err)

@@ -312,6 +312,9 @@ func TestWebhookDeleteEndsAndEnableWakes(t *testing.T) {
 	if rec := do(e.h, "GET", "/v1/webhooks/"+v.ID, "alpha-integrator", ""); rec.Code != 404 {
 		t.Fatalf("GET after delete: %d", rec.Code)
 	}
+	if got, _, _ := e.st.GetEndpoint(ctx, v.ID); got.Status != webhooks.StatusDeleted || got.Secret != "" {
+		t.Fatalf("a deleted endpoint keeps its secret (status %s)", got.Status)
+	}
 	want := []string{workflows.WebhookID(v.ID) + " retry", workflows.WebhookID(v.ID) + " stop"}
 	if strings.Join(e.tmp.signals, ",") != strings.Join(want, ",") {
 		t.Fatalf("signals %v", e.tmp.signals)
