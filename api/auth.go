@@ -43,6 +43,8 @@ const (
 	ScopeBatchesRead        = "batches:read"        // integrators: a batch file's progress and report
 	ScopeBatchesWrite       = "batches:write"       // integrators: upload a batch file to their inbox
 	ScopeEventsRead         = "events:read"         // integrators: their tenant's events feed
+	ScopeWebhooksRead       = "webhooks:read"       // integrators: their webhook endpoints and deliveries
+	ScopeWebhooksWrite      = "webhooks:write"      // integrators: register, delete, rotate, enable, retry
 )
 
 // Scopes lists every scope.
@@ -50,7 +52,7 @@ var Scopes = []string{ScopeRefundsRead, ScopeRefundsWrite, ScopeRefundsDecide, S
 	ScopeIdentityRead, ScopeIdentityWrite, ScopeIdentityReview, ScopeConsent,
 	ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock, ScopeAccountSpecialist,
 	ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeDeclarationsReview, ScopeTasksRead, ScopeRequisites,
-	ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead}
+	ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead, ScopeWebhooksRead, ScopeWebhooksWrite}
 
 // Principal is who called: the key's tenant (an integrator organisation, or the tax
 // office for staff), its role, and the scopes the role grants.

@@ -356,6 +356,8 @@ var consoleRules = []consoleRule{
 	{"GET /console/tasks", ScopeTasksRead, RuleStaff, false},
 	{"GET /console/cases/{id}", "", RuleStaff, false}, // scope: readScopes[process]
 	{"GET /console/batches/{id}", ScopeOperate, RuleStaff, false},
+	// The failing webhook endpoints of the tenants the staff act for.
+	{"GET /console/webhooks", ScopeOperate, RuleStaff, false},
 	{"POST /console/cases/{id}", "", RuleStaff, true}, // scope: the action's (caseAction.update)
 }
 

@@ -82,7 +82,7 @@ var consoleTemplates = func() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, page := range []string{"login", "tasks", "case", "message", "batch"} {
+	for _, page := range []string{"login", "tasks", "case", "message", "batch", "webhooks"} {
 		out[page] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "console/layout.html", "console/"+page+".html"))
 	}
 	return out
@@ -154,6 +154,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 		{"GET /console/tasks", page(s.withSession(s.consoleTasks))},
 		{"GET /console/cases/{id}", page(s.withSession(s.consoleCase))},
 		{"GET /console/batches/{id}", page(s.withSession(s.consoleBatch))},
+		{"GET /console/webhooks", page(s.withSession(s.consoleWebhooks))},
 		{"POST /console/cases/{id}", post(s.withSession(s.consoleDecide))},
 	} {
 		mux.Handle(r.pattern, r.h) // each is in consoleRoutes (TestConsoleRoutesAreListed)

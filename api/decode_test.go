@@ -95,6 +95,10 @@ func TestEveryJSONRouteDecodesStrictly(t *testing.T) {
 		"POST /v1/accounts/{inn}/unblock/specialist-request": true,
 		"DELETE /v1/taxpayers/{inn}/consent":                 true,
 		"POST /v1/refunds/{id}/documents/{doc}/complete":     true,
+		"DELETE /v1/webhooks/{id}":                           true,
+		"POST /v1/webhooks/{id}/rotate-secret":               true,
+		"POST /v1/webhooks/{id}/enable":                      true,
+		"POST /v1/webhooks/{id}/deliveries/{delivery}/retry": true,
 	}
 	checked := 0
 	for _, rt := range routes {

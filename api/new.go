@@ -2,7 +2,6 @@ package api
 
 import (
 	"github.com/rs/zerolog"
-	"github.com/taxflow/taxflow/internal/events"
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/functions/audit"
@@ -10,8 +9,10 @@ import (
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/functions/webhooks"
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/config"
+	"github.com/taxflow/taxflow/internal/events"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -41,6 +42,9 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		DeclarationPolicy: workflows.DeclarationPolicy{ReviewMonths: cfg.Declaration.ReviewMonths, ReminderBefore: cfg.Declaration.ReminderBefore,
 			AppealMonths: cfg.Declaration.AppealMonths, ExplanationDays: cfg.Declaration.ExplanationDays, DocumentDays: cfg.Declaration.DocumentDays,
 			Refund: RefundPolicy(cfg.Refund)},
+		Webhooks: WebhookConfig{Store: webhooks.DynamoStore{DB: clients.DynamoDB, Hooks: cfg.Name(webhooks.Table),
+			DeliveryTable: cfg.Name(webhooks.DeliveriesTable), FeedTable: cfg.Name(events.FeedTable)},
+			Sealer: webhooks.SealerFrom(cfg.Temporal), Policy: WebhookPolicy(cfg.Webhook)},
 		Log:   log.With().Str("component", "api").Logger(),
 		Staff: StaffAccounts(cfg, clients),
 	}

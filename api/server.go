@@ -62,6 +62,9 @@ type Server struct {
 	// nil shows none.
 	DataConverter converter.DataConverter
 
+	// Webhooks: endpoints, deliveries and the policy of new endpoints (webhooks.go).
+	Webhooks WebhookConfig
+
 	// InlineAfterAnswer writes what follows an answer before the handler returns: on
 	// Lambda, where nothing runs after an invocation has answered.
 	InlineAfterAnswer bool
@@ -133,6 +136,17 @@ var routes = []route{
 	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, (*Server).batchUploadURL),
 	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, (*Server).getBatch),
 	rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, (*Server).listEvents), // the caller's tenant's feed (no object: RuleCreate)
+	// Webhook endpoints (webhooks.go): the list is the caller's own tenant's by
+	// construction (RuleCreate: no object to judge); an endpoint's owner is recorded like
+	// a case's, so RuleCase answers another tenant's id 404.
+	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, (*Server).createWebhook),
+	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, (*Server).listWebhooks),
+	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, (*Server).getWebhook),
+	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, (*Server).deleteWebhook),
+	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, (*Server).rotateWebhookSecret),
+	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, (*Server).enableWebhook),
+	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, (*Server).listDeliveries),
+	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, (*Server).retryDelivery),
 }
 
 // Routes lists "METHOD /path" of every route.

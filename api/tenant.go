@@ -42,7 +42,8 @@ const (
 // names fewer.
 var RoleScopes = map[string][]string{
 	RoleIntegrator: {ScopeRefundsRead, ScopeRefundsWrite, ScopeIdentityRead, ScopeIdentityWrite, ScopeConsent,
-		ScopeAccountRead, ScopeAccountUnblock, ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead},
+		ScopeAccountRead, ScopeAccountUnblock, ScopeDeclarationsRead, ScopeDeclarationsWrite, ScopeBatchesRead, ScopeBatchesWrite, ScopeEventsRead,
+		ScopeWebhooksRead, ScopeWebhooksWrite},
 	RoleAuthSystem: {ScopeAccountEvents, ScopeAccountRead, ScopeAccountUnblock},
 	RoleReviewer:   {ScopeRefundsRead, ScopeRefundsDecide, ScopeIdentityRead, ScopeIdentityReview, ScopeTasksRead},
 	RoleInspector:  {ScopeDeclarationsRead, ScopeDeclarationsReview, ScopeTasksRead},

@@ -59,13 +59,15 @@ func pathFor(t *testing.T, s *Server, path string, own bool) string {
 		id = "declaration-" + uuid.NewString()
 	case strings.HasPrefix(path, "/v1/batches/{id}"):
 		id = "batch-" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	case strings.HasPrefix(path, "/v1/webhooks/{id}"):
+		id = "wh_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	}
 	if id != "" && own {
 		if _, err := store.PutNew(context.Background(), s.DB, s.Owners, "case_id", caseOwner{CaseID: id, Tenant: "alpha", CreatedBy: "alpha/integrator"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r := strings.NewReplacer("{id}", id, "{inn}", "500100732259", "{doc}", "statement")
+	r := strings.NewReplacer("{id}", id, "{inn}", "500100732259", "{doc}", "statement", "{delivery}", "1")
 	return r.Replace(path)
 }
 

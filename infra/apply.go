@@ -450,6 +450,9 @@ func applyFunction(ctx context.Context, c *lambda.Client, f Function, o Options,
 			env[k] = v
 		}
 	}
+	if v := o.TemporalEnv["TAXFLOW_PAYLOAD_KEY"]; f.PayloadKey && v != "" {
+		env["TAXFLOW_PAYLOAD_KEY"] = v
+	}
 
 	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
 	if errCode(err) == "ResourceNotFoundException" {

@@ -20,6 +20,7 @@ import (
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/functions/webhooks"
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/events"
@@ -111,6 +112,9 @@ type Function struct {
 	// payload key (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TAXFLOW_PAYLOAD_KEY,
 	// TAXFLOW_TASK_QUEUE). Only the intake does.
 	Temporal bool
+	// PayloadKey: the function gets TAXFLOW_PAYLOAD_KEY without the rest of the Temporal
+	// connection: it opens what the API sealed with it (webhook signing secrets).
+	PayloadKey bool
 	// Trigger: the bucket invokes the function for every object created under a prefix.
 	Trigger *S3Trigger
 }
@@ -200,6 +204,10 @@ func Declare() Declaration {
 				{Name: events.ByState, PartitionKey: s("state"), SortKey: sk("at")},
 			}},
 			{Name: events.FeedTable, PartitionKey: s("tenant"), SortKey: nk("pos"), TTLAttribute: "expires_at"},
+			// Webhook endpoints and each tenant's list of them (functions/webhooks); deliveries
+			// per endpoint by feed position, kept as long as the feed.
+			{Name: webhooks.Table, PartitionKey: s("endpoint_id")},
+			{Name: webhooks.DeliveriesTable, PartitionKey: s("endpoint_id"), SortKey: &Key{Name: "pos", Type: "N"}, TTLAttribute: "expires_at"},
 			// Staff of the console (api.StaffTable): bcrypt password hashes and lockouts.
 			{Name: "staff_accounts", PartitionKey: s("login")},
 			// Console sessions (api.SessionsTable), by the SHA-256 of the cookie; they expire.
@@ -294,6 +302,12 @@ func Declare() Declaration {
 			{Name: contract.FnBatch, Package: "./functions/batch/lambda", MemoryMB: 1024, TimeoutSec: 300,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}},
 					{Table: "case_owners", Actions: []string{"PutItem"}}, {Table: audit.Table, Actions: []string{"PutItem"}}}},
+			// One round of a webhook endpoint: the tenant's feed into deliveries, due ones sent.
+			// It opens the endpoint's sealed signing secret with the payload key.
+			{Name: contract.FnWebhookDeliver, Package: "./functions/webhooks/lambda", MemoryMB: 256, TimeoutSec: 60, PayloadKey: true,
+				Uses: []Access{{Table: webhooks.Table, Actions: []string{"GetItem", "PutItem"}},
+					{Table: webhooks.DeliveriesTable, Actions: []string{"Query", "PutItem"}},
+					{Table: events.FeedTable, Actions: []string{"Query"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},
 			{Name: contract.FnRetentionSweep, Package: "./functions/retention/lambda", MemoryMB: 128, TimeoutSec: 120,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"ListBucket", "DeleteObject"}}}},
 		},
@@ -310,8 +324,11 @@ func Declare() Declaration {
 					{Table: overpayment.Table, Actions: []string{"Query"}},
 					// The task list: the cases table's by_task and by_tenant_task indexes.
 					{Table: cases.Table, Actions: []string{"Query"}},
-					// GET /v1/events: the caller's tenant's feed.
-					{Table: events.FeedTable, Actions: []string{"Query"}},
+					// GET /v1/events: the caller's tenant's feed; a new webhook endpoint starts at its end (the counter item).
+					{Table: events.FeedTable, Actions: []string{"GetItem", "Query"}},
+					// Webhook endpoints (the console of unbound staff lists every tenant's) and deliveries.
+					{Table: webhooks.Table, Actions: []string{"GetItem", "PutItem", "Scan"}},
+					{Table: webhooks.DeliveriesTable, Actions: []string{"GetItem", "PutItem", "Query"}},
 					{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject"}},
 				}},
 			ThrottleRate: 50, ThrottleBurst: 100, LogRetentionDay: 90,

@@ -89,6 +89,9 @@ func Template(d Declaration) ([]byte, error) {
 			env["TEMPORAL_NAMESPACE"] = map[string]string{"Ref": "TemporalNamespace"}
 			env["TAXFLOW_PAYLOAD_KEY"] = map[string]string{"Ref": "PayloadKey"}
 		}
+		if f.PayloadKey {
+			env["TAXFLOW_PAYLOAD_KEY"] = map[string]string{"Ref": "PayloadKey"}
+		}
 		props := map[string]any{
 			"FunctionName": sub(f.Name),
 			"CodeUri":      strings.TrimPrefix(f.Package, "./"),

@@ -15,4 +15,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(Sweep)
 	w.RegisterWorkflow(BatchImport)
 	w.RegisterWorkflow(EventRelay)
+	w.RegisterWorkflow(WebhookEndpoint)
 }

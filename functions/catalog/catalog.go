@@ -34,6 +34,7 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/functions/unblock"
+	"github.com/taxflow/taxflow/functions/webhooks"
 	ibatch "github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/events"
@@ -116,6 +117,10 @@ var constructors = map[string]func(fn.Deps) any{
 	contract.FnInactiveSweep: func(d fn.Deps) any {
 		return fn.Handler(inactive.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
 	},
+	contract.FnWebhookDeliver: func(d fn.Deps) any {
+		return fn.Handler((&webhooks.Handler{Store: WebhookStore(d), Sealer: webhooks.SealerFrom(d.Config.Temporal),
+			Notify: notify.Handler{DB: d.DynamoDB, Table: d.Config.Name(notify.Table)}}).Round)
+	},
 	contract.FnRetentionSweep: func(d fn.Deps) any {
 		return fn.Handler(retention.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket)}.Sweep)
 	},
@@ -133,6 +138,12 @@ func stepsOf(d fn.Deps) *transition.Handler {
 // that ride in its transactions (the reservation's `approved`, the posting's `paid`).
 func ledgerOf(d fn.Deps) ledger.Ledger {
 	return ledger.Ledger{DB: d.DynamoDB, Table: d.Config.Name(ledger.Table), Entries: d.Config.Name(overpayment.Table), Steps: stepsOf(d)}
+}
+
+// WebhookStore is the webhook endpoints, deliveries and event feed of a deployment.
+func WebhookStore(d fn.Deps) webhooks.DynamoStore {
+	return webhooks.DynamoStore{DB: d.DynamoDB, Hooks: d.Config.Name(webhooks.Table), DeliveryTable: d.Config.Name(webhooks.DeliveriesTable),
+		FeedTable: d.Config.Name(events.FeedTable)}
 }
 
 // Handler returns the constructor of one function, for its lambda/main.go.

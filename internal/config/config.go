@@ -47,6 +47,8 @@ type Config struct {
 
 	Metrics Metrics
 
+	Webhook Webhook
+
 	// Subject is the keyring of TaxflowSubject (TAXFLOW_SUBJECT_KEY, the current
 	// version; TAXFLOW_SUBJECT_KEYS_PREVIOUS, earlier versions kept for lookups). Only
 	// the API needs it (RequireSubjectKey); it is a secret of its own, so rotating the
@@ -74,6 +76,19 @@ type Metrics struct {
 	// TAXFLOW_METRICS_BUSINESS_INTERVAL (1m): how often the worker reads the case
 	// projections for the business gauges (only when the worker serves /metrics).
 	BusinessInterval time.Duration
+}
+
+// Webhook configures webhook deliveries (functions/webhooks); the API hands it to each
+// endpoint's workflow when it registers the endpoint.
+type Webhook struct {
+	BackoffBase  time.Duration // TAXFLOW_WEBHOOK_BACKOFF_BASE (5s): the first retry's ceiling, doubling
+	BackoffCap   time.Duration // TAXFLOW_WEBHOOK_BACKOFF_CAP (1h)
+	GiveUpAfter  time.Duration // TAXFLOW_WEBHOOK_GIVE_UP (72h): a delivery is failed this long after its first attempt
+	DisableAfter time.Duration // TAXFLOW_WEBHOOK_DISABLE_AFTER (24h): every attempt failed this long → endpoint disabled
+	Concurrency  int           // TAXFLOW_WEBHOOK_CONCURRENCY (4): sends at once per endpoint
+	// TAXFLOW_WEBHOOK_ALLOW_LOOPBACK (false): http:// receivers on loopback are allowed.
+	// The local stack's environment sets it; nothing else should.
+	AllowLoopback bool
 }
 
 // Codec configures the codec server, which decrypts payloads for Temporal's Web UI and CLI.
@@ -204,6 +219,8 @@ var Variables = []string{
 	"TAXFLOW_INACTIVE_MONTHS", "TAXFLOW_INACTIVE_GRACE", "TAXFLOW_KEY_RATE_FILE", "TAXFLOW_DUE_DATES_FILE",
 	"TAXFLOW_CODEC_ADDR", "TAXFLOW_CODEC_TOKEN", "TAXFLOW_CODEC_ORIGINS",
 	"TAXFLOW_METRICS_ADDR", "TAXFLOW_API_METRICS_ADDR", "TAXFLOW_METRICS_BUSINESS_INTERVAL",
+	"TAXFLOW_WEBHOOK_BACKOFF_BASE", "TAXFLOW_WEBHOOK_BACKOFF_CAP", "TAXFLOW_WEBHOOK_GIVE_UP", "TAXFLOW_WEBHOOK_DISABLE_AFTER",
+	"TAXFLOW_WEBHOOK_CONCURRENCY", "TAXFLOW_WEBHOOK_ALLOW_LOOPBACK",
 }
 
 var prefixRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
@@ -274,6 +291,14 @@ func Load(getenv func(string) string) (Config, error) {
 			Addr:    r.hostPort("TAXFLOW_CODEC_ADDR", "127.0.0.1:8089"),
 			Token:   r.codecToken("TAXFLOW_CODEC_TOKEN"),
 			Origins: r.origins("TAXFLOW_CODEC_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"),
+		},
+		Webhook: Webhook{
+			BackoffBase:   r.duration("TAXFLOW_WEBHOOK_BACKOFF_BASE", 5*time.Second),
+			BackoffCap:    r.duration("TAXFLOW_WEBHOOK_BACKOFF_CAP", time.Hour),
+			GiveUpAfter:   r.duration("TAXFLOW_WEBHOOK_GIVE_UP", 72*time.Hour),
+			DisableAfter:  r.duration("TAXFLOW_WEBHOOK_DISABLE_AFTER", 24*time.Hour),
+			Concurrency:   int(r.number("TAXFLOW_WEBHOOK_CONCURRENCY", 4, 1, 32)),
+			AllowLoopback: r.oneOf("TAXFLOW_WEBHOOK_ALLOW_LOOPBACK", "false", "true", "false") == "true",
 		},
 		Refund: Refund{
 			DeadlineDays:   int(r.number("TAXFLOW_REFUND_DEADLINE_DAYS", 30, 1, 365)),

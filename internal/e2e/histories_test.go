@@ -298,6 +298,8 @@ func TestRecordWaitingStateHistories(t *testing.T) {
 		capture(t, "batch-done", id)
 	})
 
+	t.Run("webhook", recordWebhookDisabled)
+
 	var missing []string
 	for _, names := range histories.WaitingStates {
 		for _, n := range names {

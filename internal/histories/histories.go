@@ -197,4 +197,5 @@ var WaitingStates = map[string][]string{
 	"Sweep":                {"sweep-reminders", "sweep-outbox"},
 	"BatchImport":          {"batch-done"},
 	"EventRelay":           {"event-relay-waiting"},
+	"WebhookEndpoint":      {"webhook-disabled"},
 }

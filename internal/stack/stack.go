@@ -186,6 +186,8 @@ func (s Stack) Env() []string {
 		"TAXFLOW_CODEC_TOKEN=" + token,
 		"TAXFLOW_CODEC_ORIGINS=http://127.0.0.1:" + ui + ",http://localhost:" + ui,
 		"TAXFLOW_CODEC_ENDPOINT=" + s.codecEndpoint(token),
+		// Receivers of webhooks on this machine (a test's, the demo's) are plain http.
+		"TAXFLOW_WEBHOOK_ALLOW_LOOPBACK=true",
 	}
 }
 

@@ -1,0 +1,151 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Limits of a send.
+const (
+	SendTimeout  = 10 * time.Second
+	MaxBody      = 64 << 10 // bytes of a receiver's answer read, at most
+	MaxURLLength = 2048
+)
+
+// ErrAddress: the receiver's address is one taxflow does not connect to (SSRF).
+var ErrAddress = errors.New("address not allowed")
+
+// blocked are the ranges no receiver may be in: private, shared (CGNAT), loopback,
+// link-local, unspecified, multicast, documentation and benchmark nets, and the IPv6
+// equivalents (unique local fc00::/7, link-local, site-local, NAT64 of a private v4).
+var blocked = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"::/128", "::1/128", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "64:ff9b:1::/48", "2001:db8::/32"} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// AddressAllowed tells whether taxflow may connect to ip. allowLoopback (the local
+// stack) lets loopback addresses through, and nothing else of the blocked ranges.
+func AddressAllowed(ip netip.Addr, allowLoopback bool) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() {
+		return false
+	}
+	if allowLoopback && ip.IsLoopback() {
+		return true
+	}
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	for _, p := range blocked {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// control refuses, at connect time, an address AddressAllowed refuses: a name that
+// resolved to a public address when registered and to a private one now (DNS
+// rebinding) is refused here, whatever the resolver said earlier.
+func control(allowLoopback bool) func(network, address string, _ syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("%w: %s is not an address", ErrAddress, address)
+		}
+		if !AddressAllowed(ap.Addr(), allowLoopback) {
+			return fmt.Errorf("%w: %s", ErrAddress, ap.Addr())
+		}
+		return nil
+	}
+}
+
+// NewClient is the HTTP client of deliveries: 10 s for the whole exchange, no proxy, no
+// redirect followed (a 3xx is the answer, a failed attempt), and a dialer that refuses
+// the blocked ranges at connect time.
+func NewClient(allowLoopback bool) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, Control: control(allowLoopback)}
+	t := &http.Transport{DialContext: d.DialContext, Proxy: nil, TLSHandshakeTimeout: 5 * time.Second,
+		ResponseHeaderTimeout: SendTimeout, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true}
+	return &http.Client{Timeout: SendTimeout, Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Resolver looks names up (net.DefaultResolver; tests put their own).
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// CheckURL judges a receiver's URL at registration: absolute, https (http only to a
+// loopback host when allowLoopback), no user information, no fragment, a host whose
+// every address is allowed. The reason names what is wrong; "" is allowed.
+func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) string {
+	if raw == "" {
+		return "required: the receiver's https:// URL"
+	}
+	if len(raw) > MaxURLLength {
+		return fmt.Sprintf("at most %d characters", MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return "not an absolute URL (want https://host/path)"
+	}
+	if u.User != nil {
+		return "must not carry user information (user:password@); authenticate by the signature"
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return "must not carry a fragment (#…)"
+	}
+	host := u.Hostname()
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowLoopback {
+			return "must be https"
+		}
+	default:
+		return "must be https"
+	}
+	if host == "" {
+		return "has no host"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := netip.ParseAddrPort("127.0.0.1:" + p); err != nil || n.Port() == 0 {
+			return "has an invalid port"
+		}
+	}
+	var addrs []netip.Addr
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		addrs = []netip.Addr{ip}
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		addrs, err = r.LookupNetIP(ctx, "ip", host)
+		if err != nil || len(addrs) == 0 {
+			return "the host does not resolve"
+		}
+	}
+	for _, a := range addrs {
+		if !AddressAllowed(a, allowLoopback) {
+			return "the host resolves to a private, loopback, link-local or otherwise internal address, which is not allowed"
+		}
+		if u.Scheme == "http" && !a.Unmap().IsLoopback() {
+			return "must be https (http only to a loopback host in the local stack)"
+		}
+	}
+	return ""
+}
