@@ -32,11 +32,11 @@ import (
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // tryTemporalCLI runs the pinned Temporal CLI against the stack (see temporalCLI) and
