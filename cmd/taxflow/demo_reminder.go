@@ -11,10 +11,10 @@ import (
 
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/schedules"
 )
 
 // Statuses of the reminder walk (a notification has no status of its own in the API).
