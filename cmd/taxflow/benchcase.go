@@ -26,6 +26,7 @@ import (
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/api"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
+	"github.com/taxflow/taxflow/cmd/internal/sizing"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/overpayment"
@@ -33,7 +34,6 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/invoker"
-	"github.com/taxflow/taxflow/internal/sizing"
 	"github.com/taxflow/taxflow/workflows"
 	"github.com/taxflow/taxflow/workflows/histories"
 )
