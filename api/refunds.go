@@ -23,9 +23,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"

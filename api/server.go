@@ -40,7 +40,7 @@ type Server struct {
 	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
 	Owners      string
 	Idempotency string
-	// Cases is the case projection (functions/cases): the task list reads its indexes.
+	// Cases is the case projection (internal/cases): the task list reads its indexes.
 	Cases     string
 	TaskQueue string
 	Policy    workflows.RefundPolicy

@@ -30,7 +30,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/stack"
