@@ -48,7 +48,7 @@ type app struct {
 func (a *app) keyRates() *keyrate.Live {
 	if a.rates == nil {
 		a.rates = &keyrate.Live{Base: a.cfg.Data.KeyRates, TTL: time.Minute,
-			Store: keyrate.S3Store{Client: a.clients.S3, Bucket: a.cfg.Name(trust.Bucket)}}
+			Store: trust.KeyRateStore{Client: a.clients.S3, Bucket: a.cfg.Name(trust.Bucket)}}
 	}
 	return a.rates
 }
