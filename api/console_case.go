@@ -12,7 +12,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
-	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/workflows"

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/taxflow/taxflow/functions/webhooks"
+	"github.com/taxflow/taxflow/internal/webhooks"
 )
 
 // webhookRow is a failing or disabled endpoint on the console.

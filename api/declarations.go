@@ -24,11 +24,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/taxflow/taxflow/functions/declaration"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/ndfl"
 	"github.com/taxflow/taxflow/internal/tasks"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -63,7 +63,7 @@ func readDeclaration(w http.ResponseWriter, r *http.Request) (body []byte, forma
 	if !ok {
 		return nil, "", false
 	}
-	d, err := declaration.Parse(body, format)
+	d, err := ndfl.Parse(body, format)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_declaration", err.Error(), nil)
 		return nil, "", false
@@ -117,7 +117,7 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, _ := declaration.Parse(body, format)
+	d, _ := ndfl.Parse(body, format)
 	id := workflows.DeclarationID(caseKey(r))
 	digest := sha256.Sum256(append(body, method...))
 	hash := hex.EncodeToString(digest[:])

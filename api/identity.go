@@ -16,13 +16,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/functions/identity"
-	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/registry"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -60,7 +58,7 @@ var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESi
 
 // Validate lists every bad field.
 func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldError) {
-	p, errs := identity.Validate(c.Person)
+	p, errs := contract.ValidatePerson(c.Person)
 	for i := range errs {
 		errs[i].Field = "person." + errs[i].Field
 	}
@@ -140,7 +138,7 @@ func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
 	if !s.precheckBankNonce(w, r, req.BankAssertion, caseID) {
 		return
 	}
-	tp, found, err := taxpayer.Lookup(r.Context(), s.DB, s.Taxpayers, person.INN)
+	tp, found, err := registry.Lookup(r.Context(), s.DB, s.Taxpayers, person.INN)
 	switch {
 	case err != nil:
 		s.internal(w, "read registry", err)
@@ -235,7 +233,7 @@ func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) 
 	}
 	var st workflows.IdentityStatus
 	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
-		s.dropUpload(r.Context(), document.IncomingKey(id, docID))
+		s.dropUpload(r.Context(), contract.IncomingDocumentKey(id, docID))
 		s.caseError(w, r, id, "add document", err)
 		return
 	}
@@ -256,7 +254,7 @@ func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
 	var sub workflows.IdentitySubmission
 	var errs []domain.FieldError
 	if req.Person != nil {
-		p, perrs := identity.Validate(*req.Person)
+		p, perrs := contract.ValidatePerson(*req.Person)
 		for i := range perrs {
 			perrs[i].Field = "person." + perrs[i].Field
 		}

@@ -4,16 +4,15 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
-	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/functions/overpayment"
-	"github.com/taxflow/taxflow/functions/taxpayer"
-	"github.com/taxflow/taxflow/functions/webhooks"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/config"
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/events"
+	"github.com/taxflow/taxflow/internal/registry"
 	"github.com/taxflow/taxflow/internal/temporalclient"
+	"github.com/taxflow/taxflow/internal/webhooks"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -25,9 +24,9 @@ func New(cfg config.Config, clients *awsclient.Clients, tc client.Client, log ze
 		Keys:        Keys(cfg, clients),
 		S3:          clients.S3,
 		DB:          clients.DynamoDB,
-		Bucket:      cfg.Name(document.Bucket),
-		Taxpayers:   cfg.Name(taxpayer.Table),
-		Ledger:      cfg.Name(overpayment.Table),
+		Bucket:      cfg.Name(contract.DocumentsBucket),
+		Taxpayers:   cfg.Name(registry.Table),
+		Ledger:      cfg.Name(contract.LedgerTable),
 		AuditTable:  cfg.Name(audit.Table),
 		Owners:      cfg.Name(OwnersTable),
 		Cases:       cfg.Name(cases.Table),

@@ -23,12 +23,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/docs"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/registry"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -189,7 +188,7 @@ func (s *Server) checkRefundClaim(ctx context.Context, req CreateRefundRequest) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tp, found, lookupErr = taxpayer.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
+			tp, found, lookupErr = registry.Lookup(ctx, s.DB, s.Taxpayers, req.INN)
 		}()
 	}
 	if !known {
@@ -336,7 +335,7 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, 
 		if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
 			return "", false
 		}
-		return document.IncomingKey(id, docID), true
+		return contract.IncomingDocumentKey(id, docID), true
 	})
 	return docID, typ, size, ok
 }
@@ -369,7 +368,7 @@ func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID 
 	}
 	// The case did not take it: nothing of it stays in incoming/ (best effort; the
 	// retention sweep removes what is left).
-	key := document.IncomingKey(id, docID)
+	key := contract.IncomingDocumentKey(id, docID)
 	if _, err := s.S3.DeleteObject(context.WithoutCancel(r.Context()), &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
 		s.Log.Warn().Err(err).Str("op", "remove refused upload").Msg("request cleanup failed")
 	}
@@ -397,7 +396,7 @@ func (s *Server) presignDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	docID := uuid.NewString()
-	key := document.IncomingKey(id, docID)
+	key := contract.IncomingDocumentKey(id, docID)
 	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
 		ContentLength: aws.Int64(req.Size)}, s3.WithPresignExpires(15*time.Minute))
 	if err != nil {
@@ -419,7 +418,7 @@ func (s *Server) completeDocument(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such upload", nil)
 		return
 	}
-	key := document.IncomingKey(id, docID)
+	key := contract.IncomingDocumentKey(id, docID)
 	if _, err := s.S3.HeadObject(r.Context(), &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "no upload with this doc_id has arrived", nil)
 		return

@@ -14,10 +14,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/registry"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )
@@ -84,7 +84,7 @@ func (s *Server) verifyRequisites(w http.ResponseWriter, r *http.Request) {
 	if !reasonFits(w, req.Reason) {
 		return
 	}
-	tp, found, err := taxpayer.Lookup(r.Context(), s.DB, s.Taxpayers, inn)
+	tp, found, err := registry.Lookup(r.Context(), s.DB, s.Taxpayers, inn)
 	if err != nil {
 		s.internal(w, "read registry", err)
 		return

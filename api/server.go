@@ -40,7 +40,7 @@ type Server struct {
 	// Owners and Idempotency are the tenancy tables (OwnersTable, IdempotencyTable).
 	Owners      string
 	Idempotency string
-	// Cases is the case projection (functions/cases): the task list reads its indexes.
+	// Cases is the case projection (internal/cases): the task list reads its indexes.
 	Cases string
 	// Events is the integrator events feed (events.FeedTable): GET /v1/events reads it.
 	Events    string

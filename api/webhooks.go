@@ -20,11 +20,11 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/functions/webhooks"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/webhooks"
 	"github.com/taxflow/taxflow/workflows"
 )
 

@@ -17,10 +17,10 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/functions/webhooks"
-	"github.com/taxflow/taxflow/internal/codec"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/events"
+	"github.com/taxflow/taxflow/internal/seal"
+	"github.com/taxflow/taxflow/internal/webhooks"
 	"github.com/taxflow/taxflow/workflows"
 )
 
@@ -71,13 +71,13 @@ func newHookEnv(t *testing.T) *hookEnv {
 	s, _ := tenantServer(t)
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
-	c, _ := codec.New(k)
+	c, _ := seal.New(k)
 	st := webhooks.NewMemoryStore()
 	tmp := &hookTemporal{started: map[string]int{}}
 	var log bytes.Buffer
 	s.Log = zerolog.New(&log)
 	s.Temporal = tmp
-	s.Webhooks = WebhookConfig{Store: st, Sealer: webhooks.CodecSealer{Codec: c}, Policy: contract.DefaultWebhookPolicy(),
+	s.Webhooks = WebhookConfig{Store: st, Sealer: webhooks.KeySealer{S: c}, Policy: contract.DefaultWebhookPolicy(),
 		Resolver: hookResolver{"hooks.alpha.example": "93.184.216.34", "internal.alpha.example": "10.0.0.8", "localhost": "127.0.0.1"}}
 	return &hookEnv{s: s, h: s.Handler(), st: st, tmp: tmp, log: &log}
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
 	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/term"

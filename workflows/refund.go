@@ -1767,7 +1767,7 @@ func (r *refund) project(workflow.Context) contract.CaseRecord {
 		Amounts: map[string]int64{"claimed": r.st.Claimed, "approved": r.st.Approved, "interest": r.st.Interest, "paid": r.st.Paid}}
 }
 
-// journalBytes is what one journal field holds (functions/audit refuses longer ones).
+// journalBytes is what one journal field holds (internal/audit refuses longer ones).
 const journalBytes = 500
 
 // clip shortens free text to what the journal holds, on a rune boundary, marked with "…".

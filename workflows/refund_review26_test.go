@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/mock"
 
-	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/internal/cases"
 
 	ledgerfn "github.com/taxflow/taxflow/functions/ledger"
 	"github.com/taxflow/taxflow/internal/contract"

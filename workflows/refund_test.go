@@ -15,8 +15,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/taxflow/taxflow/activities"
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/esigncheck"
@@ -33,6 +31,8 @@ import (
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/functions/unblock"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/invoker"

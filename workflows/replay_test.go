@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/taxflow/taxflow/internal/histories"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 const historyDir = "testdata/histories"

@@ -12,8 +12,8 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/histories"
 	. "github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // The change ids of workflows/record.go's changeRecordStepTask and changeRecordStepLocal.

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/taxflow/taxflow/internal/sizing"
+	"github.com/taxflow/taxflow/cmd/internal/sizing"
 )
 
 func main() {

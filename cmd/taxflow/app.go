@@ -27,11 +27,11 @@ import (
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/keyrate"
 	"github.com/taxflow/taxflow/internal/logging"
-	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/internal/tracing"
 	"github.com/taxflow/taxflow/internal/trust"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/schedules"
 )
 
 // app is what every long-running command builds from configuration.
@@ -49,7 +49,7 @@ type app struct {
 func (a *app) keyRates() *keyrate.Live {
 	if a.rates == nil {
 		a.rates = &keyrate.Live{Base: a.cfg.Data.KeyRates, TTL: time.Minute,
-			Store: keyrate.S3Store{Client: a.clients.S3, Bucket: a.cfg.Name(trust.Bucket)}}
+			Store: trust.KeyRateStore{Client: a.clients.S3, Bucket: a.cfg.Name(trust.Bucket)}}
 	}
 	return a.rates
 }

@@ -25,17 +25,17 @@ import (
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/seed"
+	"github.com/taxflow/taxflow/cmd/internal/sizing"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/awsclient"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/internal/invoker"
-	"github.com/taxflow/taxflow/internal/seed"
-	"github.com/taxflow/taxflow/internal/sizing"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // The per-case bench (`taxflow bench --per-case`): cases of each process that matters for

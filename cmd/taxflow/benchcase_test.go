@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/taxflow/taxflow/internal/sizing"
+	"github.com/taxflow/taxflow/cmd/internal/sizing"
 )
 
 // A request's case reaches the meter through the context the bench's handler gives it;

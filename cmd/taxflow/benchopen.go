@@ -33,16 +33,16 @@ import (
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/taxpayer"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
 )

@@ -15,8 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/store"

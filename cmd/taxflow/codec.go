@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/taxflow/taxflow/internal/codecserver"
+	"github.com/taxflow/taxflow/api/codecserver"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 )
 

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/overpayment"
 	"github.com/taxflow/taxflow/functions/reminders"
 	"github.com/taxflow/taxflow/functions/taxpayer"
 	"github.com/taxflow/taxflow/internal/calendar"
-	"github.com/taxflow/taxflow/internal/seed"
 )
 
 // seedOptions are the dataset's options, shared by seed, dev and demo.

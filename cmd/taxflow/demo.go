@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/document"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/internal/stack"
 )
 

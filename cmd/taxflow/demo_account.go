@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/workflows"
 )
 

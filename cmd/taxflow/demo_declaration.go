@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/workflows"
 )
 

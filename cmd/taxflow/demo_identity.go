@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/workflows"
 )
 

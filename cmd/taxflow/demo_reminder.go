@@ -9,12 +9,12 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/schedules"
-	"github.com/taxflow/taxflow/internal/seed"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/schedules"
 )
 
 // Statuses of the reminder walk (a notification has no status of its own in the API).

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/config"
-	"github.com/taxflow/taxflow/internal/seed"
 )
 
 // devOptions are the options of dev and demo.

@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/metrics"
 )
 

@@ -41,7 +41,7 @@ func runKeyrate(ctx context.Context, args []string) error {
 		return err
 	}
 	bucket := a.cfg.Name(trust.Bucket)
-	store := keyrate.S3Store{Client: a.clients.S3, Bucket: bucket}
+	store := trust.KeyRateStore{Client: a.clients.S3, Bucket: bucket}
 	return keyrateCommand(ctx, args, a.cfg.Data.KeyRates, store, "s3://"+bucket+"/"+keyrate.StoreKey, time.Now(), os.Stdout)
 }
 

@@ -12,10 +12,10 @@ import (
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/metrics"
 	"github.com/taxflow/taxflow/internal/tracing"

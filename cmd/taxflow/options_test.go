@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taxflow/taxflow/internal/seed"
+	"github.com/taxflow/taxflow/cmd/internal/seed"
 )
 
 // Each bad seed or demo option stops with a message that names it.

@@ -9,8 +9,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/schedules"
 )
 
 // runSchedules: taxflow schedules apply|list|pause|unpause|trigger [id]

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/cases"
+	"github.com/taxflow/taxflow/internal/cases"
 )
 
 const tasksUsage = "usage: taxflow tasks backfill   give the cases already waiting in a human step their task-list keys (once, after the upgrade that adds the by_task indexes; safe to run again)"

@@ -6,8 +6,6 @@ package declaration
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -28,28 +26,9 @@ type Handler struct {
 	Rules  ndfl.Rules
 }
 
-// Parse reads a declaration in its format.
-func Parse(b []byte, format string) (ndfl.Declaration, error) {
-	var d ndfl.Declaration
-	var err error
-	switch format {
-	case "json":
-		dec := json.NewDecoder(strings.NewReader(string(b)))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&d)
-	case "xml":
-		err = xml.Unmarshal(b, &struct {
-			XMLName xml.Name `xml:"declaration"`
-			*ndfl.Declaration
-		}{Declaration: &d})
-	default:
-		return d, fmt.Errorf("format must be json or xml")
-	}
-	if err != nil {
-		return d, fmt.Errorf("the declaration cannot be read as %s: %v", strings.ToUpper(format), err)
-	}
-	return d, nil
-}
+// Parse reads a declaration in its format: ndfl.Parse, which the API and the batch import
+// use too.
+func Parse(b []byte, format string) (ndfl.Declaration, error) { return ndfl.Parse(b, format) }
 
 // Check reads the declaration from S3 and checks it.
 func (h Handler) Check(ctx context.Context, in contract.DeclarationCheckInput) (contract.DeclarationCheckResult, error) {

@@ -28,8 +28,8 @@ import (
 	"github.com/taxflow/taxflow/internal/fnerr"
 )
 
-// Bucket is the logical name of the documents bucket.
-const Bucket = "documents"
+// Bucket is the logical name of the documents bucket (contract.DocumentsBucket).
+const Bucket = contract.DocumentsBucket
 
 // S3 is the part of the S3 client the function uses.
 type S3 interface {
@@ -50,11 +50,11 @@ type Handler struct {
 
 var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,79}$`)
 
-// StoredKey is where an accepted document lives.
-func StoredKey(caseID, docID string) string { return "documents/" + caseID + "/" + docID }
+// StoredKey is where an accepted document lives (contract.StoredDocumentKey).
+func StoredKey(caseID, docID string) string { return contract.StoredDocumentKey(caseID, docID) }
 
-// IncomingKey is where an upload waits to be judged.
-func IncomingKey(caseID, docID string) string { return "incoming/" + caseID + "/" + docID }
+// IncomingKey is where an upload waits to be judged (contract.IncomingDocumentKey).
+func IncomingKey(caseID, docID string) string { return contract.IncomingDocumentKey(caseID, docID) }
 
 // Store validates and stores one document. It is idempotent: a retry after the copy
 // finds the stored object and answers the same.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/config"
-	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/logging"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/tracing"
@@ -54,7 +54,7 @@ func Handler[In, Out any](h func(context.Context, In) (Out, error)) func(context
 		out, err := h(ctx, in)
 		if err != nil {
 			var zero Out
-			err = fnerr.ToInvokeError(err)
+			err = invoker.ToInvokeError(err)
 			span.SetStatus(codes.Error, "function error")
 			return zero, err
 		}

@@ -37,30 +37,10 @@ type Handler struct {
 	Bucket    string
 }
 
-// Validate checks the submitted data's form and returns it normalised.
+// Validate checks the submitted data's form and returns it normalised: contract.ValidatePerson,
+// which the API checks a submission with before it starts a case.
 func Validate(p contract.PersonData) (contract.PersonData, []domain.FieldError) {
-	var errs []domain.FieldError
-	add := func(err error) {
-		if fe, ok := err.(domain.FieldError); ok {
-			errs = append(errs, fe)
-		}
-	}
-	add(domain.ValidateINN("inn", p.INN, true))
-	snils, err := domain.NormalizeSNILS("snils", p.SNILS)
-	add(err)
-	add(domain.ValidateName("surname", p.Surname, true))
-	add(domain.ValidateName("first_name", p.FirstName, true))
-	add(domain.ValidateName("patronymic", p.Patronymic, false))
-	birth, err := domain.ParseDate("birth_date", p.BirthDate)
-	add(err)
-	pass, err := domain.ParsePassport("passport", p.PassportSeries+p.PassportNumber)
-	add(err)
-	if len(errs) > 0 {
-		return p, errs
-	}
-	return contract.PersonData{INN: p.INN, SNILS: snils, Surname: domain.NormalizeName(p.Surname), FirstName: domain.NormalizeName(p.FirstName),
-		Patronymic: domain.NormalizeName(p.Patronymic), BirthDate: birth.Format(time.DateOnly),
-		PassportSeries: pass.Series, PassportNumber: pass.Number}, nil
+	return contract.ValidatePerson(p)
 }
 
 // Match compares and answers match, mismatch (with reasons) or inconclusive.

@@ -17,8 +17,8 @@ import (
 	"github.com/taxflow/taxflow/internal/term"
 )
 
-// Table is the ledger: partition key inn, sort key entry_id.
-const Table = "ledger"
+// Table is the ledger (contract.LedgerTable).
+const Table = contract.LedgerTable
 
 // Handler reads the ledger.
 type Handler struct {

@@ -9,16 +9,15 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/fnerr"
+	"github.com/taxflow/taxflow/internal/registry"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
-// Table is the registry: partition key inn.
-const Table = "taxpayers"
+// Table is the registry (registry.Table).
+const Table = registry.Table
 
 // Handler reads the registry.
 type Handler struct {
@@ -26,11 +25,9 @@ type Handler struct {
 	Table string
 }
 
-// Lookup reads one taxpayer; found is false when the INN is not registered.
+// Lookup reads one taxpayer (registry.Lookup); found is false when the INN is not registered.
 func Lookup(ctx context.Context, db store.DB, table, inn string) (contract.Taxpayer, bool, error) {
-	var tp contract.Taxpayer
-	found, err := store.Get(ctx, db, table, map[string]types.AttributeValue{"inn": store.S(inn)}, &tp)
-	return tp, found, err
+	return registry.Lookup(ctx, db, table, inn)
 }
 
 // Check answers whether the taxpayer may use the process, and with which bank state.

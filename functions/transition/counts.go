@@ -3,66 +3,41 @@ package transition
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/counters"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
-// CountsTable holds the case counters: per process, status and shard, how many case
-// projections are at that status (n) and the sum of their approved amounts (approved),
-// kept by the same transaction that writes each step, so the business gauges read a few
-// hundred small items instead of every case. Partition key "counter".
-//
-// A counter is split into CountShards items, the shard chosen by a hash of the case id:
-// a single item per status would be a hot key in a season (every transaction into or out
-// of `received` updating one item: DynamoDB serialises transactions on an item, one
-// item takes at most 1,000 writes a second, and concurrent transactions on it cancel
-// each other with TransactionConflict).
-const CountsTable = "case_counts"
-
-// CountShards is the number of items each (process, status) counter is split into.
-const CountShards = 16
-
-// Attributes of a counter item.
+// The counters' table, the attributes of an item, the key and the shard of a case are
+// internal/counters' (the business gauges and the rebuild read what this writes); these are
+// their names here.
 const (
-	CountKey      = "counter"  // count#<process>#<status>#<shard>
-	CountN        = "n"        // projections at the status
-	CountApproved = "approved" // sum of their amounts["approved"], kopecks
-	CountUpdates  = "updates"  // transactions that changed the item (the rebuild's check)
+	CountsTable   = counters.Table
+	CountShards   = counters.Shards
+	CountKey      = counters.Key
+	CountN        = counters.N
+	CountApproved = counters.Approved
+	CountUpdates  = counters.Updates
 )
 
-// CounterKey is the key of a counter item. Processes and statuses are closed sets of
-// identifiers without '#'.
+// CounterKey is counters.CounterKey.
 func CounterKey(process, status string, shard int) string {
-	return fmt.Sprintf("count#%s#%s#%d", process, status, shard)
+	return counters.CounterKey(process, status, shard)
 }
 
-// ParseCounterKey is CounterKey's inverse.
+// ParseCounterKey is counters.ParseCounterKey.
 func ParseCounterKey(key string) (process, status string, shard int, ok bool) {
-	parts := strings.Split(key, "#")
-	if len(parts) != 4 || parts[0] != "count" {
-		return "", "", 0, false
-	}
-	n, err := strconv.Atoi(parts[3])
-	if err != nil {
-		return "", "", 0, false
-	}
-	return parts[1], parts[2], n, true
+	return counters.ParseCounterKey(key)
 }
 
-// Shard is the counter shard of a case.
-func Shard(caseID string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(caseID))
-	return int(h.Sum32() % CountShards)
-}
+// Shard is counters.Shard.
+func Shard(caseID string) int { return counters.Shard(caseID) }
 
 // prior is what a step's counters need of the projection the step replaces.
 type prior struct {

@@ -16,9 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/fn"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"

@@ -70,30 +70,6 @@ func (h *Handler) jitter(n int64) int64 {
 	return h.Rand.Int63n(n)
 }
 
-// Normalize fills a policy's zero fields with the defaults.
-func Normalize(p contract.WebhookPolicy) contract.WebhookPolicy {
-	d := contract.DefaultWebhookPolicy()
-	if p.BackoffBase <= 0 {
-		p.BackoffBase = d.BackoffBase
-	}
-	if p.BackoffCap <= 0 {
-		p.BackoffCap = d.BackoffCap
-	}
-	if p.GiveUpAfter <= 0 {
-		p.GiveUpAfter = d.GiveUpAfter
-	}
-	if p.DisableAfter <= 0 {
-		p.DisableAfter = d.DisableAfter
-	}
-	if p.Concurrency <= 0 {
-		p.Concurrency = d.Concurrency
-	}
-	if p.PollFor <= 0 {
-		p.PollFor = d.PollFor
-	}
-	return p
-}
-
 // Backoff is the wait after the attempt-th failed attempt: full jitter (uniform in
 // [0, ceiling]) under a ceiling that starts at the base and doubles up to the cap.
 func Backoff(attempt int, p contract.WebhookPolicy, draw func(n int64) int64) time.Duration {
@@ -103,29 +79,6 @@ func Backoff(attempt int, p contract.WebhookPolicy, draw func(n int64) int64) ti
 	}
 	ceiling = min(ceiling, p.BackoffCap)
 	return time.Duration(draw(int64(ceiling) + 1))
-}
-
-// UpdateEndpoint changes an endpoint by f over the revision it read, again on a
-// conflict; f returns false when there is nothing to change. ok is false when there is
-// no such endpoint.
-func UpdateEndpoint(ctx context.Context, s Store, id string, f func(*Endpoint) bool) (e Endpoint, ok bool, err error) {
-	for range 8 {
-		e, found, err := s.GetEndpoint(ctx, id)
-		if err != nil || !found {
-			return e, false, err
-		}
-		if !f(&e) {
-			return e, true, nil
-		}
-		old := e.Rev
-		e.Rev = NewRev()
-		err = s.PutEndpoint(ctx, e, old)
-		if errors.Is(err, ErrConflict) {
-			continue
-		}
-		return e, true, err
-	}
-	return Endpoint{}, true, fmt.Errorf("update endpoint: %w (too many concurrent writes)", ErrConflict)
 }
 
 // Round ingests the endpoint's new feed entries and sends what is due, for up to the

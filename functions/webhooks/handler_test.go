@@ -18,20 +18,20 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/taxflow/taxflow/internal/codec"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/events"
+	"github.com/taxflow/taxflow/internal/seal"
 )
 
 func testSealer(t *testing.T) Sealer {
 	t.Helper()
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
-	c, err := codec.New(k)
+	c, err := seal.New(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return CodecSealer{Codec: c}
+	return KeySealer{S: c}
 }
 
 func TestAddressAllowed(t *testing.T) {

@@ -27,9 +27,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/taxflow/taxflow/functions/declaration"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
+	"github.com/taxflow/taxflow/internal/ndfl"
 )
 
 // SchemaVersion is the only version of the line schema this build reads.
@@ -541,7 +541,7 @@ func validate(r record, now time.Time) Line {
 		}
 		if body == nil {
 			errs = append(errs, domain.FieldError{Field: "declaration", Reason: "is required: the 3-НДФЛ as a JSON object"})
-		} else if decl, err := declaration.Parse(body, "json"); err != nil {
+		} else if decl, err := ndfl.Parse(body, "json"); err != nil {
 			errs = append(errs, domain.FieldError{Field: "declaration", Reason: "cannot be read as a 3-НДФЛ in JSON"})
 		} else if err := domain.ValidateINN("declaration.inn", decl.INN, true); err != nil {
 			errs = append(errs, err.(domain.FieldError))

@@ -1,6 +1,10 @@
 package contract
 
-import "time"
+import (
+	"time"
+
+	"github.com/taxflow/taxflow/internal/domain"
+)
 
 // Functions of identity verification.
 const (
@@ -129,4 +133,30 @@ type CaseDocumentsDeleteInput struct {
 // CaseDocumentsDeleteResult counts the objects removed (0 when a retry finds none left).
 type CaseDocumentsDeleteResult struct {
 	Deleted int `json:"deleted"`
+}
+
+// ValidatePerson checks the submitted data's form and returns it normalised.
+func ValidatePerson(p PersonData) (PersonData, []domain.FieldError) {
+	var errs []domain.FieldError
+	add := func(err error) {
+		if fe, ok := err.(domain.FieldError); ok {
+			errs = append(errs, fe)
+		}
+	}
+	add(domain.ValidateINN("inn", p.INN, true))
+	snils, err := domain.NormalizeSNILS("snils", p.SNILS)
+	add(err)
+	add(domain.ValidateName("surname", p.Surname, true))
+	add(domain.ValidateName("first_name", p.FirstName, true))
+	add(domain.ValidateName("patronymic", p.Patronymic, false))
+	birth, err := domain.ParseDate("birth_date", p.BirthDate)
+	add(err)
+	pass, err := domain.ParsePassport("passport", p.PassportSeries+p.PassportNumber)
+	add(err)
+	if len(errs) > 0 {
+		return p, errs
+	}
+	return PersonData{INN: p.INN, SNILS: snils, Surname: domain.NormalizeName(p.Surname), FirstName: domain.NormalizeName(p.FirstName),
+		Patronymic: domain.NormalizeName(p.Patronymic), BirthDate: birth.Format(time.DateOnly),
+		PassportSeries: pass.Series, PassportNumber: pass.Number}, nil
 }

@@ -6,6 +6,11 @@ import "time"
 // overpayment of a taxpayer's tax period (see functions/ledger).
 const FnLedger = "ledger"
 
+// LedgerTable is the logical name of the charges and payments ledger (LedgerEntry items):
+// partition key inn, sort key entry_id. The overpayment and ledger functions read it, and
+// so does the API on the hot path of a refund request.
+const LedgerTable = "ledger"
+
 // Ledger operations.
 const (
 	LedgerReserve = "reserve" // hold an amount for a case (idempotent by key)

@@ -144,6 +144,17 @@ type OverpaymentResult struct {
 	Expired int64 `json:"expired_kopecks,omitempty"`
 }
 
+// DocumentsBucket is the logical name of the documents bucket: the API puts uploads there
+// (IncomingDocumentKey), the document-store function judges them and keeps the accepted
+// ones (StoredDocumentKey).
+const DocumentsBucket = "documents"
+
+// StoredDocumentKey is where an accepted document lives.
+func StoredDocumentKey(caseID, docID string) string { return "documents/" + caseID + "/" + docID }
+
+// IncomingDocumentKey is where an upload waits to be judged.
+func IncomingDocumentKey(caseID, docID string) string { return "incoming/" + caseID + "/" + docID }
+
 // DocumentInput asks to validate an uploaded file and store it for good.
 type DocumentInput struct {
 	CaseID      string `json:"case_id"`

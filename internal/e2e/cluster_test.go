@@ -30,13 +30,13 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // The production topology's faults, on the Temporal cluster (make test-cluster): two worker

@@ -24,8 +24,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // The codec server as operators meet it: the real `taxflow codec-server` process, on the

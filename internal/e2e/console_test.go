@@ -22,7 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/audit"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/workflows"
 )
 

@@ -30,11 +30,11 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/taxflow/taxflow/activities"
-	"github.com/taxflow/taxflow/functions/audit"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/fn"
 	"github.com/taxflow/taxflow/functions/selfcheck"
 	"github.com/taxflow/taxflow/infra"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/awsclient"
 	"github.com/taxflow/taxflow/internal/buildinfo"
 	"github.com/taxflow/taxflow/internal/config"

@@ -16,11 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/uuid"
 
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/internal/audit"
 	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/metrics"
 	"github.com/taxflow/taxflow/internal/store"

@@ -24,10 +24,10 @@ import (
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // captured names the histories this run has taken, for the check that recording

@@ -25,18 +25,18 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/audit"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/functions/delivery"
 	"github.com/taxflow/taxflow/functions/notify"
 	"github.com/taxflow/taxflow/functions/payout"
 	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/histories"
 	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/temporalclient"
 	"github.com/taxflow/taxflow/workflows"
+	"github.com/taxflow/taxflow/workflows/histories"
 )
 
 // tryTemporalCLI runs the pinned Temporal CLI against the stack (see temporalCLI) and

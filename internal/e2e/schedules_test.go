@@ -20,8 +20,8 @@ import (
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/schedules"
 	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/workflows/schedules"
 )
 
 func outboxHas(t *testing.T, id string) bool {

@@ -24,8 +24,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/api"
-	"github.com/taxflow/taxflow/functions/cases"
 	"github.com/taxflow/taxflow/infra"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/tasks"

@@ -4,17 +4,13 @@
 // change the answer, so callers must not retry. Any other error a function returns
 // (a store that does not answer, a timeout) is transient and may be retried.
 //
-// The error type travels as the Lambda errorType, so the same names reach a caller
-// through AWS, LocalStack, the local Lambda host or an in-process invocation.
+// The error type travels as the Lambda errorType (invoker.ToInvokeError puts it there),
+// so the same names reach a caller through AWS, LocalStack, the local Lambda host or an
+// in-process invocation. Workflows read these names too: this package holds no AWS type.
 // Messages must never contain personal data: the Lambda runtime logs them.
 package fnerr
 
-import (
-	"errors"
-	"fmt"
-
-	"github.com/aws/aws-lambda-go/lambda/messages"
-)
+import "fmt"
 
 // Business error types. Keep this list and IsBusiness in step.
 const (
@@ -79,21 +75,4 @@ func IsBusiness(errorType string) bool {
 		return true
 	}
 	return false
-}
-
-// ToInvokeError converts whatever a handler returned into the error the Lambda runtime
-// reports, so that the errorType is ours and not a Go type name such as "wrapError".
-func ToInvokeError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var ie messages.InvokeResponse_Error
-	if errors.As(err, &ie) {
-		return ie
-	}
-	var be *Error
-	if errors.As(err, &be) {
-		return messages.InvokeResponse_Error{Type: be.Type, Message: be.Message}
-	}
-	return messages.InvokeResponse_Error{Type: TypeInternal, Message: err.Error()}
 }

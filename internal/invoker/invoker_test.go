@@ -21,7 +21,7 @@ func handlers() map[string]any {
 	return map[string]any{
 		"echo": func(_ context.Context, in echoIn) (echoIn, error) {
 			if in.Say == "" {
-				return echoIn{}, fnerr.ToInvokeError(fnerr.Invalid("say", "must not be empty"))
+				return echoIn{}, ToInvokeError(fnerr.Invalid("say", "must not be empty"))
 			}
 			return in, nil
 		},

@@ -17,8 +17,8 @@
 // Load the table at start (Open) and stop the process on its error: a gap, an overlap,
 // an unsorted or undocumented entry is a defect in the data, not something to compute
 // around. The table changes when the Bank of Russia decides: an operator adds a decision
-// (Add, `taxflow keyrate add`) to a store only operators write (S3Store, in the trust
-// bucket), and the worker computes with Live, which reads it again every minute. A
+// (Add, `taxflow keyrate add`) to a store only operators write (trust.KeyRateStore, in
+// the trust bucket), and the worker computes with Live, which reads it again every minute. A
 // workflow computes interest in an activity when it makes a payout key, and keeps it for
 // that key only. Freshness measures the table against the Board's meeting calendar
 // (board_meetings in the data file).

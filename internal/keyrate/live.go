@@ -1,16 +1,10 @@
 package keyrate
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // StoreKey is where an operator's table lives in the trust bucket (internal/trust): a
@@ -25,48 +19,6 @@ const MaxSize = 1 << 20
 type Store interface {
 	Get(ctx context.Context) ([]byte, error)
 	Put(ctx context.Context, body []byte) error
-}
-
-// S3API is the part of the S3 client the store uses.
-type S3API interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-}
-
-// S3Store is the table as an object (StoreKey in the deployed trust bucket).
-type S3Store struct {
-	Client S3API
-	Bucket string
-}
-
-// Get reads the stored table; nil when there is none.
-func (s S3Store) Get(ctx context.Context) ([]byte, error) {
-	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(StoreKey)})
-	var nf interface{ ErrorCode() string }
-	if errors.As(err, &nf) && (nf.ErrorCode() == "NoSuchKey" || nf.ErrorCode() == "NotFound") {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get s3://%s/%s: %w", s.Bucket, StoreKey, err)
-	}
-	defer func() { _ = out.Body.Close() }()
-	b, err := io.ReadAll(io.LimitReader(out.Body, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read s3://%s/%s: %w", s.Bucket, StoreKey, err)
-	}
-	if len(b) > MaxSize {
-		return nil, fmt.Errorf("s3://%s/%s: larger than %d bytes", s.Bucket, StoreKey, MaxSize)
-	}
-	return b, nil
-}
-
-// Put writes the table (the bucket is versioned on AWS: earlier tables are kept).
-func (s S3Store) Put(ctx context.Context, body []byte) error {
-	if _, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(StoreKey),
-		Body: bytes.NewReader(body), ContentType: aws.String("application/json")}); err != nil {
-		return fmt.Errorf("put s3://%s/%s: %w", s.Bucket, StoreKey, err)
-	}
-	return nil
 }
 
 // Current is the table in force: the stored one when it is checked at least as far as

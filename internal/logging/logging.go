@@ -1,5 +1,6 @@
-// Package logging builds the zerolog logger every taxflow process uses and adapts it
-// for the Temporal SDK. Every line passes through pii.RedactBytes before it is written.
+// Package logging builds the zerolog logger every taxflow process uses. Every line passes
+// through pii.RedactBytes before it is written. (Its adapter for the Temporal SDK is
+// temporalclient.Logger: the functions log through this package and know nothing of Temporal.)
 package logging
 
 import (
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/taxflow/taxflow/internal/pii"
 )
@@ -53,47 +53,4 @@ func (r *redactingWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-// Temporal adapts a zerolog logger to the Temporal SDK's logger interface.
-type Temporal struct{ l zerolog.Logger }
-
-var (
-	_ tlog.Logger     = Temporal{}
-	_ tlog.WithLogger = Temporal{}
-)
-
-// NewTemporal wraps l for client.Options.Logger and worker logging.
-func NewTemporal(l zerolog.Logger) Temporal { return Temporal{l: l} }
-
-func (t Temporal) Debug(msg string, kv ...any) { t.event(t.l.Debug(), msg, kv) }
-func (t Temporal) Info(msg string, kv ...any)  { t.event(t.l.Info(), msg, kv) }
-func (t Temporal) Warn(msg string, kv ...any)  { t.event(t.l.Warn(), msg, kv) }
-func (t Temporal) Error(msg string, kv ...any) { t.event(t.l.Error(), msg, kv) }
-
-// With returns a logger that adds the key-value pairs to every line.
-func (t Temporal) With(kv ...any) tlog.Logger {
-	return Temporal{l: fields(t.l.With(), kv).Logger()}
-}
-
-func (t Temporal) event(e *zerolog.Event, msg string, kv []any) {
-	if e == nil {
-		return
-	}
-	for i := 0; i < len(kv); i += 2 {
-		key := fmt.Sprint(kv[i])
-		if i+1 >= len(kv) {
-			e = e.Interface("EXTRA_VALUE_AT_END", kv[i])
-			break
-		}
-		e = e.Interface(key, kv[i+1])
-	}
-	e.Msg(msg)
-}
-
-func fields(c zerolog.Context, kv []any) zerolog.Context {
-	for i := 0; i+1 < len(kv); i += 2 {
-		c = c.Interface(fmt.Sprint(kv[i]), kv[i+1])
-	}
-	return c
 }

@@ -24,20 +24,6 @@ func TestJSONLinesAreRedacted(t *testing.T) {
 	}
 }
 
-func TestTemporalAdapter(t *testing.T) {
-	var buf bytes.Buffer
-	l, _ := New(&buf, "json", "debug")
-	tl := NewTemporal(l).With("WorkflowID", "refund-1")
-	tl.Warn("activity failed", "Attempt", 2, "dangling")
-	var m map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
-		t.Fatalf("%v: %s", err, buf.String())
-	}
-	if m["WorkflowID"] != "refund-1" || m["Attempt"] != float64(2) || m["level"] != "warn" || m["EXTRA_VALUE_AT_END"] != "dangling" {
-		t.Fatalf("got %v", m)
-	}
-}
-
 func TestBadSettings(t *testing.T) {
 	if _, err := New(&bytes.Buffer{}, "xml", "info"); err == nil || !strings.Contains(err.Error(), "xml") {
 		t.Fatalf("want format error, got %v", err)

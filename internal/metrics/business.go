@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/calendar"
+	"github.com/taxflow/taxflow/internal/counters"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
@@ -47,9 +47,9 @@ type Process struct {
 
 // Business computes the business gauges every interval, exactly whatever the number of
 // cases (no item limit):
-//   - open cases and the reserved amount from the case counters (transition.CountsTable),
+//   - open cases and the reserved amount from the case counters (counters.Table),
 //     which each step's transaction keeps: one Scan of that table, a few hundred small
-//     items (processes × statuses × transition.CountShards), whatever the number of cases;
+//     items (processes × statuses × counters.Shards), whatever the number of cases;
 //   - deadlines near and overdue from the case projection's by_status index: every open
 //     case's deadline, one paginated Query per open status. A deadline moves into "near"
 //     and "overdue" with the clock, not with a step, so no counter kept by the steps can
@@ -61,7 +61,7 @@ type Business struct {
 	DB        store.DB
 	Table     string // the cases table
 	Index     string // its by_status index
-	Counts    string // the case counters (transition.CountsTable)
+	Counts    string // the case counters (counters.Table)
 	Processes []Process
 	Calendar  *calendar.Calendar
 	Now       func() time.Time
@@ -229,7 +229,7 @@ func (b *Business) counted(ctx context.Context, c *counts) error {
 			return fmt.Errorf("business gauges: decode case counters: %w", err)
 		}
 		for _, k := range page {
-			process, status, _, ok := transition.ParseCounterKey(k.Key)
+			process, status, _, ok := counters.ParseCounterKey(k.Key)
 			if !ok {
 				continue
 			}

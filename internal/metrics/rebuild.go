@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/taxflow/taxflow/functions/transition"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/counters"
 	"github.com/taxflow/taxflow/internal/store"
 )
 
@@ -27,7 +27,7 @@ type RebuildResult struct {
 }
 
 // RebuildCounts computes the case counters once from a full, consistent scan of the case
-// projections and writes them (transition.CountsTable): for data written before the
+// projections and writes them (counters.Table): for data written before the
 // counters existed, or to check them. Idempotent: it writes absolute values.
 //
 // It may run while steps are written. A step adds to a counter (ADD) in its own
@@ -139,7 +139,7 @@ func countProjections(ctx context.Context, db store.DB, table string) (map[strin
 			if r.Process == "" || r.Status == "" {
 				continue
 			}
-			k := transition.CounterKey(r.Process, r.Status, transition.Shard(r.CaseID))
+			k := counters.CounterKey(r.Process, r.Status, counters.Shard(r.CaseID))
 			v := out[k]
 			out[k] = counterValue{v.n + 1, v.approved + r.Amounts["approved"]}
 			n++
@@ -157,19 +157,19 @@ func putCounter(ctx context.Context, db store.DB, table, key string, v counterVa
 		return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
-		transition.CountKey: store.S(key), transition.CountN: num(v.n), transition.CountApproved: num(v.approved),
-		transition.CountUpdates: num(aws.ToInt64(seen.updates))}}
+		counters.Key: store.S(key), counters.N: num(v.n), counters.Approved: num(v.approved),
+		counters.Updates: num(aws.ToInt64(seen.updates))}}
 	switch {
 	case seen.exists && seen.updates != nil:
 		in.ConditionExpression = aws.String("#v = :v")
-		in.ExpressionAttributeNames = map[string]string{"#v": transition.CountUpdates}
+		in.ExpressionAttributeNames = map[string]string{"#v": counters.Updates}
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{":v": num(*seen.updates)}
 	case seen.exists:
 		in.ConditionExpression = aws.String("attribute_not_exists(#v)")
-		in.ExpressionAttributeNames = map[string]string{"#v": transition.CountUpdates}
+		in.ExpressionAttributeNames = map[string]string{"#v": counters.Updates}
 	default:
 		in.ConditionExpression = aws.String("attribute_not_exists(#k)")
-		in.ExpressionAttributeNames = map[string]string{"#k": transition.CountKey}
+		in.ExpressionAttributeNames = map[string]string{"#k": counters.Key}
 	}
 	_, err := db.PutItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException

@@ -1,5 +1,5 @@
 // Package tasks is the staff task list: which status of which process waits for which
-// role, the attributes the case projection (functions/cases, written by
+// role, the attributes the case projection (internal/cases, written by
 // functions/transition) carries while a case waits in such a step, and the reads of the
 // two sparse indexes that serve "open human steps of role R (of tenant T) ordered by
 // deadline" without asking any workflow.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/taxflow/taxflow/internal/codec"
 	"github.com/taxflow/taxflow/internal/config"
-	"github.com/taxflow/taxflow/internal/logging"
 )
 
 // DataConverter builds the encrypting data converter from the configured keys. Without
@@ -63,7 +62,7 @@ func Options(c config.Temporal, log zerolog.Logger, env envconfig.EnvLookup) (cl
 		return client.Options{}, err
 	}
 	opts.HostPort, opts.Namespace = c.Address, c.Namespace
-	opts.Logger = logging.NewTemporal(log.With().Str("component", "temporal").Logger())
+	opts.Logger = NewLogger(log.With().Str("component", "temporal").Logger())
 	opts.DataConverter, opts.FailureConverter = dc, codec.FailureConverter(dc)
 	return opts, nil
 }

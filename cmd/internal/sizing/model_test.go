@@ -12,7 +12,7 @@ import (
 // The page in docs/ is what the script makes of the figures beside it: a change of the
 // script or of the figures without `make sizing` (or `go run ./cmd/sizing`) fails here.
 func TestSizingPageIsCurrent(t *testing.T) {
-	data, err := os.ReadFile("../../docs/sizing.json")
+	data, err := os.ReadFile("../../../docs/sizing.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,12 +24,12 @@ func TestSizingPageIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have, err := os.ReadFile("../../docs/sizing.md")
+	have, err := os.ReadFile("../../../docs/sizing.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(have) != page {
-		t.Fatal("docs/sizing.md is stale against docs/sizing.json and internal/sizing: run `go run ./cmd/sizing --from docs/sizing.json --out docs/sizing.md` (or `make sizing` to measure again)")
+		t.Fatal("docs/sizing.md is stale against docs/sizing.json and cmd/internal/sizing: run `go run ./cmd/sizing --from docs/sizing.json --out docs/sizing.md` (or `make sizing` to measure again)")
 	}
 }
 

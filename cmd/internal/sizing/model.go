@@ -280,7 +280,7 @@ func Render(f Figures, fromFile string) (string, error) {
 		return fmt.Sprintf("%.1f (%.1f / %.1f)", p.S3Requests, put, get)
 	})
 	row("S3 bytes put, KB", f1(func(p Process) float64 { return p.S3PutBytes / 1024 }))
-	w("\nActions by rule (https://docs.temporal.io/cloud/actions; the rule of each count is in `internal/sizing/actions.go`):\n\n")
+	w("\nActions by rule (https://docs.temporal.io/cloud/actions; the rule of each count is in `cmd/internal/sizing/actions.go`):\n\n")
 	for _, v := range vs {
 		var parts []string
 		keys := make([]string, 0, len(v.p.ActionsByRule))
@@ -408,7 +408,7 @@ func Render(f Figures, fromFile string) (string, error) {
 
 	// Monthly cost.
 	w("## Monthly cost\n\n")
-	w("| item | average month | season's month | price (source in `internal/sizing/model.go`, read 2026-12-05) |\n|---|---:|---:|---|\n")
+	w("| item | average month | season's month | price (source in `cmd/internal/sizing/model.go`, read 2026-12-05) |\n|---|---:|---:|---|\n")
 	total := [2]float64{}
 	line := func(name string, g func(season bool) float64, price string) {
 		a, s := g(false), g(true)
