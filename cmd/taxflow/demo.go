@@ -274,11 +274,20 @@ func runDemoSteps(ctx context.Context, a *app, c client.Client, s stack.Stack, d
 		return []outcome{{process: "api", step: "wait for the API", err: err}}
 	}
 	var results []outcome
+	hook, err := m.registerWebhook()
+	if err != nil {
+		return []outcome{{process: "webhooks", step: "register the webhook endpoint", err: err}}
+	}
 	for _, process := range []func() outcome{m.refund, m.identity, m.declaration, m.account, m.reminder} {
 		if ctx.Err() != nil {
 			break
 		}
 		results = append(results, process())
+	}
+	if ctx.Err() == nil {
+		results = append(results, m.webhooks(hook, results))
+	} else {
+		hook.rcv.Close()
 	}
 	m.summary(results, time.Since(start))
 	m.whereToLook(s, results)
@@ -341,7 +350,7 @@ func demoError(results []outcome) error {
 			errs = append(errs, fmt.Errorf("%s: ended %s, want %s", o.process, o.status, o.want))
 		}
 	}
-	if len(results) < 5 && len(errs) == 0 {
+	if len(results) < 6 && len(errs) == 0 {
 		errs = append(errs, errors.New("interrupted before every process ran"))
 	}
 	if len(errs) > 0 {
