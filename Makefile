@@ -54,7 +54,7 @@ BENCH_OPEN_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-open \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_OPEN_S3_CONSOLE_PORT:-31901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_OPEN_LAMBDA_PORT:-31909} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_OPEN_CODEC_PORT:-31889}
 
-.PHONY: help setup test-setup lint-setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave
+.PHONY: help setup test-setup lint-setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave bench-webhooks
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -150,6 +150,10 @@ bench: setup build ## N refunds end to end (Lambda host, in process) vs a bare w
 	@$(GO) test -run '^$$' -bench . -benchmem ./internal/docs/ ./functions/overpayment/ ./internal/pii/
 	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
 	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --overhead --n $(BENCH_N) --rounds $(BENCH_ROUNDS) && $(BIN) bench --sweep $(BENCH_SWEEP) && $(BIN) bench --batch $(BENCH_BATCH) --batch-history $(BENCH_BATCH_HISTORY)'
+
+bench-webhooks: setup build ## refunds with one webhook endpoint vs none (same run), and the delivery lag from commit to the receiver's 200
+	@bash localstack/native/with-stack.sh $(BENCH_ENV) -- \
+	  bash -c '$(BIN) infra apply >/dev/null && $(BIN) bench --webhooks --n $(BENCH_N) --rounds $(BENCH_ROUNDS)'
 
 bench-cluster: setup cluster-setup build ## the refund bench (make bench's table) on a fresh Temporal cluster stack, with 1 and 2 worker processes
 	@bash localstack/native/with-stack.sh $(BENCH_CLUSTER_ENV) -- \

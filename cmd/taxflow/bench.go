@@ -60,6 +60,7 @@ func runBench(ctx context.Context, args []string) error {
 	jsonOut := fs.String("json", "", "with --per-case: write the per-case averages to this file")
 	scaling := fs.Bool("scaling", false, "also run the refunds via the Lambda host on 1 and on 2 `taxflow worker` processes (a task queue of their own) and report the scaling")
 	open := fs.Int("open", 0, "instead: put this many cases into waiting states on a fresh stack and measure it (benchopen.go)")
+	hooks := fs.Bool("webhooks", false, "instead: refunds of a tenant with one webhook endpoint against a tenant with none (rounds alternating), and the delivery lag (benchhooks.go)")
 	wave := fs.Int("wave", 0, "instead: this many refunds in review fall due at one instant a few minutes ahead; how the worker takes the wave of escalations (benchwave.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,6 +107,12 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		if *open > 0 {
 			return benchOpen(ctx, a, c, *open)
+		}
+		if *hooks {
+			if err := a.cfg.RequireSubjectKey(); err != nil {
+				return err
+			}
+			return benchWebhooks(ctx, a, c, *n, *rounds)
 		}
 		if *wave > 0 {
 			return benchWave(ctx, a, c, *wave)
