@@ -71,7 +71,9 @@ func benchWebhooks(ctx context.Context, a *app, c client.Client, n, rounds int) 
 	if err := rcv.SetSecret(ans.Secret); err != nil {
 		return err
 	}
-	defer func() { _ = expectAPI(context.WithoutCancel(ctx), hc, base, http.StatusNoContent, nil, "DELETE", "/v1/webhooks/"+ans.ID, key, nil) }()
+	defer func() {
+		_ = expectAPI(context.WithoutCancel(ctx), hc, base, http.StatusNoContent, nil, "DELETE", "/v1/webhooks/"+ans.ID, key, nil)
+	}()
 
 	// A round's refunds, owned by the tenant as the API's create would record it.
 	owned := func(tenant string, k int) ([]workflows.RefundWorkflowInput, error) {
