@@ -301,7 +301,8 @@ func Declare() Declaration {
 			// Back-office batch files: parse, keep chunks and results, report, move, journal.
 			{Name: contract.FnBatch, Package: "./functions/batch/lambda", MemoryMB: 1024, TimeoutSec: 300,
 				Uses: []Access{{Bucket: document.Bucket, Actions: []string{"GetObject", "PutObject", "DeleteObject"}},
-					{Table: "case_owners", Actions: []string{"PutItem"}}, {Table: audit.Table, Actions: []string{"PutItem"}}}},
+					{Table: "case_owners", Actions: []string{"PutItem"}}, {Table: audit.Table, Actions: []string{"PutItem"}},
+					{Table: events.Table, Actions: []string{"PutItem"}}}},
 			// One round of a webhook endpoint: the tenant's feed into deliveries, due ones sent.
 			// It opens the endpoint's sealed signing secret with the payload key.
 			{Name: contract.FnWebhookDeliver, Package: "./functions/webhooks/lambda", MemoryMB: 256, TimeoutSec: 60, PayloadKey: true,

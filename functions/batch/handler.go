@@ -24,6 +24,7 @@ import (
 
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/events"
 	"github.com/taxflow/taxflow/internal/fnerr"
 	"github.com/taxflow/taxflow/internal/store"
 )
@@ -58,8 +59,11 @@ type Handler struct {
 	DB      store.DB
 	Owners  string // case_owners: the batch belongs to the tenant of its inbox
 	Journal string // the audit table: the batch's counts
-	Limits  batch.Limits
-	Now     func() time.Time
+	// Events is the integrator events table (internal/events): a batch's end is its
+	// tenant's event (batch.done or batch.refused); "" writes none.
+	Events string
+	Limits batch.Limits
+	Now    func() time.Time
 }
 
 // Handle dispatches on the operation.
@@ -280,7 +284,31 @@ func (h Handler) finish(ctx context.Context, in contract.BatchInput) (contract.B
 	if _, err := store.PutNew(ctx, h.DB, h.Journal, "entry_id", entry); err != nil {
 		return out, fmt.Errorf("journal batch: %w", err)
 	}
+	if err := h.event(ctx, in, entry.At); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// event writes the batch's end as its tenant's event (the relay finds the tenant in
+// case_owners, as for a case). A batch has one: its seq is 1, so a retry of this step
+// finds it written (a conditional put) and a crash between the journal entry and it is
+// mended by the retry Temporal makes of the step.
+func (h Handler) event(ctx context.Context, in contract.BatchInput, at time.Time) error {
+	if h.Events == "" {
+		return nil
+	}
+	status := "done"
+	if in.Refusal != nil {
+		status = "refused"
+	}
+	ev := events.Item{Event: events.Event{ID: events.ID(in.BatchID, 1), Type: events.Type("batch", status), CaseID: in.BatchID,
+		Process: "batch", Status: status, StatusLabel: events.BatchLabels[status], Seq: 1, OccurredAt: at},
+		State: events.StatePending, ExpiresAt: at.Add(events.Keep).Unix(), At: events.IndexTime(at)}
+	if _, err := store.PutNew(ctx, h.DB, h.Events, "case_id", ev); err != nil {
+		return fmt.Errorf("batch event: %w", err)
+	}
+	return nil
 }
 
 // reportWriter writes report rows a spreadsheet opens as text. A report repeats what the

@@ -17,6 +17,8 @@ import (
 	"github.com/taxflow/taxflow/functions/fn"
 	ibatch "github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
+	"github.com/taxflow/taxflow/internal/events"
+	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
 )
 
@@ -183,4 +185,33 @@ func TestRefusedReportReasonCannotBeAFormula(t *testing.T) {
 	rows, err := csv.NewReader(bytes.NewReader(s3.Objects[fin.ReportKey])).ReadAll()
 	require.NoError(t, err)
 	assert.Equal(t, "'=cmd: x", rows[1][5])
+}
+
+// A batch's end is its tenant's event, once: batch.done (or batch.refused) with its
+// Russian label, pending for the relay; the step retried writes no second.
+func TestFinishWritesTheBatchEventOnce(t *testing.T) {
+	for _, refused := range []bool{false, true} {
+		s3 := storetest.NewS3()
+		s3.Put("inbox/bank-a/x.csv", []byte("x"))
+		db := storetest.New(map[string]storetest.Key{"case_owners": {PK: "case_id"}, "audit": {PK: "case_id", SK: "entry_id"}, "events": {PK: "case_id", SK: "seq"}})
+		h := fn.Handler(Handler{S3: s3, Bucket: "documents", DB: db, Owners: "case_owners", Journal: "audit", Events: "events", Limits: ibatch.DefaultLimits, Now: time.Now}.Handle)
+		in := contract.BatchInput{Op: contract.BatchOpFinish, BatchID: "batch-1", Key: "inbox/bank-a/x.csv", Run: "r1"}
+		want := "batch.done"
+		if refused {
+			in.Refusal, want = &contract.BatchRefusal{Code: "too_large", Reason: "x"}, "batch.refused"
+		}
+		for range 2 {
+			_, err := h(context.Background(), in)
+			require.NoError(t, err)
+		}
+		items := db.Items("events")
+		require.Len(t, items, 1)
+		var ev events.Item
+		require.NoError(t, store.Unmarshal(items[0], &ev))
+		assert.Equal(t, want, ev.Type)
+		assert.Equal(t, "batch-1/1", ev.ID)
+		assert.Equal(t, events.StatePending, ev.State)
+		assert.NotEmpty(t, ev.StatusLabel)
+		assert.NotEmpty(t, ev.At)
+	}
 }

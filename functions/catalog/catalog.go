@@ -56,7 +56,7 @@ var constructors = map[string]func(fn.Deps) any{
 	},
 	contract.FnBatch: func(d fn.Deps) any {
 		return fn.Handler(batch.Handler{S3: d.S3, Bucket: d.Config.Name(document.Bucket), DB: d.DynamoDB, Owners: d.Config.Name(batch.OwnersTable),
-			Journal: d.Config.Name(audit.Table), Limits: ibatch.DefaultLimits, Now: time.Now}.Handle)
+			Journal: d.Config.Name(audit.Table), Events: d.Config.Name(events.Table), Limits: ibatch.DefaultLimits, Now: time.Now}.Handle)
 	},
 	contract.FnSelfCheck: func(d fn.Deps) any {
 		return fn.Handler(selfcheck.Handler{DB: d.DynamoDB, Table: d.Config.Name(selfcheck.Table)}.Check)

@@ -107,3 +107,13 @@ func SplitType(t string) (process, status string, ok bool) {
 	process, status, ok = strings.Cut(t, ".")
 	return process, status, ok && process != "" && status != ""
 }
+
+// BatchLabels are the Russian labels of a batch file's statuses (workflows/batch.go), as its
+// events carry them.
+var BatchLabels = map[string]string{
+	"reading":   "Файл читается",
+	"importing": "Строки загружаются",
+	"done":      "Файл обработан",
+	"refused":   "Файл отклонён",
+	"gone":      "Файл уже обработан",
+}
