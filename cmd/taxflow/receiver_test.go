@@ -42,7 +42,7 @@ func TestReceiverVerifiesAndDeduplicates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
 	e1 := events.Event{ID: "refund-1/1", Type: "refund.received", CaseID: "refund-1", Seq: 1, OccurredAt: time.Now()}
