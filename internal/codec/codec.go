@@ -5,18 +5,16 @@
 package codec
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxflow/taxflow/internal/seal"
 )
 
 const (
@@ -34,39 +32,16 @@ type Codec struct {
 var _ converter.PayloadCodec = (*Codec)(nil)
 
 // ParseKey reads a base64-encoded 32-byte key.
-func ParseKey(b64 string) ([]byte, error) {
-	k, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(k) != 32 {
-		return nil, errors.New("must be 32 random bytes, base64-encoded (openssl rand -base64 32)")
-	}
-	return k, nil
-}
+func ParseKey(b64 string) ([]byte, error) { return seal.ParseKey(b64) }
 
-// New builds a codec encrypting with key; old keys still decrypt (rotation).
+// New builds a codec encrypting with key; old keys still decrypt (rotation). A key's id
+// is the same as it ever was ("taxflow-payload-key:"), so payloads written before decrypt.
 func New(key []byte, old ...[]byte) (*Codec, error) {
-	c := &Codec{aeads: map[string]cipher.AEAD{}}
-	for i, k := range append([][]byte{key}, old...) {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("payload key: %w", err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, err
-		}
-		id := keyID(k)
-		c.aeads[id] = aead
-		if i == 0 {
-			c.active = id
-		}
+	active, aeads, err := seal.Keys("taxflow-payload-key:", key, old...)
+	if err != nil {
+		return nil, fmt.Errorf("payload %w", err)
 	}
-	return c, nil
-}
-
-// keyID names a key without revealing it.
-func keyID(k []byte) string {
-	sum := sha256.Sum256(append([]byte("taxflow-payload-key:"), k...))
-	return hex.EncodeToString(sum[:6])
+	return &Codec{active: active, aeads: aeads}, nil
 }
 
 // Encode encrypts each payload whole (data and metadata).

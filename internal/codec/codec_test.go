@@ -3,9 +3,12 @@ package codec
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 )
 
@@ -70,5 +73,23 @@ func TestRotationDecryptsWithOldKey(t *testing.T) {
 func TestParseKey(t *testing.T) {
 	if _, err := ParseKey("c2hvcnQ="); err == nil {
 		t.Fatal("short key accepted")
+	}
+}
+
+// A key's id is what it has always been (payloads in histories name it): the first 6 bytes
+// of SHA-256 of "taxflow-payload-key:" and the key, in hex.
+func TestKeyIDIsStable(t *testing.T) {
+	k := bytes.Repeat([]byte{9}, 32)
+	c, err := New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Encode([]*commonpb.Payload{{Data: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(append([]byte("taxflow-payload-key:"), k...))
+	if got, want := string(out[0].Metadata["encryption-key-id"]), hex.EncodeToString(sum[:6]); got != want {
+		t.Fatalf("key id %s, want %s", got, want)
 	}
 }

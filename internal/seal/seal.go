@@ -38,29 +38,35 @@ func ParseKey(b64 string) ([]byte, error) {
 
 // New builds a sealer sealing with key; old keys still open (rotation).
 func New(key []byte, old ...[]byte) (*Sealer, error) {
-	s := &Sealer{aeads: map[string]cipher.AEAD{}}
+	active, aeads, err := Keys("taxflow-seal-key:", key, old...)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{active: active, aeads: aeads}, nil
+}
+
+// Keys builds an AES-256-GCM AEAD per key, each named by an id that reveals nothing of it
+// (the first 6 bytes of SHA-256 of label and key, in hex); active is key's id. The payload
+// codec (internal/codec) builds its keys here too, with a label of its own.
+func Keys(label string, key []byte, old ...[]byte) (active string, aeads map[string]cipher.AEAD, err error) {
+	aeads = map[string]cipher.AEAD{}
 	for i, k := range append([][]byte{key}, old...) {
 		block, err := aes.NewCipher(k)
 		if err != nil {
-			return nil, fmt.Errorf("seal key: %w", err)
+			return "", nil, fmt.Errorf("key: %w", err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("seal key: %w", err)
+			return "", nil, fmt.Errorf("key: %w", err)
 		}
-		id := keyID(k)
-		s.aeads[id] = aead
+		sum := sha256.Sum256(append([]byte(label), k...))
+		id := hex.EncodeToString(sum[:6])
+		aeads[id] = aead
 		if i == 0 {
-			s.active = id
+			active = id
 		}
 	}
-	return s, nil
-}
-
-// keyID names a key without revealing it.
-func keyID(k []byte) string {
-	sum := sha256.Sum256(append([]byte("taxflow-seal-key:"), k...))
-	return hex.EncodeToString(sum[:6])
+	return active, aeads, nil
 }
 
 // Seal encrypts plain; the result names its key and is bound to it.
