@@ -3,8 +3,8 @@ package webhooks
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
