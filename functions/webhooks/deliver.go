@@ -49,6 +49,7 @@ type Handler struct {
 const (
 	ingestBatch = 99
 	window      = 500
+	maxPages    = 10
 )
 
 // TemplateDisabled is the operator notification of an endpoint disabled for failing.
@@ -124,6 +125,15 @@ func (h *Handler) Round(ctx context.Context, in contract.WebhookDeliverInput) (c
 		}
 		if err := h.raiseFloor(ctx, e, ds); err != nil {
 			return res, err
+		}
+		// A case stuck pending holds the floor: read on past final deliveries so the
+		// later deliveries of other cases are not hidden behind it.
+		for pages := 1; len(ds) >= window*pages && pages < maxPages; pages++ {
+			more, err := h.Store.Deliveries(ctx, e.EndpointID, ds[len(ds)-1].Pos, window)
+			if err != nil {
+				return res, err
+			}
+			ds = append(ds, more...)
 		}
 		now := h.now()
 		due, next := Due(ds, now)

@@ -36,12 +36,29 @@ var blocked = func() []netip.Prefix {
 	return out
 }()
 
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	compat    = netip.MustParsePrefix("::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+)
+
 // AddressAllowed tells whether taxflow may connect to ip. allowLoopback (the local
 // stack) lets loopback addresses through, and nothing else of the blocked ranges.
 func AddressAllowed(ip netip.Addr, allowLoopback bool) bool {
 	ip = ip.Unmap()
 	if !ip.IsValid() {
 		return false
+	}
+	// IPv6 forms that carry an IPv4 address a translator or tunnel reaches (NAT64's
+	// well-known prefix, 6to4, IPv4-compatible): judged by that IPv4 address.
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case nat64.Contains(ip), compat.Contains(ip) && !ip.IsUnspecified() && !ip.IsLoopback():
+			return AddressAllowed(netip.AddrFrom4([4]byte(b[12:16])), allowLoopback)
+		case sixToFour.Contains(ip):
+			return AddressAllowed(netip.AddrFrom4([4]byte(b[2:6])), allowLoopback)
+		}
 	}
 	if allowLoopback && ip.IsLoopback() {
 		return true
