@@ -216,6 +216,13 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "already names another endpoint registration: send a new key for a new endpoint"}})
 			return
 		}
+		if old.OldSecret != "" || old.OldSecretUntil != 0 {
+			// The secret this registration answered has been rotated: its answer is not
+			// replayed, so a rotated secret is shown once, to the rotation's caller.
+			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "the endpoint this Idempotency-Key registered has a rotated secret: its answer is not replayed",
+				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "its endpoint's secret was rotated since; read the endpoint with GET /v1/webhooks/{id}"}})
+			return
+		}
 		if secret, err = s.Webhooks.Sealer.Open(old.Secret); err != nil {
 			s.internal(w, "open webhook secret", err)
 			return
@@ -372,12 +379,21 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	until := time.Now().Add(RotationOverlap).Unix()
+	deleted := false
 	e, _, err = webhooks.UpdateEndpoint(r.Context(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+		if x.Status == webhooks.StatusDeleted { // deleted since it was read: nothing to rotate
+			deleted = true
+			return false
+		}
 		x.OldSecret, x.OldSecretUntil, x.Secret = x.Secret, until, sealed
 		return true
 	})
 	if err != nil {
 		s.internal(w, "rotate webhook secret", err)
+		return
+	}
+	if deleted {
+		writeError(w, http.StatusNotFound, "not_found", "no such webhook endpoint", nil)
 		return
 	}
 	v := webhookView(e)

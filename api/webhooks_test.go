@@ -378,3 +378,30 @@ func TestConsoleWebhooksShowsFailingEndpointsOfOwnTenants(t *testing.T) {
 		t.Fatalf("unbound operator: %d %s", code, body)
 	}
 }
+
+// A rotated secret is shown once, to the rotation's caller: the registration's retry is
+// no longer replayed (it would show the new secret again), and a rotation of an endpoint
+// deleted meanwhile writes nothing and answers 404.
+func TestWebhookRotatedSecretIsNotReplayed(t *testing.T) {
+	e := newHookEnv(t)
+	a, code, _ := e.create(t, "alpha-integrator", "k1", goodHook)
+	if code != 201 {
+		t.Fatalf("register: %d", code)
+	}
+	rot := do(e.h, "POST", "/v1/webhooks/"+a.ID+"/rotate-secret", "alpha-integrator", "")
+	var v WebhookView
+	_ = json.Unmarshal(rot.Body.Bytes(), &v)
+	if rot.Code != 200 || v.Secret == "" || v.Secret == a.Secret {
+		t.Fatalf("rotate: %d %s", rot.Code, rot.Body)
+	}
+	again, code, body := e.create(t, "alpha-integrator", "k1", goodHook)
+	if code != 422 || again.Secret != "" || strings.Contains(body, v.Secret) {
+		t.Fatalf("replay after rotation: %d %s", code, body)
+	}
+	if del := do(e.h, "DELETE", "/v1/webhooks/"+a.ID, "alpha-integrator", ""); del.Code != 204 {
+		t.Fatalf("delete: %d", del.Code)
+	}
+	if rot := do(e.h, "POST", "/v1/webhooks/"+a.ID+"/rotate-secret", "alpha-integrator", ""); rot.Code != 404 || strings.Contains(rot.Body.String(), "whsec_") {
+		t.Fatalf("rotate a deleted endpoint: %d %s", rot.Code, rot.Body)
+	}
+}

@@ -453,6 +453,9 @@ func applyFunction(ctx context.Context, c *lambda.Client, f Function, o Options,
 	if v := o.TemporalEnv["TAXFLOW_PAYLOAD_KEY"]; f.PayloadKey && v != "" {
 		env["TAXFLOW_PAYLOAD_KEY"] = v
 	}
+	if v := o.TemporalEnv[loopbackVar]; f.LoopbackReceivers && v != "" {
+		env[loopbackVar] = v
+	}
 
 	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
 	if errCode(err) == "ResourceNotFoundException" {
@@ -517,11 +520,14 @@ func sorted(m map[string]string) []string {
 	return out
 }
 
+// loopbackVar lets the webhook sender reach receivers on loopback (Function.LoopbackReceivers).
+const loopbackVar = "TAXFLOW_WEBHOOK_ALLOW_LOOPBACK"
+
 // TemporalEnv picks the Temporal connection a function that starts workflows needs from
 // the applying process's environment.
 func TemporalEnv(getenv func(string) string) map[string]string {
 	env := map[string]string{}
-	for _, k := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_PAYLOAD_KEY", "TAXFLOW_TASK_QUEUE"} {
+	for _, k := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TAXFLOW_PAYLOAD_KEY", "TAXFLOW_TASK_QUEUE", loopbackVar} {
 		if v := getenv(k); v != "" {
 			env[k] = v
 		}

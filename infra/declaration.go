@@ -115,6 +115,10 @@ type Function struct {
 	// PayloadKey: the function gets TAXFLOW_PAYLOAD_KEY without the rest of the Temporal
 	// connection: it opens what the API sealed with it (webhook signing secrets).
 	PayloadKey bool
+	// LoopbackReceivers: the function gets TAXFLOW_WEBHOOK_ALLOW_LOOPBACK where the
+	// apply's environment sets it (the local stack: receivers on this machine); the AWS
+	// template never sets it.
+	LoopbackReceivers bool
 	// Trigger: the bucket invokes the function for every object created under a prefix.
 	Trigger *S3Trigger
 }
@@ -305,7 +309,7 @@ func Declare() Declaration {
 					{Table: events.Table, Actions: []string{"PutItem"}}}},
 			// One round of a webhook endpoint: the tenant's feed into deliveries, due ones sent.
 			// It opens the endpoint's sealed signing secret with the payload key.
-			{Name: contract.FnWebhookDeliver, Package: "./functions/webhooks/lambda", MemoryMB: 256, TimeoutSec: 60, PayloadKey: true,
+			{Name: contract.FnWebhookDeliver, Package: "./functions/webhooks/lambda", MemoryMB: 256, TimeoutSec: 60, PayloadKey: true, LoopbackReceivers: true,
 				Uses: []Access{{Table: webhooks.Table, Actions: []string{"GetItem", "PutItem"}},
 					{Table: webhooks.DeliveriesTable, Actions: []string{"Query", "PutItem"}},
 					{Table: events.FeedTable, Actions: []string{"Query"}}, {Table: notify.Table, Actions: []string{"PutItem"}}}},

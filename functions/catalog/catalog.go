@@ -118,7 +118,7 @@ var constructors = map[string]func(fn.Deps) any{
 		return fn.Handler(inactive.Handler{DB: d.DynamoDB, Taxpayers: d.Config.Name(taxpayer.Table), Outbox: d.Config.Name(notify.Table)}.Sweep)
 	},
 	contract.FnWebhookDeliver: func(d fn.Deps) any {
-		return fn.Handler((&webhooks.Handler{Store: WebhookStore(d), Sealer: webhooks.SealerFrom(d.Config.Temporal),
+		return fn.Handler((&webhooks.Handler{Store: WebhookStore(d), Sealer: webhooks.SealerFrom(d.Config.Temporal), AllowLoopback: d.Config.Webhook.AllowLoopback,
 			Notify: notify.Handler{DB: d.DynamoDB, Table: d.Config.Name(notify.Table)}}).Round)
 	},
 	contract.FnRetentionSweep: func(d fn.Deps) any {

@@ -40,6 +40,10 @@ type Handler struct {
 	Rand *rand.Rand
 	// PollEvery is how often a round idle in its long poll looks again (1 s when zero).
 	PollEvery time.Duration
+	// AllowLoopback lets sends reach loopback receivers: the function's own configuration
+	// (TAXFLOW_WEBHOOK_ALLOW_LOOPBACK, set on the local stack only), never the round's input,
+	// which whoever starts or resets the endpoint's workflow could write.
+	AllowLoopback bool
 
 	mu sync.Mutex
 }
@@ -94,7 +98,8 @@ func (h *Handler) Round(ctx context.Context, in contract.WebhookDeliverInput) (c
 	if newClient == nil {
 		newClient = NewClient
 	}
-	client := newClient(p.AllowLoopback)
+	client := newClient(h.AllowLoopback)
+	defer client.CloseIdleConnections()
 	// The long poll is a budget of wall time (the business clock, Now, may be a test's).
 	started := time.Now()
 	poll := h.PollEvery
@@ -138,6 +143,11 @@ func (h *Handler) Round(ctx context.Context, in contract.WebhookDeliverInput) (c
 		now := h.now()
 		due, next := Due(ds, now)
 		res.NextAttempt = next
+		// A round sends a bounded number at once (the rest go in the next pass), so a
+		// receiver that hangs costs at most a few timeouts per pass, not one per case.
+		if n := p.Concurrency * 4; len(due) > n {
+			due = due[:n]
+		}
 		if len(due) > 0 {
 			if err := h.send(ctx, client, p, e, due, &res); err != nil {
 				return res, err
@@ -312,6 +322,11 @@ func (h *Handler) send(ctx context.Context, client *http.Client, p contract.Webh
 		attempts          int
 	)
 	for _, d := range due {
+		// Never start a send the invocation's deadline would cut: its attempt would go
+		// unrecorded (sent again later, with the same webhook-id).
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < SendTimeout+5*time.Second {
+			break
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func(d Delivery) {

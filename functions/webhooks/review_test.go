@@ -62,3 +62,20 @@ func TestReviewEmbeddedIPv4Refused(t *testing.T) {
 		t.Error("https://[64:ff9b::169.254.169.254]/ registers")
 	}
 }
+
+// Review: whether a send may reach loopback is the function's configuration, never the
+// round's input (a workflow started or reset with AllowLoopback true reaches nothing).
+func TestLoopbackIsTheFunctionsConfigurationNotTheInput(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	v := newEnv(t, srv.URL)
+	v.h.AllowLoopback = false
+	p := policy() // AllowLoopback: true in the input
+	v.st.Append("alpha", ev("refund-1", 1))
+	v.round(t, p)
+	ds := v.deliveries(t)
+	if hits.Load() != 0 || len(ds) != 1 || ds[0].Last().Error != "address" {
+		t.Fatalf("%d hits; deliveries %+v", hits.Load(), ds)
+	}
+}
