@@ -4,15 +4,24 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/functions/notify"
+	"github.com/taxflow/taxflow/functions/transition"
+	"github.com/taxflow/taxflow/internal/audit"
+	"github.com/taxflow/taxflow/internal/cases"
 	"github.com/taxflow/taxflow/internal/events"
+	"github.com/taxflow/taxflow/internal/store"
+	"github.com/taxflow/taxflow/internal/tasks"
+	"github.com/taxflow/taxflow/workflows"
 )
 
 // End to end, nothing written by the test but the requests: a refund from claim to paid
@@ -80,4 +89,64 @@ func TestRefundEventsReachItsTenantsWebhookOnly(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %d events delivered once each in order: %s … %s", id, len(mine), mine[0].Body.Type, mine[len(mine)-1].Body.Type)
+}
+
+// A burst of 1,000 transitions across 100 cases, written concurrently by the real step
+// writer, relayed by the real relay and sent by the real delivery function: the receiver
+// gets each event once, signed, and every case's in seq order.
+func TestWebhookBurstOf1000TransitionsKeepsCaseOrder(t *testing.T) {
+	inv := lambdaInvoker()
+	a := startHookStack(t, inv)
+	startRelay(t, a.queue)
+	r := newReceiver(t)
+	a.register(t, r, "*")
+	ctx := context.Background()
+	db := shared.clients.DynamoDB
+	h := transition.Handler{DB: db, Journal: shared.cfg.Name(audit.Table), Cases: shared.cfg.Name(cases.Table),
+		Outbox: shared.cfg.Name(notify.Table), Events: shared.cfg.Name(events.Table)}
+	const nCases, steps = 100, 10
+	var ids []string
+	for range nCases {
+		id := "refund-" + uuid.NewString()
+		ids = append(ids, id)
+		if _, err := store.PutNew(ctx, db, shared.cfg.Name(api.OwnersTable), "case_id",
+			tasks.Owner{CaseID: id, Tenant: a.tenant, CreatedBy: a.tenant + "/integrator", CreatedAt: time.Now().Unix()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := []string{"received", "in_review", "awaiting_info", "in_review", "approved", "payout_failed", "approved", "paid", "paid", "paid"}
+	var wg sync.WaitGroup
+	errs := make(chan error, nCases)
+	started := time.Now()
+	for _, id := range ids {
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			for seq := int64(1); seq <= steps; seq++ {
+				st := recordStep(id, seq, "", statuses[seq-1])
+				st.Case.Label = workflows.RefundLabels[st.Case.Status]
+				if _, err := h.Record(ctx, st); err != nil {
+					errs <- fmt.Errorf("%s step %d: %w", id, seq, err)
+					return
+				}
+			}
+		}(id)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Minute, "1,000 events at the receiver", func() bool {
+		seen := map[string]bool{}
+		for _, g := range r.delivered() {
+			seen[g.ID] = true
+		}
+		return len(seen) >= nCases*steps
+	})
+	checkOnceInOrder(t, r.delivered(), nCases*steps)
+	if r.bad != 0 {
+		t.Errorf("%d deliveries did not verify", r.bad)
+	}
+	t.Logf("%d events of %d cases delivered in %s, each once, each case in order", nCases*steps, nCases, time.Since(started).Round(time.Second))
 }
