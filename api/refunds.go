@@ -231,15 +231,23 @@ func (s *Server) sameRequest(ctx context.Context, caseID, hash string) (bool, er
 	return err == nil && st.RequestSHA256 == hash, err
 }
 
-// refundStatus asks the case for its status.
+// refundStatus asks the case for its status, and corrects it by the case's record when
+// the run is behind it (behindRecord).
 func (s *Server) refundStatus(ctx context.Context, id string) (workflows.RefundStatus, error) {
 	var st workflows.RefundStatus
+	record := s.readRefundRecord(ctx, id)
 	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.RefundQueryStatus)
 	if err != nil {
-		return st, err
+		return st, queryErr{err, record}
 	}
 	if err := v.Get(&st); err != nil {
 		return st, fmt.Errorf("decode refund status: %w", err)
+	}
+	if behindRecord(&st, <-record) {
+		s.Log.Warn().Str("case_id", id).Int64("version", st.Version).Msg("the case's run is behind its record (reset?): answered from the record")
+		if err := s.fromJournal(ctx, id, &st); err != nil {
+			return st, fmt.Errorf("read the journal of a case behind its record: %w", err)
+		}
 	}
 	if st.Status == "" { // queried before its first record: it has been received
 		st.Status, st.Label = workflows.RefundReceived, workflows.RefundLabels[workflows.RefundReceived]
@@ -273,7 +281,7 @@ func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, code int) {
-	st, err := s.refundStatus(r.Context(), id)
+	st, err := s.readRefund(r.Context(), id)
 	if s.temporalError(w, "read refund", err) {
 		return
 	}
@@ -551,7 +559,7 @@ func stampTime(arg any, now time.Time) any {
 // case workflow answers the "status" query with its status under "status".
 func (s *Server) closedStatus(ctx context.Context, id string) (string, error) {
 	if strings.HasPrefix(id, "refund-") {
-		st, err := s.refundStatus(ctx, id)
+		st, err := s.readRefund(ctx, id)
 		return st.Status, err
 	}
 	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.RefundQueryStatus)

@@ -262,6 +262,10 @@ type RefundStatus struct {
 	DecidedBy     string       `json:"decided_by,omitempty"`
 	Documents     []Document   `json:"documents"`
 	History       []Transition `json:"history"`
+	// Version is the last step this run took: the case projection's version once that
+	// step is written. A reader compares the two: a run reset by an operator starts over
+	// behind what the case has already recorded (the record, not the run, is the truth).
+	Version int64 `json:"version"`
 }
 
 // RefundID builds a refund's workflow id from an opaque random or derived id.
@@ -684,6 +688,9 @@ func (r *refund) recordLateDocs(ctx workflow.Context) {
 func (r *refund) status() RefundStatus {
 	st := r.st
 	st.Escalated = st.DeadlineEscalated || st.RequisitesEscalated
+	if r.j != nil {
+		st.Version = r.j.Seq()
+	}
 	return st
 }
 

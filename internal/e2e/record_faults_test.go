@@ -439,6 +439,11 @@ func TestFaultsRecordPathRandomized(t *testing.T) {
 		if !decided[rec.Version][attrS(raw.Item, transition.AttrDigest)] {
 			t.Fatalf("%s: the projection (version %d) is no step its history decided", id, rec.Version)
 		}
+		if st, ok := statuses[id]; ok && (st.Status != rec.Status || st.Version < rec.Version) {
+			// The read answers what the case recorded, also for a run that failed (or was
+			// reset) behind its record: a paid case never reads "received".
+			t.Fatalf("%s: the API reads %s v%d, the record %s v%d", id, st.Status, st.Version, rec.Status, rec.Version)
+		}
 		steps += int(rec.Version)
 		items := journal[id]
 		sort.Slice(items, func(a, b int) bool { return items[a].id < items[b].id })

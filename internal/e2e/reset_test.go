@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +249,67 @@ func TestOperatorResetOfEachProcessKeepsTheJournal(t *testing.T) {
 			}
 		})
 	})
+}
+
+// A refund read answers from the case's record when the case's run is behind it. An
+// operator resets a case in review to its first workflow task while no worker runs, and
+// the reset run is terminated before it takes a step: a closed run whose state is its
+// first task's (received, version 0) while the record holds the steps the case committed.
+// The read must say what the record says (in review, at its version), never "received";
+// the journal is untouched.
+func TestRefundReadOfARunEndedBehindItsRecordAnswersTheRecord(t *testing.T) {
+	queue := "e2e-behind-" + uuid.NewString()
+	s := api.New(shared.cfg, shared.clients, shared.temporal, zerologNop())
+	s.TaskQueue = queue
+	base := newServer(t, s)
+	keys := api.Keys(shared.cfg, shared.clients)
+	k, err := keys.Create(context.Background(), api.Principal{ID: "behind-cabinet", Tenant: "behind-cabinet", Role: api.RoleIntegrator,
+		Scopes: []string{api.ScopeRefundsRead, api.ScopeRefundsWrite}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cabinet := &apiClient{t, base + "|" + k}
+	worker := startWorkerProcess(t, queue)
+	code, id := cabinet.create(newTaxpayer(t, 3_000_000), 2_500_000, uuid.NewString())
+	if code != http.StatusCreated {
+		t.Fatalf("claim: %d", code)
+	}
+	if code, out := cabinet.do("POST", "/v1/refunds/"+id+"/documents?doc_id=statement", pdf); code/100 != 2 {
+		t.Fatalf("upload: %d %s", code, out)
+	}
+	inReview := cabinet.waitStatus(id, workflows.RefundInReview)
+	before := stableJournal(t, id)
+	rec, found, err := cases.Get(context.Background(), shared.clients.DynamoDB, shared.cfg.Name(cases.Table), id)
+	if err != nil || !found {
+		t.Fatalf("projection: %v %v", found, err)
+	}
+	if inReview.Version != rec.Version || rec.Version < 2 {
+		t.Fatalf("a live run answers its own version: %d, the record %d", inReview.Version, rec.Version)
+	}
+
+	_ = syscall.Kill(-worker.Process.Pid, syscall.SIGKILL) // no worker: the reset run takes no step
+	_ = worker.Wait()
+	resetTo(t, id, "FirstWorkflowTask")
+	if err := shared.temporal.TerminateWorkflow(context.Background(), id, "", "e2e: the reset run ends before its first step"); err != nil {
+		t.Fatal(err)
+	}
+	startWorkerProcess(t, queue) // a query of a closed run replays it on a worker
+	if _, err := shared.temporal.QueryWorkflow(context.Background(), id, "", workflows.RefundQueryStatus); err != nil {
+		t.Logf("the run's own answer: %T %v", err, err)
+	}
+
+	st := cabinet.status(id)
+	if st.Status != rec.Status || st.Version != rec.Version || st.Label != rec.Label {
+		t.Fatalf("read after a reset run ended behind the record: %s v%d %q, the record %s v%d %q", st.Status, st.Version, st.Label, rec.Status, rec.Version, rec.Label)
+	}
+	if len(st.History) != len(inReview.History) || st.History[len(st.History)-1].To != workflows.RefundInReview {
+		t.Fatalf("the history is the journal's: %+v, the live run said %+v", st.History, inReview.History)
+	}
+	if st.Claimed != inReview.Claimed || st.CaseID != id {
+		t.Fatalf("the run's own facts are lost: %+v", st)
+	}
+	if after := journalLines(t, id); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("the journal changed:\nbefore %v\nafter  %v", before, after)
+	}
+	t.Logf("%s: the run ended at version 0, the read answered the record: %s v%d", id, st.Status, st.Version)
 }
