@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/taxflow/taxflow/cmd/internal/demo"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/config"
 )
@@ -153,7 +154,7 @@ func dev(ctx context.Context, o devOptions) error {
 	fmt.Printf("data     %d taxpayers, %d ledger entries, %d obligations (seed %d, reference day %s, periods %d-%d) (%s)\n",
 		len(d.Taxpayers), len(d.Ledger), len(d.Obligations), d.Seed, d.Today.Format(time.DateOnly), d.Periods[0], d.LastPeriod,
 		time.Since(step).Round(100*time.Millisecond))
-	keys, err := createDemoKeys(ctx, a)
+	keys, err := demo.CreateKeys(ctx, a.cfg, a.clients)
 	if err != nil {
 		return err
 	}
@@ -177,10 +178,14 @@ func dev(ctx context.Context, o devOptions) error {
 	}
 	fmt.Printf("ready    worker and API running, self-check passed (%s)\n", time.Since(start).Round(100*time.Millisecond))
 	fmt.Println(metricsLine(a.cfg.Metrics))
-	results := runDemoSteps(gctx, a, c, s, d, keys)
+	report, err := demo.Run(gctx, demo.Options{Config: a.cfg, Clients: a.clients, Temporal: c, Stack: s, Data: d, Keys: keys, Out: os.Stdout})
+	if err != nil {
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
 	if o.exitAfterDemo {
 		cancel()
-		return errors.Join(demoError(results), g.Wait())
+		return errors.Join(report.Err(), g.Wait())
 	}
 	fmt.Printf("taxflow is running (Ctrl-C stops it)\n\n")
 	return g.Wait()

@@ -71,3 +71,32 @@ func TestSeedOptionsDefaultsAndProvisionalYears(t *testing.T) {
 		t.Fatalf("date %s", o.today)
 	}
 }
+
+// A bad bench option stops the command before it reads the stack or connects: with a
+// run directory's configuration that could not be read and no Temporal to reach, the
+// answer is still the option's refusal.
+func TestBenchRefusesBadOptionsBeforeAnythingIsLoaded(t *testing.T) {
+	t.Setenv("TAXFLOW_TEMPORAL_PORT", "not-a-port")
+	t.Setenv("TEMPORAL_ADDRESS", "127.0.0.1:1")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--n", "0"}, "--n 0: want at least 1"},
+		{[]string{"--rounds", "-1"}, "--rounds -1"},
+		{[]string{"--open", "10", "--wave", "10"}, "--open, --wave: each runs instead of the others"},
+		{[]string{"--json", "x.json"}, "only with --per-case"},
+		{[]string{"--temporal", "cluster"}, `--temporal "cluster" must be dev`},
+		{[]string{"stray"}, `unexpected argument "stray"`},
+	} {
+		err := run(t.Context(), append([]string{"bench"}, tc.args...))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("taxflow bench %v = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	// The flags reach the options they name.
+	o, err := parseBenchFlags([]string{"--per-case", "--n", "10", "--json", "/tmp/s.json", "--temporal", "dev", "--creates", "0"})
+	if err != nil || !o.PerCase || o.N != 10 || o.JSON != "/tmp/s.json" || o.Temporal != "dev" || o.Creates != 0 || o.Rounds != 3 {
+		t.Fatalf("parseBenchFlags = %+v, %v", o, err)
+	}
+}

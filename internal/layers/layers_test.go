@@ -14,7 +14,8 @@
 //   - api/: the HTTP API and the staff console; it calls functions only through the invoker,
 //     starts workflows, and shares with the functions only what internal/ holds.
 //   - infra/ and cmd/: what deploys and wires all of the above; cmd/internal holds the
-//     commands' own tools (the seed scenarios, the sizing model).
+//     commands' own tools (the seed scenarios, the sizing model, the bench, the demo and
+//     cmd/internal/drive, the HTTP client both drive the API with).
 //
 // Only the code that is built is checked: tests may cross the layers (internal/e2e drives a
 // whole stack), and `go list -deps` leaves test imports out.
@@ -89,6 +90,13 @@ var rules = []rule{
 		// What the API shares with the functions (table names, key formats, validators,
 		// a parser) lives in internal/.
 		forbidden: []string{"functions"},
+	},
+	{
+		name: "the demo's and the benches' client drives the API as an integrator does: over HTTP",
+		from: []string{"cmd/internal/drive"},
+		// What an integrator has of taxflow is the API's wire format (internal/events is the
+		// events' shape, shared with the functions that write them), not its code.
+		forbidden: []string{"api", "workflows", "activities", "functions", "go.temporal.io"},
 	},
 }
 

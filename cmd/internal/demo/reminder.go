@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"fmt"
@@ -30,9 +30,9 @@ const (
 func (m *demo) reminder() outcome {
 	w := m.begin("reminder", reminderSent)
 	w.step("apply the schedules")
-	inactive := m.a.cfg.Inactive
+	inactive := m.cfg.Inactive
 	declared := schedules.Declare(inactive.Months, int(inactive.Grace.Hours()/24))
-	applied, err := schedules.Apply(m.ctx, m.c, m.a.cfg.Temporal.TaskQueue, declared)
+	applied, err := schedules.Apply(m.ctx, m.c, m.cfg.Temporal.TaskQueue, declared)
 	if err != nil {
 		return w.fail(err)
 	}
@@ -117,7 +117,7 @@ func (m *demo) reminder() outcome {
 	for _, d := range dues {
 		id := fmt.Sprintf("reminder#%s#%d", d.ob.ObligationID, d.lead)
 		var n contract.Notification
-		found, err := store.Get(m.ctx, m.a.clients.DynamoDB, m.a.cfg.Name(notify.Table), map[string]types.AttributeValue{"notification_id": store.S(id)}, &n)
+		found, err := store.Get(m.ctx, m.clients.DynamoDB, m.cfg.Name(notify.Table), map[string]types.AttributeValue{"notification_id": store.S(id)}, &n)
 		if err != nil {
 			return w.fail(err)
 		}

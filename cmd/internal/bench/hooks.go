@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
@@ -23,7 +24,7 @@ import (
 // registered against refunds of a tenant with none, in the same run, rounds alternating;
 // every refund's steps write their events and the relay moves them into the feed either
 // way, so the difference is what delivering costs. The endpoint is a receiver on loopback
-// (receiver.go) that verifies each delivery with the Standard Webhooks library; the lag
+// (cmd/internal/drive) that verifies each delivery with the Standard Webhooks library; the lag
 // of an event is from its transition's commit (occurred_at) to the receiver's 200.
 
 func benchWebhooks(ctx context.Context, a *app, c client.Client, n, rounds int) error {
@@ -57,22 +58,22 @@ func benchWebhooks(ctx context.Context, a *app, c client.Client, n, rounds int) 
 	if err != nil {
 		return err
 	}
-	rcv, err := startReceiver()
+	rcv, err := drive.StartReceiver()
 	if err != nil {
 		return err
 	}
 	defer rcv.Close()
 	hc := &http.Client{Timeout: 30 * time.Second}
-	var ans webhookAnswer
-	if err := expectAPI(ctx, hc, base, http.StatusCreated, &ans, "POST", "/v1/webhooks", key,
-		jsonBody(map[string]any{"url": rcv.URL(), "event_types": []string{"*"}}), "Idempotency-Key", uuid.NewString()); err != nil {
+	var ans drive.WebhookAnswer
+	if err := drive.Expect(ctx, hc, base, http.StatusCreated, &ans, "POST", "/v1/webhooks", key,
+		drive.JSON(map[string]any{"url": rcv.URL(), "event_types": []string{"*"}}), "Idempotency-Key", uuid.NewString()); err != nil {
 		return fmt.Errorf("register the endpoint: %w", err)
 	}
 	if err := rcv.SetSecret(ans.Secret); err != nil {
 		return err
 	}
 	defer func() {
-		_ = expectAPI(context.WithoutCancel(ctx), hc, base, http.StatusNoContent, nil, "DELETE", "/v1/webhooks/"+ans.ID, key, nil)
+		_ = drive.Expect(context.WithoutCancel(ctx), hc, base, http.StatusNoContent, nil, "DELETE", "/v1/webhooks/"+ans.ID, key, nil)
 	}()
 
 	// A round's refunds, owned by the tenant as the API's create would record it.

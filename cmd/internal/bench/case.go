@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/cmd/internal/sizing"
 	"github.com/taxflow/taxflow/functions/catalog"
@@ -90,7 +91,7 @@ type perCaseBench struct {
 
 // benchPerCase measures n cases of each process and prints the table; with jsonPath it
 // writes the averages there too.
-func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath string) error {
+func benchPerCase(ctx context.Context, a *app, c client.Client, t Target, n int, jsonPath string) error {
 	if n < 1 {
 		return fmt.Errorf("bench: --n %d: at least one case per process", n)
 	}
@@ -198,7 +199,7 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 	fmt.Printf("the bench's straight-through refund (make bench, make bench-cluster): %d history events\n", straight)
 
 	f := sizing.Figures{Command: "taxflow bench --per-case --n " + fmt.Sprint(n), Generated: time.Now().UTC().Truncate(time.Second),
-		Stack:        "local stack: Temporal " + temporalKind() + ", DynamoDB Local, the local S3 server; functions in process",
+		Stack:        "local stack: Temporal " + temporalKind(t) + ", DynamoDB Local, the local S3 server; functions in process",
 		CapacityNote: capacityNote(out), NotIncluded: perCaseNotIncluded, Processes: out, BenchRefundEvents: straight}
 	if jsonPath != "" {
 		data, err := json.MarshalIndent(f, "", "  ")
@@ -214,9 +215,9 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, n int, jsonPath 
 }
 
 // temporalKind names the Temporal back end of the stack the bench ran on.
-func temporalKind() string {
-	if st, err := localStack(); err == nil && st.RunningTemporal() != "" {
-		return st.RunningTemporal()
+func temporalKind(t Target) string {
+	if t.stErr == nil && t.st.RunningTemporal() != "" {
+		return t.st.RunningTemporal()
 	}
 	return "(not a local stack)"
 }
@@ -258,7 +259,7 @@ func (b *perCaseBench) subjects(n int) (refunds, decls []seed.Subject, err error
 
 // call sends one request for a case and decodes the answer (want: the status expected).
 func (b *perCaseBench) call(label string, want int, out any, method, path, key string, body []byte, headers ...string) error {
-	return expectAPI(b.ctx, b.http, b.base, want, out, method, path, key, body, append(headers, benchCaseHeader, label)...)
+	return drive.Expect(b.ctx, b.http, b.base, want, out, method, path, key, body, append(headers, benchCaseHeader, label)...)
 }
 
 // refund: a claim over the confirmed overpayment (so a reviewer decides), the statement
@@ -267,7 +268,7 @@ func (b *perCaseBench) refund(label string, s seed.Subject) (string, error) {
 	var created struct {
 		CaseID string `json:"case_id"`
 	}
-	body := jsonBody(map[string]any{"inn": s.Taxpayer.INN, "period": s.Period, "amount_kopecks": s.Balance.Refundable + 50_000, "reason": "bench"})
+	body := drive.JSON(map[string]any{"inn": s.Taxpayer.INN, "period": s.Period, "amount_kopecks": s.Balance.Refundable + 50_000, "reason": "bench"})
 	if err := b.call(label, http.StatusCreated, &created, "POST", "/v1/refunds", b.keys.integrator, body,
 		"Idempotency-Key", uuid.NewString(), "Content-Type", "application/json"); err != nil {
 		return "", err
@@ -277,7 +278,7 @@ func (b *perCaseBench) refund(label string, s seed.Subject) (string, error) {
 		return id, err
 	}
 	if err := b.call(label, http.StatusAccepted, nil, "POST", "/v1/refunds/"+id+"/documents?doc_id=statement", b.keys.integrator,
-		demoPDF("Bank statement"), "Content-Type", "application/pdf"); err != nil {
+		drive.PDF("Bank statement"), "Content-Type", "application/pdf"); err != nil {
 		return id, err
 	}
 	if err := b.settle(id, workflows.RefundInReview); err != nil {
@@ -295,7 +296,7 @@ func (b *perCaseBench) declaration(label string, s seed.Subject) (string, error)
 	var created struct {
 		CaseID string `json:"case_id"`
 	}
-	if err := b.call(label, http.StatusCreated, &created, "POST", "/v1/declarations", b.keys.integrator, jsonBody(s.Declaration.Declaration),
+	if err := b.call(label, http.StatusCreated, &created, "POST", "/v1/declarations", b.keys.integrator, drive.JSON(s.Declaration.Declaration),
 		"Idempotency-Key", uuid.NewString(), "Content-Type", "application/json",
 		"X-Confirmation-Method", "sms", "X-Confirmation-Reference", "sms-"+uuid.NewString()[:8]); err != nil {
 		return "", err
@@ -305,7 +306,7 @@ func (b *perCaseBench) declaration(label string, s seed.Subject) (string, error)
 		return id, err
 	}
 	if err := b.call(label, http.StatusOK, nil, "POST", "/v1/declarations/"+id+"/decision", b.keys.inspector,
-		jsonBody(map[string]string{"decision": workflows.DecisionConfirmed, "grounds": "документы подтверждают вычет"})); err != nil {
+		drive.JSON(map[string]string{"decision": workflows.DecisionConfirmed, "grounds": "документы подтверждают вычет"})); err != nil {
 		return id, err
 	}
 	return id, b.settle(id, workflows.DeclarationDecided)

@@ -1,4 +1,4 @@
-package main
+package drive
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 // The receiver takes what the library signs, once per webhook-id, refuses a bad signature,
 // and tells an out-of-order case apart.
 func TestReceiverVerifiesAndDeduplicates(t *testing.T) {
-	r, err := startReceiver()
+	r, err := StartReceiver()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -33,6 +33,7 @@ import (
 
 	"github.com/taxflow/taxflow/activities"
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/catalog"
 	"github.com/taxflow/taxflow/functions/fn"
@@ -196,14 +197,14 @@ type openBench struct {
 }
 
 // benchOpen is `taxflow bench --open N`.
-func benchOpen(ctx context.Context, a *app, c client.Client, n int) error {
+func benchOpen(ctx context.Context, a *app, c client.Client, t Target, n int) error {
 	if n < 1 {
 		return fmt.Errorf("bench: --open %d: at least one case", n)
 	}
-	st, err := localStack()
-	if err != nil {
-		return fmt.Errorf("bench --open measures the local stack's disk and memory: %w", err)
+	if t.stErr != nil {
+		return fmt.Errorf("bench --open measures the local stack's disk and memory: %w", t.stErr)
 	}
+	st := t.st
 	// Refusals first, before anything is written.
 	var sfs syscall.Statfs_t
 	if err := syscall.Statfs(st.Dir, &sfs); err != nil {
@@ -392,7 +393,7 @@ func (b *openBench) seedSubjects(datasets int) (decls, people []seed.Subject, er
 
 // call sends one request and decodes the answer (want: the status expected).
 func (b *openBench) call(want int, out any, method, path, key string, body []byte, headers ...string) error {
-	return expectAPI(b.ctx, b.http, b.base, want, out, method, path, key, body, headers...)
+	return drive.Expect(b.ctx, b.http, b.base, want, out, method, path, key, body, headers...)
 }
 
 // refundTaxpayer registers a taxpayer with a confirmed overpayment of 5,000 ₽ (set-up data:
@@ -427,7 +428,7 @@ func (b *openBench) refund(review bool) error {
 		CaseID string `json:"case_id"`
 	}
 	if err := b.call(http.StatusCreated, &created, "POST", "/v1/refunds", b.keys.integrator,
-		jsonBody(map[string]any{"inn": inn, "period": 2025, "amount_kopecks": 600_000, "reason": "bench"}),
+		drive.JSON(map[string]any{"inn": inn, "period": 2025, "amount_kopecks": 600_000, "reason": "bench"}),
 		"Idempotency-Key", uuid.NewString(), "Content-Type", "application/json"); err != nil {
 		return err
 	}
@@ -441,7 +442,7 @@ func (b *openBench) refund(review bool) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		err := b.call(http.StatusAccepted, nil, "POST", "/v1/refunds/"+created.CaseID+"/documents?doc_id=statement", b.keys.integrator,
-			demoPDF("Bank statement"), "Content-Type", "application/pdf")
+			drive.PDF("Bank statement"), "Content-Type", "application/pdf")
 		if err == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -450,14 +451,14 @@ func (b *openBench) refund(review bool) error {
 }
 
 func (b *openBench) declaration(s seed.Subject) error {
-	return b.call(http.StatusCreated, nil, "POST", "/v1/declarations", b.keys.integrator, jsonBody(s.Declaration.Declaration),
+	return b.call(http.StatusCreated, nil, "POST", "/v1/declarations", b.keys.integrator, drive.JSON(s.Declaration.Declaration),
 		"Idempotency-Key", uuid.NewString(), "Content-Type", "application/json",
 		"X-Confirmation-Method", "sms", "X-Confirmation-Reference", "sms-"+uuid.NewString()[:8])
 }
 
 func (b *openBench) identity(s seed.Subject) error {
 	return b.call(http.StatusCreated, nil, "POST", "/v1/identity-verifications", b.keys.integrator,
-		jsonBody(map[string]any{"method": contract.MethodVideo, "person": s.Identity.Person}),
+		drive.JSON(map[string]any{"method": contract.MethodVideo, "person": s.Identity.Person}),
 		"Idempotency-Key", uuid.NewString(), "Content-Type", "application/json")
 }
 
@@ -466,7 +467,7 @@ func (b *openBench) lock() error {
 	inn := domain.CompleteINN12(fmt.Sprintf("97%08d", rand.IntN(100_000_000)))
 	for i := 0; i <= b.a.cfg.Account.Threshold; i++ {
 		if err := b.call(http.StatusAccepted, nil, "POST", "/v1/accounts/"+inn+"/events", b.keys.auth,
-			jsonBody(contract.AccountEvent{EventID: "bench-" + uuid.NewString(), Type: contract.EventLoginFailed})); err != nil {
+			drive.JSON(contract.AccountEvent{EventID: "bench-" + uuid.NewString(), Type: contract.EventLoginFailed})); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"fmt"
@@ -6,11 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/internal/events"
 )
 
 // The demo's integrator hears about its cases as any integrator would: a webhook endpoint
-// on loopback (receiver.go), registered before the processes run, that verifies each
+// on loopback (cmd/internal/drive), registered before the processes run, that verifies each
 // delivery with the Standard Webhooks library. At the end the demo prints what arrived per
 // case and checks that each of the integrator's cases got the event of the status it
 // ended in, in sequence order; then it deletes the endpoint, so nothing keeps retrying
@@ -18,25 +19,19 @@ import (
 
 // demoWebhook is the registered endpoint.
 type demoWebhook struct {
-	rcv *receiver
+	rcv *drive.Receiver
 	id  string
-}
-
-// webhookAnswer is what POST /v1/webhooks answers (the secret only then).
-type webhookAnswer struct {
-	ID     string `json:"id"`
-	Secret string `json:"secret"`
 }
 
 // registerWebhook starts the receiver and registers it for every event type.
 func (m *demo) registerWebhook() (*demoWebhook, error) {
-	rcv, err := startReceiver()
+	rcv, err := drive.StartReceiver()
 	if err != nil {
 		return nil, err
 	}
-	var ans webhookAnswer
+	var ans drive.WebhookAnswer
 	if err := m.expect(http.StatusCreated, &ans, "POST", "/v1/webhooks", m.keys.Integrator,
-		jsonBody(map[string]any{"url": rcv.URL(), "event_types": []string{"*"}}), "Idempotency-Key", newIdempotencyKey()); err != nil {
+		drive.JSON(map[string]any{"url": rcv.URL(), "event_types": []string{"*"}}), "Idempotency-Key", newIdempotencyKey()); err != nil {
 		rcv.Close()
 		return nil, fmt.Errorf("register the webhook endpoint: %w", err)
 	}

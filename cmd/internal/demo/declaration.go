@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/workflows"
@@ -31,7 +32,7 @@ func (m *demo) declaration() outcome {
 		Status string `json:"status"`
 		Label  string `json:"label"`
 	}
-	if err := m.expect(http.StatusCreated, &created, "POST", "/v1/declarations", m.keys.Integrator, jsonBody(c.Declaration),
+	if err := m.expect(http.StatusCreated, &created, "POST", "/v1/declarations", m.keys.Integrator, drive.JSON(c.Declaration),
 		"Idempotency-Key", newIdempotencyKey(), "Content-Type", "application/json",
 		"X-Confirmation-Method", "sms", "X-Confirmation-Reference", "sms-"+newIdempotencyKey()[:8]); err != nil {
 		return w.fail(err)
@@ -61,7 +62,7 @@ func (m *demo) declaration() outcome {
 	w.show(st.Status, st.Label, "automatic check: "+strings.Join(fields, "; "))
 
 	w.step("send the correction")
-	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/correction", m.keys.Integrator, jsonBody(c.Corrected),
+	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/correction", m.keys.Integrator, drive.JSON(c.Corrected),
 		"Content-Type", "application/json"); err != nil {
 		return w.fail(err)
 	}
@@ -80,7 +81,7 @@ func (m *demo) declaration() outcome {
 	}
 	w.step("the inspector asks for documents")
 	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/request-documents", m.keys.Inspector,
-		jsonBody(map[string]string{"what": "документы, подтверждающие вычет"})); err != nil {
+		drive.JSON(map[string]string{"what": "документы, подтверждающие вычет"})); err != nil {
 		return w.fail(err)
 	}
 	if st, err = poll(m, "the request for documents", read, is(workflows.DeclarationClarification), describe); err != nil {
@@ -93,7 +94,7 @@ func (m *demo) declaration() outcome {
 		Answers bool `json:"answers_request"`
 	}
 	if err := m.expect(http.StatusAccepted, &answer, "POST", "/v1/declarations/"+w.o.caseID+"/documents", m.keys.Integrator,
-		demoPDF("Receipts confirming the deduction"), "Content-Type", "application/pdf"); err != nil {
+		drive.PDF("Receipts confirming the deduction"), "Content-Type", "application/pdf"); err != nil {
 		return w.fail(err)
 	}
 	if !answer.Answers {
@@ -106,7 +107,7 @@ func (m *demo) declaration() outcome {
 
 	w.step("the inspector decides")
 	if err := m.expect(http.StatusOK, nil, "POST", "/v1/declarations/"+w.o.caseID+"/decision", m.keys.Inspector,
-		jsonBody(map[string]string{"decision": "confirmed", "grounds": "документы подтверждают заявленный вычет"})); err != nil {
+		drive.JSON(map[string]string{"decision": "confirmed", "grounds": "документы подтверждают заявленный вычет"})); err != nil {
 		return w.fail(err)
 	}
 	if st, err = poll(m, "the decision", read, is(workflows.DeclarationDecided), describe); err != nil {

@@ -1,4 +1,6 @@
-package main
+// Package drive holds what the demo and the benches drive the API with, as an integrator
+// would: requests with a key, a small PDF to upload, and a webhook endpoint on loopback.
+package drive
 
 import (
 	"context"
@@ -17,23 +19,23 @@ import (
 	"github.com/taxflow/taxflow/internal/events"
 )
 
-// receiver is an integrator's webhook endpoint on loopback, for the demo and the bench: it
+// Receiver is an integrator's webhook endpoint on loopback, for the demo and the bench: it
 // verifies every delivery with the Standard Webhooks library's own verifier (not with our
 // signing code), answers 200, and keeps what it got — each event once by its webhook-id,
 // with the time of its first arrival and how often it came.
-type receiver struct {
+type Receiver struct {
 	srv *http.Server
 	url string
 
 	mu       sync.Mutex
 	verifier *standardwebhooks.Webhook
-	got      map[string]*received // by webhook-id
+	got      map[string]*Received // by webhook-id
 	order    []string             // webhook-ids in order of first arrival
 	refused  int                  // deliveries whose signature did not verify
 }
 
-// received is one event as the receiver got it.
-type received struct {
+// Received is one event as the receiver got it.
+type Received struct {
 	Event      events.Event
 	Type       string
 	First      time.Time // the first arrival, when the receiver answered 200
@@ -47,23 +49,23 @@ type webhookPayload struct {
 	Data      events.Event `json:"data"`
 }
 
-// startReceiver listens on a free loopback port.
-func startReceiver() (*receiver, error) {
+// StartReceiver listens on a free loopback port.
+func StartReceiver() (*Receiver, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("webhook receiver: %w", err)
 	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/hooks/taxflow", got: map[string]*received{}}
+	r := &Receiver{url: "http://" + ln.Addr().String() + "/hooks/taxflow", got: map[string]*Received{}}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
 }
 
 // URL is the endpoint to register.
-func (r *receiver) URL() string { return r.url }
+func (r *Receiver) URL() string { return r.url }
 
 // SetSecret is the signing secret the registration answered ("whsec_…").
-func (r *receiver) SetSecret(secret string) error {
+func (r *Receiver) SetSecret(secret string) error {
 	wh, err := standardwebhooks.NewWebhook(secret)
 	if err != nil {
 		return fmt.Errorf("webhook secret: %w", err)
@@ -75,13 +77,13 @@ func (r *receiver) SetSecret(secret string) error {
 }
 
 // Close stops listening.
-func (r *receiver) Close() {
+func (r *Receiver) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = r.srv.Shutdown(ctx)
 }
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
 	if err != nil || req.Method != http.MethodPost {
 		http.Error(w, "bad request", http.StatusBadRequest)
@@ -103,17 +105,17 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if old, ok := r.got[id]; ok {
 		old.Deliveries++
 	} else {
-		r.got[id] = &received{Event: p.Data, Type: p.Type, First: time.Now(), Deliveries: 1}
+		r.got[id] = &Received{Event: p.Data, Type: p.Type, First: time.Now(), Deliveries: 1}
 		r.order = append(r.order, id)
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
 // Events are the events received, each once, in order of first arrival.
-func (r *receiver) Events() []received {
+func (r *Receiver) Events() []Received {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]received, 0, len(r.order))
+	out := make([]Received, 0, len(r.order))
 	for _, id := range r.order {
 		out = append(out, *r.got[id])
 	}
@@ -121,14 +123,14 @@ func (r *receiver) Events() []received {
 }
 
 // Refused is how many deliveries did not verify.
-func (r *receiver) Refused() int {
+func (r *Receiver) Refused() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.refused
 }
 
 // WaitFor waits until every case in ids has an event of a type in final, or the timeout.
-func (r *receiver) WaitFor(ctx context.Context, ids []string, final map[string]bool, timeout time.Duration) error {
+func (r *Receiver) WaitFor(ctx context.Context, ids []string, final map[string]bool, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		done := map[string]bool{}
@@ -159,7 +161,7 @@ func (r *receiver) WaitFor(ctx context.Context, ids []string, final map[string]b
 
 // Lags are, per event received, the time from its transition's commit to its first 200,
 // sorted.
-func (r *receiver) Lags() []time.Duration {
+func (r *Receiver) Lags() []time.Duration {
 	var out []time.Duration
 	for _, e := range r.Events() {
 		out = append(out, e.First.Sub(e.Event.OccurredAt))
@@ -170,7 +172,7 @@ func (r *receiver) Lags() []time.Duration {
 
 // OrderKept tells whether every case's events arrived in the order of their sequence
 // numbers (an error names the first case that did not, by id: no personal data).
-func (r *receiver) OrderKept() error {
+func (r *Receiver) OrderKept() error {
 	last := map[string]int64{}
 	for _, e := range r.Events() {
 		if e.Event.Seq <= last[e.Event.CaseID] {

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/document"
 	"github.com/taxflow/taxflow/functions/ledger"
@@ -38,7 +39,7 @@ func (m *demo) refund() outcome {
 		Status string `json:"status"`
 		Label  string `json:"label"`
 	}
-	body := jsonBody(map[string]any{"inn": subj.Taxpayer.INN, "period": subj.Period, "amount_kopecks": claim,
+	body := drive.JSON(map[string]any{"inn": subj.Taxpayer.INN, "period": subj.Period, "amount_kopecks": claim,
 		"reason": fmt.Sprintf("overpaid income tax for %d", subj.Period)})
 	if err := m.expect(http.StatusCreated, &created, "POST", "/v1/refunds", m.keys.Integrator, body,
 		"Idempotency-Key", newIdempotencyKey(), "Content-Type", "application/json"); err != nil {
@@ -65,7 +66,7 @@ func (m *demo) refund() outcome {
 	w.show(st.Status, st.Label, "a supporting document is required")
 
 	w.step("upload the bank statement")
-	pdf := demoPDF("Bank statement: income tax overpaid")
+	pdf := drive.PDF("Bank statement: income tax overpaid")
 	if err := m.expect(http.StatusAccepted, nil, "POST", "/v1/refunds/"+w.o.caseID+"/documents?doc_id=statement", m.keys.Integrator, pdf,
 		"Content-Type", "application/pdf"); err != nil {
 		return w.fail(err)
@@ -73,8 +74,8 @@ func (m *demo) refund() outcome {
 	if st, err = poll(m, "the refund to go to review", read, is(workflows.RefundInReview), describe); err != nil {
 		return w.fail(err)
 	}
-	bucket, key := m.a.cfg.Name(document.Bucket), document.StoredKey(w.o.caseID, "statement")
-	head, err := m.a.clients.S3.HeadObject(m.ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
+	bucket, key := m.cfg.Name(document.Bucket), document.StoredKey(w.o.caseID, "statement")
+	head, err := m.clients.S3.HeadObject(m.ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
 	if err != nil {
 		return w.fail(fmt.Errorf("the statement is not in S3 at s3://%s/%s: %w", bucket, key, err))
 	}
@@ -129,7 +130,7 @@ func (m *demo) refundSubject() (seed.Subject, int64, error) {
 		_, err := m.d.Find(seed.RefundEligible)
 		return seed.Subject{}, 0, err
 	}
-	h := overpayment.Handler{DB: m.a.clients.DynamoDB, Table: m.a.cfg.Name(overpayment.Table)}
+	h := overpayment.Handler{DB: m.clients.DynamoDB, Table: m.cfg.Name(overpayment.Table)}
 	for _, s := range all {
 		b, err := h.Compute(m.ctx, contract.OverpaymentInput{INN: s.Taxpayer.INN, Period: s.Period})
 		if err != nil {
@@ -137,7 +138,7 @@ func (m *demo) refundSubject() (seed.Subject, int64, error) {
 		}
 		// What earlier demo runs on this data reserved or paid is no longer available.
 		var bal ledger.Balance
-		if _, err := store.Get(m.ctx, m.a.clients.DynamoDB, m.a.cfg.Name(ledger.Table),
+		if _, err := store.Get(m.ctx, m.clients.DynamoDB, m.cfg.Name(ledger.Table),
 			map[string]types.AttributeValue{"key": store.S(ledger.BalanceKey(s.Taxpayer.INN, s.Period))}, &bal); err != nil {
 			return s, 0, fmt.Errorf("read the refund ledger: %w", err)
 		}

@@ -1,9 +1,10 @@
-package main
+package demo
 
 import (
 	"fmt"
 	"net/http"
 
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -15,7 +16,7 @@ import (
 // the account locks, and the taxpayer unblocks it with INN, full name and passport series.
 func (m *demo) account() outcome {
 	w := m.begin("account", workflows.AccountActive)
-	threshold := m.a.cfg.Account.Threshold
+	threshold := m.cfg.Account.Threshold
 	read := func(inn string) func() (workflows.AccountStatus, error) {
 		return func() (workflows.AccountStatus, error) {
 			var st workflows.AccountStatus
@@ -39,7 +40,7 @@ func (m *demo) account() outcome {
 	}
 	fail := func() error {
 		return m.expect(http.StatusAccepted, nil, "POST", "/v1/accounts/"+inn+"/events", m.keys.Auth,
-			jsonBody(contract.AccountEvent{EventID: "demo-" + newIdempotencyKey(), Type: contract.EventLoginFailed}))
+			drive.JSON(contract.AccountEvent{EventID: "demo-" + newIdempotencyKey(), Type: contract.EventLoginFailed}))
 	}
 	w.step("report the failed logins on record")
 	n := min(subj.Account.FailedLogins, threshold) // more than the threshold locks [001:175]
@@ -82,7 +83,7 @@ func (m *demo) account() outcome {
 	w.step("self-service unblock")
 	var after workflows.AccountStatus
 	if err := m.expect(http.StatusOK, &after, "POST", "/v1/accounts/"+inn+"/unblock/self-service", m.keys.Integrator,
-		jsonBody(workflows.SelfServiceRequest{FullName: seed.CabinetName(subj.Taxpayer), PassportSeries: subj.Taxpayer.Passport.Series})); err != nil {
+		drive.JSON(workflows.SelfServiceRequest{FullName: seed.CabinetName(subj.Taxpayer), PassportSeries: subj.Taxpayer.Passport.Series})); err != nil {
 		return w.fail(err)
 	}
 	if st, err = poll(m, "the account to open", read(inn), func(st workflows.AccountStatus) bool { return st.Status == workflows.AccountActive }, describe); err != nil {
@@ -117,7 +118,7 @@ func (m *demo) accountSubject(read func(string) func() (workflows.AccountStatus,
 		if err != nil {
 			return s, st, err
 		}
-		if st.Status == workflows.AccountActive && st.Failures == 0 && len(st.Locks) < m.a.cfg.Account.SpecialistAfter-1 {
+		if st.Status == workflows.AccountActive && st.Failures == 0 && len(st.Locks) < m.cfg.Account.SpecialistAfter-1 {
 			return s, st, nil
 		}
 	}

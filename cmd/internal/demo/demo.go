@@ -1,15 +1,16 @@
-package main
+// Package demo walks every process of taxflow through the HTTP API, as an integrator and
+// the staff would, one file per process. Each step prints one line; the end prints a
+// summary table and where to look next. `taxflow dev` and `taxflow demo` run it against
+// the worker and the API they started (Run), with the keys CreateKeys made.
+package demo
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -18,40 +19,40 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/functions/document"
+	"github.com/taxflow/taxflow/internal/awsclient"
+	"github.com/taxflow/taxflow/internal/config"
 	"github.com/taxflow/taxflow/internal/stack"
 )
 
-// The demo walks every process through the HTTP API, as an integrator and the staff
-// would, one function per process (demo_*.go). Each step prints one line; the end prints
-// a summary table and where to look next.
-
-// demoKeys are the API keys of the demo's principals, one per role.
-type demoKeys struct {
+// Keys are the API keys of the demo's principals, one per role.
+type Keys struct {
 	Integrator, Auth, Reviewer, Inspector, Operator, Specialist string
 	// Staff are the console's sign-ins, one per staff role; Password is empty when the
 	// account existed already (its password was shown when it was made).
-	Staff []demoStaff
+	Staff []Staff
 }
 
-type demoStaff struct{ Login, Role, Password string }
+// Staff is one console sign-in.
+type Staff struct{ Login, Role, Password string }
 
 // createDemoStaff makes one console account per staff role, with a random password.
-func createDemoStaff(ctx context.Context, a *app) ([]demoStaff, error) {
-	var out []demoStaff
+func createDemoStaff(ctx context.Context, cfg config.Config, clients *awsclient.Clients) ([]Staff, error) {
+	var out []Staff
 	for _, role := range []string{api.RoleReviewer, api.RoleInspector, api.RoleSpecialist, api.RoleOperator} {
 		pw, err := api.NewPassword()
 		if err != nil {
 			return nil, err
 		}
 		login := "demo-" + role
-		if _, err := api.StaffAccounts(a.cfg, a.clients).Create(ctx, login, role, "", pw); errors.Is(err, api.ErrStaffExists) {
+		if _, err := api.StaffAccounts(cfg, clients).Create(ctx, login, role, "", pw); errors.Is(err, api.ErrStaffExists) {
 			pw = ""
 		} else if err != nil {
 			return nil, fmt.Errorf("create the %s staff account: %w", role, err)
 		}
-		out = append(out, demoStaff{Login: login, Role: role, Password: pw})
+		out = append(out, Staff{Login: login, Role: role, Password: pw})
 	}
 	return out, nil
 }
@@ -60,46 +61,49 @@ func createDemoStaff(ctx context.Context, a *app) ([]demoStaff, error) {
 // the tax office's staff, one key per role, each with its role's scopes.
 var demoPrincipals = []struct {
 	id, tenant, role, what string
-	key                    func(*demoKeys) *string
+	key                    func(*Keys) *string
 }{
-	{"demo-cabinet", seed.CabinetTenant, api.RoleIntegrator, "integrator (the cabinet)", func(k *demoKeys) *string { return &k.Integrator }},
-	{"demo-auth", seed.CabinetTenant, api.RoleAuthSystem, "authentication system", func(k *demoKeys) *string { return &k.Auth }},
-	{"demo-reviewer", "tax-office", api.RoleReviewer, "refund and identity reviewer", func(k *demoKeys) *string { return &k.Reviewer }},
-	{"demo-inspector", "tax-office", api.RoleInspector, "declaration inspector", func(k *demoKeys) *string { return &k.Inspector }},
-	{"demo-operator", "tax-office", api.RoleOperator, "operator", func(k *demoKeys) *string { return &k.Operator }},
-	{"demo-specialist", "tax-office", api.RoleSpecialist, "unblock specialist", func(k *demoKeys) *string { return &k.Specialist }},
+	{"demo-cabinet", seed.CabinetTenant, api.RoleIntegrator, "integrator (the cabinet)", func(k *Keys) *string { return &k.Integrator }},
+	{"demo-auth", seed.CabinetTenant, api.RoleAuthSystem, "authentication system", func(k *Keys) *string { return &k.Auth }},
+	{"demo-reviewer", "tax-office", api.RoleReviewer, "refund and identity reviewer", func(k *Keys) *string { return &k.Reviewer }},
+	{"demo-inspector", "tax-office", api.RoleInspector, "declaration inspector", func(k *Keys) *string { return &k.Inspector }},
+	{"demo-operator", "tax-office", api.RoleOperator, "operator", func(k *Keys) *string { return &k.Operator }},
+	{"demo-specialist", "tax-office", api.RoleSpecialist, "unblock specialist", func(k *Keys) *string { return &k.Specialist }},
 }
 
-func createDemoKeys(ctx context.Context, a *app) (demoKeys, error) {
-	var k demoKeys
+// CreateKeys makes the demo's API keys, one per principal, and its console accounts.
+func CreateKeys(ctx context.Context, cfg config.Config, clients *awsclient.Clients) (Keys, error) {
+	var k Keys
+	keys := api.Keys(cfg, clients)
 	for _, p := range demoPrincipals {
 		pr := api.Principal{ID: p.id, Tenant: p.tenant, Role: p.role}
 		if pr.Staff() {
 			pr.Person = p.id // one person per staff key of the demo
 		}
-		key, err := a.keys().Create(ctx, pr)
+		key, err := keys.Create(ctx, pr)
 		if err != nil {
 			return k, fmt.Errorf("create the %s key: %w", p.what, err)
 		}
 		*p.key(&k) = key
 	}
-	staff, err := createDemoStaff(ctx, a)
+	staff, err := createDemoStaff(ctx, cfg, clients)
 	k.Staff = staff
 	return k, err
 }
 
 // demo is one walk through the processes.
 type demo struct {
-	ctx  context.Context
-	a    *app
-	c    client.Client
-	srv  *api.Server // for the opaque subject of an INN (account case ids)
-	base string
-	d    seed.Dataset
-	keys demoKeys
-	out  io.Writer
-	http *http.Client
-	dir  string // the stack's run directory
+	ctx     context.Context
+	cfg     config.Config
+	clients *awsclient.Clients
+	c       client.Client
+	srv     *api.Server // for the opaque subject of an INN (account case ids)
+	base    string
+	d       seed.Dataset
+	keys    Keys
+	out     io.Writer
+	http    *http.Client
+	dir     string // the stack's run directory
 }
 
 // outcome is how one process ended; step is the step that failed.
@@ -139,58 +143,10 @@ func (w *walk) fail(err error) outcome {
 	return w.o
 }
 
-var innRE = regexp.MustCompile(`\b\d{10,12}\b`)
-
-// call sends one request with a key and answers the status code and body.
-// expect is call that wants one status code and decodes the answer into out (if not nil).
+// expect sends one request with a key; it wants one status code and decodes the answer
+// into out (if not nil).
 func (m *demo) expect(want int, out any, method, path, key string, body []byte, headers ...string) error {
-	return expectAPI(m.ctx, m.http, m.base, want, out, method, path, key, body, headers...)
-}
-
-// doAPI sends one request to the API at base (key "": none) and reads the whole answer.
-// The demo and the benches call the API through it; an error names the route with any INN
-// in it replaced by {inn}.
-func doAPI(ctx context.Context, hc *http.Client, base, method, path, key string, body []byte, headers ...string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, innRE.ReplaceAllString(path, "{inn}"), err)
-	}
-	defer func() { _ = resp.Body.Close() }() // a reader: everything needed was read
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// expectAPI is doAPI that wants one status code and decodes the answer into out (if not nil).
-func expectAPI(ctx context.Context, hc *http.Client, base string, want int, out any, method, path, key string, body []byte, headers ...string) error {
-	code, b, err := doAPI(ctx, hc, base, method, path, key, body, headers...)
-	if err != nil {
-		return err
-	}
-	route, _, _ := strings.Cut(innRE.ReplaceAllString(path, "{inn}"), "?")
-	if code != want {
-		return fmt.Errorf("%s %s answered %d, want %d: %s", method, route, code, want, strings.TrimSpace(string(b)))
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode the answer: %w", method, route, err)
-		}
-	}
-	return nil
-}
-
-func jsonBody(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
+	return drive.Expect(m.ctx, m.http, m.base, want, out, method, path, key, body, headers...)
 }
 
 // demoWait bounds every wait for a process to move.
@@ -237,37 +193,73 @@ func (m *demo) waitTask(role, key, caseID string) error {
 	return err
 }
 
-// demoPDF is a small valid PDF: a bank statement or an answer to an inspector.
-func demoPDF(title string) []byte {
-	content := fmt.Sprintf("BT /F1 14 Tf 72 760 Td (%s) Tj ET", title)
-	objs := []string{
-		"<< /Type /Catalog /Pages 2 0 R >>",
-		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
-		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-	}
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return b.Bytes()
+// Options are what a walk needs: the command's configuration and AWS clients, a Temporal
+// client of the namespace whose worker runs the processes, the local stack (its run
+// directory and ports, for where to look next), the dataset loaded and the keys CreateKeys
+// made. The API the demo calls is the one at Config.APIAddr.
+type Options struct {
+	Config   config.Config
+	Clients  *awsclient.Clients
+	Temporal client.Client
+	Stack    stack.Stack
+	Data     seed.Dataset
+	Keys     Keys
+	Out      io.Writer // the console; os.Stdout when nil
 }
 
-// runDemoSteps walks every process, prints the summary and where to look, and returns
-// each process's outcome.
-func runDemoSteps(ctx context.Context, a *app, c client.Client, s stack.Stack, d seed.Dataset, keys demoKeys) []outcome {
-	m := &demo{ctx: ctx, a: a, c: c, srv: api.New(a.cfg, a.clients, c, zerolog.Nop()), base: "http://" + a.cfg.APIAddr, d: d, keys: keys,
-		out: os.Stdout, http: &http.Client{Timeout: 60 * time.Second}, dir: s.Dir}
+// check names every part of the options a walk cannot go without.
+func (o Options) check() error {
+	var missing []string
+	if o.Clients == nil {
+		missing = append(missing, "Clients (the AWS clients)")
+	}
+	if o.Temporal == nil {
+		missing = append(missing, "Temporal (a client of the worker's namespace)")
+	}
+	if o.Config.APIAddr == "" {
+		missing = append(missing, "Config.APIAddr (the API the demo calls)")
+	}
+	if len(o.Data.Taxpayers) == 0 || len(o.Data.Periods) == 0 {
+		missing = append(missing, "Data (the dataset loaded: no taxpayers or periods)")
+	}
+	if o.Keys.Integrator == "" {
+		missing = append(missing, "Keys (made by CreateKeys)")
+	}
+	if o.Stack.Dir == "" {
+		missing = append(missing, "Stack (the local stack's run directory)")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("demo: missing %s", strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+// Report is how each process of a walk ended.
+type Report struct{ outcomes []outcome }
+
+// Err names every process that did not reach its end, and the step where it stopped; nil
+// when each did.
+func (r Report) Err() error { return demoError(r.outcomes) }
+
+// Run walks every process, prints the summary and where to look, and reports how each
+// process ended. It refuses incomplete options before it calls anything.
+func Run(ctx context.Context, o Options) (Report, error) {
+	if err := o.check(); err != nil {
+		return Report{}, err
+	}
+	out := o.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	m := &demo{ctx: ctx, cfg: o.Config, clients: o.Clients, c: o.Temporal, srv: api.New(o.Config, o.Clients, o.Temporal, zerolog.Nop()),
+		base: "http://" + o.Config.APIAddr, d: o.Data, keys: o.Keys, out: out, http: &http.Client{Timeout: 60 * time.Second}, dir: o.Stack.Dir}
+	return Report{outcomes: m.run(o.Stack)}, nil
+}
+
+// run walks every process, prints the summary and where to look, and returns each
+// process's outcome.
+func (m *demo) run(s stack.Stack) []outcome {
+	ctx, d := m.ctx, m.d
 	start := time.Now()
 	m.printf("\ndemo: every process through the HTTP API (reference day %s, tax period %d)\n", d.Today.Format(time.DateOnly), d.LastPeriod)
 	if err := waitHealthy(ctx, m.base+"/readyz"); err != nil {
@@ -321,8 +313,8 @@ func (m *demo) whereToLook(s stack.Stack, results []outcome) {
 	m.printf("\nwhere to look next\n")
 	m.printf("  API          %s   (OpenAPI: %s/openapi.yaml)\n", m.base, m.base)
 	m.printf("               curl -s -H 'Authorization: Bearer %s' %s%s\n", m.keys.Integrator, m.base, example)
-	m.printf("  Temporal UI  http://127.0.0.1:%d/namespaces/%s/workflows   (Temporal %s)\n", s.Ports.TemporalUI, m.a.cfg.Temporal.Namespace, m.a.cfg.Temporal.Address)
-	m.printf("  S3 console   http://127.0.0.1:%d   user %s, password %s, bucket %s\n", s.Ports.S3Console, stack.AccessKey, stack.SecretKey, m.a.cfg.Name(document.Bucket))
+	m.printf("  Temporal UI  http://127.0.0.1:%d/namespaces/%s/workflows   (Temporal %s)\n", s.Ports.TemporalUI, m.cfg.Temporal.Namespace, m.cfg.Temporal.Address)
+	m.printf("  S3 console   http://127.0.0.1:%d   user %s, password %s, bucket %s\n", s.Ports.S3Console, stack.AccessKey, stack.SecretKey, m.cfg.Name(document.Bucket))
 	m.printf("  logs, data   %s\n", s.Dir)
 	m.printf("API keys of this data (shown once; stored only as hashes):\n")
 	for _, p := range demoPrincipals {

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/taxflow/taxflow/cmd/internal/drive"
 	"github.com/taxflow/taxflow/cmd/internal/seed"
 	"github.com/taxflow/taxflow/internal/calendar"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -33,7 +34,7 @@ func (m *demo) identity() outcome {
 		Status string `json:"status"`
 		Label  string `json:"label"`
 	}
-	body := jsonBody(map[string]any{"method": contract.MethodDocuments, "person": subj.Identity.Person})
+	body := drive.JSON(map[string]any{"method": contract.MethodDocuments, "person": subj.Identity.Person})
 	if err := m.expect(http.StatusCreated, &created, "POST", "/v1/identity-verifications", m.keys.Integrator, body,
 		"Idempotency-Key", newIdempotencyKey(), "Content-Type", "application/json"); err != nil {
 		return w.fail(err)

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -25,11 +25,8 @@ import (
 // none was asked for and no local stack runs (the bench then measures whatever TEMPORAL_ADDRESS
 // is, without CPU by stack process).
 func benchBackend(want, running, dir string) (string, error) {
-	switch want {
-	case "", stack.TemporalDev, stack.TemporalServer:
-	default:
-		return "", fmt.Errorf("--temporal %q must be %s (the dev server) or %s (a Temporal cluster on PostgreSQL); leave it out to measure whatever the stack runs",
-			want, stack.TemporalDev, stack.TemporalServer)
+	if err := checkBackend(want); err != nil {
+		return "", err
 	}
 	start := map[string]string{stack.TemporalDev: "taxflow stack up", stack.TemporalServer: "taxflow stack up --temporal server"}
 	switch {
@@ -40,6 +37,16 @@ func benchBackend(want, running, dir string) (string, error) {
 			"run the bench with --temporal %s, or stop that stack (`taxflow stack down`) and start it with `%s`", want, dir, running, running, start[want])
 	}
 	return running, nil
+}
+
+// checkBackend refuses a --temporal that names no back end.
+func checkBackend(want string) error {
+	switch want {
+	case "", stack.TemporalDev, stack.TemporalServer:
+		return nil
+	}
+	return fmt.Errorf("--temporal %q must be %s (the dev server) or %s (a Temporal cluster on PostgreSQL); leave it out to measure whatever the stack runs",
+		want, stack.TemporalDev, stack.TemporalServer)
 }
 
 // benchAddress checks that the bench's client (TEMPORAL_ADDRESS) talks to the frontend of the

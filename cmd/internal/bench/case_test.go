@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func TestCaseOf(t *testing.T) {
 }
 
 func TestPerCaseNeedsACase(t *testing.T) {
-	if err := benchPerCase(context.Background(), nil, nil, 0, ""); err == nil || !strings.Contains(err.Error(), "--n 0") {
+	if err := benchPerCase(context.Background(), nil, nil, Target{}, 0, ""); err == nil || !strings.Contains(err.Error(), "--n 0") {
 		t.Fatalf("n = 0: %v", err)
 	}
 }
