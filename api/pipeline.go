@@ -140,11 +140,16 @@ func pipeline[B any](obj object, optional bool, run func(*Server, *call[B]) (rep
 		if res.location != "" {
 			w.Header().Set("Location", res.location)
 		}
+		if res.body == nil { // 204: no body
+			w.WriteHeader(res.status)
+			return
+		}
 		WriteJSON(w, res.status, res.body)
 	}
 }
 
-// reply is a route's answer: a status and a JSON body (and where a new case is).
+// reply is a route's answer: a status and a JSON body (none: 204), and where a new
+// object is.
 type reply struct {
 	status   int
 	body     any

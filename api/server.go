@@ -139,14 +139,14 @@ var routes = []route{
 	// Webhook endpoints (webhooks.go): the list is the caller's own tenant's by
 	// construction (RuleCreate: no object to judge); an endpoint's owner is recorded like
 	// a case's, so RuleCase answers another tenant's id 404.
-	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, (*Server).createWebhook),
-	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, (*Server).listWebhooks),
-	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, (*Server).getWebhook),
-	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, (*Server).deleteWebhook),
-	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, (*Server).rotateWebhookSecret),
-	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, (*Server).enableWebhook),
-	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, (*Server).listDeliveries),
-	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, (*Server).retryDelivery),
+	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint"), (*Server).createWebhook)),
+	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, handle(noObject, (*Server).listWebhooks)),
+	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(noObject, (*Server).getWebhook)),
+	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).deleteWebhook)),
+	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).rotateWebhookSecret)),
+	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).enableWebhook)),
+	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(noObject, (*Server).listDeliveries)),
+	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).retryDelivery)),
 }
 
 // Routes lists "METHOD /path" of every route.
