@@ -300,12 +300,11 @@ func deadlineFilter(q *tasks.Query, filter string, now time.Time) bool {
 
 // tasks lists the open human steps of a role, from the case projection's task indexes
 // (internal/tasks), in deadline order, a page at a time.
-func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
+func (s *Server) tasks(c *call[none]) (reply, error) {
+	v := c.r.URL.Query()
 	role := v.Get("role")
 	if _, ok := tasks.Roles[role]; !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"}})
-		return
+		return reply{}, badField(domain.FieldError{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"})
 	}
 	q := tasks.Query{Role: role, Process: v.Get("process"), Limit: tasksDefaultLimit, Cursor: v.Get("cursor")}
 	var errs []domain.FieldError
@@ -330,17 +329,14 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, domain.FieldError{Field: "last", Reason: "must be true or false"})
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", errs)
-		return
+		return reply{}, refuse(http.StatusBadRequest, "invalid_request", "", errs...)
 	}
-	page, err := s.taskPage(r.Context(), principal(r), q)
+	page, err := s.taskPage(c.ctx(), c.who(), q)
 	if errors.Is(err, tasks.ErrCursor) {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "cursor", Reason: "not a cursor this list gave"}})
-		return
+		return reply{}, badField(domain.FieldError{Field: "cursor", Reason: "not a cursor this list gave"})
 	}
 	if err != nil {
-		s.internal(w, "list tasks", err)
-		return
+		return reply{}, unavailable("list tasks", err)
 	}
 	out := map[string]any{"role": role, "tasks": page.Tasks}
 	if page.Next != "" {
@@ -349,7 +345,7 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	if page.Prev != "" {
 		out["prev"] = page.Prev
 	}
-	WriteJSON(w, http.StatusOK, out)
+	return okReply(out), nil
 }
 
 // taskList reads the task indexes of the case projection.

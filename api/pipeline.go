@@ -93,6 +93,10 @@ func taxpayerINN(r *http.Request) (string, string, error) {
 // noObject: the route's path names nothing.
 func noObject(*http.Request) (string, string, error) { return "", "", nil }
 
+// endpointIn: {id} is a webhook endpoint, read with the endpoint itself (endpointOf) once
+// the route knows webhooks are configured (503 before 404, as always).
+var endpointIn object = noObject
+
 // creating is a create's first step: an Idempotency-Key (1-200 characters), refused
 // with the create's words before anything is read.
 func creating(refusal string) object {

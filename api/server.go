@@ -111,7 +111,7 @@ var routes = []route{
 	rt("POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, RuleStaff, handle(taxpayerINN, (*Server).verifyRequisites)),
 	rt("GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, RuleCase, handle(refundID, (*Server).journal)),
 	rt("POST", "/v1/identity-verifications", ScopeIdentityWrite, RuleCreate, handle(creating(createRefusal), (*Server).createIdentity)),
-	rt("POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, RuleCreate, (*Server).esignChallenge),
+	rt("POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, RuleCreate, handle(noObject, (*Server).esignChallenge)),
 	rt("GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, RuleCase, handle(identityID, (*Server).getIdentity)),
 	rt("POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).uploadIdentityDocument)),
 	rt("POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).resubmitIdentity)),
@@ -132,21 +132,21 @@ var routes = []route{
 	decision(rt("POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).requestDeclarationDocuments))),
 	decision(rt("POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).decideDeclaration))),
 	rt("GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, RuleCase, handle(declarationID, (*Server).decisionDocument)),
-	rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, (*Server).ownTasks),
-	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, (*Server).batchUploadURL),
-	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, (*Server).getBatch),
-	rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, (*Server).listEvents), // the caller's tenant's feed (no object: RuleCreate)
+	rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, handle(noObject, (*Server).ownTasks)),
+	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, handle(noObject, (*Server).batchUploadURL)),
+	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, handle(batchID, (*Server).getBatch)),
+	rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, handle(noObject, (*Server).listEvents)), // the caller's tenant's feed (no object: RuleCreate)
 	// Webhook endpoints (webhooks.go): the list is the caller's own tenant's by
 	// construction (RuleCreate: no object to judge); an endpoint's owner is recorded like
 	// a case's, so RuleCase answers another tenant's id 404.
 	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint"), (*Server).createWebhook)),
 	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, handle(noObject, (*Server).listWebhooks)),
-	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(noObject, (*Server).getWebhook)),
-	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).deleteWebhook)),
-	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).rotateWebhookSecret)),
-	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).enableWebhook)),
-	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(noObject, (*Server).listDeliveries)),
-	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(noObject, (*Server).retryDelivery)),
+	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(endpointIn, (*Server).getWebhook)),
+	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).deleteWebhook)),
+	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).rotateWebhookSecret)),
+	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).enableWebhook)),
+	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(endpointIn, (*Server).listDeliveries)),
+	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).retryDelivery)),
 }
 
 // Routes lists "METHOD /path" of every route.
