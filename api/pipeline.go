@@ -252,11 +252,3 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.internal(w, "request", err)
 	}
 }
-
-// answered turns a helper's ok (false: it wrote the answer) into the pipeline's error.
-func answered(ok bool) error {
-	if ok {
-		return nil
-	}
-	return errAnswered
-}

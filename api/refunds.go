@@ -402,8 +402,8 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 
 // stampTime sets the time a message was accepted on the messages whose content runs from
 // it (a term, a deadline), so that a reset case that takes the message again writes the
-// same content. Every update the API sends passes here (updateAs, updateRefund, updateCase,
-// updateAccepted): a time a client sent is overwritten.
+// same content. Every update the API sends passes here (sendUpdate): a time a client sent
+// is overwritten.
 func stampTime(arg any, now time.Time) any {
 	switch m := arg.(type) {
 	case workflows.DeclarationDecision:
