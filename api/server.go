@@ -141,12 +141,12 @@ var routes = []route{
 	// a case's, so RuleCase answers another tenant's id 404.
 	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint"), (*Server).createWebhook)),
 	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, handle(noObject, (*Server).listWebhooks)),
-	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(endpointIn, (*Server).getWebhook)),
-	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).deleteWebhook)),
-	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).rotateWebhookSecret)),
-	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).enableWebhook)),
-	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(endpointIn, (*Server).listDeliveries)),
-	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(endpointIn, (*Server).retryDelivery)),
+	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).getWebhook))),
+	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).deleteWebhook))),
+	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).rotateWebhookSecret))),
+	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).enableWebhook))),
+	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).listDeliveries))),
+	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).retryDelivery))),
 }
 
 // Routes lists "METHOD /path" of every route.

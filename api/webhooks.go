@@ -163,13 +163,9 @@ func (s *Server) createWebhook(c *call[WebhookRequest]) (reply, error) {
 	}
 	id := webhookID(p.Tenant, c.r.Header.Get("Idempotency-Key"))
 	hash := webhookRequestHash(req)
-	secret, err := webhooks.NewSecret()
+	secret, sealed, err := s.newSecret()
 	if err != nil {
-		return reply{}, unavailable("make webhook secret", err)
-	}
-	sealed, err := s.Webhooks.Sealer.Seal(secret)
-	if err != nil {
-		return reply{}, unavailable("seal webhook secret", err)
+		return reply{}, err
 	}
 	now := time.Now().UTC()
 	e := webhooks.Endpoint{EndpointID: id, Tenant: p.Tenant, URL: req.URL, EventTypes: req.EventTypes, Status: webhooks.StatusEnabled,
@@ -282,6 +278,28 @@ func (s *Server) endpointOf(r *http.Request) (webhooks.Store, webhooks.Endpoint,
 	return st, e, nil
 }
 
+// newSecret makes an endpoint's signing secret: shown once, stored sealed.
+func (s *Server) newSecret() (secret, sealed string, err error) {
+	if secret, err = webhooks.NewSecret(); err != nil {
+		return "", "", unavailable("make webhook secret", err)
+	}
+	if sealed, err = s.Webhooks.Sealer.Seal(secret); err != nil {
+		return "", "", unavailable("seal webhook secret", err)
+	}
+	return secret, sealed, nil
+}
+
+// onEndpoint is the own code of a route on one endpoint, given the endpoint it names.
+func onEndpoint(run func(*Server, *call[none], webhooks.Store, webhooks.Endpoint) (reply, error)) func(*Server, *call[none]) (reply, error) {
+	return func(s *Server, c *call[none]) (reply, error) {
+		st, e, err := s.endpointOf(c.r)
+		if err != nil {
+			return reply{}, err
+		}
+		return run(s, c, st, e)
+	}
+}
+
 var errNoEndpoint = refuse(http.StatusNotFound, "not_found", "no such webhook endpoint")
 
 // WebhookList is the answer of GET /v1/webhooks.
@@ -306,20 +324,12 @@ func (s *Server) listWebhooks(c *call[none]) (reply, error) {
 	return okReply(out), nil
 }
 
-func (s *Server) getWebhook(c *call[none]) (reply, error) {
-	_, e, err := s.endpointOf(c.r)
-	if err != nil {
-		return reply{}, err
-	}
+func (s *Server) getWebhook(c *call[none], _ webhooks.Store, e webhooks.Endpoint) (reply, error) {
 	return okReply(webhookView(e)), nil
 }
 
 // deleteWebhook ends an endpoint: no more deliveries; its workflow ends.
-func (s *Server) deleteWebhook(c *call[none]) (reply, error) {
-	st, e, err := s.endpointOf(c.r)
-	if err != nil {
-		return reply{}, err
-	}
+func (s *Server) deleteWebhook(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
 	if _, _, err := webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		if x.Status == webhooks.StatusDeleted {
 			return false
@@ -339,18 +349,10 @@ func (s *Server) deleteWebhook(c *call[none]) (reply, error) {
 
 // rotateWebhookSecret makes a new secret (shown once); the previous one keeps signing,
 // next to it, for RotationOverlap.
-func (s *Server) rotateWebhookSecret(c *call[none]) (reply, error) {
-	st, e, err := s.endpointOf(c.r)
+func (s *Server) rotateWebhookSecret(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	secret, sealed, err := s.newSecret()
 	if err != nil {
 		return reply{}, err
-	}
-	secret, err := webhooks.NewSecret()
-	if err != nil {
-		return reply{}, unavailable("make webhook secret", err)
-	}
-	sealed, err := s.Webhooks.Sealer.Seal(secret)
-	if err != nil {
-		return reply{}, unavailable("seal webhook secret", err)
 	}
 	until := time.Now().Add(RotationOverlap).Unix()
 	deleted := false
@@ -375,12 +377,8 @@ func (s *Server) rotateWebhookSecret(c *call[none]) (reply, error) {
 
 // enableWebhook sends again to an endpoint disabled for failing: its pending deliveries
 // go out at once, its failure streak starts over.
-func (s *Server) enableWebhook(c *call[none]) (reply, error) {
-	st, e, err := s.endpointOf(c.r)
-	if err != nil {
-		return reply{}, err
-	}
-	e, _, err = webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+func (s *Server) enableWebhook(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	e, _, err := webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		if x.Status != webhooks.StatusDisabled {
 			return false
 		}
@@ -450,11 +448,7 @@ func parseDeliveryCursor(c string) (int64, bool) {
 }
 
 // listDeliveries pages through an endpoint's deliveries in feed order.
-func (s *Server) listDeliveries(c *call[none]) (reply, error) {
-	st, e, err := s.endpointOf(c.r)
-	if err != nil {
-		return reply{}, err
-	}
+func (s *Server) listDeliveries(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
 	q := c.r.URL.Query()
 	var errs []domain.FieldError
 	limit := deliveriesDefaultLimit
@@ -489,11 +483,7 @@ func (s *Server) listDeliveries(c *call[none]) (reply, error) {
 
 // retryDelivery puts a failed delivery back to pending, due now, with a new 72-hour
 // window; a pending or delivered one is 409.
-func (s *Server) retryDelivery(c *call[none]) (reply, error) {
-	st, e, err := s.endpointOf(c.r)
-	if err != nil {
-		return reply{}, err
-	}
+func (s *Server) retryDelivery(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
 	noDelivery := refuse(http.StatusNotFound, "not_found", "no such delivery")
 	pos, err := strconv.ParseInt(c.r.PathValue("delivery"), 10, 64)
 	if err != nil || pos < 1 {
