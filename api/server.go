@@ -118,7 +118,7 @@ var routes = []route{
 	decision(rt("POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, RuleStaff, handle(identityID, (*Server).reviewIdentity))),
 	{method: "POST", path: "/v1/taxpayers/{inn}/consent", scope: ScopeConsent, rule: RuleTaxpayer, opensRelation: true, handler: handle(taxpayerINN, (*Server).grantConsent)},
 	rt("DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, RuleTaxpayer, handle(taxpayerINN, (*Server).withdrawConsent)),
-	rt("POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, RuleTaxpayer, (*Server).accountEvent),
+	rt("POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, RuleTaxpayer, (*Server).accountEvent), // accountEventRoute
 	rt("GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, RuleTaxpayer, handle(taxpayerINN, (*Server).accountLock)),
 	rt("POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountSelfService)),
 	rt("POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountIdentity)),
