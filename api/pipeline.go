@@ -18,8 +18,11 @@ import (
 //	→ the route's own code: one call into the case service (casesvc.go) → the answer.
 //
 // A route's own code is a function of the checked, decoded, validated request (a call);
-// it returns its answer (reply) or an error the pipeline answers (fail). It reads no body
-// and judges no caller: both were done, once, before it runs.
+// it returns its answer (reply) or an error the pipeline answers (fail). It never decodes
+// a JSON body again and never judges the caller's authority: both were done, once, before
+// it runs. (A route whose body is a file or a declaration takes none and reads it itself;
+// the checks that answer for themselves — an upload's, a proof's, the identity rate
+// limit — return errAnswered.)
 
 // none is the body of a route that takes none (or reads it itself: a file, a declaration).
 type none struct{}
