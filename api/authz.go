@@ -314,17 +314,6 @@ func (s *Server) objectError(w http.ResponseWriter, err error) (ok bool) {
 	return false
 }
 
-// ownQueue lets staff list only their own role's work queue.
-func ownQueue(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if role := r.URL.Query().Get("role"); role != principal(r).Role {
-			writeError(w, http.StatusForbidden, "forbidden", "this API key sees only the task queue of its role ("+principal(r).Role+")", nil)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // routeRule finds a route's table entry by "METHOD /path".
 func routeRule(name string) (route, bool) {
 	i := slices.IndexFunc(routes, func(rt route) bool { return rt.method+" "+rt.path == name })
@@ -401,8 +390,11 @@ func (s *Server) authorizeLine(ctx context.Context, up *Principal, kind, inn str
 
 // ownTasks is GET /v1/tasks: staff list only their own role's queue, and of it only the
 // cases of the tenants they act for.
-func (s *Server) ownTasks(w http.ResponseWriter, r *http.Request) {
-	ownQueue(http.HandlerFunc(s.tasks)).ServeHTTP(w, r)
+func (s *Server) ownTasks(c *call[none]) (reply, error) {
+	if role := c.r.URL.Query().Get("role"); role != c.who().Role {
+		return reply{}, refuse(http.StatusForbidden, "forbidden", "this API key sees only the task queue of its role ("+c.who().Role+")")
+	}
+	return s.tasks(c)
 }
 
 // RouteRule is one row of the authorization table as tests outside the package read it

@@ -15,10 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -74,8 +70,8 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		}
 		in := workflows.RefundWorkflowInput{CaseID: id, INN: req.INN, Period: req.Period, Amount: req.Amount, Reason: req.Reason,
 			RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash, CreatedBy: tenant + "/batch", Policy: s.Policy}
-		return s.startOnce(ctx, id, workflows.Refund, in, temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"),
-			workflows.SearchStatus.ValueSet(workflows.RefundReceived), workflows.SearchSubject.ValueSet(s.Subject(req.INN))))
+		return s.startOnce(ctx, newCase{id: id, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
+			workflow: workflows.Refund, input: in})
 	case l.Declaration != nil:
 		d := l.Declaration
 		id := workflows.DeclarationID(key)
@@ -91,20 +87,15 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 			Submission: workflows.DeclarationSubmission{Key: docKey, Format: "json"}, Confirmation: d.ConfirmationMethod,
 			ConfirmationReference: d.ConfirmationReference,
 			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy}
-		return s.startOnce(ctx, id, workflows.Declaration, in, temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("declaration"),
-			workflows.SearchStatus.ValueSet(workflows.DeclarationReceived), workflows.SearchSubject.ValueSet(s.Subject(d.INN))))
+		return s.startOnce(ctx, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
+			workflow: workflows.Declaration, input: in})
 	case l.Event != nil:
 		id, subject, err := s.AccountID(ctx, l.Event.INN)
 		if err != nil {
 			return contract.BatchLineResult{}, err
 		}
 		// The account ignores an event id it has seen, so a repeated line is one event.
-		_, err = s.Temporal.SignalWithStartWorkflow(ctx, id, workflows.AccountSignalEvent, l.Event.Event, client.StartWorkflowOptions{
-			ID: id, TaskQueue: s.TaskQueue,
-			TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("account"),
-				workflows.SearchStatus.ValueSet(workflows.AccountActive), workflows.SearchSubject.ValueSet(subject)),
-		}, workflows.Account, workflows.AccountWorkflowInput{AccountID: id, INN: l.Event.INN, Policy: s.AccountPolicy})
-		if err != nil {
+		if err := s.deliverAccountEvent(ctx, id, subject, l.Event.INN, l.Event.Event); err != nil {
 			return contract.BatchLineResult{}, fmt.Errorf("deliver account event: %w", err)
 		}
 		return contract.BatchLineResult{Outcome: contract.LineDelivered, CaseID: id}, nil
@@ -137,18 +128,15 @@ func (s *Server) recordBatchOwner(ctx context.Context, caseID, tenant string) er
 
 // startOnce starts a case under an id that is never reused: an id already taken is the
 // case an earlier line (or file) made.
-func (s *Server) startOnce(ctx context.Context, id string, wf any, in any, sa temporal.SearchAttributes) (contract.BatchLineResult, error) {
-	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true, TypedSearchAttributes: sa}, wf, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
+func (s *Server) startOnce(ctx context.Context, c newCase) (contract.BatchLineResult, error) {
+	existing, err := s.startCase(ctx, c)
 	switch {
-	case errors.As(err, &started):
-		return contract.BatchLineResult{Outcome: contract.LineExisting, CaseID: id}, nil
 	case err != nil:
 		return contract.BatchLineResult{}, fmt.Errorf("start case: %w", err)
+	case existing:
+		return contract.BatchLineResult{Outcome: contract.LineExisting, CaseID: c.id}, nil
 	}
-	return contract.BatchLineResult{Outcome: contract.LineCreated, CaseID: id}, nil
+	return contract.BatchLineResult{Outcome: contract.LineCreated, CaseID: c.id}, nil
 }
 
 // BatchUploadRequest asks where to upload a batch file.
@@ -159,12 +147,8 @@ type BatchUploadRequest struct {
 
 // batchUploadURL hands out a presigned PUT into the caller's own inbox/<tenant>/: a
 // tenant can put files nowhere else, so the prefix names the tenant truthfully.
-func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
-	var req BatchUploadRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	p := principal(r)
+func (s *Server) batchUploadURL(c *call[BatchUploadRequest]) (reply, error) {
+	req, p := c.Body, c.who()
 	key := batch.InboxPrefix + p.Tenant + "/" + req.FileName
 	var errs []domain.FieldError
 	if _, ref := batch.ParseKey(key); ref != nil || len(req.FileName) > 200 {
@@ -173,27 +157,24 @@ func (s *Server) batchUploadURL(w http.ResponseWriter, r *http.Request) {
 	if req.Size <= 0 || req.Size > batch.DefaultLimits.MaxBytes {
 		errs = append(errs, domain.FieldError{Field: "size", Reason: fmt.Sprintf("the file's size in bytes, 1-%d", batch.DefaultLimits.MaxBytes)})
 	}
-	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
-		return
+	if err := invalidFields(errs); err != nil {
+		return reply{}, err
 	}
 	const ttl = 15 * time.Minute
 	// The grant records who may have uploaded this file and with which scopes: each of
 	// its lines is later authorized as its own request with them. The upload must carry
 	// the grant's id as signed metadata, so it names this grant and no other.
-	g, err := s.IssueGrant(r.Context(), p, key, ttl)
+	g, err := s.IssueGrant(c.ctx(), p, key, ttl)
 	if err != nil {
-		s.internal(w, "record batch grant", err)
-		return
+		return reply{}, unavailable("record batch grant", err)
 	}
-	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(c.ctx(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
 		ContentLength: aws.Int64(req.Size), Metadata: map[string]string{batch.GrantMetadata: g.ID}}, s3.WithPresignExpires(ttl))
 	if err != nil {
-		s.internal(w, "presign batch upload", err)
-		return
+		return reply{}, unavailable("presign batch upload", err)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"url": ps.URL, "method": "PUT", "bucket": s.Bucket, "key": key,
-		"headers": map[string]string{"x-amz-meta-" + batch.GrantMetadata: g.ID}, "expires_in_seconds": int(ttl.Seconds())})
+	return okReply(map[string]any{"url": ps.URL, "method": "PUT", "bucket": s.Bucket, "key": key,
+		"headers": map[string]string{"x-amz-meta-" + batch.GrantMetadata: g.ID}, "expires_in_seconds": int(ttl.Seconds())}), nil
 }
 
 // IssueGrant records that the principal may upload the object key within ttl (batch.Grant):
@@ -223,23 +204,19 @@ type BatchView struct {
 // getBatch answers a batch's progress and, once it ended, a presigned link to its
 // report. Another tenant's batch is 404 like a missing one (ownCase: the batch function
 // records the inbox's tenant as the owner).
-func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !batchIDRE.MatchString(id) {
-		writeError(w, http.StatusNotFound, "not_found", "no such case", nil)
-		return
+func (s *Server) getBatch(c *call[none]) (reply, error) {
+	view, err := s.batchView(c.ctx(), c.ID)
+	switch {
+	case errors.Is(err, errPresign):
+		return reply{}, unavailable("presign report", err)
+	case err != nil:
+		return reply{}, readFailed("read batch", err)
 	}
-	view, err := s.batchView(r.Context(), id)
-	if err != nil && !errors.Is(err, errPresign) {
-		s.temporalError(w, "read batch", err)
-		return
-	}
-	if err != nil {
-		s.internal(w, "presign report", err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, view)
+	return okReply(view), nil
 }
+
+// batchID checks {id} as a batch's id.
+var batchID = caseIn(batchIDRE, "no such case")
 
 // errPresign: the report exists but no link to it could be made.
 var errPresign = errors.New("presign report")
@@ -247,12 +224,8 @@ var errPresign = errors.New("presign report")
 // batchView reads a batch's progress and, once its report exists, presigns a link to it.
 func (s *Server) batchView(ctx context.Context, id string) (BatchView, error) {
 	var view BatchView
-	v, err := s.Temporal.QueryWorkflow(ctx, id, "", workflows.BatchQueryProgress)
-	if err != nil {
+	if err := s.queryCase(ctx, id, workflows.BatchQueryProgress, &view.BatchProgress); err != nil {
 		return view, err
-	}
-	if err := v.Get(&view.BatchProgress); err != nil {
-		return view, fmt.Errorf("decode batch: %w", err)
 	}
 	if view.ReportKey != "" {
 		url, err := s.downloadURL(ctx, view.ReportKey, id+".csv", 15*time.Minute)

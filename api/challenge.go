@@ -29,21 +29,19 @@ type challenge struct {
 // esignChallenge issues a nonce the taxpayer signs with the e-signature's private key:
 // a certificate alone is public and proves nothing; a signature over a fresh nonce
 // proves the key is at hand.
-func (s *Server) esignChallenge(w http.ResponseWriter, r *http.Request) {
+func (s *Server) esignChallenge(c *call[none]) (reply, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		s.internal(w, "make nonce", err)
-		return
+		return reply{}, unavailable("make nonce", err)
 	}
 	nonce := base64.RawURLEncoding.EncodeToString(b)
 	expires := time.Now().Add(ChallengeTTL)
-	if _, err := store.PutNew(r.Context(), s.DB, s.Idempotency, "key", challenge{Key: "nonce#" + nonce, Tenant: principal(r).Tenant, ExpiresAt: expires.Unix()}); err != nil {
-		s.internal(w, "store nonce", err)
-		return
+	if _, err := store.PutNew(c.ctx(), s.DB, s.Idempotency, "key", challenge{Key: "nonce#" + nonce, Tenant: c.who().Tenant, ExpiresAt: expires.Unix()}); err != nil {
+		return reply{}, unavailable("store nonce", err)
 	}
-	WriteJSON(w, http.StatusCreated, map[string]any{"nonce": nonce, "expires_at": expires.UTC().Format(time.RFC3339),
+	return reply{status: http.StatusCreated, body: map[string]any{"nonce": nonce, "expires_at": expires.UTC().Format(time.RFC3339),
 		"sign": "the nonce's ASCII bytes, with the certificate's private key (ECDSA or RSA with SHA-256); send nonce and signature with the verification",
-		"bank": "or, for the bank method, give the nonce to the partner bank: its signed assertion carries it in the claim \"nonce\""})
+		"bank": "or, for the bank method, give the nonce to the partner bank: its signed assertion carries it in the claim \"nonce\""}}, nil
 }
 
 // precheckBankNonce refuses, before a bank verification starts, an assertion whose nonce

@@ -1,10 +1,8 @@
 package api
 
 import (
-	"io"
 	"net/http"
 	"regexp"
-	"time"
 
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/workflows"
@@ -21,20 +19,9 @@ var consentChannels = map[string]bool{"cabinet": true, "mobile": true, "paper": 
 
 var consentDocRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$`)
 
-// consentRecord checks a consent request and returns the fields recorded on the
-// taxpayer: who (principal and tenant), when, through which channel, on which document —
-// or, for a withdrawal, who withdrew it and when. ok is false when an answer was written;
-// then nothing is recorded.
-func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request, granted bool, now time.Time) (map[string]any, bool) {
-	p := principal(r)
-	if !granted {
-		_, _ = io.Copy(io.Discard, r.Body)
-		return map[string]any{"consent": false, "consent_withdrawn_at": now, "consent_withdrawn_by": p.ID, "consent_withdrawn_tenant": p.Tenant}, true
-	}
-	var req ConsentRequest
-	if !decodeBody(w, r, &req) {
-		return nil, false
-	}
+// check refuses consent that names no known channel or no signed document: then nothing
+// is recorded.
+func (req ConsentRequest) check() error {
 	var errs []domain.FieldError
 	if !consentChannels[req.Channel] {
 		errs = append(errs, domain.FieldError{Field: "channel", Reason: "must be cabinet, mobile, paper or esia"})
@@ -43,11 +30,9 @@ func (s *Server) consentRecord(w http.ResponseWriter, r *http.Request, granted b
 		errs = append(errs, domain.FieldError{Field: "document_id", Reason: "the signed consent document is required: its id (1-200 letters, digits, . _ : / -)"})
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "consent must name its channel and document", errs)
-		return nil, false
+		return refuse(http.StatusBadRequest, "invalid_request", "consent must name its channel and document", errs...)
 	}
-	return map[string]any{"consent": true, "consent_at": now, "consent_by": p.ID, "consent_tenant": p.Tenant,
-		"consent_channel": req.Channel, "consent_document": req.DocumentID}, true
+	return nil
 }
 
 // GenericMismatch is what integrators are told when identity data does not match: which

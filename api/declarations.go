@@ -18,10 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/internal/calendar"
@@ -34,15 +31,6 @@ import (
 )
 
 var declarationIDRE = regexp.MustCompile(`^declaration-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-func (s *Server) declarationID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	if !declarationIDRE.MatchString(id) {
-		writeError(w, http.StatusNotFound, "not_found", "no such declaration", nil)
-		return "", false
-	}
-	return id, true
-}
 
 // readDeclaration takes the body as JSON or XML (by Content-Type) and checks it can be read.
 func readDeclaration(w http.ResponseWriter, r *http.Request) (body []byte, format string, ok bool) {
@@ -103,19 +91,15 @@ func confirmation(w http.ResponseWriter, r *http.Request) (method, reference str
 
 // createDeclaration submits a 3-НДФЛ. The confirmation (qualified e-signature or SMS code,
 // both accepted [002:322, 004:127]) comes in X-Confirmation-Method and -Reference.
-func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 200 {
-		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters)", nil)
-		return
-	}
+func (s *Server) createDeclaration(c *call[none]) (reply, error) {
+	w, r := c.w, c.r
 	method, reference, ok := confirmation(w, r)
 	if !ok {
-		return
+		return reply{}, errAnswered
 	}
 	body, format, ok := readDeclaration(w, r)
 	if !ok {
-		return
+		return reply{}, errAnswered
 	}
 	d, _ := ndfl.Parse(body, format)
 	id := workflows.DeclarationID(caseKey(r))
@@ -123,102 +107,74 @@ func (s *Server) createDeclaration(w http.ResponseWriter, r *http.Request) {
 	hash := hex.EncodeToString(digest[:])
 	if st, err := s.declarationStatus(r, id); err == nil {
 		if st.RequestSHA256 != hash {
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
-			return
+			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
 		}
-		WriteJSON(w, http.StatusOK, st)
-		return
+		return okReply(st), nil
 	}
 	sub, err := s.putDeclaration(r, id, "v1", format, body)
 	if err != nil {
-		s.internal(w, "store declaration", err)
-		return
+		return reply{}, unavailable("store declaration", err)
 	}
-	in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r), RequestSHA256: hash, Submission: sub,
-		Confirmation: method, ConfirmationReference: reference, ClaimsRefund: d.DeclaredRefund > 0, Policy: s.DeclarationPolicy}
-	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("declaration"),
-			workflows.SearchStatus.ValueSet(workflows.DeclarationReceived), workflows.SearchSubject.ValueSet(s.Subject(d.INN))),
-	}, workflows.Declaration, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	existing, err := s.startCase(c.ctx(), newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
+		workflow: workflows.Declaration, input: workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r),
+			RequestSHA256: hash, Submission: sub, Confirmation: method, ConfirmationReference: reference, ClaimsRefund: d.DeclaredRefund > 0,
+			Policy: s.DeclarationPolicy}})
 	switch {
-	case errors.As(err, &started):
-		st, err := s.declarationStatus(r, id)
-		if s.temporalError(w, "read declaration", err) {
-			return
-		}
-		WriteJSON(w, http.StatusOK, st)
 	case err != nil:
-		s.internal(w, "start declaration", err)
-	default:
-		w.Header().Set("Location", "/v1/declarations/"+id)
-		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": id, "status": workflows.DeclarationReceived,
-			"label": workflows.DeclarationLabels[workflows.DeclarationReceived]})
+		return reply{}, unavailable("start declaration", err)
+	case existing:
+		return s.declarationReply(r, id)
 	}
+	return createdReply("/v1/declarations/"+id, map[string]any{"case_id": id, "status": workflows.DeclarationReceived,
+		"label": workflows.DeclarationLabels[workflows.DeclarationReceived]}), nil
 }
 
 func (s *Server) declarationStatus(r *http.Request, id string) (workflows.DeclarationStatus, error) {
 	var st workflows.DeclarationStatus
-	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.DeclarationQueryStatus)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
+	return st, s.queryCase(r.Context(), id, workflows.DeclarationQueryStatus, &st)
 }
 
-func (s *Server) getDeclaration(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
+// declarationReply answers 200 with the declaration's status.
+func (s *Server) declarationReply(r *http.Request, id string) (reply, error) {
 	st, err := s.declarationStatus(r, id)
-	if s.temporalError(w, "read declaration", err) {
-		return
+	if err != nil {
+		return reply{}, readFailed("read declaration", err)
 	}
-	WriteJSON(w, http.StatusOK, st)
+	return okReply(st), nil
 }
+
+func (s *Server) getDeclaration(c *call[none]) (reply, error) { return s.declarationReply(c.r, c.ID) }
 
 // correctDeclaration files a corrected (уточнённая) declaration (Tax Code art. 81). Before
 // a decision it is always taken: after failed checks it is what the taxpayer was asked
 // for; during the desk review it ends the running review and starts a new one with a new
 // term (art. 88 p.9.1). The answer is the same case with its new review (200); after a
 // decision, 409: that is a new declaration.
-func (s *Server) correctDeclaration(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
+func (s *Server) correctDeclaration(c *call[none]) (reply, error) {
+	body, format, ok := readDeclaration(c.w, c.r)
 	if !ok {
-		return
+		return reply{}, errAnswered
 	}
-	body, format, ok := readDeclaration(w, r)
-	if !ok {
-		return
-	}
-	st, err := s.declarationStatus(r, id)
-	if s.temporalError(w, "read declaration", err) {
-		return
+	st, err := s.declarationStatus(c.r, c.ID)
+	if err != nil {
+		return reply{}, readFailed("read declaration", err)
 	}
 	if st.Decisions > 0 {
-		writeError(w, http.StatusConflict, "conflict", "a decision has been taken on this declaration: file a new declaration for the period", nil)
-		return
+		return reply{}, refuse(http.StatusConflict, "conflict", "a decision has been taken on this declaration: file a new declaration for the period")
 	}
 	// Each correction gets its own object: two corrections sent at once never overwrite
 	// each other, and the workflow takes one and refuses the other.
-	sub, err := s.putDeclaration(r, id, fmt.Sprintf("v%d-%s", st.Versions+1, uuid.NewString()[:8]), format, body)
+	sub, err := s.putDeclaration(c.r, c.ID, fmt.Sprintf("v%d-%s", st.Versions+1, uuid.NewString()[:8]), format, body)
 	if err != nil {
-		s.internal(w, "store declaration", err)
-		return
+		return reply{}, unavailable("store declaration", err)
 	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateCorrect, sub, &workflows.DeclarationStatus{})
+	return s.update(c.ctx(), c.ID, workflows.DeclarationUpdateCorrect, sub, &workflows.DeclarationStatus{})
 }
 
 // declarationDocuments takes attachments (PDF, DOCX or XML); while an inspector waits
 // for documents, the upload answers the request.
-func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
+func (s *Server) declarationDocuments(c *call[none]) (reply, error) {
+	w, r, id := c.w, c.r, c.ID
 	docID := uuid.NewString()
 	key, typ, _, ok := s.streamDocument(w, r, docs.Attachment, FileBodyLimit, func(typ docs.Type) (string, bool) {
 		if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find declaration", err) {
@@ -227,30 +183,16 @@ func (s *Server) declarationDocuments(w http.ResponseWriter, r *http.Request) {
 		return "declarations/" + id + "/attachments/" + docID + "." + string(typ), true
 	})
 	if !ok {
-		return
+		return reply{}, errAnswered
 	}
 	// The case decides whether the attachment answers an open request, in one update: no
 	// status read first, so an answer never races the request's term.
 	var res workflows.AttachmentResult
 	if err := s.updateCase(r.Context(), id, workflows.DeclarationUpdateAttach, workflows.DeclarationAttachment{Key: key}, &res); err != nil {
 		s.dropUpload(r.Context(), key)
-		s.caseError(w, r, id, "attach", err)
-		return
+		return reply{}, attachFailed(id, "attach", err)
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "answers_request": res.AnswersRequest})
-}
-
-// updateCase sends an update and waits for its result (decoded into out): for the
-// routes whose answer is not the case's status, which use updateAs.
-func (s *Server) updateCase(ctx context.Context, id, name string, arg, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{stampTime(arg, time.Now().UTC())}, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err != nil {
-		return err
-	}
-	return h.Get(ctx, out)
+	return acceptedReply(map[string]any{"doc_id": docID, "type": typ, "answers_request": res.AnswersRequest}), nil
 }
 
 // caseError answers a failed updateCase like updateAs does: a case that has finished is
@@ -274,74 +216,48 @@ func (s *Server) dropUpload(ctx context.Context, key string) {
 	}
 }
 
-func (s *Server) requestDeclarationDocuments(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		What string `json:"what"`
-		Kind string `json:"kind"` // explanations (5 working days) or documents (10, the default)
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	name, arg, out, _, _ := caseAction{Process: procDecl, Action: ActRequest, What: req.What, Kind: req.Kind}.update(principal(r))
-	s.updateAs(w, r, id, name, arg, out)
+// documentsRequest is an inspector's request for documents or explanations.
+type documentsRequest struct {
+	What string `json:"what"`
+	Kind string `json:"kind"` // explanations (5 working days) or documents (10, the default)
 }
 
-func (s *Server) decideDeclaration(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		Decision      string `json:"decision"`
-		RefundKopecks int64  `json:"refund_kopecks"` // partly_confirmed: the refund confirmed
-		Grounds       string `json:"grounds"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	name, arg, out, _, _ := caseAction{Process: procDecl, Action: ActDecide, Decision: req.Decision, RefundKopecks: req.RefundKopecks,
-		Reason: req.Grounds}.update(principal(r))
-	s.updateAs(w, r, id, name, arg, out)
+func (s *Server) requestDeclarationDocuments(c *call[documentsRequest]) (reply, error) {
+	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procDecl, Action: ActRequest, What: c.Body.What, Kind: c.Body.Kind})
 }
 
-func (s *Server) appealDeclaration(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
-	var req workflows.Appeal
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	s.updateAs(w, r, id, workflows.DeclarationUpdateAppeal, req, &workflows.DeclarationStatus{})
+// declarationDecision is an inspector's decision on a declaration.
+type declarationDecision struct {
+	Decision      string `json:"decision"`
+	RefundKopecks int64  `json:"refund_kopecks"` // partly_confirmed: the refund confirmed
+	Grounds       string `json:"grounds"`
+}
+
+func (s *Server) decideDeclaration(c *call[declarationDecision]) (reply, error) {
+	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procDecl, Action: ActDecide, Decision: c.Body.Decision,
+		RefundKopecks: c.Body.RefundKopecks, Reason: c.Body.Grounds})
+}
+
+func (s *Server) appealDeclaration(c *call[workflows.Appeal]) (reply, error) {
+	return s.update(c.ctx(), c.ID, workflows.DeclarationUpdateAppeal, c.Body, &workflows.DeclarationStatus{})
 }
 
 // decisionDocument answers a short-lived presigned URL of the latest decision document,
 // downloaded as an attachment (downloadURL).
-func (s *Server) decisionDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.declarationID(w, r)
-	if !ok {
-		return
-	}
-	st, err := s.declarationStatus(r, id)
-	if s.temporalError(w, "read declaration", err) {
-		return
+func (s *Server) decisionDocument(c *call[none]) (reply, error) {
+	st, err := s.declarationStatus(c.r, c.ID)
+	if err != nil {
+		return reply{}, readFailed("read declaration", err)
 	}
 	if st.DecisionKey == "" {
-		writeError(w, http.StatusNotFound, "not_found", "no decision yet", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no decision yet")
 	}
 	const ttl = 5 * time.Minute
-	url, err := s.downloadURL(r.Context(), st.DecisionKey, "decision-"+id+".pdf", ttl)
+	url, err := s.downloadURL(c.ctx(), st.DecisionKey, "decision-"+c.ID+".pdf", ttl)
 	if err != nil {
-		s.internal(w, "presign decision", err)
-		return
+		return reply{}, unavailable("presign decision", err)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"url": url, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision})
+	return okReply(map[string]any{"url": url, "expires_in_seconds": int(ttl.Seconds()), "decision": st.Decision}), nil
 }
 
 // Task is one human step waiting, as GET /v1/tasks answers it.
@@ -384,12 +300,11 @@ func deadlineFilter(q *tasks.Query, filter string, now time.Time) bool {
 
 // tasks lists the open human steps of a role, from the case projection's task indexes
 // (internal/tasks), in deadline order, a page at a time.
-func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
+func (s *Server) tasks(c *call[none]) (reply, error) {
+	v := c.r.URL.Query()
 	role := v.Get("role")
 	if _, ok := tasks.Roles[role]; !ok {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"}})
-		return
+		return reply{}, badField(domain.FieldError{Field: "role", Reason: "must be inspector, reviewer, specialist or operator"})
 	}
 	q := tasks.Query{Role: role, Process: v.Get("process"), Limit: tasksDefaultLimit, Cursor: v.Get("cursor")}
 	var errs []domain.FieldError
@@ -414,17 +329,14 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, domain.FieldError{Field: "last", Reason: "must be true or false"})
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", errs)
-		return
+		return reply{}, refuse(http.StatusBadRequest, "invalid_request", "", errs...)
 	}
-	page, err := s.taskPage(r.Context(), principal(r), q)
+	page, err := s.taskPage(c.ctx(), c.who(), q)
 	if errors.Is(err, tasks.ErrCursor) {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "cursor", Reason: "not a cursor this list gave"}})
-		return
+		return reply{}, badField(domain.FieldError{Field: "cursor", Reason: "not a cursor this list gave"})
 	}
 	if err != nil {
-		s.internal(w, "list tasks", err)
-		return
+		return reply{}, unavailable("list tasks", err)
 	}
 	out := map[string]any{"role": role, "tasks": page.Tasks}
 	if page.Next != "" {
@@ -433,7 +345,7 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	if page.Prev != "" {
 		out["prev"] = page.Prev
 	}
-	WriteJSON(w, http.StatusOK, out)
+	return okReply(out), nil
 }
 
 // taskList reads the task indexes of the case projection.

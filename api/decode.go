@@ -25,10 +25,11 @@ import (
 //     idempotency middleware, which must hash the request before the handler runs; it
 //     hashes the decoded value (its canonical encoding) and hands the value to the handler
 //     through the request context (createBodies, decodedBody);
-//   - every other body is decoded by its handler (decodeBody), which then calls the checks
-//     with the value: the identity rate limit (limitIdentity) and the proof of possession
-//     (verifyESign) are functions of the decoded request, not middleware, so no route can
-//     reach a handler past them and no check can read the body differently.
+//   - every other body is decoded by the route's pipeline (pipeline.go, decodeBody); the
+//     route's own code calls the checks with the value: the identity rate limit
+//     (limitIdentity) and the proof of possession (verifyESign) are functions of the
+//     decoded request, not middleware, so no route can reach a handler past them and no
+//     check can read the body differently.
 //
 // A body two parsers could read differently is refused, not interpreted: a byte order mark,
 // invalid UTF-8, a duplicate key (at any depth), a field name that matches a field only

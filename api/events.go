@@ -73,8 +73,8 @@ func decodeCursor(c string) (int64, bool) {
 // feed order (each case's events in their sequence order). The tenant is the caller's
 // (a staff key bound to a tenant: that tenant's); tax-office staff bound to no tenant
 // have no feed of their own (403).
-func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
+func (s *Server) listEvents(c *call[none]) (reply, error) {
+	v := c.r.URL.Query()
 	var errs []domain.FieldError
 	after, ok := decodeCursor(v.Get("after"))
 	if !ok {
@@ -89,17 +89,15 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", errs)
-		return
+		return reply{}, refuse(http.StatusBadRequest, "invalid_request", "", errs...)
 	}
-	o := actsFor(principal(r))
+	o := actsFor(c.who())
 	if o.all || o.tenant == "" {
-		writeError(w, http.StatusForbidden, "forbidden", "the events feed is a tenant's: this key is bound to no tenant", nil)
-		return
+		return reply{}, refuse(http.StatusForbidden, "forbidden", "the events feed is a tenant's: this key is bound to no tenant")
 	}
 	// Read consistently: a reader must never see a later position without an earlier one
 	// and move its cursor past it.
-	out, err := s.DB.Query(r.Context(), &dynamodb.QueryInput{
+	out, err := s.DB.Query(c.ctx(), &dynamodb.QueryInput{
 		TableName: aws.String(s.Events), ConsistentRead: aws.Bool(true),
 		KeyConditionExpression:    aws.String("#t = :t AND #p > :p"),
 		ExpressionAttributeNames:  map[string]string{"#t": "tenant", "#p": "pos"},
@@ -107,22 +105,19 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		ScanIndexForward:          aws.Bool(true), Limit: aws.Int32(int32(limit)),
 	})
 	if err != nil {
-		s.internal(w, "read the events feed", err)
-		return
+		return reply{}, unavailable("read the events feed", err)
 	}
 	var entries []events.FeedEntry
 	if err := store.UnmarshalList(out.Items, &entries); err != nil {
-		s.internal(w, "decode the events feed", err)
-		return
+		return reply{}, unavailable("decode the events feed", err)
 	}
 	page := EventPage{Events: make([]events.Event, 0, len(entries)), Next: encodeCursor(after)}
 	for _, e := range entries {
 		if e.Tenant != o.tenant || e.Pos <= after { // never another tenant's, whatever the store answers
-			s.internal(w, "read the events feed", fmt.Errorf("the feed answered an entry of another tenant or position"))
-			return
+			return reply{}, unavailable("read the events feed", fmt.Errorf("the feed answered an entry of another tenant or position"))
 		}
 		page.Events = append(page.Events, e.Event)
 		page.Next = encodeCursor(e.Pos)
 	}
-	WriteJSON(w, http.StatusOK, page)
+	return okReply(page), nil
 }

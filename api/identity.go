@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -10,11 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/taxflow/taxflow/internal/bankid"
 	"github.com/taxflow/taxflow/internal/contract"
@@ -58,10 +57,7 @@ var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESi
 
 // Validate lists every bad field.
 func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldError) {
-	p, errs := contract.ValidatePerson(c.Person)
-	for i := range errs {
-		errs[i].Field = "person." + errs[i].Field
-	}
+	p, errs := personFields(c.Person)
 	if !methods[c.Method] {
 		errs = append(errs, domain.FieldError{Field: "method", Reason: "must be documents, esignature, bank or video"})
 	}
@@ -107,244 +103,201 @@ func esignFields(esignature bool, cert []byte, nonce string, sig []byte) []domai
 
 var identityIDRE = regexp.MustCompile(`^identity-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-func (s *Server) identityID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	if !identityIDRE.MatchString(id) {
-		writeError(w, http.StatusNotFound, "not_found", "no such identity verification", nil)
-		return "", false
-	}
-	return id, true
-}
-
-func (s *Server) createIdentity(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 200 {
-		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
-		return
-	}
-	var req CreateIdentityRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
+// createIdentity starts an identity verification of a registered taxpayer whose consent
+// is on record; an e-signature's proof is verified before anything starts.
+func (s *Server) createIdentity(c *call[CreateIdentityRequest]) (reply, error) {
+	req, w, r := c.Body, c.w, c.r
 	person, errs := req.Validate()
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
-		return
+		return reply{}, invalidFields(errs)
 	}
 	if !s.limitIdentity(w, r, s.Subject(person.INN)) {
-		return
+		return reply{}, errAnswered
 	}
 	caseID := workflows.IdentityID(caseKey(r))
 	if !s.precheckBankNonce(w, r, req.BankAssertion, caseID) {
-		return
+		return reply{}, errAnswered
 	}
-	tp, found, err := registry.Lookup(r.Context(), s.DB, s.Taxpayers, person.INN)
+	tp, found, err := registry.Lookup(c.ctx(), s.DB, s.Taxpayers, person.INN)
 	switch {
 	case err != nil:
-		s.internal(w, "read registry", err)
-		return
+		return reply{}, unavailable("read registry", err)
 	case !found:
-		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry")
 	case !tp.Consent:
-		writeError(w, http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)", nil)
-		return
+		return reply{}, refuse(http.StatusConflict, "consent_required", "consent to personal-data processing is not on record: give it first (POST /v1/taxpayers/{inn}/consent)")
 	}
 	sub := workflows.IdentitySubmission{Person: person, BankAssertion: req.BankAssertion}
 	if req.Method == contract.MethodESignature {
 		proven, ok := s.verifyESign(w, r, caseID, person.INN, req.Certificate, req.Nonce, req.Signature)
 		if !ok {
-			return
+			return reply{}, errAnswered
 		}
 		sub = esignSubmission(sub, proven)
 	}
 	hash, err := requestHashOf(req)
 	if err != nil {
-		s.internal(w, "hash request", err)
-		return
+		return reply{}, unavailable("hash request", err)
 	}
-	in := workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r), RequestSHA256: hash, Method: req.Method,
-		Submission: sub, Policy: s.IdentityPolicy}
-	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
-		ID: caseID, TaskQueue: s.TaskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("identity"),
-			workflows.SearchStatus.ValueSet(workflows.IdentityReceived), workflows.SearchSubject.ValueSet(s.Subject(person.INN))),
-	}, workflows.IdentityVerification, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	existing, err := s.startCase(c.ctx(), newCase{id: caseID, process: procIdent, status: workflows.IdentityReceived, subject: s.Subject(person.INN),
+		workflow: workflows.IdentityVerification, input: workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r),
+			RequestSHA256: hash, Method: req.Method, Submission: sub, Policy: s.IdentityPolicy}})
 	switch {
-	case errors.As(err, &started):
+	case err != nil:
+		return reply{}, unavailable("start identity verification", err)
+	case existing:
 		st, err := s.identityStatus(r, caseID)
-		if s.temporalError(w, "read identity verification", err) {
-			return
+		if err != nil {
+			return reply{}, readFailed("read identity verification", err)
 		}
 		if st.RequestSHA256 != hash {
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request", nil)
-			return
+			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
 		}
-		WriteJSON(w, http.StatusOK, st)
-	case err != nil:
-		s.internal(w, "start identity verification", err)
-	default:
-		w.Header().Set("Location", "/v1/identity-verifications/"+caseID)
-		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": caseID, "status": workflows.IdentityReceived,
-			"label": workflows.IdentityLabels[workflows.IdentityReceived]})
+		return okReply(st), nil
 	}
+	return createdReply("/v1/identity-verifications/"+caseID, map[string]any{"case_id": caseID, "status": workflows.IdentityReceived,
+		"label": workflows.IdentityLabels[workflows.IdentityReceived]}), nil
 }
 
 func (s *Server) identityStatus(r *http.Request, id string) (workflows.IdentityStatus, error) {
 	var st workflows.IdentityStatus
-	v, err := s.Temporal.QueryWorkflow(r.Context(), id, "", workflows.IdentityQueryStatus)
-	if err != nil {
+	if err := s.queryCase(r.Context(), id, workflows.IdentityQueryStatus, &st); err != nil {
 		return st, err
-	}
-	if err := v.Get(&st); err != nil {
-		return st, fmt.Errorf("decode identity status: %w", err)
 	}
 	redactReasons(principal(r), &st)
 	return st, nil
 }
 
-func (s *Server) getIdentity(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.identityID(w, r)
-	if !ok {
-		return
+func (s *Server) getIdentity(c *call[none]) (reply, error) {
+	st, err := s.identityStatus(c.r, c.ID)
+	if err != nil {
+		return reply{}, readFailed("read identity verification", err)
 	}
-	st, err := s.identityStatus(r, id)
-	if s.temporalError(w, "read identity verification", err) {
-		return
-	}
-	WriteJSON(w, http.StatusOK, st)
+	return okReply(st), nil
 }
 
 // uploadIdentityDocument takes a passport scan or photo (PDF, JPG or PNG, ≤ 10 MB). The
 // case takes it by an update: one it can no longer use is answered 409 with its status,
 // and the upload is removed again.
-func (s *Server) uploadIdentityDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.identityID(w, r)
+func (s *Server) uploadIdentityDocument(c *call[none]) (reply, error) {
+	docID, typ, size, ok := s.storeUpload(c.w, c.r, c.ID, docs.Identity)
 	if !ok {
-		return
-	}
-	docID, typ, size, ok := s.storeUpload(w, r, id, docs.Identity)
-	if !ok {
-		return
+		return reply{}, errAnswered
 	}
 	var st workflows.IdentityStatus
-	if err := s.updateCase(r.Context(), id, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
-		s.dropUpload(r.Context(), contract.IncomingDocumentKey(id, docID))
-		s.caseError(w, r, id, "add document", err)
-		return
+	if err := s.updateCase(c.ctx(), c.ID, workflows.IdentityUpdateDocument, workflows.DocumentRef{DocID: docID}, &st); err != nil {
+		s.dropUpload(c.ctx(), contract.IncomingDocumentKey(c.ID, docID))
+		return reply{}, attachFailed(c.ID, "add document", err)
 	}
-	WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
+	return acceptedReply(map[string]any{"doc_id": docID, "type": typ, "size": size}), nil
+}
+
+func (req ResubmitIdentityRequest) check() error {
+	var errs []domain.FieldError
+	if req.Person != nil {
+		_, errs = personFields(*req.Person)
+	}
+	if req.newCert() {
+		errs = append(errs, esignFields(true, req.Certificate, req.Nonce, req.Signature)...)
+	}
+	if req.Person == nil && !req.newCert() {
+		return refuse(http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate with its proof (new documents go to …/documents)")
+	}
+	return invalidFields(errs)
+}
+
+func (req ResubmitIdentityRequest) newCert() bool {
+	return len(req.Certificate) > 0 || req.Nonce != "" || len(req.Signature) > 0
+}
+
+// personFields checks person data; the fields are named under "person.".
+func personFields(p contract.PersonData) (contract.PersonData, []domain.FieldError) {
+	p, errs := contract.ValidatePerson(p)
+	for i := range errs {
+		errs[i].Field = "person." + errs[i].Field
+	}
+	return p, errs
 }
 
 // resubmitIdentity sends corrected data or a new certificate after a mismatch: an update
 // the case refuses (409, with its status) unless it waits for a re-submission.
-func (s *Server) resubmitIdentity(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.identityID(w, r)
-	if !ok {
-		return
-	}
-	var req ResubmitIdentityRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
+func (s *Server) resubmitIdentity(c *call[ResubmitIdentityRequest]) (reply, error) {
+	req, w, r, id := c.Body, c.w, c.r, c.ID
 	var sub workflows.IdentitySubmission
-	var errs []domain.FieldError
 	if req.Person != nil {
-		p, perrs := contract.ValidatePerson(*req.Person)
-		for i := range perrs {
-			perrs[i].Field = "person." + perrs[i].Field
-		}
-		errs, sub.Person = perrs, p
-	}
-	newCert := len(req.Certificate) > 0 || req.Nonce != "" || len(req.Signature) > 0
-	if newCert {
-		errs = append(errs, esignFields(true, req.Certificate, req.Nonce, req.Signature)...)
-	}
-	if req.Person == nil && !newCert {
-		writeError(w, http.StatusBadRequest, "invalid_request", "send corrected person data or a new certificate with its proof (new documents go to …/documents)", nil)
-		return
-	}
-	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
-		return
+		sub.Person, _ = personFields(*req.Person)
 	}
 	if !s.limitIdentity(w, r, "case:"+id) {
-		return
+		return reply{}, errAnswered
 	}
-	if newCert {
+	if req.newCert() {
 		st, err := s.identityStatus(r, id)
-		if s.temporalError(w, "read identity verification", err) || !takesProofNow(w, st.Status, workflows.IdentityNeedsDocuments, "a re-submission") {
-			return
+		if err != nil {
+			return reply{}, readFailed("read identity verification", err)
+		}
+		if !takesProofNow(w, st.Status, workflows.IdentityNeedsDocuments, "a re-submission") {
+			return reply{}, errAnswered
 		}
 		// The case's taxpayer is not named here (an INN sent with corrected data is not
 		// taken): the esign check binds the certificate to the registry's INN and SNILS.
 		proven, ok := s.verifyESign(w, r, id, "", req.Certificate, req.Nonce, req.Signature)
 		if !ok {
-			return
+			return reply{}, errAnswered
 		}
 		sub = esignSubmission(sub, proven)
 	}
-	s.updateAs(w, r, id, workflows.IdentityUpdateResubmit, sub, &workflows.IdentityStatus{})
+	return s.update(c.ctx(), id, workflows.IdentityUpdateResubmit, sub, &workflows.IdentityStatus{})
 }
 
-func (s *Server) reviewIdentity(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.identityID(w, r)
-	if !ok {
-		return
-	}
-	approve, reason, ok := readApproval(w, r)
-	if !ok {
-		return
-	}
-	name, arg, out, _, _ := caseAction{Process: procIdent, Action: approveAction(approve), Reason: reason}.update(principal(r))
-	s.updateAs(w, r, id, name, arg, out)
+func (s *Server) reviewIdentity(c *call[approval]) (reply, error) {
+	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procIdent, Action: c.Body.action(), Reason: c.Body.Reason})
 }
 
-// setConsent records consent (POST) or its revocation (DELETE) [001:53-67] and tells the
-// taxpayer's verifications in progress (a signal: it fans out to every case, and each
-// takes it on its main coroutine whatever state it is in): a revocation pauses them (and, not followed by
-// consent within the identity policy's ConsentWait, closes them and destroys their
-// documents: 152-FZ art. 21 p.5), consent resumes them.
-func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
-	inn := r.PathValue("inn")
-	if err := domain.ValidateINN("inn", inn, true); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{err.(domain.FieldError)})
-		return
-	}
-	granted := r.Method == http.MethodPost
+// grantConsent records consent (POST) and withdrawConsent its revocation (DELETE)
+// [001:53-67]; both tell the taxpayer's verifications in progress (a signal: it fans out
+// to every case, and each takes it on its main coroutine whatever state it is in): a
+// revocation pauses them (and, not followed by consent within the identity policy's
+// ConsentWait, closes them and destroys their documents: 152-FZ art. 21 p.5), consent
+// resumes them.
+func (s *Server) grantConsent(c *call[ConsentRequest]) (reply, error) {
 	now := time.Now().UTC()
-	rec, ok := s.consentRecord(w, r, granted, now)
-	if !ok {
-		return
-	}
-	found, err := store.SetFields(r.Context(), s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)}, rec)
+	p := c.who()
+	return s.setConsent(c.ctx(), c.INN, true, now, map[string]any{"consent": true, "consent_at": now, "consent_by": p.ID,
+		"consent_tenant": p.Tenant, "consent_channel": c.Body.Channel, "consent_document": c.Body.DocumentID})
+}
+
+func (s *Server) withdrawConsent(c *call[none]) (reply, error) {
+	_, _ = io.Copy(io.Discard, c.r.Body)
+	now := time.Now().UTC()
+	p := c.who()
+	return s.setConsent(c.ctx(), c.INN, false, now, map[string]any{"consent": false, "consent_withdrawn_at": now,
+		"consent_withdrawn_by": p.ID, "consent_withdrawn_tenant": p.Tenant})
+}
+
+// setConsent records the consent fields on the taxpayer (who, when, through which
+// channel, on which document; or who withdrew it and when) and signals the taxpayer's
+// running verifications.
+func (s *Server) setConsent(ctx context.Context, inn string, granted bool, now time.Time, rec map[string]any) (reply, error) {
+	found, err := store.SetFields(ctx, s.DB, s.Taxpayers, map[string]types.AttributeValue{"inn": store.S(inn)}, rec)
 	if err != nil {
-		s.internal(w, "record consent", err)
-		return
+		return reply{}, unavailable("record consent", err)
 	}
 	if !found {
-		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry")
 	}
 	query := fmt.Sprintf("TaxflowProcess = 'identity' AND %s AND ExecutionStatus = 'Running'", s.subjectQuery(inn))
 	signalled := 0
 	var token []byte
 	for {
-		page, err := s.Temporal.ListWorkflow(r.Context(), &listRequest{Query: query, NextPageToken: token})
+		page, err := s.Temporal.ListWorkflow(ctx, &listRequest{Query: query, NextPageToken: token})
 		if err != nil {
-			s.internal(w, "list verifications", err)
-			return
+			return reply{}, unavailable("list verifications", err)
 		}
 		for _, ex := range page.Executions {
-			err := s.Temporal.SignalWorkflow(r.Context(), ex.Execution.WorkflowId, "", workflows.IdentitySignalConsent, workflows.IdentityConsent{Granted: granted, At: time.Now().UTC()})
+			err := s.Temporal.SignalWorkflow(ctx, ex.Execution.WorkflowId, "", workflows.IdentitySignalConsent, workflows.IdentityConsent{Granted: granted, At: time.Now().UTC()})
 			var nf *serviceerror.NotFound
 			if err != nil && !errors.As(err, &nf) {
-				s.internal(w, "signal consent", err)
-				return
+				return reply{}, unavailable("signal consent", err)
 			}
 			signalled++
 		}
@@ -352,7 +305,7 @@ func (s *Server) setConsent(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"consent": granted, "at": now, "verifications_notified": signalled})
+	return okReply(map[string]any{"consent": granted, "at": now, "verifications_notified": signalled}), nil
 }
 
 type listRequest = workflowservice.ListWorkflowExecutionsRequest

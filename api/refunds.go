@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -75,69 +74,41 @@ func jsonProblem(err error) string {
 	return "unreadable body"
 }
 
-func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 200 {
-		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request creates one case", nil)
-		return
-	}
-	var req CreateRefundRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if errs := req.Validate(time.Now()); len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
-		return
-	}
+// createRefund starts a refund for a claim the registry and the ledger back.
+func (s *Server) createRefund(c *call[CreateRefundRequest]) (reply, error) {
+	req := c.Body
 	// The middleware started these checks from the same body while it wrote the
 	// idempotency record; without it (or for another body) they run here.
-	v, _ := awaitPrecheck(r.Context()).(*claimVerdict)
+	v, _ := awaitPrecheck(c.ctx()).(*claimVerdict)
 	if v == nil || v.req != factsOf(req) {
-		v = s.checkRefundClaim(r.Context(), req)
+		v = s.checkRefundClaim(c.ctx(), req)
 	}
 	if v.status != 0 {
-		writeError(w, v.status, v.code, v.msg, v.fields)
-		return
+		return reply{}, refuse(v.status, v.code, v.msg, v.fields...)
 	}
-	p := principal(r)
-	caseID := workflows.RefundID(caseKey(r))
+	caseID := workflows.RefundID(caseKey(c.r))
 	requestHash, err := requestHashOf(req)
 	if err != nil {
-		s.internal(w, "hash request", err)
-		return
+		return reply{}, unavailable("hash request", err)
 	}
-	in := workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
-		Reason: req.Reason, RequestID: requestID(r), RequestSHA256: requestHash, CreatedBy: p.ID, Policy: s.Policy}
-	_, err = s.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
-		ID:                       caseID,
-		TaskQueue:                s.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		// Without this the SDK hands back the existing run silently; we answer 200 for it.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("refund"), workflows.SearchStatus.ValueSet(workflows.RefundReceived),
-			workflows.SearchSubject.ValueSet(s.Subject(req.INN))),
-	}, workflows.Refund, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	existing, err := s.startCase(c.ctx(), newCase{id: caseID, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
+		workflow: workflows.Refund, input: workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
+			Reason: req.Reason, RequestID: requestID(c.r), RequestSHA256: requestHash, CreatedBy: c.who().ID, Policy: s.Policy}})
 	switch {
-	case errors.As(err, &started):
-		// The same key again: the same case, if it is the same request.
-		if same, err := s.sameRequest(r.Context(), caseID, requestHash); err != nil {
-			s.internal(w, "read existing case", err)
-			return
-		} else if !same {
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
-				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "already names a case created by a different body: send a new key for a new request"}})
-			return
-		}
-		s.writeStatus(w, r, caseID, http.StatusOK)
 	case err != nil:
-		s.internal(w, "start refund", err)
-	default:
-		w.Header().Set("Location", "/v1/refunds/"+caseID)
-		WriteJSON(w, http.StatusCreated, map[string]any{"case_id": caseID, "status": workflows.RefundReceived,
-			"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays})
+		return reply{}, unavailable("start refund", err)
+	case existing:
+		// The same key again: the same case, if it is the same request.
+		if same, err := s.sameRequest(c.ctx(), caseID, requestHash); err != nil {
+			return reply{}, unavailable("read existing case", err)
+		} else if !same {
+			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+				domain.FieldError{Field: "Idempotency-Key", Reason: "already names a case created by a different body: send a new key for a new request"})
+		}
+		return s.refundReply(c.ctx(), caseID)
 	}
+	return createdReply("/v1/refunds/"+caseID, map[string]any{"case_id": caseID, "status": workflows.RefundReceived,
+		"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays}), nil
 }
 
 // claimFacts is what a claim's checks depend on.
@@ -262,30 +233,15 @@ func requestID(r *http.Request) string {
 	return uuid.NewString()
 }
 
-// caseID reads and checks the {id} path value; a malformed id is as unknown as a missing one.
-func (s *Server) caseID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	if !caseIDRE.MatchString(id) {
-		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
-		return "", false
-	}
-	return id, true
-}
+func (s *Server) getRefund(c *call[none]) (reply, error) { return s.refundReply(c.ctx(), c.ID) }
 
-func (s *Server) getRefund(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
+// refundReply answers 200 with the refund's status.
+func (s *Server) refundReply(ctx context.Context, id string) (reply, error) {
+	st, err := s.readRefund(ctx, id)
+	if err != nil {
+		return reply{}, readFailed("read refund", err)
 	}
-	s.writeStatus(w, r, id, http.StatusOK)
-}
-
-func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, id string, code int) {
-	st, err := s.readRefund(r.Context(), id)
-	if s.temporalError(w, "read refund", err) {
-		return
-	}
-	WriteJSON(w, code, st)
+	return okReply(st), nil
 }
 
 // temporalError answers for a failed Temporal call; it reports whether there was one.
@@ -352,15 +308,12 @@ func (s *Server) storeUpload(w http.ResponseWriter, r *http.Request, id string, 
 // (an update with a validator): 202 once it has taken the document, 409 with
 // current_status when it can no longer use one (decided, paid, closed…); a refused
 // upload is removed from incoming/.
-func (s *Server) uploadDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
+func (s *Server) uploadDocument(c *call[none]) (reply, error) {
+	docID, typ, size, ok := s.storeUpload(c.w, c.r, c.ID, docs.Supporting)
+	if !ok || !s.handDocument(c.w, c.r, c.ID, docID) {
+		return reply{}, errAnswered
 	}
-	docID, typ, size, ok := s.storeUpload(w, r, id, docs.Supporting)
-	if ok && s.handDocument(w, r, id, docID) {
-		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID, "type": typ, "size": size})
-	}
+	return acceptedReply(map[string]any{"doc_id": docID, "type": typ, "size": size}), nil
 }
 
 // handDocument sends the document update; ok is false when an answer has been written.
@@ -383,126 +336,61 @@ func (s *Server) handDocument(w http.ResponseWriter, r *http.Request, id, docID 
 	return false
 }
 
+// presignRequest asks for an upload URL for a file of the declared size.
+type presignRequest struct {
+	Size int64 `json:"size_bytes"`
+}
+
+func (p presignRequest) check() error {
+	if p.Size <= 0 || p.Size > docs.MaxSize {
+		return badField(domain.FieldError{Field: "size_bytes", Reason: "must be 1 to 10485760 bytes (10 MB)"})
+	}
+	return nil
+}
+
 // presignDocument gives a presigned PUT URL for a file of the declared size: S3 refuses
 // an upload of any other size, so the 10 MB limit holds without the API in the path.
-func (s *Server) presignDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		Size int64 `json:"size_bytes"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if req.Size <= 0 || req.Size > docs.MaxSize {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "size_bytes", Reason: "must be 1 to 10485760 bytes (10 MB)"}})
-		return
-	}
-	if _, err := s.Temporal.DescribeWorkflowExecution(r.Context(), id, ""); s.temporalError(w, "find case", err) {
-		return
+func (s *Server) presignDocument(c *call[presignRequest]) (reply, error) {
+	id := c.ID
+	if _, err := s.Temporal.DescribeWorkflowExecution(c.ctx(), id, ""); err != nil {
+		return reply{}, readFailed("find case", err)
 	}
 	docID := uuid.NewString()
 	key := contract.IncomingDocumentKey(id, docID)
-	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(r.Context(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
-		ContentLength: aws.Int64(req.Size)}, s3.WithPresignExpires(15*time.Minute))
+	ps, err := s3.NewPresignClient(s.S3).PresignPutObject(c.ctx(), &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+		ContentLength: aws.Int64(c.Body.Size)}, s3.WithPresignExpires(15*time.Minute))
 	if err != nil {
-		s.internal(w, "presign upload", err)
-		return
+		return reply{}, unavailable("presign upload", err)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"doc_id": docID, "method": ps.Method, "url": ps.URL, "headers": ps.SignedHeader,
-		"complete": "/v1/refunds/" + id + "/documents/" + docID + "/complete", "expires_in_seconds": 900})
+	return okReply(map[string]any{"doc_id": docID, "method": ps.Method, "url": ps.URL, "headers": ps.SignedHeader,
+		"complete": "/v1/refunds/" + id + "/documents/" + docID + "/complete", "expires_in_seconds": 900}), nil
 }
 
 // completeDocument tells the case that a presigned upload has finished.
-func (s *Server) completeDocument(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	docID := r.PathValue("doc")
+func (s *Server) completeDocument(c *call[none]) (reply, error) {
+	docID := c.r.PathValue("doc")
 	if !docIDRE.MatchString(docID) {
-		writeError(w, http.StatusNotFound, "not_found", "no such upload", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no such upload")
 	}
-	key := contract.IncomingDocumentKey(id, docID)
-	if _, err := s.S3.HeadObject(r.Context(), &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
-		writeError(w, http.StatusNotFound, "not_found", "no upload with this doc_id has arrived", nil)
-		return
+	key := contract.IncomingDocumentKey(c.ID, docID)
+	if _, err := s.S3.HeadObject(c.ctx(), &s3.HeadObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no upload with this doc_id has arrived")
 	}
-	if s.handDocument(w, r, id, docID) {
-		WriteJSON(w, http.StatusAccepted, map[string]any{"doc_id": docID})
+	if !s.handDocument(c.w, c.r, c.ID, docID) {
+		return reply{}, errAnswered
 	}
+	return acceptedReply(map[string]any{"doc_id": docID}), nil
 }
 
-func (s *Server) decideRefund(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	approve, reason, ok := readApproval(w, r)
-	if !ok {
-		return
-	}
-	name, d, _, _, _ := caseAction{Process: procRefund, Action: approveAction(approve), Reason: reason}.update(principal(r))
-	s.answerRefundUpdate(w, r, id, name, d)
+func (s *Server) decideRefund(c *call[approval]) (reply, error) {
+	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procRefund, Action: c.Body.action(), Reason: c.Body.Reason})
 }
 
-func (s *Server) withdrawRefund(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
+func (s *Server) withdrawRefund(c *call[workflows.RefundWithdrawal]) (reply, error) {
+	if err := reasonFits(c.Body.Reason); err != nil {
+		return reply{}, err
 	}
-	var req workflows.RefundWithdrawal
-	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
-		return
-	}
-	if !reasonFits(w, req.Reason) {
-		return
-	}
-	s.answerRefundUpdate(w, r, id, workflows.RefundUpdateWithdraw, req)
-}
-
-// updateAs sends an update and answers with its result, decoded into out.
-func (s *Server) updateAs(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	var args []any
-	if arg != nil {
-		args = []any{stampTime(arg, time.Now().UTC())}
-	}
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err == nil {
-		err = h.Get(ctx, out)
-	}
-	if s.updateRefundErr(ctx, w, id, name, err) {
-		WriteJSON(w, http.StatusOK, out)
-	}
-}
-
-// answerRefundUpdate sends an update to a refund and answers 200 with the case it returns.
-func (s *Server) answerRefundUpdate(w http.ResponseWriter, r *http.Request, id, name string, arg any) {
-	var st workflows.RefundStatus
-	if s.updateRefund(w, r, id, name, arg, &st) {
-		WriteJSON(w, http.StatusOK, st)
-	}
-}
-
-// updateRefund sends an update to a refund and decodes its result into out; ok is false
-// when an answer (an error) has been written. A refusal by the case is a 409 with its
-// current_status; so is a message to a case that has finished (Temporal answers "not
-// found" for it): the status is read from the closed case.
-func (s *Server) updateRefund(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) bool {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{stampTime(arg, time.Now().UTC())}, WaitForStage: client.WorkflowUpdateStageCompleted})
-	if err == nil {
-		err = h.Get(ctx, out)
-	}
-	return s.updateRefundErr(ctx, w, id, name, err)
+	return s.update(c.ctx(), c.ID, workflows.RefundUpdateWithdraw, c.Body, &workflows.RefundStatus{})
 }
 
 // updateRefundErr answers an update's error: 409 with the status for a closed case or a
@@ -526,8 +414,8 @@ func (s *Server) updateRefundErr(ctx context.Context, w http.ResponseWriter, id,
 
 // stampTime sets the time a message was accepted on the messages whose content runs from
 // it (a term, a deadline), so that a reset case that takes the message again writes the
-// same content. Every update the API sends passes here (updateAs, updateRefund, updateCase,
-// updateAccepted): a time a client sent is overwritten.
+// same content. Every update the API sends passes here (sendUpdate): a time a client sent
+// is overwritten.
 func stampTime(arg any, now time.Time) any {
 	switch m := arg.(type) {
 	case workflows.DeclarationDecision:
@@ -587,10 +475,9 @@ const documentAnswerWait = 20 * time.Second
 // documentAnswerWait. accepted is true when the case took the update and has not (yet)
 // refused it; ok is true when the answer was a success (nothing written).
 func (s *Server) updateAccepted(w http.ResponseWriter, r *http.Request, id, name string, arg, out any) (accepted, ok bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
 	defer cancel()
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: name,
-		Args: []any{stampTime(arg, time.Now().UTC())}, WaitForStage: client.WorkflowUpdateStageAccepted})
+	h, err := s.sendUpdate(ctx, id, name, arg, client.WorkflowUpdateStageAccepted)
 	if err != nil {
 		return false, s.updateRefundErr(ctx, w, id, name, err)
 	}
@@ -607,69 +494,51 @@ func (s *Server) updateAccepted(w http.ResponseWriter, r *http.Request, id, name
 	return true, true
 }
 
-// retryPayout asks a case whose payout failed to try again. It is an update: the case
-// answers at once whether it is waiting for one (409 otherwise), so a retry is never lost.
-func (s *Server) retryPayout(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		Reason string `json:"reason"`
-	}
-	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
-		return
-	}
-	if !reasonFits(w, req.Reason) {
-		return
-	}
-	name, retry, _, _, _ := caseAction{Process: procRefund, Action: ActRetry, Reason: req.Reason}.update(principal(r))
-	s.answerRefundUpdate(w, r, id, name, retry)
+// reasonBody is a body that carries only a reason (free text the case keeps).
+type reasonBody struct {
+	Reason string `json:"reason"`
 }
 
-// reasonFits answers 400 naming the field when free text is longer than a case keeps.
-func reasonFits(w http.ResponseWriter, reason string) bool {
+func (b reasonBody) check() error { return reasonFits(b.Reason) }
+
+// retryPayout asks a case whose payout failed to try again. It is an update: the case
+// answers at once whether it is waiting for one (409 otherwise), so a retry is never lost.
+func (s *Server) retryPayout(c *call[reasonBody]) (reply, error) {
+	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procRefund, Action: ActRetry, Reason: c.Body.Reason})
+}
+
+// reasonFits refuses (400 naming the field) free text longer than a case keeps.
+func reasonFits(reason string) error {
 	if utf8.RuneCountInString(reason) <= workflows.MaxReasonChars {
-		return true
+		return nil
 	}
-	writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid",
-		[]domain.FieldError{{Field: "reason", Reason: fmt.Sprintf("at most %d characters", workflows.MaxReasonChars)}})
-	return false
+	return invalidFields([]domain.FieldError{{Field: "reason", Reason: fmt.Sprintf("at most %d characters", workflows.MaxReasonChars)}})
 }
 
 // journal returns the case's audit journal.
-func (s *Server) journal(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.caseID(w, r)
-	if !ok {
-		return
-	}
-	entries, err := audit.Journal(r.Context(), s.DB, s.AuditTable, id)
+func (s *Server) journal(c *call[none]) (reply, error) {
+	entries, err := audit.Journal(c.ctx(), s.DB, s.AuditTable, c.ID)
 	if err != nil {
-		s.internal(w, "read journal", err)
-		return
+		return reply{}, unavailable("read journal", err)
 	}
 	if len(entries) == 0 {
-		writeError(w, http.StatusNotFound, "not_found", "no such refund case", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no such refund case")
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"case_id": id, "entries": entries})
+	return okReply(map[string]any{"case_id": c.ID, "entries": entries}), nil
 }
 
-// readApproval reads a human decision's body: {"approve": true|false, "reason": "…"}.
-func readApproval(w http.ResponseWriter, r *http.Request) (approve bool, reason string, ok bool) {
-	var req struct {
-		Approve *bool  `json:"approve"`
-		Reason  string `json:"reason"`
-	}
-	if !decodeBody(w, r, &req) {
-		return false, "", false
-	}
-	if req.Approve == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "approve", Reason: "must be true or false"}})
-		return false, "", false
-	}
-	if !reasonFits(w, req.Reason) {
-		return false, "", false
-	}
-	return *req.Approve, req.Reason, true
+// approval is a human decision's body: {"approve": true|false, "reason": "…"}.
+type approval struct {
+	Approve *bool  `json:"approve"`
+	Reason  string `json:"reason"`
 }
+
+func (a approval) check() error {
+	if a.Approve == nil {
+		return badField(domain.FieldError{Field: "approve", Reason: "must be true or false"})
+	}
+	return reasonFits(a.Reason)
+}
+
+// action is the decision's action (caseAction).
+func (a approval) action() string { return approveAction(*a.Approve) }

@@ -63,61 +63,44 @@ func CheckPayoutAccount(prefix string, b contract.BankRequisites) []domain.Field
 // account verified before, if any, stays). Then every running refund of the taxpayer
 // that holds its payout gets the requisites update: each checks the registry again and
 // answers whether it is released; a refund that holds nothing refuses it and is skipped.
-func (s *Server) verifyRequisites(w http.ResponseWriter, r *http.Request) {
-	inn := r.PathValue("inn")
-	if err := domain.ValidateINN("inn", inn, true); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{err.(domain.FieldError)})
-		return
-	}
-	var req RequisitesVerdict
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if req.Verified == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "verified", Reason: "must be true or false"}})
-		return
-	}
-	if !*req.Verified && strings.TrimSpace(req.Reason) == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request", "", []domain.FieldError{{Field: "reason", Reason: "a rejected change must say why"}})
-		return
-	}
-	if !reasonFits(w, req.Reason) {
-		return
-	}
-	tp, found, err := registry.Lookup(r.Context(), s.DB, s.Taxpayers, inn)
+func (s *Server) verifyRequisites(c *call[RequisitesVerdict]) (reply, error) {
+	req, inn := c.Body, c.INN
+	tp, found, err := registry.Lookup(c.ctx(), s.DB, s.Taxpayers, inn)
 	if err != nil {
-		s.internal(w, "read registry", err)
-		return
+		return reply{}, unavailable("read registry", err)
 	}
 	if !found {
-		writeError(w, http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry", nil)
-		return
+		return reply{}, refuse(http.StatusNotFound, "not_found", "no taxpayer with this INN in the registry")
 	}
 	if tp.PendingBank == nil {
-		writeError(w, http.StatusConflict, "conflict", "no change of bank requisites is pending for this taxpayer", nil)
-		return
+		return reply{}, refuse(http.StatusConflict, "conflict", "no change of bank requisites is pending for this taxpayer")
 	}
 	if *req.Verified {
 		if errs := CheckPayoutAccount("pending_bank.", *tp.PendingBank); len(errs) > 0 {
-			writeError(w, http.StatusUnprocessableEntity, "requisites_refused",
-				"the pending requisites fail the bank check; reject the change instead", errs)
-			return
+			return reply{}, refuse(http.StatusUnprocessableEntity, "requisites_refused",
+				"the pending requisites fail the bank check; reject the change instead", errs...)
 		}
 	}
-	if err := s.settleRequisites(r.Context(), inn, *tp.PendingBank, *req.Verified); errors.Is(err, errRequisitesMoved) {
-		writeError(w, http.StatusConflict, "conflict", "the pending change was replaced meanwhile; check it again", nil)
-		return
+	if err := s.settleRequisites(c.ctx(), inn, *tp.PendingBank, *req.Verified); errors.Is(err, errRequisitesMoved) {
+		return reply{}, refuse(http.StatusConflict, "conflict", "the pending change was replaced meanwhile; check it again")
 	} else if err != nil {
-		s.internal(w, "record requisites", err)
-		return
+		return reply{}, unavailable("record requisites", err)
 	}
-	by := principal(r).ID
-	held, skipped, err := s.releaseHeldRefunds(r.Context(), inn, workflows.RefundRequisites{Verified: *req.Verified, Reason: req.Reason, By: by})
+	held, skipped, err := s.releaseHeldRefunds(c.ctx(), inn, workflows.RefundRequisites{Verified: *req.Verified, Reason: req.Reason, By: c.who().ID})
 	if err != nil {
-		s.internal(w, "release held refunds", err)
-		return
+		return reply{}, unavailable("release held refunds", err)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"verified": *req.Verified, "refunds": held, "refunds_not_held": skipped})
+	return okReply(map[string]any{"verified": *req.Verified, "refunds": held, "refunds_not_held": skipped}), nil
+}
+
+func (req RequisitesVerdict) check() error {
+	switch {
+	case req.Verified == nil:
+		return badField(domain.FieldError{Field: "verified", Reason: "must be true or false"})
+	case !*req.Verified && strings.TrimSpace(req.Reason) == "":
+		return badField(domain.FieldError{Field: "reason", Reason: "a rejected change must say why"})
+	}
+	return reasonFits(req.Reason)
 }
 
 var errRequisitesMoved = errors.New("the pending requisites changed")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -43,15 +42,4 @@ func (s *Server) AccountID(ctx context.Context, inn string) (id, subject string,
 		}
 	}
 	return workflows.AccountID(values[0]), values[0], nil
-}
-
-// account finds the taxpayer's account workflow id; ok is false when an answer has been
-// written.
-func (s *Server) account(w http.ResponseWriter, r *http.Request, inn string) (id, subject string, ok bool) {
-	id, subject, err := s.AccountID(r.Context(), inn)
-	if err != nil {
-		s.internal(w, "find account", err)
-		return "", "", false
-	}
-	return id, subject, true
 }

@@ -97,12 +97,11 @@ func webhookID(tenant, key string) string {
 // RotationOverlap is how long a rotated-out secret keeps signing.
 const RotationOverlap = 24 * time.Hour
 
-func (s *Server) webhookStore(w http.ResponseWriter) (webhooks.Store, bool) {
+func (s *Server) webhookStore() (webhooks.Store, error) {
 	if s.Webhooks.Store == nil || s.Webhooks.Sealer == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "webhooks are not configured on this server", nil)
-		return nil, false
+		return nil, refuse(http.StatusServiceUnavailable, "unavailable", "webhooks are not configured on this server")
 	}
-	return s.Webhooks.Store, true
+	return s.Webhooks.Store, nil
 }
 
 // checkWebhook judges a registration; nothing is stored before it passes.
@@ -153,103 +152,77 @@ func webhookRequestHash(req WebhookRequest) string {
 // a retry with the same body answers the endpoint the first made (with its secret, for
 // the 24 hours a key is kept), and one with another body 422. The generic middleware is
 // not used: it would keep the answer, secret included, in clear text.
-func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 200 {
-		writeError(w, http.StatusBadRequest, "idempotency_key_required", "send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint", nil)
-		return
+func (s *Server) createWebhook(c *call[WebhookRequest]) (reply, error) {
+	req, p := c.Body, c.who()
+	st, err := s.webhookStore()
+	if err != nil {
+		return reply{}, err
 	}
-	var req WebhookRequest
-	if !decodeBody(w, r, &req) {
-		return
+	if err := invalidFields(s.checkWebhook(c.ctx(), req)); err != nil {
+		return reply{}, err
 	}
-	st, ok := s.webhookStore(w)
-	if !ok {
-		return
-	}
-	if errs := s.checkWebhook(r.Context(), req); len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some fields are invalid", errs)
-		return
-	}
-	p := principal(r)
-	id := webhookID(p.Tenant, key)
+	id := webhookID(p.Tenant, c.r.Header.Get("Idempotency-Key"))
 	hash := webhookRequestHash(req)
-	secret, err := webhooks.NewSecret()
+	secret, sealed, err := s.newSecret()
 	if err != nil {
-		s.internal(w, "make webhook secret", err)
-		return
-	}
-	sealed, err := s.Webhooks.Sealer.Seal(secret)
-	if err != nil {
-		s.internal(w, "seal webhook secret", err)
-		return
+		return reply{}, err
 	}
 	now := time.Now().UTC()
 	e := webhooks.Endpoint{EndpointID: id, Tenant: p.Tenant, URL: req.URL, EventTypes: req.EventTypes, Status: webhooks.StatusEnabled,
 		CreatedAt: now.Format(time.RFC3339), CreatedBy: p.ID, Secret: sealed, RequestSHA256: hash, Rev: webhooks.NewRev()}
 	// The new endpoint starts at the feed's end: it hears what happens from now on.
-	if e.Cursor, err = st.FeedEnd(r.Context(), p.Tenant); err != nil {
-		s.internal(w, "read the event feed", err)
-		return
+	if e.Cursor, err = st.FeedEnd(c.ctx(), p.Tenant); err != nil {
+		return reply{}, unavailable("read the event feed", err)
 	}
 	replay := false
 	for attempt := 0; ; attempt++ {
-		err = st.CreateEndpoint(r.Context(), e)
+		err = st.CreateEndpoint(c.ctx(), e)
 		if !errors.Is(err, webhooks.ErrConflict) || attempt == 3 {
 			break
 		}
 	}
 	switch {
 	case errors.Is(err, webhooks.ErrTooMany):
-		writeError(w, http.StatusBadRequest, "too_many_endpoints", fmt.Sprintf("a tenant has at most %d webhook endpoints: delete one first", webhooks.MaxPerTenant),
-			[]domain.FieldError{{Field: "url", Reason: fmt.Sprintf("this tenant has %d endpoints already, the limit", webhooks.MaxPerTenant)}})
-		return
+		return reply{}, refuse(http.StatusBadRequest, "too_many_endpoints", fmt.Sprintf("a tenant has at most %d webhook endpoints: delete one first", webhooks.MaxPerTenant),
+			domain.FieldError{Field: "url", Reason: fmt.Sprintf("this tenant has %d endpoints already, the limit", webhooks.MaxPerTenant)})
 	case errors.Is(err, webhooks.ErrExists):
-		old, found, gerr := st.GetEndpoint(r.Context(), id)
+		old, found, gerr := st.GetEndpoint(c.ctx(), id)
 		if gerr != nil || !found {
-			s.internal(w, "read webhook endpoint", fmt.Errorf("an endpoint of this key exists but cannot be read: %w", gerr))
-			return
+			return reply{}, unavailable("read webhook endpoint", fmt.Errorf("an endpoint of this key exists but cannot be read: %w", gerr))
 		}
 		created, _ := time.Parse(time.RFC3339, old.CreatedAt)
 		if old.Tenant != p.Tenant || old.RequestSHA256 != hash || old.Status == webhooks.StatusDeleted || time.Since(created) > IdempotencyTTL {
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
-				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "already names another endpoint registration: send a new key for a new endpoint"}})
-			return
+			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+				domain.FieldError{Field: "Idempotency-Key", Reason: "already names another endpoint registration: send a new key for a new endpoint"})
 		}
 		if old.OldSecret != "" || old.OldSecretUntil != 0 {
 			// The secret this registration answered has been rotated: its answer is not
 			// replayed, so a rotated secret is shown once, to the rotation's caller.
-			writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "the endpoint this Idempotency-Key registered has a rotated secret: its answer is not replayed",
-				[]domain.FieldError{{Field: "Idempotency-Key", Reason: "its endpoint's secret was rotated since; read the endpoint with GET /v1/webhooks/{id}"}})
-			return
+			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "the endpoint this Idempotency-Key registered has a rotated secret: its answer is not replayed",
+				domain.FieldError{Field: "Idempotency-Key", Reason: "its endpoint's secret was rotated since; read the endpoint with GET /v1/webhooks/{id}"})
 		}
 		if secret, err = s.Webhooks.Sealer.Open(old.Secret); err != nil {
-			s.internal(w, "open webhook secret", err)
-			return
+			return reply{}, unavailable("open webhook secret", err)
 		}
 		e, replay = old, true
 	case err != nil:
-		s.internal(w, "store webhook endpoint", err)
-		return
+		return reply{}, unavailable("store webhook endpoint", err)
 	}
 	// Its owner makes the other routes' object rule (RuleCase) answer 404 to other
 	// tenants; a retry writes it again if the first request died before.
 	owner := caseOwner{CaseID: e.EndpointID, Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID, CreatedAt: now.Unix()}
-	if _, err := store.PutNew(r.Context(), s.DB, s.Owners, "case_id", owner); err != nil {
-		s.internal(w, "record webhook owner", err)
-		return
+	if _, err := store.PutNew(c.ctx(), s.DB, s.Owners, "case_id", owner); err != nil {
+		return reply{}, unavailable("record webhook owner", err)
 	}
-	if err := s.startWebhook(r.Context(), e.EndpointID); err != nil {
-		s.internal(w, "start webhook deliveries", err)
-		return
+	if err := s.startWebhook(c.ctx(), e.EndpointID); err != nil {
+		return reply{}, unavailable("start webhook deliveries", err)
 	}
 	v := webhookView(e)
 	v.Secret = secret
-	w.Header().Set("Location", "/v1/webhooks/"+e.EndpointID)
 	if replay {
-		w.Header().Set("Idempotent-Replayed", "true")
+		c.w.Header().Set("Idempotent-Replayed", "true")
 	}
-	WriteJSON(w, http.StatusCreated, v)
+	return createdReply("/v1/webhooks/"+e.EndpointID, v), nil
 }
 
 // startWebhook starts the endpoint's workflow once: a second start (a retried POST)
@@ -286,27 +259,48 @@ func (s *Server) signalWebhook(ctx context.Context, endpointID, signal string) e
 // endpointOf reads the endpoint in {id} for its tenant; another tenant's or a deleted
 // one answers 404 (RuleCase has judged the owner already; this is the same rule again
 // on the item itself).
-func (s *Server) endpointOf(w http.ResponseWriter, r *http.Request) (webhooks.Store, webhooks.Endpoint, bool) {
-	st, ok := s.webhookStore(w)
-	if !ok {
-		return nil, webhooks.Endpoint{}, false
+func (s *Server) endpointOf(r *http.Request) (webhooks.Store, webhooks.Endpoint, error) {
+	st, err := s.webhookStore()
+	if err != nil {
+		return nil, webhooks.Endpoint{}, err
 	}
 	id := r.PathValue("id")
 	if !webhookIDRE.MatchString(id) {
-		writeError(w, http.StatusNotFound, "not_found", "no such webhook endpoint", nil)
-		return nil, webhooks.Endpoint{}, false
+		return nil, webhooks.Endpoint{}, errNoEndpoint
 	}
 	e, found, err := st.GetEndpoint(r.Context(), id)
 	if err != nil {
-		s.internal(w, "read webhook endpoint", err)
-		return nil, e, false
+		return nil, e, unavailable("read webhook endpoint", err)
 	}
 	if o := actsFor(principal(r)); !found || e.Status == webhooks.StatusDeleted || (!o.all && e.Tenant != o.tenant) {
-		writeError(w, http.StatusNotFound, "not_found", "no such webhook endpoint", nil)
-		return nil, e, false
+		return nil, e, errNoEndpoint
 	}
-	return st, e, true
+	return st, e, nil
 }
+
+// newSecret makes an endpoint's signing secret: shown once, stored sealed.
+func (s *Server) newSecret() (secret, sealed string, err error) {
+	if secret, err = webhooks.NewSecret(); err != nil {
+		return "", "", unavailable("make webhook secret", err)
+	}
+	if sealed, err = s.Webhooks.Sealer.Seal(secret); err != nil {
+		return "", "", unavailable("seal webhook secret", err)
+	}
+	return secret, sealed, nil
+}
+
+// onEndpoint is the own code of a route on one endpoint, given the endpoint it names.
+func onEndpoint(run func(*Server, *call[none], webhooks.Store, webhooks.Endpoint) (reply, error)) func(*Server, *call[none]) (reply, error) {
+	return func(s *Server, c *call[none]) (reply, error) {
+		st, e, err := s.endpointOf(c.r)
+		if err != nil {
+			return reply{}, err
+		}
+		return run(s, c, st, e)
+	}
+}
+
+var errNoEndpoint = refuse(http.StatusNotFound, "not_found", "no such webhook endpoint")
 
 // WebhookList is the answer of GET /v1/webhooks.
 type WebhookList struct {
@@ -314,36 +308,29 @@ type WebhookList struct {
 	Limit     int           `json:"limit"`
 }
 
-func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
-	st, ok := s.webhookStore(w)
-	if !ok {
-		return
-	}
-	es, err := st.Endpoints(r.Context(), principal(r).Tenant)
+func (s *Server) listWebhooks(c *call[none]) (reply, error) {
+	st, err := s.webhookStore()
 	if err != nil {
-		s.internal(w, "list webhook endpoints", err)
-		return
+		return reply{}, err
+	}
+	es, err := st.Endpoints(c.ctx(), c.who().Tenant)
+	if err != nil {
+		return reply{}, unavailable("list webhook endpoints", err)
 	}
 	out := WebhookList{Endpoints: []WebhookView{}, Limit: webhooks.MaxPerTenant}
 	for _, e := range es {
 		out.Endpoints = append(out.Endpoints, webhookView(e))
 	}
-	WriteJSON(w, http.StatusOK, out)
+	return okReply(out), nil
 }
 
-func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
-	if _, e, ok := s.endpointOf(w, r); ok {
-		WriteJSON(w, http.StatusOK, webhookView(e))
-	}
+func (s *Server) getWebhook(c *call[none], _ webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	return okReply(webhookView(e)), nil
 }
 
 // deleteWebhook ends an endpoint: no more deliveries; its workflow ends.
-func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
-	st, e, ok := s.endpointOf(w, r)
-	if !ok {
-		return
-	}
-	if _, _, err := webhooks.UpdateEndpoint(r.Context(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+func (s *Server) deleteWebhook(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	if _, _, err := webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		if x.Status == webhooks.StatusDeleted {
 			return false
 		}
@@ -351,36 +338,25 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 		x.Status, x.Secret, x.OldSecret, x.OldSecretUntil = webhooks.StatusDeleted, "", "", 0
 		return true
 	}); err != nil {
-		s.internal(w, "delete webhook endpoint", err)
-		return
+		return reply{}, unavailable("delete webhook endpoint", err)
 	}
 	// The round sees the status and ends the workflow; the signal ends one waiting.
-	if err := s.signalWebhook(r.Context(), e.EndpointID, workflows.WebhookSignalStop); err != nil {
+	if err := s.signalWebhook(c.ctx(), e.EndpointID, workflows.WebhookSignalStop); err != nil {
 		s.Log.Warn().Err(err).Str("endpoint", e.EndpointID).Msg("stop signal not sent; the next round ends the workflow")
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return reply{status: http.StatusNoContent}, nil
 }
 
 // rotateWebhookSecret makes a new secret (shown once); the previous one keeps signing,
 // next to it, for RotationOverlap.
-func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
-	st, e, ok := s.endpointOf(w, r)
-	if !ok {
-		return
-	}
-	secret, err := webhooks.NewSecret()
+func (s *Server) rotateWebhookSecret(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	secret, sealed, err := s.newSecret()
 	if err != nil {
-		s.internal(w, "make webhook secret", err)
-		return
-	}
-	sealed, err := s.Webhooks.Sealer.Seal(secret)
-	if err != nil {
-		s.internal(w, "seal webhook secret", err)
-		return
+		return reply{}, err
 	}
 	until := time.Now().Add(RotationOverlap).Unix()
 	deleted := false
-	e, _, err = webhooks.UpdateEndpoint(r.Context(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+	e, _, err = webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		if x.Status == webhooks.StatusDeleted { // deleted since it was read: nothing to rotate
 			deleted = true
 			return false
@@ -389,26 +365,20 @@ func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	if err != nil {
-		s.internal(w, "rotate webhook secret", err)
-		return
+		return reply{}, unavailable("rotate webhook secret", err)
 	}
 	if deleted {
-		writeError(w, http.StatusNotFound, "not_found", "no such webhook endpoint", nil)
-		return
+		return reply{}, errNoEndpoint
 	}
 	v := webhookView(e)
 	v.Secret = secret
-	WriteJSON(w, http.StatusOK, v)
+	return okReply(v), nil
 }
 
 // enableWebhook sends again to an endpoint disabled for failing: its pending deliveries
 // go out at once, its failure streak starts over.
-func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request) {
-	st, e, ok := s.endpointOf(w, r)
-	if !ok {
-		return
-	}
-	e, _, err := webhooks.UpdateEndpoint(r.Context(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+func (s *Server) enableWebhook(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	e, _, err := webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		if x.Status != webhooks.StatusDisabled {
 			return false
 		}
@@ -416,14 +386,12 @@ func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request) {
 		return true
 	})
 	if err != nil {
-		s.internal(w, "enable webhook endpoint", err)
-		return
+		return reply{}, unavailable("enable webhook endpoint", err)
 	}
-	if err := s.signalWebhook(r.Context(), e.EndpointID, workflows.WebhookSignalRetry); err != nil {
-		s.internal(w, "wake webhook deliveries", err)
-		return
+	if err := s.signalWebhook(c.ctx(), e.EndpointID, workflows.WebhookSignalRetry); err != nil {
+		return reply{}, unavailable("wake webhook deliveries", err)
 	}
-	WriteJSON(w, http.StatusOK, webhookView(e))
+	return okReply(webhookView(e)), nil
 }
 
 // DeliveryView is one delivery as its tenant sees it.
@@ -480,12 +448,8 @@ func parseDeliveryCursor(c string) (int64, bool) {
 }
 
 // listDeliveries pages through an endpoint's deliveries in feed order.
-func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	st, e, ok := s.endpointOf(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
+func (s *Server) listDeliveries(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	q := c.r.URL.Query()
 	var errs []domain.FieldError
 	limit := deliveriesDefaultLimit
 	if l := q.Get("limit"); l != "" {
@@ -500,13 +464,11 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, domain.FieldError{Field: "cursor", Reason: "not a cursor this list gave"})
 	}
 	if len(errs) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "some parameters are invalid", errs)
-		return
+		return reply{}, refuse(http.StatusBadRequest, "invalid_request", "some parameters are invalid", errs...)
 	}
-	ds, err := st.Deliveries(r.Context(), e.EndpointID, after, limit+1)
+	ds, err := st.Deliveries(c.ctx(), e.EndpointID, after, limit+1)
 	if err != nil {
-		s.internal(w, "list deliveries", err)
-		return
+		return reply{}, unavailable("list deliveries", err)
 	}
 	page := DeliveryPage{Deliveries: []DeliveryView{}}
 	if len(ds) > limit {
@@ -516,57 +478,47 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	for _, d := range ds {
 		page.Deliveries = append(page.Deliveries, deliveryView(d))
 	}
-	WriteJSON(w, http.StatusOK, page)
+	return okReply(page), nil
 }
 
 // retryDelivery puts a failed delivery back to pending, due now, with a new 72-hour
 // window; a pending or delivered one is 409.
-func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
-	st, e, ok := s.endpointOf(w, r)
-	if !ok {
-		return
-	}
-	pos, err := strconv.ParseInt(r.PathValue("delivery"), 10, 64)
+func (s *Server) retryDelivery(c *call[none], st webhooks.Store, e webhooks.Endpoint) (reply, error) {
+	noDelivery := refuse(http.StatusNotFound, "not_found", "no such delivery")
+	pos, err := strconv.ParseInt(c.r.PathValue("delivery"), 10, 64)
 	if err != nil || pos < 1 {
-		writeError(w, http.StatusNotFound, "not_found", "no such delivery", nil)
-		return
+		return reply{}, noDelivery
 	}
-	d, found, err := st.GetDelivery(r.Context(), e.EndpointID, pos)
+	d, found, err := st.GetDelivery(c.ctx(), e.EndpointID, pos)
 	if err != nil {
-		s.internal(w, "read delivery", err)
-		return
+		return reply{}, unavailable("read delivery", err)
 	}
 	if !found {
-		writeError(w, http.StatusNotFound, "not_found", "no such delivery", nil)
-		return
+		return reply{}, noDelivery
 	}
 	if d.Status != webhooks.Failed {
-		writeProblem(w, Problem{Status: http.StatusConflict, Code: "not_failed", CurrentStatus: d.Status,
-			Detail: "only a failed delivery is retried; this one is " + d.Status})
-		return
+		return reply{}, &refusal{Problem{Status: http.StatusConflict, Code: "not_failed", CurrentStatus: d.Status,
+			Detail: "only a failed delivery is retried; this one is " + d.Status}}
 	}
 	old := d.Rev
 	d.Status, d.NextAttemptAt, d.FirstAttempt, d.Rev = webhooks.Pending, time.Now().UTC(), time.Time{}, webhooks.NewRev()
-	if err := st.PutDelivery(r.Context(), d, old); errors.Is(err, webhooks.ErrConflict) {
-		writeError(w, http.StatusConflict, "conflict", "the delivery changed meanwhile; read it again", nil)
-		return
+	if err := st.PutDelivery(c.ctx(), d, old); errors.Is(err, webhooks.ErrConflict) {
+		return reply{}, refuse(http.StatusConflict, "conflict", "the delivery changed meanwhile; read it again")
 	} else if err != nil {
-		s.internal(w, "retry delivery", err)
-		return
+		return reply{}, unavailable("retry delivery", err)
 	}
 	// The delivery may lie below the endpoint's floor (where every delivery was final):
 	// lower it, and count the retry, so a round that read its window before does not
 	// raise the floor over it again.
-	if _, _, err := webhooks.UpdateEndpoint(r.Context(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
+	if _, _, err := webhooks.UpdateEndpoint(c.ctx(), st, e.EndpointID, func(x *webhooks.Endpoint) bool {
 		x.Retries++
 		x.Floor = min(x.Floor, pos-1)
 		return true
 	}); err != nil {
-		s.internal(w, "retry delivery", err)
-		return
+		return reply{}, unavailable("retry delivery", err)
 	}
-	if err := s.signalWebhook(r.Context(), e.EndpointID, workflows.WebhookSignalRetry); err != nil {
+	if err := s.signalWebhook(c.ctx(), e.EndpointID, workflows.WebhookSignalRetry); err != nil {
 		s.Log.Warn().Err(err).Str("endpoint", e.EndpointID).Msg("retry signal not sent; the next round sends it")
 	}
-	WriteJSON(w, http.StatusAccepted, deliveryView(d))
+	return acceptedReply(deliveryView(d)), nil
 }
