@@ -177,6 +177,9 @@ func Declare() Declaration {
 				{Name: "by_status", PartitionKey: s("status"), SortKey: sk("updated_at")},
 				{Name: tasks.Index, PartitionKey: s(tasks.AttrRole), SortKey: sk(tasks.AttrDue)},
 				{Name: tasks.TenantIndex, PartitionKey: s(tasks.AttrTenantRole), SortKey: sk(tasks.AttrDue)},
+				// The same, for escalated cases only: the escalated task list is a key condition.
+				{Name: tasks.EscalatedIndex, PartitionKey: s(tasks.AttrEscRole), SortKey: sk(tasks.AttrDue)},
+				{Name: tasks.TenantEscalatedIndex, PartitionKey: s(tasks.AttrEscTenantRole), SortKey: sk(tasks.AttrDue)},
 			}},
 			// Case counters per process, status and shard, kept by each step's transaction:
 			// the business gauges' open counts and reserved amount.

@@ -78,6 +78,24 @@ func TestRecordWritesAndClearsTheTaskKeys(t *testing.T) {
 			t.Errorf("%s %s: out of a human step but still carries task keys", c.in.CaseID, c.in.Case.Status)
 		}
 	}
+	// An escalated case is also in the escalated indexes, with the same partitions, and
+	// leaves them with the step that settles it.
+	esc := rec("refund-a", "refund", "in_review", 6, due)
+	esc.Case.Escalated = true
+	if _, err := h.Record(ctx, esc); err != nil {
+		t.Fatal(err)
+	}
+	if it := caseItem(t, db, "refund-a"); attr(it, tasks.AttrEscRole) != "reviewer#refund" || attr(it, tasks.AttrEscTenantRole) != "reviewer#refund#alpha" {
+		t.Errorf("escalated: keys %q %q", attr(it, tasks.AttrEscRole), attr(it, tasks.AttrEscTenantRole))
+	}
+	if _, err := h.Record(ctx, rec("refund-a", "refund", "paid", 7, due)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range tasks.AttrNames {
+		if _, ok := caseItem(t, db, "refund-a")[k]; ok {
+			t.Errorf("paid: still carries %s", k)
+		}
+	}
 	// A retry of a step is recognised as written (the looked-up tenant is no part of the digest).
 	res, err := h.Record(ctx, rec("refund-k-2", "refund", "in_review", 1, due))
 	if err != nil || !res.Duplicate {

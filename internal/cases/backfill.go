@@ -67,7 +67,7 @@ func backfillOne(ctx context.Context, db store.DB, table, owners string, it map[
 	}
 	want := tasks.Attrs(rec, tenant)
 	have := map[string]types.AttributeValue{}
-	for _, k := range []string{tasks.AttrRole, tasks.AttrTenantRole, tasks.AttrDue} {
+	for _, k := range tasks.AttrNames {
 		if v, ok := it[k]; ok {
 			have[k] = v
 		}

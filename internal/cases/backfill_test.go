@@ -37,31 +37,35 @@ func TestBackfillGivesWaitingCasesTheirTaskKeys(t *testing.T) {
 		{CaseID: "declaration-b", Process: "declaration", Status: "in_review", Version: 2, Deadline: due},
 		{CaseID: "account-c", Process: "account", Status: "awaiting_specialist", Version: 9},
 		{CaseID: "refund-d", Process: "refund", Status: "paid", Version: 7, Deadline: due},
+		// escalated before the escalated indexes existed: it gets their keys too
+		{CaseID: "refund-e", Process: "refund", Status: "in_review", Version: 4, Deadline: due, Escalated: true},
 	} {
 		if _, err := store.PutNew(ctx, db, "cases", "case_id", r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rep, err := Backfill(ctx, db, "cases", "owners")
-	if err != nil || rep != (BackfillReport{Scanned: 4, Waiting: 3, Written: 3}) {
+	if err != nil || rep != (BackfillReport{Scanned: 5, Waiting: 4, Written: 4}) {
 		t.Fatalf("first run: %+v %v", rep, err)
 	}
-	got := map[string][3]string{}
+	got := map[string][5]string{}
 	for _, it := range db.Items("cases") {
-		got[s(it["case_id"])] = [3]string{s(it[tasks.AttrRole]), s(it[tasks.AttrTenantRole]), s(it[tasks.AttrDue])}
+		got[s(it["case_id"])] = [5]string{s(it[tasks.AttrRole]), s(it[tasks.AttrTenantRole]), s(it[tasks.AttrDue]), s(it[tasks.AttrEscRole]), s(it[tasks.AttrEscTenantRole])}
 	}
-	want := map[string][3]string{
+	want := map[string][5]string{
 		"refund-a":      {"reviewer#refund", "reviewer#refund#alpha", "2026-04-30T21:00:00.000000000Z#refund-a"},
 		"declaration-b": {"inspector#declaration", "inspector#declaration#beta", "2026-04-30T21:00:00.000000000Z#declaration-b"},
 		"account-c":     {"specialist#account", "", "~#account-c"},
 		"refund-d":      {},
+		// no owner row: every tenant's staff only
+		"refund-e": {"reviewer#refund", "", "2026-04-30T21:00:00.000000000Z#refund-e", "reviewer#refund", ""},
 	}
 	for id, w := range want {
 		if got[id] != w {
 			t.Errorf("%s: %v, want %v", id, got[id], w)
 		}
 	}
-	if rep, err := Backfill(ctx, db, "cases", "owners"); err != nil || rep.Written != 0 || rep.Waiting != 3 {
+	if rep, err := Backfill(ctx, db, "cases", "owners"); err != nil || rep.Written != 0 || rep.Waiting != 4 {
 		t.Fatalf("second run: %+v %v", rep, err)
 	}
 }

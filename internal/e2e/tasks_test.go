@@ -37,6 +37,7 @@ type taskCase struct {
 	id, process, tenant string
 	due                 time.Time // zero: no term
 	open                bool      // still in its human step
+	escalated           bool
 }
 
 // The task list on the stack: a few hundred reviewer tasks of two tenants, each step
@@ -87,7 +88,7 @@ func TestTaskListFromTheProjectionIndexes(t *testing.T) {
 	const n = 320
 	for i := range n {
 		g.Go(func() error {
-			tc := taskCase{process: "refund", tenant: []string{tenantA, tenantB}[i%2], open: i%10 != 7}
+			tc := taskCase{process: "refund", tenant: []string{tenantA, tenantB}[i%2], open: i%10 != 7, escalated: i%9 == 0}
 			status, done := workflows.RefundInReview, workflows.RefundApproved
 			if i%3 == 1 {
 				tc.process, status, done = "identity", workflows.IdentityManualReview, workflows.IdentityVerified
@@ -102,7 +103,7 @@ func TestTaskListFromTheProjectionIndexes(t *testing.T) {
 			}
 			step := func(seq int64, st string) contract.RecordInput {
 				return contract.RecordInput{CaseID: tc.id, Seq: seq, Entries: []contract.AuditEntry{{At: now, Actor: "system", Action: "status_changed", To: st}},
-					Case: &contract.CaseRecord{Process: tc.process, Status: st, Label: st, UpdatedAt: now, Deadline: tc.due, Escalated: i%9 == 0}}
+					Case: &contract.CaseRecord{Process: tc.process, Status: st, Label: st, UpdatedAt: now, Deadline: tc.due, Escalated: tc.escalated}}
 			}
 			if err := record(step(1, "received")); err != nil {
 				return err
@@ -255,6 +256,9 @@ func TestTaskListFromTheProjectionIndexes(t *testing.T) {
 		}},
 		{"deadline=overdue", func(c taskCase) bool { return !c.due.IsZero() && !c.due.After(time.Now()) }},
 		{"deadline=3d", func(c taskCase) bool { return !c.due.IsZero() && c.due.Before(endOfMoscowDay(time.Now(), 3)) }},
+		// escalated: the escalated indexes (a key condition), also with a process
+		{"deadline=escalated", func(c taskCase) bool { return c.escalated }},
+		{"process=identity&deadline=escalated", func(c taskCase) bool { return c.escalated && c.process == "identity" }},
 	} {
 		var got []string
 		latency("bound reviewer, "+c.query, func() { got = walk(boundA, "role=reviewer&limit=30&"+c.query) })

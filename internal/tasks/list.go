@@ -35,7 +35,7 @@ type Query struct {
 	// Before: only tasks due before this time (zero: no bound; a case without a term is
 	// never before anything). A key condition on the sort key.
 	Before time.Time
-	// Escalated: only escalated cases (a filter: escalation is no key).
+	// Escalated: only escalated cases, read from the escalated indexes (a key condition).
 	Escalated bool
 	// Limit: the page size (1 or more).
 	Limit int
@@ -102,8 +102,12 @@ func (q Query) streams() ([]stream, error) {
 			continue
 		}
 		switch {
+		case q.Tenant == "" && q.Escalated:
+			out = append(out, stream{EscalatedIndex, AttrEscRole, Queue(q.Role, st.Process)})
 		case q.Tenant == "":
 			out = append(out, stream{Index, AttrRole, Queue(q.Role, st.Process)})
+		case Owned(st.Process) && q.Escalated:
+			out = append(out, stream{TenantEscalatedIndex, AttrEscTenantRole, TenantQueue(q.Role, st.Process, q.Tenant)})
 		case Owned(st.Process):
 			out = append(out, stream{TenantIndex, AttrTenantRole, TenantQueue(q.Role, st.Process, q.Tenant)})
 		default:
@@ -138,11 +142,6 @@ func (l Lister) query(s stream, q Query, key string, back bool, limit int32, cou
 		in.ExpressionAttributeNames["#d"] = AttrDue
 		in.ExpressionAttributeValues[":b"] = store.S(dueBound(q.Before))
 	}
-	if q.Escalated {
-		in.FilterExpression = aws.String("#e = :t")
-		in.ExpressionAttributeNames["#e"] = "escalated"
-		in.ExpressionAttributeValues[":t"] = &types.AttributeValueMemberBOOL{Value: true}
-	}
 	if count {
 		in.Select = types.SelectCount
 	}
@@ -175,13 +174,7 @@ func (l Lister) fetch(ctx context.Context, s stream, q Query, key string, back b
 	if !send {
 		key = ""
 	}
-	// A filter is applied after DynamoDB's Limit: with a small Limit a rare match would
-	// take thousands of calls. Filtered, each call reads up to 1 MB.
-	n := int32(limit + 1)
-	if q.Escalated {
-		n = 0
-	}
-	in := l.query(s, q, key, back, n, false)
+	in := l.query(s, q, key, back, int32(limit+1), false)
 	for {
 		out, err := l.DB.Query(ctx, in)
 		if err != nil {
@@ -313,8 +306,8 @@ func task(it map[string]types.AttributeValue) (Task, error) {
 
 // Count is how many tasks the query lists in all (Cursor, Last and Limit aside), counted
 // up to max: exact is false when there are more than max (n is then max). A Select COUNT
-// of each stream, in parallel, that reads no more than max+1 index items per stream (an
-// escalated filter reads 1 MB pages until then). Counting a whole partition of 100,000
+// of each stream, in parallel, that reads no more than max+1 index items per stream.
+// Counting a whole partition of 100,000
 // tasks takes seconds, hence the bound.
 func (l Lister) Count(ctx context.Context, q Query, max int) (n int, exact bool, err error) {
 	streams, err := q.streams()
@@ -327,9 +320,7 @@ func (l Lister) Count(ctx context.Context, q Query, max int) (n int, exact bool,
 		g.Go(func() error {
 			in := l.query(s, q, "", false, 0, true)
 			for counts[i] <= max {
-				if !q.Escalated {
-					in.Limit = aws.Int32(int32(max + 1 - counts[i]))
-				}
+				in.Limit = aws.Int32(int32(max + 1 - counts[i]))
 				out, err := l.DB.Query(gctx, in)
 				if err != nil {
 					return fmt.Errorf("count %s: %w", s.index, err)

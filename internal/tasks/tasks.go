@@ -9,7 +9,11 @@
 //   - task_tenant_role = "<role>#<process>#<tenant>"  (index by_tenant_task), only for a
 //     case owned by a tenant (case_owners); an account belongs to a taxpayer, not a tenant
 //   - task_due         = "<deadline, UTC, fixed width>#<case id>", or "~#<case id>" for a
-//     case without a term (sorts after every date), the sort key of both indexes.
+//     case without a term (sorts after every date), the sort key of every index here;
+//   - task_esc_role and task_esc_tenant_role, the same partitions as task_role and
+//     task_tenant_role, only while the case is escalated (indexes by_escalated_task and
+//     by_tenant_escalated_task): "escalated tasks of role R" is a key condition, read a
+//     page at a time, not a filter over every task of the role.
 //
 // Every transition writes the projection whole (a Put), so a step out of the human
 // status drops the attributes and the case leaves both indexes.
@@ -46,7 +50,15 @@ const (
 	AttrDue        = "task_due"
 	Index          = "by_task"
 	TenantIndex    = "by_tenant_task"
+
+	AttrEscRole          = "task_esc_role"
+	AttrEscTenantRole    = "task_esc_tenant_role"
+	EscalatedIndex       = "by_escalated_task"
+	TenantEscalatedIndex = "by_tenant_escalated_task"
 )
+
+// AttrNames are every task attribute a projection may carry.
+var AttrNames = []string{AttrRole, AttrTenantRole, AttrDue, AttrEscRole, AttrEscTenantRole}
 
 // RoleOf is the role a process's status waits for, "" when it is no human step.
 func RoleOf(process, status string) string {
@@ -116,8 +128,14 @@ func Attrs(rec contract.CaseRecord, tenant string) map[string]types.AttributeVal
 		return nil
 	}
 	out := map[string]types.AttributeValue{AttrRole: store.S(Queue(role, rec.Process)), AttrDue: store.S(DueKey(rec.Deadline, rec.CaseID))}
+	if rec.Escalated {
+		out[AttrEscRole] = out[AttrRole]
+	}
 	if tenant != "" && Owned(rec.Process) {
 		out[AttrTenantRole] = store.S(TenantQueue(role, rec.Process, tenant))
+		if rec.Escalated {
+			out[AttrEscTenantRole] = out[AttrTenantRole]
+		}
 	}
 	return out
 }
