@@ -363,12 +363,12 @@ func (r *account) handlers(ctx workflow.Context) error {
 // The checks of each path, in the validator and again when the main coroutine acts (the
 // state may have moved between the two). A path the lock does not (or no longer) offer
 // is refused with the account's status (a late message: 409 with current_status).
-// The lock offers a path when accountStates lists the path's update from its status.
-func (r *account) locked(what, update string) error {
+// The lock offers a path when accountStates lists the path's update (path) from its status.
+func (r *account) locked(what, path string) error {
 	if r.ended {
 		return errLate(what+": the account's workflow is stopping", r.st.Status, r.st.Label)
 	}
-	if accountStates.takes(r.st.Status, update) {
+	if accountStates.takes(r.st.Status, path) {
 		return nil
 	}
 	return errLate(what+": the account is not locked in a way this path can lift", r.st.Status, r.st.Label)

@@ -28,7 +28,7 @@ var accountStates = StateMachine{
 			To: []string{AccountActive, AccountAwaitingSpecialist}, Who: "integrator for the taxpayer (accounts:unblock)"},
 		{From: []string{AccountAwaitingIdentity}, Via: update(AccountUpdateIdentity), When: "starts an IdentityVerification child",
 			Who: "integrator for the taxpayer (accounts:unblock)"},
-		{From: []string{AccountAwaitingIdentity}, Via: step("identity re-verification"), When: "verified",
+		{From: []string{AccountAwaitingIdentity}, Via: step("identity verified again"), When: "the IdentityVerification child ended verified",
 			To: []string{AccountActive}, Who: "system"},
 		{From: []string{AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist}, Via: update(AccountUpdateSpecialist),
 			When: "due in 24 h", Who: "integrator for the taxpayer (accounts:unblock)"},

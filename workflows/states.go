@@ -87,17 +87,6 @@ func (m *StateMachine) Takes(status string, kind ViaKind, name string) bool {
 // takes is Takes for an update.
 func (m *StateMachine) takes(status, name string) bool { return m.Takes(status, ViaUpdate, name) }
 
-// from lists the statuses that take an update, in table order.
-func (m *StateMachine) from(name string) []string {
-	var out []string
-	for _, s := range append([]string{Start}, m.Statuses...) {
-		if m.takes(s, name) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // Allows says whether the table lists a transition from one status to another.
 func (m *StateMachine) Allows(from, to string) bool {
 	for _, r := range m.Rows {
