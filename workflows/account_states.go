@@ -11,11 +11,11 @@ var accountStates = StateMachine{
 	Labels:   AccountLabels,
 	Rows: []StateRow{
 		{From: []string{Start}, Via: Via{Kind: ViaStart}, When: "the account's first event (signal-with-start)",
-			To: []string{AccountActive}, Who: "authentication system (accounts:events)"},
+			To: []string{AccountActive}, Who: "authentication system (accounts:events), or a batch line"},
 		{From: []string{AccountActive, AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist},
 			Via: signal(AccountSignalEvent), When: "a login or an event that changes no lock, or an id already seen",
 			Who: "authentication system (accounts:events)"},
-		{From: []string{AccountActive}, Via: signal(AccountSignalEvent), When: "more than 5 failed logins in a row: 15 min, then 1 h",
+		{From: []string{AccountActive}, Via: signal(AccountSignalEvent), When: "more than 5 failed logins in a row (a lock of 15 min, then 1 h)",
 			To: []string{AccountAutoUnlockPending}, Who: "authentication system (accounts:events)"},
 		{From: []string{AccountActive}, Via: signal(AccountSignalEvent), When: "the 3rd lock within 24 h",
 			To: []string{AccountAwaitingSpecialist}, Who: "authentication system (accounts:events)"},

@@ -180,7 +180,7 @@ func (m *StateMachine) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
 	for _, s := range m.Statuses {
-		fmt.Fprintf(&b, "    %s: %s · %s\n", s, s, m.Labels[s])
+		fmt.Fprintf(&b, "    %s: %s · %s\n", s, s, mermaidText(m.Labels[s]))
 	}
 	type edge struct{ from, to string }
 	var edges []edge
@@ -227,9 +227,9 @@ func (m *StateMachine) Mermaid() string {
 }
 
 // mermaidText keeps a label to what Mermaid reads as text: no statement separators, no
-// arrows.
+// arrows, no colon (which starts a description).
 func mermaidText(s string) string {
-	return strings.NewReplacer(";", ",", "-->", "to", "#", "no.", "{", "(", "}", ")").Replace(s)
+	return strings.NewReplacer(";", ",", "-->", "to", "#", "no.", "{", "(", "}", ")", ":", " —").Replace(s)
 }
 
 // Table is the process's transitions as a Markdown table: from, what moves the case and
@@ -250,7 +250,7 @@ func (m *StateMachine) Table() string {
 	for _, r := range m.Rows {
 		via := r.Via.label()
 		if r.When != "" {
-			via += ": " + r.When
+			via += " — " + r.When
 		}
 		to := name(r.To)
 		switch {

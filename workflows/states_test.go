@@ -168,6 +168,21 @@ func TestRefundValidatorsAskTheTable(t *testing.T) {
 	}
 }
 
+// The account's paths ask the table too: without the row of the self-service update, a
+// temporary lock no longer offers it.
+func TestAccountPathsAskTheTable(t *testing.T) {
+	r := &account{st: AccountState{Status: AccountAutoUnlockPending, TriesLeft: 1}}
+	if err := r.canSelfService(); err != nil {
+		t.Fatalf("a temporary lock: %v", err)
+	}
+	saved := accountStates.Rows
+	t.Cleanup(func() { accountStates.Rows = saved })
+	accountStates.Rows = slices.DeleteFunc(slices.Clone(saved), func(r StateRow) bool { return r.Via == update(AccountUpdateSelfService) })
+	if err := r.canSelfService(); err == nil || errType(err) != fnerr.TypeConflict {
+		t.Fatalf("without the self_service row: %v, want a Conflict", err)
+	}
+}
+
 func TestProcessesDocIsCurrent(t *testing.T) {
 	b, err := os.ReadFile("../docs/processes.md")
 	if err != nil {
