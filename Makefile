@@ -54,7 +54,7 @@ BENCH_OPEN_ENV := TAXFLOW_RUN_DIR=$(CURDIR)/.run/bench-open \
 	TAXFLOW_S3_CONSOLE_PORT=$${TAXFLOW_BENCH_OPEN_S3_CONSOLE_PORT:-31901} TAXFLOW_LAMBDA_PORT=$${TAXFLOW_BENCH_OPEN_LAMBDA_PORT:-31909} \
 	TAXFLOW_CODEC_PORT=$${TAXFLOW_BENCH_OPEN_CODEC_PORT:-31889}
 
-.PHONY: help setup test-setup lint-setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave bench-webhooks
+.PHONY: help setup test-setup lint-setup build dev demo up down status test unit fuzz integration histories bench lint template clean cluster-setup cluster cluster-smoke test-cluster bench-cluster sizing bench-open bench-wave bench-webhooks docs
 .DEFAULT_GOAL := help
 
 help: ## list the targets (a plain `make` does this)
@@ -104,6 +104,9 @@ test-cluster: test-setup cluster-setup build ## the integration tests that matte
 	@bash localstack/native/with-stack.sh $(CLUSTER_ENV) -- bash localstack/native/cluster-test.sh '$(CLUSTER_TESTS)'
 
 test: test-setup build lint unit fuzz integration ## every test: unit (with -race), brief fuzzing, integration on the local stack
+
+docs: ## regenerate the state diagrams in docs/processes.md from the transitions tables
+	@$(GO) run ./workflows/cmd/statesdoc docs/processes.md
 
 lint: lint-setup ## gofmt, go vet, the OpenAPI linter (redocly), golangci-lint (.golangci.yml) and workflowcheck over workflows/
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \

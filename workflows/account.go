@@ -363,20 +363,19 @@ func (r *account) handlers(ctx workflow.Context) error {
 // The checks of each path, in the validator and again when the main coroutine acts (the
 // state may have moved between the two). A path the lock does not (or no longer) offer
 // is refused with the account's status (a late message: 409 with current_status).
-func (r *account) locked(what string, statuses ...string) error {
+// The lock offers a path when accountStates lists the path's update (path) from its status.
+func (r *account) locked(what, path string) error {
 	if r.ended {
 		return errLate(what+": the account's workflow is stopping", r.st.Status, r.st.Label)
 	}
-	for _, s := range statuses {
-		if r.st.Status == s {
-			return nil
-		}
+	if accountStates.takes(r.st.Status, path) {
+		return nil
 	}
 	return errLate(what+": the account is not locked in a way this path can lift", r.st.Status, r.st.Label)
 }
 
 func (r *account) canSelfService() error {
-	if err := r.locked("self-service unblock", AccountAutoUnlockPending); err != nil {
+	if err := r.locked("self-service unblock", AccountUpdateSelfService); err != nil {
 		return err
 	}
 	if r.st.TriesLeft <= 0 {
@@ -386,7 +385,7 @@ func (r *account) canSelfService() error {
 }
 
 func (r *account) canStartIdentity() error {
-	if err := r.locked("identity re-verification", AccountAwaitingIdentity); err != nil {
+	if err := r.locked("identity re-verification", AccountUpdateIdentity); err != nil {
 		return err
 	}
 	if r.child {
@@ -396,7 +395,7 @@ func (r *account) canStartIdentity() error {
 }
 
 func (r *account) canAskSpecialist() error {
-	if err := r.locked("specialist request", AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist); err != nil {
+	if err := r.locked("specialist request", AccountUpdateSpecialist); err != nil {
 		return err
 	}
 	if r.st.SpecialistDue != nil {
@@ -406,7 +405,7 @@ func (r *account) canAskSpecialist() error {
 }
 
 func (r *account) canDecide() error {
-	return r.locked("specialist decision", AccountAutoUnlockPending, AccountAwaitingIdentity, AccountAwaitingSpecialist)
+	return r.locked("specialist decision", AccountUpdateDecision)
 }
 
 // enqueue records an update for the main coroutine and waits for its answer. The main

@@ -378,11 +378,11 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, DeclarationQueryStatus, func() (DeclarationStatus, error) { return r.st, nil }); err != nil {
 		return err
 	}
-	inReview := func(what string) error {
+	inReview := func(update, what string) error {
 		if err := r.lateFor(what); err != nil {
 			return err
 		}
-		if r.st.Status != DeclarationInReview || r.request != nil || r.decision != nil || r.correction != nil {
+		if !declarationStates.takes(r.st.Status, update) || r.request != nil || r.decision != nil || r.correction != nil {
 			return errLate(what+": the declaration is not in desk review", r.st.Status, r.st.Label)
 		}
 		return nil
@@ -409,7 +409,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(q DocumentRequest) error {
-			if err := inReview("documents request"); err != nil {
+			if err := inReview(DeclarationUpdateRequest, "documents request"); err != nil {
 				return err
 			}
 			if q.What == "" || q.Inspector == "" {
@@ -436,7 +436,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: func(d DeclarationDecision) error {
-			if err := inReview("decision"); err != nil {
+			if err := inReview(DeclarationUpdateDecide, "decision"); err != nil {
 				return err
 			}
 			switch {
@@ -473,7 +473,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			if err := r.lateFor("appeal"); err != nil {
 				return err
 			}
-			if r.st.Status != DeclarationDecided || r.appeal != nil || (r.st.AppealBy != nil && !workflow.Now(ctx).Before(*r.st.AppealBy)) {
+			if !declarationStates.takes(r.st.Status, DeclarationUpdateAppeal) || r.appeal != nil || (r.st.AppealBy != nil && !workflow.Now(ctx).Before(*r.st.AppealBy)) {
 				return errLate("appeal: no decision open to appeal", r.st.Status, r.st.Label)
 			}
 			if a.Reason == "" {
@@ -507,7 +507,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 				return errLate("correction: a decision has been taken on this declaration: file a new declaration for the period", r.st.Status, r.st.Label)
 			case r.correction != nil:
 				return errLate("correction: another corrected declaration is being taken", r.st.Status, r.st.Label)
-			case r.st.Status == "":
+			case !declarationStates.takes(r.st.Status, DeclarationUpdateCorrect): // decided and appealed are refused above: a decision was taken
 				return errLate("correction: the declaration is not yet received", DeclarationReceived, DeclarationLabels[DeclarationReceived])
 			case sub.Format != "json" && sub.Format != "xml":
 				return invalid("format: must be json or xml")
@@ -538,7 +538,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			if !strings.HasPrefix(a.Key, prefix) || len(a.Key) <= len(prefix) {
 				return invalid("key: must be " + prefix + "…")
 			}
-			if r.st.Status == DeclarationDecided && r.appeal == nil {
+			if !declarationStates.takes(r.st.Status, DeclarationUpdateAttach) && r.appeal == nil {
 				return errLate("attachment: a decision has been taken; appeal it to have documents reviewed", r.st.Status, r.st.Label)
 			}
 			return nil
@@ -547,7 +547,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, DeclarationUpdateRecomputeTerm, r.recomputeTerm,
 		workflow.UpdateHandlerOptions{Validator: func() error {
-			if r.runningTerm() == "" {
+			if !declarationStates.takes(r.st.Status, DeclarationUpdateRecomputeTerm) || r.runningTerm() == "" {
 				return errLate("recompute term: no desk review or appeal window is running", r.st.Status, r.st.Label)
 			}
 			return nil

@@ -277,7 +277,7 @@ func (r *identity) takeSignals(ctx workflow.Context) {
 		if !r.sig.resubmit.ReceiveAsync(&sub) {
 			break
 		}
-		if r.final == "" && !r.done && r.st.Status == IdentityNeedsDocuments && r.resubmit == nil {
+		if r.final == "" && !r.done && identityStates.Takes(r.st.Status, ViaSignal, IdentitySignalResubmit) && r.resubmit == nil {
 			r.resubmit = &sub
 		} else {
 			r.st.LateSignals++
@@ -289,7 +289,7 @@ func (r *identity) takeSignals(ctx workflow.Context) {
 			break
 		}
 		// an operator's review reads no upload: one signalled then is late, not kept unread
-		if r.final == "" && !r.done && r.st.Status != IdentityManualReview && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
+		if r.final == "" && !r.done && identityStates.Takes(r.st.Status, ViaSignal, IdentitySignalDocument) && d.DocID != "" && len(r.sub.Documents) < MaxWaitingUploads {
 			r.sub.Documents = append(r.sub.Documents, d)
 			r.uploadAt = later(r.uploadAt, causeTime(ctx, d.At))
 		} else {
@@ -363,7 +363,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			if err := r.lateFor("review"); err != nil {
 				return err
 			}
-			if r.st.Status != IdentityManualReview {
+			if !identityStates.takes(r.st.Status, IdentityUpdateReview) {
 				return errLate("review: the verification is not awaiting an operator's review", r.st.Status, r.st.Label)
 			}
 			if r.review != nil {
@@ -408,7 +408,7 @@ func (r *identity) handlers(ctx workflow.Context) error {
 			if err := r.lateFor("re-submission"); err != nil {
 				return err
 			}
-			if r.st.Status != IdentityNeedsDocuments {
+			if !identityStates.takes(r.st.Status, IdentityUpdateResubmit) {
 				return errLate("re-submission: the verification is not waiting for one", r.st.Status, r.st.Label)
 			}
 			if !r.consent {
@@ -441,12 +441,12 @@ func (r *identity) handlers(ctx workflow.Context) error {
 				return invalid("doc_id: required")
 			case r.in.Method != contract.MethodDocuments:
 				return errLate("document: this verification's method ("+r.in.Method+") takes no documents", r.st.Status, r.st.Label)
-			case r.st.Status == IdentityManualReview:
-				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
-			case r.st.Status == IdentityChecking:
+			case !identityStates.takes(r.st.Status, IdentityUpdateDocument) && r.st.Status == IdentityChecking:
 				// Only a failed check would read it; one that verifies or goes to an operator
 				// would drop it after it was accepted. Sent again once the check asks for more.
 				return errLate("document: a check is running; send it when the verification asks for documents", r.st.Status, r.st.Label)
+			case !identityStates.takes(r.st.Status, IdentityUpdateDocument):
+				return errLate("document: the automatic check is over and an operator decides", r.st.Status, r.st.Label)
 			case len(r.sub.Documents) >= MaxWaitingUploads:
 				return errLate(fmt.Sprintf("document: %d uploads already wait for the check", MaxWaitingUploads), r.st.Status, r.st.Label)
 			}

@@ -74,6 +74,18 @@ type journal struct {
 	mu      workflow.Mutex
 }
 
+// transitionSeen, set by the tests only (states_test.go), is told of every transition a
+// case decides to take, as the step that records it is made: the tests check each against
+// the process's table (StateMachines). Nil in a worker; it produces no command.
+var transitionSeen func(process, from, to string)
+
+// taking tells transitionSeen of a transition decided.
+func (j *journal) taking(from, to string) {
+	if transitionSeen != nil {
+		transitionSeen(j.process, from, to)
+	}
+}
+
 // current is the status entries and steps describe: the last decided.
 func (j *journal) current() string {
 	if j.decided != "" {
@@ -93,6 +105,7 @@ func (j *journal) Seq() int64 { return j.seq }
 // transition's own.
 func (j *journal) record(ctx workflow.Context, to, actor, reason string, notes ...note) error {
 	from := j.current()
+	j.taking(from, to)
 	j.decided = to
 	j.queue(ctx, "status_changed", from, to, actor, reason)
 	for _, n := range notes {
@@ -261,6 +274,7 @@ func (j *journal) fold(ctx workflow.Context, to, actor, reason string, patch fun
 	}
 	j.steps(ctx) // the step path is asked at the first step, as for any other
 	from := j.current()
+	j.taking(from, to)
 	queued, settle, futures := j.queued, j.settle, j.pending
 	j.queued, j.settle, j.pending = nil, nil, nil
 	entries := append(append([]contract.AuditEntry(nil), queued...), j.entry(ctx, "status_changed", from, to, actor, reason))
@@ -300,6 +314,7 @@ func (j *journal) moved(ctx workflow.Context, from, to, actor, reason string) {
 // (fold answered its error, seq stayed taken) and which a later operation carrying the
 // same step found written.
 func (j *journal) adopt(ctx workflow.Context, to, actor, reason string) {
+	j.taking(j.current(), to)
 	j.moved(ctx, j.current(), to, actor, reason)
 }
 

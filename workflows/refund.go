@@ -445,7 +445,7 @@ func (r *refund) closed() bool { return r.final || r.ending }
 // accepted message is never dropped. They read state only.
 
 func (r *refund) validateDecision(d RefundDecision) error {
-	if r.st.Status != RefundInReview || r.decision != nil || r.withdrawal != nil || r.closed() {
+	if !refundStates.takes(r.current(), RefundUpdateDecide) || r.decision != nil || r.withdrawal != nil || r.closed() {
 		return r.late("no decision can be taken")
 	}
 	if d.Reviewer == "" {
@@ -458,14 +458,14 @@ func (r *refund) validateDecision(d RefundDecision) error {
 }
 
 func (r *refund) validateWithdrawal(w RefundWithdrawal) error {
-	if r.payoutStarted || r.withdrawal != nil || r.closed() {
+	if !refundStates.takes(r.current(), RefundUpdateWithdraw) || r.payoutStarted || r.withdrawal != nil || r.closed() {
 		return r.late("the request can no longer be withdrawn (the payout has started, or the case is closed or being withdrawn)")
 	}
 	return checkReason("reason", w.Reason)
 }
 
 func (r *refund) validateRequisites(q RefundRequisites) error {
-	if !r.st.BankHold || r.requisites != nil || r.closed() {
+	if !refundStates.takes(r.current(), RefundUpdateRequisites) || !r.st.BankHold || r.requisites != nil || r.closed() {
 		return r.late("no payout is held for bank requisites")
 	}
 	if !q.Verified && q.Reason == "" {
@@ -475,7 +475,7 @@ func (r *refund) validateRequisites(q RefundRequisites) error {
 }
 
 func (r *refund) validateRetry(q RefundRetry) error {
-	if r.st.Status != RefundPayoutFailed || !r.operatorOpen || r.retry != nil || r.closed() {
+	if !refundStates.takes(r.current(), RefundUpdateRetryPayout) || !r.operatorOpen || r.retry != nil || r.closed() {
 		return r.late("no failed payout awaits a retry")
 	}
 	if q.Operator == "" {
@@ -509,17 +509,14 @@ func validDocID(id string) bool {
 	return true
 }
 
-// takesDocuments: a document can still count (before a decision is taken: received,
-// awaiting_info, in_review with no decision or withdrawal pending).
+// takesDocuments: a document can still count (before a decision is taken: the statuses
+// refundStates lists for add-document, with no decision or withdrawal pending). The old
+// document signal is taken in the same statuses as the update.
 func (r *refund) takesDocuments() bool {
 	if r.closed() || r.decision != nil || r.withdrawal != nil {
 		return false
 	}
-	switch r.st.Status {
-	case "", RefundReceived, RefundAwaitingInfo, RefundInReview:
-		return true
-	}
-	return false
+	return refundStates.takes(r.current(), RefundUpdateDocument)
 }
 
 // takeDocSignals moves the old document signals that have arrived into pendingDocs, or,
@@ -815,7 +812,7 @@ func (r *refund) handlers(ctx workflow.Context) error {
 // termMatters: the case has a term that can still change what happens (no payout has
 // started: its interest is counted from the deadline when it starts).
 func (r *refund) termMatters() bool {
-	return !r.closed() && !r.payoutStarted && r.st.Status != RefundPaid && !r.st.Deadline.IsZero()
+	return !r.closed() && !r.payoutStarted && refundStates.takes(r.current(), RefundUpdateRecomputeTerm) && !r.st.Deadline.IsZero()
 }
 
 // recomputeTerm is the recompute_term update (recompute.go): the term counted first, in a

@@ -1,0 +1,57 @@
+package workflows
+
+// declarationStates is the declaration review read as a state machine (states.go). The
+// validators of its updates ask it whether the case's status takes the message; the
+// checks that are not about the status (a message of the kind already pending, the
+// appeal window, a decision already taken) stay beside them. A declaration has no final
+// status: it ends decided, once no appeal can come.
+var declarationStates = StateMachine{
+	Process: "declaration", Workflow: "Declaration", Source: "workflows/declaration.go",
+	Statuses: []string{DeclarationReceived, DeclarationAutoCheck, DeclarationClarification, DeclarationAccepted,
+		DeclarationInReview, DeclarationDecided, DeclarationAppealed},
+	Labels: DeclarationLabels,
+	Rows: []StateRow{
+		{From: []string{Start}, Via: Via{Kind: ViaStart}, To: []string{DeclarationReceived},
+			Who: "integrator (declarations:write), or a batch line"},
+		{From: []string{DeclarationReceived}, Via: step("checks start"), To: []string{DeclarationAutoCheck}, Who: "system"},
+		{From: []string{DeclarationAutoCheck}, Via: step("checks passed"), To: []string{DeclarationAccepted}, Who: "system"},
+		{From: []string{DeclarationAutoCheck}, Via: step("checks failed"), When: "correct or explain within 5 working days (art. 88 p.3)",
+			To: []string{DeclarationClarification}, Who: "system"},
+		{From: []string{DeclarationAccepted}, Via: step("desk review starts"), To: []string{DeclarationInReview}, Who: "system"},
+		{From: []string{DeclarationClarification}, Via: timer("correction term (5 working days)"), When: "an inspector reviews it as filed",
+			To: []string{DeclarationInReview}, Who: "system"},
+		{From: []string{DeclarationAutoCheck, DeclarationClarification, DeclarationInReview},
+			Via: update(DeclarationUpdateCorrect), When: "until the first decision, a new review starts",
+			To: []string{DeclarationAutoCheck}, Who: "integrator (declarations:write)"},
+		{From: []string{DeclarationReceived, DeclarationAccepted}, Via: update(DeclarationUpdateCorrect),
+			When: "taken, the new review starts at the next step (checks, or the desk review)", Who: "integrator (declarations:write)"},
+		{From: []string{DeclarationInReview}, Via: update(DeclarationUpdateRequest), When: "explanations 5, documents 10 working days",
+			To: []string{DeclarationClarification}, Who: "inspector (declarations:review)"},
+		{From: []string{DeclarationClarification}, Via: update(DeclarationUpdateAttach), When: "answers an open request",
+			To: []string{DeclarationInReview}, Who: "integrator (declarations:write)"},
+		{From: []string{Start, DeclarationReceived, DeclarationAutoCheck, DeclarationClarification, DeclarationAccepted,
+			DeclarationInReview, DeclarationAppealed}, Via: update(DeclarationUpdateAttach), When: "no request open, kept with the case",
+			Who: "integrator (declarations:write)"},
+		{From: []string{DeclarationClarification}, Via: signal(DeclarationSignalAnswer), When: "cases started before the attach update",
+			To: []string{DeclarationInReview}, Who: "integrator (declarations:write)"},
+		{From: []string{DeclarationClarification}, Via: timer("answer term"), When: "the review goes on without the answer",
+			To: []string{DeclarationInReview}, Who: "system"},
+		{From: []string{DeclarationInReview}, Via: update(DeclarationUpdateDecide), When: "with grounds, another inspector after an appeal",
+			To: []string{DeclarationDecided}, Who: "inspector (declarations:review)"},
+		{From: []string{DeclarationInReview}, Via: timer("act bound (10 working days after the term)"), When: "the system decides",
+			To: []string{DeclarationDecided}, Who: "system"},
+		{From: []string{DeclarationReceived, DeclarationAutoCheck, DeclarationClarification, DeclarationAccepted, DeclarationInReview},
+			Via: timer("desk-review term (reminder 14 d before, escalation at it)"), Who: "system"},
+		{From: []string{DeclarationReceived, DeclarationAutoCheck, DeclarationClarification, DeclarationAccepted, DeclarationInReview,
+			DeclarationDecided}, Via: update(DeclarationUpdateRecomputeTerm), When: "the desk review's term, or the open appeal window",
+			Who: "operator (taxflow terms recompute)"},
+		{From: []string{DeclarationDecided}, Via: update(DeclarationUpdateAppeal), When: "within the appeal window",
+			To: []string{DeclarationAppealed}, Who: "integrator (declarations:write)"},
+		{From: []string{DeclarationDecided}, Via: timer("appeal window (1 month from delivery)"), When: "no appeal, the decision is final",
+			Ends: true, Who: "system"},
+		{From: []string{DeclarationAppealed}, Via: step("appeal review starts"), When: "for another inspector",
+			To: []string{DeclarationInReview}, Who: "system"},
+		{From: []string{DeclarationInReview}, Via: timer("appeal review term (1 month)"), When: "the decision stands, the run ends",
+			To: []string{DeclarationDecided}, Who: "system"},
+	},
+}
