@@ -258,7 +258,7 @@ func TestTaskListFromTheProjectionIndexes(t *testing.T) {
 		{"deadline=3d", func(c taskCase) bool { return !c.due.IsZero() && c.due.Before(endOfMoscowDay(time.Now(), 3)) }},
 		// escalated: the escalated indexes (a key condition), also with a process
 		{"deadline=escalated", func(c taskCase) bool { return c.escalated }},
-		{"process=identity&deadline=escalated", func(c taskCase) bool { return c.escalated && c.process == "identity" }},
+		{"process=refund&deadline=escalated", func(c taskCase) bool { return c.escalated && c.process == "refund" }},
 	} {
 		var got []string
 		latency("bound reviewer, "+c.query, func() { got = walk(boundA, "role=reviewer&limit=30&"+c.query) })
