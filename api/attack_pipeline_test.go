@@ -154,3 +154,26 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// A declaration the parser cannot read is refused without echoing what it holds: the
+// values of a 3-НДФЛ are personal data (an INN, a passport number in a wrong element),
+// and an answer is kept in integrators' logs. The JSON bodies of the API were decoded
+// so (jsonProblem); the declaration's parser answered its decoder's message, value and
+// all.
+func TestUnreadableDeclarationIsNotEchoed(t *testing.T) {
+	s, keys := newTestServer()
+	keys.Add("declarant-key", Principal{ID: "cabinet", Tenant: "cabinet", Role: RoleIntegrator, Scopes: []string{ScopeDeclarationsWrite, ScopeDeclarationsRead}})
+	h := s.Handler()
+	const secret = "4509123456"
+	for name, c := range map[string]struct{ ct, body string }{
+		"xml number":  {"application/xml", `<declaration><inn>500100732259</inn><period>паспорт ` + secret + `</period></declaration>`},
+		"json number": {"application/json", `{"inn":"500100732259","period":` + secret + secret + secret + `}`},
+		"json string": {"application/json", `{"inn":"500100732259","period":"` + secret + `"}`},
+	} {
+		rec := do(h, "POST", "/v1/declarations", "declarant-key", c.body, "Idempotency-Key", "k-"+name, "Content-Type", c.ct,
+			"X-Confirmation-Method", "sms", "X-Confirmation-Reference", "sms-check-1")
+		if rec.Code != http.StatusBadRequest || strings.Contains(rec.Body.String(), secret) {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+}
