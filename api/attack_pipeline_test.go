@@ -98,7 +98,7 @@ func (statusUpdate) WorkflowID() string { return "" }
 func (statusUpdate) RunID() string      { return "" }
 func (statusUpdate) UpdateID() string   { return "" }
 func (u statusUpdate) Get(_ context.Context, out any) error {
-	return jsonValue{u.v}.Get(out)
+	return jsonValue(u).Get(out)
 }
 
 // Which field of the person data differs from the registry (and so what the registry
