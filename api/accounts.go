@@ -21,19 +21,15 @@ func (s *Server) accountEvent(w http.ResponseWriter, r *http.Request) { accountE
 var accountEventRoute = handle(taxpayerINN, (*Server).takeAccountEvent)
 
 func (s *Server) takeAccountEvent(c *call[contract.AccountEvent]) (reply, error) {
-	e := c.Body
-	// The event's time (a lock runs from it): the caller's, never later than its receipt.
-	if now := time.Now().UTC(); e.At.IsZero() || e.At.After(now) {
-		e.At = now
-	}
 	id, subject, err := s.AccountID(c.ctx(), c.INN)
 	if err != nil {
 		return reply{}, unavailable("find account", err)
 	}
-	if err := s.deliverAccountEvent(c.ctx(), id, subject, c.INN, e); err != nil {
+	// The event's time is judged by the case service (deliverAccountEvent).
+	if err := s.deliverAccountEvent(c.ctx(), id, subject, c.INN, c.Body); err != nil {
 		return reply{}, unavailable("deliver account event", err)
 	}
-	return acceptedReply(map[string]string{"event_id": e.EventID}), nil
+	return acceptedReply(map[string]string{"event_id": c.Body.EventID}), nil
 }
 
 // accountLock answers the lock state: code, label, until when, and which paths are open.

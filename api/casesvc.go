@@ -51,8 +51,13 @@ func (s *Server) startCase(ctx context.Context, c newCase) (existing bool, err e
 // deliverAccountEvent signals an event to the taxpayer's account, starting the account
 // on its first event (signal-with-start). The subject is the one the id was made of:
 // after a key rotation an existing account keeps its id, and a closed one started again
-// keeps its subject too.
+// keeps its subject too. The event's time is the sender's, never later than its receipt:
+// a lock runs from it, so a time in the future would lock the account until then. It is
+// judged here, for the route and the batch line alike.
 func (s *Server) deliverAccountEvent(ctx context.Context, id, subject, inn string, e contract.AccountEvent) error {
+	if now := time.Now().UTC(); e.At.IsZero() || e.At.After(now) {
+		e.At = now
+	}
 	_, err := s.Temporal.SignalWithStartWorkflow(ctx, id, workflows.AccountSignalEvent, e, client.StartWorkflowOptions{
 		ID: id, TaskQueue: s.TaskQueue,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet("account"),

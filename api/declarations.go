@@ -222,6 +222,9 @@ type documentsRequest struct {
 	Kind string `json:"kind"` // explanations (5 working days) or documents (10, the default)
 }
 
+// check bounds what is asked for as the console does (consoleDecide): the case keeps it.
+func (q documentsRequest) check() error { return textFits("what", q.What) }
+
 func (s *Server) requestDeclarationDocuments(c *call[documentsRequest]) (reply, error) {
 	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procDecl, Action: ActRequest, What: c.Body.What, Kind: c.Body.Kind})
 }
@@ -233,13 +236,21 @@ type declarationDecision struct {
 	Grounds       string `json:"grounds"`
 }
 
+// check bounds the grounds as the console does (consoleDecide): the case keeps them.
+func (d declarationDecision) check() error { return textFits("grounds", d.Grounds) }
+
 func (s *Server) decideDeclaration(c *call[declarationDecision]) (reply, error) {
 	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procDecl, Action: ActDecide, Decision: c.Body.Decision,
 		RefundKopecks: c.Body.RefundKopecks, Reason: c.Body.Grounds})
 }
 
-func (s *Server) appealDeclaration(c *call[workflows.Appeal]) (reply, error) {
-	return s.update(c.ctx(), c.ID, workflows.DeclarationUpdateAppeal, c.Body, &workflows.DeclarationStatus{})
+// appeal is a taxpayer's appeal of a decision (workflows.Appeal: its time is stamped).
+type appeal workflows.Appeal
+
+func (a appeal) check() error { return textFits("reason", a.Reason) }
+
+func (s *Server) appealDeclaration(c *call[appeal]) (reply, error) {
+	return s.update(c.ctx(), c.ID, workflows.DeclarationUpdateAppeal, workflows.Appeal(c.Body), &workflows.DeclarationStatus{})
 }
 
 // decisionDocument answers a short-lived presigned URL of the latest decision document,

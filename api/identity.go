@@ -246,7 +246,12 @@ func (s *Server) resubmitIdentity(c *call[ResubmitIdentityRequest]) (reply, erro
 		}
 		sub = esignSubmission(sub, proven)
 	}
-	return s.update(c.ctx(), id, workflows.IdentityUpdateResubmit, sub, &workflows.IdentityStatus{})
+	// The answer is the case's status, told as GET tells it: the reasons of the mismatch
+	// before the re-submission name what the registry holds, and stay with the staff.
+	var st workflows.IdentityStatus
+	res, err := s.update(c.ctx(), id, workflows.IdentityUpdateResubmit, sub, &st)
+	redactReasons(c.who(), &st)
+	return res, err
 }
 
 func (s *Server) reviewIdentity(c *call[approval]) (reply, error) {

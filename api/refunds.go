@@ -508,11 +508,15 @@ func (s *Server) retryPayout(c *call[reasonBody]) (reply, error) {
 }
 
 // reasonFits refuses (400 naming the field) free text longer than a case keeps.
-func reasonFits(reason string) error {
-	if utf8.RuneCountInString(reason) <= workflows.MaxReasonChars {
+func reasonFits(reason string) error { return textFits("reason", reason) }
+
+// textFits refuses (400 naming the field) free text longer than a case keeps: the API's
+// routes and the console's forms bound the same text alike.
+func textFits(field, text string) error {
+	if utf8.RuneCountInString(text) <= workflows.MaxReasonChars {
 		return nil
 	}
-	return invalidFields([]domain.FieldError{{Field: "reason", Reason: fmt.Sprintf("at most %d characters", workflows.MaxReasonChars)}})
+	return invalidFields([]domain.FieldError{{Field: field, Reason: fmt.Sprintf("at most %d characters", workflows.MaxReasonChars)}})
 }
 
 // journal returns the case's audit journal.
