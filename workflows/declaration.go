@@ -415,6 +415,9 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			if q.What == "" || q.Inspector == "" {
 				return invalid("what: say which documents are needed; inspector: who asks")
 			}
+			if err := checkReason("what", q.What); err != nil {
+				return err
+			}
 			if q.Kind != "" && q.Kind != RequestExplanations && q.Kind != RequestDocuments {
 				return invalid("kind: must be explanations (5 working days, art. 88 p.3) or documents (10 working days, art. 93 p.3)")
 			}
@@ -448,6 +451,8 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 				return invalid("refund_kopecks: only a partly_confirmed decision names an amount")
 			case d.Grounds == "":
 				return invalid("grounds: a decision states its grounds [000:143]")
+			case checkReason("grounds", d.Grounds) != nil:
+				return checkReason("grounds", d.Grounds)
 			case d.Inspector == "":
 				return invalid("inspector: must name the inspector")
 			case d.Inspector == r.excluded:
@@ -479,7 +484,7 @@ func (r *declaration) handlers(ctx workflow.Context) error {
 			if a.Reason == "" {
 				return invalid("reason: say why the decision is wrong")
 			}
-			return nil
+			return checkReason("reason", a.Reason)
 		}}); err != nil {
 		return err
 	}

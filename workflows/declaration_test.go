@@ -621,6 +621,11 @@ func TestDeclarationMessagesInEveryWaitingState(t *testing.T) {
 		{DeclarationInReview, DeclarationUpdateAppeal, Appeal{Reason: "x"}, msgOutcome{late: DeclarationInReview}},
 		{DeclarationDecided, DeclarationUpdateAppeal, Appeal{Reason: "документы были приложены"}, msgOutcome{status: DeclarationInReview}},
 		{DeclarationDecided, DeclarationUpdateAppeal, Appeal{}, msgOutcome{wrong: "reason"}},
+		// free text is bounded in the case itself, whatever door sent it
+		{DeclarationDecided, DeclarationUpdateAppeal, Appeal{Reason: strings.Repeat("я", MaxReasonChars+1)}, msgOutcome{wrong: "reason"}},
+		{DeclarationInReview, DeclarationUpdateDecide, DeclarationDecision{Decision: DecisionConfirmed, Inspector: "insp-1",
+			Grounds: strings.Repeat("g", MaxReasonChars+1)}, msgOutcome{wrong: "grounds"}},
+		{DeclarationInReview, DeclarationUpdateRequest, DocumentRequest{What: strings.Repeat("w", MaxReasonChars+1), Inspector: "insp-1"}, msgOutcome{wrong: "what"}},
 		{DeclarationDecided, DeclarationUpdateAttach, attach, msgOutcome{late: DeclarationDecided}},
 		{DeclarationDecided, DeclarationUpdateDecide, decide, msgOutcome{late: DeclarationDecided}},
 		{DeclarationDecided, DeclarationUpdateCorrect, DeclarationSubmission{Key: "declarations/" + declCase + "/v2.json", Format: "json"}, msgOutcome{late: DeclarationDecided}},
