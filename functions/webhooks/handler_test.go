@@ -87,18 +87,20 @@ func TestCheckURL(t *testing.T) {
 		{"http://hooks.example.com/", true, "https"}, // http only to loopback, even locally
 		{"https://user:pw@hooks.example.com/", false, "user information"},
 		{"https://hooks.example.com/#frag", false, "fragment"},
-		{"https://internal.example.com/", false, "private"},
-		{"https://rebind.example.com/", false, "private"}, // one address of many is enough
-		{"https://meta.example.com/", false, "private"},
+		{"https://internal.example.com/", false, "does not resolve to a public address"},
+		{"https://rebind.example.com/", false, "does not resolve to a public address"}, // one address of many is enough
+		{"https://meta.example.com/", false, "does not resolve to a public address"},
 		{"https://169.254.169.254/latest/meta-data", false, "private"},
 		{"https://10.1.2.3/", false, "private"},
 		{"https://[::1]/", false, "private"},
 		{"https://[fd00::1]/", false, "private"},
-		{"https://localhost/", false, "private"},
+		{"https://localhost/", false, "does not resolve to a public address"},
 		{"http://127.0.0.1:9999/hook", false, "https"},
 		{"http://127.0.0.1:9999/hook", true, ""},
 		{"http://localhost:9999/hook", true, ""},
-		{"https://nowhere.example.com/", false, "does not resolve"},
+		{"https://nowhere.example.com/", false, "does not resolve to a public address"}, // the same answer: no probing of internal names
+		{"https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", false, "private"},           // Teredo
+		{"https://[2001:2::1]/", false, "private"},                                      // benchmarking
 		{"https://" + strings.Repeat("a", 2100) + ".com/", false, "at most"},
 	} {
 		got := CheckURL(context.Background(), c.url, c.loopback, r)

@@ -25,12 +25,16 @@ var ErrAddress = errors.New("address not allowed")
 
 // blocked are the ranges no receiver may be in: private, shared (CGNAT), loopback,
 // link-local, unspecified, multicast, documentation and benchmark nets, and the IPv6
-// equivalents (unique local fc00::/7, link-local, site-local, NAT64 of a private v4).
+// equivalents (unique local fc00::/7, link-local, site-local, NAT64 of a private v4,
+// the IETF protocol assignments with Teredo).
 var blocked = func() []netip.Prefix {
 	var out []netip.Prefix
 	for _, s := range []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
 		"192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-		"::/128", "::1/128", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "64:ff9b:1::/48", "2001:db8::/32"} {
+		"::/128", "::1/128", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "64:ff9b:1::/48", "2001:db8::/32",
+		// IETF protocol assignments: Teredo (2001::/32, a tunnel to an IPv4 address it
+		// carries obfuscated), benchmarking, ORCHID; no receiver lives there.
+		"2001::/23"} {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
@@ -145,20 +149,27 @@ func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) s
 			return "has an invalid port"
 		}
 	}
+	// A name gets one answer whether it does not resolve or resolves to an internal
+	// address: telling the two apart would let a caller probe which internal names exist.
+	const notPublic = "the host does not resolve to a public address (taxflow connects to public addresses only)"
 	var addrs []netip.Addr
+	literal := false
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		addrs = []netip.Addr{ip}
+		addrs, literal = []netip.Addr{ip}, true
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		addrs, err = r.LookupNetIP(ctx, "ip", host)
 		if err != nil || len(addrs) == 0 {
-			return "the host does not resolve"
+			return notPublic
 		}
 	}
 	for _, a := range addrs {
 		if !AddressAllowed(a, allowLoopback) {
-			return "the host resolves to a private, loopback, link-local or otherwise internal address, which is not allowed"
+			if !literal {
+				return notPublic
+			}
+			return "the address is private, loopback, link-local or otherwise internal, which is not allowed"
 		}
 		if u.Scheme == "http" && !a.Unmap().IsLoopback() {
 			return "must be https (http only to a loopback host in the local stack)"
