@@ -66,7 +66,8 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		}
 		id := workflows.RefundID(key)
 		in := workflows.RefundWorkflowInput{CaseID: id, INN: req.INN, Period: req.Period, Amount: req.Amount, Reason: req.Reason,
-			RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash, CreatedBy: tenant + "/batch", Policy: s.Policy}
+			RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash, CreatedBy: tenant + "/batch", Policy: s.Policy,
+			Owner: &contract.CaseOwner{Tenant: tenant, CreatedBy: tenant + "/batch"}}
 		return s.startLine(ctx, tenant, l, newCase{id: id, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
 			workflow: workflows.Refund, input: in})
 	case l.Declaration != nil:
@@ -82,7 +83,7 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash,
 			Submission: workflows.DeclarationSubmission{Key: docKey, Format: "json"}, Confirmation: d.ConfirmationMethod,
 			ConfirmationReference: d.ConfirmationReference,
-			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy}
+			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy, Owner: &contract.CaseOwner{Tenant: tenant, CreatedBy: tenant + "/batch"}}
 		return s.startLine(ctx, tenant, l, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
 			workflow: workflows.Declaration, input: in})
 	case l.Event != nil:

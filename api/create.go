@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/store"
 )
@@ -400,6 +401,16 @@ func (s *Server) ownerFromCase(ctx context.Context, id string) (tenant, createdB
 		}
 	}
 	return "", "", false, nil
+}
+
+// createOwner is the owner a create's case carries into its first step (nil without the
+// create middleware).
+func createOwner(r *http.Request) *contract.CaseOwner {
+	cr := createOf(r.Context())
+	if cr == nil {
+		return nil
+	}
+	return &contract.CaseOwner{Tenant: cr.memo.Tenant, CreatedBy: cr.memo.CreatedBy, KeyID: cr.memo.KeyID}
 }
 
 // bufferedWriter holds an answer until the create middleware decides to send it.

@@ -364,7 +364,8 @@ func TestCreateStartsUnderTheKeysID(t *testing.T) {
 	if rec.Code != http.StatusCreated || rec.Header().Get("Location") != "/v1/refunds/"+id {
 		t.Fatalf("%d %s, want case %s", rec.Code, rec.Header().Get("Location"), id)
 	}
-	if in, ok := tmp.inputs[id].(workflows.RefundWorkflowInput); !ok || in.CaseID != id || in.CreatedBy != "alpha/integrator" {
+	if in, ok := tmp.inputs[id].(workflows.RefundWorkflowInput); !ok || in.CaseID != id || in.CreatedBy != "alpha/integrator" ||
+		in.Owner == nil || *in.Owner != (contract.CaseOwner{Tenant: "alpha", CreatedBy: "alpha/integrator"}) {
 		t.Fatalf("input %+v", tmp.inputs[id])
 	}
 	m, found, err := s.createMemoOf(context.Background(), id)

@@ -114,7 +114,7 @@ func (s *Server) createDeclaration(c *call[none]) (reply, error) {
 	return startCreate(s, c, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
 		workflow: workflows.Declaration, input: workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r),
 			RequestSHA256: hash, Submission: sub, Confirmation: method, ConfirmationReference: reference, ClaimsRefund: d.DeclaredRefund > 0,
-			Policy: s.DeclarationPolicy}}, declarationCreated(s, id))
+			Policy: s.DeclarationPolicy, Owner: createOwner(r)}}, declarationCreated(s, id))
 }
 
 // declarationCreated is a new declaration's answer (createAnswers: a retry's, too).

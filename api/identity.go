@@ -141,7 +141,7 @@ func (s *Server) createIdentity(c *call[CreateIdentityRequest]) (reply, error) {
 	}
 	return startCreate(s, c, newCase{id: caseID, process: procIdent, status: workflows.IdentityReceived, subject: s.Subject(person.INN),
 		workflow: workflows.IdentityVerification, input: workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r),
-			RequestSHA256: hash, Method: req.Method, Submission: sub, Policy: s.IdentityPolicy}}, identityCreated(s, caseID))
+			RequestSHA256: hash, Method: req.Method, Submission: sub, Policy: s.IdentityPolicy, Owner: createOwner(r)}}, identityCreated(s, caseID))
 }
 
 // identityCreated is a new identity verification's answer (createAnswers: a retry's, too).

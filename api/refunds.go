@@ -93,7 +93,7 @@ func (s *Server) createRefund(c *call[CreateRefundRequest]) (reply, error) {
 	}
 	return startCreate(s, c, newCase{id: caseID, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
 		workflow: workflows.Refund, input: workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
-			Reason: req.Reason, RequestID: requestID(c.r), RequestSHA256: requestHash, CreatedBy: c.who().ID, Policy: s.Policy}},
+			Reason: req.Reason, RequestID: requestID(c.r), RequestSHA256: requestHash, CreatedBy: c.who().ID, Policy: s.Policy, Owner: createOwner(c.r)}},
 		refundCreated(s, caseID))
 }
 

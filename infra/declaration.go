@@ -150,14 +150,14 @@ type Declaration struct {
 
 // stepGrants are what writing a case's step needs (functions/transition): a conditional
 // put of each item and a read-back of the one that refused it (and of the projection the
-// step follows), the ADD of the case counters, and a read of the case's owner when the step
-// puts it in a human step (its tenant's task list), and the step's integrator event (a
+// step follows), the ADD of the case counters, the case's owner (written by its first step,
+// read when a step puts it in a human step: its tenant's task list), and the step's integrator event (a
 // conditional put, read back like the others). No DeleteItem, and UpdateItem only on
 // the counters: a committed step is never changed or deleted.
 func stepGrants() []Access {
 	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
 		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}},
-		{Table: "case_owners", Actions: []string{"GetItem"}}, {Table: events.Table, Actions: []string{"GetItem", "PutItem"}}}
+		{Table: "case_owners", Actions: []string{"GetItem", "PutItem"}}, {Table: events.Table, Actions: []string{"GetItem", "PutItem"}}}
 }
 
 // Declare returns taxflow's resources.
