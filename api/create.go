@@ -11,17 +11,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/domain"
-	"github.com/taxflow/taxflow/internal/store"
 )
 
 // A create (POST /v1/refunds, /v1/identity-verifications, /v1/declarations) is made
@@ -35,18 +30,21 @@ import (
 //     and an id reuse policy that refuses a closed case's id too (startCase): a first
 //     request costs exactly the start, nothing in front of it;
 //   - the start carries, in its memo, the hash of the request (content type, the
-//     confirmation headers, the canonical body) and its owner. A start refused because the
-//     id is taken is a retry: Describe reads the memo (no worker needed, so it works
-//     before the case's first workflow task), a different hash is 422, the same hash is
-//     the original answer (replayCreate);
-//   - the original answer is kept after it is sent (the idempotency record, written off
-//     the request's path) and replayed byte for byte; when it is missing (the process died
-//     between the start and the answer, or the record expired after IdempotencyTTL) it is
-//     made again from the case, and it is the same: a create's 201 is a function of its
-//     case id and its process;
+//     confirmation headers, the canonical body), its owner and its answer: a create's 201
+//     is known before its start (a function of its case id and its process), so it is made
+//     first and kept with the case, which keeps it as long as it lives;
+//   - a start refused because the id is taken is a retry: Describe reads the memo (no
+//     worker needed, so it works before the case's first workflow task), a different hash
+//     is 422, the same hash the original answer, byte for byte — right after the 201, while
+//     the first request is still answering, and after its process died between the start
+//     and the answer alike (replayCreate);
+//   - the case's first step writes its owner row (the owner travels in the workflow input:
+//     functions/transition); until then the owner is read from the memo (CaseOwner);
 //   - a refused request starts nothing, so its key stays free; a request refused after its
 //     key already named a case (a claim's facts changed since, the identity rate limit, a
 //     nonce spent by the first request) is answered as the retry it is.
+//
+// Nothing is written to the store on the way: a create is one Temporal start.
 //
 // A key therefore names its case for as long as the case lives, not only 24 h.
 
@@ -72,6 +70,16 @@ type createMemo struct {
 	Tenant        string `json:"tenant"`
 	CreatedBy     string `json:"created_by"`
 	KeyID         string `json:"key_id,omitempty"`
+	// Answer is the create's answer, replayed to a retry ("": a case a batch line made).
+	Answer *keptAnswer `json:"answer,omitempty"`
+}
+
+// keptAnswer is an answer as it was sent.
+type keptAnswer struct {
+	Status      int    `json:"status"`
+	ContentType string `json:"content_type"`
+	Location    string `json:"location,omitempty"`
+	Body        string `json:"body"`
 }
 
 const memoCreate = "create"
@@ -80,14 +88,11 @@ const memoCreate = "create"
 type createReq struct {
 	op, prefix string
 	caseID     string // prefix + caseKeyFor(...)
-	recordKey  string // the idempotency record's key: tenant, op and the SHA-256 of the key
 	memo       createMemo
 	// attempted is set when the handler tried to start the case: its answer is then the
 	// start's, whatever it is. A handler that answered before it (a refusal) may have
 	// refused a retry of a case that exists: the middleware then asks the case.
 	attempted bool
-	// replayed is set when the answer is a replay (not kept again).
-	replayed bool
 }
 
 type createCtx struct{}
@@ -108,7 +113,7 @@ func caseKey(r *http.Request) string {
 }
 
 // createAnswers are, per create, its 201 answer: the handler's, and the one replayCreate
-// makes again when the recorded one is missing. Both come from here, so they are the same.
+// makes for a case whose memo carries none. Both come from here, so they are the same.
 var createAnswers = map[string]func(s *Server, caseID string) reply{
 	"POST /v1/refunds":                refundCreated,
 	"POST /v1/identity-verifications": identityCreated,
@@ -172,7 +177,7 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			h.Write([]byte(part + "\x00"))
 		}
 		h.Write(body)
-		cr := &createReq{op: op, prefix: prefix, caseID: prefix + s.caseKeyFor(p.Tenant, op, key), recordKey: idemKey(p.Tenant, op, key),
+		cr := &createReq{op: op, prefix: prefix, caseID: prefix + s.caseKeyFor(p.Tenant, op, key),
 			memo: createMemo{RequestSHA256: hex.EncodeToString(h.Sum(nil)), Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID}}
 		if describeFirst[op] {
 			if done, err := s.replayCreate(w, r, cr); err != nil {
@@ -204,80 +209,8 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			}
 		}
 		bw.flush(w)
-		if cr.attempted && !cr.replayed && bw.status >= 200 && bw.status <= 299 {
-			rec := idemRecord{Key: cr.recordKey, RequestSHA256: cr.memo.RequestSHA256, CaseID: cr.caseID, State: "done", Status: bw.status,
-				ContentType: bw.header.Get("Content-Type"), Location: bw.header.Get("Location"), Body: bw.body.String(),
-				ExpiresAt: time.Now().Add(IdempotencyTTL).Unix()}
-			s.keepAnswer(r.Context(), cr, rec)
-		}
 	})
 }
-
-// idemKey is the idempotency record's key: the tenant, the operation and the SHA-256 of
-// the client's key (never the key itself).
-func idemKey(tenant, op, key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return tenant + "#" + op + "#" + hex.EncodeToString(sum[:])
-}
-
-// idemRecord is the original answer of one Idempotency-Key of one tenant on one
-// operation (IETF draft-ietf-httpapi-idempotency-key-header), kept for IdempotencyTTL and
-// replayed to a retry.
-type idemRecord struct {
-	Key           string `json:"key"`
-	RequestSHA256 string `json:"request_sha256"`
-	CaseID        string `json:"case_id"`
-	State         string `json:"state"` // done
-	Status        int    `json:"status,omitempty"`
-	ContentType   string `json:"content_type,omitempty"`
-	Location      string `json:"location,omitempty"`
-	Body          string `json:"body,omitempty"`
-	ExpiresAt     int64  `json:"expires_at"` // Unix seconds; the table's TTL attribute
-}
-
-// keepAnswer writes, after the answer and off the request's path, the original answer and
-// the case's owner (the owner row: reads of the case find it without asking the case).
-// Until it lands a retry on this instance waits for it (pending); a retry elsewhere, or
-// after a crash, makes the same answer from the case.
-func (s *Server) keepAnswer(ctx context.Context, cr *createReq, rec idemRecord) {
-	settled := make(chan struct{})
-	s.hot().pending.Store(cr.recordKey, settled)
-	s.afterAnswer(ctx, func(ctx context.Context) {
-		defer func() {
-			s.hot().pending.Delete(cr.recordKey)
-			close(settled)
-		}()
-		if err := s.putAnswer(ctx, cr, rec); err != nil {
-			s.Log.Error().Err(err).Str("op", cr.op).Msg("a create's answer and owner not kept; a retry makes its answer from the case")
-		}
-	})
-}
-
-// putAnswer writes the record and the owner in one round trip. Both are the same
-// whenever they are written (the owner never changes; the answer is the case's 201), so
-// neither is conditional.
-func (s *Server) putAnswer(ctx context.Context, cr *createReq, rec idemRecord) error {
-	ri, err := store.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	oi, err := store.Marshal(caseOwner{CaseID: cr.caseID, Tenant: cr.memo.Tenant, CreatedBy: cr.memo.CreatedBy, KeyID: cr.memo.KeyID, CreatedAt: time.Now().Unix()})
-	if err != nil {
-		return err
-	}
-	_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(s.Idempotency), Item: ri}},
-		{Put: &types.Put{TableName: aws.String(s.Owners), Item: oi}},
-	}})
-	if err != nil {
-		return fmt.Errorf("keep the answer and the owner of %s: %w", cr.caseID, err)
-	}
-	return nil
-}
-
-// settleWait bounds how long a retry on the instance that is answering the first request
-// waits for its answer to be kept.
-const settleWait = 3 * time.Second
 
 // replayCreate answers a request whose key names a case already: 422 when the case was
 // made by another request, else the original answer. done is false when no case has the
@@ -287,47 +220,34 @@ func (s *Server) replayCreate(w http.ResponseWriter, r *http.Request, cr *create
 	if err != nil || !found {
 		return false, err
 	}
-	cr.replayed = true
 	if m.Tenant != cr.memo.Tenant || m.RequestSHA256 != cr.memo.RequestSHA256 {
 		writeProblem(w, Problem{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Detail: "this Idempotency-Key was used for a different request",
 			Fields: []domain.FieldError{{Field: "Idempotency-Key", Reason: "already names a case made by a different request: use a new key for a new request"}}})
 		return true, nil
 	}
-	// The first request may be answering on this instance right now: wait for its answer.
-	if ch, ok := s.hot().pending.Load(cr.recordKey); ok {
-		select {
-		case <-ch.(chan struct{}):
-		case <-time.After(settleWait):
-		case <-r.Context().Done():
+	a := m.Answer
+	if a == nil {
+		answer, ok := createAnswers[cr.op]
+		if !ok {
+			return false, fmt.Errorf("no answer for %s", cr.op)
 		}
+		a = answerOf(answer(s, cr.caseID))
 	}
-	var rec idemRecord
-	if found, err := store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(cr.recordKey)}, &rec); err != nil {
-		s.Log.Warn().Err(err).Str("op", cr.op).Msg("read a create's kept answer; making it from the case")
-	} else if found && rec.CaseID == cr.caseID && rec.Status != 0 {
-		if rec.Location != "" {
-			w.Header().Set("Location", rec.Location)
-		}
-		w.Header().Set("Content-Type", rec.ContentType)
-		w.Header().Set("Idempotent-Replayed", "true")
-		w.WriteHeader(rec.Status)
-		_, _ = io.WriteString(w, rec.Body)
-		return true, nil
+	if a.Location != "" {
+		w.Header().Set("Location", a.Location)
 	}
-	// No kept answer: the first request died between the start and its answer, or the
-	// record expired. The answer is made again (the same bytes), and kept with the owner.
-	answer, ok := createAnswers[cr.op]
-	if !ok {
-		return false, fmt.Errorf("no answer for %s", cr.op)
-	}
-	res := answer(s, cr.caseID)
-	rw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
-	writeReply(rw, res)
-	rw.header.Set("Idempotent-Replayed", "true")
-	rw.flush(w)
-	s.keepAnswer(r.Context(), cr, idemRecord{Key: cr.recordKey, RequestSHA256: cr.memo.RequestSHA256, CaseID: cr.caseID, State: "done", Status: rw.status,
-		ContentType: rw.header.Get("Content-Type"), Location: rw.header.Get("Location"), Body: rw.body.String(), ExpiresAt: time.Now().Add(IdempotencyTTL).Unix()})
+	w.Header().Set("Content-Type", a.ContentType)
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(a.Status)
+	_, _ = io.WriteString(w, a.Body)
 	return true, nil
+}
+
+// answerOf is a reply as it is sent.
+func answerOf(res reply) *keptAnswer {
+	bw := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+	writeReply(bw, res)
+	return &keptAnswer{Status: bw.status, ContentType: bw.header.Get("Content-Type"), Location: bw.header.Get("Location"), Body: bw.body.String()}
 }
 
 // createMemoOf reads a case's create memo; found is false when no case has the id, or
@@ -363,21 +283,25 @@ func (s *Server) dataConverter() converter.DataConverter {
 	return converter.GetDefaultDataConverter()
 }
 
-// startCreate starts a create's case with its memo, after the handler's checks. The
-// answer is created (201) for a new case; a taken id is a retry, answered by
-// replayCreate (errAnswered).
+// startCreate starts a create's case with its memo (the request's hash, the owner and
+// the answer created), after the handler's checks. A new case is answered created; a
+// taken id is a retry, answered by replayCreate. Both write the same bytes.
 func startCreate[B any](s *Server, c *call[B], nc newCase, created reply) (reply, error) {
 	w, r := c.w, c.r
 	cr := createOf(r.Context())
-	if cr != nil {
-		cr.attempted = true
-		nc.memo = map[string]any{memoCreate: cr.memo}
+	if cr == nil {
+		return reply{}, unavailable("start "+nc.process, errors.New("a create without its Idempotency-Key's case"))
 	}
+	cr.attempted = true
+	answer := answerOf(created)
+	m := cr.memo
+	m.Answer = answer
+	nc.memo = map[string]any{memoCreate: m}
 	existing, err := s.startCase(r.Context(), nc)
 	switch {
 	case err != nil:
 		return reply{}, unavailable("start "+nc.process, err)
-	case existing && cr != nil:
+	case existing:
 		if done, err := s.replayCreate(w, r, cr); err != nil {
 			return reply{}, unavailable("read the key's case", err)
 		} else if !done {
@@ -385,10 +309,14 @@ func startCreate[B any](s *Server, c *call[B], nc newCase, created reply) (reply
 			return reply{}, unavailable("read the key's case", fmt.Errorf("%s exists but carries no create memo", nc.id))
 		}
 		return reply{}, errAnswered
-	case existing:
-		return reply{}, unavailable("start "+nc.process, fmt.Errorf("%s exists", nc.id))
 	}
-	return created, nil
+	if answer.Location != "" {
+		w.Header().Set("Location", answer.Location)
+	}
+	w.Header().Set("Content-Type", answer.ContentType)
+	w.WriteHeader(answer.Status)
+	_, _ = io.WriteString(w, answer.Body)
+	return reply{}, errAnswered
 }
 
 // ownerFromCase is a case's owner from its memo, for a read that comes before the owner

@@ -98,16 +98,11 @@ func (c *ttlCache[V]) drop(k string) {
 	delete(c.m, k)
 }
 
-// hotPath holds the create path's caches and the writes it finishes after answering.
+// hotPath holds the create path's caches.
 type hotPath struct {
 	once  sync.Once
 	keys  *ttlCache[cachedKey]
 	facts *ttlCache[struct{}]
-	// after tracks the writes that follow answers (a create's kept answer); Wait drains them.
-	after sync.WaitGroup
-	// pending: idempotency record key → closed when a create's answer is kept (a retry on
-	// this instance waits for it rather than making the answer again).
-	pending sync.Map
 }
 
 // cachedKey is a key's principal as last read.
@@ -120,29 +115,6 @@ func (s *Server) hot() *hotPath {
 	})
 	return &s.hotState
 }
-
-// afterAnswer runs f once the answer has gone, detached from the request, and counted so
-// that Wait (at shutdown) does not lose it.
-func (s *Server) afterAnswer(ctx context.Context, f func(context.Context)) {
-	if s.InlineAfterAnswer {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		f(ctx)
-		return
-	}
-	h := s.hot()
-	h.after.Add(1)
-	go func() {
-		defer h.after.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		f(ctx)
-	}()
-}
-
-// Wait blocks until the writes that follow answers are done: call it after the HTTP
-// server's Shutdown.
-func (s *Server) Wait() { s.hot().after.Wait() }
 
 // precheck is work a create handler needs that the create middleware starts as soon as
 // the request is decoded; the handler takes the result with awaitPrecheck before it

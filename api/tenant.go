@@ -97,11 +97,14 @@ func ValidatePrincipal(p Principal) (Principal, error) {
 	return p, nil
 }
 
-// Tables of tenancy: who owns a case, and the Idempotency-Key records of each tenant.
+// Tables of tenancy: who owns a case, and the API's own short-lived records (challenge
+// nonces, attempt counters; the Idempotency-Key records of creates are gone: a create's
+// case is its record, create.go).
 const (
 	OwnersTable      = "case_owners"
 	IdempotencyTable = "api_idempotency"
-	// IdempotencyTTL is how long a key's original answer is replayed (Stripe keeps 24 h).
+	// IdempotencyTTL is how long a webhook registration's answer is replayed (Stripe keeps
+	// 24 h); a create's key names its case for as long as the case lives.
 	IdempotencyTTL = 24 * time.Hour
 )
 
@@ -118,10 +121,10 @@ type caseOwner struct {
 // declaration belongs to the declaration's owner. The rule is tasks.CaseOwner's, which
 // the record-transition function also reads to put a case in its tenant's task list.
 //
-// A case made by a create has its owner row from its create's answer on (written after
-// the answer); before it, and when the process died before writing it, the owner is the
-// one the case carries in its memo (ownerFromCase): a read right after the 201 finds its
-// case, and another tenant's read is 404 all the same.
+// A case made by a create has its owner row from its first step on (the record-transition
+// function writes it); before it, the owner is the one the case carries in its memo
+// (ownerFromCase): a read right after the 201 finds its case, and another tenant's read is
+// 404 all the same.
 func (s *Server) CaseOwner(ctx context.Context, id string) (tenant, createdBy string, found bool, err error) {
 	tenant, createdBy, found, err = tasks.CaseOwner(ctx, s.DB, s.Owners, id)
 	if err != nil || found {

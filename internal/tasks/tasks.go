@@ -128,8 +128,8 @@ func NeedsOwner(rec contract.CaseRecord) bool {
 }
 
 // Owner is a case's owner, as case_owners holds it: written by the case's first step
-// (functions/transition, from the owner the create put in the case's input) and by the
-// API after a create's answer; cases made before that had it written before they started.
+// (functions/transition, from the owner the create put in the case's input), and by a
+// batch line after its start; cases made before that had it written before they started.
 type Owner struct {
 	CaseID    string `json:"case_id"`
 	Tenant    string `json:"tenant"`
