@@ -102,9 +102,8 @@ func createOf(ctx context.Context) *createReq {
 	return c
 }
 
-// caseKey is the id (without its process prefix) of the case a create request makes.
-// Without the middleware (unit tests of a handler alone) it is derived from the key as
-// the middleware would.
+// caseKey is the id (without its process prefix) of the case a create request makes ("":
+// a request that did not come through the create middleware; startCreate refuses it).
 func caseKey(r *http.Request) string {
 	if c := createOf(r.Context()); c != nil {
 		return strings.TrimPrefix(c.caseID, c.prefix)
@@ -181,7 +180,7 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 			memo: createMemo{RequestSHA256: hex.EncodeToString(h.Sum(nil)), Tenant: p.Tenant, CreatedBy: p.ID, KeyID: p.KeyID}}
 		if describeFirst[op] {
 			if done, err := s.replayCreate(w, r, cr); err != nil {
-				s.fail(w, r, err)
+				s.fail(w, r, unavailable("read the key's case", err))
 				return
 			} else if done {
 				return

@@ -397,3 +397,51 @@ func (f *hookTemporal) DescribeWorkflowExecution(context.Context, string, string
 func (f *accountCases) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	return notFound()
 }
+
+// An identity create counts an attempt and may spend a nonce before its start: its retry
+// is answered from the case first, so it counts and spends nothing, even past the rate
+// limit; another body is 422 and changes nothing either.
+func TestIdentityRetryChangesNothing(t *testing.T) {
+	e := fuzzEnv(t)
+	tmp := newStartTemporal()
+	e.s.Temporal = tmp
+	body := mustJSON(map[string]any{"method": "documents", "person": victimPerson(victimSNILS)})
+	first := do(e.h, "POST", "/v1/identity-verifications", "alpha-integrator", body, "Idempotency-Key", "idv")
+	if first.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", first.Code, first.Body)
+	}
+	counted := func() int {
+		n := 0
+		for _, item := range e.db.Items("idempotency") {
+			if strings.HasPrefix(attrString(item["key"]), "rate#") {
+				n += int(numberOf(item["attempts"]))
+			}
+		}
+		return n
+	}
+	before := counted()
+	for range IdentityAttemptsPerWindow + 1 {
+		again := do(e.h, "POST", "/v1/identity-verifications", "alpha-integrator", body, "Idempotency-Key", "idv")
+		if again.Code != http.StatusCreated || again.Body.String() != first.Body.String() || again.Header().Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("retry: %d %s", again.Code, again.Body)
+		}
+	}
+	other := mustJSON(map[string]any{"method": "documents", "person": victimPerson(attackerSNILS)})
+	if rec := do(e.h, "POST", "/v1/identity-verifications", "alpha-integrator", other, "Idempotency-Key", "idv"); rec.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("another body: %d %s", rec.Code, rec.Body)
+	}
+	if n := counted(); n != before || tmp.starts.Load() != 1 {
+		t.Fatalf("retries counted %d attempts and made %d cases", n-before, tmp.starts.Load())
+	}
+}
+
+func numberOf(v types.AttributeValue) int64 {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		var x int64
+		for _, c := range n.Value {
+			x = 10*x + int64(c-'0')
+		}
+		return x
+	}
+	return 0
+}
