@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/esign"
 	"github.com/taxflow/taxflow/internal/store"
