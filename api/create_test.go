@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/contract"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/internal/store/storetest"
@@ -444,4 +445,41 @@ func numberOf(v types.AttributeValue) int64 {
 		return x
 	}
 	return 0
+}
+
+// A batch line starts its case as a create does: the start is the check, the case carries
+// the line's hash and owner (memo, and the input its first step writes the owner row
+// from); the same line again reaches the same case, the same external id with other
+// content is an error line that starts nothing.
+func TestBatchLineStartIsItsCheck(t *testing.T) {
+	s, _, tmp := createServer(t)
+	up := &batch.Uploader{Principal: "alpha/integrator", Tenant: "alpha", Role: RoleIntegrator, Scopes: RoleScopes[RoleIntegrator]}
+	line := batch.Line{No: 2, Kind: "refund", ExternalID: "r1", Hash: "h1", Uploader: up,
+		Refund: &contract.RefundRequest{INN: victimINN, Period: 2025, Amount: 100, Reason: "overpaid"}}
+	ctx := context.Background()
+	res, err := s.StartBatchLine(ctx, "alpha", line)
+	if err != nil || res.Outcome != contract.LineCreated {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	if m, found, err := s.createMemoOf(ctx, res.CaseID); err != nil || !found || m.Tenant != "alpha" || m.RequestSHA256 != "h1" || m.CreatedBy != "alpha/batch" {
+		t.Fatalf("memo %+v %v %v", m, found, err)
+	}
+	if in, ok := tmp.inputs[res.CaseID].(workflows.RefundWorkflowInput); !ok || in.Owner == nil || in.Owner.Tenant != "alpha" {
+		t.Fatalf("input %+v", tmp.inputs[res.CaseID])
+	}
+	if tenant, _, found, err := tasksOwner(s, res.CaseID); err != nil || !found || tenant != "alpha" {
+		t.Fatalf("owner row: %q %v %v", tenant, found, err)
+	}
+	again, err := s.StartBatchLine(ctx, "alpha", line)
+	if err != nil || again.Outcome != contract.LineExisting || again.CaseID != res.CaseID {
+		t.Fatalf("the same line again: %+v %v", again, err)
+	}
+	changed := line
+	changed.Hash, changed.Refund = "h2", &contract.RefundRequest{INN: victimINN, Period: 2025, Amount: 200, Reason: "overpaid"}
+	if got, err := s.StartBatchLine(ctx, "alpha", changed); err != nil || got.Outcome != contract.LineError || !strings.Contains(got.Error, "external_id") {
+		t.Fatalf("the same external id, other content: %+v %v", got, err)
+	}
+	if tmp.starts.Load() != 1 {
+		t.Fatalf("%d cases", tmp.starts.Load())
+	}
 }
