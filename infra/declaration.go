@@ -199,7 +199,8 @@ func Declare() Declaration {
 			{Name: "apikeys", PartitionKey: s("key_hash")},
 			// The tenant that owns each case (api.OwnersTable): other tenants' reads answer 404.
 			{Name: "case_owners", PartitionKey: s("case_id")},
-			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
+			// The API's short-lived records (api.IdempotencyTable: challenge nonces, attempt
+			// counters); they expire. A create's Idempotency-Key is its case's id (api/create.go).
 			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
 			// Integrator events (internal/events): one per committed transition, written with
 			// it; by_state lists the pending ones oldest first for the relay (sparse: the relay
