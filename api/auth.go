@@ -256,17 +256,9 @@ type principalKey struct{}
 // authenticate resolves the caller from "Authorization: Bearer <key>" (or X-API-Key).
 func (s *Server) authenticate(next http.Handler) http.Handler { return s.authenticateWith(false, next) }
 
-type keyHashCtx struct{}
-
-// keyHashOf is the hash of the caller's API key ("" before authentication).
-func keyHashOf(r *http.Request) string {
-	h, _ := r.Context().Value(keyHashCtx{}).(string)
-	return h
-}
-
 // authenticateWith resolves the caller; cached lets a create route reuse a principal
-// found in the last minute, because its idempotency transaction re-checks the key
-// (hotpath.go). Every other route reads the key each time, so a revocation holds at once.
+// read within CreateKeyRevocationBound (hotpath.go): a revoked key stops creating within
+// that bound. Every other route reads the key each time, so a revocation holds at once.
 func (s *Server) authenticateWith(cached bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -310,7 +302,7 @@ func (s *Server) authenticateWith(cached bool, next http.Handler) http.Handler {
 		if info, ok := r.Context().Value(logKey{}).(*logInfo); ok {
 			info.principal = p
 		}
-		ctx := context.WithValue(context.WithValue(r.Context(), principalKey{}, p), keyHashCtx{}, hash)
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

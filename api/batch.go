@@ -65,20 +65,17 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 			return refused(v.fields, v.msg)
 		}
 		id := workflows.RefundID(key)
-		if err := s.recordBatchOwner(ctx, id, tenant); err != nil {
-			return contract.BatchLineResult{}, err
-		}
 		in := workflows.RefundWorkflowInput{CaseID: id, INN: req.INN, Period: req.Period, Amount: req.Amount, Reason: req.Reason,
-			RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash, CreatedBy: tenant + "/batch", Policy: s.Policy}
-		return s.startOnce(ctx, newCase{id: id, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
+			RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash, CreatedBy: tenant + "/batch", Policy: s.Policy,
+			Owner: &contract.CaseOwner{Tenant: tenant, CreatedBy: tenant + "/batch"}}
+		return s.startLine(ctx, tenant, l, newCase{id: id, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
 			workflow: workflows.Refund, input: in})
 	case l.Declaration != nil:
 		d := l.Declaration
 		id := workflows.DeclarationID(key)
-		if err := s.recordBatchOwner(ctx, id, tenant); err != nil {
-			return contract.BatchLineResult{}, err
-		}
-		docKey := fmt.Sprintf("declarations/%s/v1.json", id)
+		// Named by its content, as the API's: a line repeated with another document never
+		// replaces the one its case reads.
+		docKey := fmt.Sprintf("declarations/%s/v1-%s.json", id, lineDigest(l.Hash))
 		if _, err := s.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &docKey, Body: bytes.NewReader(d.Declaration),
 			ContentType: aws.String("application/json"), ServerSideEncryption: s3types.ServerSideEncryptionAes256}); err != nil {
 			return contract.BatchLineResult{}, fmt.Errorf("store declaration: %w", err)
@@ -86,8 +83,8 @@ func (s *Server) StartBatchLine(ctx context.Context, tenant string, l batch.Line
 		in := workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: "batch/" + l.ExternalID, RequestSHA256: l.Hash,
 			Submission: workflows.DeclarationSubmission{Key: docKey, Format: "json"}, Confirmation: d.ConfirmationMethod,
 			ConfirmationReference: d.ConfirmationReference,
-			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy}
-		return s.startOnce(ctx, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
+			ClaimsRefund:          d.ClaimsRefund, Policy: s.DeclarationPolicy, Owner: &contract.CaseOwner{Tenant: tenant, CreatedBy: tenant + "/batch"}}
+		return s.startLine(ctx, tenant, l, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
 			workflow: workflows.Declaration, input: in})
 	case l.Event != nil:
 		id, subject, err := s.AccountID(ctx, l.Event.INN)
@@ -116,27 +113,44 @@ func lineINN(l batch.Line) string {
 	return ""
 }
 
-// recordBatchOwner makes the tenant the owner of a case its batch creates, as the
-// Idempotency-Key middleware does for the API's creates.
-func (s *Server) recordBatchOwner(ctx context.Context, caseID, tenant string) error {
-	owner := caseOwner{CaseID: caseID, Tenant: tenant, CreatedBy: tenant + "/batch", CreatedAt: time.Now().Unix()}
-	if _, err := store.PutNew(ctx, s.DB, s.Owners, "case_id", owner); err != nil {
-		return fmt.Errorf("record case owner: %w", err)
+// startLine starts a line's case as the API's creates start theirs (create.go): the
+// start is the idempotency check, the memo carries the line's hash and its owner, and an
+// id already taken is the case an earlier line (or file) made — if that line was the
+// same; a line with the same external id and other content is refused. The owner row is
+// written after the start, by the first attempt and by every retry of it (a line retried
+// after a crash writes it then); until it lands the API finds the owner in the memo.
+func (s *Server) startLine(ctx context.Context, tenant string, l batch.Line, c newCase) (contract.BatchLineResult, error) {
+	m := createMemo{RequestSHA256: l.Hash, Tenant: tenant, CreatedBy: tenant + "/batch"}
+	c.memo = map[string]any{memoCreate: m}
+	existing, err := s.startCase(ctx, c)
+	if err != nil {
+		return contract.BatchLineResult{}, fmt.Errorf("start case: %w", err)
 	}
-	return nil
+	res := contract.BatchLineResult{Outcome: contract.LineCreated, CaseID: c.id}
+	if existing {
+		old, found, err := s.createMemoOf(ctx, c.id)
+		switch {
+		case err != nil:
+			return contract.BatchLineResult{}, fmt.Errorf("read the line's case: %w", err)
+		case found && (old.Tenant != tenant || old.RequestSHA256 != l.Hash):
+			return contract.BatchLineResult{Outcome: contract.LineError,
+				Error: "external_id: already names a case made by a different line; use a new external id for a new request"}, nil
+		}
+		res.Outcome = contract.LineExisting
+	}
+	owner := caseOwner{CaseID: c.id, Tenant: tenant, CreatedBy: m.CreatedBy, CreatedAt: time.Now().Unix()}
+	if _, err := store.PutNew(ctx, s.DB, s.Owners, "case_id", owner); err != nil {
+		return contract.BatchLineResult{}, fmt.Errorf("record case owner: %w", err)
+	}
+	return res, nil
 }
 
-// startOnce starts a case under an id that is never reused: an id already taken is the
-// case an earlier line (or file) made.
-func (s *Server) startOnce(ctx context.Context, c newCase) (contract.BatchLineResult, error) {
-	existing, err := s.startCase(ctx, c)
-	switch {
-	case err != nil:
-		return contract.BatchLineResult{}, fmt.Errorf("start case: %w", err)
-	case existing:
-		return contract.BatchLineResult{Outcome: contract.LineExisting, CaseID: c.id}, nil
+// lineDigest is the short form of a line's hash that names its stored document.
+func lineDigest(h string) string {
+	if len(h) > 16 {
+		return h[:16]
 	}
-	return contract.BatchLineResult{Outcome: contract.LineCreated, CaseID: c.id}, nil
+	return h
 }
 
 // BatchUploadRequest asks where to upload a batch file.

@@ -26,6 +26,7 @@ import (
 type newCase struct {
 	id, process, status, subject string
 	workflow, input              any
+	memo                         map[string]any // a create's request hash and owner (createMemo)
 }
 
 // startCase starts a case under an id that is never reused. existing is true when the id
@@ -38,6 +39,7 @@ func (s *Server) startCase(ctx context.Context, c newCase) (existing bool, err e
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		// Without this the SDK hands back the existing run silently; callers answer it.
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     c.memo,
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchProcess.ValueSet(c.process),
 			workflows.SearchStatus.ValueSet(c.status), workflows.SearchSubject.ValueSet(c.subject)),
 	}, c.workflow, c.input)

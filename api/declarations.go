@@ -105,28 +105,22 @@ func (s *Server) createDeclaration(c *call[none]) (reply, error) {
 	id := workflows.DeclarationID(caseKey(r))
 	digest := sha256.Sum256(append(body, method...))
 	hash := hex.EncodeToString(digest[:])
-	if st, err := s.declarationStatus(r, id); err == nil {
-		if st.RequestSHA256 != hash {
-			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
-		}
-		return okReply(st), nil
-	}
-	sub, err := s.putDeclaration(r, id, "v1", format, body)
+	// The document is stored under a name of its own content: a second request with this
+	// key (answered 422 if its body differs) can never replace the one its case reads.
+	sub, err := s.putDeclaration(r, id, "v1-"+hash[:16], format, body)
 	if err != nil {
 		return reply{}, unavailable("store declaration", err)
 	}
-	existing, err := s.startCase(c.ctx(), newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
+	return startCreate(s, c, newCase{id: id, process: procDecl, status: workflows.DeclarationReceived, subject: s.Subject(d.INN),
 		workflow: workflows.Declaration, input: workflows.DeclarationWorkflowInput{CaseID: id, INN: d.INN, RequestID: requestID(r),
 			RequestSHA256: hash, Submission: sub, Confirmation: method, ConfirmationReference: reference, ClaimsRefund: d.DeclaredRefund > 0,
-			Policy: s.DeclarationPolicy}})
-	switch {
-	case err != nil:
-		return reply{}, unavailable("start declaration", err)
-	case existing:
-		return s.declarationReply(r, id)
-	}
+			Policy: s.DeclarationPolicy, Owner: createOwner(r)}}, declarationCreated(s, id))
+}
+
+// declarationCreated is a new declaration's answer (createAnswers: a retry's, too).
+func declarationCreated(_ *Server, id string) reply {
 	return createdReply("/v1/declarations/"+id, map[string]any{"case_id": id, "status": workflows.DeclarationReceived,
-		"label": workflows.DeclarationLabels[workflows.DeclarationReceived]}), nil
+		"label": workflows.DeclarationLabels[workflows.DeclarationReceived]})
 }
 
 func (s *Server) declarationStatus(r *http.Request, id string) (workflows.DeclarationStatus, error) {

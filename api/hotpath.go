@@ -6,25 +6,29 @@ import (
 	"time"
 )
 
-// The create path (POST /v1/refunds and the other creates) makes one DynamoDB round trip
-// when its caches are warm: the transaction that reserves the Idempotency-Key, records the
-// case's owner and re-checks that the caller's API key is still valid. What it reads
-// besides comes from two small caches, each safe for a reason of its own:
+// The create path (POST /v1/refunds and the other creates) makes one round trip when its
+// caches are warm: the start of its case, which is also its idempotency check (create.go).
+// What it reads besides comes from two small caches, each safe for a reason of its own:
 //
-//   - a principal found for a key hash (keyCache) is used only by the create routes, and
-//     only because their transaction re-checks the key (not revoked, not expired) in the
-//     same write: a revoked key is refused by its first create after the revocation, and
-//     by every read at once (reads do not use the cache);
+//   - a principal found for a key hash (keyCache) is used only by the create routes, for
+//     at most CreateKeyRevocationBound: a revoked or expired key is refused by every
+//     create once that bound has passed since it was last read, and by every read at once
+//     (reads do not use the cache);
 //   - a claim's facts "the taxpayer is registered and paid in this period" (factCache) are
 //     kept once seen: the registry and the ledger of payments only grow, and the refund
 //     workflow checks the overpayment again in its first step, so the API's check is a
 //     fast refusal, not the guard of the money (the ledger's conditional writes are).
 //
-// A miss costs the lookup, run while the idempotency transaction is in flight.
+// A miss costs the lookup before the start.
+
+// CreateKeyRevocationBound is how long after its revocation (or expiry) an API key may
+// still create a case: the create routes reuse a key's principal for this long before
+// reading the key again. Reads, and every other route, read the key on each request.
+const CreateKeyRevocationBound = 5 * time.Second
 
 // keyCacheTTL bounds how long a key's principal is reused before it is read again (and its
 // last use noted, to the minute, as the key list shows it).
-const keyCacheTTL = time.Minute
+const keyCacheTTL = CreateKeyRevocationBound
 
 // factCacheTTL bounds how long a claim's facts are reused; factCacheSize how many are kept.
 const (
@@ -94,19 +98,14 @@ func (c *ttlCache[V]) drop(k string) {
 	delete(c.m, k)
 }
 
-// hotPath holds the create path's caches and the writes it finishes after answering.
+// hotPath holds the create path's caches.
 type hotPath struct {
 	once  sync.Once
 	keys  *ttlCache[cachedKey]
 	facts *ttlCache[struct{}]
-	// after tracks the idempotency records written after the answer; Wait drains them.
-	after sync.WaitGroup
-	// pending: idempotency key → closed when its final record is written (a retry on this
-	// instance waits for it rather than answering "in progress").
-	pending sync.Map
 }
 
-// cachedKey is a key's principal as last read (its validity is re-checked by the write).
+// cachedKey is a key's principal as last read.
 type cachedKey struct{ p Principal }
 
 func (s *Server) hot() *hotPath {
@@ -117,32 +116,10 @@ func (s *Server) hot() *hotPath {
 	return &s.hotState
 }
 
-// afterAnswer runs f once the answer has gone, detached from the request, and counted so
-// that Wait (at shutdown) does not lose it.
-func (s *Server) afterAnswer(ctx context.Context, f func(context.Context)) {
-	if s.InlineAfterAnswer {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		f(ctx)
-		return
-	}
-	h := s.hot()
-	h.after.Add(1)
-	go func() {
-		defer h.after.Done()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		f(ctx)
-	}()
-}
-
-// Wait blocks until the writes that follow answers are done: call it after the HTTP
-// server's Shutdown.
-func (s *Server) Wait() { s.hot().after.Wait() }
-
-// precheck is work a create handler needs that the idempotency middleware starts before
-// its own write, so that both round trips overlap. The handler takes the result with
-// awaitPrecheck; a handler called without the middleware (unit tests) runs it itself.
+// precheck is work a create handler needs that the create middleware starts as soon as
+// the request is decoded; the handler takes the result with awaitPrecheck before it
+// starts the case (a refused claim starts nothing). A handler called without the
+// middleware (unit tests) runs it itself.
 type precheck struct {
 	done chan struct{}
 	res  any

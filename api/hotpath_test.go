@@ -94,35 +94,35 @@ func TestClaimChecksReadOnceThenFromCache(t *testing.T) {
 	}
 }
 
-// On the warm path a create makes one round trip before the handler runs: the
-// transaction that reserves the key and records the owner. The final idempotency record
-// is written after the answer, and a retry right after the answer is still replayed.
+// On the warm path a create makes one round trip: the start of its case, nothing in front
+// of it and nothing after it (no store read or write, no other Temporal call); a retry
+// right after the answer is replayed from the case.
 func TestCreatePathMakesOneRoundTrip(t *testing.T) {
-	s, db := claimServer(t)
-	claim := `{"inn":"500100732259","period":2025,"amount_kopecks":500,"reason":"overpaid"}`
-	s.checkRefundClaim(context.Background(), CreateRefundRequest{INN: "500100732259", Period: 2025}) // warm the facts
-	var atHandler int64
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, _ := awaitPrecheck(r.Context()).(*claimVerdict)
-		atHandler = db.total()
-		if v == nil || v.status != 0 {
-			t.Errorf("the precheck did not run or refused: %+v", v)
-		}
-		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
-	})))
-	before := db.total()
-	first := do(h, "POST", "/v1/refunds", "integrator-key", claim, "Idempotency-Key", "hot-1")
+	s, h, tmp := createServer(t)
+	db := &countingDB{DB: s.DB}
+	s.DB = db
+	// Warm the caches: the key's principal and the claim's facts.
+	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", claimBody(500), "Idempotency-Key", "warm"); rec.Code != http.StatusCreated {
+		t.Fatal(rec.Code, rec.Body)
+	}
+	var before, atStart int64
+	tmp.onStart = func() { atStart = db.total() }
+	before = db.total()
+	attempts, describes := tmp.attempts.Load(), tmp.describes.Load()
+	first := do(h, "POST", "/v1/refunds", "alpha-integrator", claimBody(500), "Idempotency-Key", "hot-1")
 	if first.Code != http.StatusCreated {
 		t.Fatalf("create: %d %s", first.Code, first.Body)
 	}
-	if n := atHandler - before; n != 1 {
-		t.Fatalf("%d round trips before the handler, want 1 (the transaction)", n)
+	if n, all := atStart-before, db.total()-before; n != 0 || all != 0 {
+		t.Fatalf("%d store round trips before the start and %d in all, want none", n, all)
 	}
-	again := do(h, "POST", "/v1/refunds", "integrator-key", claim, "Idempotency-Key", "hot-1")
+	if a, d := tmp.attempts.Load()-attempts, tmp.describes.Load()-describes; a != 1 || d != 0 {
+		t.Fatalf("%d starts and %d describes for a new case, want one start", a, d)
+	}
+	again := do(h, "POST", "/v1/refunds", "alpha-integrator", claimBody(500), "Idempotency-Key", "hot-1")
 	if again.Code != http.StatusCreated || again.Body.String() != first.Body.String() || again.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("retry right after the answer: %d %s (first %s)", again.Code, again.Body, first.Body)
 	}
-	s.Wait()
 }
 
 func TestTTLCacheExpiresAndStaysBounded(t *testing.T) {

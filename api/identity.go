@@ -139,24 +139,15 @@ func (s *Server) createIdentity(c *call[CreateIdentityRequest]) (reply, error) {
 	if err != nil {
 		return reply{}, unavailable("hash request", err)
 	}
-	existing, err := s.startCase(c.ctx(), newCase{id: caseID, process: procIdent, status: workflows.IdentityReceived, subject: s.Subject(person.INN),
+	return startCreate(s, c, newCase{id: caseID, process: procIdent, status: workflows.IdentityReceived, subject: s.Subject(person.INN),
 		workflow: workflows.IdentityVerification, input: workflows.IdentityWorkflowInput{CaseID: caseID, RequestID: requestID(r),
-			RequestSHA256: hash, Method: req.Method, Submission: sub, Policy: s.IdentityPolicy}})
-	switch {
-	case err != nil:
-		return reply{}, unavailable("start identity verification", err)
-	case existing:
-		st, err := s.identityStatus(r, caseID)
-		if err != nil {
-			return reply{}, readFailed("read identity verification", err)
-		}
-		if st.RequestSHA256 != hash {
-			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
-		}
-		return okReply(st), nil
-	}
+			RequestSHA256: hash, Method: req.Method, Submission: sub, Policy: s.IdentityPolicy, Owner: createOwner(r)}}, identityCreated(s, caseID))
+}
+
+// identityCreated is a new identity verification's answer (createAnswers: a retry's, too).
+func identityCreated(_ *Server, caseID string) reply {
 	return createdReply("/v1/identity-verifications/"+caseID, map[string]any{"case_id": caseID, "status": workflows.IdentityReceived,
-		"label": workflows.IdentityLabels[workflows.IdentityReceived]}), nil
+		"label": workflows.IdentityLabels[workflows.IdentityReceived]})
 }
 
 func (s *Server) identityStatus(r *http.Request, id string) (workflows.IdentityStatus, error) {

@@ -144,15 +144,20 @@ func pipeline[B any](obj object, optional bool, run func(*Server, *call[B]) (rep
 			s.fail(w, r, err)
 			return
 		}
-		if res.location != "" {
-			w.Header().Set("Location", res.location)
-		}
-		if res.body == nil { // 204: no body
-			w.WriteHeader(res.status)
-			return
-		}
-		WriteJSON(w, res.status, res.body)
+		writeReply(w, res)
 	}
+}
+
+// writeReply writes a route's answer.
+func writeReply(w http.ResponseWriter, res reply) {
+	if res.location != "" {
+		w.Header().Set("Location", res.location)
+	}
+	if res.body == nil { // 204: no body
+		w.WriteHeader(res.status)
+		return
+	}
+	WriteJSON(w, res.status, res.body)
 }
 
 // reply is a route's answer: a status and a JSON body (none: 204), and where a new

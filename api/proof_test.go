@@ -36,14 +36,16 @@ type caseTemporal struct {
 	client.Client
 	mu      sync.Mutex
 	starts  []any
+	memos   []map[string]any
 	updates []client.UpdateWorkflowOptions
 	status  map[string]string // case or account id → its status, for QueryWorkflow
 }
 
-func (f *caseTemporal) ExecuteWorkflow(_ context.Context, _ client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
+func (f *caseTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.starts = append(f.starts, args[0])
+	f.memos = append(f.memos, o.Memo)
 	return nil, nil
 }
 

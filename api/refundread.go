@@ -83,9 +83,7 @@ func (e queryErr) Error() string { return e.err.Error() }
 func (e queryErr) Unwrap() error { return e.err }
 
 // readRefund is refundStatus for a reader of the case (the API's read, a closed case's
-// status): when the run cannot answer at all, the record answers (recordOnly). Deciding
-// on the request that made the case (sameRequest) needs the run's own answer and does
-// not come here.
+// status): when the run cannot answer at all, the record answers (recordOnly).
 func (s *Server) readRefund(ctx context.Context, id string) (workflows.RefundStatus, error) {
 	st, err := s.refundStatus(ctx, id)
 	var q queryErr

@@ -91,24 +91,16 @@ func (s *Server) createRefund(c *call[CreateRefundRequest]) (reply, error) {
 	if err != nil {
 		return reply{}, unavailable("hash request", err)
 	}
-	existing, err := s.startCase(c.ctx(), newCase{id: caseID, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
+	return startCreate(s, c, newCase{id: caseID, process: procRefund, status: workflows.RefundReceived, subject: s.Subject(req.INN),
 		workflow: workflows.Refund, input: workflows.RefundWorkflowInput{CaseID: caseID, INN: req.INN, Period: req.Period, Amount: req.Amount,
-			Reason: req.Reason, RequestID: requestID(c.r), RequestSHA256: requestHash, CreatedBy: c.who().ID, Policy: s.Policy}})
-	switch {
-	case err != nil:
-		return reply{}, unavailable("start refund", err)
-	case existing:
-		// The same key again: the same case, if it is the same request.
-		if same, err := s.sameRequest(c.ctx(), caseID, requestHash); err != nil {
-			return reply{}, unavailable("read existing case", err)
-		} else if !same {
-			return reply{}, refuse(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
-				domain.FieldError{Field: "Idempotency-Key", Reason: "already names a case created by a different body: send a new key for a new request"})
-		}
-		return s.refundReply(c.ctx(), caseID)
-	}
+			Reason: req.Reason, RequestID: requestID(c.r), RequestSHA256: requestHash, CreatedBy: c.who().ID, Policy: s.Policy, Owner: createOwner(c.r)}},
+		refundCreated(s, caseID))
+}
+
+// refundCreated is a new refund's answer (createAnswers: a retry's, too).
+func refundCreated(s *Server, caseID string) reply {
 	return createdReply("/v1/refunds/"+caseID, map[string]any{"case_id": caseID, "status": workflows.RefundReceived,
-		"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays}), nil
+		"label": workflows.RefundLabels[workflows.RefundReceived], "deadline_days": s.Policy.DeadlineDays})
 }
 
 // claimFacts is what a claim's checks depend on.
@@ -194,12 +186,6 @@ func (s *Server) checkRefundClaim(ctx context.Context, req CreateRefundRequest) 
 		s.hot().facts.put(factKey, struct{}{}, time.Time{})
 	}
 	return v
-}
-
-// sameRequest tells whether the case was created by the same request body.
-func (s *Server) sameRequest(ctx context.Context, caseID, hash string) (bool, error) {
-	st, err := s.refundStatus(ctx, caseID)
-	return err == nil && st.RequestSHA256 == hash, err
 }
 
 // refundStatus asks the case for its status, and corrects it by the case's record when

@@ -65,11 +65,7 @@ type Server struct {
 	// Webhooks: endpoints, deliveries and the policy of new endpoints (webhooks.go).
 	Webhooks WebhookConfig
 
-	// InlineAfterAnswer writes what follows an answer before the handler returns: on
-	// Lambda, where nothing runs after an invocation has answered.
-	InlineAfterAnswer bool
-
-	hotState hotPath // the create path's caches and after-answer writes (hotpath.go)
+	hotState hotPath // the create path's caches (hotpath.go)
 
 	// Observe, when set, is told of every request with its route template (r.Pattern,
 	// "" when no route matched) and status: metrics and the request's span.

@@ -3,19 +3,15 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -134,84 +130,6 @@ func TestStaffSeeOnlyTheirOwnQueue(t *testing.T) {
 		if rec := do(h, "GET", "/v1/tasks?role="+c.role, c.key, ""); rec.Code != c.want {
 			t.Errorf("%s lists %q: %d %s", c.key, c.role, rec.Code, rec.Body)
 		}
-	}
-}
-
-func TestIdempotencyKeyPerTenant(t *testing.T) {
-	s, _ := tenantServer(t)
-	var calls atomic.Int32
-	var ids []string
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		id := "refund-" + caseKey(r)
-		ids = append(ids, id)
-		w.Header().Set("Location", "/v1/refunds/"+id)
-		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": id})
-	})))
-	first := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
-	again := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
-	if first.Code != http.StatusCreated || again.Code != http.StatusCreated || again.Body.String() != first.Body.String() ||
-		again.Header().Get("Location") != first.Header().Get("Location") || again.Header().Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("replay: %d %s / %d %s", first.Code, first.Body, again.Code, again.Body)
-	}
-	if calls.Load() != 1 {
-		t.Fatalf("the handler ran %d times for one key", calls.Load())
-	}
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "k-1"); rec.Code != http.StatusUnprocessableEntity {
-		t.Fatalf("same key, other body: %d %s", rec.Code, rec.Body)
-	}
-	// Another tenant's identical key is its own: a new case, owned by it.
-	other := do(h, "POST", "/v1/refunds", "beta-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k-1")
-	if other.Code != http.StatusCreated || calls.Load() != 2 || ids[0] == ids[1] {
-		t.Fatalf("other tenant: %d %s, ids %v", other.Code, other.Body, ids)
-	}
-	for i, want := range []string{"alpha", "beta"} {
-		tenant, by, found, err := s.CaseOwner(context.Background(), ids[i])
-		if err != nil || !found || tenant != want || by != want+"/integrator" {
-			t.Fatalf("owner of %s: %q %q %v %v", ids[i], tenant, by, found, err)
-		}
-		if _, err := uuid.Parse(strings.TrimPrefix(ids[i], "refund-")); err != nil {
-			t.Fatalf("case id %s is not a random UUID", ids[i])
-		}
-	}
-}
-
-func TestIdempotencyRefusedAttemptReleasesTheKey(t *testing.T) {
-	s, _ := tenantServer(t)
-	refuse := true
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if refuse {
-			writeError(w, http.StatusBadRequest, "invalid_request", "bad", nil)
-			return
-		}
-		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
-	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":0}`, "Idempotency-Key", "k"); rec.Code != http.StatusBadRequest {
-		t.Fatal(rec.Code)
-	}
-	refuse = false
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "k"); rec.Code != http.StatusCreated {
-		t.Fatalf("a corrected request after a refused one: %d %s", rec.Code, rec.Body)
-	}
-}
-
-func TestIdempotencyConcurrentRetryIsConflict(t *testing.T) {
-	s, _ := tenantServer(t)
-	inside, release := make(chan struct{}), make(chan struct{})
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(inside)
-		<-release
-		WriteJSON(w, http.StatusCreated, map[string]string{})
-	})))
-	done := make(chan int)
-	go func() { done <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{}`, "Idempotency-Key", "k").Code }()
-	<-inside
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{}`, "Idempotency-Key", "k"); rec.Code != http.StatusConflict {
-		t.Errorf("retry while the first runs: %d", rec.Code)
-	}
-	close(release)
-	if code := <-done; code != http.StatusCreated {
-		t.Fatal(code)
 	}
 }
 
@@ -336,93 +254,6 @@ func TestCreatorCannotDecideItsOwnCase(t *testing.T) {
 			t.Errorf("%s by its creator: %d %s", name, rec.Code, rec.Body)
 		}
 	}
-}
-
-// slowReads delays every GetItem, widening the window between reading a record and
-// writing it.
-type slowReads struct{ store.DB }
-
-func (s slowReads) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	time.Sleep(30 * time.Millisecond)
-	return s.DB.GetItem(ctx, in, o...)
-}
-
-// Two corrected requests racing to take over a key that a refused attempt released: one
-// creates a case, the other is told the key is in use — never two cases.
-func TestIdempotencyTakeoverRaceMakesOneCase(t *testing.T) {
-	s, _ := tenantServer(t)
-	s.DB = slowReads{s.DB}
-	var cases atomic.Int64
-	refuse := true
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if refuse {
-			writeError(w, http.StatusBadRequest, "invalid_request", "bad", nil)
-			return
-		}
-		cases.Add(1)
-		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
-	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":0}`, "Idempotency-Key", "race"); rec.Code != http.StatusBadRequest {
-		t.Fatal(rec.Code)
-	}
-	s.Wait()
-	refuse = false
-	codes := make(chan int, 2)
-	for range 2 {
-		go func() {
-			codes <- do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "race").Code
-		}()
-	}
-	got := []int{<-codes, <-codes}
-	s.Wait()
-	slices.Sort(got)
-	if cases.Load() != 1 || !slices.Equal(got, []int{http.StatusCreated, http.StatusCreated}) && !slices.Equal(got, []int{http.StatusCreated, http.StatusConflict}) {
-		t.Fatalf("two takeovers: answers %v, %d cases created (want one)", got, cases.Load())
-	}
-}
-
-// A record left in progress by a request whose process died is taken over by the same
-// request once stale, with the same case id; a handler that panics releases its key.
-func TestIdempotencyStaleAndPanickedKeysAreNotBlocked(t *testing.T) {
-	s, _ := tenantServer(t)
-	var ids []string
-	panicNow := false
-	h := s.authenticate(s.idempotent("POST /v1/refunds", "refund-", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if panicNow {
-			panic("handler bug")
-		}
-		ids = append(ids, caseKey(r))
-		WriteJSON(w, http.StatusCreated, map[string]string{"case_id": "refund-" + caseKey(r)})
-	})))
-	if rec := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "stale"); rec.Code != http.StatusCreated {
-		t.Fatal(rec.Code, rec.Body)
-	}
-	s.Wait()
-	// The process "died" before its final write: the record is back in progress, long ago.
-	sum := sha256.Sum256([]byte("stale"))
-	key := "alpha#POST /v1/refunds#" + hex.EncodeToString(sum[:])
-	var rec idemRecord
-	if found, err := store.Get(context.Background(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(key)}, &rec); err != nil || !found {
-		t.Fatal(found, err)
-	}
-	rec.State, rec.StartedAt, rec.Body = "in_progress", time.Now().Add(-3*time.Minute).Unix(), ""
-	if err := s.putIdem(context.Background(), rec, rec.Rev); err != nil {
-		t.Fatal(err)
-	}
-	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":1}`, "Idempotency-Key", "stale"); got.Code != http.StatusCreated || len(ids) != 2 || ids[0] != ids[1] {
-		t.Fatalf("retry of a stale request: %d %s, case keys %v (want the same case id again)", got.Code, got.Body, ids)
-	}
-	s.Wait()
-	panicNow = true
-	func() {
-		defer func() { _ = recover() }()
-		do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "boom")
-	}()
-	panicNow = false
-	if got := do(h, "POST", "/v1/refunds", "alpha-integrator", `{"amount_kopecks":2}`, "Idempotency-Key", "boom"); got.Code != http.StatusCreated {
-		t.Fatalf("after a handler panicked, the key answers %d %s (want it released)", got.Code, got.Body)
-	}
-	s.Wait()
 }
 
 // A declaration's refunds belong to the declaration's owner: the first one

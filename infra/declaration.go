@@ -150,14 +150,14 @@ type Declaration struct {
 
 // stepGrants are what writing a case's step needs (functions/transition): a conditional
 // put of each item and a read-back of the one that refused it (and of the projection the
-// step follows), the ADD of the case counters, and a read of the case's owner when the step
-// puts it in a human step (its tenant's task list), and the step's integrator event (a
+// step follows), the ADD of the case counters, the case's owner (written by its first step,
+// read when a step puts it in a human step: its tenant's task list), and the step's integrator event (a
 // conditional put, read back like the others). No DeleteItem, and UpdateItem only on
 // the counters: a committed step is never changed or deleted.
 func stepGrants() []Access {
 	return []Access{{Table: audit.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: cases.Table, Actions: []string{"GetItem", "PutItem"}},
 		{Table: notify.Table, Actions: []string{"GetItem", "PutItem"}}, {Table: transition.CountsTable, Actions: []string{"UpdateItem"}},
-		{Table: "case_owners", Actions: []string{"GetItem"}}, {Table: events.Table, Actions: []string{"GetItem", "PutItem"}}}
+		{Table: "case_owners", Actions: []string{"GetItem", "PutItem"}}, {Table: events.Table, Actions: []string{"GetItem", "PutItem"}}}
 }
 
 // Declare returns taxflow's resources.
@@ -202,7 +202,8 @@ func Declare() Declaration {
 			{Name: "apikeys", PartitionKey: s("key_hash")},
 			// The tenant that owns each case (api.OwnersTable): other tenants' reads answer 404.
 			{Name: "case_owners", PartitionKey: s("case_id")},
-			// Idempotency-Key records per tenant and operation (api.IdempotencyTable); they expire after a day.
+			// The API's short-lived records (api.IdempotencyTable: challenge nonces, attempt
+			// counters); they expire. A create's Idempotency-Key is its case's id (api/create.go).
 			{Name: "api_idempotency", PartitionKey: s("key"), TTLAttribute: "expires_at"},
 			// Integrator events (internal/events): one per committed transition, written with
 			// it; by_state lists the pending ones oldest first for the relay (sparse: the relay

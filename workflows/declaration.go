@@ -148,6 +148,10 @@ type DeclarationWorkflowInput struct {
 	ConfirmationReference string            `json:"confirmation_reference,omitempty"`
 	ClaimsRefund          bool              `json:"claims_refund"`
 	Policy                DeclarationPolicy `json:"policy"`
+	// Owner is who created the case (the API's create, a batch line): its first step
+	// writes the case's owner row with it. Cases started before it existed carry none
+	// (their owner was written before they started).
+	Owner *contract.CaseOwner `json:"owner,omitempty"`
 }
 
 // DocumentRequest is an inspector's request for explanations or documents.
@@ -303,7 +307,7 @@ func Declaration(ctx workflow.Context, in DeclarationWorkflowInput) (Declaration
 	r := &declaration{in: in, sub: in.Submission}
 	r.st = DeclarationStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Confirmation: in.Confirmation,
 		ConfirmationReference: in.ConfirmationReference, Versions: 1}
-	r.j = &journal{process: "declaration", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: DeclarationLabels,
+	r.j = &journal{process: "declaration", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: DeclarationLabels, owner: in.Owner,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err

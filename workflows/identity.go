@@ -139,6 +139,10 @@ type IdentityWorkflowInput struct {
 	Method        string             `json:"method"`
 	Submission    IdentitySubmission `json:"submission"`
 	Policy        IdentityPolicy     `json:"policy"`
+	// Owner is who created the case (the API's create, a batch line): its first step
+	// writes the case's owner row with it. Cases started before it existed carry none
+	// (their owner was written before they started).
+	Owner *contract.CaseOwner `json:"owner,omitempty"`
 }
 
 // IdentityReview is an operator's decision.
@@ -233,7 +237,7 @@ func IdentityVerification(ctx workflow.Context, in IdentityWorkflowInput) (Ident
 	in.Policy = in.Policy.withDefaults()
 	r := &identity{in: in, sub: in.Submission, consent: true, submittedAt: workflow.GetInfo(ctx).WorkflowStartTime}
 	r.st = IdentityStatus{CaseID: in.CaseID, RequestSHA256: in.RequestSHA256, Method: in.Method, MaxAttempts: in.Policy.MaxAttempts, Documents: []Document{}}
-	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels,
+	r.j = &journal{process: "identity", caseID: in.CaseID, inn: in.Submission.Person.INN, requestID: in.RequestID, labels: IdentityLabels, owner: in.Owner,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	if err := r.handlers(ctx); err != nil {
 		return r.st, err

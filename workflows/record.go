@@ -39,6 +39,7 @@ type journal struct {
 	inn       string
 	requestID string
 	labels    map[string]string
+	owner     *contract.CaseOwner // written by the first step (seq 1)
 
 	status  *string
 	label   *string
@@ -217,7 +218,11 @@ func (j *journal) step(ctx workflow.Context, status string, entries []contract.A
 	j.seq++
 	rec := j.project(ctx)
 	rec.CaseID, rec.Process, rec.Status, rec.Label, rec.Version, rec.UpdatedAt = j.caseID, j.process, status, j.labels[status], j.seq, workflow.Now(ctx)
-	return contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
+	in := contract.RecordInput{CaseID: j.caseID, Seq: j.seq, Entries: entries, Case: &rec, Notifications: notes}
+	if j.seq == 1 {
+		in.Owner = j.owner
+	}
+	return in
 }
 
 // settled answers the entries that rode in a step with its outcome, then waits for the

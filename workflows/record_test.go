@@ -396,3 +396,28 @@ func TestRefundCancelledBeforeReservingVoidsByKeyOnlyAfterTheChange(t *testing.T
 		})
 	}
 }
+
+// A case's first step carries its owner (the record-transition function writes the owner
+// row with it); no later step does.
+func TestFirstStepCarriesTheOwner(t *testing.T) {
+	h := newHarness(t, eligible(), ledger(500_000, 0)...)
+	h.upload("d1", pdfBytes)
+	owner := &contract.CaseOwner{Tenant: "alpha", CreatedBy: "alpha/integrator", KeyID: "k"}
+	var carried []int64
+	h.afterRecord = func(in contract.RecordInput, _ error) {
+		if in.Owner != nil {
+			if *in.Owner != *owner {
+				t.Errorf("step %d carries %+v", in.Seq, *in.Owner)
+			}
+			carried = append(carried, in.Seq)
+		}
+	}
+	in := input(400_000, "d1")
+	in.Owner = owner
+	if st := h.run(in); st.Status != RefundPaid {
+		t.Fatalf("got %+v", st)
+	}
+	if !slices.Equal(carried, []int64{1}) {
+		t.Fatalf("steps carrying the owner: %v, want the first only", carried)
+	}
+}

@@ -156,6 +156,10 @@ type RefundWorkflowInput struct {
 	// it ended or had to end, whichever is earlier (art. 78 p.6 with art. 88), not from
 	// when this case starts.
 	DeskReview *refunddue.DeskReview `json:"desk_review,omitempty"`
+	// Owner is who created the case (the API's create, a batch line): its first step
+	// writes the case's owner row with it. Cases started before it existed carry none
+	// (their owner was written before they started).
+	Owner *contract.CaseOwner `json:"owner,omitempty"`
 }
 
 // RefundDecision is a reviewer's decision.
@@ -554,7 +558,7 @@ func Refund(ctx workflow.Context, in RefundWorkflowInput) (RefundStatus, error) 
 	if in.LinkedDeclaration != "" {
 		r.st.Documents = append(r.st.Documents, Document{DocID: "declaration", Accepted: true, Type: "declaration", Key: in.LinkedDeclaration})
 	}
-	r.j = &journal{process: "refund", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: RefundLabels,
+	r.j = &journal{process: "refund", caseID: in.CaseID, inn: in.INN, requestID: in.RequestID, labels: RefundLabels, owner: in.Owner,
 		status: &r.st.Status, label: &r.st.Label, history: &r.st.History, project: r.project}
 	r.st.Status = "" // the first record sets it
 	if err := r.handlers(ctx); err != nil {

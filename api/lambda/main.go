@@ -35,6 +35,5 @@ func main() {
 		log.Fatal().Err(err).Msg("api cannot start")
 	}
 	srv := api.New(cfg, clients, tc, log)
-	srv.InlineAfterAnswer = true // a Lambda is frozen once it has answered
 	lambda.Start(httpadapter.NewV2(srv.Handler()).ProxyWithContext)
 }

@@ -206,8 +206,7 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 	}
 	a.log.Info().Str("addr", "http://"+a.cfg.APIAddr).Msg("API listening")
 	// Serve returns as soon as Shutdown begins; the API exits only once Shutdown has let the
-	// requests in flight finish and the idempotency records written after their answers
-	// are stored (server.Wait).
+	// requests in flight finish.
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
@@ -215,7 +214,6 @@ func serveAPI(ctx context.Context, a *app, c client.Client) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-		server.Wait()
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

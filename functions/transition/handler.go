@@ -55,8 +55,9 @@ const (
 // Handler writes steps. The tables are the deployed names of audit.Table, cases.Table,
 // notify.Table and CountsTable. Counts "" keeps no case counters (unit tests of other
 // packages); a deployment always names it (functions/catalog). Owners is case_owners,
-// read to put a case that enters a human step in its tenant's task list ("": no tenant
-// lookup, the case is listed to unbound staff only). Events is the integrator events'
+// written by a case's first step when it carries the owner, and read to put a case that
+// enters a human step in its tenant's task list ("": no owner written, no tenant lookup,
+// the case is listed to unbound staff only). Events is the integrator events'
 // table (internal/events): every step with a projection writes its event there, pending
 // for the relay ("": no events, unit tests of other packages; a deployment always names
 // it).
@@ -131,12 +132,16 @@ func (h Handler) Prepare(ctx context.Context, in contract.RecordInput) (Step, er
 }
 
 // tenant is the owner of a case whose step puts it in a human step of a tenant-owned
-// process ("" otherwise, or when the case has no owner). The workflows' inputs carry no
-// tenant and their command sequence must not change for it; the owner is written before
-// the case starts and never changes, so every retry of a step reads the same tenant.
+// process ("" otherwise, or when the case has no owner). The first step carries the
+// owner it writes (RecordInput.Owner); a later one reads the row that step wrote (or that
+// was written before the case started, for cases older than that), which never changes,
+// so every retry of a step reads the same tenant.
 func (h Handler) tenant(ctx context.Context, in contract.RecordInput) (string, error) {
 	if in.Case == nil || h.Owners == "" {
 		return "", nil
+	}
+	if in.Owner != nil { // the first step writes the owner: it is the one
+		return in.Owner.Tenant, nil
 	}
 	rec := *in.Case
 	rec.CaseID = in.CaseID
@@ -298,6 +303,13 @@ func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]i
 			out = append(out, ev)
 		}
 	}
+	if in.Owner != nil && h.Owners != "" {
+		it, err := h.owner(in, stamp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
 	for i, n := range in.Notifications {
 		n.CaseID, n.NotificationID, n.State, n.At = in.CaseID, fmt.Sprintf("%s/%d", key, i+1), notify.StatePending, n.At.UTC()
 		av, err := store.Marshal(n)
@@ -311,6 +323,33 @@ func (h Handler) items(in contract.RecordInput, key, digest, tenant string) ([]i
 				ExpressionAttributeNames: map[string]string{"#k": "notification_id"}}})
 	}
 	return out, nil
+}
+
+// owner is the case's owner row, written by its first step (RecordInput.Owner). The row
+// names a tenant once and for ever: it may be there already with the same tenant (a retry
+// of the step, or the API's own write), never with another (Conflict).
+func (h Handler) owner(in contract.RecordInput, stamp func(map[string]types.AttributeValue)) (item, error) {
+	o := in.Owner
+	switch {
+	case in.Seq != 1:
+		return item{}, fnerr.Invalid("owner", "only a case's first step records its owner")
+	case o.Tenant == "" || len(o.Tenant) > maxField || len(o.CreatedBy) > maxField || len(o.KeyID) > maxField:
+		return item{}, fnerr.Invalid("owner", fmt.Sprintf("a tenant, a creator and a key id of at most %d bytes", maxField))
+	}
+	var at int64
+	if in.Case != nil {
+		at = in.Case.UpdatedAt.Unix()
+	}
+	av, err := store.Marshal(tasks.Owner{CaseID: in.CaseID, Tenant: o.Tenant, CreatedBy: o.CreatedBy, KeyID: o.KeyID, CreatedAt: at})
+	if err != nil {
+		return item{}, fmt.Errorf("encode case owner: %w", err)
+	}
+	stamp(av)
+	key := map[string]types.AttributeValue{"case_id": store.S(in.CaseID)}
+	return item{table: h.Owners, key: key, put: &types.Put{TableName: aws.String(h.Owners), Item: av,
+		ConditionExpression:       aws.String("attribute_not_exists(#k) OR #t = :t"),
+		ExpressionAttributeNames:  map[string]string{"#k": "case_id", "#t": "tenant"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": store.S(o.Tenant)}}}, nil
 }
 
 // event is the step's integrator event: pending until the relay puts it in its tenant's
@@ -352,7 +391,7 @@ func (s Step) explain(ctx context.Context, it item) (contract.RecordResult, erro
 		// a write-once item that refused the write is gone meanwhile: let the step be tried again
 		return contract.RecordResult{}, fmt.Errorf("record %s: a condition failed on an item that is not there", key)
 	}
-	what := map[string]string{h.Journal: "journal entry", h.Cases: "case projection", h.Outbox: "notification", h.Events: "event"}[it.table]
+	what := map[string]string{h.Journal: "journal entry", h.Cases: "case projection", h.Outbox: "notification", h.Events: "event", h.Owners: "case owner"}[it.table]
 	switch attr(got.Item, AttrKey) {
 	case key:
 		if attr(got.Item, AttrDigest) == digest {

@@ -123,3 +123,50 @@ func (f failingOwners) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o
 	}
 	return f.DB.GetItem(ctx, in, o...)
 }
+
+// A case's first step writes its owner in the step's own transaction (the case's first
+// event and task never exist without their tenant): a retry of the step is a duplicate,
+// an owner row of the same tenant (the API's own write) is taken as it is, another
+// tenant's is a conflict that writes nothing, and only a first step may carry an owner.
+func TestFirstStepWritesTheOwner(t *testing.T) {
+	h, db := taskHandler(t)
+	ctx := context.Background()
+	owner := &contract.CaseOwner{Tenant: "gamma", CreatedBy: "gamma/integrator", KeyID: "k1"}
+	first := contract.RecordInput{CaseID: "refund-new", Seq: 1, Owner: owner,
+		Case: &contract.CaseRecord{Process: "refund", Status: "received", Label: "received", UpdatedAt: at}}
+	for i := range 2 {
+		res, err := h.Record(ctx, first)
+		if err != nil || res.Duplicate != (i == 1) {
+			t.Fatalf("attempt %d: %+v %v", i, res, err)
+		}
+	}
+	tenant, by, found, err := tasks.CaseOwner(ctx, db, "t-owners", "refund-new")
+	if err != nil || !found || tenant != "gamma" || by != "gamma/integrator" {
+		t.Fatalf("owner: %q %q %v %v", tenant, by, found, err)
+	}
+	// The API wrote the row first (same tenant): the step is written all the same.
+	if _, err := store.PutNew(ctx, db, "t-owners", "case_id", tasks.Owner{CaseID: "refund-api", Tenant: "gamma", CreatedBy: "gamma/integrator"}); err != nil {
+		t.Fatal(err)
+	}
+	api := first
+	api.CaseID = "refund-api"
+	if res, err := h.Record(ctx, api); err != nil || res.Duplicate {
+		t.Fatalf("a step after the API's owner row: %+v %v", res, err)
+	}
+	// Another tenant owns the id: a conflict, and nothing of the step is written.
+	other := first
+	other.CaseID = "refund-a" // alpha's
+	if _, err := h.Record(ctx, other); err == nil || !isType(err, "Conflict") {
+		t.Fatalf("a step naming another owner: %v", err)
+	}
+	for _, it := range db.Items("t-cases") {
+		if attr(it, "case_id") == "refund-a" {
+			t.Fatal("a refused step wrote its projection")
+		}
+	}
+	later := first
+	later.Seq, later.CaseID = 2, "refund-new"
+	if _, err := h.Record(ctx, later); err == nil {
+		t.Fatal("a later step carried an owner")
+	}
+}

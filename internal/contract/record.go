@@ -28,6 +28,17 @@ type RecordInput struct {
 	Entries       []AuditEntry   `json:"entries,omitempty"`
 	Case          *CaseRecord    `json:"case,omitempty"`
 	Notifications []Notification `json:"notifications,omitempty"`
+	// Owner, on a case's first step, is who created it (the API's create, a batch line):
+	// the step writes the case's owner row in its own transaction, so the case's first
+	// event and its first task list entry never exist without their tenant.
+	Owner *CaseOwner `json:"owner,omitempty"`
+}
+
+// CaseOwner is the tenant and principal that created a case (the case_owners row).
+type CaseOwner struct {
+	Tenant    string `json:"tenant"`
+	CreatedBy string `json:"created_by"`
+	KeyID     string `json:"key_id,omitempty"`
 }
 
 // RecordResult: Duplicate is true when this step had been written before with the same

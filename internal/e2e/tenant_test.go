@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,7 +15,7 @@ import (
 )
 
 // A second integrator, with its own key, cannot see the first one's case or journal: the
-// answer is the one for a case that does not exist. Case ids are random, and the same
+// answer is the one for a case that does not exist. Case ids are opaque, and the same
 // Idempotency-Key of another tenant makes another case.
 func TestAnotherTenantsCaseIsNotFound(t *testing.T) {
 	queue := startWorker(t, lambdaInvoker())
@@ -65,10 +66,11 @@ func TestAnotherTenantsCaseIsNotFound(t *testing.T) {
 	if code, _ := second.do("GET", "/v1/refunds/"+otherID, nil); code != http.StatusUnauthorized {
 		t.Fatalf("revoked key: %d", code)
 	}
-	// Creates reuse a principal found in the last minute (the key above has just created a
-	// case), but their transaction re-checks the key: the first create after the
-	// revocation is refused, and nothing is started.
+	// Creates reuse a principal read within api.CreateKeyRevocationBound (the key above has
+	// just created a case): once that bound has passed, a create with the revoked key is
+	// refused, and nothing is started.
+	time.Sleep(api.CreateKeyRevocationBound)
 	if code, id := second.create(inn, 500_000, idem+"-after-revoke"); code != http.StatusUnauthorized {
-		t.Fatalf("create with a revoked key: %d %s", code, id)
+		t.Fatalf("create with a key revoked %s ago: %d %s", api.CreateKeyRevocationBound, code, id)
 	}
 }

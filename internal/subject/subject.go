@@ -209,3 +209,26 @@ func (k Keyring) Query(inn string) string {
 	}
 	return "TaxflowSubject IN ('" + strings.Join(vs, "', '") + "')"
 }
+
+// Anchor is the key that values meant to outlive every rotation are made under: the
+// oldest versioned key the keyring holds (the lowest version of 1 or more, current or
+// previous). A rotation keeps the old version among the previous keys, so the anchor
+// stays what it was; it moves only when its version is dropped from the keyring.
+func (k Keyring) Anchor() Key {
+	a := k.current
+	for _, p := range k.previous {
+		if p.Version != LegacyVersion && p.Version < a.Version {
+			a = p
+		}
+	}
+	return a
+}
+
+// Derive is a key of its own for another purpose, named by label: HMAC-SHA256 of the
+// label under the key's secret. The secret cannot be recovered from it, and two labels
+// give unrelated keys.
+func (k Key) Derive(label string) []byte {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte(label))
+	return m.Sum(nil)
+}

@@ -125,3 +125,25 @@ func TestZeroKeyringRefusesToMakeValues(t *testing.T) {
 	}()
 	Keyring{}.Value(inn)
 }
+
+// The anchor survives a rotation (the old version stays among the previous keys), in
+// either order of the two-phase deploy; v0 is never the anchor; derived keys differ by
+// label and never equal the secret.
+func TestAnchorSurvivesRotationAndDeriveSeparatesLabels(t *testing.T) {
+	one := mustParse(t, "v1:"+secret(1), "")
+	rotated := mustParse(t, "v2:"+secret(2), "v1:"+secret(1))
+	staged := mustParse(t, "v1:"+secret(1), "v2:"+secret(2))
+	legacy := mustParse(t, "v2:"+secret(2), "v1:"+secret(1)+",v0:"+secret(9))
+	want := one.Anchor().Derive("label")
+	for name, k := range map[string]Keyring{"rotated": rotated, "staged": staged, "with v0": legacy} {
+		if got := k.Anchor().Derive("label"); !bytes.Equal(got, want) || k.Anchor().Version != 1 {
+			t.Errorf("%s: anchor v%d, derived key differs: %v", name, k.Anchor().Version, !bytes.Equal(got, want))
+		}
+	}
+	if bytes.Equal(one.Anchor().Derive("a"), one.Anchor().Derive("b")) || bytes.Equal(one.Anchor().Derive("a"), bytes.Repeat([]byte{1}, 32)) {
+		t.Fatal("derived keys must differ by label and from the secret")
+	}
+	if v2only := mustParse(t, "v2:"+secret(2), ""); bytes.Equal(v2only.Anchor().Derive("label"), want) {
+		t.Fatal("another key must derive another key")
+	}
+}

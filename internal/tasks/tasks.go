@@ -145,8 +145,9 @@ func NeedsOwner(rec contract.CaseRecord) bool {
 	return RoleOf(rec.Process, rec.Status) != "" && Owned(rec.Process)
 }
 
-// Owner is a case's owner, as case_owners holds it (api's Idempotency-Key middleware
-// and batch lines write it before the case starts).
+// Owner is a case's owner, as case_owners holds it: written by the case's first step
+// (functions/transition, from the owner the create put in the case's input), and by a
+// batch line after its start; cases made before that had it written before they started.
 type Owner struct {
 	CaseID    string `json:"case_id"`
 	Tenant    string `json:"tenant"`

@@ -232,7 +232,7 @@ func run(ctx context.Context, a *app, c client.Client, o Options, t Target) erro
 		return err
 	}
 	if o.CreateOnly {
-		return benchCreate(ctx, a, c, o.Creates, o.Rounds, []int{5, 50})
+		return benchCreate(ctx, a, c, t, o.Creates, o.Rounds, []int{5, 50})
 	}
 	lambdaInv := &invoker.Lambda{Client: a.clients.Lambda, Resolve: a.cfg.Name}
 	inproc := invoker.NewInProcess(catalog.Handlers(fn.Deps{Config: a.cfg, DynamoDB: a.clients.DynamoDB, S3: a.clients.S3, Log: a.log}))
@@ -415,7 +415,7 @@ func run(ctx context.Context, a *app, c client.Client, o Options, t Target) erro
 	fmt.Printf("refund throughput vs bare workflow of %d activity tasks (the refund's activity count): %.2fx (goal >= 0.9x)\n", total, lambda.throughput/baseTasks.throughput)
 	fmt.Printf("refund throughput vs bare workflow of the refund's shape (%d tasks, %d local): %.2fx\n", tasks, locals, lambda.throughput/base.throughput)
 	if o.Creates > 0 {
-		return benchCreate(ctx, a, c, o.Creates, o.Rounds, []int{5, 50})
+		return benchCreate(ctx, a, c, t, o.Creates, o.Rounds, []int{5, 50})
 	}
 	return nil
 }

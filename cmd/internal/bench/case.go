@@ -127,7 +127,6 @@ func benchPerCase(ctx context.Context, a *app, c client.Client, t Target, n int,
 		h.ServeHTTP(w, r)
 	}))
 	defer hs.Close()
-	defer srv.Wait()
 	b.base = hs.URL
 
 	// Keys (unmetered: set-up), and taxpayers with what the cases need.

@@ -19,15 +19,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taxflow/taxflow/api"
+	"github.com/taxflow/taxflow/internal/stack"
 	"github.com/taxflow/taxflow/workflows"
 )
 
 // benchCreate measures creating a refund case through the API (authentication, the
-// tenant's idempotency record, the claim's checks, the workflow start) against a bare
-// Temporal start of the same workflow on the same server, at each concurrency. Both start
-// on a task queue no worker polls, so only the create path is measured; the runs are
-// terminated afterwards.
-func benchCreate(ctx context.Context, a *app, c client.Client, perRun, rounds int, clients []int) error {
+// claim's checks, the start that is also the idempotency check) against a bare Temporal start of the same workflow on the same server, at each
+// concurrency. Both start on a task queue no worker polls, so only the create path is
+// measured; the runs are terminated afterwards. With the run directory's stack, the CPU
+// each process spent per create is shown too (the API runs in the bench's process).
+func benchCreate(ctx context.Context, a *app, c client.Client, t Target, perRun, rounds int, clients []int) error {
 	cases, err := prepare(ctx, a, 50)
 	if err != nil {
 		return err
@@ -41,10 +42,7 @@ func benchCreate(ctx context.Context, a *app, c client.Client, perRun, rounds in
 	}
 	hs := srv.HTTPServer(ln.Addr().String())
 	go func() { _ = hs.Serve(ln) }()
-	defer func() {
-		_ = hs.Shutdown(context.Background())
-		srv.Wait()
-	}()
+	defer func() { _ = hs.Shutdown(context.Background()) }()
 	key, err := api.Keys(a.cfg, a.clients).Create(ctx, api.Principal{ID: "bench-create", Tenant: "bench", Role: api.RoleIntegrator})
 	if err != nil {
 		return err
@@ -92,10 +90,12 @@ func benchCreate(ctx context.Context, a *app, c client.Client, perRun, rounds in
 	}
 	defer func() { terminate(context.WithoutCancel(ctx), c, started) }()
 
-	fmt.Printf("\ncreate path: %d creates per run, median of %d rounds; API (key, idempotency record, claim checks, start) vs a bare start of the same workflow\n", perRun, rounds)
+	fmt.Printf("\ncreate path: %d creates per run, median of %d rounds; API (key, claim checks, the start with its memo) vs a bare start of the same workflow\n", perRun, rounds)
 	fmt.Printf("%-8s %-6s %10s %10s %10s\n", "clients", "via", "creates/s", "p50", "p99")
 	type pair struct{ api, bare createResult }
 	summary := map[int]pair{}
+	cpu := map[string]map[string]float64{} // "<clients> <via>" → process → CPU seconds, all rounds
+	var cpuRows []string
 	for _, n := range clients {
 		// Warm the connections and the API's caches of keys and claims.
 		if _, err := loadCreates(ctx, n, 2*n, viaAPI); err != nil {
@@ -112,9 +112,19 @@ func benchCreate(ctx context.Context, a *app, c client.Client, perRun, rounds in
 			}
 			for _, via := range order {
 				f := map[string]func(int) error{"api": viaAPI, "bare": bare}[via]
+				before := cpuNow(t.st, t.haveStack, nil)
 				r, err := loadCreates(ctx, n, perRun, f)
 				if err != nil {
 					return fmt.Errorf("%s at %d clients: %w", via, n, err)
+				}
+				after := cpuNow(t.st, t.haveStack, nil)
+				row := fmt.Sprintf("%d clients, %s", n, via)
+				if cpu[row] == nil {
+					cpu[row] = map[string]float64{}
+					cpuRows = append(cpuRows, row)
+				}
+				for k, v := range after {
+					cpu[row][k] += v - before[k]
 				}
 				if via == "api" {
 					apis = append(apis, r)
@@ -131,6 +141,22 @@ func benchCreate(ctx context.Context, a *app, c client.Client, perRun, rounds in
 		}{{"api", p.api}, {"bare", p.bare}} {
 			fmt.Printf("%-8d %-6s %10.1f %10s %10s\n", n, row.via, row.r.rate, row.r.p50.Round(time.Millisecond), row.r.p99.Round(time.Millisecond))
 		}
+	}
+	if t.haveStack {
+		fmt.Printf("\n%-24s", "CPU ms per create")
+		for _, k := range append(cpuTable, "total", "others") {
+			fmt.Printf(" %9s", k)
+		}
+		fmt.Println()
+		for _, row := range cpuRows {
+			fmt.Printf("%-24s", row)
+			for _, v := range cpuRow(cpu[row], perRun*rounds, t.backend == stack.TemporalServer) {
+				fmt.Printf(" %9s", v)
+			}
+			fmt.Println()
+		}
+		fmt.Println("(worker: the bench's process — its HTTP clients, the API and the Temporal client; no worker polls the queue;\n" +
+			" others: the machine's CPU not used by these processes, i.e. by anything else running on it at the time)")
 	}
 	fmt.Println()
 	for _, n := range clients {

@@ -49,7 +49,7 @@ func benchWebhooks(ctx context.Context, a *app, c client.Client, n, rounds int) 
 	}
 	hs := srv.HTTPServer(ln.Addr().String())
 	go func() { _ = hs.Serve(ln) }()
-	defer func() { _ = hs.Shutdown(context.Background()); srv.Wait() }()
+	defer func() { _ = hs.Shutdown(context.Background()) }()
 	base := "http://" + ln.Addr().String()
 
 	suffix := strings.ReplaceAll(uuid.NewString(), "-", "")[:10]

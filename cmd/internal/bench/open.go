@@ -246,7 +246,6 @@ func benchOpen(ctx context.Context, a *app, c client.Client, t Target, n int) er
 	srv.TaskQueue = b.queue
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	defer srv.Wait()
 	b.base = hs.URL
 	if err := b.setup(); err != nil {
 		return err

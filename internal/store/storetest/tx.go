@@ -14,7 +14,8 @@ import (
 // TransactWriteItems models DynamoDB's all-or-nothing write of Put and Delete items, and of
 // unconditional Update items of the form "ADD #a :a, #b :b" (counters), under the
 // conditions taxflow uses: attribute_not_exists(#k) (write once), "#v = :v" (the stored
-// attribute equals a value: optimistic versioning) and the PutIfNewer condition. Like
+// attribute equals a value: optimistic versioning), "attribute_not_exists(#k) OR #t = :t"
+// (written once, or again with the same value) and the PutIfNewer condition. Like
 // DynamoDB it refuses two operations on one item and more than 100 items, and when a
 // condition fails it writes nothing and reports a reason for every item, in order.
 func (d *DB) TransactWriteItems(_ context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
@@ -125,6 +126,9 @@ func holds(cond string, old map[string]types.AttributeValue, exists bool, names 
 		v, okV := old[names["#v"]]
 		st, okS := old[names["#s"]]
 		return exists && okV && okS && str(v) == str(values[":v"]) && str(st) == str(values[":s"]), nil
+	case cond == "attribute_not_exists(#k) OR #t = :t": // written once, or again with the same value
+		have, ok := old[names["#t"]]
+		return !exists || ok && str(have) == str(values[":t"]), nil
 	case cond == "attribute_not_exists(#k) OR #v < :v":
 		if !exists {
 			return true, nil
