@@ -378,7 +378,7 @@ func TestTaskIndexesAddedToAnExistingTableAndBackfilled(t *testing.T) {
 	}
 	table, owners := infra.Name(opts.Prefix, cases.Table), infra.Name(opts.Prefix, api.OwnersTable)
 	due := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
-	var waiting []string
+	var waiting, escalated []string
 	for i := range 30 {
 		id := fmt.Sprintf("refund-%s-%02d", run, i)
 		status := workflows.RefundInReview
@@ -386,12 +386,15 @@ func TestTaskIndexesAddedToAnExistingTableAndBackfilled(t *testing.T) {
 			status = workflows.RefundPaid
 		} else {
 			waiting = append(waiting, id)
+			if i%5 == 1 {
+				escalated = append(escalated, id)
+			}
 		}
 		if _, err := store.PutNew(ctx, shared.clients.DynamoDB, owners, "case_id", tasks.Owner{CaseID: id, Tenant: "upgrade-" + run}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := store.PutNew(ctx, shared.clients.DynamoDB, table, "case_id", contract.CaseRecord{CaseID: id, Process: "refund", Status: status,
-			Version: 4, UpdatedAt: due, Deadline: due.Add(time.Duration(i) * time.Minute)}); err != nil {
+			Version: 4, UpdatedAt: due, Deadline: due.Add(time.Duration(i) * time.Minute), Escalated: i%3 != 0 && i%5 == 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -408,7 +411,9 @@ func TestTaskIndexesAddedToAnExistingTableAndBackfilled(t *testing.T) {
 		names = append(names, aws.ToString(ix.IndexName))
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"by_status", tasks.Index, tasks.TenantIndex}) || !rep.Changed() {
+	want := []string{"by_status", tasks.EscalatedIndex, tasks.Index, tasks.TenantEscalatedIndex, tasks.TenantIndex}
+	slices.Sort(want)
+	if !slices.Equal(names, want) || !rep.Changed() {
 		t.Fatalf("indexes after apply: %v (changed %v)", names, rep.Changed())
 	}
 	l := tasks.Lister{DB: shared.clients.DynamoDB, Table: table}
@@ -429,6 +434,16 @@ func TestTaskIndexesAddedToAnExistingTableAndBackfilled(t *testing.T) {
 		}
 		if err != nil || !slices.Equal(got, waiting) {
 			t.Fatalf("after the backfill (tenant %q): %v %v, want %v", tenant, got, err, waiting)
+		}
+		q.Escalated = true // the escalated indexes, filled by the same backfill
+		p, err = l.List(ctx, q)
+		q.Escalated = false
+		got = nil
+		for _, tk := range p.Tasks {
+			got = append(got, tk.CaseID)
+		}
+		if err != nil || len(escalated) == 0 || !slices.Equal(got, escalated) {
+			t.Fatalf("escalated after the backfill (tenant %q): %v %v, want %v", tenant, got, err, escalated)
 		}
 	}
 	if br, err := cases.Backfill(ctx, shared.clients.DynamoDB, table, owners); err != nil || br.Written != 0 {
