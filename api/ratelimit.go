@@ -44,7 +44,8 @@ func (s *Server) limitIdentity(w http.ResponseWriter, r *http.Request, subject s
 	}
 	now := time.Now()
 	window := now.Truncate(IdentityAttemptWindow)
-	n, err := s.countAttempt(r, "rate#identity#"+subject+"#"+strconv.FormatInt(window.Unix(), 10), window.Add(2*IdentityAttemptWindow))
+	counter := "rate#identity#" + subject + "#" + strconv.FormatInt(window.Unix(), 10)
+	n, err := s.countOnce(r, counter, window.Add(2*IdentityAttemptWindow))
 	if err != nil {
 		s.internal(w, "count identity attempt", err)
 		return false
@@ -57,6 +58,41 @@ func (s *Server) limitIdentity(w http.ResponseWriter, r *http.Request, subject s
 		return false
 	}
 	return true
+}
+
+// countOnce counts a request once: a create's retries (same Idempotency-Key, same
+// request) are one attempt, also when they arrive at once, before any of them started the
+// case the middleware would answer them from (create.go). A retry repeats the same
+// personal data, so it tells a guesser nothing new; another body under the same key is
+// another request and counts. The first request of a key and body leaves a mark (expiring
+// with the counter); a request that finds the mark reads the counter instead of adding to
+// it. Any other request (no create) counts each time.
+func (s *Server) countOnce(r *http.Request, counter string, expires time.Time) (int, error) {
+	cr := createOf(r.Context())
+	if cr == nil {
+		return s.countAttempt(r, counter, expires)
+	}
+	seen := attemptSeen{Key: "rate-seen#" + counter + "#" + cr.caseID + "#" + cr.memo.RequestSHA256, ExpiresAt: expires.Unix()}
+	first, err := store.PutNew(r.Context(), s.DB, s.Idempotency, "key", seen)
+	if err != nil {
+		return 0, fmt.Errorf("mark attempt: %w", err)
+	}
+	if first {
+		return s.countAttempt(r, counter, expires)
+	}
+	var c struct {
+		Attempts int `json:"attempts"`
+	}
+	if _, err := store.Get(r.Context(), s.DB, s.Idempotency, map[string]types.AttributeValue{"key": store.S(counter)}, &c); err != nil {
+		return 0, fmt.Errorf("read attempts: %w", err)
+	}
+	return c.Attempts, nil
+}
+
+// attemptSeen marks a create request counted (countOnce).
+type attemptSeen struct {
+	Key       string `json:"key"`
+	ExpiresAt int64  `json:"expires_at"`
 }
 
 // countAttempt adds one to a counter and returns its new value; the first attempt of a
