@@ -159,20 +159,26 @@ type BatchUploadRequest struct {
 	Size     int64  `json:"size"`
 }
 
-// batchUploadURL hands out a presigned PUT into the caller's own inbox/<tenant>/: a
-// tenant can put files nowhere else, so the prefix names the tenant truthfully.
-func (s *Server) batchUploadURL(c *call[BatchUploadRequest]) (reply, error) {
-	req, p := c.Body, c.who()
-	key := batch.InboxPrefix + p.Tenant + "/" + req.FileName
+// Validate checks the file's name and size; the tenant's folder comes from the caller's
+// key, so ParseKey's rules are asked of the name under a well-formed folder.
+func (req BatchUploadRequest) Validate() []domain.FieldError {
 	var errs []domain.FieldError
-	if _, ref := batch.ParseKey(key); ref != nil || len(req.FileName) > 200 {
+	if _, ref := batch.ParseKey(batch.InboxPrefix + "tenant/" + req.FileName); ref != nil || len(req.FileName) > 200 {
 		errs = append(errs, domain.FieldError{Field: "file_name", Reason: "a plain file name (no '/') ending in .csv or .jsonl, at most 200 characters"})
 	}
 	if req.Size <= 0 || req.Size > batch.DefaultLimits.MaxBytes {
 		errs = append(errs, domain.FieldError{Field: "size", Reason: fmt.Sprintf("the file's size in bytes, 1-%d", batch.DefaultLimits.MaxBytes)})
 	}
-	if err := invalidFields(errs); err != nil {
-		return reply{}, err
+	return errs
+}
+
+// batchUploadURL hands out a presigned PUT into the caller's own inbox/<tenant>/: a
+// tenant can put files nowhere else, so the prefix names the tenant truthfully.
+func (s *Server) batchUploadURL(c *call[BatchUploadRequest]) (reply, error) {
+	req, p := c.Body, c.who()
+	key := batch.InboxPrefix + p.Tenant + "/" + req.FileName
+	if _, ref := batch.ParseKey(key); ref != nil { // the caller's tenant is always a well-formed folder
+		return reply{}, unavailable("batch folder", fmt.Errorf("tenant folder refused: %s", ref.Reason))
 	}
 	const ttl = 15 * time.Minute
 	// The grant records who may have uploaded this file and with which scopes: each of

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"time"
@@ -52,6 +53,8 @@ type (
 
 func validate(body any) error {
 	switch b := body.(type) {
+	case none:
+		return nil
 	case fieldsCheck:
 		return invalidFields(b.Validate())
 	case timedCheck:
@@ -59,7 +62,20 @@ func validate(body any) error {
 	case bodyCheck:
 		return b.check()
 	}
-	return nil
+	// Fail closed: a body that cannot say what is wrong with it reaches no route. checked
+	// refuses such a route when the route table is built; this is the guard behind it.
+	return fmt.Errorf("api: the body type %T has no check", body)
+}
+
+// checked says whether B is a body the pipeline can validate: none, or a type with one of
+// the checks above (on its value: the pipeline validates the decoded value).
+func checked[B any]() bool {
+	var zero B
+	switch any(zero).(type) {
+	case none, fieldsCheck, timedCheck, bodyCheck:
+		return true
+	}
+	return false
 }
 
 // object is a route's first step: the object its path names (or, for a create, the
@@ -123,6 +139,12 @@ func handleOptional[B any](obj object, run func(*Server, *call[B]) (reply, error
 }
 
 func pipeline[B any](obj object, optional bool, run func(*Server, *call[B]) (reply, error)) func(*Server, http.ResponseWriter, *http.Request) {
+	if !checked[B]() {
+		// A programming error in the route table, found when it is built (package
+		// initialisation, hence by every test), never a request that passes unchecked.
+		var zero B
+		panic(fmt.Sprintf("api: a route's body type %T has no check (Validate or check); give it one", zero))
+	}
 	return func(s *Server, w http.ResponseWriter, r *http.Request) {
 		c := &call[B]{w: w, r: r}
 		var err error

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,5 +65,36 @@ func TestPipelineNoBodyAndNoContent(t *testing.T) {
 	h(s, w, httptest.NewRequest("POST", "/x", strings.NewReader("%PDF-1.7 not json")))
 	if rest != "%PDF-1.7 not json" || w.Code != http.StatusNoContent || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "" {
 		t.Fatalf("body left %q; answer %d %q %q", rest, w.Code, w.Body, w.Header().Get("Content-Type"))
+	}
+}
+
+// uncheckedBody can say nothing about what is wrong with it.
+type uncheckedBody struct {
+	Reason string `json:"reason"`
+}
+
+// The pipeline fails closed: a route whose body type has no check is refused when the
+// route table is built, and validate refuses such a body if one ever reaches it. Every
+// route of the table passed that refusal, or this package would not have initialised.
+func TestPipelineRefusesABodyWithoutACheck(t *testing.T) {
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "api.uncheckedBody has no check") {
+				t.Errorf("building a route over an unchecked body: %v", r)
+			}
+		}()
+		handle(noObject, func(*Server, *call[uncheckedBody]) (reply, error) { return reply{}, nil })
+		t.Error("a route over an unchecked body was built")
+	}()
+	if err := validate(uncheckedBody{Reason: strings.Repeat("x", 10<<20)}); err == nil {
+		t.Error("validate passed a body that has no check")
+	}
+	for _, b := range []any{none{}, pipeBody{Reason: "ok"}} {
+		if err := validate(b); err != nil {
+			t.Errorf("validate(%T): %v", b, err)
+		}
+	}
+	if len(routes) == 0 {
+		t.Fatal("no routes: the table was not built")
 	}
 }

@@ -372,11 +372,8 @@ func (s *Server) decideRefund(c *call[approval]) (reply, error) {
 	return s.decide(c.ctx(), c.who(), c.ID, caseAction{Process: procRefund, Action: c.Body.action(), Reason: c.Body.Reason})
 }
 
-func (s *Server) withdrawRefund(c *call[workflows.RefundWithdrawal]) (reply, error) {
-	if err := reasonFits(c.Body.Reason); err != nil {
-		return reply{}, err
-	}
-	return s.update(c.ctx(), c.ID, workflows.RefundUpdateWithdraw, c.Body, &workflows.RefundStatus{})
+func (s *Server) withdrawRefund(c *call[reasonBody]) (reply, error) {
+	return s.update(c.ctx(), c.ID, workflows.RefundUpdateWithdraw, workflows.RefundWithdrawal{Reason: c.Body.Reason}, &workflows.RefundStatus{})
 }
 
 // updateRefundErr answers an update's error: 409 with the status for a closed case or a

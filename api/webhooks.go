@@ -106,13 +106,25 @@ func (s *Server) webhookStore() (webhooks.Store, error) {
 
 // checkWebhook judges a registration; nothing is stored before it passes.
 func (s *Server) checkWebhook(ctx context.Context, req WebhookRequest) []domain.FieldError {
-	var errs []domain.FieldError
 	resolver := s.Webhooks.Resolver
 	if resolver == nil {
 		resolver = net.DefaultResolver
 	}
 	if why := webhooks.CheckURL(ctx, req.URL, s.Webhooks.Policy.AllowLoopback, resolver); why != "" {
-		errs = append(errs, domain.FieldError{Field: "url", Reason: why})
+		return []domain.FieldError{{Field: "url", Reason: why}}
+	}
+	return nil
+}
+
+// Validate is what can be said of a registration without the network: the URL's
+// presence and length, and the event types. Where the URL leads is checkWebhook's.
+func (req WebhookRequest) Validate() []domain.FieldError {
+	var errs []domain.FieldError
+	switch {
+	case req.URL == "":
+		errs = append(errs, domain.FieldError{Field: "url", Reason: "required: the receiver's https:// URL"})
+	case len(req.URL) > webhooks.MaxURLLength:
+		errs = append(errs, domain.FieldError{Field: "url", Reason: fmt.Sprintf("at most %d characters", webhooks.MaxURLLength)})
 	}
 	known := EventTypes()
 	switch {
