@@ -306,6 +306,11 @@ func (s Stack) devServer() service {
 				"--ui-ip", "127.0.0.1", "--ui-port", strconv.Itoa(s.Ports.TemporalUI),
 				"--ui-codec-endpoint", s.codecEndpoint(token),
 				"--db-filename", data("temporal.db"), "--namespace", "default",
+				// WAL: a commit appends to the log instead of rewriting the journal, and
+				// NORMAL syncs at checkpoints; a killed server loses nothing committed (only a
+				// power cut could lose the last commits). Measured: 11.5 → 21.6 cases/s loaded
+				// by `taxflow bench --open` on two cores (docs/performance.md).
+				"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
 				"--log-format", "json", "--log-level", "warn",
 				"--search-attribute", "TaxflowProcess=Keyword",
 				"--search-attribute", "TaxflowStatus=Keyword",
