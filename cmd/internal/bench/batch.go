@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -26,7 +25,6 @@ import (
 	"github.com/taxflow/taxflow/internal/batch"
 	"github.com/taxflow/taxflow/internal/buildinfo"
 	"github.com/taxflow/taxflow/internal/contract"
-	"github.com/taxflow/taxflow/internal/domain"
 	"github.com/taxflow/taxflow/internal/invoker"
 	"github.com/taxflow/taxflow/internal/store"
 	"github.com/taxflow/taxflow/workflows"
@@ -117,7 +115,7 @@ func benchBatch(ctx context.Context, a *app, c client.Client, n, history int) er
 }
 
 func benchTaxpayer(ctx context.Context, a *app) (string, error) {
-	inn := domain.CompleteINN12(fmt.Sprintf("98%08d", rand.IntN(100_000_000)))
+	inn := refundINNs.INN()
 	tp := contract.Taxpayer{INN: inn, Name: "БЕНЧ", AccountState: "active", Confirmed: true, INNLinked: true}
 	if _, err := store.PutNew(ctx, a.clients.DynamoDB, a.cfg.Name(taxpayer.Table), "inn", tp); err != nil {
 		return "", err

@@ -398,7 +398,7 @@ func (b *openBench) call(want int, out any, method, path, key string, body []byt
 // refundTaxpayer registers a taxpayer with a confirmed overpayment of 5,000 ₽ (set-up data:
 // the registry and the ledger, written directly).
 func (b *openBench) refundTaxpayer() (string, error) {
-	inn := domain.CompleteINN12(fmt.Sprintf("98%08d", rand.IntN(100_000_000)))
+	inn := refundINNs.INN()
 	bik := "044525225"
 	tp := contract.Taxpayer{INN: inn, Name: "БЕНЧ", AccountState: "active", Confirmed: true, INNLinked: true,
 		Bank: &contract.BankRequisites{BIK: bik, Account: domain.CompleteAccount(fmt.Sprintf("40817810%012d", rand.Int64N(1e12)), bik)}}
@@ -463,7 +463,7 @@ func (b *openBench) identity(s seed.Subject) error {
 
 // lock reports one failed login more than the threshold for a new account.
 func (b *openBench) lock() error {
-	inn := domain.CompleteINN12(fmt.Sprintf("97%08d", rand.IntN(100_000_000)))
+	inn := accountINNs.INN()
 	for i := 0; i <= b.a.cfg.Account.Threshold; i++ {
 		if err := b.call(http.StatusAccepted, nil, "POST", "/v1/accounts/"+inn+"/events", b.keys.auth,
 			drive.JSON(contract.AccountEvent{EventID: "bench-" + uuid.NewString(), Type: contract.EventLoginFailed})); err != nil {

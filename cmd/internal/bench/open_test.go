@@ -2,8 +2,11 @@ package bench
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/taxflow/taxflow/internal/domain"
 )
 
 func TestRefuseDiskNamesBothFigures(t *testing.T) {
@@ -102,5 +105,38 @@ func TestLatencyReportRatiosAndGoals(t *testing.T) {
 	}
 	if strings.Contains(lines[2], "NOT") || strings.Contains(lines[1], "x,") {
 		t.Errorf("report:\n%s", out)
+	}
+}
+
+// The bench's taxpayers never repeat: 200,000 INNs of one sequence, drawn at once from
+// many goroutines, are distinct and valid.
+func TestINNSequenceNeverRepeats(t *testing.T) {
+	s := newINNSeq("98")
+	const n, g = 200_000, 8
+	got := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < n/g; k++ {
+				got <- s.INN()
+			}
+		}()
+	}
+	wg.Wait()
+	close(got)
+	seen := make(map[string]bool, n)
+	for inn := range got {
+		if seen[inn] {
+			t.Fatalf("INN %s handed out twice", inn)
+		}
+		if err := domain.ValidateINN("inn", inn, true); err != nil || !strings.HasPrefix(inn, "98") {
+			t.Fatalf("INN %s: %v", inn, err)
+		}
+		seen[inn] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d INNs, want %d", len(seen), n)
 	}
 }
