@@ -140,3 +140,21 @@ func TestINNSequenceNeverRepeats(t *testing.T) {
 		t.Fatalf("%d INNs, want %d", len(seen), n)
 	}
 }
+
+// The wave's pilot and waits grow with N: a wave of 100,000 is not judged by 20 cases'
+// first seconds, nor cut off by the 30 minutes that fit 1,000.
+func TestWaveScalesItsPilotAndWaits(t *testing.T) {
+	for _, c := range []struct{ n, pilot int }{{1, 20}, {1000, 20}, {5000, 50}, {100_000, 1000}, {200_000, 1000}} {
+		if got := wavePilotOf(c.n); got != c.pilot {
+			t.Errorf("pilot of %d: %d, want %d", c.n, got, c.pilot)
+		}
+	}
+	load, wave := waveTimeouts(1000, 20)
+	if load != waveTimeout || wave != waveTimeout {
+		t.Errorf("1,000 at 20/s: %s, %s; want the floor %s", load, wave, waveTimeout)
+	}
+	load, wave = waveTimeouts(100_000, 20) // 5,000 s predicted
+	if load != 15_000*time.Second || wave != 5000*time.Second {
+		t.Errorf("100,000 at 20/s: load %s (want 3 × 5,000 s), wave %s (want 5,000 s)", load, wave)
+	}
+}
