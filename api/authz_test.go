@@ -413,3 +413,37 @@ func TestDisableAndRevokeEndSessions(t *testing.T) {
 		t.Fatalf("disable an unknown login: %v", err)
 	}
 }
+
+// A console form is authorized as the API route it stands for: every action of every
+// process names a route of the table, takes that row's scope, and is a decision (the
+// separation of duties applies) exactly when the row is one. A payout retry is an
+// operator's step, not a decision on the claim, in both channels.
+func TestConsoleActionsTakeTheirRoutesRule(t *testing.T) {
+	p := Principal{ID: "tax-office/x", Tenant: TaxOffice, Role: RoleReviewer, Person: "x"}
+	want := map[string]bool{ // action → decides
+		procRefund + " " + ActApprove: true, procRefund + " " + ActReject: true, procRefund + " " + ActRetry: false,
+		procIdent + " " + ActApprove: true, procIdent + " " + ActReject: true,
+		procAccount + " " + ActApprove: false, procAccount + " " + ActReject: false,
+		procDecl + " " + ActRequest: true, procDecl + " " + ActDecide: true,
+	}
+	for _, process := range []string{procRefund, procIdent, procAccount, procDecl} {
+		for _, action := range []string{ActApprove, ActReject, ActRetry, ActRequest, ActDecide} {
+			a := caseAction{Process: process, Action: action}
+			decides, listed := want[process+" "+action]
+			_, _, _, scope, err := a.update(p)
+			rt, found := a.route()
+			if !listed {
+				if err == nil || found {
+					t.Errorf("%s %s: an action the process does not have was taken (%v, route %v)", process, action, err, found)
+				}
+				continue
+			}
+			if err != nil || !found {
+				t.Fatalf("%s %s: %v, route found %v", process, action, err, found)
+			}
+			if scope != rt.scope || rt.decides != decides {
+				t.Errorf("%s %s: scope %q (route %s %s: %q), decides %v (want %v)", process, action, scope, rt.method, rt.path, rt.scope, rt.decides, decides)
+			}
+		}
+	}
+}

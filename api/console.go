@@ -429,9 +429,11 @@ func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request) {
 		name, arg, out, _, _ = a.update(p)
 	}
 	if fe.Field == "" {
-		// The same object rule and separation of duties as the API's decision routes.
+		// The same object rule and separation of duties as the API route the action
+		// stands for (update found it, or the form was refused above).
+		rt, _ := a.route()
 		var duties errDuties
-		switch oerr := s.checkObject(r.Context(), p, RuleStaff, true, id, ""); {
+		switch oerr := s.checkObject(r.Context(), p, RuleStaff, rt.decides, id, ""); {
 		case errors.As(oerr, &duties):
 			s.consoleMessage(w, r, http.StatusForbidden, "Разделение обязанностей", "Создавший дело или его организация не может принимать по нему решение.")
 			return

@@ -33,7 +33,8 @@ type caseAction struct {
 }
 
 // update names the Update, its argument, the value its result decodes into and the scope
-// the principal needs; ok is false for an action the process does not have.
+// the principal needs (the route's it stands for: routeName); err for an action the
+// process does not have.
 func (a caseAction) update(p Principal) (name string, arg, out any, scope string, err error) {
 	approve := a.Action == ActApprove
 	// Who decides is the person (StaffIdentity), whichever channel they use: the
@@ -41,25 +42,50 @@ func (a caseAction) update(p Principal) (name string, arg, out any, scope string
 	who := StaffIdentity(p)
 	switch {
 	case a.Process == procRefund && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.RefundUpdateDecide, workflows.RefundDecision{Approve: approve, Reason: a.Reason, Reviewer: who},
-			&workflows.RefundStatus{}, ScopeRefundsDecide, nil
+		name, arg, out = workflows.RefundUpdateDecide, workflows.RefundDecision{Approve: approve, Reason: a.Reason, Reviewer: who}, &workflows.RefundStatus{}
 	case a.Process == procRefund && a.Action == ActRetry:
-		return workflows.RefundUpdateRetryPayout, workflows.RefundRetry{Operator: who, Reason: a.Reason},
-			&workflows.RefundStatus{}, ScopeOperate, nil
+		name, arg, out = workflows.RefundUpdateRetryPayout, workflows.RefundRetry{Operator: who, Reason: a.Reason}, &workflows.RefundStatus{}
 	case a.Process == procIdent && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: a.Reason, Operator: who},
-			&workflows.IdentityStatus{}, ScopeIdentityReview, nil
+		name, arg, out = workflows.IdentityUpdateReview, workflows.IdentityReview{Approve: approve, Reason: a.Reason, Operator: who}, &workflows.IdentityStatus{}
 	case a.Process == procAccount && (a.Action == ActApprove || a.Action == ActReject):
-		return workflows.AccountUpdateDecision, workflows.SpecialistDecision{Approve: approve, Reason: a.Reason, Specialist: who},
-			&workflows.AccountStatus{}, ScopeAccountSpecialist, nil
+		name, arg, out = workflows.AccountUpdateDecision, workflows.SpecialistDecision{Approve: approve, Reason: a.Reason, Specialist: who}, &workflows.AccountStatus{}
 	case a.Process == procDecl && a.Action == ActRequest:
-		return workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: a.What, Kind: a.Kind, Inspector: who},
-			&workflows.DeclarationStatus{}, ScopeDeclarationsReview, nil
+		name, arg, out = workflows.DeclarationUpdateRequest, workflows.DocumentRequest{What: a.What, Kind: a.Kind, Inspector: who}, &workflows.DeclarationStatus{}
 	case a.Process == procDecl && a.Action == ActDecide:
-		return workflows.DeclarationUpdateDecide, workflows.DeclarationDecision{Decision: a.Decision, RefundKopecks: a.RefundKopecks,
-			Grounds: a.Reason, Inspector: who}, &workflows.DeclarationStatus{}, ScopeDeclarationsReview, nil
+		name, arg, out = workflows.DeclarationUpdateDecide, workflows.DeclarationDecision{Decision: a.Decision, RefundKopecks: a.RefundKopecks,
+			Grounds: a.Reason, Inspector: who}, &workflows.DeclarationStatus{}
+	default:
+		return "", nil, nil, "", fmt.Errorf("process %q has no action %q", a.Process, a.Action)
 	}
-	return "", nil, nil, "", fmt.Errorf("process %q has no action %q", a.Process, a.Action)
+	rt, ok := a.route()
+	if !ok {
+		return "", nil, nil, "", fmt.Errorf("action %q of process %q has no route", a.Action, a.Process)
+	}
+	return name, arg, out, rt.scope, nil
+}
+
+// route is the API route an action stands for: a console form takes its scope and its
+// separation of duties (decides) from that row, so the route table is the one place
+// both live, whichever channel the action comes by.
+func (a caseAction) route() (route, bool) {
+	var name string
+	switch {
+	case a.Process == procRefund && (a.Action == ActApprove || a.Action == ActReject):
+		name = "POST /v1/refunds/{id}/decision"
+	case a.Process == procRefund && a.Action == ActRetry:
+		name = "POST /v1/refunds/{id}/retry-payout"
+	case a.Process == procIdent && (a.Action == ActApprove || a.Action == ActReject):
+		name = "POST /v1/identity-verifications/{id}/review"
+	case a.Process == procAccount && (a.Action == ActApprove || a.Action == ActReject):
+		name = "POST /v1/accounts/{inn}/unblock/specialist-decision"
+	case a.Process == procDecl && a.Action == ActRequest:
+		name = "POST /v1/declarations/{id}/request-documents"
+	case a.Process == procDecl && a.Action == ActDecide:
+		name = "POST /v1/declarations/{id}/decision"
+	default:
+		return route{}, false
+	}
+	return routeRule(name)
 }
 
 func approveAction(approve bool) string {

@@ -92,57 +92,63 @@ func rt(method, path, scope, rule string, h func(*Server, http.ResponseWriter, *
 
 func decision(r route) route { r.decides = true; return r }
 
-var routes = []route{
-	rt("GET", "/healthz", "", RulePublic, (*Server).health),
-	rt("GET", "/readyz", "", RulePublic, (*Server).ready),
-	rt("GET", "/openapi.yaml", "", RulePublic, (*Server).openapi),
-	rt("POST", "/v1/refunds", ScopeRefundsWrite, RuleCreate, handle(creating(createRefusal), (*Server).createRefund)),
-	rt("GET", "/v1/refunds/{id}", ScopeRefundsRead, RuleCase, handle(refundID, (*Server).getRefund)),
-	rt("POST", "/v1/refunds/{id}/documents", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).uploadDocument)),
-	rt("POST", "/v1/refunds/{id}/documents/upload-url", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).presignDocument)),
-	rt("POST", "/v1/refunds/{id}/documents/{doc}/complete", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).completeDocument)),
-	decision(rt("POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, RuleStaff, handle(refundID, (*Server).decideRefund))),
-	rt("POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, RuleCase, handleOptional(refundID, (*Server).withdrawRefund)),
-	rt("POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, RuleStaff, handleOptional(refundID, (*Server).retryPayout)),
-	rt("POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, RuleStaff, handle(taxpayerINN, (*Server).verifyRequisites)),
-	rt("GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, RuleCase, handle(refundID, (*Server).journal)),
-	rt("POST", "/v1/identity-verifications", ScopeIdentityWrite, RuleCreate, handle(creating(createRefusal), (*Server).createIdentity)),
-	rt("POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, RuleCreate, handle(noObject, (*Server).esignChallenge)),
-	rt("GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, RuleCase, handle(identityID, (*Server).getIdentity)),
-	rt("POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).uploadIdentityDocument)),
-	rt("POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).resubmitIdentity)),
-	decision(rt("POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, RuleStaff, handle(identityID, (*Server).reviewIdentity))),
-	{method: "POST", path: "/v1/taxpayers/{inn}/consent", scope: ScopeConsent, rule: RuleTaxpayer, opensRelation: true, handler: handle(taxpayerINN, (*Server).grantConsent)},
-	rt("DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, RuleTaxpayer, handle(taxpayerINN, (*Server).withdrawConsent)),
-	rt("POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, RuleTaxpayer, (*Server).accountEvent), // accountEventRoute
-	rt("GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, RuleTaxpayer, handle(taxpayerINN, (*Server).accountLock)),
-	rt("POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountSelfService)),
-	rt("POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountIdentity)),
-	rt("POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountSpecialistRequest)),
-	rt("POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, RuleStaff, handle(taxpayerINN, (*Server).accountSpecialistDecision)),
-	rt("POST", "/v1/declarations", ScopeDeclarationsWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters)"), (*Server).createDeclaration)),
-	rt("GET", "/v1/declarations/{id}", ScopeDeclarationsRead, RuleCase, handle(declarationID, (*Server).getDeclaration)),
-	rt("POST", "/v1/declarations/{id}/correction", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).correctDeclaration)),
-	rt("POST", "/v1/declarations/{id}/documents", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).declarationDocuments)),
-	rt("POST", "/v1/declarations/{id}/appeal", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).appealDeclaration)),
-	decision(rt("POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).requestDeclarationDocuments))),
-	decision(rt("POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).decideDeclaration))),
-	rt("GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, RuleCase, handle(declarationID, (*Server).decisionDocument)),
-	rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, handle(noObject, (*Server).ownTasks)),
-	rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, handle(noObject, (*Server).batchUploadURL)),
-	rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, handle(batchID, (*Server).getBatch)),
-	rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, handle(noObject, (*Server).listEvents)), // the caller's tenant's feed (no object: RuleCreate)
-	// Webhook endpoints (webhooks.go): the list is the caller's own tenant's by
-	// construction (RuleCreate: no object to judge); an endpoint's owner is recorded like
-	// a case's, so RuleCase answers another tenant's id 404.
-	rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint"), (*Server).createWebhook)),
-	rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, handle(noObject, (*Server).listWebhooks)),
-	rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).getWebhook))),
-	rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).deleteWebhook))),
-	rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).rotateWebhookSecret))),
-	rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).enableWebhook))),
-	rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).listDeliveries))),
-	rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).retryDelivery))),
+// routes is the route table. It is built in init because the handlers reach it again
+// (a console form takes its scope and duties from the row of the route it stands for).
+var routes []route
+
+func init() {
+	routes = []route{
+		rt("GET", "/healthz", "", RulePublic, (*Server).health),
+		rt("GET", "/readyz", "", RulePublic, (*Server).ready),
+		rt("GET", "/openapi.yaml", "", RulePublic, (*Server).openapi),
+		rt("POST", "/v1/refunds", ScopeRefundsWrite, RuleCreate, handle(creating(createRefusal), (*Server).createRefund)),
+		rt("GET", "/v1/refunds/{id}", ScopeRefundsRead, RuleCase, handle(refundID, (*Server).getRefund)),
+		rt("POST", "/v1/refunds/{id}/documents", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).uploadDocument)),
+		rt("POST", "/v1/refunds/{id}/documents/upload-url", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).presignDocument)),
+		rt("POST", "/v1/refunds/{id}/documents/{doc}/complete", ScopeRefundsWrite, RuleCase, handle(refundID, (*Server).completeDocument)),
+		decision(rt("POST", "/v1/refunds/{id}/decision", ScopeRefundsDecide, RuleStaff, handle(refundID, (*Server).decideRefund))),
+		rt("POST", "/v1/refunds/{id}/withdraw", ScopeRefundsWrite, RuleCase, handleOptional(refundID, (*Server).withdrawRefund)),
+		rt("POST", "/v1/refunds/{id}/retry-payout", ScopeOperate, RuleStaff, handleOptional(refundID, (*Server).retryPayout)),
+		rt("POST", "/v1/taxpayers/{inn}/requisites/verification", ScopeRequisites, RuleStaff, handle(taxpayerINN, (*Server).verifyRequisites)),
+		rt("GET", "/v1/refunds/{id}/journal", ScopeRefundsRead, RuleCase, handle(refundID, (*Server).journal)),
+		rt("POST", "/v1/identity-verifications", ScopeIdentityWrite, RuleCreate, handle(creating(createRefusal), (*Server).createIdentity)),
+		rt("POST", "/v1/identity-verifications/challenges", ScopeIdentityWrite, RuleCreate, handle(noObject, (*Server).esignChallenge)),
+		rt("GET", "/v1/identity-verifications/{id}", ScopeIdentityRead, RuleCase, handle(identityID, (*Server).getIdentity)),
+		rt("POST", "/v1/identity-verifications/{id}/documents", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).uploadIdentityDocument)),
+		rt("POST", "/v1/identity-verifications/{id}/resubmit", ScopeIdentityWrite, RuleCase, handle(identityID, (*Server).resubmitIdentity)),
+		decision(rt("POST", "/v1/identity-verifications/{id}/review", ScopeIdentityReview, RuleStaff, handle(identityID, (*Server).reviewIdentity))),
+		{method: "POST", path: "/v1/taxpayers/{inn}/consent", scope: ScopeConsent, rule: RuleTaxpayer, opensRelation: true, handler: handle(taxpayerINN, (*Server).grantConsent)},
+		rt("DELETE", "/v1/taxpayers/{inn}/consent", ScopeConsent, RuleTaxpayer, handle(taxpayerINN, (*Server).withdrawConsent)),
+		rt("POST", "/v1/accounts/{inn}/events", ScopeAccountEvents, RuleTaxpayer, (*Server).accountEvent), // accountEventRoute
+		rt("GET", "/v1/accounts/{inn}/lock", ScopeAccountRead, RuleTaxpayer, handle(taxpayerINN, (*Server).accountLock)),
+		rt("POST", "/v1/accounts/{inn}/unblock/self-service", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountSelfService)),
+		rt("POST", "/v1/accounts/{inn}/unblock/identity", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountIdentity)),
+		rt("POST", "/v1/accounts/{inn}/unblock/specialist-request", ScopeAccountUnblock, RuleTaxpayer, handle(taxpayerINN, (*Server).accountSpecialistRequest)),
+		rt("POST", "/v1/accounts/{inn}/unblock/specialist-decision", ScopeAccountSpecialist, RuleStaff, handle(taxpayerINN, (*Server).accountSpecialistDecision)),
+		rt("POST", "/v1/declarations", ScopeDeclarationsWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters)"), (*Server).createDeclaration)),
+		rt("GET", "/v1/declarations/{id}", ScopeDeclarationsRead, RuleCase, handle(declarationID, (*Server).getDeclaration)),
+		rt("POST", "/v1/declarations/{id}/correction", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).correctDeclaration)),
+		rt("POST", "/v1/declarations/{id}/documents", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).declarationDocuments)),
+		rt("POST", "/v1/declarations/{id}/appeal", ScopeDeclarationsWrite, RuleCase, handle(declarationID, (*Server).appealDeclaration)),
+		decision(rt("POST", "/v1/declarations/{id}/request-documents", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).requestDeclarationDocuments))),
+		decision(rt("POST", "/v1/declarations/{id}/decision", ScopeDeclarationsReview, RuleStaff, handle(declarationID, (*Server).decideDeclaration))),
+		rt("GET", "/v1/declarations/{id}/decision-document", ScopeDeclarationsRead, RuleCase, handle(declarationID, (*Server).decisionDocument)),
+		rt("GET", "/v1/tasks", ScopeTasksRead, RuleStaff, handle(noObject, (*Server).ownTasks)),
+		rt("POST", "/v1/batches/upload-url", ScopeBatchesWrite, RuleCreate, handle(noObject, (*Server).batchUploadURL)),
+		rt("GET", "/v1/batches/{id}", ScopeBatchesRead, RuleCase, handle(batchID, (*Server).getBatch)),
+		rt("GET", "/v1/events", ScopeEventsRead, RuleCreate, handle(noObject, (*Server).listEvents)), // the caller's tenant's feed (no object: RuleCreate)
+		// Webhook endpoints (webhooks.go): the list is the caller's own tenant's by
+		// construction (RuleCreate: no object to judge); an endpoint's owner is recorded like
+		// a case's, so RuleCase answers another tenant's id 404.
+		rt("POST", "/v1/webhooks", ScopeWebhooksWrite, RuleCreate, handle(creating("send an Idempotency-Key header (1-200 characters) so a retried request registers one endpoint"), (*Server).createWebhook)),
+		rt("GET", "/v1/webhooks", ScopeWebhooksRead, RuleCreate, handle(noObject, (*Server).listWebhooks)),
+		rt("GET", "/v1/webhooks/{id}", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).getWebhook))),
+		rt("DELETE", "/v1/webhooks/{id}", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).deleteWebhook))),
+		rt("POST", "/v1/webhooks/{id}/rotate-secret", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).rotateWebhookSecret))),
+		rt("POST", "/v1/webhooks/{id}/enable", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).enableWebhook))),
+		rt("GET", "/v1/webhooks/{id}/deliveries", ScopeWebhooksRead, RuleCase, handle(endpointIn, onEndpoint((*Server).listDeliveries))),
+		rt("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", ScopeWebhooksWrite, RuleCase, handle(endpointIn, onEndpoint((*Server).retryDelivery))),
+	}
 }
 
 // Routes lists "METHOD /path" of every route.
