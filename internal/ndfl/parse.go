@@ -17,14 +17,21 @@ func Parse(b []byte, format string) (Declaration, error) {
 	var err error
 	switch format {
 	case "json":
+		if err := oneJSONValue(b); err != nil {
+			return d, fmt.Errorf("the declaration cannot be read as JSON: %w", err)
+		}
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		err = dec.Decode(&d)
 	case "xml":
-		err = xml.Unmarshal(b, &struct {
+		dec := xml.NewDecoder(strings.NewReader(string(b)))
+		err = dec.Decode(&struct {
 			XMLName xml.Name `xml:"declaration"`
 			*Declaration
 		}{Declaration: &d})
+		if err == nil {
+			err = nothingAfter(dec)
+		}
 	default:
 		return d, fmt.Errorf("format must be json or xml")
 	}
@@ -59,6 +66,8 @@ func problem(err error) string {
 		return "unknown field " + clip(strings.TrimPrefix(err.Error(), "json: unknown field "))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "it ends before its value does"
+	case errors.Is(err, errAfter):
+		return errAfter.Error()
 	}
 	return "unreadable"
 }
@@ -69,4 +78,98 @@ func clip(s string) string {
 		return string(r[:64]) + "…"
 	}
 	return s
+}
+
+// A declaration is read once and the same way by every reader (the API, the check, the
+// batch import), and a document two parsers could read differently is refused rather than
+// interpreted: a JSON declaration must be one value whose objects repeat no key, an XML one
+// must end with its element (only blanks, comments and processing instructions after it).
+
+// errAfter is content after the declaration.
+var errAfter = errors.New("there is content after the declaration: send exactly one")
+
+// oneJSONValue refuses a duplicate key (at any depth) and anything after the first value.
+// It says where, never what: the values are personal data.
+func oneJSONValue(b []byte) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token of this object is a key
+	}
+	var stack []*frame
+	for {
+		t, err := dec.Token()
+		if err == io.EOF {
+			return errors.New("the body is empty")
+		}
+		if err != nil {
+			return errors.New(problem(err))
+		}
+		top := (*frame)(nil)
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true // the object or array was a member's value
+				}
+				stack = append(stack, &frame{object: v == '{', keys: map[string]bool{}, key: v == '{'})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[v] {
+					return fmt.Errorf("a key is repeated in an object (at byte %d)", dec.InputOffset())
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+			if top != nil && top.object {
+				top.key = true
+			}
+		default:
+			if top != nil && top.object {
+				top.key = true
+			}
+		}
+		if len(stack) == 0 {
+			if _, err := dec.Token(); err != io.EOF {
+				return errAfter
+			}
+			return nil
+		}
+	}
+}
+
+// nothingAfter refuses anything but blanks, comments and processing instructions after
+// the declaration's element.
+func nothingAfter(dec *xml.Decoder) error {
+	for {
+		t, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch v := t.(type) {
+		case xml.Comment, xml.ProcInst:
+		case xml.CharData:
+			if strings.TrimSpace(string(v)) != "" {
+				return errAfter
+			}
+		default:
+			return errAfter
+		}
+	}
 }
