@@ -170,6 +170,10 @@ func (s *Server) idempotent(op, prefix string, next http.Handler) http.Handler {
 		} else {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		if err := s.caseIDKeyPinned(r.Context()); err != nil {
+			s.fail(w, r, unavailable("case id key", err))
+			return
+		}
 		p := principal(r)
 		h := sha256.New()
 		for _, part := range []string{r.Header.Get("Content-Type"), r.Header.Get("X-Confirmation-Method"), r.Header.Get("X-Confirmation-Reference")} {

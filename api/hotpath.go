@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -103,6 +104,8 @@ type hotPath struct {
 	once  sync.Once
 	keys  *ttlCache[cachedKey]
 	facts *ttlCache[struct{}]
+	// pinned: this process's case-id key was found to be the recorded one (caseidpin.go).
+	pinned atomic.Bool
 }
 
 // cachedKey is a key's principal as last read.
