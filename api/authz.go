@@ -347,7 +347,7 @@ var consoleRules = []consoleRule{
 	{"GET /console/batches/{id}", ScopeOperate, RuleStaff, false},
 	// The failing webhook endpoints of the tenants the staff act for.
 	{"GET /console/webhooks", ScopeOperate, RuleStaff, false},
-	{"POST /console/cases/{id}", "", RuleStaff, true}, // scope: the action's (caseAction.update)
+	{"POST /console/cases/{id}", "", RuleStaff, true}, // scope and duties: the action's route's (caseAction.route)
 }
 
 // lineRoutes: the route a batch line stands for, by its kind.
@@ -452,4 +452,11 @@ func ConsoleActions(process string) []string {
 func ConsoleActionScope(process, action string) (string, bool) {
 	_, _, _, scope, err := caseAction{Process: process, Action: action}.update(Principal{})
 	return scope, err == nil
+}
+
+// ConsoleActionDecides says whether a form's action is a decision the separation of
+// duties applies to: the API route it stands for says so (a payout retry is not one).
+func ConsoleActionDecides(process, action string) bool {
+	rt, ok := caseAction{Process: process, Action: action}.route()
+	return ok && rt.decides
 }

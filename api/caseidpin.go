@@ -21,8 +21,15 @@ import (
 // second one. So the key is pinned: the first create of a deployment records the anchor's
 // fingerprint (never the key) in the idempotency table, and every API process compares its
 // own with it before its first create. While they differ the process refuses creates (503,
-// logged with both versions); reads and every other route go on. A match is kept for the
-// process's life: the keyring is configuration, read once at start.
+// logged with both versions); reads and every other route go on. A match is taken for
+// pinRecheck, then compared again: one read every ten minutes notices the pin was moved.
+
+// pinRecheck is how long a match is taken before the pin is read again; pinLogEvery
+// bounds the refusal's error log to a line a minute however many creates are refused.
+const (
+	pinRecheck  = 10 * time.Minute
+	pinLogEvery = time.Minute
+)
 
 // anchorPinKey is the pin's item in the idempotency table (it has no expires_at: kept).
 const anchorPinKey = "settings#case-id-key"
@@ -51,7 +58,8 @@ func anchorFingerprint(a subject.Key) string {
 // another error when the table cannot be read.
 func (s *Server) caseIDKeyPinned(ctx context.Context) error {
 	hot := s.hot()
-	if hot.pinned.Load() {
+	now := time.Now()
+	if now.UnixNano() < hot.pinnedUntil.Load() {
 		return nil
 	}
 	a := s.Subjects.Anchor()
@@ -69,19 +77,23 @@ func (s *Server) caseIDKeyPinned(ctx context.Context) error {
 		}
 		if created {
 			s.Log.Info().Int("version", a.Version).Msg("case ids: the subject keyring's anchor recorded as the case-id key")
-			hot.pinned.Store(true)
+			hot.pinnedUntil.Store(now.Add(pinRecheck).UnixNano())
 			return nil
 		}
 		// Another process recorded one meanwhile: compare with it.
-		if found, err = store.Get(ctx, s.DB, s.Idempotency, key, &got); err != nil || !found {
-			return fmt.Errorf("read the recorded case-id key: found %v: %w", found, err)
+		if found, err = store.Get(ctx, s.DB, s.Idempotency, key, &got); err != nil {
+			return fmt.Errorf("read the recorded case-id key: %w", err)
+		} else if !found {
+			return errors.New("the recorded case-id key was not found after another process recorded it")
 		}
 	}
 	if got.Fingerprint != mine.Fingerprint {
-		s.Log.Error().Int("anchor_version", a.Version).Int("recorded_version", got.Version).
-			Msg("case ids: creates refused: the subject keyring's anchor is not the recorded case-id key; put that version back among TAXFLOW_SUBJECT_KEYS_PREVIOUS (and drop any older one added since)")
+		if last := hot.pinLogged.Load(); now.UnixNano()-last >= int64(pinLogEvery) && hot.pinLogged.CompareAndSwap(last, now.UnixNano()) {
+			s.Log.Error().Int("anchor_version", a.Version).Int("recorded_version", got.Version).
+				Msg("case ids: creates refused: the subject keyring's anchor is not the recorded case-id key; put that version back among TAXFLOW_SUBJECT_KEYS_PREVIOUS (and drop any older one added since)")
+		}
 		return fmt.Errorf("%w (anchor v%d, recorded v%d)", errAnchorMoved, a.Version, got.Version)
 	}
-	hot.pinned.Store(true)
+	hot.pinnedUntil.Store(now.Add(pinRecheck).UnixNano())
 	return nil
 }

@@ -2,10 +2,15 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -64,6 +69,26 @@ func TestCaseIDKeyIsPinnedAcrossKeyrings(t *testing.T) {
 	if rec := do(ha, "POST", "/v1/refunds", "alpha-integrator", claimBody(500), "Idempotency-Key", "pin-1"); rec.Code != http.StatusCreated ||
 		rec.Header().Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("a retry on the recorded anchor's process: %d %s", rec.Code, rec.Body)
+	}
+	// The pin moved on purpose (the operator's way: the item replaced): a process that
+	// matched keeps creating until its match is due for a re-check, then is refused.
+	ctx := context.Background()
+	av, err := store.Marshal(anchorPin{Key: anchorPinKey, Version: 2, Fingerprint: anchorFingerprint(v2.Anchor())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(a.Idempotency), Item: av}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.caseIDKeyPinned(ctx); err != nil {
+		t.Fatalf("re-read before its time: %v", err)
+	}
+	a.hot().pinnedUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	if err := a.caseIDKeyPinned(ctx); !errors.Is(err, errAnchorMoved) {
+		t.Fatalf("after the re-check interval, under a moved pin: %v", err)
+	}
+	if err := b.caseIDKeyPinned(ctx); err != nil {
+		t.Fatalf("the process on the new anchor: %v", err)
 	}
 }
 

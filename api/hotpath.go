@@ -104,8 +104,10 @@ type hotPath struct {
 	once  sync.Once
 	keys  *ttlCache[cachedKey]
 	facts *ttlCache[struct{}]
-	// pinned: this process's case-id key was found to be the recorded one (caseidpin.go).
-	pinned atomic.Bool
+	// pinnedUntil: this process's case-id key was found to be the recorded one, and is
+	// taken to be until then (unix ns; caseidpin.go); pinLogged: when a refusal was last
+	// logged.
+	pinnedUntil, pinLogged atomic.Int64
 }
 
 // cachedKey is a key's principal as last read.

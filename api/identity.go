@@ -55,13 +55,13 @@ type ResubmitIdentityRequest struct {
 
 var methods = map[string]bool{contract.MethodDocuments: true, contract.MethodESignature: true, contract.MethodBank: true, contract.MethodVideo: true}
 
-// Validate lists every bad field.
 // check is the pipeline's: the route asks Validate again for the person it gives.
 func (c CreateIdentityRequest) check() error {
 	_, errs := c.Validate()
 	return invalidFields(errs)
 }
 
+// Validate lists every bad field.
 func (c CreateIdentityRequest) Validate() (contract.PersonData, []domain.FieldError) {
 	p, errs := personFields(c.Person)
 	if !methods[c.Method] {

@@ -116,15 +116,12 @@ func (s *Server) checkWebhook(ctx context.Context, req WebhookRequest) []domain.
 	return nil
 }
 
-// Validate is what can be said of a registration without the network: the URL's
-// presence and length, and the event types. Where the URL leads is checkWebhook's.
+// Validate is what can be said of a registration without the network or the policy: the
+// URL's form, and the event types. Where the URL leads is checkWebhook's.
 func (req WebhookRequest) Validate() []domain.FieldError {
 	var errs []domain.FieldError
-	switch {
-	case req.URL == "":
-		errs = append(errs, domain.FieldError{Field: "url", Reason: "required: the receiver's https:// URL"})
-	case len(req.URL) > webhooks.MaxURLLength:
-		errs = append(errs, domain.FieldError{Field: "url", Reason: fmt.Sprintf("at most %d characters", webhooks.MaxURLLength)})
+	if why := webhooks.CheckURLSyntax(req.URL); why != "" {
+		errs = append(errs, domain.FieldError{Field: "url", Reason: why})
 	}
 	known := EventTypes()
 	switch {

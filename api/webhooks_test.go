@@ -111,6 +111,11 @@ func TestWebhookRegistrationRefusesBadInputAndStoresNothing(t *testing.T) {
 			t.Errorf("%s: %d %s", c.body, code, body)
 		}
 	}
+	// A malformed URL and a bad event type are named in one answer.
+	if _, code, body := e.create(t, "alpha-integrator", "k-both", `{"url":"https://u:p@hooks.alpha.example/x","event_types":["refund.teleported"]}`); code != http.StatusBadRequest ||
+		!strings.Contains(body, `"field":"url"`) || !strings.Contains(body, `"field":"event_types[0]"`) {
+		t.Errorf("both fields wrong: %d %s", code, body)
+	}
 	if es, _ := e.st.Endpoints(context.Background(), ""); len(es) != 0 || len(e.tmp.started) != 0 {
 		t.Fatalf("refused registrations stored %d endpoints, started %d workflows", len(es), len(e.tmp.started))
 	}

@@ -143,7 +143,8 @@ func TestConsoleAuthorizationMatrixFromTheRouteTable(t *testing.T) {
 				for _, action := range api.ConsoleActions(p) {
 					scope, _ := api.ConsoleActionScope(p, action)
 					form := url.Values{"action": {action}, "reason": {"matrix"}, "what": {"matrix"}, "kind": {"documents"}, "decision": {"confirmed"}}
-					requests = append(requests, request{method, strings.Replace(path, "{id}", ids[p], 1), p, form, api.ConsoleReadScope(p), scope, r.Decides})
+					// A form is a decision when the API route it stands for is one.
+					requests = append(requests, request{method, strings.Replace(path, "{id}", ids[p], 1), p, form, api.ConsoleReadScope(p), scope, api.ConsoleActionDecides(p, action)})
 				}
 			}
 		case strings.HasPrefix(path, "/console/batches/{id}"):

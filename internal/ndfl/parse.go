@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Parse reads a declaration in its format ("json" or "xml"). The declaration-check
@@ -24,14 +25,13 @@ func Parse(b []byte, format string) (Declaration, error) {
 		dec.DisallowUnknownFields()
 		err = dec.Decode(&d)
 	case "xml":
-		dec := xml.NewDecoder(strings.NewReader(string(b)))
-		err = dec.Decode(&struct {
+		if err := oneXMLDocument(b); err != nil {
+			return d, fmt.Errorf("the declaration cannot be read as XML: %s", problem(err))
+		}
+		err = xml.Unmarshal(b, &struct {
 			XMLName xml.Name `xml:"declaration"`
 			*Declaration
 		}{Declaration: &d})
-		if err == nil {
-			err = nothingAfter(dec)
-		}
 	default:
 		return d, fmt.Errorf("format must be json or xml")
 	}
@@ -68,6 +68,8 @@ func problem(err error) string {
 		return "it ends before its value does"
 	case errors.Is(err, errAfter):
 		return errAfter.Error()
+	case strings.HasPrefix(err.Error(), "an element is repeated"):
+		return err.Error()
 	}
 	return "unreadable"
 }
@@ -127,10 +129,13 @@ func oneJSONValue(b []byte) error {
 			}
 		case string:
 			if top != nil && top.object && top.key {
-				if top.keys[v] {
-					return fmt.Errorf("a key is repeated in an object (at byte %d)", dec.InputOffset())
+				// encoding/json matches a key to a field ignoring case: "inn" and "INN"
+				// are the same field, so they are the same key here.
+				k := foldKey(v)
+				if top.keys[k] {
+					return fmt.Errorf("a key is repeated in an object, perhaps in another case (at byte %d)", dec.InputOffset())
 				}
-				top.keys[v] = true
+				top.keys[k] = true
 				top.key = false
 				continue
 			}
@@ -151,25 +156,63 @@ func oneJSONValue(b []byte) error {
 	}
 }
 
-// nothingAfter refuses anything but blanks, comments and processing instructions after
-// the declaration's element.
-func nothingAfter(dec *xml.Decoder) error {
+// foldKey is a key's case-folded form: two keys have the same one exactly when
+// strings.EqualFold says they are equal (each rune becomes the least of its fold orbit).
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, k)
+}
+
+// listItems are the elements a declaration's XML repeats: the items of its lists.
+var listItems = map[string]bool{"income": true, "deduction": true, "month": true, "document": true}
+
+// oneXMLDocument refuses an element given twice where the declaration holds one value
+// (encoding/xml would keep the last), and anything but blanks, comments and processing
+// instructions after the root element. It says where, never what.
+func oneXMLDocument(b []byte) error {
+	dec := xml.NewDecoder(strings.NewReader(string(b)))
+	var stack []map[string]bool // per open element: the names of its children so far
+	rootDone := false
 	for {
 		t, err := dec.Token()
 		if err == io.EOF {
+			if !rootDone {
+				return io.ErrUnexpectedEOF
+			}
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 		switch v := t.(type) {
-		case xml.Comment, xml.ProcInst:
-		case xml.CharData:
-			if strings.TrimSpace(string(v)) != "" {
+		case xml.StartElement:
+			if rootDone {
 				return errAfter
 			}
-		default:
-			return errAfter
+			if n := len(stack); n > 0 {
+				if stack[n-1][v.Name.Local] && !listItems[v.Name.Local] {
+					line, _ := dec.InputPos()
+					return fmt.Errorf("an element is repeated where one value is read (line %d)", line)
+				}
+				stack[n-1][v.Name.Local] = true
+			}
+			stack = append(stack, map[string]bool{})
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+			rootDone = len(stack) == 0
+		case xml.CharData:
+			if rootDone && strings.TrimSpace(string(v)) != "" {
+				return errAfter
+			}
+		case xml.Directive:
+			if rootDone {
+				return errAfter
+			}
 		}
 	}
 }

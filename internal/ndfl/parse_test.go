@@ -37,6 +37,9 @@ func TestParseRefusesWhatTwoReadersCouldReadDifferently(t *testing.T) {
 		{"json, trailing text", "json", goodJSON + `x`, "content after"},
 		{"json, the INN twice", "json", strings.Replace(goodJSON, `{"inn":"500100732259",`, `{"inn":"500100732259","inn":"770000000000",`, 1), "repeated"},
 		{"json, a key twice in an income", "json", strings.Replace(goodJSON, `"amount_kopecks":100000000`, `"amount_kopecks":100000000,"amount_kopecks":1`, 1), "repeated"},
+		{"json, the INN again in capitals", "json", strings.Replace(goodJSON, `{"inn":"500100732259",`, `{"inn":"500100732259","INN":"770000000000",`, 1), "repeated"},
+		{"json, the INN again in mixed case", "json", strings.Replace(goodJSON, `{"inn":"500100732259",`, `{"inn":"500100732259","Inn":"770000000000",`, 1), "repeated"},
+		{"xml, the INN twice", "xml", strings.Replace(goodXML, "<inn>500100732259</inn>", "<inn>500100732259</inn><inn>770000000000</inn>", 1), "repeated"},
 		{"xml, a second declaration", "xml", goodXML + strings.Replace(goodXML, "500100732259", "770000000000", 1), "content after"},
 		{"xml, text after", "xml", goodXML + "770000000000", "content after"},
 		{"json, broken", "json", goodJSON[:40], ""},
@@ -49,6 +52,11 @@ func TestParseRefusesWhatTwoReadersCouldReadDifferently(t *testing.T) {
 		if strings.Contains(err.Error(), "770000000000") || strings.Contains(err.Error(), "500100732259") {
 			t.Errorf("%s: the refusal echoes a value: %v", c.name, err)
 		}
+	}
+	// A list's items repeat: two incomes in XML.
+	twoXML := strings.Replace(goodXML, "<incomes>", "<incomes><income><source>ИП</source><kind>contract</kind><amount_kopecks>1</amount_kopecks></income>", 1)
+	if d, err := Parse([]byte(twoXML), "xml"); err != nil || len(d.Incomes) != 2 {
+		t.Fatalf("two incomes in XML: %+v %v", d, err)
 	}
 	// The same key in two objects is no repetition.
 	two := strings.Replace(goodJSON, `"incomes":[{`, `"incomes":[{"source":"ИП","kind":"contract","amount_kopecks":1},{`, 1)

@@ -111,10 +111,10 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// CheckURL judges a receiver's URL at registration: absolute, https (http only to a
-// loopback host when allowLoopback), no user information, no fragment, a host whose
-// every address is allowed. The reason names what is wrong; "" is allowed.
-func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) string {
+// CheckURLSyntax judges what can be said of a receiver's URL without the network or the
+// deployment's policy: present, bounded, absolute, http(s), no user information, no
+// fragment, a host and a valid port. "" is well-formed.
+func CheckURLSyntax(raw string) string {
 	if raw == "" {
 		return "required: the receiver's https:// URL"
 	}
@@ -131,17 +131,10 @@ func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) s
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return "must not carry a fragment (#…)"
 	}
-	host := u.Hostname()
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !allowLoopback {
-			return "must be https"
-		}
-	default:
+	if u.Scheme != "https" && u.Scheme != "http" {
 		return "must be https"
 	}
-	if host == "" {
+	if u.Hostname() == "" {
 		return "has no host"
 	}
 	if p := u.Port(); p != "" {
@@ -149,6 +142,21 @@ func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) s
 			return "has an invalid port"
 		}
 	}
+	return ""
+}
+
+// CheckURL judges a receiver's URL at registration: well-formed (CheckURLSyntax), https
+// (http only to a loopback host when allowLoopback), a host whose every address is
+// allowed. The reason names what is wrong; "" is allowed.
+func CheckURL(ctx context.Context, raw string, allowLoopback bool, r Resolver) string {
+	if why := CheckURLSyntax(raw); why != "" {
+		return why
+	}
+	u, _ := url.Parse(raw) // parsed by CheckURLSyntax
+	if u.Scheme == "http" && !allowLoopback {
+		return "must be https"
+	}
+	host := u.Hostname()
 	// A name gets one answer whether it does not resolve or resolves to an internal
 	// address: telling the two apart would let a caller probe which internal names exist.
 	const notPublic = "the host does not resolve to a public address (taxflow connects to public addresses only)"

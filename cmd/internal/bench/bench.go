@@ -450,7 +450,6 @@ type benchResult struct {
 	busy float64
 }
 
-// prepare registers taxpayers with an overpayment and uploads one statement per case.
 // innSeq hands out INNs no other call in this process has had. A bench's cases must not
 // share a taxpayer: two refunds of one taxpayer share its overpayment, so the second is
 // capped or refused instead of waiting like the others, and random INNs do collide (the
@@ -479,6 +478,7 @@ var (
 	waveINNs    = newINNSeq("99") // prepare's refunds
 )
 
+// prepare registers taxpayers with an overpayment and uploads one statement per case.
 func prepare(ctx context.Context, a *app, n int) ([]workflows.RefundWorkflowInput, error) {
 	policy := workflows.DefaultRefundPolicy()
 	out := make([]workflows.RefundWorkflowInput, n)
