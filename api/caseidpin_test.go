@@ -23,9 +23,9 @@ import (
 // refuses creates, starting nothing, while its reads go on; removing the pin on purpose
 // is the operator's (docs/operators.md), not the API's.
 func TestCaseIDKeyIsPinnedAcrossKeyrings(t *testing.T) {
-	a, ha, tmp := createServer(t)
+	a, _, tmp := createServer(t)
 	a.Subjects = testSubjects(2) // v2 current, v1 previous: the anchor is v1
-	ha = a.Handler()
+	ha := a.Handler()
 	if rec := do(ha, "POST", "/v1/refunds", "alpha-integrator", claimBody(500), "Idempotency-Key", "pin-1"); rec.Code != http.StatusCreated {
 		t.Fatalf("first create: %d %s", rec.Code, rec.Body)
 	}
