@@ -64,25 +64,25 @@ func (a caseAction) update(p Principal) (name string, arg, out any, scope string
 	return name, arg, out, rt.scope, nil
 }
 
+// actionRoutes are the API routes the actions stand for, by process and action.
+var actionRoutes = map[[2]string]string{
+	{procRefund, ActApprove}:  "POST /v1/refunds/{id}/decision",
+	{procRefund, ActReject}:   "POST /v1/refunds/{id}/decision",
+	{procRefund, ActRetry}:    "POST /v1/refunds/{id}/retry-payout",
+	{procIdent, ActApprove}:   "POST /v1/identity-verifications/{id}/review",
+	{procIdent, ActReject}:    "POST /v1/identity-verifications/{id}/review",
+	{procAccount, ActApprove}: "POST /v1/accounts/{inn}/unblock/specialist-decision",
+	{procAccount, ActReject}:  "POST /v1/accounts/{inn}/unblock/specialist-decision",
+	{procDecl, ActRequest}:    "POST /v1/declarations/{id}/request-documents",
+	{procDecl, ActDecide}:     "POST /v1/declarations/{id}/decision",
+}
+
 // route is the API route an action stands for: a console form takes its scope and its
 // separation of duties (decides) from that row, so the route table is the one place
 // both live, whichever channel the action comes by.
 func (a caseAction) route() (route, bool) {
-	var name string
-	switch {
-	case a.Process == procRefund && (a.Action == ActApprove || a.Action == ActReject):
-		name = "POST /v1/refunds/{id}/decision"
-	case a.Process == procRefund && a.Action == ActRetry:
-		name = "POST /v1/refunds/{id}/retry-payout"
-	case a.Process == procIdent && (a.Action == ActApprove || a.Action == ActReject):
-		name = "POST /v1/identity-verifications/{id}/review"
-	case a.Process == procAccount && (a.Action == ActApprove || a.Action == ActReject):
-		name = "POST /v1/accounts/{inn}/unblock/specialist-decision"
-	case a.Process == procDecl && a.Action == ActRequest:
-		name = "POST /v1/declarations/{id}/request-documents"
-	case a.Process == procDecl && a.Action == ActDecide:
-		name = "POST /v1/declarations/{id}/decision"
-	default:
+	name, ok := actionRoutes[[2]string{a.Process, a.Action}]
+	if !ok {
 		return route{}, false
 	}
 	return routeRule(name)
